@@ -1,0 +1,150 @@
+//! Benchmark: write, upsert and scan a primary-key table on local disk.
+//!
+//! `cargo bench -p tidelake-engine --bench pk_table -- [ROWS] [BUCKETS]`
+//! prints rows/s for each phase and the process's peak resident memory.
+//! Rows are generated deterministically (seeded), 8 order-like columns.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use futures::TryStreamExt;
+use tidelake_engine::{Catalog, ColumnSpec, DataType, DataTypeKind, Identifier, RowKind, TableSpec};
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+/// xorshift: deterministic and dependency-free.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn col(name: &str, kind: DataTypeKind, nullable: bool) -> ColumnSpec {
+    ColumnSpec { name: name.into(), data_type: DataType::new(kind, nullable), comment: None }
+}
+
+fn make_batch(schema: arrow_schema::SchemaRef, keys: &[i64], rng: &mut Rng) -> RecordBatch {
+    let n = keys.len();
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(keys.to_vec())),
+        Arc::new(Int64Array::from_iter_values((0..n).map(|_| (rng.next() % 100_000) as i64))),
+        Arc::new(StringArray::from_iter_values((0..n).map(|_| format!("status-{}", rng.next() % 5)))),
+        Arc::new(Float64Array::from_iter_values((0..n).map(|_| (rng.next() % 1_000_000) as f64 / 100.0))),
+        Arc::new(Float64Array::from_iter_values((0..n).map(|_| (rng.next() % 1000) as f64 / 10.0))),
+        Arc::new(StringArray::from_iter_values(
+            (0..n).map(|_| format!("comment {:016x} lorem ipsum dolor sit amet {:08x}", rng.next(), rng.next() % 99999)),
+        )),
+        Arc::new(TimestampMicrosecondArray::from_iter_values(
+            (0..n).map(|_| 1_700_000_000_000_000 + (rng.next() % 1_000_000_000) as i64),
+        )),
+        Arc::new(Int64Array::from_iter_values((0..n).map(|_| (rng.next() % 1000) as i64))),
+    ];
+    RecordBatch::try_new(schema, cols).expect("batch")
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let rows: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(2_000_000);
+    let buckets: i32 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(4);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = Catalog::open(dir.path().to_str().expect("path")).await.expect("catalog");
+    let id = Identifier::new("default", "orders");
+    let mut options = BTreeMap::new();
+    options.insert("bucket".into(), buckets.to_string());
+    let spec = TableSpec {
+        columns: vec![
+            col("id", DataTypeKind::BigInt, false),
+            col("customer", DataTypeKind::BigInt, true),
+            col("status", DataTypeKind::VarChar(i32::MAX as u32), true),
+            col("amount", DataTypeKind::Double, true),
+            col("discount", DataTypeKind::Double, true),
+            col("comment", DataTypeKind::VarChar(i32::MAX as u32), true),
+            col("ts", DataTypeKind::Timestamp(6), true),
+            col("qty", DataTypeKind::BigInt, true),
+        ],
+        primary_keys: vec!["id".into()],
+        options,
+        ..Default::default()
+    };
+    catalog.create_table(&id, spec, false).await.expect("create");
+    let table = catalog.load_table(&id).await.expect("load");
+    let schema = table.arrow_schema();
+    let mut rng = Rng(0x5eed);
+    const BATCH: usize = 65_536;
+
+    // Phase 1: ingest `rows` new keys (shuffled order within each batch).
+    let t = Instant::now();
+    let mut w = table.writer();
+    let mut start = 0usize;
+    while start < rows {
+        let n = BATCH.min(rows - start);
+        let mut keys: Vec<i64> = (start..start + n).map(|k| k as i64).collect();
+        for i in (1..keys.len()).rev() {
+            keys.swap(i, (rng.next() % (i as u64 + 1)) as usize);
+        }
+        w.write(make_batch(schema.clone(), &keys, &mut rng), RowKind::Insert).await.expect("write");
+        start += n;
+    }
+    w.commit().await.expect("commit");
+    let secs = t.elapsed().as_secs_f64();
+    println!("write   {rows} rows into {buckets} buckets: {:.2} s, {:.0} rows/s, peak RSS {:.0} MB", secs, rows as f64 / secs, peak_rss_mb());
+
+    // Phase 2: upsert half as many random existing keys, in 10 commits.
+    let upserts = rows / 2;
+    let t = Instant::now();
+    for _ in 0..10 {
+        let table = catalog.load_table(&id).await.expect("load");
+        let mut w = table.writer();
+        let mut done = 0;
+        while done < upserts / 10 {
+            let n = BATCH.min(upserts / 10 - done);
+            let keys: Vec<i64> = (0..n).map(|_| (rng.next() % rows as u64) as i64).collect();
+            w.write(make_batch(schema.clone(), &keys, &mut rng), RowKind::Insert).await.expect("write");
+            done += n;
+        }
+        w.commit().await.expect("commit");
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!("upsert  {upserts} rows in 10 commits: {:.2} s, {:.0} rows/s, peak RSS {:.0} MB", secs, upserts as f64 / secs, peak_rss_mb());
+
+    // Phase 3: merge-on-read scan of everything (11 sorted runs per bucket).
+    let table = catalog.load_table(&id).await.expect("load");
+    let t = Instant::now();
+    let plan = table.scan().plan().await.expect("plan");
+    let mut seen = 0usize;
+    let mut stream = plan.read_all();
+    while let Some(b) = stream.try_next().await.expect("read") {
+        seen += b.num_rows();
+    }
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(seen, rows, "every key once");
+    println!("scan    {seen} rows (merge-on-read, 11 runs/bucket): {:.2} s, {:.0} rows/s, peak RSS {:.0} MB", secs, seen as f64 / secs, peak_rss_mb());
+
+    // Phase 4: 2-column projection.
+    let t = Instant::now();
+    let plan = table.scan().with_projection(Some(vec![0, 3])).plan().await.expect("plan");
+    let mut seen = 0usize;
+    let mut stream = plan.read_all();
+    while let Some(b) = stream.try_next().await.expect("read") {
+        seen += b.num_rows();
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!("project {seen} rows (2 columns): {:.2} s, {:.0} rows/s, peak RSS {:.0} MB", secs, seen as f64 / secs, peak_rss_mb());
+}

@@ -1,0 +1,386 @@
+//! The filesystem catalog, in Paimon's layout: `{warehouse}/{db}.db/{table}/`
+//! with `schema/schema-N` files. A table exists when its folder holds a
+//! schema; creating a table is the create-if-absent of `schema-0`, so two
+//! processes creating the same table cannot both succeed.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+
+use tidelake_format::schema::TableSchema;
+use tidelake_format::types::{DataField, DataType};
+use tidelake_store::{PutOutcome, WarehouseStore};
+
+use crate::error::{EngineError, Result};
+use crate::options::TableOptions;
+use crate::snapshots::{SnapshotReader, TablePaths};
+use crate::table::Table;
+
+/// The database every session starts in; it always exists.
+pub const DEFAULT_DATABASE: &str = "default";
+
+/// `database.table`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Identifier {
+    pub database: String,
+    pub table: String,
+}
+
+impl Identifier {
+    pub fn new(database: impl Into<String>, table: impl Into<String>) -> Self {
+        Identifier {
+            database: database.into(),
+            table: table.into(),
+        }
+    }
+}
+
+impl fmt::Display for Identifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.database, self.table)
+    }
+}
+
+/// One column of a table to create.
+#[derive(Clone, Debug)]
+pub struct ColumnSpec {
+    pub name: String,
+    pub data_type: DataType,
+    pub comment: Option<String>,
+}
+
+/// Everything `CREATE TABLE` says.
+#[derive(Clone, Debug, Default)]
+pub struct TableSpec {
+    pub columns: Vec<ColumnSpec>,
+    pub primary_keys: Vec<String>,
+    pub partition_keys: Vec<String>,
+    pub options: BTreeMap<String, String>,
+    pub comment: Option<String>,
+}
+
+/// One step of `ALTER TABLE`.
+#[derive(Clone, Debug)]
+pub enum SchemaChange {
+    AddColumn {
+        name: String,
+        data_type: DataType,
+        comment: Option<String>,
+    },
+    SetOption {
+        key: String,
+        value: String,
+    },
+    RemoveOption {
+        key: String,
+    },
+}
+
+fn validate_name(kind: &str, name: &str) -> Result<()> {
+    let bad = name.is_empty()
+        || name.starts_with('.')
+        || name.chars().any(|c| c == '/' || c == '\\' || c.is_control())
+        || name.contains('$');
+    if bad {
+        return Err(EngineError::invalid(format!(
+            "'{name}' is not a valid {kind} name (no '/', '\\', '$', control characters or leading '.')"
+        )));
+    }
+    Ok(())
+}
+
+/// Options that change how existing files must be read: refused by ALTER.
+const IMMUTABLE_OPTIONS: &[&str] = &[
+    "bucket",
+    "bucket-key",
+    "merge-engine",
+    "sequence.field",
+    "file.format",
+    "primary-key",
+    "partition",
+];
+
+/// A catalog over one warehouse.
+#[derive(Clone)]
+pub struct Catalog {
+    store: WarehouseStore,
+}
+
+impl Catalog {
+    /// Opens the warehouse at `uri` (a local path, `file://`, `memory://` or `s3://`).
+    pub async fn open(uri: &str) -> Result<Catalog> {
+        Ok(Catalog {
+            store: WarehouseStore::open(uri).await?,
+        })
+    }
+
+    pub fn from_store(store: WarehouseStore) -> Catalog {
+        Catalog { store }
+    }
+
+    pub fn store(&self) -> &WarehouseStore {
+        &self.store
+    }
+
+    pub fn warehouse_uri(&self) -> String {
+        self.store.uri()
+    }
+
+    fn database_path(name: &str) -> String {
+        format!("{name}.db")
+    }
+
+    fn table_paths(id: &Identifier) -> TablePaths {
+        TablePaths::new(format!("{}.db/{}", id.database, id.table))
+    }
+
+    pub async fn list_databases(&self) -> Result<Vec<String>> {
+        let (dirs, _) = self.store.list_dir("").await?;
+        let mut names: Vec<String> = dirs
+            .iter()
+            .filter_map(|d| d.trim_end_matches('/').strip_suffix(".db").map(str::to_string))
+            .collect();
+        if !names.iter().any(|n| n == DEFAULT_DATABASE) {
+            names.push(DEFAULT_DATABASE.to_string());
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    pub async fn database_exists(&self, name: &str) -> Result<bool> {
+        Ok(name == DEFAULT_DATABASE || self.list_databases().await?.iter().any(|d| d == name))
+    }
+
+    pub async fn create_database(&self, name: &str, ignore_if_exists: bool) -> Result<()> {
+        validate_name("database", name)?;
+        if self.database_exists(name).await? {
+            if ignore_if_exists || name == DEFAULT_DATABASE {
+                return Ok(());
+            }
+            return Err(EngineError::DatabaseAlreadyExists(name.to_string()));
+        }
+        self.store.create_dir(&Self::database_path(name)).await?;
+        Ok(())
+    }
+
+    pub async fn drop_database(&self, name: &str, ignore_if_not_exists: bool, cascade: bool) -> Result<()> {
+        if !self.database_exists(name).await? {
+            if ignore_if_not_exists {
+                return Ok(());
+            }
+            return Err(EngineError::DatabaseNotFound(name.to_string()));
+        }
+        if !cascade && !self.list_tables(name).await?.is_empty() {
+            return Err(EngineError::DatabaseNotEmpty(name.to_string()));
+        }
+        self.store.delete_dir(&Self::database_path(name)).await?;
+        Ok(())
+    }
+
+    pub async fn list_tables(&self, database: &str) -> Result<Vec<String>> {
+        if !self.database_exists(database).await? {
+            return Err(EngineError::DatabaseNotFound(database.to_string()));
+        }
+        let (dirs, _) = self.store.list_dir(&Self::database_path(database)).await?;
+        let mut tables = Vec::new();
+        for dir in dirs {
+            let name = dir.trim_end_matches('/').rsplit('/').next().unwrap_or("").to_string();
+            if name.is_empty() {
+                continue;
+            }
+            let id = Identifier::new(database, name.clone());
+            let reader = SnapshotReader::new(self.store.clone(), Self::table_paths(&id));
+            if !reader.list_schema_ids().await?.is_empty() {
+                tables.push(name);
+            }
+        }
+        tables.sort();
+        Ok(tables)
+    }
+
+    /// Builds schema 0 from a spec, checking it the way Paimon does.
+    pub fn schema_from_spec(spec: TableSpec) -> Result<TableSchema> {
+        if spec.columns.is_empty() {
+            return Err(EngineError::invalid("a table needs at least one column"));
+        }
+        let mut seen = HashSet::new();
+        for c in &spec.columns {
+            validate_name("column", &c.name)?;
+            if !seen.insert(c.name.to_ascii_lowercase()) {
+                return Err(EngineError::invalid(format!("column '{}' is declared twice", c.name)));
+            }
+        }
+        let find = |what: &str, k: &String| -> Result<()> {
+            if spec.columns.iter().any(|c| &c.name == k) {
+                Ok(())
+            } else {
+                Err(EngineError::invalid(format!("{what} column '{k}' is not a column of the table")))
+            }
+        };
+        for k in &spec.primary_keys {
+            find("primary key", k)?;
+        }
+        for k in &spec.partition_keys {
+            find("partition", k)?;
+        }
+        let options = TableOptions::from_map(&spec.options, !spec.primary_keys.is_empty())?;
+        if !spec.primary_keys.is_empty() {
+            if let Some(k) = spec.partition_keys.iter().find(|k| !spec.primary_keys.contains(k)) {
+                return Err(EngineError::Unsupported(format!(
+                    "partition column '{k}' must be part of the primary key (cross-partition upsert is not supported yet)"
+                )));
+            }
+            if spec.primary_keys.len() == spec.partition_keys.len() {
+                return Err(EngineError::invalid(
+                    "the primary key must hold at least one column that is not a partition column",
+                ));
+            }
+            for f in &options.sequence_fields {
+                find("sequence.field", f)?;
+            }
+        } else {
+            if options.merge_engine != crate::options::MergeEngine::Deduplicate
+                && spec.options.contains_key("merge-engine")
+            {
+                return Err(EngineError::invalid("option 'merge-engine' needs a primary key"));
+            }
+            if options.bucket > 0 && !spec.options.contains_key("bucket-key") {
+                return Err(EngineError::invalid(
+                    "an append table with a fixed 'bucket' needs the option 'bucket-key'",
+                ));
+            }
+        }
+        if let Some(keys) = spec.options.get("bucket-key") {
+            for k in keys.split(',').map(str::trim) {
+                find("bucket-key", &k.to_string())?;
+                if !spec.primary_keys.is_empty() && !spec.primary_keys.iter().any(|p| p == k) {
+                    return Err(EngineError::invalid(format!("bucket-key column '{k}' must be part of the primary key")));
+                }
+            }
+        }
+        let fields: Vec<DataField> = spec
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| DataField {
+                id: i as i32,
+                name: c.name.clone(),
+                // Paimon stores primary key columns as NOT NULL.
+                data_type: if spec.primary_keys.contains(&c.name) {
+                    c.data_type.with_nullable(false)
+                } else {
+                    c.data_type.clone()
+                },
+                description: c.comment.clone(),
+            })
+            .collect();
+        Ok(TableSchema {
+            version: 3,
+            id: 0,
+            highest_field_id: fields.len() as i32 - 1,
+            fields,
+            partition_keys: spec.partition_keys,
+            primary_keys: spec.primary_keys,
+            options: spec.options,
+            comment: spec.comment,
+            time_millis: chrono::Utc::now().timestamp_millis(),
+        })
+    }
+
+    pub async fn create_table(&self, id: &Identifier, spec: TableSpec, ignore_if_exists: bool) -> Result<()> {
+        validate_name("table", &id.table)?;
+        if !self.database_exists(&id.database).await? {
+            return Err(EngineError::DatabaseNotFound(id.database.clone()));
+        }
+        let schema = Self::schema_from_spec(spec)?;
+        let paths = Self::table_paths(id);
+        let json = schema.to_json().map_err(|e| EngineError::format(paths.schema(0), e))?;
+        match self.store.put_if_absent(&paths.schema(0), json.into_bytes().into()).await? {
+            PutOutcome::Created => Ok(()),
+            PutOutcome::AlreadyExists if ignore_if_exists => Ok(()),
+            PutOutcome::AlreadyExists => Err(EngineError::TableAlreadyExists(id.to_string())),
+        }
+    }
+
+    pub async fn drop_table(&self, id: &Identifier, ignore_if_not_exists: bool) -> Result<()> {
+        let paths = Self::table_paths(id);
+        let reader = SnapshotReader::new(self.store.clone(), paths.clone());
+        if reader.list_schema_ids().await?.is_empty() {
+            if ignore_if_not_exists {
+                return Ok(());
+            }
+            return Err(EngineError::TableNotFound(id.to_string()));
+        }
+        self.store.delete_dir(&paths.root).await?;
+        Ok(())
+    }
+
+    pub async fn load_table(&self, id: &Identifier) -> Result<Table> {
+        let paths = Self::table_paths(id);
+        let reader = SnapshotReader::new(self.store.clone(), paths);
+        let schema = reader
+            .latest_schema()
+            .await?
+            .ok_or_else(|| EngineError::TableNotFound(id.to_string()))?;
+        Table::new(self.store.clone(), id.clone(), reader, schema)
+    }
+
+    /// Applies schema changes as a new `schema-{N+1}` (create-if-absent, so
+    /// concurrent ALTERs cannot overwrite each other: the loser retries).
+    pub async fn alter_table(&self, id: &Identifier, changes: Vec<SchemaChange>) -> Result<()> {
+        for _attempt in 0..10 {
+            let table = self.load_table(id).await?;
+            let mut schema = table.schema().clone();
+            for change in &changes {
+                apply_change(&mut schema, change, id)?;
+            }
+            TableOptions::from_map(&schema.options, !schema.primary_keys.is_empty())?;
+            schema.id += 1;
+            schema.time_millis = chrono::Utc::now().timestamp_millis();
+            let path = table.paths().schema(schema.id);
+            let json = schema.to_json().map_err(|e| EngineError::format(path.clone(), e))?;
+            if let PutOutcome::Created = self.store.put_if_absent(&path, json.into_bytes().into()).await? {
+                return Ok(());
+            }
+        }
+        Err(EngineError::CommitConflict {
+            table: id.to_string(),
+            message: "the schema kept changing under concurrent ALTER TABLE statements".into(),
+        })
+    }
+}
+
+fn apply_change(schema: &mut TableSchema, change: &SchemaChange, id: &Identifier) -> Result<()> {
+    match change {
+        SchemaChange::AddColumn { name, data_type, comment } => {
+            validate_name("column", name)?;
+            if schema.fields.iter().any(|f| f.name.eq_ignore_ascii_case(name)) {
+                return Err(EngineError::invalid(format!("column '{name}' already exists in table '{id}'")));
+            }
+            if !data_type.is_nullable() {
+                return Err(EngineError::invalid(format!(
+                    "column '{name}' is added to existing rows, so it must be nullable"
+                )));
+            }
+            schema.highest_field_id += 1;
+            schema.fields.push(DataField {
+                id: schema.highest_field_id,
+                name: name.clone(),
+                data_type: data_type.clone(),
+                description: comment.clone(),
+            });
+        }
+        SchemaChange::SetOption { key, value } => {
+            if IMMUTABLE_OPTIONS.contains(&key.as_str()) && schema.options.get(key) != Some(value) {
+                return Err(EngineError::invalid(format!("option '{key}' cannot be changed on an existing table")));
+            }
+            schema.options.insert(key.clone(), value.clone());
+        }
+        SchemaChange::RemoveOption { key } => {
+            if IMMUTABLE_OPTIONS.contains(&key.as_str()) {
+                return Err(EngineError::invalid(format!("option '{key}' cannot be changed on an existing table")));
+            }
+            schema.options.remove(key);
+        }
+    }
+    Ok(())
+}

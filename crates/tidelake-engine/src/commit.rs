@@ -1,0 +1,362 @@
+//! The commit protocol.
+//!
+//! A commit turns files already written into a new snapshot:
+//! 1. write the manifest(s) of the change (new files as ADD, removed files as
+//!    DELETE);
+//! 2. read the latest snapshot N and check the change still applies to it
+//!    (every file it removes is still live; no other writer has added files
+//!    with overlapping sequence numbers to a bucket this commit writes);
+//! 3. write the base manifest list (N's base + N's delta, merged when long)
+//!    and the delta manifest list;
+//! 4. create `snapshot-{N+1}` if absent. This is the only atomic step and the
+//!    commit point: if another writer created it first, delete the lists of
+//!    step 3 and retry from step 2;
+//! 5. update the LATEST hint (best effort).
+//!
+//! So a snapshot only ever references files that were fully written before
+//! it, and a failed or lost commit leaves at most unreferenced files behind.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tidelake_format::manifest::{
+    write_index_manifest, DataFileMeta, FileKind, IndexManifestEntry, ManifestCodec, ManifestEntry, ManifestFileMeta,
+    SimpleStats,
+};
+use tidelake_format::snapshot::{CommitKind, Snapshot};
+use tidelake_store::PutOutcome;
+
+use crate::error::{EngineError, Result};
+use crate::manifests::ManifestStore;
+use crate::table::Table;
+
+/// The files one writer changed in one bucket.
+#[derive(Clone, Debug, Default)]
+pub struct CommitMessage {
+    /// Serialized BinaryRow of the partition.
+    pub partition: Vec<u8>,
+    pub bucket: i32,
+    pub total_buckets: i32,
+    pub new_files: Vec<DataFileMeta>,
+    pub deleted_files: Vec<DataFileMeta>,
+}
+
+/// What to commit and how.
+#[derive(Clone, Debug)]
+pub struct CommitRequest {
+    pub messages: Vec<CommitMessage>,
+    pub kind: CommitKind,
+    /// Overwrite: every file live in these partitions is removed. `Some(vec![])`
+    /// with an unpartitioned table means the whole table.
+    pub overwrite_partitions: Option<Vec<Vec<u8>>>,
+    /// The snapshot the writer read its sequence numbers from.
+    pub base_snapshot_id: Option<i64>,
+    pub commit_user: String,
+    pub commit_identifier: i64,
+    pub properties: BTreeMap<String, String>,
+    /// New HASH index files (dynamic buckets), replacing those of their bucket.
+    pub index_entries: Vec<IndexManifestEntry>,
+    /// Per partition, the HASH index files the writer assigned buckets from.
+    pub index_loaded_from: HashMap<Vec<u8>, Vec<String>>,
+}
+
+/// Upper bound of entries in one manifest file.
+const MAX_ENTRIES_PER_MANIFEST: usize = 20_000;
+
+pub(crate) struct Committer<'a> {
+    table: &'a Table,
+    manifests: ManifestStore,
+}
+
+impl<'a> Committer<'a> {
+    pub fn new(table: &'a Table) -> Result<Self> {
+        let manifests = ManifestStore::new(
+            table.store.clone(),
+            table.paths().clone(),
+            &table.layout.options.manifest_compression,
+        )?;
+        Ok(Committer { table, manifests })
+    }
+
+    fn conflict(&self, message: impl Into<String>) -> EngineError {
+        EngineError::CommitConflict {
+            table: self.table.id.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn partition_stats(&self) -> impl Fn(&[ManifestEntry]) -> SimpleStats + '_ {
+        move |entries: &[ManifestEntry]| crate::stats::partition_stats(&self.table.layout.partition_types, entries)
+    }
+
+    /// Commits; returns the new snapshot id, or `None` when there is nothing to commit.
+    pub async fn commit(&self, request: CommitRequest) -> Result<Option<i64>> {
+        let mut change: Vec<ManifestEntry> = Vec::new();
+        for m in &request.messages {
+            for f in &m.deleted_files {
+                change.push(entry(FileKind::Delete, m, f));
+            }
+            for f in &m.new_files {
+                change.push(entry(FileKind::Add, m, f));
+            }
+        }
+        if change.is_empty() && request.overwrite_partitions.is_none() {
+            return Ok(None);
+        }
+        let options = &self.table.layout.options;
+        let schema_id = self.table.layout.schema.id;
+        let mut backoff = Duration::from_millis(20);
+        for attempt in 0..=options.commit_max_retries {
+            let latest = self.table.reader.latest_snapshot().await?;
+            let mut entries = change.clone();
+            let needs_live = request.overwrite_partitions.is_some()
+                || change.iter().any(|e| e.kind == FileKind::Delete)
+                || latest.as_ref().map(|s| s.id) != request.base_snapshot_id;
+            if needs_live {
+                if let Some(snapshot) = &latest {
+                    let touched: HashSet<(Vec<u8>, i32)> =
+                        request.messages.iter().map(|m| (m.partition.clone(), m.bucket)).collect();
+                    let overwrite: Option<HashSet<Vec<u8>>> =
+                        request.overwrite_partitions.as_ref().map(|p| p.iter().cloned().collect());
+                    let all_partitions = request.overwrite_partitions.as_ref().is_some_and(|p| p.is_empty());
+                    let metas = self.manifests.data_manifests(snapshot).await?;
+                    let live = self
+                        .manifests
+                        .live_entries(&metas, |e| {
+                            touched.contains(&(e.partition.clone(), e.bucket))
+                                || all_partitions
+                                || overwrite.as_ref().is_some_and(|o| o.contains(&e.partition))
+                        })
+                        .await?;
+                    self.check_conflicts(&request, &change, &live)?;
+                    if let Some(o) = &overwrite {
+                        for e in &live {
+                            if all_partitions || o.contains(&e.partition) {
+                                let mut del = e.clone();
+                                del.kind = FileKind::Delete;
+                                entries.push(del);
+                            }
+                        }
+                    }
+                } else if change.iter().any(|e| e.kind == FileKind::Delete) {
+                    return Err(self.conflict("the table has no snapshot, but the commit removes files"));
+                }
+            }
+            match self.try_commit(&request, latest.as_ref(), &entries, schema_id).await? {
+                Some(id) => return Ok(Some(id)),
+                None => {
+                    tracing::debug!(table = %self.table.id, attempt, "snapshot id taken by another writer; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+        Err(self.conflict(format!(
+            "gave up after {} attempts: other writers kept committing first",
+            options.commit_max_retries + 1
+        )))
+    }
+
+    fn check_conflicts(&self, request: &CommitRequest, change: &[ManifestEntry], live: &[ManifestEntry]) -> Result<()> {
+        let live_names: HashSet<(&[u8], i32, &str)> =
+            live.iter().map(|e| (e.partition.as_slice(), e.bucket, e.file.file_name.as_str())).collect();
+        for e in change.iter().filter(|e| e.kind == FileKind::Delete) {
+            if !live_names.contains(&(e.partition.as_slice(), e.bucket, e.file.file_name.as_str())) {
+                return Err(self.conflict(format!(
+                    "file {} was removed by another commit (a concurrent compaction or overwrite); retry the operation",
+                    e.file.file_name
+                )));
+            }
+        }
+        if !self.table.layout.is_primary_key() {
+            return Ok(());
+        }
+        // Sequence numbers of a bucket must grow with every commit; a writer
+        // that started from an older snapshot may collide with another one.
+        let mut max_live: HashMap<(&[u8], i32), i64> = HashMap::new();
+        for e in live {
+            let m = max_live.entry((e.partition.as_slice(), e.bucket)).or_insert(i64::MIN);
+            *m = (*m).max(e.file.max_sequence_number);
+        }
+        let deleted: HashSet<&str> = change
+            .iter()
+            .filter(|e| e.kind == FileKind::Delete)
+            .map(|e| e.file.file_name.as_str())
+            .collect();
+        for m in &request.messages {
+            let Some(min_new) = m.new_files.iter().map(|f| f.min_sequence_number).min() else {
+                continue;
+            };
+            let live_max = live
+                .iter()
+                .filter(|e| e.partition == m.partition && e.bucket == m.bucket && !deleted.contains(e.file.file_name.as_str()))
+                .filter(|e| !m.new_files.iter().any(|f| f.file_name == e.file.file_name))
+                .map(|e| e.file.max_sequence_number)
+                .max();
+            if request.kind == CommitKind::Compact {
+                continue;
+            }
+            if let Some(live_max) = live_max {
+                if live_max >= min_new {
+                    return Err(self.conflict(format!(
+                        "another writer wrote to bucket {} of the same partition concurrently (sequence numbers overlap); retry the statement",
+                        m.bucket
+                    )));
+                }
+            }
+        }
+        let _ = max_live;
+        Ok(())
+    }
+
+    /// One attempt: `Ok(None)` when another commit took the snapshot id.
+    async fn try_commit(
+        &self,
+        request: &CommitRequest,
+        latest: Option<&Snapshot>,
+        entries: &[ManifestEntry],
+        schema_id: i64,
+    ) -> Result<Option<i64>> {
+        let mut written: Vec<String> = Vec::new();
+        let result = self.write_snapshot(request, latest, entries, schema_id, &mut written).await;
+        match result {
+            Ok(Some(id)) => Ok(Some(id)),
+            other => {
+                self.manifests.delete_quietly(&written).await;
+                other
+            }
+        }
+    }
+
+    async fn write_snapshot(
+        &self,
+        request: &CommitRequest,
+        latest: Option<&Snapshot>,
+        entries: &[ManifestEntry],
+        schema_id: i64,
+        written: &mut Vec<String>,
+    ) -> Result<Option<i64>> {
+        let options = &self.table.layout.options;
+        let delta_metas = self
+            .manifests
+            .write_manifests(entries, schema_id, self.partition_stats(), MAX_ENTRIES_PER_MANIFEST)
+            .await?;
+        written.extend(delta_metas.iter().map(|m| m.file_name.clone()));
+        let mut base_metas: Vec<ManifestFileMeta> = match latest {
+            Some(s) => self.manifests.data_manifests(s).await?,
+            None => Vec::new(),
+        };
+        if base_metas.len() >= options.manifest_merge_min_count {
+            let live = self.manifests.live_entries(&base_metas, |_| true).await?;
+            base_metas = self
+                .manifests
+                .write_manifests(&live, schema_id, self.partition_stats(), MAX_ENTRIES_PER_MANIFEST)
+                .await?;
+            written.extend(base_metas.iter().map(|m| m.file_name.clone()));
+        }
+        let (base_list, base_size) = self.manifests.write_list(&base_metas).await?;
+        written.push(base_list.clone());
+        let (delta_list, delta_size) = self.manifests.write_list(&delta_metas).await?;
+        written.push(delta_list.clone());
+        let index_manifest = if request.index_entries.is_empty() {
+            latest.and_then(|s| s.index_manifest.clone())
+        } else {
+            let name = self.write_index_manifest(request, latest).await?;
+            written.push(name.clone());
+            Some(name)
+        };
+
+        let added: i64 = entries.iter().filter(|e| e.kind == FileKind::Add).map(|e| e.file.row_count).sum();
+        let removed: i64 = entries.iter().filter(|e| e.kind == FileKind::Delete).map(|e| e.file.row_count).sum();
+        let id = latest.map_or(1, |s| s.id + 1);
+        let snapshot = Snapshot {
+            version: 3,
+            id,
+            schema_id,
+            base_manifest_list: base_list,
+            base_manifest_list_size: Some(base_size),
+            delta_manifest_list: delta_list,
+            delta_manifest_list_size: Some(delta_size),
+            changelog_manifest_list: None,
+            changelog_manifest_list_size: None,
+            index_manifest,
+            commit_user: request.commit_user.clone(),
+            commit_identifier: request.commit_identifier,
+            commit_kind: if request.overwrite_partitions.is_some() { CommitKind::Overwrite } else { request.kind },
+            time_millis: chrono::Utc::now().timestamp_millis(),
+            log_offsets: None,
+            total_record_count: Some(latest.and_then(|s| s.total_record_count).unwrap_or(0) + added - removed),
+            delta_record_count: Some(added - removed),
+            changelog_record_count: Some(0),
+            watermark: latest.and_then(|s| s.watermark),
+            statistics: None,
+            properties: if request.properties.is_empty() { None } else { Some(request.properties.clone()) },
+            next_row_id: latest.and_then(|s| s.next_row_id),
+        };
+        let path = self.table.paths().snapshot(id);
+        let json = snapshot.to_json().map_err(|e| EngineError::format(path.clone(), e))?;
+        match self.table.store.put_if_absent(&path, Bytes::from(json.into_bytes())).await? {
+            PutOutcome::Created => {
+                let hint = self.table.paths().latest_hint();
+                if let Err(e) = self.table.store.put(&hint, Bytes::from(id.to_string())).await {
+                    tracing::warn!("could not update {hint}: {e}");
+                }
+                if id == 1 {
+                    let _ = self.table.store.put(&self.table.paths().earliest_hint(), Bytes::from("1")).await;
+                }
+                tracing::debug!(table = %self.table.id, snapshot = id, "committed");
+                Ok(Some(id))
+            }
+            PutOutcome::AlreadyExists => Ok(None),
+        }
+    }
+}
+
+impl Committer<'_> {
+    /// Writes the full index manifest of the new snapshot: the latest one's
+    /// entries, with the buckets this commit re-indexed replaced.
+    async fn write_index_manifest(&self, request: &CommitRequest, latest: Option<&Snapshot>) -> Result<String> {
+        let current = crate::write::hash_entries(self.table, latest).await?;
+        for (partition, loaded) in &request.index_loaded_from {
+            let mut now: Vec<&str> = current
+                .iter()
+                .filter(|e| &e.partition == partition)
+                .map(|e| e.index_file.file_name.as_str())
+                .collect();
+            let mut before: Vec<&str> = loaded.iter().map(String::as_str).collect();
+            now.sort_unstable();
+            before.sort_unstable();
+            if now != before {
+                return Err(self.conflict(
+                    "another writer assigned dynamic buckets in the same partition concurrently; retry the statement",
+                ));
+            }
+        }
+        let replaced: HashSet<(&[u8], i32)> =
+            request.index_entries.iter().map(|e| (e.partition.as_slice(), e.bucket)).collect();
+        let mut entries: Vec<IndexManifestEntry> = current
+            .iter()
+            .filter(|e| !replaced.contains(&(e.partition.as_slice(), e.bucket)))
+            .cloned()
+            .collect();
+        entries.extend(request.index_entries.iter().cloned());
+        let codec = ManifestCodec::from_option(&self.table.layout.options.manifest_compression)
+            .map_err(|e| EngineError::format("manifest.compression", e))?;
+        let name = format!("index-manifest-{}-0", uuid::Uuid::new_v4());
+        let path = self.table.paths().manifest(&name);
+        let bytes = write_index_manifest(&entries, codec).map_err(|e| EngineError::format(path.clone(), e))?;
+        self.table.store.put(&path, Bytes::from(bytes)).await?;
+        Ok(name)
+    }
+}
+
+fn entry(kind: FileKind, m: &CommitMessage, f: &DataFileMeta) -> ManifestEntry {
+    ManifestEntry {
+        kind,
+        partition: m.partition.clone(),
+        bucket: m.bucket,
+        total_buckets: m.total_buckets,
+        file: f.clone(),
+    }
+}

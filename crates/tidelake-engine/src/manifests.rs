@@ -1,0 +1,147 @@
+//! Reading and writing a table's manifests through the warehouse store, and
+//! folding manifest entries into the set of live data files of a snapshot.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use tidelake_format::manifest::{
+    read_manifest_entries, read_manifest_list, write_manifest_entries, write_manifest_list, FileKind,
+    ManifestCodec, ManifestEntry, ManifestFileMeta, SimpleStats,
+};
+use tidelake_format::snapshot::Snapshot;
+use tidelake_store::WarehouseStore;
+
+use crate::error::{EngineError, Result};
+use crate::snapshots::TablePaths;
+
+/// Manifest I/O for one table.
+#[derive(Clone)]
+pub struct ManifestStore {
+    store: WarehouseStore,
+    paths: TablePaths,
+    codec: ManifestCodec,
+}
+
+/// Identity of a data file within a table: a DELETE entry cancels the ADD
+/// entry with the same identity.
+type FileIdentity = (Vec<u8>, i32, i32, String);
+
+fn identity(e: &ManifestEntry) -> FileIdentity {
+    (e.partition.clone(), e.bucket, e.file.level, e.file.file_name.clone())
+}
+
+impl ManifestStore {
+    pub fn new(store: WarehouseStore, paths: TablePaths, codec_option: &str) -> Result<Self> {
+        let codec = ManifestCodec::from_option(codec_option).map_err(|e| EngineError::format("manifest.compression", e))?;
+        Ok(ManifestStore { store, paths, codec })
+    }
+
+    pub async fn read_list(&self, name: &str) -> Result<Vec<ManifestFileMeta>> {
+        let path = self.paths.manifest(name);
+        let bytes = self.store.get(&path).await?;
+        read_manifest_list(&bytes).map_err(|e| EngineError::format(path, e))
+    }
+
+    pub async fn read_manifest(&self, name: &str) -> Result<Vec<ManifestEntry>> {
+        let path = self.paths.manifest(name);
+        let bytes = self.store.get(&path).await?;
+        read_manifest_entries(&bytes).map_err(|e| EngineError::format(path, e))
+    }
+
+    /// All manifests of a snapshot, base first, in commit order.
+    pub async fn data_manifests(&self, snapshot: &Snapshot) -> Result<Vec<ManifestFileMeta>> {
+        let mut metas = self.read_list(&snapshot.base_manifest_list).await?;
+        metas.extend(self.read_list(&snapshot.delta_manifest_list).await?);
+        Ok(metas)
+    }
+
+    /// Reads the given manifests (concurrently) and folds ADD/DELETE entries
+    /// into the live files, in a stable order. `keep` filters entries early.
+    pub async fn live_entries(
+        &self,
+        metas: &[ManifestFileMeta],
+        keep: impl Fn(&ManifestEntry) -> bool,
+    ) -> Result<Vec<ManifestEntry>> {
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        let lists: Vec<Vec<ManifestEntry>> = stream::iter(metas.iter().map(|m| self.read_manifest(&m.file_name)))
+            .buffered(8)
+            .try_collect()
+            .await?;
+        Ok(fold_entries(lists.into_iter().flatten().filter(|e| keep(e))))
+    }
+
+    /// Writes entries as one or more manifest files (split so that no file
+    /// holds more than `max_entries`), returning their metas.
+    pub async fn write_manifests(
+        &self,
+        entries: &[ManifestEntry],
+        schema_id: i64,
+        partition_stats: impl Fn(&[ManifestEntry]) -> SimpleStats,
+        max_entries: usize,
+    ) -> Result<Vec<ManifestFileMeta>> {
+        let mut metas = Vec::new();
+        let prefix = uuid::Uuid::new_v4();
+        for (i, chunk) in entries.chunks(max_entries.max(1)).enumerate() {
+            let name = format!("manifest-{prefix}-{i}");
+            let path = self.paths.manifest(&name);
+            let bytes = write_manifest_entries(chunk, self.codec).map_err(|e| EngineError::format(path.clone(), e))?;
+            let size = bytes.len() as i64;
+            self.store.put(&path, Bytes::from(bytes)).await?;
+            metas.push(ManifestFileMeta {
+                file_name: name,
+                file_size: size,
+                num_added_files: chunk.iter().filter(|e| e.kind == FileKind::Add).count() as i64,
+                num_deleted_files: chunk.iter().filter(|e| e.kind == FileKind::Delete).count() as i64,
+                partition_stats: partition_stats(chunk),
+                schema_id,
+                min_bucket: chunk.iter().map(|e| e.bucket).min(),
+                max_bucket: chunk.iter().map(|e| e.bucket).max(),
+                min_level: chunk.iter().map(|e| e.file.level).min(),
+                max_level: chunk.iter().map(|e| e.file.level).max(),
+                min_row_id: None,
+                max_row_id: None,
+            });
+        }
+        Ok(metas)
+    }
+
+    pub async fn write_list(&self, metas: &[ManifestFileMeta]) -> Result<(String, i64)> {
+        let name = format!("manifest-list-{}-0", uuid::Uuid::new_v4());
+        let path = self.paths.manifest(&name);
+        let bytes = write_manifest_list(metas, self.codec).map_err(|e| EngineError::format(path.clone(), e))?;
+        let size = bytes.len() as i64;
+        self.store.put(&path, Bytes::from(bytes)).await?;
+        Ok((name, size))
+    }
+
+    /// Deletes manifest files written by a commit attempt that lost.
+    pub async fn delete_quietly(&self, names: &[String]) {
+        for n in names {
+            if let Err(e) = self.store.delete(&self.paths.manifest(n)).await {
+                tracing::warn!("could not delete unused manifest {n}: {e}");
+            }
+        }
+    }
+}
+
+/// Folds entries in commit order: an ADD is live until a DELETE of the same
+/// file follows it. The result keeps the order in which files were added.
+pub fn fold_entries(entries: impl Iterator<Item = ManifestEntry>) -> Vec<ManifestEntry> {
+    let mut live: Vec<Option<ManifestEntry>> = Vec::new();
+    let mut position: HashMap<FileIdentity, usize> = HashMap::new();
+    for e in entries {
+        let id = identity(&e);
+        match e.kind {
+            FileKind::Add => {
+                position.insert(id, live.len());
+                live.push(Some(e));
+            }
+            FileKind::Delete => {
+                if let Some(i) = position.remove(&id) {
+                    live[i] = None;
+                }
+            }
+        }
+    }
+    live.into_iter().flatten().collect()
+}

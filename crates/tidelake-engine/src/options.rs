@@ -1,0 +1,175 @@
+//! Typed access to the Paimon table options the engine honours, with
+//! Paimon's defaults. Unknown options are kept in the schema untouched (other
+//! engines may use them) but never interpreted here.
+
+use std::collections::BTreeMap;
+
+use crate::error::{EngineError, Result};
+
+/// Paimon's `merge-engine` option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MergeEngine {
+    Deduplicate,
+    PartialUpdate,
+    Aggregation,
+    FirstRow,
+}
+
+/// The options of one table, read once from its schema.
+#[derive(Clone, Debug)]
+pub struct TableOptions {
+    pub bucket: i32,
+    pub write_buffer_size: usize,
+    pub target_file_size: u64,
+    pub file_compression: String,
+    pub file_compression_zstd_level: i32,
+    pub manifest_compression: String,
+    pub manifest_merge_min_count: usize,
+    pub manifest_target_file_size: u64,
+    pub merge_engine: MergeEngine,
+    pub partition_default_name: String,
+    pub dynamic_bucket_target_row_num: u64,
+    pub file_format: String,
+    pub data_file_prefix: String,
+    pub commit_max_retries: u32,
+    pub sequence_fields: Vec<String>,
+    pub write_only: bool,
+    pub stats_truncate_length: Option<usize>,
+}
+
+fn parse_size(key: &str, value: &str) -> Result<u64> {
+    let v = value.trim().to_ascii_lowercase().replace(' ', "");
+    let (digits, mult) = [
+        ("kb", 1u64 << 10),
+        ("mb", 1 << 20),
+        ("gb", 1 << 30),
+        ("tb", 1 << 40),
+        ("k", 1 << 10),
+        ("m", 1 << 20),
+        ("g", 1 << 30),
+        ("t", 1 << 40),
+        ("b", 1),
+    ]
+    .iter()
+    .find_map(|(suffix, m)| v.strip_suffix(suffix).map(|d| (d.to_string(), *m)))
+    .unwrap_or((v.clone(), 1));
+    digits
+        .parse::<u64>()
+        .map(|d| d * mult)
+        .map_err(|_| EngineError::invalid(format!("option '{key}': '{value}' is not a size (e.g. 256 mb)")))
+}
+
+fn parse_num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T> {
+    value
+        .trim()
+        .parse::<T>()
+        .map_err(|_| EngineError::invalid(format!("option '{key}': '{value}' is not a valid number")))
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(EngineError::invalid(format!(
+            "option '{key}': '{value}' is not true or false"
+        ))),
+    }
+}
+
+impl TableOptions {
+    /// Reads the options, failing with a message naming the bad option.
+    pub fn from_map(options: &BTreeMap<String, String>, has_primary_key: bool) -> Result<Self> {
+        let get = |k: &str| options.get(k).map(String::as_str);
+        let bucket = match get("bucket") {
+            Some(v) => parse_num::<i32>("bucket", v)?,
+            None => -1,
+        };
+        if bucket == 0 || bucket < -2 {
+            return Err(EngineError::invalid(format!(
+                "option 'bucket': {bucket} is not valid (use a positive number, or -1 for dynamic buckets)"
+            )));
+        }
+        if bucket == -2 {
+            return Err(EngineError::Unsupported(
+                "postponed buckets ('bucket' = '-2') are not supported yet".into(),
+            ));
+        }
+        let merge_engine = match get("merge-engine").unwrap_or("deduplicate") {
+            "deduplicate" => MergeEngine::Deduplicate,
+            "partial-update" => MergeEngine::PartialUpdate,
+            "aggregation" => MergeEngine::Aggregation,
+            "first-row" => MergeEngine::FirstRow,
+            other => {
+                return Err(EngineError::invalid(format!(
+                    "option 'merge-engine': unknown engine '{other}' (deduplicate, partial-update, aggregation, first-row)"
+                )))
+            }
+        };
+        let file_format = get("file.format").unwrap_or("parquet").to_ascii_lowercase();
+        if file_format != "parquet" {
+            return Err(EngineError::Unsupported(format!(
+                "option 'file.format' = '{file_format}': only parquet data files are supported"
+            )));
+        }
+        let stats_truncate_length = match get("metadata.stats-mode").unwrap_or("truncate(16)") {
+            "full" => None,
+            "none" | "counts" => Some(0),
+            mode => match mode.strip_prefix("truncate(").and_then(|m| m.strip_suffix(')')) {
+                Some(n) => Some(parse_num::<usize>("metadata.stats-mode", n)?),
+                None => {
+                    return Err(EngineError::invalid(format!(
+                        "option 'metadata.stats-mode': '{mode}' is not none, counts, full or truncate(N)"
+                    )))
+                }
+            },
+        };
+        let _ = has_primary_key;
+        Ok(TableOptions {
+            bucket,
+            write_buffer_size: parse_size("write-buffer-size", get("write-buffer-size").unwrap_or("256 mb"))? as usize,
+            target_file_size: parse_size("target-file-size", get("target-file-size").unwrap_or("128 mb"))?,
+            file_compression: get("file.compression").unwrap_or("zstd").to_ascii_lowercase(),
+            file_compression_zstd_level: parse_num("file.compression.zstd-level", get("file.compression.zstd-level").unwrap_or("1"))?,
+            manifest_compression: get("manifest.compression").unwrap_or("zstd").to_ascii_lowercase(),
+            manifest_merge_min_count: parse_num("manifest.merge-min-count", get("manifest.merge-min-count").unwrap_or("30"))?,
+            manifest_target_file_size: parse_size("manifest.target-file-size", get("manifest.target-file-size").unwrap_or("8 mb"))?,
+            merge_engine,
+            partition_default_name: get("partition.default-name").unwrap_or("__DEFAULT_PARTITION__").to_string(),
+            dynamic_bucket_target_row_num: parse_num("dynamic-bucket.target-row-num", get("dynamic-bucket.target-row-num").unwrap_or("2000000"))?,
+            file_format,
+            data_file_prefix: get("data-file.prefix").unwrap_or("data-").to_string(),
+            commit_max_retries: parse_num("commit.max-retries", get("commit.max-retries").unwrap_or("10"))?,
+            sequence_fields: get("sequence.field")
+                .map(|s| s.split(',').map(|f| f.trim().to_string()).filter(|f| !f.is_empty()).collect())
+                .unwrap_or_default(),
+            write_only: parse_bool("write-only", get("write-only").unwrap_or("false"))?,
+            stats_truncate_length,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_like_paimon() {
+        assert_eq!(parse_size("k", "256 mb").unwrap(), 256 << 20);
+        assert_eq!(parse_size("k", "1kb").unwrap(), 1024);
+        assert_eq!(parse_size("k", "42").unwrap(), 42);
+        assert!(parse_size("k", "lots").is_err());
+    }
+
+    #[test]
+    fn defaults_and_bad_values() {
+        let mut m = BTreeMap::new();
+        let o = TableOptions::from_map(&m, true).unwrap();
+        assert_eq!(o.bucket, -1);
+        assert_eq!(o.merge_engine, MergeEngine::Deduplicate);
+        m.insert("bucket".into(), "zero".into());
+        let err = TableOptions::from_map(&m, true).unwrap_err().to_string();
+        assert!(err.contains("'bucket'"), "{err}");
+        m.insert("bucket".into(), "0".into());
+        assert!(TableOptions::from_map(&m, true).is_err());
+    }
+}

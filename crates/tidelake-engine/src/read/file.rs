@@ -1,0 +1,127 @@
+//! Reading one data file into batches of the columns a reader asks for,
+//! mapping the file's columns to the current schema by field id (so that
+//! renamed, added or retyped columns read correctly from old files).
+
+use std::sync::Arc;
+
+use arrow_array::{new_null_array, ArrayRef, RecordBatch};
+use arrow_schema::{Field, Schema, SchemaRef};
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
+use parquet::arrow::ProjectionMask;
+use tidelake_format::manifest::DataFileMeta;
+use tidelake_format::types::DataField;
+
+use crate::error::{EngineError, Result};
+use crate::table::Table;
+use crate::write::{KEY_PREFIX, SEQUENCE_COLUMN, VALUE_KIND_COLUMN};
+
+/// A column to read from a data file.
+#[derive(Clone, Debug)]
+pub(crate) enum ReadColumn {
+    /// A table column (current schema).
+    Value(DataField),
+    /// The primary-key copy of a table column (`_KEY_<name>`); thin files
+    /// without key columns fall back to the value column.
+    Key(DataField),
+    Sequence,
+    ValueKind,
+}
+
+impl ReadColumn {
+    pub fn output_field(&self) -> Field {
+        match self {
+            ReadColumn::Value(f) => Field::new(&f.name, f.data_type.to_arrow(), f.data_type.is_nullable()),
+            ReadColumn::Key(f) => Field::new(format!("{KEY_PREFIX}{}", f.name), f.data_type.to_arrow(), false),
+            ReadColumn::Sequence => Field::new(SEQUENCE_COLUMN, arrow_schema::DataType::Int64, false),
+            ReadColumn::ValueKind => Field::new(VALUE_KIND_COLUMN, arrow_schema::DataType::Int8, false),
+        }
+    }
+}
+
+pub(crate) fn output_schema(columns: &[ReadColumn]) -> SchemaRef {
+    Arc::new(Schema::new(columns.iter().map(ReadColumn::output_field).collect::<Vec<_>>()))
+}
+
+/// The relative path of a data file of a bucket.
+pub(crate) fn data_file_path(table: &Table, partition_path: &str, bucket: i32, file: &DataFileMeta) -> String {
+    format!("{}/{}bucket-{}/{}", table.paths().root, partition_path, bucket, file.file_name)
+}
+
+/// Streams the requested columns of one file.
+pub(crate) async fn read_data_file(
+    table: &Table,
+    path: &str,
+    file: &DataFileMeta,
+    columns: &[ReadColumn],
+    batch_size: usize,
+) -> Result<BoxStream<'static, Result<RecordBatch>>> {
+    let file_schema = table.schema_by_id(file.schema_id).await?;
+    let name_in_file = |f: &DataField| -> Option<String> {
+        file_schema.fields.iter().find(|ff| ff.id == f.id).map(|ff| ff.name.clone())
+    };
+    let pq_err = |e| EngineError::Parquet { path: path.to_string(), source: e };
+    let store = table.store.object_store();
+    let reader = ParquetObjectReader::new(store, table.store.full_path(path)).with_file_size(file.file_size as u64);
+    let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(pq_err)?;
+    let file_arrow = builder.schema().clone();
+    let position = |name: &str| file_arrow.fields().iter().position(|f| f.name() == name);
+    // For each requested column: its index in the file, if present.
+    let sources: Vec<Option<usize>> = columns
+        .iter()
+        .map(|c| match c {
+            ReadColumn::Value(f) => name_in_file(f).and_then(|n| position(&n)),
+            ReadColumn::Key(f) => name_in_file(f)
+                .and_then(|n| position(&format!("{KEY_PREFIX}{n}")).or_else(|| position(&n))),
+            ReadColumn::Sequence => position(SEQUENCE_COLUMN),
+            ReadColumn::ValueKind => position(VALUE_KIND_COLUMN),
+        })
+        .collect();
+    for (c, s) in columns.iter().zip(&sources) {
+        if s.is_none() && matches!(c, ReadColumn::Key(_) | ReadColumn::Sequence | ReadColumn::ValueKind) {
+            return Err(EngineError::Corrupt {
+                path: path.to_string(),
+                message: format!("primary-key data file lacks column {}", c.output_field().name()),
+            });
+        }
+    }
+    let mut roots: Vec<usize> = sources.iter().flatten().copied().collect();
+    roots.sort_unstable();
+    roots.dedup();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
+    let stream = builder.with_projection(mask).with_batch_size(batch_size).build().map_err(pq_err)?;
+    let out_schema = output_schema(columns);
+    // Index of each requested column within the projected batch.
+    let projected: Vec<Option<usize>> =
+        sources.iter().map(|s| s.and_then(|s| roots.iter().position(|r| *r == s))).collect();
+    let path_owned = path.to_string();
+    Ok(stream
+        .map_err(move |e| EngineError::Parquet { path: path_owned.clone(), source: e })
+        .and_then(move |batch| {
+            let out = conform_batch(&batch, &projected, &out_schema);
+            futures::future::ready(out)
+        })
+        .boxed())
+}
+
+fn conform_batch(batch: &RecordBatch, projected: &[Option<usize>], schema: &SchemaRef) -> Result<RecordBatch> {
+    let n = batch.num_rows();
+    let cols: Vec<ArrayRef> = projected
+        .iter()
+        .zip(schema.fields())
+        .map(|(p, field)| match p {
+            Some(i) => {
+                let col = batch.column(*i);
+                if col.data_type() == field.data_type() {
+                    Ok(col.clone())
+                } else {
+                    Ok(arrow::compute::cast(col, field.data_type())?)
+                }
+            }
+            None => Ok(new_null_array(field.data_type(), n)),
+        })
+        .collect::<Result<_>>()?;
+    let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(n));
+    Ok(RecordBatch::try_new_with_options(schema.clone(), cols, &options)?)
+}

@@ -1,0 +1,395 @@
+//! Planning a read: which files of which buckets, after partition pruning
+//! and statistics-based skipping; and reading a planned split.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow_array::{Int8Array, RecordBatch};
+use arrow_schema::SchemaRef;
+use futures::stream::{self, BoxStream};
+use futures::{StreamExt, TryStreamExt};
+use tidelake_format::binary_row::{deserialize_binary_row, Datum};
+use tidelake_format::manifest::{DataFileMeta, ManifestEntry};
+use tidelake_format::snapshot::Snapshot;
+
+use super::file::{data_file_path, output_schema, read_data_file, ReadColumn};
+use super::merge::{merge_runs, MergeLayout, Pick};
+use super::predicate::Predicate;
+use crate::error::{EngineError, Result};
+use crate::manifests::ManifestStore;
+use crate::options::MergeEngine;
+use crate::stats::decode_stats;
+use crate::table::Table;
+
+const BATCH_SIZE: usize = 8192;
+
+/// Builds a scan of a table.
+pub struct ScanBuilder {
+    table: Table,
+    projection: Option<Vec<usize>>,
+    predicate: Option<Predicate>,
+    snapshot_id: Option<i64>,
+    limit: Option<usize>,
+}
+
+/// The files of one bucket of one partition to read together.
+#[derive(Clone, Debug)]
+pub struct Split {
+    pub partition: Vec<u8>,
+    pub partition_values: Vec<Datum>,
+    pub partition_path: String,
+    pub bucket: i32,
+    pub files: Vec<DataFileMeta>,
+}
+
+impl Split {
+    pub fn row_count(&self) -> i64 {
+        self.files.iter().map(|f| f.row_count).sum()
+    }
+}
+
+/// A planned scan: splits that can be read independently, in parallel.
+pub struct ScanPlan {
+    table: Table,
+    snapshot: Option<Snapshot>,
+    splits: Vec<Split>,
+    projection: Vec<usize>,
+    projected_schema: SchemaRef,
+}
+
+impl ScanBuilder {
+    pub(crate) fn new(table: Table) -> Self {
+        ScanBuilder { table, projection: None, predicate: None, snapshot_id: None, limit: None }
+    }
+
+    /// Column indexes (into the table schema) to return, in order.
+    pub fn with_projection(mut self, projection: Option<Vec<usize>>) -> Self {
+        self.projection = projection;
+        self
+    }
+
+    pub fn with_predicate(mut self, predicate: Predicate) -> Self {
+        self.predicate = Some(predicate);
+        self
+    }
+
+    /// Reads this snapshot instead of the latest (time travel).
+    pub fn with_snapshot(mut self, snapshot_id: Option<i64>) -> Self {
+        self.snapshot_id = snapshot_id;
+        self
+    }
+
+    /// A hint: the reader may stop once this many rows were produced.
+    pub fn with_limit(mut self, limit: Option<usize>) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    pub async fn plan(self) -> Result<ScanPlan> {
+        let table = self.table;
+        let layout = table.layout.clone();
+        let nfields = layout.schema.fields.len();
+        let projection = self.projection.unwrap_or_else(|| (0..nfields).collect());
+        if let Some(bad) = projection.iter().find(|i| **i >= nfields) {
+            return Err(EngineError::invalid(format!("projection index {bad} is out of range")));
+        }
+        let projected_schema = Arc::new(layout.arrow_schema.project(&projection)?);
+        let snapshot = match self.snapshot_id {
+            Some(id) => Some(table.reader.snapshot(id).await?.ok_or_else(|| {
+                EngineError::invalid(format!("snapshot {id} of table '{}' does not exist (or has expired)", table.id))
+            })?),
+            None => table.reader.latest_snapshot().await?,
+        };
+        let Some(snap) = snapshot.clone() else {
+            return Ok(ScanPlan { table, snapshot: None, splits: Vec::new(), projection, projected_schema });
+        };
+        let ms = ManifestStore::new(table.store.clone(), table.paths().clone(), &layout.options.manifest_compression)?;
+        let partition_names = layout.schema.partition_keys.clone();
+        let partition_pred = self
+            .predicate
+            .as_ref()
+            .and_then(|p| p.restrict(&|c: &str| partition_names.iter().any(|n| n == c)));
+        let mut metas = ms.data_manifests(&snap).await?;
+        if let Some(pp) = &partition_pred {
+            metas.retain(|m| match decode_stats(&m.partition_stats, &layout.partition_types) {
+                Some(stats) => pp.may_match(
+                    &|c: &str| partition_names.iter().position(|n| n == c).map(|i| stats[i].clone()),
+                    m.num_added_files + m.num_deleted_files,
+                ),
+                None => true,
+            });
+        }
+        let partition_types = layout.partition_types.clone();
+        let keep_partition = |e: &ManifestEntry| -> bool {
+            let Some(pp) = &partition_pred else { return true };
+            match deserialize_binary_row(&e.partition, &partition_types) {
+                Ok(values) => pp.eval(&|c: &str| partition_names.iter().position(|n| n == c).map(|i| values[i].clone())),
+                Err(_) => true,
+            }
+        };
+        let live = ms.live_entries(&metas, keep_partition).await?;
+
+        // File skipping by statistics: key columns for primary-key tables
+        // (other versions of a key share its key), every column otherwise.
+        let file_pred = self.predicate.as_ref().and_then(|p| {
+            if layout.is_primary_key() {
+                let keys = layout.schema.trimmed_primary_keys();
+                p.restrict(&|c: &str| keys.iter().any(|k| k == c))
+            } else {
+                Some(p.clone())
+            }
+        });
+        let mut groups: BTreeMap<(Vec<u8>, i32), Vec<DataFileMeta>> = BTreeMap::new();
+        for e in live {
+            if let Some(fp) = &file_pred {
+                if !file_may_match(&table, fp, &e.file) {
+                    continue;
+                }
+            }
+            groups.entry((e.partition, e.bucket)).or_default().push(e.file);
+        }
+        let mut splits = Vec::with_capacity(groups.len());
+        for ((partition, bucket), files) in groups {
+            let partition_values = deserialize_binary_row(&partition, &layout.partition_types)
+                .map_err(|e| EngineError::format(format!("partition of bucket {bucket}"), e))?;
+            let partition_path = tidelake_format::path::partition_path(
+                &layout.schema.partition_keys,
+                &partition_values,
+                &layout.partition_types,
+                &layout.options.partition_default_name,
+            )?;
+            splits.push(Split { partition, partition_values, partition_path, bucket, files });
+        }
+        Ok(ScanPlan { table, snapshot, splits, projection, projected_schema })
+    }
+}
+
+fn file_may_match(table: &Table, pred: &Predicate, file: &DataFileMeta) -> bool {
+    let layout = &table.layout;
+    // Stats are written for the schema the file was written with; only use
+    // them when that is the current one (or trivially compatible).
+    if file.schema_id != layout.schema.id {
+        return true;
+    }
+    if layout.is_primary_key() {
+        let Some(stats) = decode_stats(&file.key_stats, &layout.key_types) else { return true };
+        let keys = layout.schema.trimmed_primary_keys();
+        pred.may_match(&|c: &str| keys.iter().position(|k| k == c).map(|i| stats[i].clone()), file.row_count)
+    } else {
+        if file.value_stats_cols.is_some() {
+            return true;
+        }
+        let types: Vec<_> = layout.schema.fields.iter().map(|f| f.data_type.clone()).collect();
+        let Some(stats) = decode_stats(&file.value_stats, &types) else { return true };
+        pred.may_match(
+            &|c: &str| layout.schema.fields.iter().position(|f| f.name == c).map(|i| stats[i].clone()),
+            file.row_count,
+        )
+    }
+}
+
+fn compare_keys(a: &[Datum], b: &[Datum]) -> Option<Ordering> {
+    for (x, y) in a.iter().zip(b) {
+        match x.cmp_same_type(y)? {
+            Ordering::Equal => continue,
+            o => return Some(o),
+        }
+    }
+    Some(Ordering::Equal)
+}
+
+/// Groups a bucket's files into sections whose key ranges do not overlap,
+/// each section a list of sorted runs (Paimon's interval partition). A
+/// section of one run needs no merge.
+fn sections(files: &[DataFileMeta], key_types: &[tidelake_format::types::DataType]) -> Vec<Vec<Vec<DataFileMeta>>> {
+    let decoded: Option<Vec<(Vec<Datum>, Vec<Datum>)>> = files
+        .iter()
+        .map(|f| {
+            Some((
+                deserialize_binary_row(&f.min_key, key_types).ok()?,
+                deserialize_binary_row(&f.max_key, key_types).ok()?,
+            ))
+        })
+        .collect();
+    let Some(ranges) = decoded else {
+        // Unreadable key ranges: merge everything, one run per file.
+        return vec![files.iter().map(|f| vec![f.clone()]).collect()];
+    };
+    let mut order: Vec<usize> = (0..files.len()).collect();
+    order.sort_by(|&a, &b| compare_keys(&ranges[a].0, &ranges[b].0).unwrap_or(Ordering::Equal));
+    let mut out: Vec<Vec<Vec<DataFileMeta>>> = Vec::new();
+    let mut section: Vec<(Vec<Datum>, Vec<usize>)> = Vec::new(); // runs: (max key, files)
+    let mut section_max: Option<Vec<Datum>> = None;
+    for i in order {
+        let (min, max) = &ranges[i];
+        let starts_new = match &section_max {
+            Some(m) => compare_keys(min, m) != Some(Ordering::Less) && compare_keys(min, m) != Some(Ordering::Equal),
+            None => true,
+        };
+        if starts_new && !section.is_empty() {
+            out.push(section.drain(..).map(|(_, fs)| fs.into_iter().map(|f| files[f].clone()).collect()).collect());
+            section_max = None;
+        }
+        match section.iter_mut().find(|(run_max, _)| compare_keys(min, run_max) == Some(Ordering::Greater)) {
+            Some(run) => {
+                run.0 = max.clone();
+                run.1.push(i);
+            }
+            None => section.push((max.clone(), vec![i])),
+        }
+        if section_max.as_ref().is_none_or(|m| compare_keys(max, m) == Some(Ordering::Greater)) {
+            section_max = Some(max.clone());
+        }
+    }
+    if !section.is_empty() {
+        out.push(section.into_iter().map(|(_, fs)| fs.into_iter().map(|f| files[f].clone()).collect()).collect());
+    }
+    out
+}
+
+impl ScanPlan {
+    pub fn splits(&self) -> &[Split] {
+        &self.splits
+    }
+
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+
+    pub fn projected_schema(&self) -> SchemaRef {
+        self.projected_schema.clone()
+    }
+
+    /// Streams the rows of split `i` (merged, for primary-key tables).
+    pub fn read_split(&self, i: usize) -> BoxStream<'static, Result<RecordBatch>> {
+        let Some(split) = self.splits.get(i).cloned() else {
+            return stream::once(async move { Err(EngineError::invalid(format!("no split {i}"))) }).boxed();
+        };
+        let table = self.table.clone();
+        let projection = self.projection.clone();
+        let schema = self.projected_schema.clone();
+        if table.layout.is_primary_key() {
+            read_pk_split(table, split, projection, schema)
+        } else {
+            read_append_split(table, split, projection, schema)
+        }
+    }
+
+    /// Streams every split, one after another.
+    pub fn read_all(&self) -> BoxStream<'static, Result<RecordBatch>> {
+        let streams: Vec<_> = (0..self.splits.len()).map(|i| self.read_split(i)).collect();
+        stream::iter(streams).flatten().boxed()
+    }
+}
+
+fn value_columns(table: &Table, projection: &[usize]) -> Vec<ReadColumn> {
+    projection.iter().map(|&i| ReadColumn::Value(table.layout.schema.fields[i].clone())).collect()
+}
+
+fn read_append_split(
+    table: Table,
+    split: Split,
+    projection: Vec<usize>,
+    schema: SchemaRef,
+) -> BoxStream<'static, Result<RecordBatch>> {
+    let columns = value_columns(&table, &projection);
+    stream::iter(split.files.clone())
+        .then(move |f| {
+            let table = table.clone();
+            let columns = columns.clone();
+            let path = data_file_path(&table, &split.partition_path, split.bucket, &f);
+            async move { read_data_file(&table, &path, &f, &columns, BATCH_SIZE).await }
+        })
+        .try_flatten()
+        .map_ok(move |b| {
+            // Zero-column projections (COUNT(*)) keep their row count.
+            let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(b.num_rows()));
+            RecordBatch::try_new_with_options(schema.clone(), b.columns().to_vec(), &options).unwrap_or(b)
+        })
+        .boxed()
+}
+
+fn read_pk_split(
+    table: Table,
+    split: Split,
+    projection: Vec<usize>,
+    schema: SchemaRef,
+) -> BoxStream<'static, Result<RecordBatch>> {
+    let layout = table.layout.clone();
+    let nk = layout.key_indices.len();
+    let mut columns: Vec<ReadColumn> =
+        layout.key_indices.iter().map(|&i| ReadColumn::Key(layout.schema.fields[i].clone())).collect();
+    columns.push(ReadColumn::Sequence);
+    columns.push(ReadColumn::ValueKind);
+    for &i in &layout.sequence_indices {
+        columns.push(ReadColumn::Value(layout.schema.fields[i].clone()));
+    }
+    let seqf_start = nk + 2;
+    let values_start = seqf_start + layout.sequence_indices.len();
+    columns.extend(value_columns(&table, &projection));
+    let in_schema = output_schema(&columns);
+    let merge_layout = MergeLayout {
+        key_columns: (0..nk).collect(),
+        sequence_field_columns: (seqf_start..values_start).collect(),
+        sequence_column: nk,
+        kind_column: nk + 1,
+        output_columns: (values_start..values_start + projection.len()).collect(),
+        output_schema: schema.clone(),
+        pick: if layout.options.merge_engine == MergeEngine::FirstRow { Pick::First } else { Pick::Last },
+        keep_retracts: false,
+        batch_size: BATCH_SIZE,
+    };
+    let key_types: Vec<_> = (0..nk).map(|i| in_schema.field(i).data_type().clone()).collect();
+    let order_types: Vec<_> = (seqf_start..values_start).map(|i| in_schema.field(i).data_type().clone()).collect();
+    let sections = sections(&split.files, &layout.key_types);
+    stream::iter(sections)
+        .flat_map(move |runs| {
+            let open = |files: Vec<DataFileMeta>| -> BoxStream<'static, Result<RecordBatch>> {
+                let table = table.clone();
+                let columns = columns.clone();
+                let split = split.clone();
+                stream::iter(files)
+                    .then(move |f| {
+                        let table = table.clone();
+                        let columns = columns.clone();
+                        let path = data_file_path(&table, &split.partition_path, split.bucket, &f);
+                        async move { read_data_file(&table, &path, &f, &columns, BATCH_SIZE).await }
+                    })
+                    .try_flatten()
+                    .boxed()
+            };
+            if runs.len() == 1 {
+                // Keys are unique within a run: drop retractions and project.
+                let layout = merge_layout.clone();
+                let single = runs.into_iter().next().unwrap_or_default();
+                open(single)
+                    .and_then(move |b| futures::future::ready(live_rows(&b, &layout)))
+                    .boxed()
+            } else {
+                let streams = runs.into_iter().map(&open).collect();
+                merge_runs(streams, key_types.clone(), order_types.clone(), merge_layout.clone())
+            }
+        })
+        .boxed()
+}
+
+/// The rows of a batch that are not retractions, projected to the output.
+fn live_rows(batch: &RecordBatch, layout: &MergeLayout) -> Result<RecordBatch> {
+    let kinds = batch
+        .column(layout.kind_column)
+        .as_any()
+        .downcast_ref::<Int8Array>()
+        .ok_or_else(|| EngineError::invalid("internal: value kind column is not TINYINT"))?;
+    let projected = batch.project(&layout.output_columns)?;
+    let projected = RecordBatch::try_new_with_options(
+        layout.output_schema.clone(),
+        projected.columns().to_vec(),
+        &arrow_array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )?;
+    if kinds.values().iter().all(|k| *k == 0 || *k == 2) {
+        return Ok(projected);
+    }
+    let mask: arrow_array::BooleanArray = kinds.values().iter().map(|k| Some(*k == 0 || *k == 2)).collect();
+    Ok(arrow_select::filter::filter_record_batch(&projected, &mask)?)
+}

@@ -1,0 +1,360 @@
+//! The write path: rows are routed to (partition, bucket), buffered in
+//! memory, and flushed as sorted level-0 files when the buffer outgrows
+//! `write-buffer-size` or at commit. Primary-key rows get per-bucket sequence
+//! numbers that continue from the bucket's current maximum.
+
+mod dynamic;
+mod file;
+mod rewrite;
+mod route;
+mod sort;
+
+pub use rewrite::{BatchChange, RewriteOutcome};
+pub(crate) use dynamic::hash_entries;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Int64Array, Int8Array, RecordBatch};
+use arrow_schema::SchemaRef;
+use tidelake_format::manifest::DataFileMeta;
+use tidelake_format::snapshot::CommitKind;
+
+pub(crate) use file::{kv_file_schema, KEY_PREFIX, SEQUENCE_COLUMN, VALUE_KIND_COLUMN};
+
+use crate::commit::{CommitMessage, CommitRequest, Committer};
+use crate::error::{EngineError, Result};
+use crate::manifests::ManifestStore;
+use crate::table::Table;
+
+/// The kind of change a row is, as Paimon's `_VALUE_KIND` encodes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RowKind {
+    Insert,
+    UpdateBefore,
+    UpdateAfter,
+    Delete,
+}
+
+impl RowKind {
+    pub fn to_byte(self) -> i8 {
+        match self {
+            RowKind::Insert => 0,
+            RowKind::UpdateBefore => 1,
+            RowKind::UpdateAfter => 2,
+            RowKind::Delete => 3,
+        }
+    }
+
+    pub fn from_byte(b: i8) -> Option<RowKind> {
+        Some(match b {
+            0 => RowKind::Insert,
+            1 => RowKind::UpdateBefore,
+            2 => RowKind::UpdateAfter,
+            3 => RowKind::Delete,
+            _ => return None,
+        })
+    }
+
+    /// Whether the row removes (rather than adds) a value.
+    pub fn is_retract(self) -> bool {
+        matches!(self, RowKind::UpdateBefore | RowKind::Delete)
+    }
+
+    /// `+I`, `-U`, `+U`, `-D`.
+    pub fn short_name(self) -> &'static str {
+        match self {
+            RowKind::Insert => "+I",
+            RowKind::UpdateBefore => "-U",
+            RowKind::UpdateAfter => "+U",
+            RowKind::Delete => "-D",
+        }
+    }
+}
+
+type BucketId = (Vec<u8>, i32);
+
+/// Rows of one bucket not yet written, and the files already written.
+struct BucketBuffer {
+    partition_path: String,
+    batches: Vec<RecordBatch>,
+    bytes: usize,
+    next_sequence: i64,
+    files: Vec<DataFileMeta>,
+}
+
+/// Writes rows into a table and commits them as one snapshot.
+pub struct TableWriter {
+    table: Table,
+    commit_user: String,
+    base: Option<BaseState>,
+    buckets: HashMap<BucketId, BucketBuffer>,
+    buffered_bytes: usize,
+    overwrite: bool,
+    written_partitions: BTreeMap<Vec<u8>, ()>,
+    kv_schema: SchemaRef,
+    dynamic: Option<dynamic::DynamicBucketAssigner>,
+}
+
+/// What the writer read from the snapshot it started from.
+struct BaseState {
+    snapshot_id: Option<i64>,
+    max_sequence: HashMap<BucketId, i64>,
+}
+
+impl TableWriter {
+    pub(crate) fn new(table: Table) -> Self {
+        let kv_schema = kv_file_schema(&table.layout);
+        TableWriter {
+            table,
+            commit_user: uuid::Uuid::new_v4().to_string(),
+            base: None,
+            buckets: HashMap::new(),
+            buffered_bytes: 0,
+            overwrite: false,
+            written_partitions: BTreeMap::new(),
+            kv_schema,
+            dynamic: None,
+        }
+    }
+
+    /// INSERT OVERWRITE: the commit replaces every partition written to (the
+    /// whole table when it is not partitioned).
+    pub fn set_overwrite(&mut self, overwrite: bool) {
+        self.overwrite = overwrite;
+    }
+
+    async fn base(&mut self) -> Result<&BaseState> {
+        if self.base.is_none() {
+            let snapshot = self.table.reader.latest_snapshot().await?;
+            let mut max_sequence = HashMap::new();
+            if let Some(s) = &snapshot {
+                let ms = ManifestStore::new(
+                    self.table.store.clone(),
+                    self.table.paths().clone(),
+                    &self.table.layout.options.manifest_compression,
+                )?;
+                let metas = ms.data_manifests(s).await?;
+                for e in ms.live_entries(&metas, |_| true).await? {
+                    let m = max_sequence.entry((e.partition, e.bucket)).or_insert(-1i64);
+                    *m = (*m).max(e.file.max_sequence_number);
+                }
+            }
+            self.base = Some(BaseState { snapshot_id: snapshot.map(|s| s.id), max_sequence });
+        }
+        self.base.as_ref().ok_or_else(|| EngineError::invalid("internal: writer base missing"))
+    }
+
+    /// Writes rows that all have the same kind.
+    pub async fn write(&mut self, batch: RecordBatch, kind: RowKind) -> Result<()> {
+        let kinds = vec![kind; batch.num_rows()];
+        self.write_with_kinds(batch, &kinds).await
+    }
+
+    /// Writes rows with a kind each. The batch has the table's columns, in order.
+    pub async fn write_with_kinds(&mut self, batch: RecordBatch, kinds: &[RowKind]) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        if kinds.len() != batch.num_rows() {
+            return Err(EngineError::invalid(format!(
+                "{} row kinds given for {} rows",
+                kinds.len(),
+                batch.num_rows()
+            )));
+        }
+        let batch = route::conform(&self.table, batch)?;
+        if !self.table.is_primary_key_table() && kinds.iter().any(|k| k.is_retract()) {
+            return Err(EngineError::invalid(format!(
+                "table '{}' has no primary key, so rows cannot be deleted or retracted by key",
+                self.table.id
+            )));
+        }
+        self.base().await?;
+        let mut routing = route::route(&self.table, &batch)?;
+        if let Some(hashes) = routing.key_hashes.take() {
+            if self.overwrite {
+                return Err(EngineError::Unsupported(
+                    "INSERT OVERWRITE into a dynamic-bucket table is not supported yet".into(),
+                ));
+            }
+            let assigner = match &mut self.dynamic {
+                Some(a) => a,
+                None => {
+                    let base = match self.base.as_ref().and_then(|b| b.snapshot_id) {
+                        Some(id) => self.table.reader.snapshot(id).await?,
+                        None => None,
+                    };
+                    self.dynamic.insert(dynamic::DynamicBucketAssigner::new(&self.table, base.as_ref()).await?)
+                }
+            };
+            for (p, (partition, _)) in routing.partitions.iter().enumerate() {
+                let rows: Vec<usize> =
+                    (0..hashes.len()).filter(|r| routing.partition_of_row[*r] as usize == p).collect();
+                let part_hashes: Vec<i32> = rows.iter().map(|r| hashes[*r]).collect();
+                let assigned = assigner.assign(&self.table, partition, &part_hashes).await?;
+                for (r, b) in rows.into_iter().zip(assigned) {
+                    routing.buckets[r] = b;
+                }
+            }
+        }
+        let groups = route::group(&routing);
+        let kind_bytes: Vec<i8> = kinds.iter().map(|k| k.to_byte()).collect();
+        for group in groups {
+            let bucket_id = (group.partition.clone(), group.bucket);
+            self.written_partitions.insert(group.partition.clone(), ());
+            let start = self
+                .base
+                .as_ref()
+                .and_then(|b| b.max_sequence.get(&bucket_id).copied())
+                .unwrap_or(-1)
+                + 1;
+            let buffer = self.buckets.entry(bucket_id).or_insert_with(|| BucketBuffer {
+                partition_path: group.partition_path.clone(),
+                batches: Vec::new(),
+                bytes: 0,
+                next_sequence: start,
+                files: Vec::new(),
+            });
+            let rows = group.indices.len();
+            let seq: ArrayRef = Arc::new(Int64Array::from_iter_values(
+                buffer.next_sequence..buffer.next_sequence + rows as i64,
+            ));
+            buffer.next_sequence += rows as i64;
+            let taken = arrow_select::take::take_record_batch(&batch, &group.indices)?;
+            let kinds: ArrayRef = Arc::new(Int8Array::from_iter_values(
+                group.indices.values().iter().map(|i| kind_bytes[*i as usize]),
+            ));
+            let mut cols = taken.columns().to_vec();
+            cols.push(seq);
+            cols.push(kinds);
+            let staged = RecordBatch::try_new(sort::staged_schema(&self.table.layout), cols)?;
+            let size = staged.get_array_memory_size();
+            buffer.bytes += size;
+            buffer.batches.push(staged);
+            self.buffered_bytes += size;
+        }
+        if self.buffered_bytes > self.table.layout.options.write_buffer_size {
+            self.spill().await?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the largest buffers until half the budget is free.
+    async fn spill(&mut self) -> Result<()> {
+        let target = self.table.layout.options.write_buffer_size / 2;
+        while self.buffered_bytes > target {
+            let Some(largest) = self
+                .buckets
+                .iter()
+                .filter(|(_, b)| b.bytes > 0)
+                .max_by_key(|(_, b)| b.bytes)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            self.flush_bucket(&largest).await?;
+        }
+        Ok(())
+    }
+
+    async fn flush_bucket(&mut self, id: &BucketId) -> Result<()> {
+        let Some(buffer) = self.buckets.get_mut(id) else {
+            return Ok(());
+        };
+        let batches = std::mem::take(&mut buffer.batches);
+        self.buffered_bytes -= buffer.bytes;
+        buffer.bytes = 0;
+        let dir = format!("{}bucket-{}", buffer.partition_path, id.1);
+        let files = sort::flush(&self.table, &self.kv_schema, &dir, batches).await?;
+        if let Some(buffer) = self.buckets.get_mut(id) {
+            buffer.files.extend(files);
+        }
+        Ok(())
+    }
+
+    /// Flushes everything and commits one snapshot; returns its id, or `None`
+    /// when nothing was written. On error nothing is committed.
+    pub async fn commit(mut self) -> Result<Option<i64>> {
+        self.commit_with(CommitKind::Append, BTreeMap::new()).await
+    }
+
+    /// Like `commit`, with snapshot properties (e.g. a streaming job's progress).
+    pub async fn commit_with(&mut self, kind: CommitKind, properties: BTreeMap<String, String>) -> Result<Option<i64>> {
+        let ids: Vec<BucketId> = self.buckets.keys().cloned().collect();
+        let result = self.flush_and_commit(&ids, kind, properties).await;
+        if result.is_err() {
+            self.delete_written_files().await;
+        }
+        result
+    }
+
+    async fn flush_and_commit(
+        &mut self,
+        ids: &[BucketId],
+        kind: CommitKind,
+        properties: BTreeMap<String, String>,
+    ) -> Result<Option<i64>> {
+        for id in ids {
+            self.flush_bucket(id).await?;
+        }
+        let total_buckets = self.table.layout.options.bucket;
+        let messages: Vec<CommitMessage> = self
+            .buckets
+            .iter()
+            .filter(|(_, b)| !b.files.is_empty())
+            .map(|((partition, bucket), b)| CommitMessage {
+                partition: partition.clone(),
+                bucket: *bucket,
+                total_buckets,
+                new_files: b.files.clone(),
+                deleted_files: Vec::new(),
+            })
+            .collect();
+        let overwrite_partitions = if self.overwrite {
+            if self.table.partition_keys().is_empty() {
+                Some(Vec::new())
+            } else {
+                Some(self.written_partitions.keys().cloned().collect())
+            }
+        } else {
+            None
+        };
+        let (index_entries, index_loaded_from) = match &self.dynamic {
+            Some(a) if !messages.is_empty() => (a.write_index_files(&self.table).await?, a.loaded_files()),
+            _ => (Vec::new(), Default::default()),
+        };
+        let request = CommitRequest {
+            index_entries,
+            index_loaded_from,
+            messages,
+            kind,
+            overwrite_partitions,
+            base_snapshot_id: self.base.as_ref().and_then(|b| b.snapshot_id),
+            commit_user: self.commit_user.clone(),
+            commit_identifier: i64::MAX,
+            properties,
+        };
+        let id = Committer::new(&self.table)?.commit(request).await?;
+        self.buckets.clear();
+        self.base = None;
+        self.dynamic = None;
+        Ok(id)
+    }
+
+    async fn delete_written_files(&mut self) {
+        for ((_, bucket), b) in self.buckets.drain() {
+            for f in &b.files {
+                let path = format!("{}/{}bucket-{}/{}", self.table.paths().root, b.partition_path, bucket, f.file_name);
+                if let Err(e) = self.table.store.delete(&path).await {
+                    tracing::warn!("could not delete uncommitted file {path}: {e}");
+                }
+            }
+        }
+    }
+
+    /// Drops buffered rows and deletes files written but not committed.
+    pub async fn abort(mut self) {
+        self.delete_written_files().await;
+    }
+}

@@ -1,0 +1,3 @@
+//! # tidelake-store
+//!
+//! Warehouse storage over object_store (in progress).
