@@ -123,7 +123,7 @@ impl<'a> Committer<'a> {
                     let metas = self.manifests.data_manifests(snapshot).await?;
                     let live = self
                         .manifests
-                        .live_entries(&metas, |e| {
+                        .live_entries(&metas, &|e| {
                             touched.contains(&(e.partition.clone(), e.bucket))
                                 || all_partitions
                                 || overwrite.as_ref().is_some_and(|o| o.contains(&e.partition))
@@ -240,7 +240,7 @@ impl<'a> Committer<'a> {
         let options = &self.table.layout.options;
         let delta_metas = self
             .manifests
-            .write_manifests(entries, schema_id, self.partition_stats(), MAX_ENTRIES_PER_MANIFEST)
+            .write_manifests(entries, schema_id, &self.partition_stats(), MAX_ENTRIES_PER_MANIFEST)
             .await?;
         written.extend(delta_metas.iter().map(|m| m.file_name.clone()));
         let mut base_metas: Vec<ManifestFileMeta> = match latest {
@@ -248,10 +248,10 @@ impl<'a> Committer<'a> {
             None => Vec::new(),
         };
         if base_metas.len() >= options.manifest_merge_min_count {
-            let live = self.manifests.live_entries(&base_metas, |_| true).await?;
+            let live = self.manifests.live_entries(&base_metas, &|_| true).await?;
             base_metas = self
                 .manifests
-                .write_manifests(&live, schema_id, self.partition_stats(), MAX_ENTRIES_PER_MANIFEST)
+                .write_manifests(&live, schema_id, &self.partition_stats(), MAX_ENTRIES_PER_MANIFEST)
                 .await?;
             written.extend(base_metas.iter().map(|m| m.file_name.clone()));
         }

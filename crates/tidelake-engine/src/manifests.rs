@@ -60,10 +60,20 @@ impl ManifestStore {
     pub async fn live_entries(
         &self,
         metas: &[ManifestFileMeta],
-        keep: impl Fn(&ManifestEntry) -> bool,
+        keep: &(dyn Fn(&ManifestEntry) -> bool + Send + Sync),
     ) -> Result<Vec<ManifestEntry>> {
         use futures::stream::{self, StreamExt, TryStreamExt};
-        let lists: Vec<Vec<ManifestEntry>> = stream::iter(metas.iter().map(|m| self.read_manifest(&m.file_name)))
+        // Owned futures: a stream of futures borrowing `self` is not `Send`
+        // for every lifetime, which callers spawned on tokio need.
+        let reads: Vec<_> = metas
+            .iter()
+            .map(|m| {
+                let this = self.clone();
+                let name = m.file_name.clone();
+                async move { this.read_manifest(&name).await }
+            })
+            .collect();
+        let lists: Vec<Vec<ManifestEntry>> = stream::iter(reads)
             .buffered(8)
             .try_collect()
             .await?;
@@ -76,7 +86,7 @@ impl ManifestStore {
         &self,
         entries: &[ManifestEntry],
         schema_id: i64,
-        partition_stats: impl Fn(&[ManifestEntry]) -> SimpleStats,
+        partition_stats: &(dyn Fn(&[ManifestEntry]) -> SimpleStats + Send + Sync),
         max_entries: usize,
     ) -> Result<Vec<ManifestFileMeta>> {
         let mut metas = Vec::new();

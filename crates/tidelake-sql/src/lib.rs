@@ -1,1 +1,40 @@
-//! placeholder
+//! # tidelake-sql
+//!
+//! SQL over Tidelake tables with Apache DataFusion. It owns *what SQL
+//! means*: Paimon-shaped DDL (`CREATE TABLE ... PARTITIONED BY (...) WITH
+//! (...)`), `INSERT`/`INSERT OVERWRITE`, `UPDATE` and `DELETE` on
+//! primary-key and append tables, queries with everything DataFusion offers,
+//! time travel (`t VERSION AS OF 3` or `t$snapshot_3`), and errors with
+//! SQLSTATE-like codes.
+//!
+//! It reads and writes tables only through `tidelake-engine` (Arrow batches,
+//! predicates, writers): it must not know file formats, object stores or
+//! the layout of the warehouse. Protocol servers and the command line use
+//! it through [`QueryHandler`] and [`Session`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tidelake_sql::SqlError> {
+//! let session = tidelake_sql::Session::open("./warehouse").await?;
+//! session.execute("CREATE TABLE t (id BIGINT, v STRING, PRIMARY KEY (id))").await?;
+//! session.execute("INSERT INTO t VALUES (1, 'a'), (2, 'b')").await?;
+//! let results = session.execute("SELECT count(*) FROM t").await?;
+//! # Ok(()) }
+//! ```
+
+mod catalog;
+mod ddl;
+mod describe;
+mod dml;
+mod error;
+mod lexer;
+mod predicate;
+mod provider;
+mod session;
+
+pub use catalog::{TidelakeCatalog, TidelakeDatabase, SNAPSHOT_SUFFIX};
+pub use error::{Position, Result, SqlError};
+pub use lexer::statement_is_complete;
+pub use provider::TidelakeTable;
+pub use session::{
+    CommandStatus, QueryHandler, QueryStream, Session, StatementResult, StreamingResult, CATALOG_NAME,
+};

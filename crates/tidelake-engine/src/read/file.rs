@@ -8,7 +8,14 @@ use arrow_array::{new_null_array, ArrayRef, RecordBatch};
 use arrow_schema::{Field, Schema, SchemaRef};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
-use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
+use parquet::errors::ParquetError;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use tidelake_store::WarehouseStore;
 use parquet::arrow::ProjectionMask;
 use tidelake_format::manifest::DataFileMeta;
 use tidelake_format::types::DataField;
@@ -62,8 +69,11 @@ pub(crate) async fn read_data_file(
         file_schema.fields.iter().find(|ff| ff.id == f.id).map(|ff| ff.name.clone())
     };
     let pq_err = |e| EngineError::Parquet { path: path.to_string(), source: e };
-    let store = table.store.object_store();
-    let reader = ParquetObjectReader::new(store, table.store.full_path(path)).with_file_size(file.file_size as u64);
+    let reader = StoreFileReader {
+        store: table.store.clone(),
+        path: path.to_string(),
+        size: file.file_size as u64,
+    };
     let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(pq_err)?;
     let file_arrow = builder.schema().clone();
     let position = |name: &str| file_arrow.fields().iter().position(|f| f.name() == name);
@@ -124,4 +134,42 @@ fn conform_batch(batch: &RecordBatch, projected: &[Option<usize>], schema: &Sche
         .collect::<Result<_>>()?;
     let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(n));
     Ok(RecordBatch::try_new_with_options(schema.clone(), cols, &options)?)
+}
+
+/// Parquet's async reader over the warehouse store: byte ranges come from
+/// `WarehouseStore::get_range`, so every backend (and the fault-injecting
+/// store of the simulation tests) serves data files the same way.
+struct StoreFileReader {
+    store: WarehouseStore,
+    path: String,
+    /// From the manifest, which saves a HEAD request per file.
+    size: u64,
+}
+
+/// Bytes read with the footer, so that small files need one request.
+const FOOTER_PREFETCH: usize = 64 * 1024;
+
+impl AsyncFileReader for StoreFileReader {
+    fn get_bytes(&mut self, range: std::ops::Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        async move {
+            self.store
+                .get_range(&self.path, range)
+                .await
+                .map_err(|e| ParquetError::External(Box::new(e)))
+        }
+        .boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        _options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let size = self.size;
+            let mut reader = ParquetMetaDataReader::new().with_prefetch_hint(Some(FOOTER_PREFETCH));
+            reader.try_load(&mut *self, size).await?;
+            Ok(Arc::new(reader.finish()?))
+        }
+        .boxed()
+    }
 }

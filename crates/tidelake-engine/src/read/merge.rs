@@ -174,10 +174,11 @@ impl Merger {
             // The smallest key, copied: its batch may be released while the
             // cursors advance over its versions.
             {
+                let mut current = std::mem::take(&mut self.current_key);
                 let c = self.cursor(first)?;
-                let key = c.keys.row(c.pos);
-                self.current_key.clear();
-                self.current_key.extend_from_slice(key.as_ref());
+                current.clear();
+                current.extend_from_slice(c.keys.row(c.pos).as_ref());
+                self.current_key = current;
             }
             let mut winner: Option<(usize, usize, i8)> = None;
             while let Some(&top) = self.heap.first() {

@@ -128,7 +128,7 @@ impl ScanBuilder {
                 Err(_) => true,
             }
         };
-        let live = ms.live_entries(&metas, keep_partition).await?;
+        let live = ms.live_entries(&metas, &keep_partition).await?;
 
         // File skipping by statistics: key columns for primary-key tables
         // (other versions of a key share its key), every column otherwise.

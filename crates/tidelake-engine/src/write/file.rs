@@ -46,10 +46,25 @@ pub(crate) fn kv_file_schema(layout: &TableLayout) -> SchemaRef {
     }
     fields.push(with_id(Field::new(SEQUENCE_COLUMN, arrow_schema::DataType::Int64, false), SEQUENCE_FIELD_ID));
     fields.push(with_id(Field::new(VALUE_KIND_COLUMN, arrow_schema::DataType::Int8, false), VALUE_KIND_FIELD_ID));
-    for f in layout.arrow_schema.fields() {
-        fields.push(f.as_ref().clone());
-    }
+    fields.extend(value_fields_with_ids(layout));
     Arc::new(Schema::new(fields))
+}
+
+/// The table's columns as stored in data files: with Paimon's field ids, so
+/// that other readers can map columns by id after renames.
+fn value_fields_with_ids(layout: &TableLayout) -> Vec<Field> {
+    layout
+        .arrow_schema
+        .fields()
+        .iter()
+        .zip(&layout.schema.fields)
+        .map(|(f, df)| with_id(f.as_ref().clone(), df.id))
+        .collect()
+}
+
+/// The Arrow schema of an append-table data file.
+fn append_file_schema(layout: &TableLayout) -> SchemaRef {
+    Arc::new(Schema::new(value_fields_with_ids(layout)))
 }
 
 fn writer_properties(layout: &TableLayout) -> Result<WriterProperties> {
@@ -100,6 +115,12 @@ pub(crate) async fn write_data_file(table: &Table, dir: &str, content: FileConte
     if batch.num_rows() == 0 {
         return Err(EngineError::invalid("internal: empty data file"));
     }
+    let batch = if layout.is_primary_key() {
+        batch.clone()
+    } else {
+        RecordBatch::try_new(append_file_schema(layout), batch.columns().to_vec())?
+    };
+    let batch = &batch;
     let name = format!("{}{}-0.parquet", layout.options.data_file_prefix, uuid::Uuid::new_v4());
     let path = format!("{dir}/{name}");
     let mut buf = Vec::with_capacity(1 << 20);
@@ -187,9 +208,4 @@ pub(crate) fn kv_batch(
     cols.push(kinds);
     cols.extend(values.iter().cloned());
     Ok(RecordBatch::try_new(schema.clone(), cols)?)
-}
-
-/// Whether a column holds no value a NOT NULL field refuses.
-pub(crate) fn null_count(a: &dyn Array) -> usize {
-    a.null_count()
 }

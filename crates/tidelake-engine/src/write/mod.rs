@@ -135,7 +135,7 @@ impl TableWriter {
                     &self.table.layout.options.manifest_compression,
                 )?;
                 let metas = ms.data_manifests(s).await?;
-                for e in ms.live_entries(&metas, |_| true).await? {
+                for e in ms.live_entries(&metas, &|_| true).await? {
                     let m = max_sequence.entry((e.partition, e.bucket)).or_insert(-1i64);
                     *m = (*m).max(e.file.max_sequence_number);
                 }
@@ -282,7 +282,7 @@ impl TableWriter {
     /// Like `commit`, with snapshot properties (e.g. a streaming job's progress).
     pub async fn commit_with(&mut self, kind: CommitKind, properties: BTreeMap<String, String>) -> Result<Option<i64>> {
         let ids: Vec<BucketId> = self.buckets.keys().cloned().collect();
-        let result = self.flush_and_commit(&ids, kind, properties).await;
+        let result = self.flush_and_commit(ids, kind, properties).await;
         if result.is_err() {
             self.delete_written_files().await;
         }
@@ -291,12 +291,12 @@ impl TableWriter {
 
     async fn flush_and_commit(
         &mut self,
-        ids: &[BucketId],
+        ids: Vec<BucketId>,
         kind: CommitKind,
         properties: BTreeMap<String, String>,
     ) -> Result<Option<i64>> {
         for id in ids {
-            self.flush_bucket(id).await?;
+            self.flush_bucket(&id).await?;
         }
         let total_buckets = self.table.layout.options.bucket;
         let messages: Vec<CommitMessage> = self

@@ -1,0 +1,224 @@
+"""Tests of the suite's own machinery (generator, aggregates, driver, report).
+
+    bench/.venv/bin/python -m unittest discover -s bench -p 'test_*.py'
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import report  # noqa: E402
+import suite  # noqa: E402
+from common import ScaleDir, Scale, ScanAggregate, check_result, peak_rss_bytes, percentile, string_bytes  # noqa: E402
+from gen_data import decimal_from_cents, generate_orders  # noqa: E402
+
+MICRO = Scale(rows=3_000, upserts=1_000, commits=4, lookups=30, tpch_sf=0.01, chunk_rows=1_000, seed=7)
+
+
+def generate(root: Path, scale: Scale = MICRO) -> ScaleDir:
+    data = ScaleDir(root / scale.name)
+    generate_orders(scale, data, log=lambda _: None)
+    return data
+
+
+class GeneratorTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.data = generate(Path(cls.tmp.name))
+        cls.expected = cls.data.expected()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_same_seed_same_bytes(self):
+        with tempfile.TemporaryDirectory() as other:
+            again = generate(Path(other))
+            for a, b in zip(self.data.ingest_files() + self.data.upsert_files(), again.ingest_files() + again.upsert_files()):
+                self.assertEqual(pq.read_table(a), pq.read_table(b), a.name)
+            changed = generate(Path(other), Scale(**{**MICRO.to_json(), "seed": 8}))
+            self.assertNotEqual(pq.read_table(changed.ingest_files()[0]), pq.read_table(self.data.ingest_files()[0]))
+
+    def test_input_shape(self):
+        self.assertEqual(len(self.data.ingest_files()), 3)
+        ingest = pa.concat_tables(pq.read_table(f) for f in self.data.ingest_files())
+        self.assertEqual(ingest.num_rows, MICRO.rows)
+        self.assertEqual(ingest.column("order_id").to_pylist(), list(range(1, MICRO.rows + 1)))
+        self.assertEqual(len(pc.unique(ingest.column("dt"))), MICRO.days)
+        mean_comment = pc.mean(pc.binary_length(ingest.column("comment"))).as_py()
+        self.assertTrue(50 <= mean_comment <= 70, mean_comment)
+        commits = [pq.read_table(f) for f in self.data.upsert_files()]
+        self.assertEqual(len(commits), MICRO.commits)
+        for commit in commits:
+            ops = commit.column("op").to_pylist()
+            self.assertEqual(ops.count(0), MICRO.updates_per_commit)
+            self.assertEqual(ops.count(1), MICRO.deletes_per_commit)
+            # A key appears once per commit, so MERGE-style upserts are well defined.
+            self.assertEqual(len(pc.unique(commit.column("order_id"))), commit.num_rows)
+
+    def test_final_state_matches_expected_figures(self):
+        final = ds.dataset(self.data.final_dir, partitioning="hive").to_table()
+        full = self.expected["scan_full"]
+        self.assertEqual(final.num_rows, full["rows"])
+        self.assertEqual(final.num_rows, MICRO.rows - MICRO.commits * MICRO.deletes_per_commit)
+        got = ScanAggregate().add_all(final.to_batches()).checked()
+        self.assertEqual(check_result(got, full), {"check": "ok"})
+
+    def test_final_state_is_replaying_the_commits(self):
+        state = {r["order_id"]: r for r in pa.concat_tables(pq.read_table(f) for f in self.data.ingest_files()).to_pylist()}
+        for path in self.data.upsert_files():
+            for row in pq.read_table(path).to_pylist():
+                op = row.pop("op")
+                if op == 1:
+                    del state[row["order_id"]]
+                else:
+                    self.assertIn(row["order_id"], state, "updates only touch live keys")
+                    state[row["order_id"]] = row
+        final = ds.dataset(self.data.final_dir, partitioning="hive").to_table().to_pylist()
+        self.assertEqual(len(final), len(state))
+        for row in final[:200]:
+            self.assertEqual(row["amount"], state[row["order_id"]]["amount"])
+            self.assertEqual(row["comment"], state[row["order_id"]]["comment"])
+        flt = self.expected["scan_filter"]
+        matches = [r for r in state.values() if r["dt"] == flt["dt"] and flt["order_id_min"] <= r["order_id"] <= flt["order_id_max"]]
+        self.assertEqual(len(matches), flt["rows"])
+        hits = sum(1 for _, key in self.expected["lookup"]["keys"] if key in state)
+        self.assertEqual(hits, self.expected["lookup"]["found"])
+
+
+class LookupBudgetTest(unittest.TestCase):
+    def test_lookups_stop_at_the_budget_and_are_still_checked(self):
+        import contextlib
+        import io
+        import os
+        import time
+
+        import peers
+        from common import LOOKUP_BUDGET_ENV
+
+        with tempfile.TemporaryDirectory() as tmp:
+            data = generate(Path(tmp))
+            expected = data.expected()
+            live = {key for (_, key), hit in zip(expected["lookup"]["keys"], expected["lookup"]["hits"]) if hit}
+
+            class SlowPeer(peers.Peer):
+                name = "slow"
+
+                def lookup(self, dt, order_id):
+                    time.sleep(0.02)
+                    return 1 if order_id in live else 0
+
+            out = io.StringIO()
+            os.environ[LOOKUP_BUDGET_ENV] = "0.1"
+            try:
+                with contextlib.redirect_stdout(out):
+                    peers.run_lookups(SlowPeer(data), data)
+            finally:
+                del os.environ[LOOKUP_BUDGET_ENV]
+        record = json.loads(out.getvalue())
+        self.assertLess(record["rows"], MICRO.lookups)
+        self.assertGreaterEqual(record["rows"], 4)
+        self.assertEqual(record["lookups_planned"], MICRO.lookups)
+        self.assertEqual(record["check"], "ok")
+
+
+class HelpersTest(unittest.TestCase):
+    def test_decimals_are_exact(self):
+        values = decimal_from_cents([0, 1, -250, 9_999_999_999])
+        self.assertEqual(values.type, pa.decimal128(12, 2))
+        self.assertEqual([str(v) for v in values.to_pylist()], ["0.00", "0.01", "-2.50", "99999999.99"])
+
+    def test_percentile_is_nearest_rank(self):
+        values = [float(v) for v in range(1, 101)]
+        self.assertEqual(percentile(values, 50), 50.0)
+        self.assertEqual(percentile(values, 99), 99.0)
+        self.assertEqual(percentile([3.0, 7.0], 51), 7.0)
+
+    def test_string_bytes_of_views_and_plain_strings(self):
+        strings = pa.array(["a longer string than twelve bytes", None, "ab"])
+        self.assertEqual(string_bytes(strings), 35)
+        self.assertEqual(string_bytes(strings.cast(pa.string_view())), 35)
+        self.assertEqual(string_bytes(strings.cast(pa.string_view()).slice(1)), 2)
+
+    def test_peak_rss_is_this_process(self):
+        self.assertGreater(peak_rss_bytes(), 10 * 2**20)
+
+    def test_checks_name_what_differs(self):
+        self.assertEqual(check_result({"rows": 3}, {"rows": 3, "other": 1}), {"check": "ok"})
+        wrong = check_result({"rows": 2}, {"rows": 3})
+        self.assertEqual(wrong["check"], "mismatch")
+        self.assertEqual(wrong["check_diff"]["rows"], {"expected": 3, "got": 2})
+
+
+class DriverTest(unittest.TestCase):
+    def test_only_expands_compaction_and_rejects_unknown(self):
+        self.assertEqual(suite.expand_only(["tpch", "compact"]), ["compact", "scan_compacted", "tpch"])
+        with self.assertRaises(SystemExit):
+            suite.expand_only(["nope"])
+
+    def test_progress_and_records_are_parsed(self):
+        err = 'noise\nprogress: {"commits": 1, "of": 4, "rows": 10, "seconds": 1.0}\nprogress: {"commits": 2, "of": 4, "rows": 20, "seconds": 2.5}\n'
+        self.assertEqual(suite.last_progress(err)["commits"], 2)
+        self.assertIsNone(suite.last_progress("nothing"))
+        out = 'warning\n{"workload": "ingest", "system": "x", "status": "ok"}\n{broken\n'
+        self.assertEqual([r["workload"] for r in suite.parse_records(out)], ["ingest"])
+
+    def test_a_timeout_keeps_partial_progress(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            script = Path(tmp) / "slow.py"
+            script.write_text(
+                "import sys, time\n"
+                "sys.stderr.write('progress: {\"commits\": 3, \"of\": 9, \"rows\": 300, \"seconds\": 1.5}\\n')\n"
+                "sys.stderr.flush()\n"
+                "time.sleep(30)\n"
+            )
+            original = suite.command_for
+            suite.command_for = lambda *args: [sys.executable, str(script)]
+            try:
+                records = suite.run_one("pyiceberg", "upsert", ScaleDir(Path(tmp)), Path("/none"), timeout=2)
+            finally:
+                suite.command_for = original
+        self.assertEqual(len(records), 1)
+        self.assertEqual(records[0]["status"], "timeout")
+        self.assertEqual(records[0]["commits_done"], 3)
+        self.assertEqual(records[0]["rows_per_s"], 200.0)
+
+    def test_a_missing_tidelake_binary_is_reported(self):
+        records = suite.run_one("tidelake", "scan", ScaleDir(Path("/nonexistent")), Path("/nonexistent/bin"), 5)
+        self.assertEqual([r["workload"] for r in records], ["scan_full", "scan_projection", "scan_filter"])
+        self.assertTrue(all(r["status"] == "error" and "not built" in r["reason"] for r in records))
+
+
+class ReportTest(unittest.TestCase):
+    def test_tables_compare_tidelake_with_each_peer(self):
+        records = [
+            {"workload": "ingest", "system": "tidelake", "status": "ok", "rows": 100, "seconds": 1.0, "rows_per_s": 100.0, "peak_rss_bytes": 2**20},
+            {"workload": "ingest", "system": "deltalake", "status": "ok", "rows": 100, "seconds": 2.0, "rows_per_s": 50.0, "peak_rss_bytes": 2**21},
+            {"workload": "ingest", "system": "duckdb", "status": "n/a", "reason": "not a writer"},
+            {"workload": "upsert", "system": "pyiceberg", "status": "timeout", "rows": 10, "seconds": 5.0, "rows_per_s": 2.0, "reason": "killed"},
+            {"workload": "scan_full", "system": "parquet", "status": "ok", "rows": 5, "seconds": 1.0, "rows_per_s": 5.0, "check": "mismatch", "check_diff": {"rows": {"expected": 6, "got": 5}}},
+        ]
+        text = report.render(records, MICRO, "bench/run --test", 60.0)
+        self.assertIn("bench/run --test", text)
+        self.assertIn("cores", text)
+        self.assertIn("| deltalake | 100 | 2.000 | 50.0 | 2 MiB | 2.00× |", text)
+        self.assertIn("| duckdb | | | | | | n/a: not a writer |", text)
+        self.assertIn("timeout", text)
+        self.assertIn("**wrong result**", text)
+        self.assertNotIn("## TPC-H", text)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,450 @@
+//! A SQL session over one warehouse: the current database, DataFusion's
+//! state, and the statement loop (our DDL parser for Paimon's DDL shape,
+//! DataFusion for queries and DML).
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{Array, RecordBatch, UInt64Array};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::config::Dialect;
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::context::{SessionConfig, SessionContext};
+use datafusion::logical_expr::{Expr, LogicalPlan, WriteOp};
+use datafusion::sql::parser::{DFParserBuilder, Statement as DfStatement};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use tidelake_engine::{Catalog, Identifier, TableSpec, DEFAULT_DATABASE};
+
+use crate::catalog::{load_provider, TidelakeCatalog};
+use crate::ddl::{is_ddl, parse_ddl, CreateTable, DdlStatement, TableName};
+use crate::describe::{create_statement, describe_batch, names_batch};
+use crate::dml::execute_dml;
+use crate::error::{Result, SqlError};
+use crate::lexer::{shift_position, split_statements, RawStatement};
+
+/// The name of the warehouse's catalog in DataFusion (`tidelake.db.table`).
+pub const CATALOG_NAME: &str = "tidelake";
+
+/// What a statement that returns no rows reports, as psql prints it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandStatus {
+    /// `CREATE TABLE`, `INSERT`, `DELETE`, ...
+    pub command: &'static str,
+    /// Rows inserted, updated or deleted.
+    pub rows: Option<u64>,
+}
+
+impl CommandStatus {
+    fn new(command: &'static str) -> Self {
+        CommandStatus { command, rows: None }
+    }
+
+    fn with_rows(command: &'static str, rows: u64) -> Self {
+        CommandStatus { command, rows: Some(rows) }
+    }
+}
+
+impl fmt::Display for CommandStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.command, self.rows) {
+            // PostgreSQL's INSERT tag carries an (always zero) OID.
+            ("INSERT", Some(n)) => write!(f, "INSERT 0 {n}"),
+            (command, Some(n)) => write!(f, "{command} {n}"),
+            (command, None) => f.write_str(command),
+        }
+    }
+}
+
+/// The outcome of one statement.
+#[derive(Clone, Debug)]
+pub enum StatementResult {
+    /// A query (or SHOW/DESCRIBE): its schema and every row.
+    Rows { schema: SchemaRef, batches: Vec<RecordBatch> },
+    /// A statement without rows.
+    Status(CommandStatus),
+}
+
+impl StatementResult {
+    pub fn row_count(&self) -> usize {
+        match self {
+            StatementResult::Rows { batches, .. } => batches.iter().map(|b| b.num_rows()).sum(),
+            StatementResult::Status(_) => 0,
+        }
+    }
+}
+
+/// The rows of a query as they are produced.
+pub struct QueryStream {
+    pub schema: SchemaRef,
+    pub stream: BoxStream<'static, Result<RecordBatch>>,
+}
+
+impl QueryStream {
+    pub async fn collect(self) -> Result<StatementResult> {
+        let batches: Vec<RecordBatch> = self.stream.try_collect().await?;
+        Ok(StatementResult::Rows { schema: self.schema, batches })
+    }
+}
+
+impl fmt::Debug for QueryStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QueryStream").field("schema", &self.schema).finish()
+    }
+}
+
+/// The outcome of one statement, with a query's rows still to be read.
+#[derive(Debug)]
+pub enum StreamingResult {
+    Rows(QueryStream),
+    Status(CommandStatus),
+}
+
+impl StreamingResult {
+    pub async fn collect(self) -> Result<StatementResult> {
+        match self {
+            StreamingResult::Rows(q) => q.collect().await,
+            StreamingResult::Status(s) => Ok(StatementResult::Status(s)),
+        }
+    }
+}
+
+/// What protocol servers and the command line need from a SQL session.
+#[async_trait]
+pub trait QueryHandler: Send + Sync {
+    /// Runs every statement of `sql` in order and returns their results;
+    /// stops at the first failing statement.
+    async fn execute(&self, sql: &str) -> Result<Vec<StatementResult>>;
+
+    /// Runs one statement, returning a query's rows as a stream.
+    async fn execute_stream(&self, sql: &str) -> Result<StreamingResult>;
+
+    /// The database unqualified table names refer to.
+    fn current_database(&self) -> String;
+}
+
+/// A SQL session over one warehouse.
+pub struct Session {
+    catalog: Catalog,
+    tidelake: Arc<TidelakeCatalog>,
+    ctx: SessionContext,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("warehouse", &self.catalog.warehouse_uri())
+            .field("database", &self.current_database())
+            .finish()
+    }
+}
+
+impl Session {
+    /// Opens the warehouse at `warehouse_uri` (a path, `file://`, `memory://` or `s3://` URI).
+    pub async fn open(warehouse_uri: &str) -> Result<Session> {
+        let catalog = Catalog::open(warehouse_uri).await?;
+        Session::with_catalog(catalog).await
+    }
+
+    /// A session over an already opened catalog (one per connection).
+    pub async fn with_catalog(catalog: Catalog) -> Result<Session> {
+        let mut config = SessionConfig::new()
+            .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_DATABASE)
+            .with_create_default_catalog_and_schema(false)
+            .with_information_schema(false);
+        config.options_mut().sql_parser.dialect = Dialect::PostgreSQL;
+        let ctx = SessionContext::new_with_config(config);
+        let tidelake = Arc::new(TidelakeCatalog::new(catalog.clone()));
+        tidelake.refresh().await?;
+        ctx.register_catalog(CATALOG_NAME, tidelake.clone());
+        Ok(Session { catalog, tidelake, ctx })
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub fn current_database(&self) -> String {
+        self.ctx.state_ref().read().config().options().catalog.default_schema.clone()
+    }
+
+    fn set_current_database(&self, name: &str) {
+        self.ctx.state_ref().write().config_mut().options_mut().catalog.default_schema = name.to_string();
+    }
+
+    /// Splits a script into statement texts (`;`-separated, comments and
+    /// quotes respected), for callers that run them one at a time.
+    pub fn split(sql: &str) -> Result<Vec<String>> {
+        Ok(split_statements(sql)?.into_iter().map(|s| s.text).collect())
+    }
+
+    /// Runs every statement of `sql`, handing each result to `on_result` as
+    /// soon as it is complete; stops at the first error. Returns how many
+    /// statements ran.
+    pub async fn execute_each(
+        &self,
+        sql: &str,
+        on_result: &mut (dyn FnMut(StatementResult) + Send),
+    ) -> Result<usize> {
+        let statements = split_statements(sql)?;
+        for statement in &statements {
+            let result = self.run(statement).await?.collect().await?;
+            on_result(result);
+        }
+        Ok(statements.len())
+    }
+
+    pub async fn execute(&self, sql: &str) -> Result<Vec<StatementResult>> {
+        let mut results = Vec::new();
+        self.execute_each(sql, &mut |r| results.push(r)).await?;
+        Ok(results)
+    }
+
+    pub async fn execute_stream(&self, sql: &str) -> Result<StreamingResult> {
+        let mut statements = split_statements(sql)?;
+        match statements.len() {
+            0 => Err(SqlError::syntax("no statement was given", None)),
+            1 => {
+                let statement = statements.remove(0);
+                self.run(&statement).await
+            }
+            n => Err(SqlError::syntax(format!("expected one statement, found {n}"), None)),
+        }
+    }
+
+    async fn run(&self, statement: &RawStatement) -> Result<StreamingResult> {
+        tracing::debug!(sql = %statement.text, "running statement");
+        if is_ddl(statement) {
+            let ddl = parse_ddl(statement)?;
+            self.run_ddl(ddl).await
+        } else {
+            self.run_datafusion(statement).await
+        }
+    }
+
+    fn identifier(&self, name: &TableName) -> Identifier {
+        let database = name.database.clone().unwrap_or_else(|| self.current_database());
+        Identifier::new(database, name.table.clone())
+    }
+
+    async fn run_ddl(&self, ddl: DdlStatement) -> Result<StreamingResult> {
+        let status = |c| Ok(StreamingResult::Status(CommandStatus::new(c)));
+        match ddl {
+            DdlStatement::CreateDatabase { name, if_not_exists } => {
+                self.catalog.create_database(&name, if_not_exists).await?;
+                self.tidelake.refresh().await?;
+                status("CREATE DATABASE")
+            }
+            DdlStatement::DropDatabase { name, if_exists, cascade } => {
+                if name == self.current_database() && name != DEFAULT_DATABASE {
+                    return Err(SqlError::Plan(format!(
+                        "cannot drop database '{name}' while it is the current database (USE another one first)"
+                    )));
+                }
+                self.catalog.drop_database(&name, if_exists, cascade).await?;
+                self.tidelake.refresh().await?;
+                status("DROP DATABASE")
+            }
+            DdlStatement::Use { database } => {
+                if !self.catalog.database_exists(&database).await? {
+                    return Err(SqlError::UndefinedDatabase(database));
+                }
+                self.set_current_database(&database);
+                status("USE")
+            }
+            DdlStatement::ShowDatabases => {
+                let names = self.tidelake.refresh().await?;
+                rows(names_batch("database_name", &names)?)
+            }
+            DdlStatement::ShowTables { database } => {
+                let database = database.unwrap_or_else(|| self.current_database());
+                let names = self.tidelake.database(&database).refresh().await?;
+                rows(names_batch("table_name", &names)?)
+            }
+            DdlStatement::Describe { name } => {
+                let id = self.identifier(&name);
+                let provider = load_provider(&self.catalog, &id.database, &id.table).await?;
+                rows(describe_batch(provider.table().schema())?)
+            }
+            DdlStatement::ShowCreateTable { name } => {
+                let id = self.identifier(&name);
+                let provider = load_provider(&self.catalog, &id.database, &id.table).await?;
+                let sql = create_statement(&id.database, &id.table, provider.table().schema());
+                rows(names_batch("create_statement", &[sql])?)
+            }
+            DdlStatement::CreateTable(create) => {
+                self.create_table(create).await?;
+                status("CREATE TABLE")
+            }
+            DdlStatement::DropTable { name, if_exists } => {
+                let id = self.identifier(&name);
+                self.catalog.drop_table(&id, if_exists).await?;
+                status("DROP TABLE")
+            }
+            DdlStatement::AlterTable { name, changes } => {
+                let id = self.identifier(&name);
+                self.catalog.alter_table(&id, changes).await?;
+                status("ALTER TABLE")
+            }
+        }
+    }
+
+    async fn create_table(&self, create: CreateTable) -> Result<()> {
+        let id = self.identifier(&create.name);
+        let (columns, primary_keys) = create.columns_and_key()?;
+        let mut seen = std::collections::HashSet::new();
+        for c in &columns {
+            if !seen.insert(c.name.as_str()) {
+                return Err(SqlError::DuplicateColumn(format!("column '{}' is declared twice", c.name)));
+            }
+        }
+        for (what, keys) in [("primary key", &primary_keys), ("partition", &create.partition_keys)] {
+            if let Some(missing) = keys.iter().find(|k| !seen.contains(k.as_str())) {
+                return Err(SqlError::UndefinedColumn(format!(
+                    "{what} column '{missing}' is not a column of table '{id}'"
+                )));
+            }
+        }
+        if !self.catalog.database_exists(&id.database).await? {
+            return Err(SqlError::UndefinedDatabase(id.database));
+        }
+        let spec = TableSpec {
+            columns,
+            primary_keys,
+            partition_keys: create.partition_keys,
+            options: create.options,
+            comment: create.comment,
+        };
+        self.catalog.create_table(&id, spec, create.if_not_exists).await?;
+        Ok(())
+    }
+
+    async fn run_datafusion(&self, statement: &RawStatement) -> Result<StreamingResult> {
+        let text = statement.text_for_datafusion();
+        let dialect = PostgreSqlDialect {};
+        let parsed = DFParserBuilder::new(text.as_str())
+            .with_dialect(&dialect)
+            .build()
+            .and_then(|mut p| p.parse_statements())
+            .map_err(|e| match SqlError::from(e) {
+                SqlError::Syntax { message, position } => SqlError::Syntax {
+                    message,
+                    position: position.map(|p| shift_position(statement.start, p)),
+                },
+                other => other,
+            })?;
+        let mut parsed: Vec<DfStatement> = parsed.into_iter().collect();
+        if parsed.len() != 1 {
+            return Err(SqlError::Internal(format!("one statement was split into {}", parsed.len())));
+        }
+        let parsed = parsed.remove(0);
+        if let DfStatement::CreateExternalTable(_) | DfStatement::CopyTo(_) = parsed {
+            return Err(SqlError::Unsupported(
+                "CREATE EXTERNAL TABLE and COPY are not supported: tables live in the warehouse".into(),
+            ));
+        }
+        let state = self.ctx.state();
+        let plan = state.statement_to_plan(parsed).await?;
+        refuse_foreign_statements(&plan)?;
+        match &plan {
+            LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Delete | WriteOp::Update | WriteOp::Truncate) => {
+                let command = if dml.op == WriteOp::Update { "UPDATE" } else { "DELETE" };
+                let rows = execute_dml(&state, dml).await?;
+                Ok(StreamingResult::Status(CommandStatus::with_rows(command, rows)))
+            }
+            LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(_)) => {
+                refuse_missing_values(dml)?;
+                let batches = DataFrame::new(state, plan).collect().await?;
+                Ok(StreamingResult::Status(CommandStatus::with_rows("INSERT", count_of(&batches)?)))
+            }
+            _ => {
+                let frame = DataFrame::new(state, plan);
+                let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+                let stream = frame.execute_stream().await?.map_err(SqlError::from).boxed();
+                Ok(StreamingResult::Rows(QueryStream { schema, stream }))
+            }
+        }
+    }
+}
+
+fn rows(batch: RecordBatch) -> Result<StreamingResult> {
+    let schema = batch.schema();
+    Ok(StreamingResult::Rows(QueryStream { schema, stream: futures::stream::iter(vec![Ok(batch)]).boxed() }))
+}
+
+/// DataFusion's own DDL and session statements would change only this
+/// process's in-memory state (or write files outside the warehouse).
+fn refuse_foreign_statements(plan: &LogicalPlan) -> Result<()> {
+    match plan {
+        LogicalPlan::Ddl(ddl) => Err(SqlError::Unsupported(format!(
+            "{} is not supported (tables are created with CREATE TABLE in the warehouse)",
+            ddl.name()
+        ))),
+        LogicalPlan::Statement(s) => Err(SqlError::Unsupported(format!("{} is not supported", s.name()))),
+        LogicalPlan::Copy(_) => Err(SqlError::Unsupported("COPY is not supported".into())),
+        LogicalPlan::Dml(dml) if dml.op == WriteOp::Ctas => {
+            Err(SqlError::Unsupported("CREATE TABLE ... AS SELECT is not supported yet".into()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// An INSERT whose column list leaves out a NOT NULL column fills it with
+/// NULL; say so before any row is written.
+fn refuse_missing_values(dml: &datafusion::logical_expr::DmlStatement) -> Result<()> {
+    let LogicalPlan::Projection(projection) = dml.input.as_ref() else {
+        return Ok(());
+    };
+    let schema = dml.target.schema();
+    for (field, expr) in schema.fields().iter().zip(&projection.expr) {
+        if field.is_nullable() {
+            continue;
+        }
+        let mut inner = expr;
+        loop {
+            inner = match inner {
+                Expr::Alias(a) => a.expr.as_ref(),
+                Expr::Cast(c) => c.expr.as_ref(),
+                Expr::TryCast(c) => c.expr.as_ref(),
+                _ => break,
+            };
+        }
+        if matches!(inner, Expr::Literal(v, _) if v.is_null()) {
+            return Err(SqlError::NotNull {
+                table: dml.table_name.to_string(),
+                column: field.name().clone(),
+                hint: " (the INSERT gives it no value)".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn count_of(batches: &[RecordBatch]) -> Result<u64> {
+    let mut total = 0;
+    for b in batches {
+        let Some(counts) = b.columns().first().and_then(|c| c.as_any().downcast_ref::<UInt64Array>()) else {
+            return Err(SqlError::Internal("an INSERT did not report its row count".into()));
+        };
+        total += counts.iter().flatten().sum::<u64>();
+        debug_assert!(counts.null_count() == 0);
+    }
+    Ok(total)
+}
+
+#[async_trait]
+impl QueryHandler for Session {
+    async fn execute(&self, sql: &str) -> Result<Vec<StatementResult>> {
+        Session::execute(self, sql).await
+    }
+
+    async fn execute_stream(&self, sql: &str) -> Result<StreamingResult> {
+        Session::execute_stream(self, sql).await
+    }
+
+    fn current_database(&self) -> String {
+        Session::current_database(self)
+    }
+}
