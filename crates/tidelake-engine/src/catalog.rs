@@ -78,7 +78,9 @@ pub enum SchemaChange {
 fn validate_name(kind: &str, name: &str) -> Result<()> {
     let bad = name.is_empty()
         || name.starts_with('.')
-        || name.chars().any(|c| c == '/' || c == '\\' || c.is_control())
+        || name
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control())
         || name.contains('$');
     if bad {
         return Err(EngineError::invalid(format!(
@@ -137,7 +139,11 @@ impl Catalog {
         let (dirs, _) = self.store.list_dir("").await?;
         let mut names: Vec<String> = dirs
             .iter()
-            .filter_map(|d| d.trim_end_matches('/').strip_suffix(".db").map(str::to_string))
+            .filter_map(|d| {
+                d.trim_end_matches('/')
+                    .strip_suffix(".db")
+                    .map(str::to_string)
+            })
             .collect();
         if !names.iter().any(|n| n == DEFAULT_DATABASE) {
             names.push(DEFAULT_DATABASE.to_string());
@@ -162,7 +168,12 @@ impl Catalog {
         Ok(())
     }
 
-    pub async fn drop_database(&self, name: &str, ignore_if_not_exists: bool, cascade: bool) -> Result<()> {
+    pub async fn drop_database(
+        &self,
+        name: &str,
+        ignore_if_not_exists: bool,
+        cascade: bool,
+    ) -> Result<()> {
         if !self.database_exists(name).await? {
             if ignore_if_not_exists {
                 return Ok(());
@@ -183,7 +194,12 @@ impl Catalog {
         let (dirs, _) = self.store.list_dir(&Self::database_path(database)).await?;
         let mut tables = Vec::new();
         for dir in dirs {
-            let name = dir.trim_end_matches('/').rsplit('/').next().unwrap_or("").to_string();
+            let name = dir
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or("")
+                .to_string();
             if name.is_empty() {
                 continue;
             }
@@ -206,14 +222,19 @@ impl Catalog {
         for c in &spec.columns {
             validate_name("column", &c.name)?;
             if !seen.insert(c.name.to_ascii_lowercase()) {
-                return Err(EngineError::invalid(format!("column '{}' is declared twice", c.name)));
+                return Err(EngineError::invalid(format!(
+                    "column '{}' is declared twice",
+                    c.name
+                )));
             }
         }
         let find = |what: &str, k: &String| -> Result<()> {
             if spec.columns.iter().any(|c| &c.name == k) {
                 Ok(())
             } else {
-                Err(EngineError::invalid(format!("{what} column '{k}' is not a column of the table")))
+                Err(EngineError::invalid(format!(
+                    "{what} column '{k}' is not a column of the table"
+                )))
             }
         };
         for k in &spec.primary_keys {
@@ -224,7 +245,11 @@ impl Catalog {
         }
         let options = TableOptions::from_map(&spec.options, !spec.primary_keys.is_empty())?;
         if !spec.primary_keys.is_empty() {
-            if let Some(k) = spec.partition_keys.iter().find(|k| !spec.primary_keys.contains(k)) {
+            if let Some(k) = spec
+                .partition_keys
+                .iter()
+                .find(|k| !spec.primary_keys.contains(k))
+            {
                 return Err(EngineError::Unsupported(format!(
                     "partition column '{k}' must be part of the primary key (cross-partition upsert is not supported yet)"
                 )));
@@ -241,7 +266,9 @@ impl Catalog {
             if options.merge_engine != crate::options::MergeEngine::Deduplicate
                 && spec.options.contains_key("merge-engine")
             {
-                return Err(EngineError::invalid("option 'merge-engine' needs a primary key"));
+                return Err(EngineError::invalid(
+                    "option 'merge-engine' needs a primary key",
+                ));
             }
             if options.bucket > 0 && !spec.options.contains_key("bucket-key") {
                 return Err(EngineError::invalid(
@@ -253,7 +280,9 @@ impl Catalog {
             for k in keys.split(',').map(str::trim) {
                 find("bucket-key", &k.to_string())?;
                 if !spec.primary_keys.is_empty() && !spec.primary_keys.iter().any(|p| p == k) {
-                    return Err(EngineError::invalid(format!("bucket-key column '{k}' must be part of the primary key")));
+                    return Err(EngineError::invalid(format!(
+                        "bucket-key column '{k}' must be part of the primary key"
+                    )));
                 }
             }
         }
@@ -286,15 +315,26 @@ impl Catalog {
         })
     }
 
-    pub async fn create_table(&self, id: &Identifier, spec: TableSpec, ignore_if_exists: bool) -> Result<()> {
+    pub async fn create_table(
+        &self,
+        id: &Identifier,
+        spec: TableSpec,
+        ignore_if_exists: bool,
+    ) -> Result<()> {
         validate_name("table", &id.table)?;
         if !self.database_exists(&id.database).await? {
             return Err(EngineError::DatabaseNotFound(id.database.clone()));
         }
         let schema = Self::schema_from_spec(spec)?;
         let paths = Self::table_paths(id);
-        let json = schema.to_json().map_err(|e| EngineError::format(paths.schema(0), e))?;
-        match self.store.put_if_absent(&paths.schema(0), json.into_bytes().into()).await? {
+        let json = schema
+            .to_json()
+            .map_err(|e| EngineError::format(paths.schema(0), e))?;
+        match self
+            .store
+            .put_if_absent(&paths.schema(0), json.into_bytes().into())
+            .await?
+        {
             PutOutcome::Created => Ok(()),
             PutOutcome::AlreadyExists if ignore_if_exists => Ok(()),
             PutOutcome::AlreadyExists => Err(EngineError::TableAlreadyExists(id.to_string())),
@@ -337,8 +377,14 @@ impl Catalog {
             schema.id += 1;
             schema.time_millis = chrono::Utc::now().timestamp_millis();
             let path = table.paths().schema(schema.id);
-            let json = schema.to_json().map_err(|e| EngineError::format(path.clone(), e))?;
-            if let PutOutcome::Created = self.store.put_if_absent(&path, json.into_bytes().into()).await? {
+            let json = schema
+                .to_json()
+                .map_err(|e| EngineError::format(path.clone(), e))?;
+            if let PutOutcome::Created = self
+                .store
+                .put_if_absent(&path, json.into_bytes().into())
+                .await?
+            {
                 return Ok(());
             }
         }
@@ -351,10 +397,20 @@ impl Catalog {
 
 fn apply_change(schema: &mut TableSchema, change: &SchemaChange, id: &Identifier) -> Result<()> {
     match change {
-        SchemaChange::AddColumn { name, data_type, comment } => {
+        SchemaChange::AddColumn {
+            name,
+            data_type,
+            comment,
+        } => {
             validate_name("column", name)?;
-            if schema.fields.iter().any(|f| f.name.eq_ignore_ascii_case(name)) {
-                return Err(EngineError::invalid(format!("column '{name}' already exists in table '{id}'")));
+            if schema
+                .fields
+                .iter()
+                .any(|f| f.name.eq_ignore_ascii_case(name))
+            {
+                return Err(EngineError::invalid(format!(
+                    "column '{name}' already exists in table '{id}'"
+                )));
             }
             if !data_type.is_nullable() {
                 return Err(EngineError::invalid(format!(
@@ -371,13 +427,17 @@ fn apply_change(schema: &mut TableSchema, change: &SchemaChange, id: &Identifier
         }
         SchemaChange::SetOption { key, value } => {
             if IMMUTABLE_OPTIONS.contains(&key.as_str()) && schema.options.get(key) != Some(value) {
-                return Err(EngineError::invalid(format!("option '{key}' cannot be changed on an existing table")));
+                return Err(EngineError::invalid(format!(
+                    "option '{key}' cannot be changed on an existing table"
+                )));
             }
             schema.options.insert(key.clone(), value.clone());
         }
         SchemaChange::RemoveOption { key } => {
             if IMMUTABLE_OPTIONS.contains(&key.as_str()) {
-                return Err(EngineError::invalid(format!("option '{key}' cannot be changed on an existing table")));
+                return Err(EngineError::invalid(format!(
+                    "option '{key}' cannot be changed on an existing table"
+                )));
             }
             schema.options.remove(key);
         }

@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tidelake_format::manifest::{
-    write_index_manifest, DataFileMeta, FileKind, IndexManifestEntry, ManifestCodec, ManifestEntry, ManifestFileMeta,
-    SimpleStats,
+    write_index_manifest, DataFileMeta, FileKind, IndexManifestEntry, ManifestCodec, ManifestEntry,
+    ManifestFileMeta, SimpleStats,
 };
 use tidelake_format::snapshot::{CommitKind, Snapshot};
 use tidelake_store::PutOutcome;
@@ -87,7 +87,9 @@ impl<'a> Committer<'a> {
     }
 
     fn partition_stats(&self) -> impl Fn(&[ManifestEntry]) -> SimpleStats + '_ {
-        move |entries: &[ManifestEntry]| crate::stats::partition_stats(&self.table.layout.partition_types, entries)
+        move |entries: &[ManifestEntry]| {
+            crate::stats::partition_stats(&self.table.layout.partition_types, entries)
+        }
     }
 
     /// Commits; returns the new snapshot id, or `None` when there is nothing to commit.
@@ -115,11 +117,19 @@ impl<'a> Committer<'a> {
                 || latest.as_ref().map(|s| s.id) != request.base_snapshot_id;
             if needs_live {
                 if let Some(snapshot) = &latest {
-                    let touched: HashSet<(Vec<u8>, i32)> =
-                        request.messages.iter().map(|m| (m.partition.clone(), m.bucket)).collect();
-                    let overwrite: Option<HashSet<Vec<u8>>> =
-                        request.overwrite_partitions.as_ref().map(|p| p.iter().cloned().collect());
-                    let all_partitions = request.overwrite_partitions.as_ref().is_some_and(|p| p.is_empty());
+                    let touched: HashSet<(Vec<u8>, i32)> = request
+                        .messages
+                        .iter()
+                        .map(|m| (m.partition.clone(), m.bucket))
+                        .collect();
+                    let overwrite: Option<HashSet<Vec<u8>>> = request
+                        .overwrite_partitions
+                        .as_ref()
+                        .map(|p| p.iter().cloned().collect());
+                    let all_partitions = request
+                        .overwrite_partitions
+                        .as_ref()
+                        .is_some_and(|p| p.is_empty());
                     let metas = self.manifests.data_manifests(snapshot).await?;
                     let live = self
                         .manifests
@@ -140,10 +150,15 @@ impl<'a> Committer<'a> {
                         }
                     }
                 } else if change.iter().any(|e| e.kind == FileKind::Delete) {
-                    return Err(self.conflict("the table has no snapshot, but the commit removes files"));
+                    return Err(
+                        self.conflict("the table has no snapshot, but the commit removes files")
+                    );
                 }
             }
-            match self.try_commit(&request, latest.as_ref(), &entries, schema_id).await? {
+            match self
+                .try_commit(&request, latest.as_ref(), &entries, schema_id)
+                .await?
+            {
                 Some(id) => return Ok(Some(id)),
                 None => {
                     tracing::debug!(table = %self.table.id, attempt, "snapshot id taken by another writer; retrying");
@@ -158,11 +173,19 @@ impl<'a> Committer<'a> {
         )))
     }
 
-    fn check_conflicts(&self, request: &CommitRequest, change: &[ManifestEntry], live: &[ManifestEntry]) -> Result<()> {
-        let live_names: HashSet<(&[u8], i32, &str)> =
-            live.iter().map(|e| (e.partition.as_slice(), e.bucket, e.file.file_name.as_str())).collect();
+    fn check_conflicts(
+        &self,
+        request: &CommitRequest,
+        change: &[ManifestEntry],
+        live: &[ManifestEntry],
+    ) -> Result<()> {
+        let live_names: HashSet<(&[u8], i32, &str)> = live
+            .iter()
+            .map(|e| (e.partition.as_slice(), e.bucket, e.file.file_name.as_str()))
+            .collect();
         for e in change.iter().filter(|e| e.kind == FileKind::Delete) {
-            if !live_names.contains(&(e.partition.as_slice(), e.bucket, e.file.file_name.as_str())) {
+            if !live_names.contains(&(e.partition.as_slice(), e.bucket, e.file.file_name.as_str()))
+            {
                 return Err(self.conflict(format!(
                     "file {} was removed by another commit (a concurrent compaction or overwrite); retry the operation",
                     e.file.file_name
@@ -176,7 +199,9 @@ impl<'a> Committer<'a> {
         // that started from an older snapshot may collide with another one.
         let mut max_live: HashMap<(&[u8], i32), i64> = HashMap::new();
         for e in live {
-            let m = max_live.entry((e.partition.as_slice(), e.bucket)).or_insert(i64::MIN);
+            let m = max_live
+                .entry((e.partition.as_slice(), e.bucket))
+                .or_insert(i64::MIN);
             *m = (*m).max(e.file.max_sequence_number);
         }
         let deleted: HashSet<&str> = change
@@ -190,7 +215,11 @@ impl<'a> Committer<'a> {
             };
             let live_max = live
                 .iter()
-                .filter(|e| e.partition == m.partition && e.bucket == m.bucket && !deleted.contains(e.file.file_name.as_str()))
+                .filter(|e| {
+                    e.partition == m.partition
+                        && e.bucket == m.bucket
+                        && !deleted.contains(e.file.file_name.as_str())
+                })
                 .filter(|e| !m.new_files.iter().any(|f| f.file_name == e.file.file_name))
                 .map(|e| e.file.max_sequence_number)
                 .max();
@@ -219,7 +248,9 @@ impl<'a> Committer<'a> {
         schema_id: i64,
     ) -> Result<Option<i64>> {
         let mut written: Vec<String> = Vec::new();
-        let result = self.write_snapshot(request, latest, entries, schema_id, &mut written).await;
+        let result = self
+            .write_snapshot(request, latest, entries, schema_id, &mut written)
+            .await;
         match result {
             Ok(Some(id)) => Ok(Some(id)),
             other => {
@@ -240,7 +271,12 @@ impl<'a> Committer<'a> {
         let options = &self.table.layout.options;
         let delta_metas = self
             .manifests
-            .write_manifests(entries, schema_id, &self.partition_stats(), MAX_ENTRIES_PER_MANIFEST)
+            .write_manifests(
+                entries,
+                schema_id,
+                &self.partition_stats(),
+                MAX_ENTRIES_PER_MANIFEST,
+            )
             .await?;
         written.extend(delta_metas.iter().map(|m| m.file_name.clone()));
         let mut base_metas: Vec<ManifestFileMeta> = match latest {
@@ -251,7 +287,12 @@ impl<'a> Committer<'a> {
             let live = self.manifests.live_entries(&base_metas, &|_| true).await?;
             base_metas = self
                 .manifests
-                .write_manifests(&live, schema_id, &self.partition_stats(), MAX_ENTRIES_PER_MANIFEST)
+                .write_manifests(
+                    &live,
+                    schema_id,
+                    &self.partition_stats(),
+                    MAX_ENTRIES_PER_MANIFEST,
+                )
                 .await?;
             written.extend(base_metas.iter().map(|m| m.file_name.clone()));
         }
@@ -267,8 +308,16 @@ impl<'a> Committer<'a> {
             Some(name)
         };
 
-        let added: i64 = entries.iter().filter(|e| e.kind == FileKind::Add).map(|e| e.file.row_count).sum();
-        let removed: i64 = entries.iter().filter(|e| e.kind == FileKind::Delete).map(|e| e.file.row_count).sum();
+        let added: i64 = entries
+            .iter()
+            .filter(|e| e.kind == FileKind::Add)
+            .map(|e| e.file.row_count)
+            .sum();
+        let removed: i64 = entries
+            .iter()
+            .filter(|e| e.kind == FileKind::Delete)
+            .map(|e| e.file.row_count)
+            .sum();
         let id = latest.map_or(1, |s| s.id + 1);
         let snapshot = Snapshot {
             version: 3,
@@ -283,27 +332,53 @@ impl<'a> Committer<'a> {
             index_manifest,
             commit_user: request.commit_user.clone(),
             commit_identifier: request.commit_identifier,
-            commit_kind: if request.overwrite_partitions.is_some() { CommitKind::Overwrite } else { request.kind },
+            commit_kind: if request.overwrite_partitions.is_some() {
+                CommitKind::Overwrite
+            } else {
+                request.kind
+            },
             time_millis: chrono::Utc::now().timestamp_millis(),
             log_offsets: None,
-            total_record_count: Some(latest.and_then(|s| s.total_record_count).unwrap_or(0) + added - removed),
+            total_record_count: Some(
+                latest.and_then(|s| s.total_record_count).unwrap_or(0) + added - removed,
+            ),
             delta_record_count: Some(added - removed),
             changelog_record_count: Some(0),
             watermark: latest.and_then(|s| s.watermark),
             statistics: None,
-            properties: if request.properties.is_empty() { None } else { Some(request.properties.clone()) },
+            properties: if request.properties.is_empty() {
+                None
+            } else {
+                Some(request.properties.clone())
+            },
             next_row_id: latest.and_then(|s| s.next_row_id),
         };
         let path = self.table.paths().snapshot(id);
-        let json = snapshot.to_json().map_err(|e| EngineError::format(path.clone(), e))?;
-        match self.table.store.put_if_absent(&path, Bytes::from(json.into_bytes())).await? {
+        let json = snapshot
+            .to_json()
+            .map_err(|e| EngineError::format(path.clone(), e))?;
+        match self
+            .table
+            .store
+            .put_if_absent(&path, Bytes::from(json.into_bytes()))
+            .await?
+        {
             PutOutcome::Created => {
                 let hint = self.table.paths().latest_hint();
-                if let Err(e) = self.table.store.put(&hint, Bytes::from(id.to_string())).await {
+                if let Err(e) = self
+                    .table
+                    .store
+                    .put(&hint, Bytes::from(id.to_string()))
+                    .await
+                {
                     tracing::warn!("could not update {hint}: {e}");
                 }
                 if id == 1 {
-                    let _ = self.table.store.put(&self.table.paths().earliest_hint(), Bytes::from("1")).await;
+                    let _ = self
+                        .table
+                        .store
+                        .put(&self.table.paths().earliest_hint(), Bytes::from("1"))
+                        .await;
                 }
                 tracing::debug!(table = %self.table.id, snapshot = id, "committed");
                 Ok(Some(id))
@@ -316,7 +391,11 @@ impl<'a> Committer<'a> {
 impl Committer<'_> {
     /// Writes the full index manifest of the new snapshot: the latest one's
     /// entries, with the buckets this commit re-indexed replaced.
-    async fn write_index_manifest(&self, request: &CommitRequest, latest: Option<&Snapshot>) -> Result<String> {
+    async fn write_index_manifest(
+        &self,
+        request: &CommitRequest,
+        latest: Option<&Snapshot>,
+    ) -> Result<String> {
         let current = crate::write::hash_entries(self.table, latest).await?;
         for (partition, loaded) in &request.index_loaded_from {
             let mut now: Vec<&str> = current
@@ -333,8 +412,11 @@ impl Committer<'_> {
                 ));
             }
         }
-        let replaced: HashSet<(&[u8], i32)> =
-            request.index_entries.iter().map(|e| (e.partition.as_slice(), e.bucket)).collect();
+        let replaced: HashSet<(&[u8], i32)> = request
+            .index_entries
+            .iter()
+            .map(|e| (e.partition.as_slice(), e.bucket))
+            .collect();
         let mut entries: Vec<IndexManifestEntry> = current
             .iter()
             .filter(|e| !replaced.contains(&(e.partition.as_slice(), e.bucket)))
@@ -345,7 +427,8 @@ impl Committer<'_> {
             .map_err(|e| EngineError::format("manifest.compression", e))?;
         let name = format!("index-manifest-{}-0", uuid::Uuid::new_v4());
         let path = self.table.paths().manifest(&name);
-        let bytes = write_index_manifest(&entries, codec).map_err(|e| EngineError::format(path.clone(), e))?;
+        let bytes = write_index_manifest(&entries, codec)
+            .map_err(|e| EngineError::format(path.clone(), e))?;
         self.table.store.put(&path, Bytes::from(bytes)).await?;
         Ok(name)
     }

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use tidelake_format::manifest::{
-    read_manifest_entries, read_manifest_list, write_manifest_entries, write_manifest_list, FileKind,
-    ManifestCodec, ManifestEntry, ManifestFileMeta, SimpleStats,
+    read_manifest_entries, read_manifest_list, write_manifest_entries, write_manifest_list,
+    FileKind, ManifestCodec, ManifestEntry, ManifestFileMeta, SimpleStats,
 };
 use tidelake_format::snapshot::Snapshot;
 use tidelake_store::WarehouseStore;
@@ -27,13 +27,23 @@ pub struct ManifestStore {
 type FileIdentity = (Vec<u8>, i32, i32, String);
 
 fn identity(e: &ManifestEntry) -> FileIdentity {
-    (e.partition.clone(), e.bucket, e.file.level, e.file.file_name.clone())
+    (
+        e.partition.clone(),
+        e.bucket,
+        e.file.level,
+        e.file.file_name.clone(),
+    )
 }
 
 impl ManifestStore {
     pub fn new(store: WarehouseStore, paths: TablePaths, codec_option: &str) -> Result<Self> {
-        let codec = ManifestCodec::from_option(codec_option).map_err(|e| EngineError::format("manifest.compression", e))?;
-        Ok(ManifestStore { store, paths, codec })
+        let codec = ManifestCodec::from_option(codec_option)
+            .map_err(|e| EngineError::format("manifest.compression", e))?;
+        Ok(ManifestStore {
+            store,
+            paths,
+            codec,
+        })
     }
 
     pub async fn read_list(&self, name: &str) -> Result<Vec<ManifestFileMeta>> {
@@ -73,11 +83,10 @@ impl ManifestStore {
                 async move { this.read_manifest(&name).await }
             })
             .collect();
-        let lists: Vec<Vec<ManifestEntry>> = stream::iter(reads)
-            .buffered(8)
-            .try_collect()
-            .await?;
-        Ok(fold_entries(lists.into_iter().flatten().filter(|e| keep(e))))
+        let lists: Vec<Vec<ManifestEntry>> = stream::iter(reads).buffered(8).try_collect().await?;
+        Ok(fold_entries(
+            lists.into_iter().flatten().filter(|e| keep(e)),
+        ))
     }
 
     /// Writes entries as one or more manifest files (split so that no file
@@ -94,14 +103,16 @@ impl ManifestStore {
         for (i, chunk) in entries.chunks(max_entries.max(1)).enumerate() {
             let name = format!("manifest-{prefix}-{i}");
             let path = self.paths.manifest(&name);
-            let bytes = write_manifest_entries(chunk, self.codec).map_err(|e| EngineError::format(path.clone(), e))?;
+            let bytes = write_manifest_entries(chunk, self.codec)
+                .map_err(|e| EngineError::format(path.clone(), e))?;
             let size = bytes.len() as i64;
             self.store.put(&path, Bytes::from(bytes)).await?;
             metas.push(ManifestFileMeta {
                 file_name: name,
                 file_size: size,
                 num_added_files: chunk.iter().filter(|e| e.kind == FileKind::Add).count() as i64,
-                num_deleted_files: chunk.iter().filter(|e| e.kind == FileKind::Delete).count() as i64,
+                num_deleted_files: chunk.iter().filter(|e| e.kind == FileKind::Delete).count()
+                    as i64,
                 partition_stats: partition_stats(chunk),
                 schema_id,
                 min_bucket: chunk.iter().map(|e| e.bucket).min(),
@@ -118,7 +129,8 @@ impl ManifestStore {
     pub async fn write_list(&self, metas: &[ManifestFileMeta]) -> Result<(String, i64)> {
         let name = format!("manifest-list-{}-0", uuid::Uuid::new_v4());
         let path = self.paths.manifest(&name);
-        let bytes = write_manifest_list(metas, self.codec).map_err(|e| EngineError::format(path.clone(), e))?;
+        let bytes = write_manifest_list(metas, self.codec)
+            .map_err(|e| EngineError::format(path.clone(), e))?;
         let size = bytes.len() as i64;
         self.store.put(&path, Bytes::from(bytes)).await?;
         Ok((name, size))

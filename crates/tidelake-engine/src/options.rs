@@ -35,6 +35,9 @@ pub struct TableOptions {
     pub sequence_fields: Vec<String>,
     pub write_only: bool,
     pub stats_truncate_length: Option<usize>,
+    /// `partition.legacy-name`: Paimon's default (true) names DATE partitions
+    /// by day number; false uses readable `yyyy-MM-dd` values.
+    pub partition_legacy_name: bool,
 }
 
 fn parse_size(key: &str, value: &str) -> Result<u64> {
@@ -53,17 +56,17 @@ fn parse_size(key: &str, value: &str) -> Result<u64> {
     .iter()
     .find_map(|(suffix, m)| v.strip_suffix(suffix).map(|d| (d.to_string(), *m)))
     .unwrap_or((v.clone(), 1));
-    digits
-        .parse::<u64>()
-        .map(|d| d * mult)
-        .map_err(|_| EngineError::invalid(format!("option '{key}': '{value}' is not a size (e.g. 256 mb)")))
+    digits.parse::<u64>().map(|d| d * mult).map_err(|_| {
+        EngineError::invalid(format!(
+            "option '{key}': '{value}' is not a size (e.g. 256 mb)"
+        ))
+    })
 }
 
 fn parse_num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T> {
-    value
-        .trim()
-        .parse::<T>()
-        .map_err(|_| EngineError::invalid(format!("option '{key}': '{value}' is not a valid number")))
+    value.trim().parse::<T>().map_err(|_| {
+        EngineError::invalid(format!("option '{key}': '{value}' is not a valid number"))
+    })
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool> {
@@ -126,24 +129,60 @@ impl TableOptions {
         let _ = has_primary_key;
         Ok(TableOptions {
             bucket,
-            write_buffer_size: parse_size("write-buffer-size", get("write-buffer-size").unwrap_or("256 mb"))? as usize,
-            target_file_size: parse_size("target-file-size", get("target-file-size").unwrap_or("128 mb"))?,
-            file_compression: get("file.compression").unwrap_or("zstd").to_ascii_lowercase(),
-            file_compression_zstd_level: parse_num("file.compression.zstd-level", get("file.compression.zstd-level").unwrap_or("1"))?,
-            manifest_compression: get("manifest.compression").unwrap_or("zstd").to_ascii_lowercase(),
-            manifest_merge_min_count: parse_num("manifest.merge-min-count", get("manifest.merge-min-count").unwrap_or("30"))?,
-            manifest_target_file_size: parse_size("manifest.target-file-size", get("manifest.target-file-size").unwrap_or("8 mb"))?,
+            write_buffer_size: parse_size(
+                "write-buffer-size",
+                get("write-buffer-size").unwrap_or("256 mb"),
+            )? as usize,
+            target_file_size: parse_size(
+                "target-file-size",
+                get("target-file-size").unwrap_or("128 mb"),
+            )?,
+            file_compression: get("file.compression")
+                .unwrap_or("zstd")
+                .to_ascii_lowercase(),
+            file_compression_zstd_level: parse_num(
+                "file.compression.zstd-level",
+                get("file.compression.zstd-level").unwrap_or("1"),
+            )?,
+            manifest_compression: get("manifest.compression")
+                .unwrap_or("zstd")
+                .to_ascii_lowercase(),
+            manifest_merge_min_count: parse_num(
+                "manifest.merge-min-count",
+                get("manifest.merge-min-count").unwrap_or("30"),
+            )?,
+            manifest_target_file_size: parse_size(
+                "manifest.target-file-size",
+                get("manifest.target-file-size").unwrap_or("8 mb"),
+            )?,
             merge_engine,
-            partition_default_name: get("partition.default-name").unwrap_or("__DEFAULT_PARTITION__").to_string(),
-            dynamic_bucket_target_row_num: parse_num("dynamic-bucket.target-row-num", get("dynamic-bucket.target-row-num").unwrap_or("2000000"))?,
+            partition_default_name: get("partition.default-name")
+                .unwrap_or("__DEFAULT_PARTITION__")
+                .to_string(),
+            dynamic_bucket_target_row_num: parse_num(
+                "dynamic-bucket.target-row-num",
+                get("dynamic-bucket.target-row-num").unwrap_or("2000000"),
+            )?,
             file_format,
             data_file_prefix: get("data-file.prefix").unwrap_or("data-").to_string(),
-            commit_max_retries: parse_num("commit.max-retries", get("commit.max-retries").unwrap_or("10"))?,
+            commit_max_retries: parse_num(
+                "commit.max-retries",
+                get("commit.max-retries").unwrap_or("10"),
+            )?,
             sequence_fields: get("sequence.field")
-                .map(|s| s.split(',').map(|f| f.trim().to_string()).filter(|f| !f.is_empty()).collect())
+                .map(|s| {
+                    s.split(',')
+                        .map(|f| f.trim().to_string())
+                        .filter(|f| !f.is_empty())
+                        .collect()
+                })
                 .unwrap_or_default(),
             write_only: parse_bool("write-only", get("write-only").unwrap_or("false"))?,
             stats_truncate_length,
+            partition_legacy_name: parse_bool(
+                "partition.legacy-name",
+                get("partition.legacy-name").unwrap_or("true"),
+            )?,
         })
     }
 }

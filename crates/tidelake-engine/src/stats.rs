@@ -4,7 +4,9 @@
 
 use arrow::compute::{sort_to_indices, SortOptions};
 use arrow_array::{Array, ArrayRef};
-use tidelake_format::binary_row::{datum_from_arrow, deserialize_binary_row, serialize_binary_row, Datum};
+use tidelake_format::binary_row::{
+    datum_from_arrow, deserialize_binary_row, serialize_binary_row, Datum,
+};
 use tidelake_format::manifest::{ManifestEntry, SimpleStats};
 use tidelake_format::types::{DataType, DataTypeKind};
 
@@ -21,20 +23,32 @@ pub struct ColumnStats {
 fn has_orderable_stats(ty: &DataType) -> bool {
     !matches!(
         ty.kind,
-        DataTypeKind::Array(_) | DataTypeKind::Map(..) | DataTypeKind::Row(_) | DataTypeKind::Multiset(_)
+        DataTypeKind::Array(_)
+            | DataTypeKind::Map(..)
+            | DataTypeKind::Row(_)
+            | DataTypeKind::Multiset(_)
     )
 }
 
 fn extreme_index(array: &dyn Array, descending: bool) -> Result<Option<usize>> {
-    let options = SortOptions { descending, nulls_first: false };
+    let options = SortOptions {
+        descending,
+        nulls_first: false,
+    };
     let idx = sort_to_indices(array, Some(options), Some(1))?;
-    Ok(idx.values().first().map(|i| *i as usize).filter(|i| array.is_valid(*i)))
+    Ok(idx
+        .values()
+        .first()
+        .map(|i| *i as usize)
+        .filter(|i| array.is_valid(*i)))
 }
 
 /// Shortens a string minimum to `len` characters (still a lower bound).
 fn truncate_min(d: Datum, len: Option<usize>) -> Datum {
     match (d, len) {
-        (Datum::String(s), Some(n)) if s.chars().count() > n => Datum::String(s.chars().take(n).collect()),
+        (Datum::String(s), Some(n)) if s.chars().count() > n => {
+            Datum::String(s.chars().take(n).collect())
+        }
         (d, _) => d,
     }
 }
@@ -59,13 +73,28 @@ fn truncate_max(d: Datum, len: Option<usize>) -> Datum {
 
 /// Statistics of one column. `truncate`: `Some(0)` keeps only null counts,
 /// `Some(n)` shortens strings to n characters, `None` keeps them whole.
-pub fn column_stats(array: &ArrayRef, ty: &DataType, truncate: Option<usize>) -> Result<ColumnStats> {
+pub fn column_stats(
+    array: &ArrayRef,
+    ty: &DataType,
+    truncate: Option<usize>,
+) -> Result<ColumnStats> {
     let null_count = array.null_count() as i64;
     if !has_orderable_stats(ty) || truncate == Some(0) || null_count as usize == array.len() {
-        return Ok(ColumnStats { min: Datum::Null, max: Datum::Null, null_count });
+        return Ok(ColumnStats {
+            min: Datum::Null,
+            max: Datum::Null,
+            null_count,
+        });
     }
-    if matches!(ty.kind, DataTypeKind::Binary(_) | DataTypeKind::VarBinary(_)) {
-        return Ok(ColumnStats { min: Datum::Null, max: Datum::Null, null_count });
+    if matches!(
+        ty.kind,
+        DataTypeKind::Binary(_) | DataTypeKind::VarBinary(_)
+    ) {
+        return Ok(ColumnStats {
+            min: Datum::Null,
+            max: Datum::Null,
+            null_count,
+        });
     }
     let min = match extreme_index(array.as_ref(), false)? {
         Some(i) => datum_from_arrow(array.as_ref(), i, ty)?,
@@ -76,11 +105,19 @@ pub fn column_stats(array: &ArrayRef, ty: &DataType, truncate: Option<usize>) ->
         None => Datum::Null,
     };
     let (min, max) = match (min, max) {
-        (Datum::Double(a), Datum::Double(b)) if a.is_nan() || b.is_nan() => (Datum::Null, Datum::Null),
-        (Datum::Float(a), Datum::Float(b)) if a.is_nan() || b.is_nan() => (Datum::Null, Datum::Null),
+        (Datum::Double(a), Datum::Double(b)) if a.is_nan() || b.is_nan() => {
+            (Datum::Null, Datum::Null)
+        }
+        (Datum::Float(a), Datum::Float(b)) if a.is_nan() || b.is_nan() => {
+            (Datum::Null, Datum::Null)
+        }
         (a, b) => (truncate_min(a, truncate), truncate_max(b, truncate)),
     };
-    Ok(ColumnStats { min, max, null_count })
+    Ok(ColumnStats {
+        min,
+        max,
+        null_count,
+    })
 }
 
 /// Encodes per-column statistics as Paimon's `SimpleStats`.
@@ -119,8 +156,14 @@ pub fn decode_stats(stats: &SimpleStats, types: &[DataType]) -> Option<Vec<Colum
 /// Min/max/null counts of the partitions of manifest entries (a manifest's
 /// `_PARTITION_STATS`).
 pub fn partition_stats(types: &[DataType], entries: &[ManifestEntry]) -> SimpleStats {
-    let mut acc: Vec<ColumnStats> =
-        types.iter().map(|_| ColumnStats { min: Datum::Null, max: Datum::Null, null_count: 0 }).collect();
+    let mut acc: Vec<ColumnStats> = types
+        .iter()
+        .map(|_| ColumnStats {
+            min: Datum::Null,
+            max: Datum::Null,
+            null_count: 0,
+        })
+        .collect();
     for e in entries {
         let Ok(values) = deserialize_binary_row(&e.partition, types) else {
             continue;
@@ -133,7 +176,8 @@ pub fn partition_stats(types: &[DataType], entries: &[ManifestEntry]) -> SimpleS
             if s.min == Datum::Null || v.cmp_same_type(&s.min) == Some(std::cmp::Ordering::Less) {
                 s.min = v.clone();
             }
-            if s.max == Datum::Null || v.cmp_same_type(&s.max) == Some(std::cmp::Ordering::Greater) {
+            if s.max == Datum::Null || v.cmp_same_type(&s.max) == Some(std::cmp::Ordering::Greater)
+            {
                 s.max = v;
             }
         }
@@ -151,7 +195,14 @@ mod tests {
     fn min_max_and_nulls() {
         let a: ArrayRef = Arc::new(Int64Array::from(vec![Some(5), None, Some(-3), Some(9)]));
         let s = column_stats(&a, &DataType::new(DataTypeKind::BigInt, true), Some(16)).unwrap();
-        assert_eq!(s, ColumnStats { min: Datum::BigInt(-3), max: Datum::BigInt(9), null_count: 1 });
+        assert_eq!(
+            s,
+            ColumnStats {
+                min: Datum::BigInt(-3),
+                max: Datum::BigInt(9),
+                null_count: 1
+            }
+        );
     }
 
     #[test]
@@ -160,6 +211,9 @@ mod tests {
         let s = column_stats(&a, &DataType::string(), Some(5)).unwrap();
         assert_eq!(s.min, Datum::String("abcde".into()));
         assert_eq!(s.max, Datum::String("abcdf".into()));
-        assert!(Datum::String("abcdezzzzz".into()).cmp_same_type(&s.max) == Some(std::cmp::Ordering::Less));
+        assert!(
+            Datum::String("abcdezzzzz".into()).cmp_same_type(&s.max)
+                == Some(std::cmp::Ordering::Less)
+        );
     }
 }

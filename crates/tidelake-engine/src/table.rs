@@ -51,12 +51,34 @@ impl TableLayout {
         } else {
             schema.trimmed_primary_keys()
         };
-        let key_indices = key_names.iter().map(|n| index_of(n)).collect::<Result<Vec<_>>>()?;
-        let partition_indices = schema.partition_keys.iter().map(|n| index_of(n)).collect::<Result<Vec<_>>>()?;
-        let bucket_names = if options.bucket > 0 { schema.bucket_keys() } else { key_names.clone() };
-        let bucket_key_indices = bucket_names.iter().map(|n| index_of(n)).collect::<Result<Vec<_>>>()?;
-        let sequence_indices = options.sequence_fields.iter().map(|n| index_of(n)).collect::<Result<Vec<_>>>()?;
-        let types = |idx: &[usize]| idx.iter().map(|i| schema.fields[*i].data_type.clone()).collect::<Vec<_>>();
+        let key_indices = key_names
+            .iter()
+            .map(|n| index_of(n))
+            .collect::<Result<Vec<_>>>()?;
+        let partition_indices = schema
+            .partition_keys
+            .iter()
+            .map(|n| index_of(n))
+            .collect::<Result<Vec<_>>>()?;
+        let bucket_names = if options.bucket > 0 {
+            schema.bucket_keys()
+        } else {
+            key_names.clone()
+        };
+        let bucket_key_indices = bucket_names
+            .iter()
+            .map(|n| index_of(n))
+            .collect::<Result<Vec<_>>>()?;
+        let sequence_indices = options
+            .sequence_fields
+            .iter()
+            .map(|n| index_of(n))
+            .collect::<Result<Vec<_>>>()?;
+        let types = |idx: &[usize]| {
+            idx.iter()
+                .map(|i| schema.fields[*i].data_type.clone())
+                .collect::<Vec<_>>()
+        };
         Ok(TableLayout {
             arrow_schema: schema.arrow_schema(),
             key_types: types(&key_indices),
@@ -87,7 +109,12 @@ pub struct Table {
 }
 
 impl Table {
-    pub(crate) fn new(store: WarehouseStore, id: Identifier, reader: SnapshotReader, schema: TableSchema) -> Result<Self> {
+    pub(crate) fn new(
+        store: WarehouseStore,
+        id: Identifier,
+        reader: SnapshotReader,
+        schema: TableSchema,
+    ) -> Result<Self> {
         let layout = TableLayout::new(schema)?;
         Ok(Table {
             store,
@@ -151,7 +178,12 @@ impl Table {
         if id == self.layout.schema.id {
             return Ok(Arc::new(self.layout.schema.clone()));
         }
-        if let Some(s) = self.schema_cache.lock().map_err(|_| EngineError::invalid("schema cache poisoned"))?.get(&id) {
+        if let Some(s) = self
+            .schema_cache
+            .lock()
+            .map_err(|_| EngineError::invalid("schema cache poisoned"))?
+            .get(&id)
+        {
             return Ok(s.clone());
         }
         let schema = Arc::new(self.reader.schema(id).await?);

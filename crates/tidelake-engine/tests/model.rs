@@ -7,7 +7,9 @@ use std::sync::Arc;
 use arrow_array::{Array, Int32Array, Int64Array, RecordBatch, StringArray};
 use futures::TryStreamExt;
 use proptest::prelude::*;
-use tidelake_engine::{Catalog, ColumnSpec, DataType, DataTypeKind, Identifier, RowKind, TableSpec};
+use tidelake_engine::{
+    Catalog, ColumnSpec, DataType, DataTypeKind, Identifier, RowKind, TableSpec,
+};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -29,27 +31,61 @@ fn spec(buckets: i32, partitioned: bool, buffer: &str) -> TableSpec {
     options.insert("bucket".to_string(), buckets.to_string());
     options.insert("write-buffer-size".to_string(), buffer.to_string());
     let mut columns = vec![
-        ColumnSpec { name: "k".into(), data_type: DataType::new(DataTypeKind::BigInt, false), comment: None },
-        ColumnSpec { name: "v".into(), data_type: DataType::new(DataTypeKind::Int, true), comment: None },
-        ColumnSpec { name: "s".into(), data_type: DataType::string(), comment: None },
+        ColumnSpec {
+            name: "k".into(),
+            data_type: DataType::new(DataTypeKind::BigInt, false),
+            comment: None,
+        },
+        ColumnSpec {
+            name: "v".into(),
+            data_type: DataType::new(DataTypeKind::Int, true),
+            comment: None,
+        },
+        ColumnSpec {
+            name: "s".into(),
+            data_type: DataType::string(),
+            comment: None,
+        },
     ];
     let mut pk = vec!["k".to_string()];
     let mut part = vec![];
     if partitioned {
-        columns.push(ColumnSpec { name: "p".into(), data_type: DataType::string(), comment: None });
+        columns.push(ColumnSpec {
+            name: "p".into(),
+            data_type: DataType::string(),
+            comment: None,
+        });
         pk.push("p".into());
         part.push("p".into());
     }
-    TableSpec { columns, primary_keys: pk, partition_keys: part, options, comment: None }
+    TableSpec {
+        columns,
+        primary_keys: pk,
+        partition_keys: part,
+        options,
+        comment: None,
+    }
 }
 
-fn batch(rows: &[(i64, Option<i32>)], partitioned: bool, schema: arrow_schema::SchemaRef) -> RecordBatch {
+fn batch(
+    rows: &[(i64, Option<i32>)],
+    partitioned: bool,
+    schema: arrow_schema::SchemaRef,
+) -> RecordBatch {
     let k = Int64Array::from(rows.iter().map(|r| r.0).collect::<Vec<_>>());
     let v = Int32Array::from(rows.iter().map(|r| r.1).collect::<Vec<_>>());
-    let s = StringArray::from(rows.iter().map(|r| Some(format!("row-{}-{:?}", r.0, r.1))).collect::<Vec<_>>());
+    let s = StringArray::from(
+        rows.iter()
+            .map(|r| Some(format!("row-{}-{:?}", r.0, r.1)))
+            .collect::<Vec<_>>(),
+    );
     let mut cols: Vec<Arc<dyn Array>> = vec![Arc::new(k), Arc::new(v), Arc::new(s)];
     if partitioned {
-        let p = StringArray::from(rows.iter().map(|r| Some(format!("p{}", r.0 % 3))).collect::<Vec<_>>());
+        let p = StringArray::from(
+            rows.iter()
+                .map(|r| Some(format!("p{}", r.0 % 3)))
+                .collect::<Vec<_>>(),
+        );
         cols.push(Arc::new(p));
     }
     RecordBatch::try_new(schema, cols).unwrap()
@@ -64,7 +100,10 @@ async fn read_all(catalog: &Catalog, id: &Identifier) -> HashMap<i64, Option<i32
         let k = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
         let v = b.column(1).as_any().downcast_ref::<Int32Array>().unwrap();
         for i in 0..b.num_rows() {
-            let prev = out.insert(k.value(i), if v.is_null(i) { None } else { Some(v.value(i)) });
+            let prev = out.insert(
+                k.value(i),
+                if v.is_null(i) { None } else { Some(v.value(i)) },
+            );
             assert!(prev.is_none(), "key {} read twice", k.value(i));
         }
     }
@@ -74,7 +113,10 @@ async fn read_all(catalog: &Catalog, id: &Identifier) -> HashMap<i64, Option<i32
 async fn run(ops: Vec<Op>, buckets: i32, partitioned: bool, buffer: &str) {
     let catalog = Catalog::open("memory://").await.unwrap();
     let id = Identifier::new("default", "t");
-    catalog.create_table(&id, spec(buckets, partitioned, buffer), false).await.unwrap();
+    catalog
+        .create_table(&id, spec(buckets, partitioned, buffer), false)
+        .await
+        .unwrap();
     let table = catalog.load_table(&id).await.unwrap();
     let schema = table.arrow_schema();
     let mut model: HashMap<i64, Option<i32>> = HashMap::new();
@@ -85,11 +127,23 @@ async fn run(ops: Vec<Op>, buckets: i32, partitioned: bool, buffer: &str) {
         match op {
             Op::Upsert(k, v) => {
                 let val = if v % 5 == 0 { None } else { Some(v) };
-                writer.write(batch(&[(k, val)], partitioned, schema.clone()), RowKind::Insert).await.unwrap();
+                writer
+                    .write(
+                        batch(&[(k, val)], partitioned, schema.clone()),
+                        RowKind::Insert,
+                    )
+                    .await
+                    .unwrap();
                 model.insert(k, val);
             }
             Op::Delete(k) => {
-                writer.write(batch(&[(k, None)], partitioned, schema.clone()), RowKind::Delete).await.unwrap();
+                writer
+                    .write(
+                        batch(&[(k, None)], partitioned, schema.clone()),
+                        RowKind::Delete,
+                    )
+                    .await
+                    .unwrap();
                 model.remove(&k);
             }
             Op::Commit => {

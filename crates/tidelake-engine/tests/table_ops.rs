@@ -7,20 +7,30 @@ use std::sync::Arc;
 use arrow_array::{Array, ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
 use futures::TryStreamExt;
 use tidelake_engine::{
-    Catalog, ColumnSpec, CompareOp, DataType, DataTypeKind, Datum, EngineError, Identifier, Predicate, RowKind,
-    SchemaChange, Table, TableSpec,
+    Catalog, ColumnSpec, CompareOp, DataType, DataTypeKind, Datum, EngineError, Identifier,
+    Predicate, RowKind, SchemaChange, Table, TableSpec,
 };
 
 fn col(name: &str, kind: DataTypeKind, nullable: bool) -> ColumnSpec {
-    ColumnSpec { name: name.into(), data_type: DataType::new(kind, nullable), comment: None }
+    ColumnSpec {
+        name: name.into(),
+        data_type: DataType::new(kind, nullable),
+        comment: None,
+    }
 }
 
 fn spec(pk: bool, options: &[(&str, &str)]) -> TableSpec {
     TableSpec {
-        columns: vec![col("id", DataTypeKind::BigInt, false), col("name", DataTypeKind::VarChar(i32::MAX as u32), true)],
+        columns: vec![
+            col("id", DataTypeKind::BigInt, false),
+            col("name", DataTypeKind::VarChar(i32::MAX as u32), true),
+        ],
         primary_keys: if pk { vec!["id".into()] } else { vec![] },
         partition_keys: vec![],
-        options: options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+        options: options
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
         comment: None,
     }
 }
@@ -28,7 +38,9 @@ fn spec(pk: bool, options: &[(&str, &str)]) -> TableSpec {
 fn rows(table: &Table, ids: &[i64], name: &str) -> RecordBatch {
     let cols: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from(ids.to_vec())),
-        Arc::new(StringArray::from(ids.iter().map(|i| format!("{name}{i}")).collect::<Vec<_>>())),
+        Arc::new(StringArray::from(
+            ids.iter().map(|i| format!("{name}{i}")).collect::<Vec<_>>(),
+        )),
     ];
     RecordBatch::try_new(table.arrow_schema(), cols).unwrap()
 }
@@ -41,7 +53,10 @@ async fn read(table: &Table, snapshot: Option<i64>) -> Vec<(i64, Option<String>)
         let ids = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
         let names = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
         for i in 0..b.num_rows() {
-            out.push((ids.value(i), names.is_valid(i).then(|| names.value(i).to_string())));
+            out.push((
+                ids.value(i),
+                names.is_valid(i).then(|| names.value(i).to_string()),
+            ));
         }
     }
     out.sort();
@@ -52,7 +67,10 @@ async fn setup(pk: bool, options: &[(&str, &str)]) -> (Catalog, Identifier, temp
     let dir = tempfile::tempdir().unwrap();
     let catalog = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
     let id = Identifier::new("default", "t");
-    catalog.create_table(&id, spec(pk, options), false).await.unwrap();
+    catalog
+        .create_table(&id, spec(pk, options), false)
+        .await
+        .unwrap();
     (catalog, id, dir)
 }
 
@@ -62,18 +80,36 @@ async fn databases_and_tables() {
     let catalog = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
     assert_eq!(catalog.list_databases().await.unwrap(), vec!["default"]);
     catalog.create_database("sales", false).await.unwrap();
-    assert!(matches!(catalog.create_database("sales", false).await, Err(EngineError::DatabaseAlreadyExists(_))));
+    assert!(matches!(
+        catalog.create_database("sales", false).await,
+        Err(EngineError::DatabaseAlreadyExists(_))
+    ));
     catalog.create_database("sales", true).await.unwrap();
-    assert!(dir.path().join("sales.db").is_dir(), "Paimon layout: a folder per database");
+    assert!(
+        dir.path().join("sales.db").is_dir(),
+        "Paimon layout: a folder per database"
+    );
     let id = Identifier::new("sales", "orders");
-    catalog.create_table(&id, spec(true, &[("bucket", "2")]), false).await.unwrap();
+    catalog
+        .create_table(&id, spec(true, &[("bucket", "2")]), false)
+        .await
+        .unwrap();
     assert!(dir.path().join("sales.db/orders/schema/schema-0").is_file());
-    let err = catalog.create_table(&id, spec(true, &[("bucket", "2")]), false).await.unwrap_err();
+    let err = catalog
+        .create_table(&id, spec(true, &[("bucket", "2")]), false)
+        .await
+        .unwrap_err();
     assert!(matches!(err, EngineError::TableAlreadyExists(_)), "{err}");
     assert_eq!(catalog.list_tables("sales").await.unwrap(), vec!["orders"]);
-    assert!(matches!(catalog.drop_database("sales", false, false).await, Err(EngineError::DatabaseNotEmpty(_))));
+    assert!(matches!(
+        catalog.drop_database("sales", false, false).await,
+        Err(EngineError::DatabaseNotEmpty(_))
+    ));
     catalog.drop_table(&id, false).await.unwrap();
-    assert!(matches!(catalog.load_table(&id).await, Err(EngineError::TableNotFound(_))));
+    assert!(matches!(
+        catalog.load_table(&id).await,
+        Err(EngineError::TableNotFound(_))
+    ));
     catalog.drop_database("sales", false, false).await.unwrap();
     assert_eq!(catalog.list_databases().await.unwrap(), vec!["default"]);
 }
@@ -85,11 +121,22 @@ async fn bad_specs_are_refused_with_reasons() {
     let id = Identifier::new("default", "t");
     let mut s = spec(true, &[]);
     s.primary_keys = vec!["nope".into()];
-    let err = catalog.create_table(&id, s, false).await.unwrap_err().to_string();
+    let err = catalog
+        .create_table(&id, s, false)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("nope"), "{err}");
-    let err = catalog.create_table(&id, spec(true, &[("bucket", "many")]), false).await.unwrap_err().to_string();
+    let err = catalog
+        .create_table(&id, spec(true, &[("bucket", "many")]), false)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("bucket"), "{err}");
-    assert!(catalog.list_tables("default").await.unwrap().is_empty(), "nothing created");
+    assert!(
+        catalog.list_tables("default").await.unwrap().is_empty(),
+        "nothing created"
+    );
 }
 
 #[tokio::test]
@@ -97,21 +144,33 @@ async fn upserts_deletes_and_time_travel() {
     let (catalog, id, _dir) = setup(true, &[("bucket", "2")]).await;
     let t = catalog.load_table(&id).await.unwrap();
     let mut w = t.writer();
-    w.write(rows(&t, &[1, 2, 3], "a"), RowKind::Insert).await.unwrap();
+    w.write(rows(&t, &[1, 2, 3], "a"), RowKind::Insert)
+        .await
+        .unwrap();
     assert_eq!(w.commit().await.unwrap(), Some(1));
     let mut w = t.writer();
-    w.write(rows(&t, &[2, 4], "b"), RowKind::Insert).await.unwrap();
+    w.write(rows(&t, &[2, 4], "b"), RowKind::Insert)
+        .await
+        .unwrap();
     w.write(rows(&t, &[1], "x"), RowKind::Delete).await.unwrap();
     assert_eq!(w.commit().await.unwrap(), Some(2));
     let now = read(&t, None).await;
     assert_eq!(
         now,
-        vec![(2, Some("b2".into())), (3, Some("a3".into())), (4, Some("b4".into()))]
+        vec![
+            (2, Some("b2".into())),
+            (3, Some("a3".into())),
+            (4, Some("b4".into()))
+        ]
     );
     assert_eq!(read(&t, Some(1)).await.len(), 3);
     assert!(t.scan().with_snapshot(Some(9)).plan().await.is_err());
     let snap = t.snapshots().latest_snapshot().await.unwrap().unwrap();
-    assert_eq!(snap.total_record_count, Some(6), "records in live files, retractions included");
+    assert_eq!(
+        snap.total_record_count,
+        Some(6),
+        "records in live files, retractions included"
+    );
 }
 
 #[tokio::test]
@@ -119,10 +178,19 @@ async fn added_columns_read_as_null_from_old_files() {
     let (catalog, id, _dir) = setup(true, &[("bucket", "1")]).await;
     let t = catalog.load_table(&id).await.unwrap();
     let mut w = t.writer();
-    w.write(rows(&t, &[1, 2], "a"), RowKind::Insert).await.unwrap();
+    w.write(rows(&t, &[1, 2], "a"), RowKind::Insert)
+        .await
+        .unwrap();
     w.commit().await.unwrap();
     catalog
-        .alter_table(&id, vec![SchemaChange::AddColumn { name: "qty".into(), data_type: DataType::new(DataTypeKind::Int, true), comment: None }])
+        .alter_table(
+            &id,
+            vec![SchemaChange::AddColumn {
+                name: "qty".into(),
+                data_type: DataType::new(DataTypeKind::Int, true),
+                comment: None,
+            }],
+        )
         .await
         .unwrap();
     let t = catalog.load_table(&id).await.unwrap();
@@ -133,9 +201,22 @@ async fn added_columns_read_as_null_from_old_files() {
         Arc::new(Int32Array::from(vec![7])),
     ];
     let mut w = t.writer();
-    w.write(RecordBatch::try_new(t.arrow_schema(), cols).unwrap(), RowKind::Insert).await.unwrap();
+    w.write(
+        RecordBatch::try_new(t.arrow_schema(), cols).unwrap(),
+        RowKind::Insert,
+    )
+    .await
+    .unwrap();
     w.commit().await.unwrap();
-    let batches: Vec<RecordBatch> = t.scan().plan().await.unwrap().read_all().try_collect().await.unwrap();
+    let batches: Vec<RecordBatch> = t
+        .scan()
+        .plan()
+        .await
+        .unwrap()
+        .read_all()
+        .try_collect()
+        .await
+        .unwrap();
     let all = arrow_select::concat::concat_batches(&t.arrow_schema(), &batches).unwrap();
     let qty = all.column(2).as_any().downcast_ref::<Int32Array>().unwrap();
     let ids = all.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
@@ -147,7 +228,13 @@ async fn added_columns_read_as_null_from_old_files() {
         }
     }
     let err = catalog
-        .alter_table(&id, vec![SchemaChange::SetOption { key: "bucket".into(), value: "4".into() }])
+        .alter_table(
+            &id,
+            vec![SchemaChange::SetOption {
+                key: "bucket".into(),
+                value: "4".into(),
+            }],
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("bucket"), "{err}");
@@ -158,7 +245,9 @@ async fn overwrite_replaces_the_table() {
     let (catalog, id, _dir) = setup(false, &[]).await;
     let t = catalog.load_table(&id).await.unwrap();
     let mut w = t.writer();
-    w.write(rows(&t, &[1, 2], "a"), RowKind::Insert).await.unwrap();
+    w.write(rows(&t, &[1, 2], "a"), RowKind::Insert)
+        .await
+        .unwrap();
     w.commit().await.unwrap();
     let mut w = t.writer();
     w.set_overwrite(true);
@@ -173,10 +262,16 @@ async fn append_rows_are_deleted_by_rewrite() {
     let t = catalog.load_table(&id).await.unwrap();
     for chunk in [[1i64, 2], [3, 4]] {
         let mut w = t.writer();
-        w.write(rows(&t, &chunk, "a"), RowKind::Insert).await.unwrap();
+        w.write(rows(&t, &chunk, "a"), RowKind::Insert)
+            .await
+            .unwrap();
         w.commit().await.unwrap();
     }
-    let pred = Predicate::Compare { column: "id".into(), op: CompareOp::LtEq, value: Datum::BigInt(3) };
+    let pred = Predicate::Compare {
+        column: "id".into(),
+        op: CompareOp::LtEq,
+        value: Datum::BigInt(3),
+    };
     let outcome = t
         .rewrite_append_files(Some(pred), |b| {
             let ids = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
@@ -188,7 +283,10 @@ async fn append_rows_are_deleted_by_rewrite() {
         .await
         .unwrap();
     assert_eq!(outcome.rows_changed, 1);
-    assert_eq!(read(&t, None).await.iter().map(|r| r.0).collect::<Vec<_>>(), vec![1, 2, 4]);
+    assert_eq!(
+        read(&t, None).await.iter().map(|r| r.0).collect::<Vec<_>>(),
+        vec![1, 2, 4]
+    );
 }
 
 #[tokio::test]
@@ -209,7 +307,11 @@ async fn concurrent_commits_all_land_or_fail_cleanly() {
         ids.push(task.await.unwrap().unwrap().unwrap());
     }
     ids.sort();
-    assert_eq!(ids, (1..=8).collect::<Vec<_>>(), "every append commit lands with its own snapshot");
+    assert_eq!(
+        ids,
+        (1..=8).collect::<Vec<_>>(),
+        "every append commit lands with its own snapshot"
+    );
     assert_eq!(read(&t, None).await.len(), 8);
 }
 
@@ -234,7 +336,11 @@ async fn corrupt_snapshot_is_a_clear_error() {
     let mut w = t.writer();
     w.write(rows(&t, &[1], "a"), RowKind::Insert).await.unwrap();
     w.commit().await.unwrap();
-    std::fs::write(dir.path().join("default.db/t/snapshot/snapshot-1"), b"{ not json").unwrap();
+    std::fs::write(
+        dir.path().join("default.db/t/snapshot/snapshot-1"),
+        b"{ not json",
+    )
+    .unwrap();
     let err = match t.scan().plan().await {
         Ok(_) => panic!("a corrupt snapshot must not plan"),
         Err(e) => e.to_string(),
@@ -242,25 +348,40 @@ async fn corrupt_snapshot_is_a_clear_error() {
     assert!(err.contains("snapshot-1"), "{err}");
     // A writer must not build on it either.
     let mut w = t.writer();
-    let err = w.write(rows(&t, &[2], "a"), RowKind::Insert).await.unwrap_err().to_string();
+    let err = w
+        .write(rows(&t, &[2], "a"), RowKind::Insert)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("snapshot-1"), "{err}");
 }
 
 #[tokio::test]
 async fn dynamic_bucket_keys_keep_their_bucket() {
-    let (catalog, id, _dir) = setup(true, &[("bucket", "-1"), ("dynamic-bucket.target-row-num", "3")]).await;
+    let (catalog, id, _dir) = setup(
+        true,
+        &[("bucket", "-1"), ("dynamic-bucket.target-row-num", "3")],
+    )
+    .await;
     let t = catalog.load_table(&id).await.unwrap();
     let mut w = t.writer();
-    w.write(rows(&t, &[1, 2, 3, 4, 5, 6, 7], "a"), RowKind::Insert).await.unwrap();
+    w.write(rows(&t, &[1, 2, 3, 4, 5, 6, 7], "a"), RowKind::Insert)
+        .await
+        .unwrap();
     w.commit().await.unwrap();
     let t = catalog.load_table(&id).await.unwrap();
     let mut w = t.writer();
-    w.write(rows(&t, &[2, 6, 8], "b"), RowKind::Insert).await.unwrap();
+    w.write(rows(&t, &[2, 6, 8], "b"), RowKind::Insert)
+        .await
+        .unwrap();
     w.commit().await.unwrap();
     let got = read(&t, None).await;
     assert_eq!(got.len(), 8, "{got:?}");
     assert_eq!(got[1], (2, Some("b2".into())));
     assert_eq!(got[5], (6, Some("b6".into())));
     let plan = t.scan().plan().await.unwrap();
-    assert!(plan.splits().len() >= 3, "7 keys at 3 per bucket need 3 buckets");
+    assert!(
+        plan.splits().len() >= 3,
+        "7 keys at 3 per bucket need 3 buckets"
+    );
 }

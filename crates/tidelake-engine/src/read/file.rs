@@ -6,19 +6,19 @@ use std::sync::Arc;
 
 use arrow_array::{new_null_array, ArrayRef, RecordBatch};
 use arrow_schema::{Field, Schema, SchemaRef};
-use futures::stream::BoxStream;
-use futures::{StreamExt, TryStreamExt};
 use bytes::Bytes;
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use futures::FutureExt;
+use futures::{StreamExt, TryStreamExt};
 use parquet::arrow::arrow_reader::ArrowReaderOptions;
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
+use parquet::arrow::ProjectionMask;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
-use tidelake_store::WarehouseStore;
-use parquet::arrow::ProjectionMask;
 use tidelake_format::manifest::DataFileMeta;
 use tidelake_format::types::DataField;
+use tidelake_store::WarehouseStore;
 
 use crate::error::{EngineError, Result};
 use crate::table::Table;
@@ -39,21 +39,47 @@ pub(crate) enum ReadColumn {
 impl ReadColumn {
     pub fn output_field(&self) -> Field {
         match self {
-            ReadColumn::Value(f) => Field::new(&f.name, f.data_type.to_arrow(), f.data_type.is_nullable()),
-            ReadColumn::Key(f) => Field::new(format!("{KEY_PREFIX}{}", f.name), f.data_type.to_arrow(), false),
-            ReadColumn::Sequence => Field::new(SEQUENCE_COLUMN, arrow_schema::DataType::Int64, false),
-            ReadColumn::ValueKind => Field::new(VALUE_KIND_COLUMN, arrow_schema::DataType::Int8, false),
+            ReadColumn::Value(f) => {
+                Field::new(&f.name, f.data_type.to_arrow(), f.data_type.is_nullable())
+            }
+            ReadColumn::Key(f) => Field::new(
+                format!("{KEY_PREFIX}{}", f.name),
+                f.data_type.to_arrow(),
+                false,
+            ),
+            ReadColumn::Sequence => {
+                Field::new(SEQUENCE_COLUMN, arrow_schema::DataType::Int64, false)
+            }
+            ReadColumn::ValueKind => {
+                Field::new(VALUE_KIND_COLUMN, arrow_schema::DataType::Int8, false)
+            }
         }
     }
 }
 
 pub(crate) fn output_schema(columns: &[ReadColumn]) -> SchemaRef {
-    Arc::new(Schema::new(columns.iter().map(ReadColumn::output_field).collect::<Vec<_>>()))
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(ReadColumn::output_field)
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// The relative path of a data file of a bucket.
-pub(crate) fn data_file_path(table: &Table, partition_path: &str, bucket: i32, file: &DataFileMeta) -> String {
-    format!("{}/{}bucket-{}/{}", table.paths().root, partition_path, bucket, file.file_name)
+pub(crate) fn data_file_path(
+    table: &Table,
+    partition_path: &str,
+    bucket: i32,
+    file: &DataFileMeta,
+) -> String {
+    format!(
+        "{}/{}bucket-{}/{}",
+        table.paths().root,
+        partition_path,
+        bucket,
+        file.file_name
+    )
 }
 
 /// Streams the requested columns of one file.
@@ -66,15 +92,24 @@ pub(crate) async fn read_data_file(
 ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
     let file_schema = table.schema_by_id(file.schema_id).await?;
     let name_in_file = |f: &DataField| -> Option<String> {
-        file_schema.fields.iter().find(|ff| ff.id == f.id).map(|ff| ff.name.clone())
+        file_schema
+            .fields
+            .iter()
+            .find(|ff| ff.id == f.id)
+            .map(|ff| ff.name.clone())
     };
-    let pq_err = |e| EngineError::Parquet { path: path.to_string(), source: e };
+    let pq_err = |e| EngineError::Parquet {
+        path: path.to_string(),
+        source: e,
+    };
     let reader = StoreFileReader {
         store: table.store.clone(),
         path: path.to_string(),
         size: file.file_size as u64,
     };
-    let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(pq_err)?;
+    let builder = ParquetRecordBatchStreamBuilder::new(reader)
+        .await
+        .map_err(pq_err)?;
     let file_arrow = builder.schema().clone();
     let position = |name: &str| file_arrow.fields().iter().position(|f| f.name() == name);
     // For each requested column: its index in the file, if present.
@@ -89,10 +124,18 @@ pub(crate) async fn read_data_file(
         })
         .collect();
     for (c, s) in columns.iter().zip(&sources) {
-        if s.is_none() && matches!(c, ReadColumn::Key(_) | ReadColumn::Sequence | ReadColumn::ValueKind) {
+        if s.is_none()
+            && matches!(
+                c,
+                ReadColumn::Key(_) | ReadColumn::Sequence | ReadColumn::ValueKind
+            )
+        {
             return Err(EngineError::Corrupt {
                 path: path.to_string(),
-                message: format!("primary-key data file lacks column {}", c.output_field().name()),
+                message: format!(
+                    "primary-key data file lacks column {}",
+                    c.output_field().name()
+                ),
             });
         }
     }
@@ -100,14 +143,23 @@ pub(crate) async fn read_data_file(
     roots.sort_unstable();
     roots.dedup();
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
-    let stream = builder.with_projection(mask).with_batch_size(batch_size).build().map_err(pq_err)?;
+    let stream = builder
+        .with_projection(mask)
+        .with_batch_size(batch_size)
+        .build()
+        .map_err(pq_err)?;
     let out_schema = output_schema(columns);
     // Index of each requested column within the projected batch.
-    let projected: Vec<Option<usize>> =
-        sources.iter().map(|s| s.and_then(|s| roots.iter().position(|r| *r == s))).collect();
+    let projected: Vec<Option<usize>> = sources
+        .iter()
+        .map(|s| s.and_then(|s| roots.iter().position(|r| *r == s)))
+        .collect();
     let path_owned = path.to_string();
     Ok(stream
-        .map_err(move |e| EngineError::Parquet { path: path_owned.clone(), source: e })
+        .map_err(move |e| EngineError::Parquet {
+            path: path_owned.clone(),
+            source: e,
+        })
         .and_then(move |batch| {
             let out = conform_batch(&batch, &projected, &out_schema);
             futures::future::ready(out)
@@ -115,7 +167,11 @@ pub(crate) async fn read_data_file(
         .boxed())
 }
 
-fn conform_batch(batch: &RecordBatch, projected: &[Option<usize>], schema: &SchemaRef) -> Result<RecordBatch> {
+fn conform_batch(
+    batch: &RecordBatch,
+    projected: &[Option<usize>],
+    schema: &SchemaRef,
+) -> Result<RecordBatch> {
     let n = batch.num_rows();
     let cols: Vec<ArrayRef> = projected
         .iter()
@@ -133,7 +189,11 @@ fn conform_batch(batch: &RecordBatch, projected: &[Option<usize>], schema: &Sche
         })
         .collect::<Result<_>>()?;
     let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(n));
-    Ok(RecordBatch::try_new_with_options(schema.clone(), cols, &options)?)
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        cols,
+        &options,
+    )?)
 }
 
 /// Parquet's async reader over the warehouse store: byte ranges come from
@@ -150,7 +210,10 @@ struct StoreFileReader {
 const FOOTER_PREFETCH: usize = 64 * 1024;
 
 impl AsyncFileReader for StoreFileReader {
-    fn get_bytes(&mut self, range: std::ops::Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+    fn get_bytes(
+        &mut self,
+        range: std::ops::Range<u64>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
         async move {
             self.store
                 .get_range(&self.path, range)

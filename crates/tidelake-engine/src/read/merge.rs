@@ -112,18 +112,31 @@ impl Merger {
     }
 
     /// Loads the next non-empty batch of run `run` (or marks it exhausted).
-    async fn load(&mut self, run: usize, mut stream: BoxStream<'static, Result<RecordBatch>>) -> Result<()> {
+    async fn load(
+        &mut self,
+        run: usize,
+        mut stream: BoxStream<'static, Result<RecordBatch>>,
+    ) -> Result<()> {
         while let Some(batch) = stream.next().await {
             let batch = batch?;
             if batch.num_rows() == 0 {
                 continue;
             }
-            let key_cols: Vec<ArrayRef> = self.layout.key_columns.iter().map(|&i| batch.column(i).clone()).collect();
+            let key_cols: Vec<ArrayRef> = self
+                .layout
+                .key_columns
+                .iter()
+                .map(|&i| batch.column(i).clone())
+                .collect();
             let keys = self.key_converter.convert_columns(&key_cols)?;
             let order = match &self.order_converter {
                 Some(c) => {
-                    let cols: Vec<ArrayRef> =
-                        self.layout.sequence_field_columns.iter().map(|&i| batch.column(i).clone()).collect();
+                    let cols: Vec<ArrayRef> = self
+                        .layout
+                        .sequence_field_columns
+                        .iter()
+                        .map(|&i| batch.column(i).clone())
+                        .collect();
                     Some(c.convert_columns(&cols)?)
                 }
                 None => None,
@@ -132,7 +145,16 @@ impl Merger {
             let kinds = downcast::<Int8Array>(&batch, self.layout.kind_column)?.clone();
             let len = batch.num_rows();
             self.slots.push(batch);
-            self.cursors[run] = Some(Cursor { stream, slot: self.slots.len() - 1, keys, order, seq, kinds, pos: 0, len });
+            self.cursors[run] = Some(Cursor {
+                stream,
+                slot: self.slots.len() - 1,
+                keys,
+                order,
+                seq,
+                kinds,
+                pos: 0,
+                len,
+            });
             return Ok(());
         }
         self.cursors[run] = None;
@@ -141,12 +163,16 @@ impl Merger {
 
     /// Advances run `run` by one row; returns false when the run is exhausted.
     async fn advance(&mut self, run: usize) -> Result<bool> {
-        let Some(c) = self.cursors[run].as_mut() else { return Ok(false) };
+        let Some(c) = self.cursors[run].as_mut() else {
+            return Ok(false);
+        };
         c.pos += 1;
         if c.pos < c.len {
             return Ok(true);
         }
-        let Some(c) = self.cursors[run].take() else { return Ok(false) };
+        let Some(c) = self.cursors[run].take() else {
+            return Ok(false);
+        };
         self.load(run, c.stream).await?;
         Ok(self.cursors[run].is_some())
     }
@@ -165,7 +191,10 @@ impl Merger {
             c.slot = kept.len() - 1;
         }
         self.slots = kept;
-        Ok(RecordBatch::try_new(self.layout.output_schema.clone(), columns)?)
+        Ok(RecordBatch::try_new(
+            self.layout.output_schema.clone(),
+            columns,
+        )?)
     }
 
     /// Produces the next output batch, or `None` at the end.
@@ -219,7 +248,9 @@ impl Merger {
     }
 
     fn cursor(&self, run: usize) -> Result<&Cursor> {
-        self.cursors[run].as_ref().ok_or_else(|| EngineError::invalid("internal: empty merge cursor"))
+        self.cursors[run]
+            .as_ref()
+            .ok_or_else(|| EngineError::invalid("internal: empty merge cursor"))
     }
 }
 
@@ -243,7 +274,9 @@ pub(crate) fn merge_runs(
         let order_converter = if order_types.is_empty() {
             None
         } else {
-            Some(RowConverter::new(order_types.into_iter().map(SortField::new).collect())?)
+            Some(RowConverter::new(
+                order_types.into_iter().map(SortField::new).collect(),
+            )?)
         };
         let n = runs.len();
         let mut m = Merger {

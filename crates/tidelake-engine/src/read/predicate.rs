@@ -24,10 +24,17 @@ pub enum Predicate {
     And(Vec<Predicate>),
     Or(Vec<Predicate>),
     Not(Box<Predicate>),
-    Compare { column: String, op: CompareOp, value: Datum },
+    Compare {
+        column: String,
+        op: CompareOp,
+        value: Datum,
+    },
     IsNull(String),
     IsNotNull(String),
-    In { column: String, values: Vec<Datum> },
+    In {
+        column: String,
+        values: Vec<Datum>,
+    },
 }
 
 impl Predicate {
@@ -68,13 +75,14 @@ impl Predicate {
             Predicate::Or(ps) => ps.iter().any(|p| p.eval(value_of)),
             Predicate::Not(p) => match p.as_ref() {
                 // NOT is only exact when the inner predicate is exact.
-                Predicate::Compare { .. } | Predicate::IsNull(_) | Predicate::IsNotNull(_) | Predicate::In { .. } => {
-                    !p.eval(value_of)
-                }
+                Predicate::Compare { .. }
+                | Predicate::IsNull(_)
+                | Predicate::IsNotNull(_)
+                | Predicate::In { .. } => !p.eval(value_of),
                 _ => true,
             },
-            Predicate::IsNull(c) => value_of(c).map_or(true, |v| v == Datum::Null),
-            Predicate::IsNotNull(c) => value_of(c).map_or(true, |v| v != Datum::Null),
+            Predicate::IsNull(c) => value_of(c).is_none_or(|v| v == Datum::Null),
+            Predicate::IsNotNull(c) => value_of(c).is_none_or(|v| v != Datum::Null),
             Predicate::Compare { column, op, value } => match value_of(column) {
                 None => true,
                 Some(Datum::Null) => false,
@@ -86,28 +94,40 @@ impl Predicate {
             Predicate::In { column, values } => match value_of(column) {
                 None => true,
                 Some(Datum::Null) => false,
-                Some(v) => values.iter().any(|x| v.cmp_same_type(x).is_none_or(|o| o == Ordering::Equal)),
+                Some(v) => values
+                    .iter()
+                    .any(|x| v.cmp_same_type(x).is_none_or(|o| o == Ordering::Equal)),
             },
         }
     }
 
     /// Whether a file with these column statistics may hold a matching row.
-    pub fn may_match(&self, stats_of: &impl Fn(&str) -> Option<ColumnStats>, row_count: i64) -> bool {
+    pub fn may_match(
+        &self,
+        stats_of: &impl Fn(&str) -> Option<ColumnStats>,
+        row_count: i64,
+    ) -> bool {
         match self {
             Predicate::And(ps) => ps.iter().all(|p| p.may_match(stats_of, row_count)),
             Predicate::Or(ps) => ps.iter().any(|p| p.may_match(stats_of, row_count)),
             Predicate::Not(_) => true,
             Predicate::IsNull(c) => stats_of(c).is_none_or(|s| s.null_count != 0),
-            Predicate::IsNotNull(c) => stats_of(c).is_none_or(|s| s.null_count < 0 || s.null_count < row_count),
+            Predicate::IsNotNull(c) => {
+                stats_of(c).is_none_or(|s| s.null_count < 0 || s.null_count < row_count)
+            }
             Predicate::Compare { column, op, value } => {
-                let Some(s) = stats_of(column) else { return true };
+                let Some(s) = stats_of(column) else {
+                    return true;
+                };
                 if s.null_count >= 0 && s.null_count == row_count {
                     return false;
                 }
                 range_may_match(&s, *op, value)
             }
             Predicate::In { column, values } => {
-                let Some(s) = stats_of(column) else { return true };
+                let Some(s) = stats_of(column) else {
+                    return true;
+                };
                 values.iter().any(|v| range_may_match(&s, CompareOp::Eq, v))
             }
         }
@@ -147,34 +167,66 @@ mod tests {
     use super::*;
 
     fn stats(min: i64, max: i64, nulls: i64) -> ColumnStats {
-        ColumnStats { min: Datum::BigInt(min), max: Datum::BigInt(max), null_count: nulls }
+        ColumnStats {
+            min: Datum::BigInt(min),
+            max: Datum::BigInt(max),
+            null_count: nulls,
+        }
     }
 
     #[test]
     fn ranges_skip_only_impossible_files() {
-        let p = Predicate::Compare { column: "a".into(), op: CompareOp::Eq, value: Datum::BigInt(5) };
+        let p = Predicate::Compare {
+            column: "a".into(),
+            op: CompareOp::Eq,
+            value: Datum::BigInt(5),
+        };
         assert!(p.may_match(&|_| Some(stats(1, 9, 0)), 10));
         assert!(!p.may_match(&|_| Some(stats(6, 9, 0)), 10));
         assert!(p.may_match(&|_| None, 10));
-        let gt = Predicate::Compare { column: "a".into(), op: CompareOp::Gt, value: Datum::BigInt(9) };
+        let gt = Predicate::Compare {
+            column: "a".into(),
+            op: CompareOp::Gt,
+            value: Datum::BigInt(9),
+        };
         assert!(!gt.may_match(&|_| Some(stats(1, 9, 0)), 10));
-        let all_null = Predicate::Compare { column: "a".into(), op: CompareOp::Lt, value: Datum::BigInt(100) };
-        assert!(!all_null.may_match(&|_| Some(ColumnStats { min: Datum::Null, max: Datum::Null, null_count: 10 }), 10));
+        let all_null = Predicate::Compare {
+            column: "a".into(),
+            op: CompareOp::Lt,
+            value: Datum::BigInt(100),
+        };
+        assert!(!all_null.may_match(
+            &|_| Some(ColumnStats {
+                min: Datum::Null,
+                max: Datum::Null,
+                null_count: 10
+            }),
+            10
+        ));
     }
 
     #[test]
     fn restrict_keeps_conjuncts_on_allowed_columns() {
         let p = Predicate::And(vec![
             Predicate::IsNull("a".into()),
-            Predicate::Or(vec![Predicate::IsNull("b".into()), Predicate::IsNull("a".into())]),
+            Predicate::Or(vec![
+                Predicate::IsNull("b".into()),
+                Predicate::IsNull("a".into()),
+            ]),
         ]);
-        assert_eq!(p.restrict(&|c| c == "a"), Some(Predicate::IsNull("a".into())));
+        assert_eq!(
+            p.restrict(&|c| c == "a"),
+            Some(Predicate::IsNull("a".into()))
+        );
         assert_eq!(p.restrict(&|c| c == "z"), None);
     }
 
     #[test]
     fn partition_values_evaluate_exactly() {
-        let p = Predicate::In { column: "dt".into(), values: vec![Datum::String("a".into())] };
+        let p = Predicate::In {
+            column: "dt".into(),
+            values: vec![Datum::String("a".into())],
+        };
         assert!(p.eval(&|_| Some(Datum::String("a".into()))));
         assert!(!p.eval(&|_| Some(Datum::String("b".into()))));
         assert!(!p.eval(&|_| Some(Datum::Null)));

@@ -60,7 +60,13 @@ pub struct ScanPlan {
 
 impl ScanBuilder {
     pub(crate) fn new(table: Table) -> Self {
-        ScanBuilder { table, projection: None, predicate: None, snapshot_id: None, limit: None }
+        ScanBuilder {
+            table,
+            projection: None,
+            predicate: None,
+            snapshot_id: None,
+            limit: None,
+        }
     }
 
     /// Column indexes (into the table schema) to return, in order.
@@ -92,19 +98,34 @@ impl ScanBuilder {
         let nfields = layout.schema.fields.len();
         let projection = self.projection.unwrap_or_else(|| (0..nfields).collect());
         if let Some(bad) = projection.iter().find(|i| **i >= nfields) {
-            return Err(EngineError::invalid(format!("projection index {bad} is out of range")));
+            return Err(EngineError::invalid(format!(
+                "projection index {bad} is out of range"
+            )));
         }
         let projected_schema = Arc::new(layout.arrow_schema.project(&projection)?);
         let snapshot = match self.snapshot_id {
             Some(id) => Some(table.reader.snapshot(id).await?.ok_or_else(|| {
-                EngineError::invalid(format!("snapshot {id} of table '{}' does not exist (or has expired)", table.id))
+                EngineError::invalid(format!(
+                    "snapshot {id} of table '{}' does not exist (or has expired)",
+                    table.id
+                ))
             })?),
             None => table.reader.latest_snapshot().await?,
         };
         let Some(snap) = snapshot.clone() else {
-            return Ok(ScanPlan { table, snapshot: None, splits: Vec::new(), projection, projected_schema });
+            return Ok(ScanPlan {
+                table,
+                snapshot: None,
+                splits: Vec::new(),
+                projection,
+                projected_schema,
+            });
         };
-        let ms = ManifestStore::new(table.store.clone(), table.paths().clone(), &layout.options.manifest_compression)?;
+        let ms = ManifestStore::new(
+            table.store.clone(),
+            table.paths().clone(),
+            &layout.options.manifest_compression,
+        )?;
         let partition_names = layout.schema.partition_keys.clone();
         let partition_pred = self
             .predicate
@@ -112,19 +133,33 @@ impl ScanBuilder {
             .and_then(|p| p.restrict(&|c: &str| partition_names.iter().any(|n| n == c)));
         let mut metas = ms.data_manifests(&snap).await?;
         if let Some(pp) = &partition_pred {
-            metas.retain(|m| match decode_stats(&m.partition_stats, &layout.partition_types) {
-                Some(stats) => pp.may_match(
-                    &|c: &str| partition_names.iter().position(|n| n == c).map(|i| stats[i].clone()),
-                    m.num_added_files + m.num_deleted_files,
-                ),
-                None => true,
-            });
+            metas.retain(
+                |m| match decode_stats(&m.partition_stats, &layout.partition_types) {
+                    Some(stats) => pp.may_match(
+                        &|c: &str| {
+                            partition_names
+                                .iter()
+                                .position(|n| n == c)
+                                .map(|i| stats[i].clone())
+                        },
+                        m.num_added_files + m.num_deleted_files,
+                    ),
+                    None => true,
+                },
+            );
         }
         let partition_types = layout.partition_types.clone();
         let keep_partition = |e: &ManifestEntry| -> bool {
-            let Some(pp) = &partition_pred else { return true };
+            let Some(pp) = &partition_pred else {
+                return true;
+            };
             match deserialize_binary_row(&e.partition, &partition_types) {
-                Ok(values) => pp.eval(&|c: &str| partition_names.iter().position(|n| n == c).map(|i| values[i].clone())),
+                Ok(values) => pp.eval(&|c: &str| {
+                    partition_names
+                        .iter()
+                        .position(|n| n == c)
+                        .map(|i| values[i].clone())
+                }),
                 Err(_) => true,
             }
         };
@@ -147,21 +182,37 @@ impl ScanBuilder {
                     continue;
                 }
             }
-            groups.entry((e.partition, e.bucket)).or_default().push(e.file);
+            groups
+                .entry((e.partition, e.bucket))
+                .or_default()
+                .push(e.file);
         }
         let mut splits = Vec::with_capacity(groups.len());
         for ((partition, bucket), files) in groups {
             let partition_values = deserialize_binary_row(&partition, &layout.partition_types)
                 .map_err(|e| EngineError::format(format!("partition of bucket {bucket}"), e))?;
-            let partition_path = tidelake_format::path::partition_path(
+            let partition_path = tidelake_format::path::partition_path_with_legacy_name(
                 &layout.schema.partition_keys,
                 &partition_values,
                 &layout.partition_types,
                 &layout.options.partition_default_name,
+                layout.options.partition_legacy_name,
             )?;
-            splits.push(Split { partition, partition_values, partition_path, bucket, files });
+            splits.push(Split {
+                partition,
+                partition_values,
+                partition_path,
+                bucket,
+                files,
+            });
         }
-        Ok(ScanPlan { table, snapshot, splits, projection, projected_schema })
+        Ok(ScanPlan {
+            table,
+            snapshot,
+            splits,
+            projection,
+            projected_schema,
+        })
     }
 }
 
@@ -173,17 +224,36 @@ fn file_may_match(table: &Table, pred: &Predicate, file: &DataFileMeta) -> bool 
         return true;
     }
     if layout.is_primary_key() {
-        let Some(stats) = decode_stats(&file.key_stats, &layout.key_types) else { return true };
+        let Some(stats) = decode_stats(&file.key_stats, &layout.key_types) else {
+            return true;
+        };
         let keys = layout.schema.trimmed_primary_keys();
-        pred.may_match(&|c: &str| keys.iter().position(|k| k == c).map(|i| stats[i].clone()), file.row_count)
+        pred.may_match(
+            &|c: &str| keys.iter().position(|k| k == c).map(|i| stats[i].clone()),
+            file.row_count,
+        )
     } else {
         if file.value_stats_cols.is_some() {
             return true;
         }
-        let types: Vec<_> = layout.schema.fields.iter().map(|f| f.data_type.clone()).collect();
-        let Some(stats) = decode_stats(&file.value_stats, &types) else { return true };
+        let types: Vec<_> = layout
+            .schema
+            .fields
+            .iter()
+            .map(|f| f.data_type.clone())
+            .collect();
+        let Some(stats) = decode_stats(&file.value_stats, &types) else {
+            return true;
+        };
         pred.may_match(
-            &|c: &str| layout.schema.fields.iter().position(|f| f.name == c).map(|i| stats[i].clone()),
+            &|c: &str| {
+                layout
+                    .schema
+                    .fields
+                    .iter()
+                    .position(|f| f.name == c)
+                    .map(|i| stats[i].clone())
+            },
             file.row_count,
         )
     }
@@ -202,7 +272,10 @@ fn compare_keys(a: &[Datum], b: &[Datum]) -> Option<Ordering> {
 /// Groups a bucket's files into sections whose key ranges do not overlap,
 /// each section a list of sorted runs (Paimon's interval partition). A
 /// section of one run needs no merge.
-fn sections(files: &[DataFileMeta], key_types: &[tidelake_format::types::DataType]) -> Vec<Vec<Vec<DataFileMeta>>> {
+fn sections(
+    files: &[DataFileMeta],
+    key_types: &[tidelake_format::types::DataType],
+) -> Vec<Vec<Vec<DataFileMeta>>> {
     let decoded: Option<Vec<(Vec<Datum>, Vec<Datum>)>> = files
         .iter()
         .map(|f| {
@@ -224,26 +297,45 @@ fn sections(files: &[DataFileMeta], key_types: &[tidelake_format::types::DataTyp
     for i in order {
         let (min, max) = &ranges[i];
         let starts_new = match &section_max {
-            Some(m) => compare_keys(min, m) != Some(Ordering::Less) && compare_keys(min, m) != Some(Ordering::Equal),
+            Some(m) => {
+                compare_keys(min, m) != Some(Ordering::Less)
+                    && compare_keys(min, m) != Some(Ordering::Equal)
+            }
             None => true,
         };
         if starts_new && !section.is_empty() {
-            out.push(section.drain(..).map(|(_, fs)| fs.into_iter().map(|f| files[f].clone()).collect()).collect());
+            out.push(
+                section
+                    .drain(..)
+                    .map(|(_, fs)| fs.into_iter().map(|f| files[f].clone()).collect())
+                    .collect(),
+            );
             section_max = None;
         }
-        match section.iter_mut().find(|(run_max, _)| compare_keys(min, run_max) == Some(Ordering::Greater)) {
+        match section
+            .iter_mut()
+            .find(|(run_max, _)| compare_keys(min, run_max) == Some(Ordering::Greater))
+        {
             Some(run) => {
                 run.0 = max.clone();
                 run.1.push(i);
             }
             None => section.push((max.clone(), vec![i])),
         }
-        if section_max.as_ref().is_none_or(|m| compare_keys(max, m) == Some(Ordering::Greater)) {
+        if section_max
+            .as_ref()
+            .is_none_or(|m| compare_keys(max, m) == Some(Ordering::Greater))
+        {
             section_max = Some(max.clone());
         }
     }
     if !section.is_empty() {
-        out.push(section.into_iter().map(|(_, fs)| fs.into_iter().map(|f| files[f].clone()).collect()).collect());
+        out.push(
+            section
+                .into_iter()
+                .map(|(_, fs)| fs.into_iter().map(|f| files[f].clone()).collect())
+                .collect(),
+        );
     }
     out
 }
@@ -264,7 +356,8 @@ impl ScanPlan {
     /// Streams the rows of split `i` (merged, for primary-key tables).
     pub fn read_split(&self, i: usize) -> BoxStream<'static, Result<RecordBatch>> {
         let Some(split) = self.splits.get(i).cloned() else {
-            return stream::once(async move { Err(EngineError::invalid(format!("no split {i}"))) }).boxed();
+            return stream::once(async move { Err(EngineError::invalid(format!("no split {i}"))) })
+                .boxed();
         };
         let table = self.table.clone();
         let projection = self.projection.clone();
@@ -284,7 +377,10 @@ impl ScanPlan {
 }
 
 fn value_columns(table: &Table, projection: &[usize]) -> Vec<ReadColumn> {
-    projection.iter().map(|&i| ReadColumn::Value(table.layout.schema.fields[i].clone())).collect()
+    projection
+        .iter()
+        .map(|&i| ReadColumn::Value(table.layout.schema.fields[i].clone()))
+        .collect()
 }
 
 fn read_append_split(
@@ -305,7 +401,8 @@ fn read_append_split(
         .map_ok(move |b| {
             // Zero-column projections (COUNT(*)) keep their row count.
             let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(b.num_rows()));
-            RecordBatch::try_new_with_options(schema.clone(), b.columns().to_vec(), &options).unwrap_or(b)
+            RecordBatch::try_new_with_options(schema.clone(), b.columns().to_vec(), &options)
+                .unwrap_or(b)
         })
         .boxed()
 }
@@ -318,8 +415,11 @@ fn read_pk_split(
 ) -> BoxStream<'static, Result<RecordBatch>> {
     let layout = table.layout.clone();
     let nk = layout.key_indices.len();
-    let mut columns: Vec<ReadColumn> =
-        layout.key_indices.iter().map(|&i| ReadColumn::Key(layout.schema.fields[i].clone())).collect();
+    let mut columns: Vec<ReadColumn> = layout
+        .key_indices
+        .iter()
+        .map(|&i| ReadColumn::Key(layout.schema.fields[i].clone()))
+        .collect();
     columns.push(ReadColumn::Sequence);
     columns.push(ReadColumn::ValueKind);
     for &i in &layout.sequence_indices {
@@ -336,12 +436,20 @@ fn read_pk_split(
         kind_column: nk + 1,
         output_columns: (values_start..values_start + projection.len()).collect(),
         output_schema: schema.clone(),
-        pick: if layout.options.merge_engine == MergeEngine::FirstRow { Pick::First } else { Pick::Last },
+        pick: if layout.options.merge_engine == MergeEngine::FirstRow {
+            Pick::First
+        } else {
+            Pick::Last
+        },
         keep_retracts: false,
         batch_size: BATCH_SIZE,
     };
-    let key_types: Vec<_> = (0..nk).map(|i| in_schema.field(i).data_type().clone()).collect();
-    let order_types: Vec<_> = (seqf_start..values_start).map(|i| in_schema.field(i).data_type().clone()).collect();
+    let key_types: Vec<_> = (0..nk)
+        .map(|i| in_schema.field(i).data_type().clone())
+        .collect();
+    let order_types: Vec<_> = (seqf_start..values_start)
+        .map(|i| in_schema.field(i).data_type().clone())
+        .collect();
     let sections = sections(&split.files, &layout.key_types);
     stream::iter(sections)
         .flat_map(move |runs| {
@@ -368,7 +476,12 @@ fn read_pk_split(
                     .boxed()
             } else {
                 let streams = runs.into_iter().map(&open).collect();
-                merge_runs(streams, key_types.clone(), order_types.clone(), merge_layout.clone())
+                merge_runs(
+                    streams,
+                    key_types.clone(),
+                    order_types.clone(),
+                    merge_layout.clone(),
+                )
             }
         })
         .boxed()
@@ -390,6 +503,12 @@ fn live_rows(batch: &RecordBatch, layout: &MergeLayout) -> Result<RecordBatch> {
     if kinds.values().iter().all(|k| *k == 0 || *k == 2) {
         return Ok(projected);
     }
-    let mask: arrow_array::BooleanArray = kinds.values().iter().map(|k| Some(*k == 0 || *k == 2)).collect();
-    Ok(arrow_select::filter::filter_record_batch(&projected, &mask)?)
+    let mask: arrow_array::BooleanArray = kinds
+        .values()
+        .iter()
+        .map(|k| Some(*k == 0 || *k == 2))
+        .collect();
+    Ok(arrow_select::filter::filter_record_batch(
+        &projected, &mask,
+    )?)
 }

@@ -32,14 +32,20 @@ pub(crate) struct DynamicBucketAssigner {
 }
 
 /// Reads the HASH entries of a snapshot's index manifest.
-pub(crate) async fn hash_entries(table: &Table, snapshot: Option<&Snapshot>) -> Result<Vec<IndexManifestEntry>> {
+pub(crate) async fn hash_entries(
+    table: &Table,
+    snapshot: Option<&Snapshot>,
+) -> Result<Vec<IndexManifestEntry>> {
     let Some(name) = snapshot.and_then(|s| s.index_manifest.clone()) else {
         return Ok(Vec::new());
     };
     let path = table.paths().manifest(&name);
     let bytes = table.store.get(&path).await?;
     let entries = read_index_manifest(&bytes).map_err(|e| EngineError::format(path, e))?;
-    Ok(entries.into_iter().filter(|e| e.kind == FileKind::Add && e.index_file.index_type == HASH_INDEX).collect())
+    Ok(entries
+        .into_iter()
+        .filter(|e| e.kind == FileKind::Add && e.index_file.index_type == HASH_INDEX)
+        .collect())
 }
 
 impl DynamicBucketAssigner {
@@ -56,7 +62,11 @@ impl DynamicBucketAssigner {
             return Ok(());
         }
         let mut index = PartitionIndex::default();
-        for e in self.base_entries.iter().filter(|e| e.partition == partition) {
+        for e in self
+            .base_entries
+            .iter()
+            .filter(|e| e.partition == partition)
+        {
             let path = table.paths().index(&e.index_file.file_name);
             let bytes = table.store.get(&path).await?;
             if bytes.len() % 4 != 0 {
@@ -77,7 +87,12 @@ impl DynamicBucketAssigner {
     }
 
     /// The bucket of each key hash, assigning new keys.
-    pub async fn assign(&mut self, table: &Table, partition: &[u8], hashes: &[i32]) -> Result<Vec<i32>> {
+    pub async fn assign(
+        &mut self,
+        table: &Table,
+        partition: &[u8],
+        hashes: &[i32],
+    ) -> Result<Vec<i32>> {
         self.load(table, partition).await?;
         let target = self.target;
         let index = self
@@ -90,7 +105,12 @@ impl DynamicBucketAssigner {
                 out.push(*b);
                 continue;
             }
-            let bucket = match index.counts.iter().find(|(_, c)| **c < target).map(|(b, _)| *b) {
+            let bucket = match index
+                .counts
+                .iter()
+                .find(|(_, c)| **c < target)
+                .map(|(b, _)| *b)
+            {
                 Some(b) => b,
                 None => (0..).find(|b| !index.counts.contains_key(b)).unwrap_or(0),
             };
@@ -108,13 +128,20 @@ impl DynamicBucketAssigner {
         let mut out = Vec::new();
         for (partition, index) in &self.partitions {
             for &bucket in &index.modified {
-                let mut hashes: Vec<i32> =
-                    index.hash_to_bucket.iter().filter(|(_, b)| **b == bucket).map(|(h, _)| *h).collect();
+                let mut hashes: Vec<i32> = index
+                    .hash_to_bucket
+                    .iter()
+                    .filter(|(_, b)| **b == bucket)
+                    .map(|(h, _)| *h)
+                    .collect();
                 hashes.sort_unstable();
                 let payload: Vec<u8> = hashes.iter().flat_map(|h| h.to_be_bytes()).collect();
                 let name = format!("index-{}-0", uuid::Uuid::new_v4());
                 let size = payload.len() as i64;
-                table.store.put(&table.paths().index(&name), Bytes::from(payload)).await?;
+                table
+                    .store
+                    .put(&table.paths().index(&name), Bytes::from(payload))
+                    .await?;
                 out.push(IndexManifestEntry {
                     kind: FileKind::Add,
                     partition: partition.clone(),

@@ -40,12 +40,22 @@ pub(crate) fn kv_file_schema(layout: &TableLayout) -> SchemaRef {
     for &i in &layout.key_indices {
         let f = &layout.schema.fields[i];
         fields.push(with_id(
-            Field::new(format!("{KEY_PREFIX}{}", f.name), f.data_type.to_arrow(), false),
+            Field::new(
+                format!("{KEY_PREFIX}{}", f.name),
+                f.data_type.to_arrow(),
+                false,
+            ),
             f.id + KEY_FIELD_ID_OFFSET,
         ));
     }
-    fields.push(with_id(Field::new(SEQUENCE_COLUMN, arrow_schema::DataType::Int64, false), SEQUENCE_FIELD_ID));
-    fields.push(with_id(Field::new(VALUE_KIND_COLUMN, arrow_schema::DataType::Int8, false), VALUE_KIND_FIELD_ID));
+    fields.push(with_id(
+        Field::new(SEQUENCE_COLUMN, arrow_schema::DataType::Int64, false),
+        SEQUENCE_FIELD_ID,
+    ));
+    fields.push(with_id(
+        Field::new(VALUE_KIND_COLUMN, arrow_schema::DataType::Int8, false),
+        VALUE_KIND_FIELD_ID,
+    ));
     fields.extend(value_fields_with_ids(layout));
     Arc::new(Schema::new(fields))
 }
@@ -70,10 +80,9 @@ fn append_file_schema(layout: &TableLayout) -> SchemaRef {
 fn writer_properties(layout: &TableLayout) -> Result<WriterProperties> {
     let o = &layout.options;
     let compression = match o.file_compression.as_str() {
-        "zstd" => Compression::ZSTD(
-            ZstdLevel::try_new(o.file_compression_zstd_level)
-                .map_err(|e| EngineError::invalid(format!("option 'file.compression.zstd-level': {e}")))?,
-        ),
+        "zstd" => Compression::ZSTD(ZstdLevel::try_new(o.file_compression_zstd_level).map_err(
+            |e| EngineError::invalid(format!("option 'file.compression.zstd-level': {e}")),
+        )?),
         "snappy" => Compression::SNAPPY,
         "lz4" => Compression::LZ4_RAW,
         "none" | "uncompressed" => Compression::UNCOMPRESSED,
@@ -109,7 +118,11 @@ fn first_last_key(layout: &TableLayout, batch: &RecordBatch) -> Result<(Vec<u8>,
 }
 
 /// Encodes `content` as Parquet, stores it under `dir` and describes it.
-pub(crate) async fn write_data_file(table: &Table, dir: &str, content: FileContent) -> Result<DataFileMeta> {
+pub(crate) async fn write_data_file(
+    table: &Table,
+    dir: &str,
+    content: FileContent,
+) -> Result<DataFileMeta> {
     let layout = &table.layout;
     let batch = &content.batch;
     if batch.num_rows() == 0 {
@@ -121,19 +134,38 @@ pub(crate) async fn write_data_file(table: &Table, dir: &str, content: FileConte
         RecordBatch::try_new(append_file_schema(layout), batch.columns().to_vec())?
     };
     let batch = &batch;
-    let name = format!("{}{}-0.parquet", layout.options.data_file_prefix, uuid::Uuid::new_v4());
+    let name = format!(
+        "{}{}-0.parquet",
+        layout.options.data_file_prefix,
+        uuid::Uuid::new_v4()
+    );
     let path = format!("{dir}/{name}");
     let mut buf = Vec::with_capacity(1 << 20);
     {
-        let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(writer_properties(layout)?))
-            .map_err(|e| EngineError::Parquet { path: path.clone(), source: e })?;
-        writer.write(batch).map_err(|e| EngineError::Parquet { path: path.clone(), source: e })?;
-        writer.close().map_err(|e| EngineError::Parquet { path: path.clone(), source: e })?;
+        let mut writer =
+            ArrowWriter::try_new(&mut buf, batch.schema(), Some(writer_properties(layout)?))
+                .map_err(|e| EngineError::Parquet {
+                    path: path.clone(),
+                    source: e,
+                })?;
+        writer.write(batch).map_err(|e| EngineError::Parquet {
+            path: path.clone(),
+            source: e,
+        })?;
+        writer.close().map_err(|e| EngineError::Parquet {
+            path: path.clone(),
+            source: e,
+        })?;
     }
     let file_size = buf.len() as i64;
     let truncate = layout.options.stats_truncate_length;
     let value_offset = batch.num_columns() - layout.schema.fields.len();
-    let value_types: Vec<_> = layout.schema.fields.iter().map(|f| f.data_type.clone()).collect();
+    let value_types: Vec<_> = layout
+        .schema
+        .fields
+        .iter()
+        .map(|f| f.data_type.clone())
+        .collect();
     let value_stats = value_types
         .iter()
         .enumerate()
@@ -163,14 +195,24 @@ pub(crate) async fn write_data_file(table: &Table, dir: &str, content: FileConte
             .ok_or_else(|| EngineError::invalid("internal: value kind column is not TINYINT"))?;
         let min_seq = arrow::compute::min(seq).unwrap_or(0);
         let max_seq = arrow::compute::max(seq).unwrap_or(0);
-        let deletes = kinds.values().iter().filter(|k| **k == 1 || **k == 3).count() as i64;
+        let deletes = kinds
+            .values()
+            .iter()
+            .filter(|k| **k == 1 || **k == 3)
+            .count() as i64;
         (min_key, max_key, key_stats, min_seq, max_seq, deletes)
     } else {
         let empty = serialize_binary_row(&[], &[])?;
         let (a, b) = content.sequence_range.unwrap_or((0, 0));
         (empty.clone(), empty, SimpleStats::empty(), a, b, 0)
     };
-    table.store.put(&format!("{}/{}", table.paths().root, path), Bytes::from(buf)).await?;
+    table
+        .store
+        .put(
+            &format!("{}/{}", table.paths().root, path),
+            Bytes::from(buf),
+        )
+        .await?;
     Ok(DataFileMeta {
         file_name: name,
         file_size,
@@ -203,7 +245,11 @@ pub(crate) fn kv_batch(
     seq: ArrayRef,
     kinds: ArrayRef,
 ) -> Result<RecordBatch> {
-    let mut cols: Vec<ArrayRef> = layout.key_indices.iter().map(|&i| values[i].clone()).collect();
+    let mut cols: Vec<ArrayRef> = layout
+        .key_indices
+        .iter()
+        .map(|&i| values[i].clone())
+        .collect();
     cols.push(seq);
     cols.push(kinds);
     cols.extend(values.iter().cloned());

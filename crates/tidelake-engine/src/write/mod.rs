@@ -9,8 +9,8 @@ mod rewrite;
 mod route;
 mod sort;
 
-pub use rewrite::{BatchChange, RewriteOutcome};
 pub(crate) use dynamic::hash_entries;
+pub use rewrite::{BatchChange, RewriteOutcome};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -140,9 +140,14 @@ impl TableWriter {
                     *m = (*m).max(e.file.max_sequence_number);
                 }
             }
-            self.base = Some(BaseState { snapshot_id: snapshot.map(|s| s.id), max_sequence });
+            self.base = Some(BaseState {
+                snapshot_id: snapshot.map(|s| s.id),
+                max_sequence,
+            });
         }
-        self.base.as_ref().ok_or_else(|| EngineError::invalid("internal: writer base missing"))
+        self.base
+            .as_ref()
+            .ok_or_else(|| EngineError::invalid("internal: writer base missing"))
     }
 
     /// Writes rows that all have the same kind.
@@ -185,14 +190,19 @@ impl TableWriter {
                         Some(id) => self.table.reader.snapshot(id).await?,
                         None => None,
                     };
-                    self.dynamic.insert(dynamic::DynamicBucketAssigner::new(&self.table, base.as_ref()).await?)
+                    self.dynamic.insert(
+                        dynamic::DynamicBucketAssigner::new(&self.table, base.as_ref()).await?,
+                    )
                 }
             };
             for (p, (partition, _)) in routing.partitions.iter().enumerate() {
-                let rows: Vec<usize> =
-                    (0..hashes.len()).filter(|r| routing.partition_of_row[*r] as usize == p).collect();
+                let rows: Vec<usize> = (0..hashes.len())
+                    .filter(|r| routing.partition_of_row[*r] as usize == p)
+                    .collect();
                 let part_hashes: Vec<i32> = rows.iter().map(|r| hashes[*r]).collect();
-                let assigned = assigner.assign(&self.table, partition, &part_hashes).await?;
+                let assigned = assigner
+                    .assign(&self.table, partition, &part_hashes)
+                    .await?;
                 for (r, b) in rows.into_iter().zip(assigned) {
                     routing.buckets[r] = b;
                 }
@@ -209,13 +219,16 @@ impl TableWriter {
                 .and_then(|b| b.max_sequence.get(&bucket_id).copied())
                 .unwrap_or(-1)
                 + 1;
-            let buffer = self.buckets.entry(bucket_id).or_insert_with(|| BucketBuffer {
-                partition_path: group.partition_path.clone(),
-                batches: Vec::new(),
-                bytes: 0,
-                next_sequence: start,
-                files: Vec::new(),
-            });
+            let buffer = self
+                .buckets
+                .entry(bucket_id)
+                .or_insert_with(|| BucketBuffer {
+                    partition_path: group.partition_path.clone(),
+                    batches: Vec::new(),
+                    bytes: 0,
+                    next_sequence: start,
+                    files: Vec::new(),
+                });
             let rows = group.indices.len();
             let seq: ArrayRef = Arc::new(Int64Array::from_iter_values(
                 buffer.next_sequence..buffer.next_sequence + rows as i64,
@@ -223,7 +236,11 @@ impl TableWriter {
             buffer.next_sequence += rows as i64;
             let taken = arrow_select::take::take_record_batch(&batch, &group.indices)?;
             let kinds: ArrayRef = Arc::new(Int8Array::from_iter_values(
-                group.indices.values().iter().map(|i| kind_bytes[*i as usize]),
+                group
+                    .indices
+                    .values()
+                    .iter()
+                    .map(|i| kind_bytes[*i as usize]),
             ));
             let mut cols = taken.columns().to_vec();
             cols.push(seq);
@@ -280,7 +297,11 @@ impl TableWriter {
     }
 
     /// Like `commit`, with snapshot properties (e.g. a streaming job's progress).
-    pub async fn commit_with(&mut self, kind: CommitKind, properties: BTreeMap<String, String>) -> Result<Option<i64>> {
+    pub async fn commit_with(
+        &mut self,
+        kind: CommitKind,
+        properties: BTreeMap<String, String>,
+    ) -> Result<Option<i64>> {
         let ids: Vec<BucketId> = self.buckets.keys().cloned().collect();
         let result = self.flush_and_commit(ids, kind, properties).await;
         if result.is_err() {
@@ -321,7 +342,9 @@ impl TableWriter {
             None
         };
         let (index_entries, index_loaded_from) = match &self.dynamic {
-            Some(a) if !messages.is_empty() => (a.write_index_files(&self.table).await?, a.loaded_files()),
+            Some(a) if !messages.is_empty() => {
+                (a.write_index_files(&self.table).await?, a.loaded_files())
+            }
             _ => (Vec::new(), Default::default()),
         };
         let request = CommitRequest {
@@ -345,7 +368,13 @@ impl TableWriter {
     async fn delete_written_files(&mut self) {
         for ((_, bucket), b) in self.buckets.drain() {
             for f in &b.files {
-                let path = format!("{}/{}bucket-{}/{}", self.table.paths().root, b.partition_path, bucket, f.file_name);
+                let path = format!(
+                    "{}/{}bucket-{}/{}",
+                    self.table.paths().root,
+                    b.partition_path,
+                    bucket,
+                    f.file_name
+                );
                 if let Err(e) = self.table.store.delete(&path).await {
                     tracing::warn!("could not delete uncommitted file {path}: {e}");
                 }

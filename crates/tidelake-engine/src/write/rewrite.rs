@@ -45,7 +45,14 @@ impl Table {
         }
         let plan = scan.plan().await?;
         let base_snapshot_id = plan.snapshot().map(|s| s.id);
-        let columns: Vec<ReadColumn> = self.layout.schema.fields.iter().cloned().map(ReadColumn::Value).collect();
+        let columns: Vec<ReadColumn> = self
+            .layout
+            .schema
+            .fields
+            .iter()
+            .cloned()
+            .map(ReadColumn::Value)
+            .collect();
         let mut messages = Vec::new();
         let mut written: Vec<String> = Vec::new();
         let mut rows_changed = 0u64;
@@ -60,7 +67,10 @@ impl Table {
                 for file in &split.files {
                     let path = data_file_path(self, &split.partition_path, split.bucket, file);
                     let batches: Vec<RecordBatch> =
-                        read_data_file(self, &path, file, &columns, 65_536).await?.try_collect().await?;
+                        read_data_file(self, &path, file, &columns, 65_536)
+                            .await?
+                            .try_collect()
+                            .await?;
                     let mut changed = 0u64;
                     let mut out = Vec::with_capacity(batches.len());
                     for b in &batches {
@@ -77,11 +87,20 @@ impl Table {
                     }
                     rows_changed += changed;
                     message.deleted_files.push(file.clone());
-                    let all = arrow_select::concat::concat_batches(&self.layout.arrow_schema, &out)?;
+                    let all =
+                        arrow_select::concat::concat_batches(&self.layout.arrow_schema, &out)?;
                     if all.num_rows() > 0 {
                         let range = (file.min_sequence_number, file.max_sequence_number);
                         let dir = format!("{}bucket-{}", split.partition_path, split.bucket);
-                        let meta = write_data_file(self, &dir, FileContent { batch: all, sequence_range: Some(range) }).await?;
+                        let meta = write_data_file(
+                            self,
+                            &dir,
+                            FileContent {
+                                batch: all,
+                                sequence_range: Some(range),
+                            },
+                        )
+                        .await?;
                         written.push(format!("{}/{}/{}", self.paths().root, dir, meta.file_name));
                         message.new_files.push(meta);
                     }
@@ -112,7 +131,10 @@ impl Table {
             Err(e) => Err(e),
         };
         match committed {
-            Ok(snapshot_id) => Ok(RewriteOutcome { rows_changed, snapshot_id }),
+            Ok(snapshot_id) => Ok(RewriteOutcome {
+                rows_changed,
+                snapshot_id,
+            }),
             Err(e) => {
                 for p in &written {
                     let _ = self.store.delete(p).await;

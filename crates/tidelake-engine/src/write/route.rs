@@ -1,12 +1,12 @@
 //! Routing rows to their partition and bucket.
 
-use std::collections::HashMap;
 use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use arrow_row::{RowConverter, SortField};
-use tidelake_format::binary_row::{datum_from_arrow, serialize_binary_row, Datum};
+use std::collections::HashMap;
 use tidelake_format::binary_row::encode_binary_row;
+use tidelake_format::binary_row::{datum_from_arrow, serialize_binary_row, Datum};
 use tidelake_format::bucket::{compute_buckets, hash_binary_row};
-use tidelake_format::path::partition_path;
+use tidelake_format::path::partition_path_with_legacy_name;
 
 use crate::error::{EngineError, Result};
 use crate::table::Table;
@@ -37,7 +37,10 @@ pub(crate) fn conform(table: &Table, batch: RecordBatch) -> Result<RecordBatch> 
         let col = if col.data_type() == field.data_type() {
             col.clone()
         } else {
-            let options = arrow::compute::CastOptions { safe: false, ..Default::default() };
+            let options = arrow::compute::CastOptions {
+                safe: false,
+                ..Default::default()
+            };
             arrow::compute::cast_with_options(col, field.data_type(), &options).map_err(|e| {
                 EngineError::invalid(format!(
                     "column '{}' of table '{}' is {} but a value of type {} was given: {e}",
@@ -66,11 +69,21 @@ pub(crate) fn route(table: &Table, batch: &RecordBatch) -> Result<Routing> {
     let n = batch.num_rows();
     // Partition of every row, as a small group number.
     let (partition_of_row, partitions) = if layout.partition_indices.is_empty() {
-        (vec![0u32; n], vec![(serialize_binary_row(&[], &[])?, String::new())])
+        (
+            vec![0u32; n],
+            vec![(serialize_binary_row(&[], &[])?, String::new())],
+        )
     } else {
-        let cols: Vec<ArrayRef> = layout.partition_indices.iter().map(|&i| batch.column(i).clone()).collect();
-        let converter =
-            RowConverter::new(cols.iter().map(|c| SortField::new(c.data_type().clone())).collect())?;
+        let cols: Vec<ArrayRef> = layout
+            .partition_indices
+            .iter()
+            .map(|&i| batch.column(i).clone())
+            .collect();
+        let converter = RowConverter::new(
+            cols.iter()
+                .map(|c| SortField::new(c.data_type().clone()))
+                .collect(),
+        )?;
         let rows = converter.convert_columns(&cols)?;
         let mut ids: HashMap<&[u8], u32> = HashMap::new();
         let mut firsts = Vec::new();
@@ -91,20 +104,41 @@ pub(crate) fn route(table: &Table, batch: &RecordBatch) -> Result<Routing> {
                 .zip(&layout.partition_types)
                 .map(|(c, ty)| datum_from_arrow(c.as_ref(), r, ty))
                 .collect::<Result<Vec<Datum>, _>>()?;
-            let path = partition_path(names, &datums, &layout.partition_types, &layout.options.partition_default_name)?;
-            parts.push((serialize_binary_row(&datums, &layout.partition_types)?, path));
+            let path = partition_path_with_legacy_name(
+                names,
+                &datums,
+                &layout.partition_types,
+                &layout.options.partition_default_name,
+                layout.options.partition_legacy_name,
+            )?;
+            parts.push((
+                serialize_binary_row(&datums, &layout.partition_types)?,
+                path,
+            ));
         }
         (of_row, parts)
     };
     let (buckets, key_hashes) = if layout.options.bucket > 0 {
-        let cols: Vec<&dyn Array> = layout.bucket_key_indices.iter().map(|&i| batch.column(i).as_ref()).collect();
-        (compute_buckets(&cols, &layout.bucket_key_types, layout.options.bucket)?, None)
+        let cols: Vec<&dyn Array> = layout
+            .bucket_key_indices
+            .iter()
+            .map(|&i| batch.column(i).as_ref())
+            .collect();
+        (
+            compute_buckets(&cols, &layout.bucket_key_types, layout.options.bucket)?,
+            None,
+        )
     } else if layout.is_primary_key() {
         (vec![0; n], Some(key_hashes(table, batch)?))
     } else {
         (vec![0; n], None)
     };
-    Ok(Routing { partitions, partition_of_row, buckets, key_hashes })
+    Ok(Routing {
+        partitions,
+        partition_of_row,
+        buckets,
+        key_hashes,
+    })
 }
 
 /// Where each row of a batch goes; `buckets` is final unless `key_hashes`
@@ -119,7 +153,11 @@ pub(crate) struct Routing {
 /// Hash of each row's trimmed primary key, as Paimon computes it.
 fn key_hashes(table: &Table, batch: &RecordBatch) -> Result<Vec<i32>> {
     let layout = &table.layout;
-    let cols: Vec<&dyn Array> = layout.key_indices.iter().map(|&i| batch.column(i).as_ref()).collect();
+    let cols: Vec<&dyn Array> = layout
+        .key_indices
+        .iter()
+        .map(|&i| batch.column(i).as_ref())
+        .collect();
     let mut out = Vec::with_capacity(batch.num_rows());
     for r in 0..batch.num_rows() {
         let datums = cols
@@ -127,7 +165,10 @@ fn key_hashes(table: &Table, batch: &RecordBatch) -> Result<Vec<i32>> {
             .zip(&layout.key_types)
             .map(|(c, ty)| datum_from_arrow(*c, r, ty))
             .collect::<Result<Vec<Datum>, _>>()?;
-        out.push(hash_binary_row(&encode_binary_row(&datums, &layout.key_types)?));
+        out.push(hash_binary_row(&encode_binary_row(
+            &datums,
+            &layout.key_types,
+        )?));
     }
     Ok(out)
 }
@@ -140,7 +181,10 @@ pub(crate) fn group(routing: &Routing) -> Vec<RouteGroup> {
     let n = partition_of_row.len();
     let mut groups: HashMap<(u32, i32), Vec<u32>> = HashMap::new();
     for r in 0..n {
-        groups.entry((partition_of_row[r], buckets[r])).or_default().push(r as u32);
+        groups
+            .entry((partition_of_row[r], buckets[r]))
+            .or_default()
+            .push(r as u32);
     }
     let mut out: Vec<RouteGroup> = groups
         .into_iter()

@@ -16,7 +16,12 @@ use crate::table::{Table, TableLayout};
 
 /// Buffered rows: the table's columns, then sequence number and kind.
 pub(crate) fn staged_schema(layout: &TableLayout) -> SchemaRef {
-    let mut fields: Vec<Field> = layout.arrow_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut fields: Vec<Field> = layout
+        .arrow_schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     fields.push(Field::new(super::SEQUENCE_COLUMN, ArrowType::Int64, false));
     fields.push(Field::new(super::VALUE_KIND_COLUMN, ArrowType::Int8, false));
     Arc::new(Schema::new(fields))
@@ -24,15 +29,33 @@ pub(crate) fn staged_schema(layout: &TableLayout) -> SchemaRef {
 
 /// Sort order of a bucket's rows: key, then `sequence.field`, then arrival.
 pub(crate) fn sorted_indices(layout: &TableLayout, values: &[ArrayRef]) -> Result<Vec<u32>> {
-    let key_cols: Vec<ArrayRef> = layout.key_indices.iter().map(|&i| values[i].clone()).collect();
-    let converter = RowConverter::new(key_cols.iter().map(|c| SortField::new(c.data_type().clone())).collect())?;
+    let key_cols: Vec<ArrayRef> = layout
+        .key_indices
+        .iter()
+        .map(|&i| values[i].clone())
+        .collect();
+    let converter = RowConverter::new(
+        key_cols
+            .iter()
+            .map(|c| SortField::new(c.data_type().clone()))
+            .collect(),
+    )?;
     let keys = converter.convert_columns(&key_cols)?;
     let mut idx: Vec<u32> = (0..values[0].len() as u32).collect();
     if layout.sequence_indices.is_empty() {
         idx.sort_by(|a, b| keys.row(*a as usize).cmp(&keys.row(*b as usize)));
     } else {
-        let seq_cols: Vec<ArrayRef> = layout.sequence_indices.iter().map(|&i| values[i].clone()).collect();
-        let sc = RowConverter::new(seq_cols.iter().map(|c| SortField::new(c.data_type().clone())).collect())?;
+        let seq_cols: Vec<ArrayRef> = layout
+            .sequence_indices
+            .iter()
+            .map(|&i| values[i].clone())
+            .collect();
+        let sc = RowConverter::new(
+            seq_cols
+                .iter()
+                .map(|c| SortField::new(c.data_type().clone()))
+                .collect(),
+        )?;
         let seqs = sc.convert_columns(&seq_cols)?;
         idx.sort_by(|a, b| {
             keys.row(*a as usize)
@@ -59,7 +82,10 @@ pub(crate) fn sorted_indices(layout: &TableLayout, values: &[ArrayRef]) -> Resul
 fn chunk_bounds(rows: usize, bytes: usize, target: u64) -> Vec<(usize, usize)> {
     let per_row = (bytes / rows.max(1)).max(1) as u64;
     let per_chunk = ((target / per_row).max(1024) as usize).min(rows.max(1));
-    (0..rows).step_by(per_chunk).map(|s| (s, per_chunk.min(rows - s))).collect()
+    (0..rows)
+        .step_by(per_chunk)
+        .map(|s| (s, per_chunk.min(rows - s)))
+        .collect()
 }
 
 /// Writes a bucket's buffered batches as level-0 files under `dir`.
@@ -78,7 +104,10 @@ pub(crate) async fn flush(
     let nv = layout.schema.fields.len();
     let mut files = Vec::new();
     if layout.is_primary_key() {
-        if !matches!(layout.options.merge_engine, MergeEngine::Deduplicate | MergeEngine::FirstRow) {
+        if !matches!(
+            layout.options.merge_engine,
+            MergeEngine::Deduplicate | MergeEngine::FirstRow
+        ) {
             return Err(EngineError::Unsupported(format!(
                 "merge engine {:?} of table '{}' is not supported by this writer yet",
                 layout.options.merge_engine, table.id
@@ -88,15 +117,33 @@ pub(crate) async fn flush(
         let sorted = arrow_select::take::take_record_batch(&staged, &order)?;
         drop(staged);
         let bytes = sorted.get_array_memory_size();
-        for (offset, len) in chunk_bounds(sorted.num_rows(), bytes, layout.options.target_file_size) {
+        for (offset, len) in chunk_bounds(sorted.num_rows(), bytes, layout.options.target_file_size)
+        {
             let part = sorted.slice(offset, len);
             let cols = part.columns();
-            let batch = kv_batch(layout, kv_schema, &cols[..nv], cols[nv].clone(), cols[nv + 1].clone())?;
-            files.push(write_data_file(table, dir, FileContent { batch, sequence_range: None }).await?);
+            let batch = kv_batch(
+                layout,
+                kv_schema,
+                &cols[..nv],
+                cols[nv].clone(),
+                cols[nv + 1].clone(),
+            )?;
+            files.push(
+                write_data_file(
+                    table,
+                    dir,
+                    FileContent {
+                        batch,
+                        sequence_range: None,
+                    },
+                )
+                .await?,
+            );
         }
     } else {
         let bytes = staged.get_array_memory_size();
-        for (offset, len) in chunk_bounds(staged.num_rows(), bytes, layout.options.target_file_size) {
+        for (offset, len) in chunk_bounds(staged.num_rows(), bytes, layout.options.target_file_size)
+        {
             let part = staged.slice(offset, len);
             let seq = part
                 .column(nv)
@@ -104,8 +151,19 @@ pub(crate) async fn flush(
                 .downcast_ref::<Int64Array>()
                 .ok_or_else(|| EngineError::invalid("internal: sequence column is not BIGINT"))?;
             let range = (seq.value(0), seq.value(seq.len() - 1));
-            let batch = RecordBatch::try_new(layout.arrow_schema.clone(), part.columns()[..nv].to_vec())?;
-            files.push(write_data_file(table, dir, FileContent { batch, sequence_range: Some(range) }).await?);
+            let batch =
+                RecordBatch::try_new(layout.arrow_schema.clone(), part.columns()[..nv].to_vec())?;
+            files.push(
+                write_data_file(
+                    table,
+                    dir,
+                    FileContent {
+                        batch,
+                        sequence_range: Some(range),
+                    },
+                )
+                .await?,
+            );
         }
     }
     Ok(files)

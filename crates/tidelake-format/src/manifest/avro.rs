@@ -643,6 +643,7 @@ mod tests {
     use super::*;
     use crate::manifest::tests::{error_of, sample_entries};
     use crate::manifest::{read_manifest_entries, write_manifest_entries};
+    use apache_avro::types::Value;
 
     #[test]
     fn corrupt_files_fail_cleanly() {
@@ -706,5 +707,103 @@ mod tests {
         }
         assert!(Decoder::new(&[0xff; 11]).long().is_err());
         assert!(Decoder::new(&[0x80]).long().is_err());
+    }
+
+    #[test]
+    fn skips_every_avro_type_an_unknown_field_may_have() {
+        let schema = AvroSchema::parse_str(
+            r#"{"type":"record","name":"all","fields":[
+              {"name":"n","type":"null"},
+              {"name":"b","type":"boolean"},
+              {"name":"i","type":"int"},
+              {"name":"l","type":"long"},
+              {"name":"f","type":"float"},
+              {"name":"d","type":"double"},
+              {"name":"bytes","type":"bytes"},
+              {"name":"s","type":"string"},
+              {"name":"fx","type":{"type":"fixed","name":"fx","size":3}},
+              {"name":"e","type":{"type":"enum","name":"e","symbols":["X","Y"]}},
+              {"name":"dec","type":{"type":"bytes","logicalType":"decimal","precision":9,"scale":2}},
+              {"name":"decf","type":{"type":"fixed","name":"decf","size":4,"logicalType":"decimal","precision":9}},
+              {"name":"uuid","type":{"type":"string","logicalType":"uuid"}},
+              {"name":"date","type":{"type":"int","logicalType":"date"}},
+              {"name":"tmicros","type":{"type":"long","logicalType":"time-micros"}},
+              {"name":"tsmicros","type":{"type":"long","logicalType":"timestamp-micros"}},
+              {"name":"local","type":{"type":"long","logicalType":"local-timestamp-millis"}},
+              {"name":"arr","type":{"type":"array","items":["null","long"]}},
+              {"name":"map","type":{"type":"map","values":"e"}},
+              {"name":"u","type":["null","string","long"]}]}"#,
+        )
+        .unwrap();
+        let value = Value::Record(vec![
+            ("n".to_owned(), Value::Null),
+            ("b".to_owned(), Value::Boolean(true)),
+            ("i".to_owned(), Value::Int(-7)),
+            ("l".to_owned(), Value::Long(1 << 50)),
+            ("f".to_owned(), Value::Float(1.5)),
+            ("d".to_owned(), Value::Double(-2.5)),
+            ("bytes".to_owned(), Value::Bytes(vec![1, 2, 3])),
+            ("s".to_owned(), Value::String("héllo".to_owned())),
+            ("fx".to_owned(), Value::Fixed(3, vec![9, 9, 9])),
+            ("e".to_owned(), Value::Enum(1, "Y".to_owned())),
+            ("dec".to_owned(), Value::Decimal(vec![0x01, 0x02].into())),
+            (
+                "decf".to_owned(),
+                Value::Decimal(vec![0, 0, 0x01, 0x02].into()),
+            ),
+            ("uuid".to_owned(), Value::Uuid(apache_avro::Uuid::nil())),
+            ("date".to_owned(), Value::Date(19_000)),
+            ("tmicros".to_owned(), Value::TimeMicros(5)),
+            ("tsmicros".to_owned(), Value::TimestampMicros(6)),
+            ("local".to_owned(), Value::LocalTimestampMillis(7)),
+            (
+                "arr".to_owned(),
+                Value::Array(vec![
+                    Value::Union(1, Box::new(Value::Long(3))),
+                    Value::Union(0, Box::new(Value::Null)),
+                ]),
+            ),
+            (
+                "map".to_owned(),
+                Value::Map(
+                    [("k".to_owned(), Value::Enum(0, "X".to_owned()))]
+                        .into_iter()
+                        .collect(),
+                ),
+            ),
+            ("u".to_owned(), Value::Union(2, Box::new(Value::Long(-1)))),
+        ]);
+        let mut datum = apache_avro::writer::datum::GenericDatumWriter::builder(&schema)
+            .build()
+            .unwrap()
+            .write_value_to_vec(value)
+            .unwrap();
+        datum.push(0xAA); // a sentinel that skipping must stop in front of
+        let node = compile_schema(&schema).unwrap();
+        let mut input = Decoder::new(&datum);
+        skip(&mut input, &node).unwrap();
+        assert_eq!(input.take(1).unwrap(), [0xAA]);
+    }
+
+    #[test]
+    fn recursive_and_explosive_schemas_are_refused() {
+        let linked_list = AvroSchema::parse_str(
+            r#"{"type":"record","name":"node","fields":[{"name":"next","type":["null","node"]}]}"#,
+        )
+        .unwrap();
+        let message = compile_schema(&linked_list).unwrap_err();
+        assert!(message.contains("recursive"), "{message}");
+
+        // Each level holds two fields of the level below: 2^20 nodes once expanded.
+        let mut json =
+            r#"{"type":"record","name":"r0","fields":[{"name":"x","type":"int"}]}"#.to_owned();
+        for level in 1..=20 {
+            let below = format!("r{}", level - 1);
+            json = format!(
+                r#"{{"type":"record","name":"r{level}","fields":[{{"name":"a","type":{json}}},{{"name":"b","type":"{below}"}}]}}"#
+            );
+        }
+        let message = compile_schema(&AvroSchema::parse_str(&json).unwrap()).unwrap_err();
+        assert!(message.contains("more than 10000 types"), "{message}");
     }
 }
