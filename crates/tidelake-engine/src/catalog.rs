@@ -326,6 +326,7 @@ impl Catalog {
             return Err(EngineError::DatabaseNotFound(id.database.clone()));
         }
         let schema = Self::schema_from_spec(spec)?;
+        crate::table::TableLayout::new(schema.clone())?;
         let paths = Self::table_paths(id);
         let json = schema
             .to_json()
@@ -373,7 +374,7 @@ impl Catalog {
             for change in &changes {
                 apply_change(&mut schema, change, id)?;
             }
-            TableOptions::from_map(&schema.options, !schema.primary_keys.is_empty())?;
+            crate::table::TableLayout::new(schema.clone())?;
             schema.id += 1;
             schema.time_millis = chrono::Utc::now().timestamp_millis();
             let path = table.paths().schema(schema.id);

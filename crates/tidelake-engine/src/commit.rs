@@ -195,6 +195,7 @@ impl<'a> Committer<'a> {
         if !self.table.layout.is_primary_key() {
             return Ok(());
         }
+        self.check_levels_stay_sorted(request, change, live)?;
         // Sequence numbers of a bucket must grow with every commit; a writer
         // that started from an older snapshot may collide with another one.
         let mut max_live: HashMap<(&[u8], i32), i64> = HashMap::new();
@@ -223,6 +224,10 @@ impl<'a> Committer<'a> {
                 .filter(|e| !m.new_files.iter().any(|f| f.file_name == e.file.file_name))
                 .map(|e| e.file.max_sequence_number)
                 .max();
+            // A compaction rewrites rows it read, so its sequence numbers
+            // are old by design; files added since (by writers) are newer
+            // and stay on top. Its safety comes from the checks above:
+            // every input still live, no overlap within a level.
             if request.kind == CommitKind::Compact {
                 continue;
             }
@@ -236,6 +241,48 @@ impl<'a> Committer<'a> {
             }
         }
         let _ = max_live;
+        Ok(())
+    }
+
+    /// A level ≥ 1 of a bucket must stay one sorted run: two compactions
+    /// racing on one bucket could otherwise both write into the same level.
+    fn check_levels_stay_sorted(
+        &self,
+        request: &CommitRequest,
+        change: &[ManifestEntry],
+        live: &[ManifestEntry],
+    ) -> Result<()> {
+        let deleted: HashSet<(&[u8], i32, &str)> = change
+            .iter()
+            .filter(|e| e.kind == FileKind::Delete)
+            .map(|e| (e.partition.as_slice(), e.bucket, e.file.file_name.as_str()))
+            .collect();
+        for m in &request.messages {
+            if !m.new_files.iter().any(|f| f.level > 0) {
+                continue;
+            }
+            let files: Vec<&DataFileMeta> = live
+                .iter()
+                .filter(|e| e.partition == m.partition && e.bucket == m.bucket)
+                .filter(|e| {
+                    !deleted.contains(&(
+                        e.partition.as_slice(),
+                        e.bucket,
+                        e.file.file_name.as_str(),
+                    ))
+                })
+                .map(|e| &e.file)
+                .chain(m.new_files.iter())
+                .collect();
+            if let Some(problem) =
+                crate::compact::levels_overlap(&files, &self.table.layout.key_types)
+            {
+                return Err(self.conflict(format!(
+                    "bucket {} was compacted concurrently ({problem}); retry the compaction",
+                    m.bucket
+                )));
+            }
+        }
         Ok(())
     }
 

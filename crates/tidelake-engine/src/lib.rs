@@ -13,8 +13,10 @@
 
 pub mod catalog;
 pub mod commit;
+pub mod compact;
 pub mod error;
 pub mod manifests;
+mod mergefn;
 pub mod options;
 pub mod read;
 pub mod snapshots;
@@ -23,6 +25,7 @@ pub mod table;
 pub mod write;
 
 pub use catalog::{Catalog, ColumnSpec, Identifier, SchemaChange, TableSpec, DEFAULT_DATABASE};
+pub use compact::{CompactOptions, CompactOutcome};
 pub use error::{EngineError, Result};
 pub use read::predicate::{CompareOp, Predicate};
 pub use read::scan::{ScanBuilder, ScanPlan, Split};

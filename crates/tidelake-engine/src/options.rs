@@ -38,6 +38,16 @@ pub struct TableOptions {
     /// `partition.legacy-name`: Paimon's default (true) names DATE partitions
     /// by day number; false uses readable `yyyy-MM-dd` values.
     pub partition_legacy_name: bool,
+    /// `num-sorted-run.compaction-trigger`: sorted runs of a bucket that start a compaction.
+    pub num_sorted_run_compaction_trigger: usize,
+    /// `num-sorted-run.stop-trigger`: sorted runs at which writing waits for compaction.
+    pub num_sorted_run_stop_trigger: usize,
+    /// `compaction.max-size-amplification-percent`.
+    pub compaction_max_size_amplification_percent: u64,
+    /// `compaction.size-ratio` (percent).
+    pub compaction_size_ratio: u64,
+    /// `num-levels`: the LSM tree's levels; the highest is `num_levels - 1`.
+    pub num_levels: usize,
 }
 
 fn parse_size(key: &str, value: &str) -> Result<u64> {
@@ -127,7 +137,35 @@ impl TableOptions {
             },
         };
         let _ = has_primary_key;
+        let compaction_trigger: usize = parse_num(
+            "num-sorted-run.compaction-trigger",
+            get("num-sorted-run.compaction-trigger").unwrap_or("5"),
+        )?;
+        let num_sorted_run_stop_trigger = match get("num-sorted-run.stop-trigger") {
+            Some(v) => parse_num::<usize>("num-sorted-run.stop-trigger", v)?,
+            None => compaction_trigger + 3,
+        };
+        let num_levels = match get("num-levels") {
+            Some(v) => parse_num::<usize>("num-levels", v)?,
+            None => compaction_trigger + 1,
+        };
+        if compaction_trigger < 1 || num_levels < 2 {
+            return Err(EngineError::invalid(format!(
+                "options 'num-sorted-run.compaction-trigger' ({compaction_trigger}) must be at least 1 and 'num-levels' ({num_levels}) at least 2"
+            )));
+        }
         Ok(TableOptions {
+            num_sorted_run_compaction_trigger: compaction_trigger,
+            num_sorted_run_stop_trigger: num_sorted_run_stop_trigger.max(compaction_trigger),
+            compaction_max_size_amplification_percent: parse_num(
+                "compaction.max-size-amplification-percent",
+                get("compaction.max-size-amplification-percent").unwrap_or("200"),
+            )?,
+            compaction_size_ratio: parse_num(
+                "compaction.size-ratio",
+                get("compaction.size-ratio").unwrap_or("1"),
+            )?,
+            num_levels,
             bucket,
             write_buffer_size: parse_size(
                 "write-buffer-size",
@@ -205,6 +243,10 @@ mod tests {
         let o = TableOptions::from_map(&m, true).unwrap();
         assert_eq!(o.bucket, -1);
         assert_eq!(o.merge_engine, MergeEngine::Deduplicate);
+        assert_eq!(o.num_sorted_run_compaction_trigger, 5);
+        assert_eq!(o.num_sorted_run_stop_trigger, 8);
+        assert_eq!(o.num_levels, 6);
+        assert_eq!(o.compaction_max_size_amplification_percent, 200);
         m.insert("bucket".into(), "zero".into());
         let err = TableOptions::from_map(&m, true).unwrap_err().to_string();
         assert!(err.contains("'bucket'"), "{err}");

@@ -34,7 +34,10 @@ pub(crate) struct TableLayout {
 }
 
 impl TableLayout {
-    fn new(schema: TableSchema) -> Result<Self> {
+    /// Derives the layout and checks the options against the columns (merge
+    /// functions, sequence groups), so a bad table is refused when it is
+    /// created or opened rather than at its first flush.
+    pub(crate) fn new(schema: TableSchema) -> Result<Self> {
         let options = TableOptions::from_map(&schema.options, !schema.primary_keys.is_empty())?;
         let index_of = |name: &str| -> Result<usize> {
             schema
@@ -90,6 +93,10 @@ impl TableLayout {
             sequence_indices,
             options,
             schema,
+        })
+        .and_then(|layout| {
+            crate::mergefn::MergeFunction::for_table(&layout)?;
+            Ok(layout)
         })
     }
 

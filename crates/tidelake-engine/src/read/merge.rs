@@ -3,8 +3,10 @@
 //! Every run yields batches sorted by key with unique keys (a level-0 file,
 //! or the files of one level). The merge compares keys in Arrow's row format
 //! (one memcmp per comparison), picks the winning version of each key as the
-//! merge engine says, and assembles output batches with `interleave`, so no
-//! row is ever materialised on its own.
+//! merge engine says (or, for partial-update and aggregation, combines the
+//! versions with the table's merge function, see `crate::mergefn`), and
+//! assembles output batches with `interleave`, so no row is ever
+//! materialised on its own.
 
 use arrow_array::{Array, ArrayRef, Int64Array, Int8Array, RecordBatch};
 use arrow_row::{RowConverter, Rows, SortField};
@@ -12,15 +14,68 @@ use arrow_schema::SchemaRef;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 
+use std::sync::Arc;
+
 use crate::error::{EngineError, Result};
+use crate::mergefn::{MergeFunction, MergedRows, Version, VersionColumns};
+use crate::options::MergeEngine;
+use crate::table::TableLayout;
 
 /// How the versions of one key combine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub(crate) enum Pick {
     /// The version with the highest order wins (deduplicate).
     Last,
     /// The first inserted version wins (first-row).
     First,
+    /// The versions are combined by a merge function (partial-update,
+    /// aggregation).
+    Merge(Arc<MergeSpec>),
+}
+
+/// A merge function and where its fields are in the input batches.
+#[derive(Debug)]
+pub(crate) struct MergeSpec {
+    pub function: MergeFunction,
+    /// Input column of each table field, in table order (all fields are
+    /// needed: sequence groups read fields a projection may leave out).
+    pub value_columns: Vec<usize>,
+}
+
+impl Pick {
+    /// How the table's merge engine combines versions; `value_columns` is
+    /// the input column of each table field (used by merge functions only).
+    pub(crate) fn for_table(layout: &TableLayout, value_columns: Vec<usize>) -> Result<Pick> {
+        Ok(match MergeFunction::for_table(layout)? {
+            Some(function) => {
+                if value_columns.len() != function.num_fields() {
+                    return Err(EngineError::invalid(format!(
+                        "internal: merging needs all {} fields, got {}",
+                        function.num_fields(),
+                        value_columns.len()
+                    )));
+                }
+                Pick::Merge(Arc::new(MergeSpec {
+                    function,
+                    value_columns,
+                }))
+            }
+            None if layout.options.merge_engine == MergeEngine::FirstRow => Pick::First,
+            None => Pick::Last,
+        })
+    }
+}
+
+/// The merger's batches seen through a merge function's field numbering.
+struct SlotColumns<'a> {
+    slots: &'a [RecordBatch],
+    value_columns: &'a [usize],
+}
+
+impl VersionColumns for SlotColumns<'_> {
+    fn column(&self, slot: usize, field: usize) -> &dyn Array {
+        self.slots[slot].column(self.value_columns[field]).as_ref()
+    }
 }
 
 /// Column layout of the batches being merged.
@@ -60,6 +115,9 @@ struct Merger {
     heap: Vec<usize>,
     slots: Vec<RecordBatch>,
     picked: Vec<(usize, usize)>,
+    /// Keys combined by a merge function, waiting for `emit`.
+    merged: MergedRows,
+    versions: Vec<Version>,
     current_key: Vec<u8>,
 }
 
@@ -177,13 +235,68 @@ impl Merger {
         Ok(self.cursors[run].is_some())
     }
 
+    fn pending(&self) -> usize {
+        self.picked.len() + self.merged.len()
+    }
+
     fn emit(&mut self) -> Result<RecordBatch> {
         let mut columns = Vec::with_capacity(self.layout.output_columns.len());
+        let mut keep: Option<arrow_array::BooleanArray> = None;
+        if let Pick::Merge(spec) = &self.layout.pick {
+            for &c in &self.layout.output_columns {
+                let arrays: Vec<&dyn Array> =
+                    self.slots.iter().map(|b| b.column(c).as_ref()).collect();
+                columns.push(if c == self.layout.kind_column {
+                    Arc::new(Int8Array::from(self.merged.kinds().to_vec())) as ArrayRef
+                } else if let Some(f) = spec.value_columns.iter().position(|&v| v == c) {
+                    self.merged.build_column(&spec.function, f, &arrays)?
+                } else {
+                    // Keys and sequence number: those of the newest version.
+                    arrow_select::interleave::interleave(&arrays, &self.merged.newest)?
+                });
+            }
+            // A merged retraction still carries state later merges continue
+            // from (e.g. an amount to subtract), so when rows are rewritten
+            // into files (the output has `_VALUE_KIND`) it is kept; only a
+            // final read drops it.
+            let rewrites_files = self
+                .layout
+                .output_columns
+                .contains(&self.layout.kind_column);
+            let kinds = self.merged.kinds();
+            if !self.layout.keep_retracts
+                && !rewrites_files
+                && kinds.iter().any(|k| *k == 1 || *k == 3)
+            {
+                keep = Some(kinds.iter().map(|k| Some(*k == 0 || *k == 2)).collect());
+            }
+            let rows = self.merged.len();
+            self.merged.clear();
+            self.picked.clear();
+            let batch = RecordBatch::try_new_with_options(
+                self.layout.output_schema.clone(),
+                columns,
+                &arrow_array::RecordBatchOptions::new().with_row_count(Some(rows)),
+            )?;
+            self.renumber_slots();
+            return Ok(match keep {
+                Some(mask) => arrow_select::filter::filter_record_batch(&batch, &mask)?,
+                None => batch,
+            });
+        }
         for &c in &self.layout.output_columns {
             let arrays: Vec<&dyn Array> = self.slots.iter().map(|b| b.column(c).as_ref()).collect();
             columns.push(arrow_select::interleave::interleave(&arrays, &self.picked)?);
         }
         self.picked.clear();
+        self.renumber_slots();
+        Ok(RecordBatch::try_new(
+            self.layout.output_schema.clone(),
+            columns,
+        )?)
+    }
+
+    fn renumber_slots(&mut self) {
         // Keep only the batches cursors still point into, renumbered.
         let mut kept = Vec::new();
         for c in self.cursors.iter_mut().flatten() {
@@ -191,10 +304,6 @@ impl Merger {
             c.slot = kept.len() - 1;
         }
         self.slots = kept;
-        Ok(RecordBatch::try_new(
-            self.layout.output_schema.clone(),
-            columns,
-        )?)
     }
 
     /// Produces the next output batch, or `None` at the end.
@@ -210,6 +319,7 @@ impl Merger {
                 self.current_key = current;
             }
             let mut winner: Option<(usize, usize, i8)> = None;
+            self.versions.clear();
             while let Some(&top) = self.heap.first() {
                 let c = self.cursor(top)?;
                 if c.keys.row(c.pos).as_ref() != self.current_key.as_slice() {
@@ -217,10 +327,18 @@ impl Merger {
                 }
                 let kind = c.kinds.value(c.pos);
                 let candidate = (c.slot, c.pos, kind);
-                winner = match (self.layout.pick, winner) {
+                winner = match (&self.layout.pick, winner) {
                     (Pick::Last, _) => Some(candidate),
                     (Pick::First, None) if kind == 0 || kind == 2 => Some(candidate),
                     (Pick::First, w) => w,
+                    (Pick::Merge(_), _) => {
+                        self.versions.push(Version {
+                            slot: c.slot,
+                            row: c.pos,
+                            kind,
+                        });
+                        None
+                    }
                 };
                 if self.advance(top).await? {
                     self.sift_down(0);
@@ -236,11 +354,19 @@ impl Merger {
                     self.picked.push((slot, pos));
                 }
             }
-            if self.picked.len() >= self.layout.batch_size {
+            if let Pick::Merge(spec) = &self.layout.pick {
+                let cols = SlotColumns {
+                    slots: &self.slots,
+                    value_columns: &spec.value_columns,
+                };
+                spec.function
+                    .merge_key(&self.versions, &cols, &mut self.merged)?;
+            }
+            if self.pending() >= self.layout.batch_size {
                 return Ok(Some(self.emit()?));
             }
         }
-        if self.picked.is_empty() {
+        if self.pending() == 0 {
             Ok(None)
         } else {
             Ok(Some(self.emit()?))
@@ -287,6 +413,8 @@ pub(crate) fn merge_runs(
             heap: Vec::with_capacity(n),
             slots: Vec::new(),
             picked: Vec::new(),
+            merged: MergedRows::default(),
+            versions: Vec::new(),
             current_key: Vec::new(),
         };
         for (i, run) in runs.into_iter().enumerate() {

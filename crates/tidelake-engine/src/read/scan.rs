@@ -427,20 +427,40 @@ fn read_pk_split(
     }
     let seqf_start = nk + 2;
     let values_start = seqf_start + layout.sequence_indices.len();
-    columns.extend(value_columns(&table, &projection));
+    // Merge functions (partial-update, aggregation) read every field, since
+    // one field's merge can depend on another (sequence groups).
+    let merges_fields = matches!(
+        layout.options.merge_engine,
+        MergeEngine::PartialUpdate | MergeEngine::Aggregation
+    );
+    let (read_fields, output_columns): (Vec<usize>, Vec<usize>) = if merges_fields {
+        (
+            (0..layout.schema.fields.len()).collect(),
+            projection.iter().map(|&i| values_start + i).collect(),
+        )
+    } else {
+        (
+            projection.clone(),
+            (values_start..values_start + projection.len()).collect(),
+        )
+    };
+    columns.extend(value_columns(&table, &read_fields));
     let in_schema = output_schema(&columns);
+    let pick = match Pick::for_table(
+        &layout,
+        (values_start..values_start + read_fields.len()).collect(),
+    ) {
+        Ok(pick) => pick,
+        Err(e) => return stream::once(async move { Err(e) }).boxed(),
+    };
     let merge_layout = MergeLayout {
         key_columns: (0..nk).collect(),
         sequence_field_columns: (seqf_start..values_start).collect(),
         sequence_column: nk,
         kind_column: nk + 1,
-        output_columns: (values_start..values_start + projection.len()).collect(),
+        output_columns,
         output_schema: schema.clone(),
-        pick: if layout.options.merge_engine == MergeEngine::FirstRow {
-            Pick::First
-        } else {
-            Pick::Last
-        },
+        pick,
         keep_retracts: false,
         batch_size: BATCH_SIZE,
     };

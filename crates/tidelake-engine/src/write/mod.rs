@@ -20,7 +20,9 @@ use arrow_schema::SchemaRef;
 use tidelake_format::manifest::DataFileMeta;
 use tidelake_format::snapshot::CommitKind;
 
-pub(crate) use file::{kv_file_schema, KEY_PREFIX, SEQUENCE_COLUMN, VALUE_KIND_COLUMN};
+pub(crate) use file::{
+    kv_file_schema, write_data_file, FileContent, KEY_PREFIX, SEQUENCE_COLUMN, VALUE_KIND_COLUMN,
+};
 
 use crate::commit::{CommitMessage, CommitRequest, Committer};
 use crate::error::{EngineError, Result};
@@ -100,6 +102,8 @@ pub struct TableWriter {
 struct BaseState {
     snapshot_id: Option<i64>,
     max_sequence: HashMap<BucketId, i64>,
+    /// Sorted runs of each bucket (for `num-sorted-run.stop-trigger`).
+    runs: HashMap<BucketId, usize>,
 }
 
 impl TableWriter {
@@ -125,9 +129,16 @@ impl TableWriter {
     }
 
     async fn base(&mut self) -> Result<&BaseState> {
-        if self.base.is_none() {
+        // A second pass only when the first one compacted buckets that had
+        // reached `num-sorted-run.stop-trigger` (before accepting data).
+        for pass in 0..2 {
+            if self.base.is_some() {
+                break;
+            }
             let snapshot = self.table.reader.latest_snapshot().await?;
             let mut max_sequence = HashMap::new();
+            let mut stalled = std::collections::HashSet::new();
+            let mut runs = HashMap::new();
             if let Some(s) = &snapshot {
                 let ms = ManifestStore::new(
                     self.table.store.clone(),
@@ -135,15 +146,25 @@ impl TableWriter {
                     &self.table.layout.options.manifest_compression,
                 )?;
                 let metas = ms.data_manifests(s).await?;
-                for e in ms.live_entries(&metas, &|_| true).await? {
+                let live = ms.live_entries(&metas, &|_| true).await?;
+                runs = crate::compact::runs_per_bucket(&live);
+                if pass == 0 {
+                    stalled = crate::compact::buckets_at_stop_trigger(&self.table, &runs);
+                }
+                for e in live {
                     let m = max_sequence.entry((e.partition, e.bucket)).or_insert(-1i64);
                     *m = (*m).max(e.file.max_sequence_number);
                 }
             }
-            self.base = Some(BaseState {
-                snapshot_id: snapshot.map(|s| s.id),
-                max_sequence,
-            });
+            if stalled.is_empty() {
+                self.base = Some(BaseState {
+                    snapshot_id: snapshot.map(|s| s.id),
+                    max_sequence,
+                    runs,
+                });
+            } else {
+                crate::compact::compact_inline(&self.table, &stalled).await;
+            }
         }
         self.base
             .as_ref()
@@ -287,6 +308,48 @@ impl TableWriter {
         if let Some(buffer) = self.buckets.get_mut(id) {
             buffer.files.extend(files);
         }
+        self.merge_files_at_stop_trigger(id).await
+    }
+
+    /// When a bucket's committed runs plus this writer's own level-0 files
+    /// reach `num-sorted-run.stop-trigger`, merges its own files before
+    /// accepting more data, so that reads never face unbounded runs.
+    async fn merge_files_at_stop_trigger(&mut self, id: &BucketId) -> Result<()> {
+        if !crate::compact::compacts_inline(&self.table) {
+            return Ok(());
+        }
+        let options = &self.table.layout.options;
+        let committed = self
+            .base
+            .as_ref()
+            .and_then(|b| b.runs.get(id).copied())
+            .unwrap_or(0);
+        let Some(buffer) = self.buckets.get_mut(id) else {
+            return Ok(());
+        };
+        let own = buffer.files.len();
+        let bytes: u64 = buffer.files.iter().map(|f| f.file_size.max(0) as u64).sum();
+        // Merging only helps when it makes fewer files than there are.
+        let merged_files = bytes / options.target_file_size.max(1) + 1;
+        if committed + own < options.num_sorted_run_stop_trigger || own as u64 <= merged_files {
+            return Ok(());
+        }
+        let merged = crate::compact::merge_uncommitted_files(
+            &self.table,
+            &id.0,
+            &buffer.partition_path,
+            id.1,
+            &buffer.files,
+        )
+        .await?;
+        let old = std::mem::replace(&mut buffer.files, merged);
+        let dir = format!("{}bucket-{}", buffer.partition_path, id.1);
+        for f in old {
+            let path = format!("{}/{}/{}", self.table.paths().root, dir, f.file_name);
+            if let Err(e) = self.table.store.delete(&path).await {
+                tracing::warn!("could not delete merged uncommitted file {path}: {e}");
+            }
+        }
         Ok(())
     }
 
@@ -359,7 +422,16 @@ impl TableWriter {
             properties,
         };
         let id = Committer::new(&self.table)?.commit(request).await?;
+        let written: std::collections::HashSet<BucketId> = self
+            .buckets
+            .iter()
+            .filter(|(_, b)| !b.files.is_empty())
+            .map(|(k, _)| k.clone())
+            .collect();
         self.buckets.clear();
+        if id.is_some() {
+            crate::compact::compact_inline(&self.table, &written).await;
+        }
         self.base = None;
         self.dynamic = None;
         Ok(id)

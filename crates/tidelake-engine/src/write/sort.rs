@@ -1,16 +1,20 @@
 //! Flushing a bucket's buffer: sort by key (then user sequence field, then
-//! arrival), keep one row per key as the merge engine says, and roll the
-//! result into level-0 files of at most `target-file-size`.
+//! arrival), reduce each key to one row as the merge engine says (the last
+//! or first version for deduplicate and first-row; the merge function's
+//! combination for partial-update and aggregation), and roll the result into
+//! level-0 files of at most `target-file-size`. `ignore-delete` drops -U/-D
+//! rows first.
 
 use std::sync::Arc;
 
-use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, UInt32Array};
+use arrow_array::{Array, ArrayRef, Int64Array, Int8Array, RecordBatch, UInt32Array};
 use arrow_row::{RowConverter, SortField};
 use arrow_schema::{DataType as ArrowType, Field, Schema, SchemaRef};
 use tidelake_format::manifest::DataFileMeta;
 
 use super::file::{kv_batch, write_data_file, FileContent};
 use crate::error::{EngineError, Result};
+use crate::mergefn::{ignore_delete, MergeFunction, MergedRows, Version, VersionColumns};
 use crate::options::MergeEngine;
 use crate::table::{Table, TableLayout};
 
@@ -27,8 +31,12 @@ pub(crate) fn staged_schema(layout: &TableLayout) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// Sort order of a bucket's rows: key, then `sequence.field`, then arrival.
-pub(crate) fn sorted_indices(layout: &TableLayout, values: &[ArrayRef]) -> Result<Vec<u32>> {
+/// Sort order of a bucket's rows (key, then `sequence.field`, then arrival)
+/// and the ranges of that order that share a key.
+fn sorted_key_groups(
+    layout: &TableLayout,
+    values: &[ArrayRef],
+) -> Result<(Vec<u32>, Vec<std::ops::Range<usize>>)> {
     let key_cols: Vec<ArrayRef> = layout
         .key_indices
         .iter()
@@ -63,19 +71,119 @@ pub(crate) fn sorted_indices(layout: &TableLayout, values: &[ArrayRef]) -> Resul
                 .then_with(|| seqs.row(*a as usize).cmp(&seqs.row(*b as usize)))
         });
     }
-    // Keep one row per key: the merge engine decides which.
-    let keep_first = layout.options.merge_engine == MergeEngine::FirstRow;
-    let mut out = Vec::with_capacity(idx.len());
+    let mut groups = Vec::new();
     let mut i = 0;
     while i < idx.len() {
         let mut j = i + 1;
         while j < idx.len() && keys.row(idx[j] as usize) == keys.row(idx[i] as usize) {
             j += 1;
         }
-        out.push(if keep_first { idx[i] } else { idx[j - 1] });
+        groups.push(i..j);
         i = j;
     }
-    Ok(out)
+    Ok((idx, groups))
+}
+
+/// Sort order of a bucket's rows, one row per key as the merge engine
+/// deduplicate or first-row says (the last, or the first).
+pub(crate) fn sorted_indices(layout: &TableLayout, values: &[ArrayRef]) -> Result<Vec<u32>> {
+    let (idx, groups) = sorted_key_groups(layout, values)?;
+    let keep_first = layout.options.merge_engine == MergeEngine::FirstRow;
+    Ok(groups
+        .into_iter()
+        .map(|g| {
+            if keep_first {
+                idx[g.start]
+            } else {
+                idx[g.end - 1]
+            }
+        })
+        .collect())
+}
+
+/// The staged batch seen as the only slot of versions.
+struct StagedColumns<'a>(&'a RecordBatch);
+
+impl VersionColumns for StagedColumns<'_> {
+    fn column(&self, _slot: usize, field: usize) -> &dyn Array {
+        self.0.column(field).as_ref()
+    }
+}
+
+/// Combines the rows of each key with the table's merge function: the
+/// result has one row per key, in key order, with the newest version's
+/// sequence number.
+fn merge_staged(
+    layout: &TableLayout,
+    function: &MergeFunction,
+    staged: &RecordBatch,
+) -> Result<RecordBatch> {
+    let nv = layout.schema.fields.len();
+    let (idx, groups) = sorted_key_groups(layout, &staged.columns()[..nv])?;
+    let kinds = staged
+        .column(nv + 1)
+        .as_any()
+        .downcast_ref::<Int8Array>()
+        .ok_or_else(|| EngineError::invalid("internal: value kind column is not TINYINT"))?;
+    let cols = StagedColumns(staged);
+    let mut merged = MergedRows::default();
+    let mut versions = Vec::new();
+    for g in groups {
+        versions.clear();
+        versions.extend(idx[g].iter().map(|&r| Version {
+            slot: 0,
+            row: r as usize,
+            kind: kinds.value(r as usize),
+        }));
+        function.merge_key(&versions, &cols, &mut merged)?;
+    }
+    let mut columns = Vec::with_capacity(nv + 2);
+    for field in 0..nv {
+        columns.push(merged.build_column(function, field, &[staged.column(field).as_ref()])?);
+    }
+    let newest = UInt32Array::from(
+        merged
+            .newest
+            .iter()
+            .map(|(_, r)| *r as u32)
+            .collect::<Vec<_>>(),
+    );
+    columns.push(arrow_select::take::take(staged.column(nv), &newest, None)?);
+    columns.push(Arc::new(Int8Array::from(merged.kinds().to_vec())));
+    Ok(RecordBatch::try_new_with_options(
+        staged.schema(),
+        columns,
+        &arrow_array::RecordBatchOptions::new().with_row_count(Some(merged.len())),
+    )?)
+}
+
+fn kinds_of(staged: &RecordBatch, kind_column: usize) -> Result<&Int8Array> {
+    staged
+        .column(kind_column)
+        .as_any()
+        .downcast_ref::<Int8Array>()
+        .ok_or_else(|| EngineError::invalid("internal: value kind column is not TINYINT"))
+}
+
+fn has_retractions(staged: &RecordBatch, kind_column: usize) -> Result<bool> {
+    Ok(kinds_of(staged, kind_column)?
+        .values()
+        .iter()
+        .any(|k| *k == 1 || *k == 3))
+}
+
+/// Drops -U/-D rows (`ignore-delete`).
+fn drop_retractions(staged: RecordBatch, kind_column: usize) -> Result<RecordBatch> {
+    if !has_retractions(&staged, kind_column)? {
+        return Ok(staged);
+    }
+    let kinds = kinds_of(&staged, kind_column)?;
+    let mask: arrow_array::BooleanArray = kinds
+        .values()
+        .iter()
+        .map(|k| Some(*k == 0 || *k == 2))
+        .collect();
+    Ok(arrow_select::filter::filter_record_batch(&staged, &mask)?)
 }
 
 /// Splits `rows` into chunks whose in-memory size is near `target` bytes.
@@ -104,18 +212,34 @@ pub(crate) async fn flush(
     let nv = layout.schema.fields.len();
     let mut files = Vec::new();
     if layout.is_primary_key() {
-        if !matches!(
-            layout.options.merge_engine,
-            MergeEngine::Deduplicate | MergeEngine::FirstRow
-        ) {
-            return Err(EngineError::Unsupported(format!(
-                "merge engine {:?} of table '{}' is not supported by this writer yet",
-                layout.options.merge_engine, table.id
+        let staged = if ignore_delete(&layout.schema.options)? {
+            drop_retractions(staged, nv + 1)?
+        } else {
+            staged
+        };
+        if layout.options.merge_engine == MergeEngine::FirstRow && has_retractions(&staged, nv + 1)?
+        {
+            return Err(EngineError::invalid(format!(
+                "table '{}': the first-row merge engine cannot apply -U/-D rows; set 'ignore-delete' = 'true' to ignore them",
+                table.id
             )));
         }
-        let order = UInt32Array::from(sorted_indices(layout, &staged.columns()[..nv])?);
-        let sorted = arrow_select::take::take_record_batch(&staged, &order)?;
+        let sorted = match MergeFunction::for_table(layout)? {
+            Some(function) => merge_staged(layout, &function, &staged).map_err(|e| match e {
+                EngineError::InvalidInput(m) => {
+                    EngineError::invalid(format!("table '{}': {m}", table.id))
+                }
+                other => other,
+            })?,
+            None => {
+                let order = UInt32Array::from(sorted_indices(layout, &staged.columns()[..nv])?);
+                arrow_select::take::take_record_batch(&staged, &order)?
+            }
+        };
         drop(staged);
+        if sorted.num_rows() == 0 {
+            return Ok(files);
+        }
         let bytes = sorted.get_array_memory_size();
         for (offset, len) in chunk_bounds(sorted.num_rows(), bytes, layout.options.target_file_size)
         {

@@ -1,0 +1,729 @@
+//! Compaction of primary-key tables: Paimon's universal compaction per
+//! bucket. The newest sorted runs of a bucket are merged (the merge engine
+//! picks one version per key) and rewritten into a higher level; one COMPACT
+//! snapshot deletes the inputs and adds the outputs.
+//!
+//! Retractions (-U/-D rows) are dropped only when nothing older than the
+//! output can exist below it (the output level is the highest non-empty
+//! level of the bucket); otherwise they must stay to hide older versions.
+//! Files a writer adds while a compaction runs have higher sequence numbers
+//! than anything the compaction read, so they stay valid on top of it.
+
+mod pick;
+mod rewrite;
+
+use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
+
+use tidelake_format::binary_row::deserialize_binary_row;
+use tidelake_format::manifest::DataFileMeta;
+use tidelake_format::snapshot::CommitKind;
+use tidelake_format::types::DataType;
+
+use crate::commit::{CommitMessage, CommitRequest, Committer};
+use crate::error::{EngineError, Result};
+use crate::read::predicate::Predicate;
+use crate::read::scan::Split;
+use crate::table::Table;
+
+pub(crate) use pick::{CompactUnit, RunSize, UniversalPicker};
+
+/// What `Table::compact` should do.
+#[derive(Clone, Debug, Default)]
+pub struct CompactOptions {
+    /// Rewrite every bucket into one sorted run at the highest level
+    /// (dropping retractions); otherwise only buckets that need it, as
+    /// universal compaction picks.
+    pub full: bool,
+    /// Only partitions matching this predicate, which may name partition
+    /// columns only.
+    pub partition: Option<Predicate>,
+}
+
+/// What a compaction did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CompactOutcome {
+    /// The COMPACT snapshot, or `None` when nothing needed compacting.
+    pub snapshot_id: Option<i64>,
+    pub files_in: usize,
+    pub files_out: usize,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// Partition and bucket of a table.
+pub(crate) type BucketId = (Vec<u8>, i32);
+
+/// One sorted run of a bucket: a level-0 file, or all files of a level ≥ 1
+/// in key order.
+#[derive(Clone, Debug)]
+pub(crate) struct SortedRun {
+    pub level: usize,
+    pub files: Vec<DataFileMeta>,
+}
+
+impl SortedRun {
+    fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.file_size.max(0) as u64).sum()
+    }
+}
+
+/// Orders two serialized keys (BinaryRow) of the table's key types.
+pub(crate) fn compare_key_rows(a: &[u8], b: &[u8], key_types: &[DataType]) -> Option<Ordering> {
+    let a = deserialize_binary_row(a, key_types).ok()?;
+    let b = deserialize_binary_row(b, key_types).ok()?;
+    for (x, y) in a.iter().zip(&b) {
+        match x.cmp_same_type(y)? {
+            Ordering::Equal => continue,
+            other => return Some(other),
+        }
+    }
+    Some(Ordering::Equal)
+}
+
+/// A bucket's sorted runs, newest first: level-0 files by descending
+/// sequence numbers, then each non-empty level ≥ 1 with its files in key
+/// order.
+pub(crate) fn sorted_runs(files: &[DataFileMeta], key_types: &[DataType]) -> Vec<SortedRun> {
+    let mut level0: Vec<&DataFileMeta> = files.iter().filter(|f| f.level <= 0).collect();
+    level0.sort_by(|a, b| {
+        b.max_sequence_number
+            .cmp(&a.max_sequence_number)
+            .then_with(|| b.min_sequence_number.cmp(&a.min_sequence_number))
+            .then_with(|| a.file_name.cmp(&b.file_name))
+    });
+    let mut runs: Vec<SortedRun> = level0
+        .into_iter()
+        .map(|f| SortedRun {
+            level: 0,
+            files: vec![f.clone()],
+        })
+        .collect();
+    let mut levels: Vec<usize> = files
+        .iter()
+        .filter(|f| f.level > 0)
+        .map(|f| f.level as usize)
+        .collect();
+    levels.sort_unstable();
+    levels.dedup();
+    for level in levels {
+        let mut in_level: Vec<DataFileMeta> = files
+            .iter()
+            .filter(|f| f.level as usize == level && f.level > 0)
+            .cloned()
+            .collect();
+        in_level.sort_by(|a, b| {
+            compare_key_rows(&a.min_key, &b.min_key, key_types).unwrap_or(Ordering::Equal)
+        });
+        runs.push(SortedRun {
+            level,
+            files: in_level,
+        });
+    }
+    runs
+}
+
+/// The work of one bucket: merge `runs` into `output_level`.
+#[derive(Clone, Debug)]
+pub(crate) struct BucketTask {
+    pub runs: Vec<SortedRun>,
+    pub output_level: usize,
+    pub drop_retracts: bool,
+}
+
+/// Decides what to compact in one bucket (`None`: nothing).
+pub(crate) fn plan_bucket(table: &Table, files: &[DataFileMeta], full: bool) -> Option<BucketTask> {
+    let options = &table.layout.options;
+    let runs = sorted_runs(files, &table.layout.key_types);
+    // Files written by an engine with more levels keep their level.
+    let highest_file_level = runs.iter().map(|r| r.level).max().unwrap_or(0);
+    let max_level = (options.num_levels.max(2) - 1).max(highest_file_level);
+    let picker = UniversalPicker {
+        max_size_amplification_percent: options.compaction_max_size_amplification_percent,
+        size_ratio_percent: options.compaction_size_ratio,
+        compaction_trigger: options.num_sorted_run_compaction_trigger,
+        max_level,
+    };
+    let sizes: Vec<RunSize> = runs
+        .iter()
+        .map(|r| RunSize {
+            level: r.level,
+            bytes: r.bytes(),
+        })
+        .collect();
+    let unit = if full {
+        picker.pick_full(&sizes)
+    } else {
+        picker.pick(&sizes)
+    }?;
+    let CompactUnit {
+        run_count,
+        output_level,
+    } = unit;
+    let picked: Vec<SortedRun> = runs.into_iter().take(run_count).collect();
+    // A lone run already at the output level would be rewritten as is.
+    if let [only] = picked.as_slice() {
+        if only.level == output_level && !(full && has_retracts(&only.files)) {
+            return None;
+        }
+    }
+    Some(BucketTask {
+        runs: picked,
+        output_level,
+        drop_retracts: output_level >= highest_file_level,
+    })
+}
+
+fn has_retracts(files: &[DataFileMeta]) -> bool {
+    files.iter().any(|f| f.delete_row_count.unwrap_or(1) > 0)
+}
+
+/// Compacts the buckets of `table` (all, or those in `only`), and commits
+/// one COMPACT snapshot.
+pub(crate) async fn compact_table(
+    table: &Table,
+    options: &CompactOptions,
+    only: Option<&HashSet<BucketId>>,
+) -> Result<CompactOutcome> {
+    let table = &with_latest_schema(table).await?;
+    let prepared = prepare(table, options, only).await?;
+    commit_prepared(table, prepared).await
+}
+
+/// The table as of its latest schema: a handle loaded before a schema change
+/// would otherwise rewrite newer files without their new columns.
+async fn with_latest_schema(table: &Table) -> Result<Table> {
+    match table.reader.latest_schema().await? {
+        Some(schema) if schema.id != table.layout.schema.id => Table::new(
+            table.store.clone(),
+            table.id.clone(),
+            table.reader.clone(),
+            schema,
+        ),
+        _ => Ok(table.clone()),
+    }
+}
+
+/// Rewritten buckets waiting for their COMPACT commit.
+pub(crate) struct Prepared {
+    base_snapshot_id: Option<i64>,
+    messages: Vec<CommitMessage>,
+    written: Vec<(Split, Vec<DataFileMeta>)>,
+    outcome: CompactOutcome,
+}
+
+/// Plans from the latest snapshot and writes the output files.
+pub(crate) async fn prepare(
+    table: &Table,
+    options: &CompactOptions,
+    only: Option<&HashSet<BucketId>>,
+) -> Result<Prepared> {
+    let mut scan = table.scan();
+    if let Some(p) = &options.partition {
+        let partition_keys = &table.layout.schema.partition_keys;
+        if !p.columns_all(&|c: &str| partition_keys.iter().any(|k| k == c)) {
+            return Err(EngineError::invalid(format!(
+                "compaction of table '{}': the partition filter may only name partition columns ({})",
+                table.id,
+                partition_keys.join(", ")
+            )));
+        }
+        scan = scan.with_predicate(p.clone());
+    }
+    let plan = scan.plan().await?;
+    let base_snapshot_id = plan.snapshot().map(|s| s.id);
+    let mut outcome = CompactOutcome::default();
+    let mut messages: Vec<CommitMessage> = Vec::new();
+    let mut written: Vec<(Split, Vec<DataFileMeta>)> = Vec::new();
+    let rewritten: Result<()> = async {
+        for split in plan.splits() {
+            if only.is_some_and(|o| !o.contains(&(split.partition.clone(), split.bucket))) {
+                continue;
+            }
+            let task = if table.layout.is_primary_key() {
+                plan_bucket(table, &split.files, options.full)
+            } else {
+                rewrite::plan_append_bucket(table, &split.files, options.full)
+            };
+            let Some(task) = task else {
+                continue;
+            };
+            let inputs: Vec<DataFileMeta> = task
+                .runs
+                .iter()
+                .flat_map(|r| r.files.iter().cloned())
+                .collect();
+            let outputs = rewrite::rewrite_bucket(table, split, &task).await?;
+            outcome.files_in += inputs.len();
+            outcome.bytes_in += inputs
+                .iter()
+                .map(|f| f.file_size.max(0) as u64)
+                .sum::<u64>();
+            outcome.files_out += outputs.len();
+            outcome.bytes_out += outputs
+                .iter()
+                .map(|f| f.file_size.max(0) as u64)
+                .sum::<u64>();
+            written.push((split.clone(), outputs.clone()));
+            messages.push(CommitMessage {
+                partition: split.partition.clone(),
+                bucket: split.bucket,
+                total_buckets: table.layout.options.bucket,
+                new_files: outputs,
+                deleted_files: inputs,
+            });
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = rewritten {
+        delete_outputs(table, &written).await;
+        return Err(e);
+    }
+    Ok(Prepared {
+        base_snapshot_id,
+        messages,
+        written,
+        outcome,
+    })
+}
+
+/// Commits prepared work as one COMPACT snapshot; on failure its output
+/// files are deleted.
+pub(crate) async fn commit_prepared(table: &Table, prepared: Prepared) -> Result<CompactOutcome> {
+    let Prepared {
+        base_snapshot_id,
+        messages,
+        written,
+        mut outcome,
+    } = prepared;
+    if messages.is_empty() {
+        return Ok(outcome);
+    }
+    let request = CommitRequest {
+        messages,
+        kind: CommitKind::Compact,
+        overwrite_partitions: None,
+        base_snapshot_id,
+        commit_user: uuid::Uuid::new_v4().to_string(),
+        commit_identifier: i64::MAX,
+        properties: Default::default(),
+        index_entries: Vec::new(),
+        index_loaded_from: Default::default(),
+    };
+    match Committer::new(table)?.commit(request).await {
+        Ok(id) => {
+            outcome.snapshot_id = id;
+            Ok(outcome)
+        }
+        Err(e) => {
+            delete_outputs(table, &written).await;
+            Err(e)
+        }
+    }
+}
+
+/// Deletes files a compaction wrote but could not commit (best effort: they
+/// are unreferenced either way).
+async fn delete_outputs(table: &Table, written: &[(Split, Vec<DataFileMeta>)]) {
+    for (split, files) in written {
+        for f in files {
+            let path =
+                crate::read::file::data_file_path(table, &split.partition_path, split.bucket, f);
+            if let Err(e) = table.store.delete(&path).await {
+                tracing::warn!("could not delete uncommitted compaction output {path}: {e}");
+            }
+        }
+    }
+}
+
+/// Inline compaction by a writer: after its commit, of the buckets it wrote
+/// (those at `num-sorted-run.compaction-trigger` runs get compacted); before
+/// it accepts data, of buckets at `num-sorted-run.stop-trigger`. Each makes
+/// a COMPACT snapshot of its own. A failure (e.g. a concurrent compaction
+/// won) is only logged: the writer's data is unaffected either way.
+pub(crate) async fn compact_inline(table: &Table, written: &HashSet<BucketId>) {
+    if !compacts_inline(table) || written.is_empty() {
+        return;
+    }
+    match compact_table(table, &CompactOptions::default(), Some(written)).await {
+        Ok(outcome) => {
+            if let Some(id) = outcome.snapshot_id {
+                tracing::debug!(table = %table.id, snapshot = id, files_in = outcome.files_in, files_out = outcome.files_out, "inline compaction committed");
+            }
+        }
+        Err(e) => tracing::warn!(table = %table.id, "inline compaction skipped: {e}"),
+    }
+}
+
+/// The number of sorted runs of each bucket among the live files of a
+/// snapshot (each level-0 file, plus each non-empty level ≥ 1).
+pub(crate) fn runs_per_bucket(
+    live: &[tidelake_format::manifest::ManifestEntry],
+) -> HashMap<BucketId, usize> {
+    let mut levels: HashMap<BucketId, (usize, HashSet<i32>)> = HashMap::new();
+    for e in live {
+        let (level0, higher) = levels.entry((e.partition.clone(), e.bucket)).or_default();
+        if e.file.level <= 0 {
+            *level0 += 1;
+        } else {
+            higher.insert(e.file.level);
+        }
+    }
+    levels
+        .into_iter()
+        .map(|(bucket, (level0, higher))| (bucket, level0 + higher.len()))
+        .collect()
+}
+
+/// Whether writers of this table compact inline (primary key, not
+/// `write-only`).
+pub(crate) fn compacts_inline(table: &Table) -> bool {
+    table.layout.is_primary_key() && !table.layout.options.write_only
+}
+
+/// Buckets whose sorted runs reached `num-sorted-run.stop-trigger`.
+pub(crate) fn buckets_at_stop_trigger(
+    table: &Table,
+    runs: &HashMap<BucketId, usize>,
+) -> HashSet<BucketId> {
+    if !compacts_inline(table) {
+        return HashSet::new();
+    }
+    let stop = table.layout.options.num_sorted_run_stop_trigger;
+    runs.iter()
+        .filter(|(_, n)| **n >= stop)
+        .map(|(bucket, _)| bucket.clone())
+        .collect()
+}
+
+/// Merges a writer's own uncommitted level-0 files of one bucket into as
+/// few level-0 files as `target-file-size` allows, keeping retractions (the
+/// bucket's committed files lie below). Returns the new files; the caller
+/// replaces (and deletes) the old ones.
+pub(crate) async fn merge_uncommitted_files(
+    table: &Table,
+    partition: &[u8],
+    partition_path: &str,
+    bucket: i32,
+    files: &[DataFileMeta],
+) -> Result<Vec<DataFileMeta>> {
+    let split = Split {
+        partition: partition.to_vec(),
+        partition_values: Vec::new(),
+        partition_path: partition_path.to_string(),
+        bucket,
+        files: Vec::new(),
+    };
+    let task = BucketTask {
+        runs: files
+            .iter()
+            .map(|f| SortedRun {
+                level: 0,
+                files: vec![f.clone()],
+            })
+            .collect(),
+        output_level: 0,
+        drop_retracts: false,
+    };
+    let mut merged = rewrite::rewrite_bucket(table, &split, &task).await?;
+    for f in &mut merged {
+        // New data of the writer's commit, not a compaction of committed files.
+        f.file_source = Some(0);
+    }
+    Ok(merged)
+}
+
+impl Table {
+    /// Compacts the table as of its latest snapshot: with `full`, every
+    /// bucket into one sorted run at the highest level; otherwise the buckets
+    /// universal compaction picks. Commits one COMPACT snapshot. Fails with
+    /// `CommitConflict` (and leaves no trace) when a concurrent commit
+    /// removed an input file; the caller may then retry.
+    pub async fn compact(&self, options: CompactOptions) -> Result<CompactOutcome> {
+        compact_table(self, &options, None).await
+    }
+}
+
+/// Checks that after a commit no two files of one level ≥ 1 of a bucket
+/// overlap in keys (each such level must stay one sorted run). `files` are
+/// the bucket's live files once the commit applies.
+pub(crate) fn levels_overlap(files: &[&DataFileMeta], key_types: &[DataType]) -> Option<String> {
+    let mut by_level: std::collections::BTreeMap<i32, Vec<&DataFileMeta>> = Default::default();
+    for f in files.iter().filter(|f| f.level > 0) {
+        by_level.entry(f.level).or_default().push(f);
+    }
+    for (level, mut in_level) in by_level {
+        in_level.sort_by(|a, b| {
+            compare_key_rows(&a.min_key, &b.min_key, key_types).unwrap_or(Ordering::Equal)
+        });
+        for pair in in_level.windows(2) {
+            if compare_key_rows(&pair[0].max_key, &pair[1].min_key, key_types)
+                != Some(Ordering::Less)
+            {
+                return Some(format!(
+                    "files {} and {} of level {level} overlap in keys",
+                    pair[0].file_name, pair[1].file_name
+                ));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tidelake_format::binary_row::{serialize_binary_row, Datum};
+    use tidelake_format::types::DataTypeKind;
+
+    fn key_types() -> Vec<DataType> {
+        vec![DataType::new(DataTypeKind::BigInt, false)]
+    }
+
+    fn file(name: &str, level: i32, keys: (i64, i64), seqs: (i64, i64)) -> DataFileMeta {
+        let types = key_types();
+        let key = |k| serialize_binary_row(&[Datum::BigInt(k)], &types).unwrap();
+        DataFileMeta {
+            file_name: name.into(),
+            file_size: 100,
+            row_count: 1,
+            min_key: key(keys.0),
+            max_key: key(keys.1),
+            key_stats: tidelake_format::manifest::SimpleStats::empty(),
+            value_stats: tidelake_format::manifest::SimpleStats::empty(),
+            min_sequence_number: seqs.0,
+            max_sequence_number: seqs.1,
+            schema_id: 0,
+            level,
+            extra_files: Vec::new(),
+            creation_time: None,
+            delete_row_count: Some(0),
+            embedded_index: None,
+            file_source: Some(0),
+            value_stats_cols: None,
+            external_path: None,
+            first_row_id: None,
+            write_cols: None,
+        }
+    }
+
+    #[test]
+    fn runs_are_newest_first_and_levels_in_key_order() {
+        let files = vec![
+            file("old0", 0, (0, 9), (0, 4)),
+            file("l3b", 3, (50, 60), (0, 1)),
+            file("new0", 0, (0, 9), (5, 9)),
+            file("l3a", 3, (10, 20), (0, 1)),
+            file("l1", 1, (0, 100), (2, 3)),
+        ];
+        let runs = sorted_runs(&files, &key_types());
+        let shape: Vec<(usize, Vec<&str>)> = runs
+            .iter()
+            .map(|r| {
+                (
+                    r.level,
+                    r.files.iter().map(|f| f.file_name.as_str()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                (0, vec!["new0"]),
+                (0, vec!["old0"]),
+                (1, vec!["l1"]),
+                (3, vec!["l3a", "l3b"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn overlapping_files_in_a_level_are_reported() {
+        let a = file("a", 2, (0, 10), (0, 0));
+        let b = file("b", 2, (10, 20), (0, 0));
+        let c = file("c", 2, (11, 20), (0, 0));
+        let zero = file("z", 0, (0, 100), (0, 0));
+        assert!(levels_overlap(&[&a, &b], &key_types()).is_some());
+        assert!(levels_overlap(&[&a, &c, &zero], &key_types()).is_none());
+    }
+
+    /// A table `(k BIGINT primary key, v BIGINT)` in one bucket, never
+    /// compacted inline, so each test decides when compactions run.
+    async fn two_column_table() -> Table {
+        let catalog = crate::Catalog::open("memory://").await.unwrap();
+        let id = crate::Identifier::new("default", "t");
+        let column = |name: &str, nullable| crate::ColumnSpec {
+            name: name.into(),
+            data_type: DataType::new(DataTypeKind::BigInt, nullable),
+            comment: None,
+        };
+        let spec = crate::TableSpec {
+            columns: vec![column("k", false), column("v", true)],
+            primary_keys: vec!["k".into()],
+            partition_keys: vec![],
+            options: [("bucket", "1"), ("write-only", "true")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            comment: None,
+        };
+        catalog.create_table(&id, spec, false).await.unwrap();
+        catalog.load_table(&id).await.unwrap()
+    }
+
+    async fn commit_rows(table: &Table, rows: &[(i64, i64)], kind: crate::RowKind) {
+        use std::sync::Arc;
+        let batch = arrow_array::RecordBatch::try_new(
+            table.arrow_schema(),
+            vec![
+                Arc::new(arrow_array::Int64Array::from_iter_values(
+                    rows.iter().map(|r| r.0),
+                )),
+                Arc::new(arrow_array::Int64Array::from_iter_values(
+                    rows.iter().map(|r| r.1),
+                )),
+            ],
+        )
+        .unwrap();
+        let mut writer = table.writer();
+        writer.write(batch, kind).await.unwrap();
+        writer.commit().await.unwrap();
+    }
+
+    async fn read_rows(table: &Table) -> Vec<(i64, i64)> {
+        use arrow_array::{Array, Int64Array};
+        use futures::TryStreamExt;
+        let plan = table.scan().plan().await.unwrap();
+        let batches: Vec<arrow_array::RecordBatch> = plan.read_all().try_collect().await.unwrap();
+        let mut out = Vec::new();
+        for b in batches {
+            let k = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+            let v = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+            out.extend((0..b.num_rows()).map(|i| (k.value(i), v.value(i))));
+        }
+        out.sort_unstable();
+        out
+    }
+
+    fn full() -> CompactOptions {
+        CompactOptions {
+            full: true,
+            partition: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_writer_committing_during_a_compaction_keeps_its_rows() {
+        use crate::RowKind;
+        let table = two_column_table().await;
+        commit_rows(&table, &[(1, 10), (2, 20)], RowKind::Insert).await;
+        commit_rows(&table, &[(2, 21)], RowKind::Insert).await;
+        let prepared = prepare(&table, &full(), None).await.unwrap();
+        // Lands between the compaction's plan and its commit.
+        commit_rows(&table, &[(1, 0)], RowKind::Delete).await;
+        commit_rows(&table, &[(3, 30)], RowKind::Insert).await;
+        let outcome = commit_prepared(&table, prepared).await.unwrap();
+        assert_eq!(outcome.snapshot_id, Some(5));
+        assert_eq!(read_rows(&table).await, vec![(2, 21), (3, 30)]);
+        let split = table.scan().plan().await.unwrap().splits()[0].clone();
+        let mut levels: Vec<i32> = split.files.iter().map(|f| f.level).collect();
+        levels.sort_unstable();
+        assert_eq!(
+            levels,
+            vec![0, 0, 5],
+            "the writer's files stay above the output"
+        );
+        // The next full compaction applies the delete and drops it.
+        compact_table(&table, &full(), None).await.unwrap();
+        assert_eq!(read_rows(&table).await, vec![(2, 21), (3, 30)]);
+        let split = table.scan().plan().await.unwrap().splits()[0].clone();
+        assert_eq!(split.files.len(), 1);
+        assert_eq!(split.files[0].delete_row_count, Some(0));
+    }
+
+    #[tokio::test]
+    async fn a_compaction_whose_inputs_were_compacted_meanwhile_fails_cleanly() {
+        use crate::RowKind;
+        let table = two_column_table().await;
+        commit_rows(&table, &[(1, 10), (2, 20)], RowKind::Insert).await;
+        commit_rows(&table, &[(1, 11)], RowKind::Insert).await;
+        let first = prepare(&table, &full(), None).await.unwrap();
+        let second = prepare(&table, &full(), None).await.unwrap();
+        let second_outputs: Vec<String> = second
+            .written
+            .iter()
+            .flat_map(|(split, files)| {
+                files.iter().map(|f| {
+                    crate::read::file::data_file_path(
+                        &table,
+                        &split.partition_path,
+                        split.bucket,
+                        f,
+                    )
+                })
+            })
+            .collect();
+        assert_eq!(second_outputs.len(), 1);
+        commit_prepared(&table, first).await.unwrap();
+        let err = commit_prepared(&table, second).await.unwrap_err();
+        assert!(
+            matches!(&err, EngineError::CommitConflict { message, .. } if message.contains("removed")),
+            "{err}"
+        );
+        for path in &second_outputs {
+            assert!(
+                table.store.get(path).await.is_err(),
+                "output {path} of the losing compaction is deleted"
+            );
+        }
+        assert_eq!(
+            table.snapshots().latest_snapshot_id().await.unwrap(),
+            Some(3)
+        );
+        assert_eq!(read_rows(&table).await, vec![(1, 11), (2, 20)]);
+    }
+
+    #[tokio::test]
+    async fn outputs_overlapping_within_a_level_are_refused() {
+        use crate::RowKind;
+        let table = two_column_table().await;
+        commit_rows(&table, &[(1, 10), (5, 50)], RowKind::Insert).await;
+        commit_rows(&table, &[(3, 30)], RowKind::Insert).await;
+        // Both level-0 files, compacted separately into the same level.
+        let split = table.scan().plan().await.unwrap().splits()[0].clone();
+        let mut prepared = Vec::new();
+        for file in &split.files {
+            let task = BucketTask {
+                runs: vec![SortedRun {
+                    level: 0,
+                    files: vec![file.clone()],
+                }],
+                output_level: 2,
+                drop_retracts: false,
+            };
+            let outputs = rewrite::rewrite_bucket(&table, &split, &task)
+                .await
+                .unwrap();
+            prepared.push(Prepared {
+                base_snapshot_id: Some(2),
+                messages: vec![CommitMessage {
+                    partition: split.partition.clone(),
+                    bucket: split.bucket,
+                    total_buckets: 1,
+                    new_files: outputs.clone(),
+                    deleted_files: vec![file.clone()],
+                }],
+                written: vec![(split.clone(), outputs)],
+                outcome: CompactOutcome::default(),
+            });
+        }
+        let second = prepared.pop().unwrap();
+        commit_prepared(&table, prepared.pop().unwrap())
+            .await
+            .unwrap();
+        let err = commit_prepared(&table, second).await.unwrap_err();
+        assert!(err.to_string().contains("overlap"), "{err}");
+        assert_eq!(read_rows(&table).await, vec![(1, 10), (3, 30), (5, 50)]);
+    }
+}
