@@ -159,7 +159,10 @@ impl<'a> Committer<'a> {
                 .try_commit(&request, latest.as_ref(), &entries, schema_id)
                 .await?
             {
-                Some(id) => return Ok(Some(id)),
+                Some(id) => {
+                    crate::lifecycle::expire_after_commit(self.table).await;
+                    return Ok(Some(id));
+                }
                 None => {
                     tracing::debug!(table = %self.table.id, attempt, "snapshot id taken by another writer; retrying");
                     tokio::time::sleep(backoff).await;

@@ -48,6 +48,15 @@ pub struct TableOptions {
     pub compaction_size_ratio: u64,
     /// `num-levels`: the LSM tree's levels; the highest is `num_levels - 1`.
     pub num_levels: usize,
+    // Snapshot lifecycle (see `crate::lifecycle`).
+    /// `snapshot.num-retained.min` (10).
+    pub snapshot_num_retained_min: usize,
+    /// `snapshot.num-retained.max` (i32::MAX).
+    pub snapshot_num_retained_max: usize,
+    /// `snapshot.time-retained` (1 h), in milliseconds.
+    pub snapshot_time_retained_millis: i64,
+    /// `snapshot.expire.limit` (10): snapshots expired per run at most.
+    pub snapshot_expire_limit: usize,
 }
 
 fn parse_size(key: &str, value: &str) -> Result<u64> {
@@ -154,7 +163,33 @@ impl TableOptions {
                 "options 'num-sorted-run.compaction-trigger' ({compaction_trigger}) must be at least 1 and 'num-levels' ({num_levels}) at least 2"
             )));
         }
+        let snapshot_num_retained_min: usize = parse_num(
+            "snapshot.num-retained.min",
+            get("snapshot.num-retained.min").unwrap_or("10"),
+        )?;
+        let snapshot_num_retained_max: usize = match get("snapshot.num-retained.max") {
+            Some(v) => parse_num("snapshot.num-retained.max", v)?,
+            None => i32::MAX as usize,
+        };
+        if snapshot_num_retained_min < 1 || snapshot_num_retained_max < snapshot_num_retained_min {
+            return Err(EngineError::invalid(format!(
+                "options 'snapshot.num-retained.min' ({snapshot_num_retained_min}) must be at least 1 and at most 'snapshot.num-retained.max' ({snapshot_num_retained_max})"
+            )));
+        }
+        let snapshot_time_retained_millis =
+            crate::lifecycle::parse_duration_millis(get("snapshot.time-retained").unwrap_or("1 h"))
+                .map_err(|e| {
+                    EngineError::invalid(format!("option 'snapshot.time-retained': {e}"))
+                })?;
+        let snapshot_expire_limit: usize = parse_num(
+            "snapshot.expire.limit",
+            get("snapshot.expire.limit").unwrap_or("10"),
+        )?;
         Ok(TableOptions {
+            snapshot_num_retained_min,
+            snapshot_num_retained_max,
+            snapshot_time_retained_millis,
+            snapshot_expire_limit,
             num_sorted_run_compaction_trigger: compaction_trigger,
             num_sorted_run_stop_trigger: num_sorted_run_stop_trigger.max(compaction_trigger),
             compaction_max_size_amplification_percent: parse_num(

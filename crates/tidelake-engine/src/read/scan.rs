@@ -30,6 +30,7 @@ pub struct ScanBuilder {
     projection: Option<Vec<usize>>,
     predicate: Option<Predicate>,
     snapshot_id: Option<i64>,
+    tag: Option<String>,
     limit: Option<usize>,
 }
 
@@ -65,6 +66,7 @@ impl ScanBuilder {
             projection: None,
             predicate: None,
             snapshot_id: None,
+            tag: None,
             limit: None,
         }
     }
@@ -86,6 +88,12 @@ impl ScanBuilder {
         self
     }
 
+    /// Reads the snapshot of this tag (time travel); wins over `with_snapshot`.
+    pub fn with_tag(mut self, tag: impl Into<String>) -> Self {
+        self.tag = Some(tag.into());
+        self
+    }
+
     /// A hint: the reader may stop once this many rows were produced.
     pub fn with_limit(mut self, limit: Option<usize>) -> Self {
         self.limit = limit;
@@ -103,14 +111,20 @@ impl ScanBuilder {
             )));
         }
         let projected_schema = Arc::new(layout.arrow_schema.project(&projection)?);
-        let snapshot = match self.snapshot_id {
-            Some(id) => Some(table.reader.snapshot(id).await?.ok_or_else(|| {
+        let snapshot = match (&self.tag, self.snapshot_id) {
+            (Some(tag), _) => Some(table.tag(tag).await?.ok_or_else(|| {
+                EngineError::invalid(format!(
+                    "tag '{tag}' of table '{}' does not exist",
+                    table.id
+                ))
+            })?),
+            (None, Some(id)) => Some(table.reader.snapshot(id).await?.ok_or_else(|| {
                 EngineError::invalid(format!(
                     "snapshot {id} of table '{}' does not exist (or has expired)",
                     table.id
                 ))
             })?),
-            None => table.reader.latest_snapshot().await?,
+            (None, None) => table.reader.latest_snapshot().await?,
         };
         let Some(snap) = snapshot.clone() else {
             return Ok(ScanPlan {

@@ -1,0 +1,143 @@
+//! Snapshot lifecycle: expiration, tags, rollback and orphan-file removal,
+//! with Paimon's layout (`tag/tag-{name}` holds a copy of the snapshot JSON,
+//! `consumer/consumer-{id}` holds `{"nextSnapshot": N}`) and semantics.
+//!
+//! Every operation deletes files only after deciding, from the snapshots and
+//! tags that stay, that nothing still needs them; when unsure it keeps them.
+
+mod expire;
+mod orphans;
+mod refs;
+mod rollback;
+mod tags;
+
+use tidelake_store::StoreError;
+
+use crate::error::{EngineError, Result};
+use crate::snapshots::file_name;
+use crate::table::Table;
+
+pub(crate) use expire::expire_after_commit;
+pub use expire::{ExpireOptions, ExpireOutcome};
+pub use orphans::OrphanOptions;
+
+/// Paimon's consumer file: the next snapshot a streaming reader will read.
+#[derive(serde::Deserialize)]
+struct ConsumerFile {
+    #[serde(rename = "nextSnapshot")]
+    next_snapshot: i64,
+}
+
+/// The smallest `nextSnapshot` of the table's consumers: snapshots from it on
+/// are still to be read and must not expire.
+pub(crate) async fn min_consumer_snapshot(table: &Table) -> Result<Option<i64>> {
+    let dir = format!("{}/consumer", table.paths().root);
+    let entries = match table.store.list(&dir).await {
+        Ok(e) => e,
+        Err(StoreError::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let mut min: Option<i64> = None;
+    for e in entries {
+        if !file_name(&e.path).starts_with("consumer-") {
+            continue;
+        }
+        let bytes = match table.store.get(&e.path).await {
+            Ok(b) => b,
+            // Removed between listing and reading: that consumer is gone.
+            Err(StoreError::NotFound { .. }) => continue,
+            Err(err) => return Err(err.into()),
+        };
+        let consumer: ConsumerFile =
+            serde_json::from_slice(&bytes).map_err(|err| EngineError::Corrupt {
+                path: e.path.clone(),
+                message: format!("not a consumer file ({{\"nextSnapshot\": N}}): {err}"),
+            })?;
+        min = Some(min.map_or(consumer.next_snapshot, |m: i64| {
+            m.min(consumer.next_snapshot)
+        }));
+    }
+    Ok(min)
+}
+
+/// Parses a Paimon duration such as `1 h`, `30 min`, `7d`, `500 ms` or
+/// `90s` (a bare number is milliseconds) into milliseconds.
+pub fn parse_duration_millis(text: &str) -> Result<i64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let bad = || {
+        EngineError::invalid(format!(
+            "'{text}' is not a duration (e.g. '1 h', '30 min', '7d', '500 ms')"
+        ))
+    };
+    let amount: i64 = digits.parse().map_err(|_| bad())?;
+    let millis_per_unit: i64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => 1,
+        "s" | "sec" | "secs" | "second" | "seconds" => 1_000,
+        "m" | "min" | "minute" | "minutes" => 60_000,
+        "h" | "hour" | "hours" => 3_600_000,
+        "d" | "day" | "days" => 86_400_000,
+        _ => return Err(bad()),
+    };
+    amount.checked_mul(millis_per_unit).ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_like_paimon() {
+        assert_eq!(parse_duration_millis("1 h").unwrap(), 3_600_000);
+        assert_eq!(parse_duration_millis("30 min").unwrap(), 1_800_000);
+        assert_eq!(parse_duration_millis("7d").unwrap(), 7 * 86_400_000);
+        assert_eq!(parse_duration_millis("90s").unwrap(), 90_000);
+        assert_eq!(parse_duration_millis("250").unwrap(), 250);
+        assert_eq!(parse_duration_millis(" 2 hours ").unwrap(), 7_200_000);
+        assert!(parse_duration_millis("soon").is_err());
+        assert!(parse_duration_millis("1 fortnight").is_err());
+        assert!(parse_duration_millis("").is_err());
+        assert!(parse_duration_millis("99999999999999999 d").is_err());
+    }
+
+    /// Callers run these on tokio tasks, and commits await expiration: the
+    /// futures must be `Send` (checked at compile time).
+    #[allow(dead_code)]
+    fn lifecycle_futures_are_send(table: &Table) {
+        fn send<T: Send>(_: T) {}
+        send(table.expire_snapshots(ExpireOptions {
+            retain_max: 1,
+            retain_min: 1,
+            older_than: None,
+            max_deletes: 1,
+        }));
+        send(expire_after_commit(table));
+        send(table.create_tag("t", None));
+        send(table.delete_tag("t"));
+        send(table.list_tags());
+        send(table.rollback_to_snapshot(1));
+        send(table.rollback_to_tag("t"));
+        send(table.remove_orphan_files(0));
+    }
+
+    #[test]
+    fn snapshot_options_have_paimon_defaults_and_are_checked() {
+        use crate::options::TableOptions;
+        use std::collections::BTreeMap;
+        let mut m = BTreeMap::new();
+        let o = TableOptions::from_map(&m, true).unwrap();
+        assert_eq!(o.snapshot_num_retained_min, 10);
+        assert_eq!(o.snapshot_num_retained_max, i32::MAX as usize);
+        assert_eq!(o.snapshot_time_retained_millis, 3_600_000);
+        assert_eq!(o.snapshot_expire_limit, 10);
+        m.insert("snapshot.time-retained".to_string(), "30 min".to_string());
+        m.insert("snapshot.num-retained.max".to_string(), "20".to_string());
+        let o = TableOptions::from_map(&m, true).unwrap();
+        assert_eq!(o.snapshot_time_retained_millis, 1_800_000);
+        assert_eq!(o.snapshot_num_retained_max, 20);
+        m.insert("snapshot.num-retained.min".to_string(), "21".to_string());
+        let err = TableOptions::from_map(&m, true).unwrap_err().to_string();
+        assert!(err.contains("snapshot.num-retained.min"), "{err}");
+    }
+}

@@ -1,0 +1,168 @@
+//! Tags: `tag/tag-{name}` files holding a copy of a snapshot's JSON. A tag
+//! keeps its snapshot readable (and its files alive) after the snapshot
+//! itself expired.
+
+use bytes::Bytes;
+use tidelake_format::snapshot::Snapshot;
+use tidelake_store::{PutOutcome, StoreError};
+
+use super::refs::{FileRefs, Missing, RefWalker, Unneeded};
+use crate::error::{EngineError, Result};
+use crate::snapshots::file_name;
+use crate::table::Table;
+
+const TAG_PREFIX: &str = "tag-";
+
+/// Paimon refuses blank and purely numeric names (a number means a snapshot
+/// id in time travel); a name is also one path segment.
+fn validate_tag_name(name: &str) -> Result<()> {
+    let problem = if name.trim().is_empty() {
+        Some("it is blank")
+    } else if name.chars().all(|c| c.is_ascii_digit()) {
+        Some("a purely numeric name would read as a snapshot id")
+    } else if name.contains(['/', '\\']) || name.chars().any(char::is_control) {
+        Some("it contains '/', '\\' or a control character")
+    } else if name.starts_with('.') || name != name.trim() {
+        Some("it starts with '.' or has leading or trailing spaces")
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => Err(EngineError::invalid(format!(
+            "invalid tag name '{name}': {p}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+impl Table {
+    pub(crate) fn tag_dir(&self) -> String {
+        format!("{}/tag", self.paths().root)
+    }
+
+    pub(crate) fn tag_path(&self, name: &str) -> String {
+        format!("{}/{TAG_PREFIX}{name}", self.tag_dir())
+    }
+
+    /// Reads a tag's snapshot; `Ok(None)` when there is no such tag.
+    pub async fn tag(&self, name: &str) -> Result<Option<Snapshot>> {
+        validate_tag_name(name)?;
+        let path = self.tag_path(name);
+        match self.store.get(&path).await {
+            Ok(bytes) => Snapshot::from_json(&bytes)
+                .map(Some)
+                .map_err(|e| EngineError::format(path, e)),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Tags a snapshot (the latest when `snapshot_id` is `None`).
+    pub async fn create_tag(&self, name: &str, snapshot_id: Option<i64>) -> Result<Snapshot> {
+        validate_tag_name(name)?;
+        let snapshot = match snapshot_id {
+            Some(id) => self.reader.snapshot(id).await?.ok_or_else(|| {
+                EngineError::invalid(format!(
+                    "cannot tag snapshot {id} of table '{}': it does not exist (or has expired)",
+                    self.id
+                ))
+            })?,
+            None => self.reader.latest_snapshot().await?.ok_or_else(|| {
+                EngineError::invalid(format!(
+                    "cannot create tag '{name}': table '{}' has no snapshot yet",
+                    self.id
+                ))
+            })?,
+        };
+        let path = self.tag_path(name);
+        let json = snapshot
+            .to_json()
+            .map_err(|e| EngineError::format(path.clone(), e))?;
+        match self
+            .store
+            .put_if_absent(&path, Bytes::from(json.into_bytes()))
+            .await?
+        {
+            PutOutcome::Created => Ok(snapshot),
+            PutOutcome::AlreadyExists => Err(EngineError::invalid(format!(
+                "tag '{name}' of table '{}' already exists",
+                self.id
+            ))),
+        }
+    }
+
+    /// Every tag with its snapshot, by snapshot id then name.
+    pub async fn list_tags(&self) -> Result<Vec<(String, Snapshot)>> {
+        let entries = match self.store.list(&self.tag_dir()).await {
+            Ok(e) => e,
+            Err(StoreError::NotFound { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut tags = Vec::new();
+        for e in entries {
+            let Some(name) = file_name(&e.path).strip_prefix(TAG_PREFIX) else {
+                continue;
+            };
+            let bytes = match self.store.get(&e.path).await {
+                Ok(b) => b,
+                Err(StoreError::NotFound { .. }) => continue,
+                Err(err) => return Err(err.into()),
+            };
+            let snapshot = Snapshot::from_json(&bytes)
+                .map_err(|err| EngineError::format(e.path.clone(), err))?;
+            tags.push((name.to_string(), snapshot));
+        }
+        tags.sort_by(|a, b| (a.1.id, &a.0).cmp(&(b.1.id, &b.0)));
+        Ok(tags)
+    }
+
+    /// Deletes a tag. When its snapshot has expired, the files only the tag
+    /// kept alive are deleted too.
+    pub async fn delete_tag(&self, name: &str) -> Result<()> {
+        let Some(snapshot) = self.tag(name).await? else {
+            return Err(EngineError::invalid(format!(
+                "tag '{name}' of table '{}' does not exist",
+                self.id
+            )));
+        };
+        self.store.delete(&self.tag_path(name)).await?;
+        if self.reader.snapshot(snapshot.id).await?.is_some() {
+            return Ok(());
+        }
+        let mut walker = RefWalker::new(self)?;
+        let candidates = walker.snapshot_refs(&snapshot, Missing::Skip).await?;
+        let mut protected = FileRefs::default();
+        for id in self.reader.list_snapshot_ids().await? {
+            if let Some(s) = self.reader.snapshot(id).await? {
+                protected.extend(walker.snapshot_refs(&s, Missing::Fail).await?);
+            }
+        }
+        for (_, tag) in self.list_tags().await? {
+            protected.extend(walker.snapshot_refs(&tag, Missing::Fail).await?);
+        }
+        // Data named by other snapshots' old entries may still be expired
+        // by them later; keep it rather than reason about it here.
+        protected.live_data.extend(protected.all_data.drain());
+        Unneeded::between(&candidates, &protected)
+            .delete(self)
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_names_are_validated() {
+        for ok in ["v1", "release-2024.01", "nightly_3", "a b"] {
+            assert!(validate_tag_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "", "  ", "123", "a/b", "..", ".hidden", " x", "a\nb", "a\\b",
+        ] {
+            assert!(validate_tag_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}
