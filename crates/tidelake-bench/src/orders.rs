@@ -226,8 +226,8 @@ impl Orders {
 
     pub async fn lookups(&self) -> Result<Value> {
         let expected = self.data.expected()?;
-        let lookup = &expected["lookup"];
-        let keys = lookup["keys"]
+        let section = &expected["lookup"];
+        let keys = section["keys"]
             .as_array()
             .ok_or_else(|| BenchError::input("expected.json has no lookup keys"))?
             .iter()
@@ -238,7 +238,7 @@ impl Orders {
                 ))),
             })
             .collect::<Result<Vec<_>>>()?;
-        let hits = lookup["hits"]
+        let hits = section["hits"]
             .as_array()
             .ok_or_else(|| BenchError::input("expected.json has no lookup hits"))?
             .iter()

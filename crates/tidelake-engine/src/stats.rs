@@ -43,6 +43,79 @@ fn extreme_index(array: &dyn Array, descending: bool) -> Result<Option<usize>> {
         .filter(|i| array.is_valid(*i)))
 }
 
+/// Rows of the smallest and largest non-null value, by one linear scan.
+fn scan_extremes<T: Copy>(
+    valid: impl Fn(usize) -> bool,
+    len: usize,
+    value: impl Fn(usize) -> T,
+    cmp: impl Fn(&T, &T) -> std::cmp::Ordering,
+) -> Option<(usize, usize)> {
+    let first = (0..len).find(|i| valid(*i))?;
+    let (mut lo, mut hi) = (first, first);
+    let (mut lo_v, mut hi_v) = (value(first), value(first));
+    for i in first + 1..len {
+        if !valid(i) {
+            continue;
+        }
+        let v = value(i);
+        if cmp(&v, &lo_v).is_lt() {
+            lo = i;
+            lo_v = v;
+        } else if cmp(&v, &hi_v).is_gt() {
+            hi = i;
+            hi_v = v;
+        }
+    }
+    Some((lo, hi))
+}
+
+/// Rows of the minimum and maximum: a linear scan for the common types (a
+/// file's statistics are computed for every column of every flush), Arrow's
+/// partial sort for the rest. Floats use the total order, so a NaN is the
+/// maximum, as in Arrow's sort.
+fn extreme_indices(array: &dyn Array) -> Result<Option<(usize, usize)>> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::*;
+    use arrow_schema::DataType as A;
+    let len = array.len();
+    let valid = |i: usize| array.is_valid(i);
+    macro_rules! primitive {
+        ($t:ty, $cmp:expr) => {{
+            let a = array.as_primitive::<$t>();
+            let values = a.values();
+            Ok(scan_extremes(valid, len, |i| values[i], $cmp))
+        }};
+    }
+    match array.data_type() {
+        A::Int8 => primitive!(Int8Type, |a: &i8, b: &i8| a.cmp(b)),
+        A::Int16 => primitive!(Int16Type, |a: &i16, b: &i16| a.cmp(b)),
+        A::Int32 => primitive!(Int32Type, |a: &i32, b: &i32| a.cmp(b)),
+        A::Int64 => primitive!(Int64Type, |a: &i64, b: &i64| a.cmp(b)),
+        A::Date32 => primitive!(Date32Type, |a: &i32, b: &i32| a.cmp(b)),
+        A::Float32 => primitive!(Float32Type, |a: &f32, b: &f32| a.total_cmp(b)),
+        A::Float64 => primitive!(Float64Type, |a: &f64, b: &f64| a.total_cmp(b)),
+        A::Decimal128(..) => primitive!(Decimal128Type, |a: &i128, b: &i128| a.cmp(b)),
+        A::Timestamp(arrow_schema::TimeUnit::Millisecond, _) => {
+            primitive!(TimestampMillisecondType, |a: &i64, b: &i64| a.cmp(b))
+        }
+        A::Timestamp(arrow_schema::TimeUnit::Microsecond, _) => {
+            primitive!(TimestampMicrosecondType, |a: &i64, b: &i64| a.cmp(b))
+        }
+        A::Timestamp(arrow_schema::TimeUnit::Nanosecond, _) => {
+            primitive!(TimestampNanosecondType, |a: &i64, b: &i64| a.cmp(b))
+        }
+        A::Utf8 => {
+            let a = array.as_string::<i32>();
+            Ok(scan_extremes(valid, len, |i| a.value(i), |x, y| x.cmp(y)))
+        }
+        _ => {
+            let min = extreme_index(array, false)?;
+            let max = extreme_index(array, true)?;
+            Ok(min.zip(max))
+        }
+    }
+}
+
 /// Shortens a string minimum to `len` characters (still a lower bound).
 fn truncate_min(d: Datum, len: Option<usize>) -> Datum {
     match (d, len) {
@@ -96,13 +169,12 @@ pub fn column_stats(
             null_count,
         });
     }
-    let min = match extreme_index(array.as_ref(), false)? {
-        Some(i) => datum_from_arrow(array.as_ref(), i, ty)?,
-        None => Datum::Null,
-    };
-    let max = match extreme_index(array.as_ref(), true)? {
-        Some(i) => datum_from_arrow(array.as_ref(), i, ty)?,
-        None => Datum::Null,
+    let (min, max) = match extreme_indices(array.as_ref())? {
+        Some((lo, hi)) => (
+            datum_from_arrow(array.as_ref(), lo, ty)?,
+            datum_from_arrow(array.as_ref(), hi, ty)?,
+        ),
+        None => (Datum::Null, Datum::Null),
     };
     let (min, max) = match (min, max) {
         (Datum::Double(a), Datum::Double(b)) if a.is_nan() || b.is_nan() => {
@@ -187,6 +259,27 @@ pub fn partition_stats(types: &[DataType], entries: &[ManifestEntry]) -> SimpleS
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn linear_extremes_equal_sorted_extremes(values in proptest::collection::vec(proptest::option::of(any::<i64>()), 0..64),
+                                                 floats in proptest::collection::vec(proptest::option::of(any::<f64>()), 0..64),
+                                                 strings in proptest::collection::vec(proptest::option::of("[a-c]{0,3}"), 0..64)) {
+            let arrays: Vec<ArrayRef> = vec![
+                Arc::new(Int64Array::from(values)),
+                Arc::new(arrow_array::Float64Array::from(floats)),
+                Arc::new(StringArray::from(strings)),
+            ];
+            for a in arrays {
+                let by_sort = extreme_index(a.as_ref(), false).unwrap().zip(extreme_index(a.as_ref(), true).unwrap());
+                let by_scan = extreme_indices(a.as_ref()).unwrap();
+                let value = |i: usize| arrow::util::display::array_value_to_string(&a, i).unwrap();
+                prop_assert_eq!(by_sort.map(|(l, h)| (value(l), value(h))), by_scan.map(|(l, h)| (value(l), value(h))));
+            }
+        }
+    }
+
     use super::*;
     use arrow_array::{Int64Array, StringArray};
     use std::sync::Arc;

@@ -45,20 +45,30 @@ impl CreateTable {
     /// The column specs for the engine, with the primary key from either
     /// the column constraints or the table constraint.
     pub fn columns_and_key(&self) -> Result<(Vec<ColumnSpec>, Vec<String>)> {
-        let inline: Vec<String> = self.columns.iter().filter(|c| c.primary_key).map(|c| c.name.clone()).collect();
+        let inline: Vec<String> = self
+            .columns
+            .iter()
+            .filter(|c| c.primary_key)
+            .map(|c| c.name.clone())
+            .collect();
         let primary_key = match (inline.is_empty(), self.primary_key.is_empty()) {
             (true, _) => self.primary_key.clone(),
             (false, true) => inline,
             (false, false) => {
                 return Err(SqlError::Plan(
-                    "the primary key is declared twice (on a column and as a table constraint)".into(),
+                    "the primary key is declared twice (on a column and as a table constraint)"
+                        .into(),
                 ))
             }
         };
         let columns = self
             .columns
             .iter()
-            .map(|c| ColumnSpec { name: c.name.clone(), data_type: c.data_type.clone(), comment: c.comment.clone() })
+            .map(|c| ColumnSpec {
+                name: c.name.clone(),
+                data_type: c.data_type.clone(),
+                comment: c.comment.clone(),
+            })
             .collect();
         Ok((columns, primary_key))
     }
@@ -67,16 +77,37 @@ impl CreateTable {
 /// The statements this module parses.
 #[derive(Clone, Debug)]
 pub(crate) enum DdlStatement {
-    CreateDatabase { name: String, if_not_exists: bool },
-    DropDatabase { name: String, if_exists: bool, cascade: bool },
-    Use { database: String },
+    CreateDatabase {
+        name: String,
+        if_not_exists: bool,
+    },
+    DropDatabase {
+        name: String,
+        if_exists: bool,
+        cascade: bool,
+    },
+    Use {
+        database: String,
+    },
     ShowDatabases,
-    ShowTables { database: Option<String> },
-    ShowCreateTable { name: TableName },
-    Describe { name: TableName },
+    ShowTables {
+        database: Option<String>,
+    },
+    ShowCreateTable {
+        name: TableName,
+    },
+    Describe {
+        name: TableName,
+    },
     CreateTable(CreateTable),
-    DropTable { name: TableName, if_exists: bool },
-    AlterTable { name: TableName, changes: Vec<SchemaChange> },
+    DropTable {
+        name: TableName,
+        if_exists: bool,
+    },
+    AlterTable {
+        name: TableName,
+        changes: Vec<SchemaChange>,
+    },
 }
 
 /// Whether a statement is one this module parses (by its first words).
@@ -102,7 +133,11 @@ pub(crate) fn is_ddl(statement: &RawStatement) -> bool {
 
 /// Parses a statement for which `is_ddl` holds.
 pub(crate) fn parse_ddl(statement: &RawStatement) -> Result<DdlStatement> {
-    let mut p = Parser { statement, pos: 0, lines: LineIndex::new(&statement.text) };
+    let mut p = Parser {
+        statement,
+        pos: 0,
+        lines: LineIndex::new(&statement.text),
+    };
     let parsed = p.statement()?;
     p.expect_end()?;
     Ok(parsed)
@@ -132,7 +167,13 @@ impl<'a> Parser<'a> {
             Some(t) => t.span.start,
             None => self.tokens().last()?.span.end,
         };
-        Some(shift_position(self.statement.start, Position { line: loc.line, column: loc.column }))
+        Some(shift_position(
+            self.statement.start,
+            Position {
+                line: loc.line,
+                column: loc.column,
+            },
+        ))
     }
 
     fn describe_current(&self) -> String {
@@ -143,7 +184,10 @@ impl<'a> Parser<'a> {
     }
 
     fn error(&self, expected: &str) -> SqlError {
-        SqlError::syntax(format!("expected {expected}, found {}", self.describe_current()), self.position_of(self.pos))
+        SqlError::syntax(
+            format!("expected {expected}, found {}", self.describe_current()),
+            self.position_of(self.pos),
+        )
     }
 
     fn is_keyword_at(&self, ahead: usize, kw: &str) -> bool {
@@ -160,7 +204,11 @@ impl<'a> Parser<'a> {
     }
 
     fn parse_keywords(&mut self, kws: &[&str]) -> bool {
-        if kws.iter().enumerate().all(|(i, k)| self.is_keyword_at(i, k)) {
+        if kws
+            .iter()
+            .enumerate()
+            .all(|(i, k)| self.is_keyword_at(i, k))
+        {
             self.pos += kws.len();
             true
         } else {
@@ -234,9 +282,15 @@ impl<'a> Parser<'a> {
             if self.peek() == Some(&Token::Period) {
                 return Err(self.error("a name of the form table or database.table"));
             }
-            Ok(TableName { database: Some(first), table })
+            Ok(TableName {
+                database: Some(first),
+                table,
+            })
         } else {
-            Ok(TableName { database: None, table: first })
+            Ok(TableName {
+                database: None,
+                table: first,
+            })
         }
     }
 
@@ -264,7 +318,10 @@ impl<'a> Parser<'a> {
             if self.parse_keyword("DATABASE") || self.parse_keyword("SCHEMA") {
                 let if_not_exists = self.if_not_exists()?;
                 let name = self.identifier("a database name")?;
-                return Ok(DdlStatement::CreateDatabase { name, if_not_exists });
+                return Ok(DdlStatement::CreateDatabase {
+                    name,
+                    if_not_exists,
+                });
             }
             self.expect_keyword("TABLE")?;
             return self.create_table().map(DdlStatement::CreateTable);
@@ -279,7 +336,11 @@ impl<'a> Parser<'a> {
                     self.parse_keyword("RESTRICT");
                     false
                 };
-                return Ok(DdlStatement::DropDatabase { name, if_exists, cascade });
+                return Ok(DdlStatement::DropDatabase {
+                    name,
+                    if_exists,
+                    cascade,
+                });
             }
             self.expect_keyword("TABLE")?;
             let if_exists = self.if_exists()?;
@@ -323,17 +384,32 @@ impl<'a> Parser<'a> {
     fn create_table(&mut self) -> Result<CreateTable> {
         let if_not_exists = self.if_not_exists()?;
         let name = self.table_name()?;
+        if self.is_keyword_at(0, "AS") || self.is_keyword_at(0, "LIKE") {
+            return Err(SqlError::Unsupported(format!(
+                "CREATE TABLE ... {} is not supported yet: declare the columns",
+                if self.is_keyword_at(0, "AS") {
+                    "AS SELECT"
+                } else {
+                    "LIKE"
+                }
+            )));
+        }
         self.expect(&Token::LParen)?;
         let mut columns = Vec::new();
         let mut primary_key = Vec::new();
         loop {
             if self.is_keyword_at(0, "PRIMARY") || self.is_keyword_at(0, "CONSTRAINT") {
                 if !primary_key.is_empty() {
-                    return Err(SqlError::syntax("the table has two PRIMARY KEY constraints", self.position_of(self.pos)));
+                    return Err(SqlError::syntax(
+                        "the table has two PRIMARY KEY constraints",
+                        self.position_of(self.pos),
+                    ));
                 }
                 primary_key = self.primary_key_constraint()?;
             } else if self.is_keyword_at(0, "WATERMARK") {
-                return Err(SqlError::Unsupported("WATERMARK declarations are not supported".into()));
+                return Err(SqlError::Unsupported(
+                    "WATERMARK declarations are not supported".into(),
+                ));
             } else {
                 columns.push(self.column_def(true)?);
             }
@@ -420,7 +496,10 @@ impl<'a> Parser<'a> {
             self.expect(&Token::Eq)?;
             let value = self.option_value()?;
             if options.insert(key.clone(), value).is_some() {
-                return Err(SqlError::syntax(format!("option '{key}' is given twice"), at));
+                return Err(SqlError::syntax(
+                    format!("option '{key}' is given twice"),
+                    at,
+                ));
             }
             if self.consume(&Token::Comma) {
                 continue;
@@ -450,7 +529,12 @@ impl<'a> Parser<'a> {
     fn column_def(&mut self, allow_primary_key: bool) -> Result<ColumnDef> {
         let name = self.identifier("a column name")?;
         let data_type = self.data_type()?;
-        let mut column = ColumnDef { name, data_type, comment: None, primary_key: false };
+        let mut column = ColumnDef {
+            name,
+            data_type,
+            comment: None,
+            primary_key: false,
+        };
         loop {
             if self.parse_keywords(&["NOT", "NULL"]) {
                 column.data_type = column.data_type.with_nullable(false);
@@ -490,7 +574,10 @@ impl<'a> Parser<'a> {
                 _ => {}
             }
             if depth < 0 {
-                return Err(SqlError::syntax("unbalanced brackets in a data type", self.position_of(self.pos)));
+                return Err(SqlError::syntax(
+                    "unbalanced brackets in a data type",
+                    self.position_of(self.pos),
+                ));
             }
             self.pos += 1;
         }
@@ -499,7 +586,11 @@ impl<'a> Parser<'a> {
         }
         let text = self.text_between(start, self.pos)?;
         let position = self.position_of(start);
-        DataType::parse_sql(&text).map_err(|e| SqlError::UndefinedType { text: text.clone(), message: e.to_string(), position })
+        DataType::parse_sql(&text).map_err(|e| SqlError::UndefinedType {
+            text: text.clone(),
+            message: e.to_string(),
+            position,
+        })
     }
 
     /// The source text of tokens `[from, to)`.
@@ -512,7 +603,9 @@ impl<'a> Parser<'a> {
         let end = self.lines.offset(last.span.end);
         match (start, end) {
             (Some(s), Some(e)) if s <= e => Ok(self.statement.text[s..e].to_string()),
-            _ => Err(SqlError::Internal("token positions outside the statement".into())),
+            _ => Err(SqlError::Internal(
+                "token positions outside the statement".into(),
+            )),
         }
     }
 
@@ -520,7 +613,11 @@ impl<'a> Parser<'a> {
         let name = self.table_name()?;
         let mut changes = Vec::new();
         if self.parse_keyword("ADD") {
-            let add = |c: ColumnDef| SchemaChange::AddColumn { name: c.name, data_type: c.data_type, comment: c.comment };
+            let add = |c: ColumnDef| SchemaChange::AddColumn {
+                name: c.name,
+                data_type: c.data_type,
+                comment: c.comment,
+            };
             if self.consume(&Token::LParen) {
                 loop {
                     changes.push(add(self.column_def(false)?));
@@ -584,13 +681,25 @@ mod tests {
         let c = create(
             "CREATE TABLE IF NOT EXISTS Db.Orders (\n  id BIGINT NOT NULL, dt STRING NOT NULL COMMENT 'day',\n  amount DECIMAL(10, 2), \"Ts\" TIMESTAMP(3),\n  PRIMARY KEY (id, dt) NOT ENFORCED\n) COMMENT 'orders' PARTITIONED BY (dt) WITH ('bucket' = '2', 'file.format' = 'parquet')",
         );
-        assert_eq!(c.name, TableName { database: Some("db".into()), table: "orders".into() });
+        assert_eq!(
+            c.name,
+            TableName {
+                database: Some("db".into()),
+                table: "orders".into()
+            }
+        );
         assert!(c.if_not_exists);
         let names: Vec<&str> = c.columns.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, vec!["id", "dt", "amount", "Ts"]);
         assert!(!c.columns[0].data_type.is_nullable());
         assert!(c.columns[2].data_type.is_nullable());
-        assert_eq!(c.columns[2].data_type.kind, DataTypeKind::Decimal { precision: 10, scale: 2 });
+        assert_eq!(
+            c.columns[2].data_type.kind,
+            DataTypeKind::Decimal {
+                precision: 10,
+                scale: 2
+            }
+        );
         assert_eq!(c.columns[3].data_type.kind, DataTypeKind::Timestamp(3));
         assert_eq!(c.columns[1].comment.as_deref(), Some("day"));
         assert_eq!(c.primary_key, vec!["id", "dt"]);
@@ -630,11 +739,17 @@ mod tests {
     fn syntax_errors_point_at_the_token() {
         let e = parse("CREATE TABLE t (id INT,\n  PRIMARY KEY id)").unwrap_err();
         assert_eq!(e.code(), "42601");
-        assert_eq!(e.to_string(), "syntax error at line 2, column 15: expected '(', found 'id'");
+        assert_eq!(
+            e.to_string(),
+            "syntax error at line 2, column 15: expected '(', found 'id'"
+        );
         let e = parse("CREATE TABLE t (id INT) WITH ('a' = '1') WITH ('b' = '2')").unwrap_err();
         assert!(e.to_string().contains("each at most once"), "{e}");
         let e = parse("CREATE TABLE t (id INT").unwrap_err();
-        assert!(e.to_string().contains("found the end of the statement"), "{e}");
+        assert!(
+            e.to_string().contains("found the end of the statement"),
+            "{e}"
+        );
         let e = parse("CREATE TABLE t (id INT) WITH ('a' = '1', 'a' = '2')").unwrap_err();
         assert!(e.to_string().contains("option 'a' is given twice"), "{e}");
     }
@@ -656,8 +771,13 @@ mod tests {
             parse("DROP SCHEMA IF EXISTS sales CASCADE").unwrap(),
             DdlStatement::DropDatabase { name, if_exists: true, cascade: true } if name == "sales"
         ));
-        assert!(matches!(parse("USE \"Mixed\"").unwrap(), DdlStatement::Use { database } if database == "Mixed"));
-        assert!(matches!(parse("SHOW DATABASES").unwrap(), DdlStatement::ShowDatabases));
+        assert!(
+            matches!(parse("USE \"Mixed\"").unwrap(), DdlStatement::Use { database } if database == "Mixed")
+        );
+        assert!(matches!(
+            parse("SHOW DATABASES").unwrap(),
+            DdlStatement::ShowDatabases
+        ));
         assert!(matches!(
             parse("SHOW TABLES IN sales").unwrap(),
             DdlStatement::ShowTables { database: Some(d) } if d == "sales"
@@ -675,7 +795,9 @@ mod tests {
         match parse("ALTER TABLE t ADD (c INT COMMENT 'x', d STRING)").unwrap() {
             DdlStatement::AlterTable { changes, .. } => {
                 assert_eq!(changes.len(), 2);
-                assert!(matches!(&changes[0], SchemaChange::AddColumn { name, comment: Some(c), .. } if name == "c" && c == "x"));
+                assert!(
+                    matches!(&changes[0], SchemaChange::AddColumn { name, comment: Some(c), .. } if name == "c" && c == "x")
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -685,7 +807,9 @@ mod tests {
         }
         match parse("ALTER TABLE t SET ('k' = 'v')").unwrap() {
             DdlStatement::AlterTable { changes, .. } => {
-                assert!(matches!(&changes[0], SchemaChange::SetOption { key, value } if key == "k" && value == "v"))
+                assert!(
+                    matches!(&changes[0], SchemaChange::SetOption { key, value } if key == "k" && value == "v")
+                )
             }
             other => panic!("{other:?}"),
         }
@@ -698,7 +822,12 @@ mod tests {
 
     #[test]
     fn other_statements_are_not_ddl() {
-        for sql in ["SELECT 1", "INSERT INTO t VALUES (1)", "CREATE VIEW v AS SELECT 1", "DELETE FROM t"] {
+        for sql in [
+            "SELECT 1",
+            "INSERT INTO t VALUES (1)",
+            "CREATE VIEW v AS SELECT 1",
+            "DELETE FROM t",
+        ] {
             let s = &split_statements(sql).unwrap()[0];
             assert!(!is_ddl(s), "{sql}");
         }

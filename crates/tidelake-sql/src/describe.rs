@@ -36,8 +36,16 @@ pub(crate) fn sql_type(data_type: &DataType) -> String {
         K::Multiset(inner) => format!("MULTISET<{}>", sql_type_with_null(inner)),
         K::Map(k, v) => format!("MAP<{}, {}>", sql_type_with_null(k), sql_type_with_null(v)),
         K::Row(fields) => {
-            let parts: Vec<String> =
-                fields.iter().map(|f| format!("{} {}", quote_identifier(&f.name), sql_type_with_null(&f.data_type))).collect();
+            let parts: Vec<String> = fields
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{} {}",
+                        quote_identifier(&f.name),
+                        sql_type_with_null(&f.data_type)
+                    )
+                })
+                .collect();
             format!("ROW<{}>", parts.join(", "))
         }
     }
@@ -54,20 +62,94 @@ pub(crate) fn sql_type_with_null(data_type: &DataType) -> String {
 
 /// PostgreSQL's reserved words: names spelled like them must be quoted.
 const RESERVED_WORDS: &[&str] = &[
-    "ALL", "ANALYSE", "ANALYZE", "AND", "ANY", "ARRAY", "AS", "ASC", "ASYMMETRIC", "BOTH", "CASE", "CAST", "CHECK",
-    "COLLATE", "COLUMN", "CONSTRAINT", "CREATE", "CURRENT_CATALOG", "CURRENT_DATE", "CURRENT_ROLE", "CURRENT_TIME",
-    "CURRENT_TIMESTAMP", "CURRENT_USER", "DEFAULT", "DEFERRABLE", "DESC", "DISTINCT", "DO", "ELSE", "END", "EXCEPT",
-    "FALSE", "FETCH", "FOR", "FOREIGN", "FROM", "GRANT", "GROUP", "HAVING", "IN", "INITIALLY", "INTERSECT", "INTO",
-    "LATERAL", "LEADING", "LIMIT", "LOCALTIME", "LOCALTIMESTAMP", "NOT", "NULL", "OFFSET", "ON", "ONLY", "OR",
-    "ORDER", "PLACING", "PRIMARY", "REFERENCES", "RETURNING", "SELECT", "SESSION_USER", "SOME", "SYMMETRIC", "TABLE",
-    "THEN", "TO", "TRAILING", "TRUE", "UNION", "UNIQUE", "USER", "USING", "VARIADIC", "WHEN", "WHERE", "WINDOW",
+    "ALL",
+    "ANALYSE",
+    "ANALYZE",
+    "AND",
+    "ANY",
+    "ARRAY",
+    "AS",
+    "ASC",
+    "ASYMMETRIC",
+    "BOTH",
+    "CASE",
+    "CAST",
+    "CHECK",
+    "COLLATE",
+    "COLUMN",
+    "CONSTRAINT",
+    "CREATE",
+    "CURRENT_CATALOG",
+    "CURRENT_DATE",
+    "CURRENT_ROLE",
+    "CURRENT_TIME",
+    "CURRENT_TIMESTAMP",
+    "CURRENT_USER",
+    "DEFAULT",
+    "DEFERRABLE",
+    "DESC",
+    "DISTINCT",
+    "DO",
+    "ELSE",
+    "END",
+    "EXCEPT",
+    "FALSE",
+    "FETCH",
+    "FOR",
+    "FOREIGN",
+    "FROM",
+    "GRANT",
+    "GROUP",
+    "HAVING",
+    "IN",
+    "INITIALLY",
+    "INTERSECT",
+    "INTO",
+    "LATERAL",
+    "LEADING",
+    "LIMIT",
+    "LOCALTIME",
+    "LOCALTIMESTAMP",
+    "NOT",
+    "NULL",
+    "OFFSET",
+    "ON",
+    "ONLY",
+    "OR",
+    "ORDER",
+    "PLACING",
+    "PRIMARY",
+    "REFERENCES",
+    "RETURNING",
+    "SELECT",
+    "SESSION_USER",
+    "SOME",
+    "SYMMETRIC",
+    "TABLE",
+    "THEN",
+    "TO",
+    "TRAILING",
+    "TRUE",
+    "UNION",
+    "UNIQUE",
+    "USER",
+    "USING",
+    "VARIADIC",
+    "WHEN",
+    "WHERE",
+    "WINDOW",
     "WITH",
 ];
 
 /// An identifier as it must be written to mean exactly this name.
 pub(crate) fn quote_identifier(name: &str) -> String {
-    let plain = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && !RESERVED_WORDS.contains(&name.to_ascii_uppercase().as_str());
     if plain {
         name.to_string()
@@ -99,12 +181,28 @@ pub(crate) fn describe_batch(schema: &TableSchema) -> Result<RecordBatch> {
     ]));
     let fields = &schema.fields;
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(fields.iter().map(|f| f.name.as_str()))),
-        Arc::new(StringArray::from_iter_values(fields.iter().map(|f| sql_type(&f.data_type)))),
-        Arc::new(BooleanArray::from_iter(fields.iter().map(|f| Some(f.data_type.is_nullable())))),
-        Arc::new(BooleanArray::from_iter(fields.iter().map(|f| Some(schema.primary_keys.contains(&f.name))))),
-        Arc::new(BooleanArray::from_iter(fields.iter().map(|f| Some(schema.partition_keys.contains(&f.name))))),
-        Arc::new(StringArray::from_iter(fields.iter().map(|f| f.description.as_deref()))),
+        Arc::new(StringArray::from_iter_values(
+            fields.iter().map(|f| f.name.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            fields.iter().map(|f| sql_type(&f.data_type)),
+        )),
+        Arc::new(BooleanArray::from_iter(
+            fields.iter().map(|f| Some(f.data_type.is_nullable())),
+        )),
+        Arc::new(BooleanArray::from_iter(
+            fields
+                .iter()
+                .map(|f| Some(schema.primary_keys.contains(&f.name))),
+        )),
+        Arc::new(BooleanArray::from_iter(
+            fields
+                .iter()
+                .map(|f| Some(schema.partition_keys.contains(&f.name))),
+        )),
+        Arc::new(StringArray::from_iter(
+            fields.iter().map(|f| f.description.as_deref()),
+        )),
     ];
     Ok(RecordBatch::try_new(out, columns)?)
 }
@@ -115,7 +213,11 @@ pub(crate) fn create_statement(database: &str, table: &str, schema: &TableSchema
         .fields
         .iter()
         .map(|f| {
-            let mut line = format!("  {} {}", quote_identifier(&f.name), sql_type_with_null(&f.data_type));
+            let mut line = format!(
+                "  {} {}",
+                quote_identifier(&f.name),
+                sql_type_with_null(&f.data_type)
+            );
             if let Some(c) = &f.description {
                 line.push_str(&format!(" COMMENT {}", quote_string(c)));
             }
@@ -123,7 +225,11 @@ pub(crate) fn create_statement(database: &str, table: &str, schema: &TableSchema
         })
         .collect();
     if !schema.primary_keys.is_empty() {
-        let keys: Vec<String> = schema.primary_keys.iter().map(|k| quote_identifier(k)).collect();
+        let keys: Vec<String> = schema
+            .primary_keys
+            .iter()
+            .map(|k| quote_identifier(k))
+            .collect();
         lines.push(format!("  PRIMARY KEY ({}) NOT ENFORCED", keys.join(", ")));
     }
     let mut sql = format!(
@@ -136,12 +242,19 @@ pub(crate) fn create_statement(database: &str, table: &str, schema: &TableSchema
         sql.push_str(&format!("\nCOMMENT {}", quote_string(c)));
     }
     if !schema.partition_keys.is_empty() {
-        let keys: Vec<String> = schema.partition_keys.iter().map(|k| quote_identifier(k)).collect();
+        let keys: Vec<String> = schema
+            .partition_keys
+            .iter()
+            .map(|k| quote_identifier(k))
+            .collect();
         sql.push_str(&format!("\nPARTITIONED BY ({})", keys.join(", ")));
     }
     if !schema.options.is_empty() {
-        let options: Vec<String> =
-            schema.options.iter().map(|(k, v)| format!("  {} = {}", quote_string(k), quote_string(v))).collect();
+        let options: Vec<String> = schema
+            .options
+            .iter()
+            .map(|(k, v)| format!("  {} = {}", quote_string(k), quote_string(v)))
+            .collect();
         sql.push_str(&format!("\nWITH (\n{}\n)", options.join(",\n")));
     }
     sql
@@ -155,15 +268,32 @@ mod tests {
     #[test]
     fn types_print_in_create_table_spelling() {
         let int = DataType::new(DataTypeKind::Int, false);
-        let map = DataType::new(DataTypeKind::Map(Box::new(DataType::string().with_nullable(false)), Box::new(int.clone())), true);
+        let map = DataType::new(
+            DataTypeKind::Map(
+                Box::new(DataType::string().with_nullable(false)),
+                Box::new(int.clone()),
+            ),
+            true,
+        );
         assert_eq!(sql_type(&map), "MAP<STRING NOT NULL, INT NOT NULL>");
         let row = DataType::new(
-            DataTypeKind::Row(vec![DataField { id: 1, name: "X y".into(), data_type: int, description: None }]),
+            DataTypeKind::Row(vec![DataField {
+                id: 1,
+                name: "X y".into(),
+                data_type: int,
+                description: None,
+            }]),
             true,
         );
         assert_eq!(sql_type(&row), "ROW<\"X y\" INT NOT NULL>");
-        assert_eq!(sql_type(&DataType::new(DataTypeKind::VarChar(10), true)), "VARCHAR(10)");
-        assert_eq!(sql_type(&DataType::new(DataTypeKind::TimestampLtz(3), true)), "TIMESTAMP_LTZ(3)");
+        assert_eq!(
+            sql_type(&DataType::new(DataTypeKind::VarChar(10), true)),
+            "VARCHAR(10)"
+        );
+        assert_eq!(
+            sql_type(&DataType::new(DataTypeKind::TimestampLtz(3), true)),
+            "TIMESTAMP_LTZ(3)"
+        );
     }
 
     #[test]
@@ -172,7 +302,12 @@ mod tests {
             version: 3,
             id: 0,
             fields: vec![
-                DataField { id: 0, name: "id".into(), data_type: DataType::new(DataTypeKind::BigInt, false), description: None },
+                DataField {
+                    id: 0,
+                    name: "id".into(),
+                    data_type: DataType::new(DataTypeKind::BigInt, false),
+                    description: None,
+                },
                 DataField {
                     id: 1,
                     name: "Dt".into(),
@@ -183,7 +318,9 @@ mod tests {
             highest_field_id: 1,
             partition_keys: vec!["Dt".into()],
             primary_keys: vec!["id".into(), "Dt".into()],
-            options: [("bucket".to_string(), "2".to_string())].into_iter().collect(),
+            options: [("bucket".to_string(), "2".to_string())]
+                .into_iter()
+                .collect(),
             comment: None,
             time_millis: 0,
         };

@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::kernels::zip::zip;
-use datafusion::arrow::compute::{cast_with_options, filter_record_batch, not, prep_null_mask_filter, CastOptions};
+use datafusion::arrow::compute::{
+    cast_with_options, filter_record_batch, not, prep_null_mask_filter, CastOptions,
+};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNode;
 use datafusion::common::DFSchemaRef;
@@ -43,13 +45,22 @@ pub(crate) async fn execute_dml(state: &SessionState, dml: &DmlStatement) -> Res
         WriteOp::Delete => DmlKind::Delete,
         WriteOp::Update => DmlKind::Update,
         WriteOp::Truncate => {
-            return Err(SqlError::Unsupported("TRUNCATE is not supported; use DELETE FROM <table>".into()))
+            return Err(SqlError::Unsupported(
+                "TRUNCATE is not supported; use DELETE FROM <table>".into(),
+            ))
         }
-        ref other => return Err(SqlError::Internal(format!("{other} is not a DELETE or UPDATE"))),
+        ref other => {
+            return Err(SqlError::Internal(format!(
+                "{other} is not a DELETE or UPDATE"
+            )))
+        }
     };
     let provider = source_as_provider(&dml.target)?;
     let Some(ours) = provider.downcast_ref::<TidelakeTable>() else {
-        return Err(SqlError::Unsupported(format!("table '{}' cannot be changed", dml.table_name)));
+        return Err(SqlError::Unsupported(format!(
+            "table '{}' cannot be changed",
+            dml.table_name
+        )));
     };
     if let Some(snapshot) = ours.snapshot() {
         return Err(SqlError::Unsupported(format!(
@@ -112,7 +123,12 @@ fn refuse_key_changes(table: &Table, input: &LogicalPlan) -> Result<()> {
 }
 
 /// Runs the DML input query and writes its rows with `kind`'s row kind.
-async fn write_by_key(state: &SessionState, table: &Table, input: &LogicalPlan, kind: DmlKind) -> Result<u64> {
+async fn write_by_key(
+    state: &SessionState,
+    table: &Table,
+    input: &LogicalPlan,
+    kind: DmlKind,
+) -> Result<u64> {
     let row_kind = match kind {
         DmlKind::Delete => RowKind::Delete,
         DmlKind::Update => RowKind::Insert,
@@ -162,7 +178,9 @@ fn simple_dml(table: &Table, input: &LogicalPlan, kind: DmlKind) -> Result<Simpl
         ))
     };
     let (source, assignments) = match (kind, input) {
-        (DmlKind::Update, LogicalPlan::Projection(p)) => (p.input.as_ref(), assigned_columns(input)),
+        (DmlKind::Update, LogicalPlan::Projection(p)) => {
+            (p.input.as_ref(), assigned_columns(input))
+        }
         (DmlKind::Update, _) => return Err(unsupported("this form of UPDATE is not supported")),
         (DmlKind::Delete, plan) => (plan, Vec::new()),
     };
@@ -174,10 +192,17 @@ fn simple_dml(table: &Table, input: &LogicalPlan, kind: DmlKind) -> Result<Simpl
         return Err(unsupported("LIMIT, FROM and joins are not supported"));
     };
     let has_subquery = |e: &Expr| {
-        e.exists(|e| Ok(matches!(e, Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_))))
-            .unwrap_or(true)
+        e.exists(|e| {
+            Ok(matches!(
+                e,
+                Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_)
+            ))
+        })
+        .unwrap_or(true)
     };
-    if predicate.as_ref().is_some_and(has_subquery) || assignments.iter().any(|(_, e)| has_subquery(e)) {
+    if predicate.as_ref().is_some_and(has_subquery)
+        || assignments.iter().any(|(_, e)| has_subquery(e))
+    {
         return Err(unsupported("subqueries are not supported"));
     }
     let schema = scan.projected_schema.clone();
@@ -190,18 +215,38 @@ fn simple_dml(table: &Table, input: &LogicalPlan, kind: DmlKind) -> Result<Simpl
                 .iter()
                 .position(|f| f.name == name)
                 .map(|i| (i, expr))
-                .ok_or_else(|| SqlError::UndefinedColumn(format!("column '{name}' does not exist in table '{}'", table.identifier())))
+                .ok_or_else(|| {
+                    SqlError::UndefinedColumn(format!(
+                        "column '{name}' does not exist in table '{}'",
+                        table.identifier()
+                    ))
+                })
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(SimpleDml { predicate, assignments, schema })
+    Ok(SimpleDml {
+        predicate,
+        assignments,
+        schema,
+    })
 }
 
 type PhysicalAssignments = Vec<(usize, Arc<dyn PhysicalExpr>)>;
 
-async fn rewrite_append(state: &SessionState, table: &Table, input: &LogicalPlan, kind: DmlKind) -> Result<u64> {
+async fn rewrite_append(
+    state: &SessionState,
+    table: &Table,
+    input: &LogicalPlan,
+    kind: DmlKind,
+) -> Result<u64> {
     let dml = simple_dml(table, input, kind)?;
-    let candidates = dml.predicate.as_ref().and_then(|p| to_predicate(p, table.schema()));
-    let predicate = dml.predicate.map(|p| state.create_physical_expr(p, &dml.schema)).transpose()?;
+    let candidates = dml
+        .predicate
+        .as_ref()
+        .and_then(|p| to_predicate(p, table.schema()));
+    let predicate = dml
+        .predicate
+        .map(|p| state.create_physical_expr(p, &dml.schema))
+        .transpose()?;
     let assignments: PhysicalAssignments = dml
         .assignments
         .into_iter()
@@ -212,7 +257,15 @@ async fn rewrite_append(state: &SessionState, table: &Table, input: &LogicalPlan
     let mut failure: Option<SqlError> = None;
     let outcome = table
         .rewrite_append_files(candidates, |batch| {
-            change_batch(batch, predicate.as_ref(), &assignments, &table_schema, &table_name, kind).map_err(|e| {
+            change_batch(
+                batch,
+                predicate.as_ref(),
+                &assignments,
+                &table_schema,
+                &table_name,
+                kind,
+            )
+            .map_err(|e| {
                 let message = e.to_string();
                 failure = Some(e);
                 EngineError::invalid(message)
@@ -269,7 +322,10 @@ fn change_batch(
                 let field = table_schema.field(*index);
                 let mut value = expr.evaluate(batch)?.into_array(rows)?;
                 if value.data_type() != field.data_type() {
-                    let options = CastOptions { safe: false, ..Default::default() };
+                    let options = CastOptions {
+                        safe: false,
+                        ..Default::default()
+                    };
                     value = cast_with_options(&value, field.data_type(), &options)?;
                 }
                 let merged = zip(&selected, &value, &columns[*index])?;
@@ -282,7 +338,10 @@ fn change_batch(
                 }
                 columns[*index] = merged;
             }
-            Ok(Some((RecordBatch::try_new(table_schema.clone(), columns)?, changed)))
+            Ok(Some((
+                RecordBatch::try_new(table_schema.clone(), columns)?,
+                changed,
+            )))
         }
     }
 }
@@ -313,7 +372,10 @@ mod tests {
 
     fn physical(expr: Expr, schema: &SchemaRef) -> Arc<dyn PhysicalExpr> {
         let df_schema = DFSchema::try_from(schema.as_ref().clone()).unwrap();
-        SessionContext::new().state().create_physical_expr(expr, &df_schema).unwrap()
+        SessionContext::new()
+            .state()
+            .create_physical_expr(expr, &df_schema)
+            .unwrap()
     }
 
     #[test]
@@ -321,12 +383,18 @@ mod tests {
         let b = batch();
         let schema = b.schema();
         let pred = physical(col("name").not_eq(lit("a")), &schema);
-        let (kept, changed) = change_batch(&b, Some(&pred), &vec![], &schema, "t", DmlKind::Delete).unwrap().unwrap();
+        let (kept, changed) = change_batch(&b, Some(&pred), &vec![], &schema, "t", DmlKind::Delete)
+            .unwrap()
+            .unwrap();
         assert_eq!(changed, 1);
         let ids: &Int64Array = kept.column(0).as_any().downcast_ref().unwrap();
         assert_eq!(ids.values(), &[1, 2]);
         let none = physical(col("id").gt(lit(10i64)), &schema);
-        assert!(change_batch(&b, Some(&none), &vec![], &schema, "t", DmlKind::Delete).unwrap().is_none());
+        assert!(
+            change_batch(&b, Some(&none), &vec![], &schema, "t", DmlKind::Delete)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -335,12 +403,18 @@ mod tests {
         let schema = b.schema();
         let pred = physical(col("id").gt_eq(lit(2i64)), &schema);
         let set: PhysicalAssignments = vec![(0, physical(col("id") * lit(10i64), &schema))];
-        let (out, changed) = change_batch(&b, Some(&pred), &set, &schema, "t", DmlKind::Update).unwrap().unwrap();
+        let (out, changed) = change_batch(&b, Some(&pred), &set, &schema, "t", DmlKind::Update)
+            .unwrap()
+            .unwrap();
         assert_eq!(changed, 2);
         let ids: &Int64Array = out.column(0).as_any().downcast_ref().unwrap();
         assert_eq!(ids.values(), &[1, 20, 30]);
-        let to_null: PhysicalAssignments = vec![(0, physical(lit(datafusion::common::ScalarValue::Int64(None)), &schema))];
-        let err = change_batch(&b, Some(&pred), &to_null, &schema, "t", DmlKind::Update).unwrap_err();
+        let to_null: PhysicalAssignments = vec![(
+            0,
+            physical(lit(datafusion::common::ScalarValue::Int64(None)), &schema),
+        )];
+        let err =
+            change_batch(&b, Some(&pred), &to_null, &schema, "t", DmlKind::Update).unwrap_err();
         assert_eq!(err.code(), "23502");
     }
 }

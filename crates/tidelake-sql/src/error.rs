@@ -34,7 +34,10 @@ fn at(position: &Option<Position>) -> String {
 pub enum SqlError {
     /// The text is not a statement we can parse.
     #[error("syntax error{}: {message}", at(.position))]
-    Syntax { message: String, position: Option<Position> },
+    Syntax {
+        message: String,
+        position: Option<Position>,
+    },
     #[error("database '{0}' does not exist")]
     UndefinedDatabase(String),
     #[error("table '{0}' does not exist")]
@@ -44,7 +47,11 @@ pub enum SqlError {
     UndefinedColumn(String),
     /// A data type name that neither Paimon nor Tidelake defines.
     #[error("unknown data type '{text}'{}: {message}", at(.position))]
-    UndefinedType { text: String, message: String, position: Option<Position> },
+    UndefinedType {
+        text: String,
+        message: String,
+        position: Option<Position>,
+    },
     #[error("database '{0}' already exists")]
     DuplicateDatabase(String),
     #[error("table '{0}' already exists")]
@@ -71,8 +78,17 @@ pub enum SqlError {
     /// A bad option, snapshot id or other parameter.
     #[error("{0}")]
     InvalidParameter(String),
-    #[error("null value in column '{column}' of table '{table}' violates its NOT NULL constraint{hint}")]
-    NotNull { table: String, column: String, hint: String },
+    #[error(
+        "null value in column '{column}' of table '{table}' violates its NOT NULL constraint{hint}"
+    )]
+    NotNull {
+        table: String,
+        column: String,
+        hint: String,
+    },
+    /// A NULL where the column forbids it, when the column is not known.
+    #[error("{0}")]
+    NotNullViolation(String),
     #[error("{0}")]
     Unsupported(String),
     /// Another writer committed a change this statement cannot be combined with.
@@ -111,7 +127,7 @@ impl SqlError {
             SqlError::OutOfRange(_) => "22003",
             SqlError::DivisionByZero => "22012",
             SqlError::InvalidParameter(_) => "22023",
-            SqlError::NotNull { .. } => "23502",
+            SqlError::NotNull { .. } | SqlError::NotNullViolation(_) => "23502",
             SqlError::Unsupported(_) => "0A000",
             SqlError::CommitConflict(_) => "40001",
             SqlError::Corrupt(_) => "XX001",
@@ -123,7 +139,10 @@ impl SqlError {
     }
 
     pub fn syntax(message: impl Into<String>, position: Option<Position>) -> Self {
-        SqlError::Syntax { message: message.into(), position }
+        SqlError::Syntax {
+            message: message.into(),
+            position,
+        }
     }
 
     /// Wraps this error for DataFusion, so that it comes back out intact.
@@ -142,10 +161,18 @@ impl SqlError {
             EngineError::ColumnNotFound { .. } => SqlError::UndefinedColumn(e.to_string()),
             EngineError::InvalidInput(m) => classify_invalid_input(m),
             EngineError::CommitConflict { .. } => SqlError::CommitConflict(e.to_string()),
-            EngineError::Corrupt { .. } | EngineError::Format { .. } | EngineError::Parquet { .. } => {
-                SqlError::Corrupt(e.to_string())
+            EngineError::Corrupt { .. }
+            | EngineError::Format { .. }
+            | EngineError::Parquet { .. } => SqlError::Corrupt(e.to_string()),
+            EngineError::Store(store) => {
+                let message = store.to_string();
+                // A file that metadata refers to is gone: the table is damaged.
+                if message.starts_with("object '") && message.ends_with("' not found") {
+                    SqlError::Corrupt(format!("a file of the table is missing: {message}"))
+                } else {
+                    SqlError::Io(message)
+                }
             }
-            EngineError::Store(_) => SqlError::Io(e.to_string()),
             EngineError::Arrow(a) => from_arrow(a),
             EngineError::Unsupported(_) => SqlError::Unsupported(e.to_string()),
         }
@@ -156,7 +183,9 @@ impl SqlError {
     pub fn from_datafusion(e: &DataFusionError) -> SqlError {
         match e {
             DataFusionError::External(inner) => from_external(inner.as_ref()),
-            DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => Self::from_datafusion(inner),
+            DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
+                Self::from_datafusion(inner)
+            }
             DataFusionError::Shared(inner) => Self::from_datafusion(inner),
             DataFusionError::Collection(errors) => match errors.first() {
                 Some(first) => Self::from_datafusion(first),
@@ -224,7 +253,9 @@ fn from_arrow(e: &ArrowError) -> SqlError {
         ArrowError::ExternalError(inner) => from_external(inner.as_ref()),
         ArrowError::CastError(m) | ArrowError::ParseError(m) => classify_cast(m),
         ArrowError::DivideByZero => SqlError::DivisionByZero,
-        ArrowError::ArithmeticOverflow(m) => SqlError::OutOfRange(format!("arithmetic overflow: {m}")),
+        ArrowError::ArithmeticOverflow(m) => {
+            SqlError::OutOfRange(format!("arithmetic overflow: {m}"))
+        }
         ArrowError::MemoryError(m) => SqlError::ResourcesExhausted(m.clone()),
         ArrowError::IoError(m, _) => SqlError::Io(m.clone()),
         ArrowError::InvalidArgumentError(m) => classify_execution(m),
@@ -288,6 +319,15 @@ fn from_schema_error(e: &SchemaError) -> SqlError {
 
 fn classify_plan(message: &str) -> SqlError {
     let lower = message.to_ascii_lowercase();
+    if lower.starts_with("inconsistent data length across values list")
+        || lower.starts_with("column count doesn't match")
+    {
+        // PostgreSQL reports a wrong number of INSERT values as a syntax error.
+        return SqlError::syntax(
+            format!("the number of values does not match the number of columns ({message})"),
+            None,
+        );
+    }
     if lower.starts_with("table '") && lower.ends_with("' not found") {
         let name = &message["table '".len()..message.len() - "' not found".len()];
         return SqlError::UndefinedTable(name.to_string());
@@ -305,7 +345,11 @@ fn classify_plan(message: &str) -> SqlError {
 
 fn classify_execution(message: &str) -> SqlError {
     let lower = message.to_ascii_lowercase();
-    if lower.contains("divide by zero") || lower.contains("division by zero") {
+    if lower.contains("non-nullable but contains null") {
+        SqlError::NotNullViolation(format!(
+            "a NULL value where the column is NOT NULL: {message}"
+        ))
+    } else if lower.contains("divide by zero") || lower.contains("division by zero") {
         SqlError::DivisionByZero
     } else if lower.contains("overflow") {
         SqlError::OutOfRange(message.to_string())
@@ -332,7 +376,9 @@ mod tests {
 
     #[test]
     fn parser_positions_are_split_out() {
-        let e = SqlError::from(ParserError::ParserError("Expected: an expression, found: EOF at Line: 2, Column: 7".into()));
+        let e = SqlError::from(ParserError::ParserError(
+            "Expected: an expression, found: EOF at Line: 2, Column: 7".into(),
+        ));
         assert_eq!(
             e,
             SqlError::Syntax {
@@ -341,23 +387,34 @@ mod tests {
             }
         );
         assert_eq!(e.code(), "42601");
-        assert_eq!(e.to_string(), "syntax error at line 2, column 7: Expected: an expression, found: EOF");
+        assert_eq!(
+            e.to_string(),
+            "syntax error at line 2, column 7: Expected: an expression, found: EOF"
+        );
     }
 
     #[test]
     fn our_errors_survive_a_trip_through_datafusion() {
         let original = SqlError::UndefinedTable("default.x".into());
-        let wrapped = DataFusionError::Context("planning".into(), Box::new(original.clone().into_datafusion()));
+        let wrapped = DataFusionError::Context(
+            "planning".into(),
+            Box::new(original.clone().into_datafusion()),
+        );
         assert_eq!(SqlError::from(wrapped), original);
-        let engine = DataFusionError::External(Box::new(EngineError::TableAlreadyExists("db.t".into())));
+        let engine =
+            DataFusionError::External(Box::new(EngineError::TableAlreadyExists("db.t".into())));
         assert_eq!(SqlError::from(engine).code(), "42P07");
     }
 
     #[test]
     fn cast_errors_tell_bad_text_from_out_of_range() {
-        let bad = SqlError::from(ArrowError::CastError("Cannot cast string 'abc' to value of Int32 type".into()));
+        let bad = SqlError::from(ArrowError::CastError(
+            "Cannot cast string 'abc' to value of Int32 type".into(),
+        ));
         assert_eq!(bad.code(), "22P02");
-        let big = SqlError::from(ArrowError::CastError("Can't cast value 100000000000000000000 to type Int32".into()));
+        let big = SqlError::from(ArrowError::CastError(
+            "Can't cast value 100000000000000000000 to type Int32".into(),
+        ));
         assert_eq!(big.code(), "22003");
         assert_eq!(SqlError::from(ArrowError::DivideByZero).code(), "22012");
     }
@@ -380,7 +437,11 @@ mod tests {
     fn every_code_is_five_characters() {
         let samples = [
             SqlError::syntax("x", None),
-            SqlError::NotNull { table: "t".into(), column: "c".into(), hint: String::new() },
+            SqlError::NotNull {
+                table: "t".into(),
+                column: "c".into(),
+                hint: String::new(),
+            },
             SqlError::CommitConflict("c".into()),
             SqlError::Corrupt("c".into()),
             SqlError::DivisionByZero,

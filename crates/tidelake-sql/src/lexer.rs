@@ -4,7 +4,9 @@
 
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
-use datafusion::sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer, Whitespace};
+use datafusion::sql::sqlparser::tokenizer::{
+    Location, Token, TokenWithSpan, Tokenizer, Whitespace,
+};
 
 use crate::error::{Position, Result, SqlError};
 
@@ -86,7 +88,9 @@ impl<'a> LineIndex<'a> {
 
     /// Byte offset of a 1-based location (columns count characters).
     pub fn offset(&self, loc: Location) -> Option<usize> {
-        let line_start = *self.line_starts.get(usize::try_from(loc.line).ok()?.checked_sub(1)?)?;
+        let line_start = *self
+            .line_starts
+            .get(usize::try_from(loc.line).ok()?.checked_sub(1)?)?;
         let column = usize::try_from(loc.column).ok()?.checked_sub(1)?;
         let rest = &self.text[line_start..];
         match rest.char_indices().nth(column) {
@@ -99,10 +103,16 @@ impl<'a> LineIndex<'a> {
 
 pub(crate) fn tokenize(text: &str) -> Result<Vec<TokenWithSpan>> {
     let dialect = PostgreSqlDialect {};
-    Tokenizer::new(&dialect, text).with_unescape(true).tokenize_with_location().map_err(|e| {
-        let position = (e.location.line > 0).then_some(Position { line: e.location.line, column: e.location.column });
-        SqlError::syntax(e.message.clone(), position)
-    })
+    Tokenizer::new(&dialect, text)
+        .with_unescape(true)
+        .tokenize_with_location()
+        .map_err(|e| {
+            let position = (e.location.line > 0).then_some(Position {
+                line: e.location.line,
+                column: e.location.column,
+            });
+            SqlError::syntax(e.message.clone(), position)
+        })
 }
 
 fn is_significant(t: &Token) -> bool {
@@ -120,15 +130,27 @@ pub(crate) fn split_statements(script: &str) -> Result<Vec<RawStatement>> {
             return Ok(());
         }
         let first = current[0].span.start;
-        let start = index.offset(first).ok_or_else(|| SqlError::Internal(format!("token location {first} is outside the text")))?;
+        let start = index.offset(first).ok_or_else(|| {
+            SqlError::Internal(format!("token location {first} is outside the text"))
+        })?;
         let end = match end {
             Some(loc) => index.offset(loc).unwrap_or(script.len()),
             None => script.len(),
         };
         let text = script[start..end].trim_end().to_string();
         // Re-tokenize the slice so spans are relative to the statement text.
-        let tokens: Vec<TokenWithSpan> = tokenize(&text)?.into_iter().filter(|t| is_significant(&t.token)).collect();
-        statements.push(RawStatement { text, tokens, start: Position { line: first.line, column: first.column } });
+        let tokens: Vec<TokenWithSpan> = tokenize(&text)?
+            .into_iter()
+            .filter(|t| is_significant(&t.token))
+            .collect();
+        statements.push(RawStatement {
+            text,
+            tokens,
+            start: Position {
+                line: first.line,
+                column: first.column,
+            },
+        });
         current.clear();
         Ok(())
     };
@@ -136,7 +158,9 @@ pub(crate) fn split_statements(script: &str) -> Result<Vec<RawStatement>> {
         match &t.token {
             Token::SemiColon => flush(&mut current, Some(t.span.start))?,
             tok if is_significant(tok) => current.push(t),
-            Token::Whitespace(Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_)) => {}
+            Token::Whitespace(
+                Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_),
+            ) => {}
             _ => {}
         }
     }
@@ -149,7 +173,11 @@ pub(crate) fn split_statements(script: &str) -> Result<Vec<RawStatement>> {
 /// (an unterminated string, say) is incomplete.
 pub fn statement_is_complete(text: &str) -> bool {
     match tokenize(text) {
-        Ok(tokens) => tokens.iter().rev().find(|t| is_significant(&t.token)).is_some_and(|t| t.token == Token::SemiColon),
+        Ok(tokens) => tokens
+            .iter()
+            .rev()
+            .find(|t| is_significant(&t.token))
+            .is_some_and(|t| t.token == Token::SemiColon),
         Err(_) => false,
     }
 }
@@ -157,9 +185,15 @@ pub fn statement_is_complete(text: &str) -> bool {
 /// Shifts a position inside a statement to a position in the whole script.
 pub(crate) fn shift_position(statement_start: Position, inner: Position) -> Position {
     if inner.line <= 1 {
-        Position { line: statement_start.line, column: statement_start.column + inner.column.saturating_sub(1) }
+        Position {
+            line: statement_start.line,
+            column: statement_start.column + inner.column.saturating_sub(1),
+        }
     } else {
-        Position { line: statement_start.line + inner.line - 1, column: inner.column }
+        Position {
+            line: statement_start.line + inner.line - 1,
+            column: inner.column,
+        }
     }
 }
 
@@ -172,8 +206,17 @@ mod tests {
         let script = "SELECT 'a;b'; -- c;\n/* d; */ SELECT 2;\n\n;  SELECT \"x;y\" FROM t";
         let parts = split_statements(script).unwrap();
         let texts: Vec<&str> = parts.iter().map(|p| p.text.as_str()).collect();
-        assert_eq!(texts, vec!["SELECT 'a;b'", "SELECT 2", "SELECT \"x;y\" FROM t"]);
-        assert_eq!(parts[1].start, Position { line: 2, column: 10 });
+        assert_eq!(
+            texts,
+            vec!["SELECT 'a;b'", "SELECT 2", "SELECT \"x;y\" FROM t"]
+        );
+        assert_eq!(
+            parts[1].start,
+            Position {
+                line: 2,
+                column: 10
+            }
+        );
         assert_eq!(parts[0].tokens.len(), 2);
     }
 
@@ -186,10 +229,19 @@ mod tests {
 
     #[test]
     fn version_as_of_becomes_a_snapshot_table_name() {
-        let s = &split_statements("SELECT * FROM db.Orders VERSION AS OF 12 o WHERE x = 'VERSION AS OF 1'").unwrap()[0];
-        assert_eq!(s.text_for_datafusion(), "SELECT * FROM db.Orders$snapshot_12 o WHERE x = 'VERSION AS OF 1'");
+        let s = &split_statements(
+            "SELECT * FROM db.Orders VERSION AS OF 12 o WHERE x = 'VERSION AS OF 1'",
+        )
+        .unwrap()[0];
+        assert_eq!(
+            s.text_for_datafusion(),
+            "SELECT * FROM db.Orders$snapshot_12 o WHERE x = 'VERSION AS OF 1'"
+        );
         let q = &split_statements("SELECT * FROM \"My\"\"T\" VERSION AS OF 3").unwrap()[0];
-        assert_eq!(q.text_for_datafusion(), "SELECT * FROM \"My\"\"T$snapshot_3\"");
+        assert_eq!(
+            q.text_for_datafusion(),
+            "SELECT * FROM \"My\"\"T$snapshot_3\""
+        );
         let untouched = &split_statements("SELECT version FROM t").unwrap()[0];
         assert_eq!(untouched.text_for_datafusion(), "SELECT version FROM t");
     }
@@ -216,7 +268,13 @@ mod tests {
     #[test]
     fn positions_shift_to_the_script() {
         let start = Position { line: 3, column: 5 };
-        assert_eq!(shift_position(start, Position { line: 1, column: 4 }), Position { line: 3, column: 8 });
-        assert_eq!(shift_position(start, Position { line: 2, column: 4 }), Position { line: 4, column: 4 });
+        assert_eq!(
+            shift_position(start, Position { line: 1, column: 4 }),
+            Position { line: 3, column: 8 }
+        );
+        assert_eq!(
+            shift_position(start, Position { line: 2, column: 4 }),
+            Position { line: 4, column: 4 }
+        );
     }
 }

@@ -4,7 +4,8 @@
 //! means*: Paimon-shaped DDL (`CREATE TABLE ... PARTITIONED BY (...) WITH
 //! (...)`), `INSERT`/`INSERT OVERWRITE`, `UPDATE` and `DELETE` on
 //! primary-key and append tables, queries with everything DataFusion offers,
-//! time travel (`t VERSION AS OF 3` or `t$snapshot_3`), and errors with
+//! time travel (`t VERSION AS OF 3` or `t$snapshot_3`; `t$snapshots`
+//! lists the snapshots), and errors with
 //! SQLSTATE-like codes.
 //!
 //! It reads and writes tables only through `tidelake-engine` (Arrow batches,
@@ -28,13 +29,17 @@ mod dml;
 mod error;
 mod lexer;
 mod predicate;
+mod procedures;
 mod provider;
 mod session;
+mod system_tables;
 
 pub use catalog::{TidelakeCatalog, TidelakeDatabase, SNAPSHOT_SUFFIX};
 pub use error::{Position, Result, SqlError};
 pub use lexer::statement_is_complete;
 pub use provider::TidelakeTable;
 pub use session::{
-    CommandStatus, QueryHandler, QueryStream, Session, StatementResult, StreamingResult, CATALOG_NAME,
+    CommandStatus, QueryHandler, QueryStream, Session, StatementResult, StreamingResult,
+    CATALOG_NAME,
 };
+pub use system_tables::SNAPSHOTS_SUFFIX;

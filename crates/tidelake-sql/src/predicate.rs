@@ -11,29 +11,42 @@ use tidelake_engine::{CompareOp, DataType, DataTypeKind, Datum, Predicate, Table
 /// The engine predicate implied by `expr`, when there is a useful one.
 pub(crate) fn to_predicate(expr: &Expr, schema: &TableSchema) -> Option<Predicate> {
     match expr {
-        Expr::BinaryExpr(BinaryExpr { left, op: Operator::And, right }) => {
-            match (to_predicate(left, schema), to_predicate(right, schema)) {
-                (Some(l), Some(r)) => Some(and(vec![l, r])),
-                (Some(p), None) | (None, Some(p)) => Some(p),
-                (None, None) => None,
-            }
-        }
-        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Or, right }) => {
-            Some(Predicate::Or(vec![to_predicate(left, schema)?, to_predicate(right, schema)?]))
-        }
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::And,
+            right,
+        }) => match (to_predicate(left, schema), to_predicate(right, schema)) {
+            (Some(l), Some(r)) => Some(and(vec![l, r])),
+            (Some(p), None) | (None, Some(p)) => Some(p),
+            (None, None) => None,
+        },
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Or,
+            right,
+        }) => Some(Predicate::Or(vec![
+            to_predicate(left, schema)?,
+            to_predicate(right, schema)?,
+        ])),
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
             let op = compare_op(*op)?;
             if let (Some(column), Expr::Literal(value, _)) = (column_name(left), right.as_ref()) {
                 compare(schema, column, op, value)
-            } else if let (Expr::Literal(value, _), Some(column)) = (left.as_ref(), column_name(right)) {
+            } else if let (Expr::Literal(value, _), Some(column)) =
+                (left.as_ref(), column_name(right))
+            {
                 compare(schema, column, flip(op), value)
             } else {
                 None
             }
         }
         Expr::Not(inner) => Some(Predicate::Not(Box::new(to_predicate(inner, schema)?))),
-        Expr::IsNull(inner) => Some(Predicate::IsNull(known_column(schema, column_name(inner)?)?.to_string())),
-        Expr::IsNotNull(inner) => Some(Predicate::IsNotNull(known_column(schema, column_name(inner)?)?.to_string())),
+        Expr::IsNull(inner) => Some(Predicate::IsNull(
+            known_column(schema, column_name(inner)?)?.to_string(),
+        )),
+        Expr::IsNotNull(inner) => Some(Predicate::IsNotNull(
+            known_column(schema, column_name(inner)?)?.to_string(),
+        )),
         Expr::InList(list) => {
             let column = known_column(schema, column_name(&list.expr)?)?;
             let data_type = column_type(schema, column)?;
@@ -45,10 +58,22 @@ pub(crate) fn to_predicate(expr: &Expr, schema: &TableSchema) -> Option<Predicat
                     _ => None,
                 })
                 .collect::<Option<Vec<Datum>>>()?;
-            let pred = Predicate::In { column: column.to_string(), values };
-            Some(if list.negated { Predicate::Not(Box::new(pred)) } else { pred })
+            let pred = Predicate::In {
+                column: column.to_string(),
+                values,
+            };
+            Some(if list.negated {
+                Predicate::Not(Box::new(pred))
+            } else {
+                pred
+            })
         }
-        Expr::Between(Between { expr, negated: false, low, high }) => {
+        Expr::Between(Between {
+            expr,
+            negated: false,
+            low,
+            high,
+        }) => {
             let column = column_name(expr)?;
             let (Expr::Literal(lo, _), Expr::Literal(hi, _)) = (low.as_ref(), high.as_ref()) else {
                 return None;
@@ -64,7 +89,10 @@ pub(crate) fn to_predicate(expr: &Expr, schema: &TableSchema) -> Option<Predicat
 
 /// Translates a conjunction of filters (DataFusion hands them split).
 pub(crate) fn conjunction(filters: &[Expr], schema: &TableSchema) -> Option<Predicate> {
-    let parts: Vec<Predicate> = filters.iter().filter_map(|f| to_predicate(f, schema)).collect();
+    let parts: Vec<Predicate> = filters
+        .iter()
+        .filter_map(|f| to_predicate(f, schema))
+        .collect();
     match parts.len() {
         0 => None,
         1 => parts.into_iter().next(),
@@ -95,7 +123,11 @@ fn known_column<'a>(schema: &TableSchema, name: &'a str) -> Option<&'a str> {
 }
 
 fn column_type<'s>(schema: &'s TableSchema, name: &str) -> Option<&'s DataType> {
-    schema.fields.iter().find(|f| f.name == name).map(|f| &f.data_type)
+    schema
+        .fields
+        .iter()
+        .find(|f| f.name == name)
+        .map(|f| &f.data_type)
 }
 
 fn compare_op(op: Operator) -> Option<CompareOp> {
@@ -121,10 +153,19 @@ fn flip(op: CompareOp) -> CompareOp {
     }
 }
 
-fn compare(schema: &TableSchema, column: &str, op: CompareOp, value: &ScalarValue) -> Option<Predicate> {
+fn compare(
+    schema: &TableSchema,
+    column: &str,
+    op: CompareOp,
+    value: &ScalarValue,
+) -> Option<Predicate> {
     let data_type = column_type(schema, column)?;
     let value = datum_for(value, data_type)?;
-    Some(Predicate::Compare { column: column.to_string(), op, value })
+    Some(Predicate::Compare {
+        column: column.to_string(),
+        op,
+        value,
+    })
 }
 
 /// A literal as a value of the column's type, when it converts exactly.
@@ -140,10 +181,18 @@ pub(crate) fn datum_for(value: &ScalarValue, data_type: &DataType) -> Option<Dat
             ScalarValue::Boolean(Some(b)) => Some(Datum::Boolean(*b)),
             _ => None,
         },
-        K::TinyInt => integer(value).and_then(|v| i8::try_from(v).ok()).map(Datum::TinyInt),
-        K::SmallInt => integer(value).and_then(|v| i16::try_from(v).ok()).map(Datum::SmallInt),
-        K::Int => integer(value).and_then(|v| i32::try_from(v).ok()).map(Datum::Int),
-        K::BigInt => integer(value).and_then(|v| i64::try_from(v).ok()).map(Datum::BigInt),
+        K::TinyInt => integer(value)
+            .and_then(|v| i8::try_from(v).ok())
+            .map(Datum::TinyInt),
+        K::SmallInt => integer(value)
+            .and_then(|v| i16::try_from(v).ok())
+            .map(Datum::SmallInt),
+        K::Int => integer(value)
+            .and_then(|v| i32::try_from(v).ok())
+            .map(Datum::Int),
+        K::BigInt => integer(value)
+            .and_then(|v| i64::try_from(v).ok())
+            .map(Datum::BigInt),
         K::Float => match value {
             ScalarValue::Float32(Some(f)) => Some(Datum::Float(*f)),
             _ => None,
@@ -155,20 +204,24 @@ pub(crate) fn datum_for(value: &ScalarValue, data_type: &DataType) -> Option<Dat
         },
         K::Decimal { precision, scale } => match value {
             ScalarValue::Decimal128(Some(v), _, s) if i64::from(*s) == i64::from(*scale) => {
-                Some(Datum::Decimal { unscaled: *v, precision: *precision, scale: *scale })
+                Some(Datum::Decimal {
+                    unscaled: *v,
+                    precision: *precision,
+                    scale: *scale,
+                })
             }
             _ => None,
         },
         K::Char(_) | K::VarChar(_) => match value {
-            ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
-                Some(Datum::String(s.clone()))
-            }
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::LargeUtf8(Some(s))
+            | ScalarValue::Utf8View(Some(s)) => Some(Datum::String(s.clone())),
             _ => None,
         },
         K::Binary(_) | K::VarBinary(_) => match value {
-            ScalarValue::Binary(Some(b)) | ScalarValue::LargeBinary(Some(b)) | ScalarValue::BinaryView(Some(b)) => {
-                Some(Datum::Bytes(b.clone()))
-            }
+            ScalarValue::Binary(Some(b))
+            | ScalarValue::LargeBinary(Some(b))
+            | ScalarValue::BinaryView(Some(b)) => Some(Datum::Bytes(b.clone())),
             _ => None,
         },
         K::Date => match value {
@@ -179,11 +232,18 @@ pub(crate) fn datum_for(value: &ScalarValue, data_type: &DataType) -> Option<Dat
             let (millis, nanos_of_milli) = match value {
                 ScalarValue::TimestampSecond(Some(v), _) => (v.checked_mul(1000)?, 0),
                 ScalarValue::TimestampMillisecond(Some(v), _) => (*v, 0),
-                ScalarValue::TimestampMicrosecond(Some(v), _) => (v.div_euclid(1000), (v.rem_euclid(1000) * 1000) as i32),
-                ScalarValue::TimestampNanosecond(Some(v), _) => (v.div_euclid(1_000_000), v.rem_euclid(1_000_000) as i32),
+                ScalarValue::TimestampMicrosecond(Some(v), _) => {
+                    (v.div_euclid(1000), (v.rem_euclid(1000) * 1000) as i32)
+                }
+                ScalarValue::TimestampNanosecond(Some(v), _) => {
+                    (v.div_euclid(1_000_000), v.rem_euclid(1_000_000) as i32)
+                }
                 _ => return None,
             };
-            Some(Datum::Timestamp { millis, nanos_of_milli })
+            Some(Datum::Timestamp {
+                millis,
+                nanos_of_milli,
+            })
         }
         _ => None,
     }
@@ -222,7 +282,14 @@ mod tests {
             fields: vec![
                 field(0, "id", DataTypeKind::BigInt),
                 field(1, "dt", DataTypeKind::VarChar(i32::MAX as u32)),
-                field(2, "amount", DataTypeKind::Decimal { precision: 10, scale: 2 }),
+                field(
+                    2,
+                    "amount",
+                    DataTypeKind::Decimal {
+                        precision: 10,
+                        scale: 2,
+                    },
+                ),
                 field(3, "n", DataTypeKind::Int),
             ],
             highest_field_id: 3,
@@ -237,12 +304,22 @@ mod tests {
     #[test]
     fn comparisons_and_conjunctions() {
         let s = schema();
-        let e = col("id").eq(lit(7i64)).and(lit("2024-01-01").lt_eq(col("dt")));
+        let e = col("id")
+            .eq(lit(7i64))
+            .and(lit("2024-01-01").lt_eq(col("dt")));
         assert_eq!(
             to_predicate(&e, &s),
             Some(Predicate::And(vec![
-                Predicate::Compare { column: "id".into(), op: CompareOp::Eq, value: Datum::BigInt(7) },
-                Predicate::Compare { column: "dt".into(), op: CompareOp::GtEq, value: Datum::String("2024-01-01".into()) },
+                Predicate::Compare {
+                    column: "id".into(),
+                    op: CompareOp::Eq,
+                    value: Datum::BigInt(7)
+                },
+                Predicate::Compare {
+                    column: "dt".into(),
+                    op: CompareOp::GtEq,
+                    value: Datum::String("2024-01-01".into())
+                },
             ]))
         );
     }
@@ -254,7 +331,11 @@ mod tests {
         let e = col("n").lt(lit(5i32)).and(opaque.clone());
         assert_eq!(
             to_predicate(&e, &s),
-            Some(Predicate::Compare { column: "n".into(), op: CompareOp::Lt, value: Datum::Int(5) })
+            Some(Predicate::Compare {
+                column: "n".into(),
+                op: CompareOp::Lt,
+                value: Datum::Int(5)
+            })
         );
         assert_eq!(to_predicate(&col("n").lt(lit(5i32)).or(opaque), &s), None);
     }
@@ -264,27 +345,50 @@ mod tests {
         let s = schema();
         assert_eq!(
             to_predicate(&col("n").eq(lit(5i64)), &s),
-            Some(Predicate::Compare { column: "n".into(), op: CompareOp::Eq, value: Datum::Int(5) })
+            Some(Predicate::Compare {
+                column: "n".into(),
+                op: CompareOp::Eq,
+                value: Datum::Int(5)
+            })
         );
         // Does not fit an INT: no predicate rather than a wrong one.
         assert_eq!(to_predicate(&col("n").eq(lit(1i64 << 40)), &s), None);
         assert_eq!(
-            to_predicate(&col("amount").eq(lit(ScalarValue::Decimal128(Some(1250), 10, 2))), &s),
+            to_predicate(
+                &col("amount").eq(lit(ScalarValue::Decimal128(Some(1250), 10, 2))),
+                &s
+            ),
             Some(Predicate::Compare {
                 column: "amount".into(),
                 op: CompareOp::Eq,
-                value: Datum::Decimal { unscaled: 1250, precision: 10, scale: 2 }
+                value: Datum::Decimal {
+                    unscaled: 1250,
+                    precision: 10,
+                    scale: 2
+                }
             })
         );
-        assert_eq!(to_predicate(&col("amount").eq(lit(ScalarValue::Decimal128(Some(125), 10, 1))), &s), None);
+        assert_eq!(
+            to_predicate(
+                &col("amount").eq(lit(ScalarValue::Decimal128(Some(125), 10, 1))),
+                &s
+            ),
+            None
+        );
         assert_eq!(to_predicate(&col("nope").eq(lit(1i64)), &s), None);
     }
 
     #[test]
     fn null_checks_in_lists_and_between() {
         let s = schema();
-        assert_eq!(to_predicate(&col("dt").is_null(), &s), Some(Predicate::IsNull("dt".into())));
-        assert_eq!(to_predicate(&col("dt").is_not_null(), &s), Some(Predicate::IsNotNull("dt".into())));
+        assert_eq!(
+            to_predicate(&col("dt").is_null(), &s),
+            Some(Predicate::IsNull("dt".into()))
+        );
+        assert_eq!(
+            to_predicate(&col("dt").is_not_null(), &s),
+            Some(Predicate::IsNotNull("dt".into()))
+        );
         assert_eq!(
             to_predicate(&col("id").in_list(vec![lit(1i64), lit(2i64)], true), &s),
             Some(Predicate::Not(Box::new(Predicate::In {
@@ -295,8 +399,16 @@ mod tests {
         assert_eq!(
             to_predicate(&col("id").between(lit(1i64), lit(3i64)), &s),
             Some(Predicate::And(vec![
-                Predicate::Compare { column: "id".into(), op: CompareOp::GtEq, value: Datum::BigInt(1) },
-                Predicate::Compare { column: "id".into(), op: CompareOp::LtEq, value: Datum::BigInt(3) },
+                Predicate::Compare {
+                    column: "id".into(),
+                    op: CompareOp::GtEq,
+                    value: Datum::BigInt(1)
+                },
+                Predicate::Compare {
+                    column: "id".into(),
+                    op: CompareOp::LtEq,
+                    value: Datum::BigInt(3)
+                },
             ]))
         );
     }

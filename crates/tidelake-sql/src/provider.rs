@@ -19,8 +19,8 @@ use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    execute_stream, DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PhysicalExpr, PlanProperties,
-    SendableRecordBatchStream,
+    execute_stream, DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PhysicalExpr,
+    PlanProperties, SendableRecordBatchStream,
 };
 use futures::{StreamExt, TryStreamExt};
 use tidelake_engine::{Predicate, RowKind, ScanPlan, Table};
@@ -53,7 +53,11 @@ impl fmt::Debug for TidelakeTable {
 impl TidelakeTable {
     pub fn new(table: Table, snapshot: Option<i64>) -> Self {
         let schema = table.arrow_schema();
-        TidelakeTable { table, snapshot, schema }
+        TidelakeTable {
+            table,
+            snapshot,
+            schema,
+        }
     }
 
     pub fn table(&self) -> &Table {
@@ -75,14 +79,14 @@ impl TidelakeTable {
     /// Plans an engine scan; the DataFusion side is built by `ScanExec`.
     pub(crate) async fn plan_scan(
         &self,
-        projection: Option<&Vec<usize>>,
+        projection: Option<Vec<usize>>,
         predicate: Option<Predicate>,
         limit: Option<usize>,
     ) -> Result<ScanPlan, SqlError> {
         let mut builder = self
             .table
             .scan()
-            .with_projection(projection.cloned())
+            .with_projection(projection)
             .with_snapshot(self.snapshot)
             .with_limit(limit);
         if let Some(p) = predicate {
@@ -114,7 +118,16 @@ impl TableProvider for TidelakeTable {
             Some(p) => Arc::new(self.schema.project(p)?),
             None => self.schema.clone(),
         };
-        let plan = self.plan_scan(projection, predicate.clone(), limit).await.map_err(to_df)?;
+        // For COUNT(*) DataFusion asks for no column at all; read the first
+        // one and drop it (the engine's merge needs a column to carry rows).
+        let engine_projection = match projection {
+            Some(p) if p.is_empty() && !self.schema.fields().is_empty() => Some(vec![0]),
+            other => other.cloned(),
+        };
+        let plan = self
+            .plan_scan(engine_projection, predicate.clone(), limit)
+            .await
+            .map_err(to_df)?;
         Ok(Arc::new(ScanExec::new(
             self.table.identifier().to_string(),
             Arc::new(plan),
@@ -124,7 +137,10 @@ impl TableProvider for TidelakeTable {
         )))
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
         Ok(filters
             .iter()
             .map(|f| match to_predicate(f, self.table.schema()) {
@@ -152,7 +168,11 @@ impl TableProvider for TidelakeTable {
                 )))
             }
         };
-        Ok(Arc::new(InsertExec::new(self.table.clone(), input, overwrite)))
+        Ok(Arc::new(InsertExec::new(
+            self.table.clone(),
+            input,
+            overwrite,
+        )))
     }
 }
 
@@ -186,7 +206,14 @@ impl ScanExec {
         // An empty table still needs one (empty) partition.
         let partitions = plan.splits().len().max(1);
         let properties = properties(schema.clone(), partitions);
-        ScanExec { table_name, plan, schema, limit, predicate, properties }
+        ScanExec {
+            table_name,
+            plan,
+            schema,
+            limit,
+            predicate,
+            properties,
+        }
     }
 }
 
@@ -201,7 +228,12 @@ impl fmt::Debug for ScanExec {
 
 impl DisplayAs for ScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "TidelakeScan: table={}, splits={}", self.table_name, self.plan.splits().len())?;
+        write!(
+            f,
+            "TidelakeScan: table={}, splits={}",
+            self.table_name,
+            self.plan.splits().len()
+        )?;
         if let Some(s) = self.plan.snapshot() {
             write!(f, ", snapshot={}", s.id)?;
         }
@@ -235,15 +267,24 @@ impl ExecutionPlan for ScanExec {
         Ok(TreeNodeRecursion::Continue)
     }
 
-    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> DfResult<Arc<dyn ExecutionPlan>> {
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
         if children.is_empty() {
             Ok(self)
         } else {
-            Err(DataFusionError::Internal("TidelakeScan has no children".into()))
+            Err(DataFusionError::Internal(
+                "TidelakeScan has no children".into(),
+            ))
         }
     }
 
-    fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
+    fn execute(
+        &self,
+        partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
         let schema = self.schema.clone();
         if self.plan.splits().is_empty() {
             let empty = futures::stream::empty::<DfResult<RecordBatch>>();
@@ -256,28 +297,41 @@ impl ExecutionPlan for ScanExec {
             )));
         }
         let conform_schema = schema.clone();
-        let batches = self.plan.read_split(partition).map_err(to_df).and_then(move |b| {
-            // The engine projects the same Arrow schema; re-label so that
-            // nullability and metadata match what DataFusion planned with.
-            let options = RecordBatchOptions::new().with_row_count(Some(b.num_rows()));
-            futures::future::ready(
-                RecordBatch::try_new_with_options(conform_schema.clone(), b.columns().to_vec(), &options)
-                    .map_err(DataFusionError::from),
-            )
-        });
+        let batches = self
+            .plan
+            .read_split(partition)
+            .map_err(to_df)
+            .and_then(move |b| {
+                // The engine projects the same Arrow schema; re-label so that
+                // nullability and metadata match what DataFusion planned with.
+                let options = RecordBatchOptions::new().with_row_count(Some(b.num_rows()));
+                let columns = if conform_schema.fields().is_empty() {
+                    Vec::new()
+                } else {
+                    b.columns().to_vec()
+                };
+                futures::future::ready(
+                    RecordBatch::try_new_with_options(conform_schema.clone(), columns, &options)
+                        .map_err(DataFusionError::from),
+                )
+            });
         let stream: futures::stream::BoxStream<'static, DfResult<RecordBatch>> = match self.limit {
             None => batches.boxed(),
-            Some(limit) => {
-                let mut left = limit;
-                batches
-                    .try_take_while(move |_| futures::future::ready(Ok(left > 0)))
-                    .map_ok(move |b| {
-                        let n = b.num_rows().min(left);
-                        left -= n;
-                        b.slice(0, n)
-                    })
-                    .boxed()
-            }
+            Some(limit) => batches
+                .scan(limit, |left, item| {
+                    // Stop reading once `limit` rows went out.
+                    let next = match item {
+                        Ok(_) if *left == 0 => None,
+                        Ok(b) => {
+                            let n = b.num_rows().min(*left);
+                            *left -= n;
+                            Some(Ok(b.slice(0, n)))
+                        }
+                        Err(e) => Some(Err(e)),
+                    };
+                    futures::future::ready(next)
+                })
+                .boxed(),
         };
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
     }
@@ -285,7 +339,11 @@ impl ExecutionPlan for ScanExec {
 
 /// The schema of a DML result: one row with the number of rows changed.
 pub(crate) fn count_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![Field::new("count", ArrowType::UInt64, false)]))
+    Arc::new(Schema::new(vec![Field::new(
+        "count",
+        ArrowType::UInt64,
+        false,
+    )]))
 }
 
 pub(crate) fn count_batch(count: u64) -> DfResult<RecordBatch> {
@@ -329,7 +387,12 @@ pub(crate) struct InsertExec {
 
 impl InsertExec {
     fn new(table: Table, input: Arc<dyn ExecutionPlan>, overwrite: bool) -> Self {
-        InsertExec { table, input, overwrite, properties: properties(count_schema(), 1) }
+        InsertExec {
+            table,
+            input,
+            overwrite,
+            properties: properties(count_schema(), 1),
+        }
     }
 }
 
@@ -344,7 +407,12 @@ impl fmt::Debug for InsertExec {
 
 impl DisplayAs for InsertExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "TidelakeInsert: table={}, overwrite={}", self.table.identifier(), self.overwrite)
+        write!(
+            f,
+            "TidelakeInsert: table={}, overwrite={}",
+            self.table.identifier(),
+            self.overwrite
+        )
     }
 }
 
@@ -368,25 +436,45 @@ impl ExecutionPlan for InsertExec {
         Ok(TreeNodeRecursion::Continue)
     }
 
-    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> DfResult<Arc<dyn ExecutionPlan>> {
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
         match <[_; 1]>::try_from(children) {
-            Ok([input]) => Ok(Arc::new(InsertExec::new(self.table.clone(), input, self.overwrite))),
-            Err(_) => Err(DataFusionError::Internal("TidelakeInsert takes exactly one input".into())),
+            Ok([input]) => Ok(Arc::new(InsertExec::new(
+                self.table.clone(),
+                input,
+                self.overwrite,
+            ))),
+            Err(_) => Err(DataFusionError::Internal(
+                "TidelakeInsert takes exactly one input".into(),
+            )),
         }
     }
 
-    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
         if partition != 0 {
-            return Err(DataFusionError::Internal(format!("TidelakeInsert has no partition {partition}")));
+            return Err(DataFusionError::Internal(format!(
+                "TidelakeInsert has no partition {partition}"
+            )));
         }
         let table = self.table.clone();
         let input = self.input.clone();
         let overwrite = self.overwrite;
         let result = futures::stream::once(async move {
-            let rows = write_all(table, input, overwrite, context).await.map_err(to_df)?;
+            let rows = write_all(table, input, overwrite, context)
+                .await
+                .map_err(to_df)?;
             count_batch(rows)
         });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(count_schema(), result)))
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            count_schema(),
+            result,
+        )))
     }
 }
 

@@ -39,11 +39,17 @@ pub struct CommandStatus {
 
 impl CommandStatus {
     fn new(command: &'static str) -> Self {
-        CommandStatus { command, rows: None }
+        CommandStatus {
+            command,
+            rows: None,
+        }
     }
 
     fn with_rows(command: &'static str, rows: u64) -> Self {
-        CommandStatus { command, rows: Some(rows) }
+        CommandStatus {
+            command,
+            rows: Some(rows),
+        }
     }
 }
 
@@ -62,7 +68,10 @@ impl fmt::Display for CommandStatus {
 #[derive(Clone, Debug)]
 pub enum StatementResult {
     /// A query (or SHOW/DESCRIBE): its schema and every row.
-    Rows { schema: SchemaRef, batches: Vec<RecordBatch> },
+    Rows {
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    },
     /// A statement without rows.
     Status(CommandStatus),
 }
@@ -85,13 +94,18 @@ pub struct QueryStream {
 impl QueryStream {
     pub async fn collect(self) -> Result<StatementResult> {
         let batches: Vec<RecordBatch> = self.stream.try_collect().await?;
-        Ok(StatementResult::Rows { schema: self.schema, batches })
+        Ok(StatementResult::Rows {
+            schema: self.schema,
+            batches,
+        })
     }
 }
 
 impl fmt::Debug for QueryStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("QueryStream").field("schema", &self.schema).finish()
+        f.debug_struct("QueryStream")
+            .field("schema", &self.schema)
+            .finish()
     }
 }
 
@@ -155,11 +169,17 @@ impl Session {
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(false);
         config.options_mut().sql_parser.dialect = Dialect::PostgreSQL;
+        // `12.50` is an exact numeric, as in PostgreSQL, not a float.
+        config.options_mut().sql_parser.parse_float_as_decimal = true;
         let ctx = SessionContext::new_with_config(config);
         let tidelake = Arc::new(TidelakeCatalog::new(catalog.clone()));
         tidelake.refresh().await?;
         ctx.register_catalog(CATALOG_NAME, tidelake.clone());
-        Ok(Session { catalog, tidelake, ctx })
+        Ok(Session {
+            catalog,
+            tidelake,
+            ctx,
+        })
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -167,11 +187,24 @@ impl Session {
     }
 
     pub fn current_database(&self) -> String {
-        self.ctx.state_ref().read().config().options().catalog.default_schema.clone()
+        self.ctx
+            .state_ref()
+            .read()
+            .config()
+            .options()
+            .catalog
+            .default_schema
+            .clone()
     }
 
     fn set_current_database(&self, name: &str) {
-        self.ctx.state_ref().write().config_mut().options_mut().catalog.default_schema = name.to_string();
+        self.ctx
+            .state_ref()
+            .write()
+            .config_mut()
+            .options_mut()
+            .catalog
+            .default_schema = name.to_string();
     }
 
     /// Splits a script into statement texts (`;`-separated, comments and
@@ -210,12 +243,30 @@ impl Session {
                 let statement = statements.remove(0);
                 self.run(&statement).await
             }
-            n => Err(SqlError::syntax(format!("expected one statement, found {n}"), None)),
+            n => Err(SqlError::syntax(
+                format!("expected one statement, found {n}"),
+                None,
+            )),
         }
     }
 
     async fn run(&self, statement: &RawStatement) -> Result<StreamingResult> {
         tracing::debug!(sql = %statement.text, "running statement");
+        if crate::procedures::is_call(&statement.text) {
+            let result = crate::procedures::run_call(
+                &self.catalog,
+                &self.current_database(),
+                &statement.text,
+            )
+            .await?;
+            return Ok(match result {
+                StatementResult::Rows { schema, batches } => StreamingResult::Rows(QueryStream {
+                    schema,
+                    stream: futures::stream::iter(batches.into_iter().map(Ok)).boxed(),
+                }),
+                StatementResult::Status(s) => StreamingResult::Status(s),
+            });
+        }
         if is_ddl(statement) {
             let ddl = parse_ddl(statement)?;
             self.run_ddl(ddl).await
@@ -225,25 +276,37 @@ impl Session {
     }
 
     fn identifier(&self, name: &TableName) -> Identifier {
-        let database = name.database.clone().unwrap_or_else(|| self.current_database());
+        let database = name
+            .database
+            .clone()
+            .unwrap_or_else(|| self.current_database());
         Identifier::new(database, name.table.clone())
     }
 
     async fn run_ddl(&self, ddl: DdlStatement) -> Result<StreamingResult> {
         let status = |c| Ok(StreamingResult::Status(CommandStatus::new(c)));
         match ddl {
-            DdlStatement::CreateDatabase { name, if_not_exists } => {
+            DdlStatement::CreateDatabase {
+                name,
+                if_not_exists,
+            } => {
                 self.catalog.create_database(&name, if_not_exists).await?;
                 self.tidelake.refresh().await?;
                 status("CREATE DATABASE")
             }
-            DdlStatement::DropDatabase { name, if_exists, cascade } => {
+            DdlStatement::DropDatabase {
+                name,
+                if_exists,
+                cascade,
+            } => {
                 if name == self.current_database() && name != DEFAULT_DATABASE {
                     return Err(SqlError::Plan(format!(
                         "cannot drop database '{name}' while it is the current database (USE another one first)"
                     )));
                 }
-                self.catalog.drop_database(&name, if_exists, cascade).await?;
+                self.catalog
+                    .drop_database(&name, if_exists, cascade)
+                    .await?;
                 self.tidelake.refresh().await?;
                 status("DROP DATABASE")
             }
@@ -297,10 +360,16 @@ impl Session {
         let mut seen = std::collections::HashSet::new();
         for c in &columns {
             if !seen.insert(c.name.as_str()) {
-                return Err(SqlError::DuplicateColumn(format!("column '{}' is declared twice", c.name)));
+                return Err(SqlError::DuplicateColumn(format!(
+                    "column '{}' is declared twice",
+                    c.name
+                )));
             }
         }
-        for (what, keys) in [("primary key", &primary_keys), ("partition", &create.partition_keys)] {
+        for (what, keys) in [
+            ("primary key", &primary_keys),
+            ("partition", &create.partition_keys),
+        ] {
             if let Some(missing) = keys.iter().find(|k| !seen.contains(k.as_str())) {
                 return Err(SqlError::UndefinedColumn(format!(
                     "{what} column '{missing}' is not a column of table '{id}'"
@@ -317,7 +386,9 @@ impl Session {
             options: create.options,
             comment: create.comment,
         };
-        self.catalog.create_table(&id, spec, create.if_not_exists).await?;
+        self.catalog
+            .create_table(&id, spec, create.if_not_exists)
+            .await?;
         Ok(())
     }
 
@@ -337,32 +408,63 @@ impl Session {
             })?;
         let mut parsed: Vec<DfStatement> = parsed.into_iter().collect();
         if parsed.len() != 1 {
-            return Err(SqlError::Internal(format!("one statement was split into {}", parsed.len())));
+            return Err(SqlError::Internal(format!(
+                "one statement was split into {}",
+                parsed.len()
+            )));
         }
-        let parsed = parsed.remove(0);
+        let mut parsed = parsed.remove(0);
+        exponent_literals_as_double(&mut parsed);
         if let DfStatement::CreateExternalTable(_) | DfStatement::CopyTo(_) = parsed {
             return Err(SqlError::Unsupported(
-                "CREATE EXTERNAL TABLE and COPY are not supported: tables live in the warehouse".into(),
+                "CREATE EXTERNAL TABLE and COPY are not supported: tables live in the warehouse"
+                    .into(),
             ));
         }
         let state = self.ctx.state();
         let plan = state.statement_to_plan(parsed).await?;
         refuse_foreign_statements(&plan)?;
         match &plan {
-            LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Delete | WriteOp::Update | WriteOp::Truncate) => {
-                let command = if dml.op == WriteOp::Update { "UPDATE" } else { "DELETE" };
+            LogicalPlan::Dml(dml)
+                if matches!(
+                    dml.op,
+                    WriteOp::Delete | WriteOp::Update | WriteOp::Truncate
+                ) =>
+            {
+                let command = if dml.op == WriteOp::Update {
+                    "UPDATE"
+                } else {
+                    "DELETE"
+                };
                 let rows = execute_dml(&state, dml).await?;
-                Ok(StreamingResult::Status(CommandStatus::with_rows(command, rows)))
+                Ok(StreamingResult::Status(CommandStatus::with_rows(
+                    command, rows,
+                )))
             }
             LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(_)) => {
+                let is_ours = datafusion::datasource::source_as_provider(&dml.target)
+                    .is_ok_and(|p| p.downcast_ref::<crate::provider::TidelakeTable>().is_some());
+                if !is_ours {
+                    return Err(SqlError::Unsupported(format!(
+                        "'{}' is a system table: it can only be queried",
+                        dml.table_name
+                    )));
+                }
                 refuse_missing_values(dml)?;
                 let batches = DataFrame::new(state, plan).collect().await?;
-                Ok(StreamingResult::Status(CommandStatus::with_rows("INSERT", count_of(&batches)?)))
+                Ok(StreamingResult::Status(CommandStatus::with_rows(
+                    "INSERT",
+                    count_of(&batches)?,
+                )))
             }
             _ => {
                 let frame = DataFrame::new(state, plan);
                 let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-                let stream = frame.execute_stream().await?.map_err(SqlError::from).boxed();
+                let stream = frame
+                    .execute_stream()
+                    .await?
+                    .map_err(SqlError::from)
+                    .boxed();
                 Ok(StreamingResult::Rows(QueryStream { schema, stream }))
             }
         }
@@ -371,7 +473,10 @@ impl Session {
 
 fn rows(batch: RecordBatch) -> Result<StreamingResult> {
     let schema = batch.schema();
-    Ok(StreamingResult::Rows(QueryStream { schema, stream: futures::stream::iter(vec![Ok(batch)]).boxed() }))
+    Ok(StreamingResult::Rows(QueryStream {
+        schema,
+        stream: futures::stream::iter(vec![Ok(batch)]).boxed(),
+    }))
 }
 
 /// DataFusion's own DDL and session statements would change only this
@@ -380,43 +485,132 @@ fn refuse_foreign_statements(plan: &LogicalPlan) -> Result<()> {
     match plan {
         LogicalPlan::Ddl(ddl) => Err(SqlError::Unsupported(format!(
             "{} is not supported (tables are created with CREATE TABLE in the warehouse)",
-            ddl.name()
+            words(ddl.name())
         ))),
-        LogicalPlan::Statement(s) => Err(SqlError::Unsupported(format!("{} is not supported", s.name()))),
+        LogicalPlan::Statement(s) => Err(SqlError::Unsupported(format!(
+            "{} is not supported",
+            words(s.name())
+        ))),
         LogicalPlan::Copy(_) => Err(SqlError::Unsupported("COPY is not supported".into())),
-        LogicalPlan::Dml(dml) if dml.op == WriteOp::Ctas => {
-            Err(SqlError::Unsupported("CREATE TABLE ... AS SELECT is not supported yet".into()))
-        }
+        LogicalPlan::Dml(dml) if dml.op == WriteOp::Ctas => Err(SqlError::Unsupported(
+            "CREATE TABLE ... AS SELECT is not supported yet".into(),
+        )),
         _ => Ok(()),
     }
 }
 
-/// An INSERT whose column list leaves out a NOT NULL column fills it with
-/// NULL; say so before any row is written.
+/// Numeric literals are exact (DECIMAL) unless written with an exponent:
+/// `12.50` keeps its digits, `1e-300` is a DOUBLE (as in Spark and Flink;
+/// DECIMAL could not hold it).
+fn exponent_literals_as_double(statement: &mut DfStatement) {
+    use datafusion::sql::sqlparser::ast::{
+        visit_expressions_mut, CastKind, DataType as SqlType, ExactNumberInfo, Expr as SqlExpr,
+        Value,
+    };
+    match statement {
+        DfStatement::Statement(inner) => {
+            let _ = visit_expressions_mut(inner.as_mut(), |expr| {
+                if let SqlExpr::Value(v) = expr {
+                    if let Value::Number(n, _) = &v.value {
+                        if n.contains(['e', 'E']) {
+                            *expr = SqlExpr::Cast {
+                                kind: CastKind::Cast,
+                                expr: Box::new(SqlExpr::Value(
+                                    Value::SingleQuotedString(n.clone()).with_empty_span(),
+                                )),
+                                data_type: SqlType::Double(ExactNumberInfo::None),
+                                array: false,
+                                format: None,
+                            };
+                        }
+                    }
+                }
+                std::ops::ControlFlow::<()>::Continue(())
+            });
+        }
+        DfStatement::Explain(explain) => exponent_literals_as_double(&mut explain.statement),
+        _ => {}
+    }
+}
+
+/// `CreateView` as `CREATE VIEW`.
+fn words(camel: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push(' ');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+/// Looks through aliases and casts.
+fn strip_casts(mut expr: &Expr) -> &Expr {
+    loop {
+        expr = match expr {
+            Expr::Alias(a) => a.expr.as_ref(),
+            Expr::Cast(c) => c.expr.as_ref(),
+            Expr::TryCast(c) => c.expr.as_ref(),
+            _ => return expr,
+        };
+    }
+}
+
+fn is_null_literal(expr: &Expr) -> bool {
+    matches!(strip_casts(expr), Expr::Literal(v, _) if v.is_null())
+}
+
+/// NULLs an INSERT would put into NOT NULL columns, found before any row is
+/// written: columns left out of the column list (filled with NULL) and NULL
+/// literals in VALUES.
 fn refuse_missing_values(dml: &datafusion::logical_expr::DmlStatement) -> Result<()> {
     let LogicalPlan::Projection(projection) = dml.input.as_ref() else {
         return Ok(());
+    };
+    let provider = datafusion::datasource::source_as_provider(&dml.target).ok();
+    let table = provider
+        .as_ref()
+        .and_then(|p| p.downcast_ref::<crate::provider::TidelakeTable>());
+    let table_name = table
+        .map(|t| t.table().identifier().to_string())
+        .unwrap_or_else(|| dml.table_name.to_string());
+    let is_key =
+        |name: &str| table.is_some_and(|t| t.table().primary_keys().iter().any(|k| k == name));
+    let values = match projection.input.as_ref() {
+        LogicalPlan::Values(v) => Some(v),
+        _ => None,
     };
     let schema = dml.target.schema();
     for (field, expr) in schema.fields().iter().zip(&projection.expr) {
         if field.is_nullable() {
             continue;
         }
-        let mut inner = expr;
-        loop {
-            inner = match inner {
-                Expr::Alias(a) => a.expr.as_ref(),
-                Expr::Cast(c) => c.expr.as_ref(),
-                Expr::TryCast(c) => c.expr.as_ref(),
-                _ => break,
-            };
+        let not_null = |hint: &str| SqlError::NotNull {
+            table: table_name.clone(),
+            column: field.name().clone(),
+            hint: hint.to_string(),
+        };
+        if is_null_literal(expr) {
+            return Err(not_null(" (the INSERT gives it no value)"));
         }
-        if matches!(inner, Expr::Literal(v, _) if v.is_null()) {
-            return Err(SqlError::NotNull {
-                table: dml.table_name.to_string(),
-                column: field.name().clone(),
-                hint: " (the INSERT gives it no value)".into(),
-            });
+        let (Some(values), Expr::Column(column)) = (values, strip_casts(expr)) else {
+            continue;
+        };
+        let Some(index) = values.schema.index_of_column(column).ok() else {
+            continue;
+        };
+        if values
+            .values
+            .iter()
+            .any(|row| row.get(index).is_some_and(is_null_literal))
+        {
+            let hint = if is_key(field.name()) {
+                " (primary key columns always need a value)"
+            } else {
+                ""
+            };
+            return Err(not_null(hint));
         }
     }
     Ok(())
@@ -425,8 +619,14 @@ fn refuse_missing_values(dml: &datafusion::logical_expr::DmlStatement) -> Result
 fn count_of(batches: &[RecordBatch]) -> Result<u64> {
     let mut total = 0;
     for b in batches {
-        let Some(counts) = b.columns().first().and_then(|c| c.as_any().downcast_ref::<UInt64Array>()) else {
-            return Err(SqlError::Internal("an INSERT did not report its row count".into()));
+        let Some(counts) = b
+            .columns()
+            .first()
+            .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
+        else {
+            return Err(SqlError::Internal(
+                "an INSERT did not report its row count".into(),
+            ));
         };
         total += counts.iter().flatten().sum::<u64>();
         debug_assert!(counts.null_count() == 0);
@@ -446,5 +646,32 @@ impl QueryHandler for Session {
 
     fn current_database(&self) -> String {
         Session::current_database(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statement_names_read_as_sql() {
+        assert_eq!(words("CreateView"), "CREATE VIEW");
+        assert_eq!(words("TransactionStart"), "TRANSACTION START");
+    }
+
+    #[test]
+    fn statuses_print_like_psql() {
+        assert_eq!(
+            CommandStatus::with_rows("INSERT", 3).to_string(),
+            "INSERT 0 3"
+        );
+        assert_eq!(
+            CommandStatus::with_rows("DELETE", 0).to_string(),
+            "DELETE 0"
+        );
+        assert_eq!(
+            CommandStatus::new("CREATE TABLE").to_string(),
+            "CREATE TABLE"
+        );
     }
 }

@@ -4,7 +4,10 @@
 //!
 //! Errors print as `[SQLSTATE] message`, so files can pin both the code and
 //! the message: `statement error \[42P01\] table 'default.x' does not exist`.
-//! Values print as text; NULL as `NULL`, the empty string as `(empty)`.
+//! `$WAREHOUSE` (after `control substitution on`) is the warehouse path.
+//! Values print as text; NULL as `NULL`, the empty string as `(empty)`. A
+//! one-column row whose value spans lines (SHOW CREATE TABLE) becomes one
+//! row per line.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -71,8 +74,13 @@ fn rows_of(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>, HarnessError> {
                         text
                     }
                 })
-                .collect();
-            rows.push(values);
+                .collect::<Vec<String>>();
+            match values.as_slice() {
+                [single] if single.contains('\n') => {
+                    rows.extend(single.lines().map(|l| vec![l.to_string()]))
+                }
+                _ => rows.push(values),
+            }
         }
     }
     Ok(rows)
@@ -87,10 +95,16 @@ impl AsyncDB for TidelakeDb {
         let mut results = self.session.execute(sql).await.map_err(HarnessError)?;
         match results.pop() {
             Some(StatementResult::Rows { schema, batches }) => Ok(DBOutput::Rows {
-                types: schema.fields().iter().map(|f| column_type(f.data_type())).collect(),
+                types: schema
+                    .fields()
+                    .iter()
+                    .map(|f| column_type(f.data_type()))
+                    .collect(),
                 rows: rows_of(&batches)?,
             }),
-            Some(StatementResult::Status(status)) => Ok(DBOutput::StatementComplete(status.rows.unwrap_or(0))),
+            Some(StatementResult::Status(status)) => {
+                Ok(DBOutput::StatementComplete(status.rows.unwrap_or(0)))
+            }
             None => Ok(DBOutput::StatementComplete(0)),
         }
     }
@@ -111,13 +125,26 @@ impl AsyncDB for TidelakeDb {
 }
 
 async fn run_file(path: &Path) -> Result<(), String> {
-    let dir = tempfile::tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+    let dir =
+        tempfile::tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
     let warehouse = dir.path().join("warehouse").to_string_lossy().to_string();
+    let warehouse_var = warehouse.clone();
     let mut runner = sqllogictest::Runner::new(move || {
         let warehouse = warehouse.clone();
-        async move { Session::open(&warehouse).await.map(|session| TidelakeDb { session }).map_err(HarnessError) }
+        async move {
+            Session::open(&warehouse)
+                .await
+                .map(|session| TidelakeDb { session })
+                .map_err(HarnessError)
+        }
     });
-    runner.run_file_async(path).await.map_err(|e| e.display(true).to_string())
+    // For `system` commands that damage the warehouse on purpose
+    // (`control substitution on`, then `$WAREHOUSE`).
+    runner.set_var("WAREHOUSE".to_string(), warehouse_var);
+    runner
+        .run_file_async(path)
+        .await
+        .map_err(|e| e.display(true).to_string())
 }
 
 fn slt_files() -> Vec<PathBuf> {
@@ -132,8 +159,15 @@ fn slt_files() -> Vec<PathBuf> {
 
 fn main() -> ExitCode {
     // Arguments cargo passes to test binaries (e.g. --nocapture) are not filters.
-    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cannot start a runtime: {e}");
@@ -148,7 +182,10 @@ fn main() -> ExitCode {
     let mut failed = 0;
     let mut ran = 0;
     for file in files {
-        let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
             continue;
         }

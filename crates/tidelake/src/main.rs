@@ -88,7 +88,12 @@ enum Script {
 /// The -e and -f arguments in the order they were given.
 fn scripts_in_order(args: &SqlArgs, matches: &ArgMatches) -> Vec<Script> {
     let mut indexed: Vec<(usize, Script)> = Vec::new();
-    let indices = |id: &str| matches.indices_of(id).map(|i| i.collect::<Vec<_>>()).unwrap_or_default();
+    let indices = |id: &str| {
+        matches
+            .indices_of(id)
+            .map(|i| i.collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
     for (index, sql) in indices("execute").into_iter().zip(&args.execute) {
         indexed.push((index, Script::Inline(sql.clone())));
     }
@@ -101,7 +106,11 @@ fn scripts_in_order(args: &SqlArgs, matches: &ArgMatches) -> Vec<Script> {
 
 /// Prints an error as one line: `error[CODE]: message`.
 fn report(error: &SqlError) {
-    let message = error.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+    let message = error
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     eprintln!("error[{}]: {message}", error.code());
 }
 
@@ -177,17 +186,26 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let warehouse = cli.warehouse.clone().unwrap_or_else(|| "./warehouse".to_string());
+    let warehouse = cli
+        .warehouse
+        .clone()
+        .unwrap_or_else(|| "./warehouse".to_string());
     match cli.command {
         Command::Sql(args) => {
-            let sub = matches.subcommand_matches("sql").cloned().unwrap_or_default();
+            let sub = matches
+                .subcommand_matches("sql")
+                .cloned()
+                .unwrap_or_default();
             runtime.block_on(run_sql(&warehouse, args, &sub))
         }
     }

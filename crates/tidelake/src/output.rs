@@ -46,11 +46,18 @@ pub fn print_result(
     Ok(())
 }
 
-fn write_table(schema: &SchemaRef, batches: &[RecordBatch], out: &mut dyn Write) -> Result<(), ArrowError> {
+fn write_table(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    out: &mut dyn Write,
+) -> Result<(), ArrowError> {
     let options = FormatOptions::default().with_null("NULL");
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     let table = if batches.is_empty() {
-        arrow::util::pretty::pretty_format_batches_with_options(&[RecordBatch::new_empty(schema.clone())], &options)?
+        arrow::util::pretty::pretty_format_batches_with_options(
+            &[RecordBatch::new_empty(schema.clone())],
+            &options,
+        )?
     } else {
         arrow::util::pretty::pretty_format_batches_with_options(batches, &options)?
     };
@@ -59,8 +66,14 @@ fn write_table(schema: &SchemaRef, batches: &[RecordBatch], out: &mut dyn Write)
     Ok(())
 }
 
-fn write_csv(schema: &SchemaRef, batches: &[RecordBatch], out: &mut dyn Write) -> Result<(), ArrowError> {
-    let mut writer = arrow::csv::WriterBuilder::new().with_header(true).build(out);
+fn write_csv(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    out: &mut dyn Write,
+) -> Result<(), ArrowError> {
+    let mut writer = arrow::csv::WriterBuilder::new()
+        .with_header(true)
+        .build(out);
     if batches.iter().all(|b| b.num_rows() == 0) {
         // The header alone, so that an empty result still names its columns.
         writer.write(&RecordBatch::new_empty(schema.clone()))?;
@@ -102,7 +115,11 @@ mod tests {
             vec![
                 Arc::new(Int64Array::from(vec![1, 2])),
                 Arc::new(StringArray::from(vec![Some("a, \"b\""), None])),
-                Arc::new(Decimal128Array::from(vec![Some(1250), None]).with_precision_and_scale(10, 2).unwrap()),
+                Arc::new(
+                    Decimal128Array::from(vec![Some(1250), None])
+                        .with_precision_and_scale(10, 2)
+                        .unwrap(),
+                ),
             ],
         )
         .unwrap();
@@ -112,7 +129,10 @@ mod tests {
     fn render(result: &StatementResult, format: Format) -> (String, String) {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         print_result(result, format, &mut out, &mut err).unwrap();
-        (String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+        (
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
     }
 
     #[test]
@@ -132,18 +152,39 @@ mod tests {
     #[test]
     fn tables_end_with_a_row_count() {
         let (schema, batches) = sample();
-        let (out, _) = render(&StatementResult::Rows { schema: schema.clone(), batches }, Format::Table);
+        let (out, _) = render(
+            &StatementResult::Rows {
+                schema: schema.clone(),
+                batches,
+            },
+            Format::Table,
+        );
         assert!(out.ends_with("(2 rows)\n"), "{out}");
         assert!(out.contains("| 1  | a, \"b\" | 12.50  |"), "{out}");
-        let (empty, _) = render(&StatementResult::Rows { schema, batches: vec![] }, Format::Table);
+        let (empty, _) = render(
+            &StatementResult::Rows {
+                schema,
+                batches: vec![],
+            },
+            Format::Table,
+        );
         assert!(empty.contains("| id | name | amount |"), "{empty}");
         assert!(empty.ends_with("(0 rows)\n"), "{empty}");
     }
 
     #[test]
     fn statuses_go_to_stderr_for_machine_formats() {
-        let status = StatementResult::Status(CommandStatus { command: "INSERT", rows: Some(3) });
-        assert_eq!(render(&status, Format::Table), ("INSERT 0 3\n".into(), String::new()));
-        assert_eq!(render(&status, Format::Csv), (String::new(), "INSERT 0 3\n".into()));
+        let status = StatementResult::Status(CommandStatus {
+            command: "INSERT",
+            rows: Some(3),
+        });
+        assert_eq!(
+            render(&status, Format::Table),
+            ("INSERT 0 3\n".into(), String::new())
+        );
+        assert_eq!(
+            render(&status, Format::Csv),
+            (String::new(), "INSERT 0 3\n".into())
+        );
     }
 }

@@ -34,7 +34,10 @@ pub async fn run(session: &Session, format: Format) -> ExitCode {
         // A missing history file is normal on first use.
         let _ = editor.load_history(path);
     }
-    println!("tidelake SQL shell on {} (end statements with ';', \\q to quit)", session.catalog().warehouse_uri());
+    println!(
+        "tidelake SQL shell on {} (end statements with ';', \\q to quit)",
+        session.catalog().warehouse_uri()
+    );
     let mut buffer = String::new();
     loop {
         let prompt = if buffer.is_empty() {

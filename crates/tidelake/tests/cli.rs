@@ -1,0 +1,343 @@
+//! The `tidelake` binary end to end: -e/-f/stdin, output formats, exit
+//! codes and one-line errors. Each test uses its own temporary warehouse.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn tidelake(warehouse: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tidelake"));
+    command
+        .arg("--warehouse")
+        .arg(warehouse)
+        .env_remove("TIDELAKE_WAREHOUSE")
+        .env_remove("RUST_LOG");
+    command
+}
+
+fn run(command: &mut Command) -> Output {
+    command.output().expect("the tidelake binary runs")
+}
+
+fn run_with_stdin(command: &mut Command, stdin: &str) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the tidelake binary starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(stdin.as_bytes())
+        .expect("stdin takes the script");
+    child
+        .wait_with_output()
+        .expect("the tidelake binary finishes")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("stdout is UTF-8")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).expect("stderr is UTF-8")
+}
+
+fn setup(warehouse: &Path) {
+    let output = run(tidelake(warehouse).args([
+        "sql",
+        "-e",
+        "CREATE TABLE t (id BIGINT, name STRING, amount DECIMAL(10, 2), ts TIMESTAMP(3), PRIMARY KEY (id) NOT ENFORCED)",
+        "-e",
+        "INSERT INTO t VALUES (1, 'a, \"b\"', 12.5, TIMESTAMP '2024-01-02 03:04:05.678'), (2, NULL, NULL, NULL)",
+    ]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "CREATE TABLE\nINSERT 0 2\n");
+}
+
+#[test]
+fn table_format_is_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let output = run(tidelake(dir.path()).args(["sql", "-e", "SELECT * FROM t ORDER BY id"]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        "\
++----+--------+--------+-------------------------+
+| id | name   | amount | ts                      |
++----+--------+--------+-------------------------+
+| 1  | a, \"b\" | 12.50  | 2024-01-02T03:04:05.678 |
+| 2  | NULL   | NULL   | NULL                    |
++----+--------+--------+-------------------------+
+(2 rows)
+"
+    );
+    assert_eq!(stderr(&output), "");
+}
+
+#[test]
+fn csv_is_rfc4180_with_a_header_and_statuses_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let output = run(tidelake(dir.path()).args([
+        "sql",
+        "--format",
+        "csv",
+        "-e",
+        "INSERT INTO t VALUES (3, 'line\nbreak', 1, NULL)",
+        "-e",
+        "SELECT * FROM t ORDER BY id",
+    ]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        "id,name,amount,ts\n1,\"a, \"\"b\"\"\",12.50,2024-01-02T03:04:05.678\n2,,,\n3,\"line\nbreak\",1.00,\n"
+    );
+    assert_eq!(stderr(&output), "INSERT 0 1\n");
+}
+
+#[test]
+fn json_is_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let output = run(tidelake(dir.path()).args([
+        "sql",
+        "--format",
+        "json",
+        "-e",
+        "SELECT * FROM t ORDER BY id",
+    ]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        "{\"id\":1,\"name\":\"a, \\\"b\\\"\",\"amount\":12.50,\"ts\":\"2024-01-02T03:04:05.678\"}\n\
+         {\"id\":2,\"name\":null,\"amount\":null,\"ts\":null}\n"
+    );
+}
+
+#[test]
+fn empty_results_still_name_their_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let csv = run(tidelake(dir.path()).args([
+        "sql",
+        "--format",
+        "csv",
+        "-e",
+        "SELECT id, name FROM t WHERE id > 100",
+    ]));
+    assert_eq!(stdout(&csv), "id,name\n");
+    let json = run(tidelake(dir.path()).args([
+        "sql",
+        "--format",
+        "json",
+        "-e",
+        "SELECT id FROM t WHERE id > 100",
+    ]));
+    assert_eq!(stdout(&json), "");
+    let table = run(tidelake(dir.path()).args(["sql", "-e", "SELECT id FROM t WHERE id > 100"]));
+    assert_eq!(stdout(&table), "+----+\n| id |\n+----+\n+----+\n(0 rows)\n");
+}
+
+#[test]
+fn the_first_failing_statement_stops_the_run_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let output = run(tidelake(dir.path()).args([
+        "sql",
+        "-e",
+        "INSERT INTO t VALUES (5, 'five', NULL, NULL)",
+        "-e",
+        "SELECT * FROM missing",
+        "-e",
+        "INSERT INTO t VALUES (6, 'six', NULL, NULL)",
+    ]));
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stdout(&output), "INSERT 0 1\n");
+    assert_eq!(
+        stderr(&output),
+        "error[42P01]: table 'default.missing' does not exist\n"
+    );
+    let ids = run(tidelake(dir.path()).args([
+        "sql",
+        "--format",
+        "csv",
+        "-e",
+        "SELECT id FROM t ORDER BY id",
+    ]));
+    assert_eq!(stdout(&ids), "id\n1\n2\n5\n");
+}
+
+#[test]
+fn multi_line_errors_are_printed_on_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(tidelake(dir.path()).args(["sql", "-e", "SELECT 1;\nSELECT (1\nFROM t"]));
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error[42601]: syntax error at line 3, column 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn files_and_inline_statements_run_in_command_line_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("load.sql");
+    std::fs::write(
+        &script,
+        "-- a comment; with a semicolon\nINSERT INTO n VALUES (2);\n/* another; */ INSERT INTO n VALUES (3);\n",
+    )
+    .unwrap();
+    let output = run(tidelake(&dir.path().join("wh")).args([
+        "sql",
+        "--format",
+        "csv",
+        "-e",
+        "CREATE TABLE n (x INT); INSERT INTO n VALUES (1)",
+        "-f",
+        script.to_str().unwrap(),
+        "-e",
+        "SELECT x FROM n ORDER BY x",
+    ]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "x\n1\n2\n3\n");
+    assert_eq!(
+        stderr(&output),
+        "CREATE TABLE\nINSERT 0 1\nINSERT 0 1\nINSERT 0 1\n"
+    );
+}
+
+#[test]
+fn a_missing_file_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(tidelake(dir.path()).args(["sql", "-f", "/nonexistent/script.sql"]));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).starts_with("error: cannot read '/nonexistent/script.sql'"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn statements_are_read_from_stdin_without_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_with_stdin(
+        tidelake(dir.path()).args(["sql", "--format", "json"]),
+        "CREATE TABLE s (k INT, v STRING, PRIMARY KEY (k));\nINSERT INTO s VALUES (1, 'a');\nINSERT INTO s VALUES (1, 'b');\nSELECT * FROM s;\n",
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "{\"k\":1,\"v\":\"b\"}\n");
+    let failing = run_with_stdin(
+        tidelake(dir.path()).arg("sql"),
+        "SELECT * FROM s;\nSELEC 1;\nSELECT 2;\n",
+    );
+    assert_eq!(failing.status.code(), Some(1));
+    assert!(
+        stderr(&failing).starts_with("error[42601]: syntax error"),
+        "{}",
+        stderr(&failing)
+    );
+    assert!(stdout(&failing).contains("(1 row)"), "{}", stdout(&failing));
+    assert!(
+        !stdout(&failing).contains("Int64(2)"),
+        "{}",
+        stdout(&failing)
+    );
+}
+
+#[test]
+fn the_warehouse_comes_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse = dir.path().join("from-env");
+    let output = run(Command::new(env!("CARGO_BIN_EXE_tidelake"))
+        .env("TIDELAKE_WAREHOUSE", &warehouse)
+        .args(["sql", "-e", "CREATE DATABASE envdb"]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(warehouse.join("envdb.db").is_dir());
+}
+
+#[test]
+fn the_default_warehouse_is_in_the_working_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(Command::new(env!("CARGO_BIN_EXE_tidelake"))
+        .current_dir(dir.path())
+        .env_remove("TIDELAKE_WAREHOUSE")
+        .args(["sql", "-e", "CREATE DATABASE here"]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(dir.path().join("warehouse/here.db").is_dir());
+}
+
+#[test]
+fn time_travel_and_dml_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let output = run(tidelake(dir.path()).args([
+        "sql",
+        "-e",
+        "UPDATE t SET name = 'z' WHERE id = 2",
+        "-e",
+        "DELETE FROM t WHERE id = 1",
+        "-e",
+        "SELECT id, name FROM t VERSION AS OF 1 ORDER BY id",
+        "-e",
+        "SELECT id, name FROM t ORDER BY id",
+    ]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        "\
+UPDATE 1
+DELETE 1
++----+--------+
+| id | name   |
++----+--------+
+| 1  | a, \"b\" |
+| 2  | NULL   |
++----+--------+
+(2 rows)
++----+------+
+| id | name |
++----+------+
+| 2  | z    |
++----+------+
+(1 row)
+"
+    );
+}
+
+#[test]
+fn help_documents_the_commands() {
+    let output = run(Command::new(env!("CARGO_BIN_EXE_tidelake")).args(["sql", "--help"]));
+    assert!(output.status.success());
+    let help = stdout(&output);
+    for needle in [
+        "--execute",
+        "--file",
+        "--format",
+        "VERSION AS OF",
+        "~/.tidelake_history",
+        "RUST_LOG",
+        "error[SQLSTATE]",
+    ] {
+        assert!(help.contains(needle), "sql --help lacks {needle}:\n{help}");
+    }
+    let top = stdout(&run(
+        Command::new(env!("CARGO_BIN_EXE_tidelake")).arg("--help")
+    ));
+    assert!(
+        top.contains("--warehouse") && top.contains("Examples:"),
+        "{top}"
+    );
+}
+
+#[test]
+fn bad_arguments_exit_with_status_2() {
+    let output = run(Command::new(env!("CARGO_BIN_EXE_tidelake")).args(["sql", "--format", "xml"]));
+    assert_eq!(output.status.code(), Some(2));
+}
