@@ -385,3 +385,26 @@ async fn dynamic_bucket_keys_keep_their_bucket() {
         "7 keys at 3 per bucket need 3 buckets"
     );
 }
+
+#[tokio::test]
+async fn counting_rows_needs_no_column() {
+    let (catalog, id, _dir) = setup(true, &[("bucket", "1"), ("write-only", "true")]).await;
+    let table = catalog.load_table(&id).await.unwrap();
+    for (ids, name) in [(&[1i64, 2, 3][..], "a"), (&[2, 3, 4][..], "b")] {
+        let mut w = table.writer();
+        w.write(rows(&table, ids, name), RowKind::Insert)
+            .await
+            .unwrap();
+        w.commit().await.unwrap();
+    }
+    // Two overlapping runs: the merge path, with an empty projection.
+    let plan = table
+        .scan()
+        .with_projection(Some(vec![]))
+        .plan()
+        .await
+        .unwrap();
+    let batches: Vec<RecordBatch> = plan.read_all().try_collect().await.unwrap();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 4);
+    assert!(batches.iter().all(|b| b.num_columns() == 0));
+}

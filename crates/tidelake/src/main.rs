@@ -42,6 +42,57 @@ enum Command {
     /// statements read from stdin, else an interactive shell on a terminal.
     #[command(after_help = SQL_HELP)]
     Sql(SqlArgs),
+    /// Compact a table as a dedicated job (writers may run with
+    /// 'write-only' = 'true' meanwhile); the same as
+    /// CALL sys.compact(table => 'db.t', ...).
+    Compact(CompactArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct CompactArgs {
+    /// The table, as db.table (or a table of the default database)
+    table: String,
+    /// Only these partitions: k=v[,k2=v2]; repeatable
+    #[arg(long, value_name = "SPEC")]
+    partition: Vec<String>,
+    /// Rewrite every sorted run into one (otherwise: only what the
+    /// universal compaction strategy picks)
+    #[arg(long)]
+    full: bool,
+    /// How to print the outcome
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+/// Quotes a value as a SQL string literal.
+fn sql_string(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+async fn run_compact(warehouse: &str, args: CompactArgs) -> ExitCode {
+    let session = match Session::open(warehouse).await {
+        Ok(s) => s,
+        Err(e) => {
+            report(&e);
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut call = format!("CALL sys.compact(table => {}", sql_string(&args.table));
+    if !args.partition.is_empty() {
+        call.push_str(&format!(
+            ", partitions => {}",
+            sql_string(&args.partition.join(";"))
+        ));
+    }
+    let strategy = if args.full { "full" } else { "minor" };
+    call.push_str(&format!(", compact_strategy => '{strategy}')"));
+    match run_script(&session, &call, args.format).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            report(&e);
+            ExitCode::FAILURE
+        }
+    }
 }
 
 const SQL_HELP: &str = "\
@@ -208,5 +259,6 @@ fn main() -> ExitCode {
                 .unwrap_or_default();
             runtime.block_on(run_sql(&warehouse, args, &sub))
         }
+        Command::Compact(args) => runtime.block_on(run_compact(&warehouse, args)),
     }
 }

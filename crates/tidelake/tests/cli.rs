@@ -341,3 +341,57 @@ fn bad_arguments_exit_with_status_2() {
     let output = run(Command::new(env!("CARGO_BIN_EXE_tidelake")).args(["sql", "--format", "xml"]));
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn compact_is_a_dedicated_job_that_keeps_every_row() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let warehouse = dir.path().join("wh");
+    let output = run(tidelake(&warehouse).args([
+        "sql",
+        "-e",
+        "CREATE TABLE o (id BIGINT NOT NULL, dt STRING NOT NULL, v INT, PRIMARY KEY (id, dt) NOT ENFORCED) \
+         PARTITIONED BY (dt) WITH ('bucket' = '2', 'write-only' = 'true')",
+        "-e",
+        "INSERT INTO o VALUES (1, 'a', 1), (2, 'b', 2)",
+        "-e",
+        "INSERT INTO o VALUES (1, 'a', 10), (3, 'b', 3)",
+        "-e",
+        "DELETE FROM o WHERE id = 2",
+    ]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = run(tidelake(&warehouse).args([
+        "compact",
+        "default.o",
+        "--partition",
+        "dt=a",
+        "--format",
+        "csv",
+    ]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    // Two runs are under the compaction trigger: a minor compaction has
+    // nothing to do and commits nothing.
+    assert_eq!(
+        stdout(&output),
+        "snapshot_id,files_in,files_out,bytes_in,bytes_out\n,0,0,0,0\n"
+    );
+    let output = run(tidelake(&warehouse).args(["compact", "o", "--full"]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = run(tidelake(&warehouse).args([
+        "sql",
+        "--format",
+        "csv",
+        "-e",
+        "SELECT id, dt, v FROM o ORDER BY id",
+        "-e",
+        "SELECT count(*) FROM o$snapshots WHERE commit_kind = 'COMPACT'",
+    ]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "id,dt,v\n1,a,10\n3,b,3\ncount(*)\n1\n");
+    let output = run(tidelake(&warehouse).args(["compact", "default.nope"]));
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).starts_with("error[42P01]"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -288,11 +288,14 @@ impl Merger {
             let arrays: Vec<&dyn Array> = self.slots.iter().map(|b| b.column(c).as_ref()).collect();
             columns.push(arrow_select::interleave::interleave(&arrays, &self.picked)?);
         }
+        let rows = self.picked.len();
         self.picked.clear();
         self.renumber_slots();
-        Ok(RecordBatch::try_new(
+        // With no output column (COUNT(*)) the batch still carries its rows.
+        Ok(RecordBatch::try_new_with_options(
             self.layout.output_schema.clone(),
             columns,
+            &arrow_array::RecordBatchOptions::new().with_row_count(Some(rows)),
         )?)
     }
 
