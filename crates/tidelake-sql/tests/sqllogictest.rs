@@ -157,12 +157,28 @@ fn slt_files() -> Vec<PathBuf> {
     files
 }
 
+/// The libtest listing protocol that cargo-nextest asks test binaries for:
+/// `--list --format terse` prints one `name: test` line per test (here, one
+/// per `.slt` file); with `--ignored` there are none.
+fn list(args: &[String]) -> ExitCode {
+    if !args.iter().any(|a| a == "--ignored") {
+        for file in slt_files() {
+            if let Some(name) = file.file_name() {
+                println!("{}: test", name.to_string_lossy());
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
-    // Arguments cargo passes to test binaries (e.g. --nocapture) are not filters.
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        return list(&args);
+    }
+    // Arguments cargo passes to test binaries (e.g. --nocapture, --exact)
+    // are not filters.
+    let filters: Vec<String> = args.into_iter().filter(|a| !a.starts_with('-')).collect();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
