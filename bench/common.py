@@ -77,8 +77,8 @@ PRESETS = {
     # (extrapolated from quick runs: the pure-Python and copy-on-write peers
     # dominate, and their time grows with the table).
     "full": Scale(rows=2_000_000, upserts=1_000_000, commits=50, lookups=1_000, tpch_sf=1.0),
-    # The sizes the benchmark issue names; expect well over an hour, with the
-    # slowest peers cut short by their timeouts.
+    # The sizes the benchmark issue names; about 40 minutes by extrapolation,
+    # with the slowest peers cut short by their timeouts.
     "issue": Scale(rows=10_000_000, upserts=5_000_000, commits=50, lookups=1_000, tpch_sf=1.0),
     # A few minutes, small data.
     "quick": Scale(rows=200_000, upserts=100_000, commits=10, lookups=200, tpch_sf=0.01),

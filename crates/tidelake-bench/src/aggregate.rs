@@ -259,7 +259,7 @@ mod tests {
         assert_eq!(agg.max_customer_id, Some(90));
         assert_eq!(agg.max_updated_at, Some(9000));
         assert_eq!(agg.max_status.as_deref(), Some("SHIPPED"));
-        assert_eq!(agg.max_dt.as_deref(), Some("2024-03-07"));
+        assert_eq!(agg.max_dt.as_deref(), Some("2024-03-06"));
         assert_eq!(agg.discount_sum, 1.5);
         let checked = agg.checked();
         assert_eq!(checked["rows"], 3);

@@ -27,9 +27,6 @@ pub enum BenchError {
     Input(String),
     #[error("SQL: {0}")]
     Sql(String),
-    /// The workload cannot run on Tidelake (yet); the message says why.
-    #[error("{0}")]
-    NotSupported(String),
     #[error("a worker task failed: {0}")]
     Task(String),
 }

@@ -77,10 +77,6 @@ impl Measurement {
     }
 }
 
-pub fn not_applicable(workload: &str, reason: &str) -> Value {
-    json!({"workload": workload, "system": "tidelake", "status": "n/a", "reason": reason})
-}
-
 pub fn failure(workload: &str, reason: &str) -> Value {
     json!({"workload": workload, "system": "tidelake", "status": "error", "reason": reason})
 }
