@@ -384,9 +384,48 @@ impl ScanPlan {
     }
 
     /// Streams every split, one after another.
+    /// Streams every split, several at once on the runtime's worker threads
+    /// (one per core), so decoding and merging use every core. Batches of
+    /// different splits interleave; a bounded channel keeps memory bounded.
+    /// Outside a tokio runtime the splits are read one after another.
     pub fn read_all(&self) -> BoxStream<'static, Result<RecordBatch>> {
         let streams: Vec<_> = (0..self.splits.len()).map(|i| self.read_split(i)).collect();
-        stream::iter(streams).flatten().boxed()
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(streams.len());
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return stream::iter(streams).flatten().boxed();
+        };
+        if workers <= 1 {
+            return stream::iter(streams).flatten().boxed();
+        }
+        let queue = Arc::new(std::sync::Mutex::new(streams.into_iter()));
+        let (sender, receiver) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(workers * 2);
+        for _ in 0..workers {
+            let queue = queue.clone();
+            let sender = sender.clone();
+            runtime.spawn(async move {
+                loop {
+                    let next = match queue.lock() {
+                        Ok(mut q) => q.next(),
+                        Err(_) => None,
+                    };
+                    let Some(mut split) = next else { return };
+                    while let Some(batch) = split.next().await {
+                        let failed = batch.is_err();
+                        // A dropped receiver means the reader stopped: so do we.
+                        if sender.send(batch).await.is_err() || failed {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+        stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|batch| (batch, receiver))
+        })
+        .boxed()
     }
 }
 
