@@ -42,18 +42,7 @@ fn sorted_key_groups(
             return Ok(sorted_integer_groups(keys));
         }
     }
-    let key_cols: Vec<ArrayRef> = layout
-        .key_indices
-        .iter()
-        .map(|&i| values[i].clone())
-        .collect();
-    let converter = RowConverter::new(
-        key_cols
-            .iter()
-            .map(|c| SortField::new(c.data_type().clone()))
-            .collect(),
-    )?;
-    let keys = converter.convert_columns(&key_cols)?;
+    let keys = comparable_rows(values, &layout.key_indices)?;
     let mut idx: Vec<u32> = (0..values[0].len() as u32).collect();
     // Unstable sorts with the row number as the last tie-breaker: the same
     // order as a stable sort, at the speed of pattern-defeating quicksort.
@@ -64,18 +53,7 @@ fn sorted_key_groups(
                 .then(a.cmp(b))
         });
     } else {
-        let seq_cols: Vec<ArrayRef> = layout
-            .sequence_indices
-            .iter()
-            .map(|&i| values[i].clone())
-            .collect();
-        let sc = RowConverter::new(
-            seq_cols
-                .iter()
-                .map(|c| SortField::new(c.data_type().clone()))
-                .collect(),
-        )?;
-        let seqs = sc.convert_columns(&seq_cols)?;
+        let seqs = comparable_rows(values, &layout.sequence_indices)?;
         idx.sort_unstable_by(|a, b| {
             keys.row(*a as usize)
                 .cmp(&keys.row(*b as usize))
@@ -94,6 +72,17 @@ fn sorted_key_groups(
         i = j;
     }
     Ok((idx, groups))
+}
+
+/// The given columns in Arrow's row format, compared with one memcmp.
+fn comparable_rows(values: &[ArrayRef], columns: &[usize]) -> Result<arrow_row::Rows> {
+    let cols: Vec<ArrayRef> = columns.iter().map(|&i| values[i].clone()).collect();
+    let converter = RowConverter::new(
+        cols.iter()
+            .map(|c| SortField::new(c.data_type().clone()))
+            .collect(),
+    )?;
+    Ok(converter.convert_columns(&cols)?)
 }
 
 /// A single non-null integer key column as i64s: the common case of a
