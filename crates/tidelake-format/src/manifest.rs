@@ -321,32 +321,26 @@ mod tests {
         std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read fixture {path}: {e}"))
     }
 
-    /// BinaryRow bytes (with the arity prefix) of one BIGINT field.
+    /// BinaryRow bytes (with the arity prefix) of one field, from the crate's
+    /// own encoder (checked against pypaimon in `binary_row`'s tests).
+    fn row_of(value: crate::binary_row::Datum, kind: crate::types::DataTypeKind) -> Vec<u8> {
+        let ty = crate::types::DataType::new(kind, false);
+        crate::binary_row::serialize_binary_row(&[value], &[ty]).expect("encodable row")
+    }
+
     fn row_of_long(value: i64) -> Vec<u8> {
-        let mut row = vec![0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
-        row.extend_from_slice(&value.to_le_bytes());
-        row
+        row_of(
+            crate::binary_row::Datum::BigInt(value),
+            crate::types::DataTypeKind::BigInt,
+        )
     }
 
-    /// BinaryRow bytes of one string field of at most 7 bytes (stored inline).
-    fn row_of_short_string(value: &str) -> Vec<u8> {
-        assert!(value.len() <= 7);
-        let mut row = vec![0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
-        let mut slot = [0u8; 8];
-        slot[..value.len()].copy_from_slice(value.as_bytes());
-        slot[7] = 0x80 | value.len() as u8;
-        row.extend_from_slice(&slot);
-        row
-    }
-
-    /// BinaryRow bytes of one string field longer than 7 bytes.
-    fn row_of_long_string(value: &str) -> Vec<u8> {
-        let mut row = vec![0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
-        let offset_and_len = (16u64 << 32) | value.len() as u64;
-        row.extend_from_slice(&offset_and_len.to_le_bytes());
-        row.extend_from_slice(value.as_bytes());
-        row.resize(4 + 16 + value.len().div_ceil(8) * 8, 0);
-        row
+    /// A string field, inlined (at most 7 bytes) or in the variable part.
+    fn row_of_string(value: &str) -> Vec<u8> {
+        row_of(
+            crate::binary_row::Datum::String(value.to_string()),
+            crate::types::DataTypeKind::VarChar(crate::types::MAX_LENGTH),
+        )
     }
 
     fn full_data_file(name: &str) -> DataFileMeta {
@@ -415,7 +409,7 @@ mod tests {
         vec![
             ManifestEntry {
                 kind: FileKind::Add,
-                partition: row_of_short_string("eu"),
+                partition: row_of_string("eu"),
                 bucket: 3,
                 total_buckets: 8,
                 file: full_data_file("data-full.parquet"),
@@ -438,8 +432,8 @@ mod tests {
                 num_added_files: 10,
                 num_deleted_files: 2,
                 partition_stats: SimpleStats {
-                    min_values: row_of_short_string("eu"),
-                    max_values: row_of_short_string("us"),
+                    min_values: row_of_string("eu"),
+                    max_values: row_of_string("us"),
                     null_counts: Some(vec![Some(0)]),
                 },
                 schema_id: 4,
@@ -471,7 +465,7 @@ mod tests {
         vec![
             IndexManifestEntry {
                 kind: FileKind::Add,
-                partition: row_of_short_string("eu"),
+                partition: row_of_string("eu"),
                 bucket: 0,
                 index_file: IndexFileMeta {
                     index_type: IndexFileMeta::HASH.to_owned(),
@@ -483,7 +477,7 @@ mod tests {
             },
             IndexManifestEntry {
                 kind: FileKind::Delete,
-                partition: row_of_short_string("us"),
+                partition: row_of_string("us"),
                 bucket: 7,
                 index_file: IndexFileMeta {
                     index_type: IndexFileMeta::DELETION_VECTORS.to_owned(),
@@ -910,7 +904,7 @@ mod tests {
         let day = "2024-01-01";
         let mut entries = sample_entries();
         for entry in &mut entries {
-            entry.partition = row_of_long_string(day);
+            entry.partition = row_of_string(day);
             entry.file.schema_id = 0; // the only schema of the oracle's table
         }
         // Keys and key stats are BinaryRows of the trimmed primary key (id BIGINT);
@@ -927,13 +921,13 @@ mod tests {
         entries[1].file.value_stats_cols = Some(vec![]);
         let mut metas = sample_manifest_metas();
         metas[0].partition_stats = SimpleStats {
-            min_values: row_of_long_string(day),
-            max_values: row_of_long_string(day),
+            min_values: row_of_string(day),
+            max_values: row_of_string(day),
             null_counts: Some(vec![Some(0)]),
         };
         let mut index_entries = sample_index_entries();
         for entry in &mut index_entries {
-            entry.partition = row_of_long_string(day);
+            entry.partition = row_of_string(day);
         }
         let write =
             |name: &str, bytes: Vec<u8>| std::fs::write(dir.path().join(name), bytes).unwrap();

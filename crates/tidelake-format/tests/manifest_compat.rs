@@ -19,38 +19,35 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read fixture {path}: {e}"))
 }
 
-/// BinaryRow bytes (with the arity prefix) of one BIGINT field.
+/// BinaryRow bytes (with the arity prefix) of one field, from the crate's
+/// own encoder (checked against pypaimon in `binary_row`'s tests).
+fn row_of(
+    value: tidelake_format::binary_row::Datum,
+    kind: tidelake_format::types::DataTypeKind,
+) -> Vec<u8> {
+    let ty = tidelake_format::types::DataType::new(kind, false);
+    tidelake_format::binary_row::serialize_binary_row(&[value], &[ty]).expect("encodable row")
+}
+
 fn row_of_long(value: i64) -> Vec<u8> {
-    let mut row = vec![0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
-    row.extend_from_slice(&value.to_le_bytes());
-    row
+    row_of(
+        tidelake_format::binary_row::Datum::BigInt(value),
+        tidelake_format::types::DataTypeKind::BigInt,
+    )
 }
 
-/// BinaryRow bytes of one string field of at most 7 bytes (stored inline).
-fn row_of_short_string(value: &str) -> Vec<u8> {
-    assert!(value.len() <= 7);
-    let mut row = vec![0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
-    let mut slot = [0u8; 8];
-    slot[..value.len()].copy_from_slice(value.as_bytes());
-    slot[7] = 0x80 | value.len() as u8;
-    row.extend_from_slice(&slot);
-    row
-}
-
-/// BinaryRow bytes of one string field longer than 7 bytes.
-fn row_of_long_string(value: &str) -> Vec<u8> {
-    let mut row = vec![0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
-    let offset_and_len = (16u64 << 32) | value.len() as u64;
-    row.extend_from_slice(&offset_and_len.to_le_bytes());
-    row.extend_from_slice(value.as_bytes());
-    row.resize(4 + 16 + value.len().div_ceil(8) * 8, 0);
-    row
+/// A string field, inlined (at most 7 bytes) or in the variable part.
+fn row_of_string(value: &str) -> Vec<u8> {
+    row_of(
+        tidelake_format::binary_row::Datum::String(value.to_string()),
+        tidelake_format::types::DataTypeKind::VarChar(tidelake_format::types::MAX_LENGTH),
+    )
 }
 
 #[test]
 fn reads_pypaimon_append_table_manifest() {
     let entries = read_manifest_entries(&fixture("pypaimon-append-manifest")).unwrap();
-    let partition = row_of_long_string("2024-01-01");
+    let partition = row_of_string("2024-01-01");
     let expected_file = |name: &str, size, rows, seq, created, first_row_id| DataFileMeta {
         file_name: name.to_owned(),
         file_size: size,
@@ -111,7 +108,7 @@ fn reads_pypaimon_append_table_manifest() {
 #[test]
 fn reads_pypaimon_manifest_lists() {
     let metas = read_manifest_list(&fixture("pypaimon-append-manifest-list")).unwrap();
-    let day = row_of_long_string("2024-01-01");
+    let day = row_of_string("2024-01-01");
     assert_eq!(
         metas,
         vec![ManifestFileMeta {
@@ -147,14 +144,8 @@ fn reads_pypaimon_manifest_lists() {
         ),
         (2427, 2, 0)
     );
-    assert_eq!(
-        metas[0].partition_stats.min_values,
-        row_of_short_string("eu")
-    );
-    assert_eq!(
-        metas[0].partition_stats.max_values,
-        row_of_short_string("us")
-    );
+    assert_eq!(metas[0].partition_stats.min_values, row_of_string("eu"));
+    assert_eq!(metas[0].partition_stats.max_values, row_of_string("us"));
     assert_eq!((metas[0].min_row_id, metas[0].max_row_id), (None, None));
 }
 
@@ -167,7 +158,7 @@ fn reads_pypaimon_primary_key_manifest() {
         (eu.kind, eu.bucket, eu.total_buckets),
         (FileKind::Add, 0, -1)
     );
-    assert_eq!(eu.partition, row_of_short_string("eu"));
+    assert_eq!(eu.partition, row_of_string("eu"));
     assert_eq!(
         eu.file.file_name,
         "data-2805a0dd-1e5d-49ef-b0a4-f2963f5dfecb-0.parquet"
@@ -190,7 +181,7 @@ fn reads_pypaimon_primary_key_manifest() {
     assert_eq!(eu.file.creation_time, Some(1_795_570_195_008));
     assert_eq!(eu.file.first_row_id, None);
     let us = &entries[1];
-    assert_eq!(us.partition, row_of_short_string("us"));
+    assert_eq!(us.partition, row_of_string("us"));
     assert_eq!(
         (us.file.min_key.clone(), us.file.row_count),
         (row_of_long(12), 1)
@@ -203,7 +194,7 @@ fn reads_pypaimon_dynamic_bucket_index_manifest() {
     let entries = read_index_manifest(&fixture("pypaimon-pk-index-manifest")).unwrap();
     let hash = |partition: &str, name: &str, size, rows| IndexManifestEntry {
         kind: FileKind::Add,
-        partition: row_of_short_string(partition),
+        partition: row_of_string(partition),
         bucket: 0,
         index_file: IndexFileMeta {
             index_type: "HASH".to_owned(),
@@ -329,10 +320,7 @@ fn old_java_record(file_name: &str, kind: i32) -> Value {
             ("_UNKNOWN_MAP".to_owned(), unknown_map),
             ("_KIND".to_owned(), Value::Int(kind)),
             ("_BUCKET".to_owned(), Value::Int(3)),
-            (
-                "_PARTITION".to_owned(),
-                Value::Bytes(row_of_short_string("p")),
-            ),
+            ("_PARTITION".to_owned(), Value::Bytes(row_of_string("p"))),
             ("_TOTAL_BUCKETS".to_owned(), Value::Int(10)),
             ("_FILE".to_owned(), Value::Union(1, Box::new(file))),
         ])),
@@ -386,7 +374,7 @@ fn reads_old_java_layout_and_unknown_fields_by_name() {
         entries[0],
         ManifestEntry {
             kind: FileKind::Delete,
-            partition: row_of_short_string("p"),
+            partition: row_of_string("p"),
             bucket: 3,
             total_buckets: 10,
             file: expected_file.clone(),

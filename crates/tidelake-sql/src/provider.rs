@@ -118,14 +118,10 @@ impl TableProvider for TidelakeTable {
             Some(p) => Arc::new(self.schema.project(p)?),
             None => self.schema.clone(),
         };
-        // For COUNT(*) DataFusion asks for no column at all; read the first
-        // one and drop it (the engine's merge needs a column to carry rows).
-        let engine_projection = match projection {
-            Some(p) if p.is_empty() && !self.schema.fields().is_empty() => Some(vec![0]),
-            other => other.cloned(),
-        };
+        // COUNT(*) asks for no column: the engine's batches then carry only
+        // their row count.
         let plan = self
-            .plan_scan(engine_projection, predicate.clone(), limit)
+            .plan_scan(projection.cloned(), predicate.clone(), limit)
             .await
             .map_err(to_df)?;
         Ok(Arc::new(ScanExec::new(
@@ -305,14 +301,13 @@ impl ExecutionPlan for ScanExec {
                 // The engine projects the same Arrow schema; re-label so that
                 // nullability and metadata match what DataFusion planned with.
                 let options = RecordBatchOptions::new().with_row_count(Some(b.num_rows()));
-                let columns = if conform_schema.fields().is_empty() {
-                    Vec::new()
-                } else {
-                    b.columns().to_vec()
-                };
                 futures::future::ready(
-                    RecordBatch::try_new_with_options(conform_schema.clone(), columns, &options)
-                        .map_err(DataFusionError::from),
+                    RecordBatch::try_new_with_options(
+                        conform_schema.clone(),
+                        b.columns().to_vec(),
+                        &options,
+                    )
+                    .map_err(DataFusionError::from),
                 )
             });
         let stream: futures::stream::BoxStream<'static, DfResult<RecordBatch>> = match self.limit {
