@@ -5,6 +5,7 @@ rows in the canonical encoding of `canonical.py`, for Tidelake's interop tests.
   oracle.py read  --warehouse DIR --table db.t --impl pypaimon|pypaimon-rust [--snapshot N]
   oracle.py write --warehouse DIR --spec FILE.json
   oracle.py canon (--schema FILE.json | --warehouse DIR --table db.t [--snapshot N]) < rows.jsonl
+  oracle.py files --warehouse DIR --table db.t [--snapshot N]
   oracle.py batch < jobs.json
 
 `read` and `canon` print one canonical row per line, sorted. `batch` runs a
@@ -15,12 +16,20 @@ it exits 1 if any job failed, after running them all. Jobs:
   {"op": "read", "warehouse", "table", "impl", "snapshot"?}     -> "rows"
   {"op": "write", "warehouse", "spec"}                          -> "commits"
   {"op": "canon", "fields" | "schema" | "warehouse"+"table", "lines"} -> "rows"
+  {"op": "files", "warehouse", "table", "snapshot"?}            -> "files"
   {"op": "check", "label", "fields", "expected": [rows], "actual": <read or
    canon job>, "primary_keys"?, "partition_keys"?, "options"?}
      passes when the actual rows equal the expected rows exactly (as a
      multiset, canonically encoded); for a read, the table's schema must also
      have exactly `fields` (names, order, types, nullability) and the given
-     keys and options.
+     keys and options. With "expect_error": TEXT the read must instead fail
+     with an error containing TEXT: a known limitation of an implementation,
+     proven so that the check fails (and says so) once it is lifted.
+
+`files` lists the live data files of a snapshot as pypaimon's scan plans
+them (level 0 included, even where batch reads skip it), one per line: partition values (JSON list), bucket, level, row count
+and file name, tab-separated and sorted; the interop tests use it to prove
+that compaction left files above level 0.
 
 Write spec: {"database", "table", "fields": [{"name", "type"}], "primary_keys",
 "partition_keys", "options", "commits": [[{"kind": "+I", "row": {...}}, ...]]}.
@@ -161,6 +170,45 @@ def _read_pypaimon_rust(warehouse: str, identifier: str, snapshot: Optional[int]
     if not batches:
         return None
     return pyarrow.Table.from_batches(batches)
+
+
+def live_files(warehouse: str, identifier: str, snapshot: Optional[int] = None) -> List[Dict[str, Any]]:
+    """The data files pypaimon plans for a full batch read of the snapshot
+    (the latest without one): partition, bucket, level, rows, file name."""
+    from pypaimon import CatalogFactory
+
+    catalog = CatalogFactory.create({"warehouse": local_path(warehouse)})
+    options = dict(PYPAIMON_PURE_PYTHON)
+    # Batch reads of first-row and deletion-vector tables skip level 0
+    # (Java's batchScanSkipLevel0); these two options keep it in the listing.
+    options["merge-engine"] = "deduplicate"
+    options["deletion-vectors.enabled"] = "false"
+    if snapshot is not None:
+        options["scan.snapshot-id"] = str(snapshot)
+    table = catalog.get_table(identifier).copy(options)
+    files = []
+    for split in table.new_read_builder().new_scan().plan().splits():
+        partition = [
+            v if v is None or isinstance(v, (str, int, float, bool)) else str(v)
+            for v in getattr(split.partition, "values", [])
+        ]
+        for meta in split.files:
+            files.append(
+                {
+                    "partition": partition,
+                    "bucket": split.bucket,
+                    "level": meta.level,
+                    "rows": meta.row_count,
+                    "file": meta.file_name,
+                }
+            )
+    return sorted(files, key=lambda f: (json.dumps(f["partition"]), f["bucket"], f["level"], f["file"]))
+
+
+def file_line(entry: Dict[str, Any]) -> str:
+    return "\t".join(
+        [json.dumps(entry["partition"], ensure_ascii=False), str(entry["bucket"]), str(entry["level"]), str(entry["rows"]), entry["file"]]
+    )
 
 
 def read_rows(warehouse: str, identifier: str, impl: str, snapshot: Optional[int] = None) -> List[Dict[str, Any]]:
@@ -388,6 +436,8 @@ def check(job: Dict[str, Any]) -> Dict[str, Any]:
     )
     actual_job = job["actual"]
     problems = []
+    if "expect_error" in job:
+        return expect_error(job)
     if actual_job.get("op") == "read":
         schema_json = table_schema_json(actual_job["warehouse"], actual_job["table"], actual_job.get("snapshot"))
         problems += schema_mismatches(schema_json, job)
@@ -404,6 +454,27 @@ def check(job: Dict[str, Any]) -> Dict[str, Any]:
     if problems:
         return {"ok": False, "label": job.get("label", ""), "error": "\n".join(problems)}
     return {"ok": True, "label": job.get("label", ""), "rows": len(rows)}
+
+
+def expect_error(job: Dict[str, Any]) -> Dict[str, Any]:
+    """A check of a known limitation: the read must fail with the text."""
+    actual_job, text = job["actual"], str(job["expect_error"])
+    label = job.get("label", "")
+    if actual_job.get("op") != "read":
+        raise OracleError("expect_error needs a read job, got {!r}".format(actual_job.get("op")))
+    try:
+        rows = read_rows(actual_job["warehouse"], actual_job["table"], actual_job["impl"], actual_job.get("snapshot"))
+    except Exception as error:  # the implementations raise many kinds
+        detail = "".join(traceback.format_exception_only(type(error), error)).strip()
+        if text in detail:
+            return {"ok": True, "label": label, "error_seen": detail[:300]}
+        return {"ok": False, "label": label, "error": "expected an error with {!r}, got: {}".format(text, detail)}
+    return {
+        "ok": False,
+        "label": label,
+        "error": "the known limitation is lifted: {} read {} rows instead of failing with {!r}; "
+        "check its rows instead".format(actual_job.get("impl"), len(rows), text),
+    }
 
 
 # -------------------------------------------------------------------- CLI
@@ -427,9 +498,11 @@ def run_job(job: Dict[str, Any]) -> Dict[str, Any]:
             )
             rows = canon_rows(job.get("lines", []), fields)
             return {"ok": True, "rows": sorted(rows, key=canonical.row_line)}
+        if op == "files":
+            return {"ok": True, "files": live_files(job["warehouse"], job["table"], job.get("snapshot"))}
         if op == "check":
             return check(job)
-        raise OracleError("unknown op {!r}; expected read, write, canon or check".format(op))
+        raise OracleError("unknown op {!r}; expected read, write, canon, files or check".format(op))
     except KeyError as error:
         return {"ok": False, "label": job.get("label", ""), "error": "job {!r} lacks {}".format(job.get("op"), error)}
     except Exception as error:  # one failing job must not hide the others' results
@@ -478,6 +551,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     canon.add_argument("--table")
     canon.add_argument("--snapshot", type=int)
 
+    files = commands.add_parser("files", help="list the live data files with their levels")
+    files.add_argument("--warehouse", required=True)
+    files.add_argument("--table", required=True, help="database.table")
+    files.add_argument("--snapshot", type=int)
+
     commands.add_parser("batch", help="run a JSON list of jobs from stdin")
 
     args = parser.parse_args(argv)
@@ -489,6 +567,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         elif args.command == "canon":
             fields = schema_fields(args.schema, args.warehouse, args.table, args.snapshot)
             _print_rows(canon_rows(sys.stdin.read().splitlines(), fields))
+        elif args.command == "files":
+            for entry in live_files(args.warehouse, args.table, args.snapshot):
+                print(file_line(entry))
         else:
             try:
                 jobs = json.loads(sys.stdin.read())

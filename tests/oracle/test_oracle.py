@@ -683,6 +683,32 @@ class CheckJobTest(unittest.TestCase):
         self.assertIn("primaryKeys are ['id']", result["error"])
         self.assertIn("option 'bucket' is '2', expected '3'", result["error"])
 
+    def test_files_lists_levels_per_bucket(self):
+        files = oracle.live_files(self.warehouse, "db.t")
+        # pypaimon's batch writes are not compacted: every file at level 0.
+        self.assertTrue(files)
+        self.assertEqual({f["level"] for f in files}, {0})
+        self.assertEqual(sum(f["rows"] for f in files), 3)
+        self.assertTrue(all(f["partition"] == [] and f["bucket"] in (0, 1) for f in files))
+        first = oracle.live_files(self.warehouse, "db.t", 1)
+        self.assertEqual(sum(f["rows"] for f in first), 2)
+        self.assertTrue(all(f in files for f in first), "the second commit only adds a file")
+        result = oracle.run_job({"op": "files", "warehouse": self.warehouse, "table": "db.t"})
+        self.assertEqual(result, {"ok": True, "files": files})
+        line = oracle.file_line(files[0]).split("\t")
+        self.assertEqual(line[:4], ["[]", str(files[0]["bucket"]), "0", str(files[0]["rows"])])
+
+    def test_expected_errors_must_happen(self):
+        missing = {"op": "read", "warehouse": self.warehouse, "table": "db.absent", "impl": "pypaimon"}
+        result = self.read_check([], expect_error="absent", actual=missing)
+        self.assertTrue(result["ok"], result)
+        result = self.read_check([], expect_error="another message", actual=missing)
+        self.assertFalse(result["ok"])
+        self.assertIn("expected an error with 'another message'", result["error"])
+        result = self.read_check([], expect_error="absent")
+        self.assertFalse(result["ok"])
+        self.assertIn("the known limitation is lifted: pypaimon-rust read 1 rows", result["error"])
+
     def test_canon_check_and_batch_exit_code(self):
         canon_job = {"op": "canon", "lines": ['{"id":1,"v":1.50,"_kind":"+I"}']}
         passing = {

@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tidelake_format::manifest::{
-    write_index_manifest, DataFileMeta, FileKind, IndexManifestEntry, ManifestCodec, ManifestEntry,
-    ManifestFileMeta, SimpleStats,
+    write_index_manifest, DataFileMeta, FileKind, IndexFileMeta, IndexManifestEntry, ManifestCodec,
+    ManifestEntry, ManifestFileMeta, SimpleStats,
 };
 use tidelake_format::snapshot::{CommitKind, Snapshot};
 use tidelake_store::PutOutcome;
@@ -40,6 +40,9 @@ pub struct CommitMessage {
     pub total_buckets: i32,
     pub new_files: Vec<DataFileMeta>,
     pub deleted_files: Vec<DataFileMeta>,
+    /// Changelog files of this commit (listed in the snapshot's changelog
+    /// manifest list, never live data).
+    pub changelog_files: Vec<DataFileMeta>,
 }
 
 /// What to commit and how.
@@ -59,6 +62,11 @@ pub struct CommitRequest {
     pub index_entries: Vec<IndexManifestEntry>,
     /// Per partition, the HASH index files the writer assigned buckets from.
     pub index_loaded_from: HashMap<Vec<u8>, Vec<String>>,
+    /// Buckets whose deletion vectors this commit replaces (with its
+    /// `index_entries` of that bucket, or with none), and the vector index
+    /// files it read them from: if those changed meanwhile, the commit
+    /// conflicts.
+    pub deletion_vectors_replaced: HashMap<(Vec<u8>, i32), Vec<String>>,
 }
 
 /// Upper bound of entries in one manifest file.
@@ -103,7 +111,16 @@ impl<'a> Committer<'a> {
                 change.push(entry(FileKind::Add, m, f));
             }
         }
-        if change.is_empty() && request.overwrite_partitions.is_none() {
+        let changelog: Vec<ManifestEntry> = request
+            .messages
+            .iter()
+            .flat_map(|m| {
+                m.changelog_files
+                    .iter()
+                    .map(move |f| entry(FileKind::Add, m, f))
+            })
+            .collect();
+        if change.is_empty() && changelog.is_empty() && request.overwrite_partitions.is_none() {
             return Ok(None);
         }
         let options = &self.table.layout.options;
@@ -156,7 +173,7 @@ impl<'a> Committer<'a> {
                 }
             }
             match self
-                .try_commit(&request, latest.as_ref(), &entries, schema_id)
+                .try_commit(&request, latest.as_ref(), &entries, &changelog, schema_id)
                 .await?
             {
                 Some(id) => {
@@ -295,11 +312,12 @@ impl<'a> Committer<'a> {
         request: &CommitRequest,
         latest: Option<&Snapshot>,
         entries: &[ManifestEntry],
+        changelog: &[ManifestEntry],
         schema_id: i64,
     ) -> Result<Option<i64>> {
         let mut written: Vec<String> = Vec::new();
         let result = self
-            .write_snapshot(request, latest, entries, schema_id, &mut written)
+            .write_snapshot(request, latest, entries, changelog, schema_id, &mut written)
             .await;
         match result {
             Ok(Some(id)) => Ok(Some(id)),
@@ -315,6 +333,7 @@ impl<'a> Committer<'a> {
         request: &CommitRequest,
         latest: Option<&Snapshot>,
         entries: &[ManifestEntry],
+        changelog: &[ManifestEntry],
         schema_id: i64,
         written: &mut Vec<String>,
     ) -> Result<Option<i64>> {
@@ -350,7 +369,29 @@ impl<'a> Committer<'a> {
         written.push(base_list.clone());
         let (delta_list, delta_size) = self.manifests.write_list(&delta_metas).await?;
         written.push(delta_list.clone());
-        let index_manifest = if request.index_entries.is_empty() {
+        let changelog_list = if changelog.is_empty() {
+            None
+        } else {
+            let metas = self
+                .manifests
+                .write_manifests(
+                    changelog,
+                    schema_id,
+                    &self.partition_stats(),
+                    MAX_ENTRIES_PER_MANIFEST,
+                )
+                .await?;
+            written.extend(metas.iter().map(|m| m.file_name.clone()));
+            let (list, size) = self.manifests.write_list(&metas).await?;
+            written.push(list.clone());
+            Some((list, size))
+        };
+        let changelog_rows: i64 = changelog.iter().map(|e| e.file.row_count).sum();
+        let rewrites_index = !request.index_entries.is_empty()
+            || !request.deletion_vectors_replaced.is_empty()
+            || (request.overwrite_partitions.is_some()
+                && latest.is_some_and(|s| s.index_manifest.is_some()));
+        let index_manifest = if !rewrites_index {
             latest.and_then(|s| s.index_manifest.clone())
         } else {
             let name = self.write_index_manifest(request, latest).await?;
@@ -377,8 +418,8 @@ impl<'a> Committer<'a> {
             base_manifest_list_size: Some(base_size),
             delta_manifest_list: delta_list,
             delta_manifest_list_size: Some(delta_size),
-            changelog_manifest_list: None,
-            changelog_manifest_list_size: None,
+            changelog_manifest_list_size: changelog_list.as_ref().map(|(_, size)| *size),
+            changelog_manifest_list: changelog_list.map(|(name, _)| name),
             index_manifest,
             commit_user: request.commit_user.clone(),
             commit_identifier: request.commit_identifier,
@@ -393,7 +434,7 @@ impl<'a> Committer<'a> {
                 latest.and_then(|s| s.total_record_count).unwrap_or(0) + added - removed,
             ),
             delta_record_count: Some(added - removed),
-            changelog_record_count: Some(0),
+            changelog_record_count: Some(changelog_rows),
             watermark: latest.and_then(|s| s.watermark),
             statistics: None,
             properties: if request.properties.is_empty() {
@@ -446,11 +487,14 @@ impl Committer<'_> {
         request: &CommitRequest,
         latest: Option<&Snapshot>,
     ) -> Result<String> {
-        let current = crate::write::hash_entries(self.table, latest).await?;
+        let current = crate::index::index_entries(self.table, latest).await?;
+        let is_hash = |e: &IndexManifestEntry| e.index_file.index_type == IndexFileMeta::HASH;
+        let is_dv =
+            |e: &IndexManifestEntry| e.index_file.index_type == IndexFileMeta::DELETION_VECTORS;
         for (partition, loaded) in &request.index_loaded_from {
             let mut now: Vec<&str> = current
                 .iter()
-                .filter(|e| &e.partition == partition)
+                .filter(|e| is_hash(e) && &e.partition == partition)
                 .map(|e| e.index_file.file_name.as_str())
                 .collect();
             let mut before: Vec<&str> = loaded.iter().map(String::as_str).collect();
@@ -462,14 +506,58 @@ impl Committer<'_> {
                 ));
             }
         }
-        let replaced: HashSet<(&[u8], i32)> = request
+        for ((partition, bucket), loaded) in &request.deletion_vectors_replaced {
+            let mut now: Vec<&str> = current
+                .iter()
+                .filter(|e| is_dv(e) && &e.partition == partition && e.bucket == *bucket)
+                .map(|e| e.index_file.file_name.as_str())
+                .collect();
+            let mut before: Vec<&str> = loaded.iter().map(String::as_str).collect();
+            now.sort_unstable();
+            before.sort_unstable();
+            if now != before {
+                return Err(self.conflict(format!(
+                    "the deletion vectors of bucket {bucket} were changed by a concurrent compaction; retry the compaction"
+                )));
+            }
+        }
+        // Replaced: (partition, bucket, type) of every new entry, the
+        // buckets whose vectors were rewritten, and, for an overwrite, the
+        // vectors of the partitions it replaces (their data files are gone).
+        let mut replaced: HashSet<(&[u8], i32, &str)> = request
             .index_entries
             .iter()
-            .map(|e| (e.partition.as_slice(), e.bucket))
+            .map(|e| {
+                (
+                    e.partition.as_slice(),
+                    e.bucket,
+                    e.index_file.index_type.as_str(),
+                )
+            })
             .collect();
+        for (partition, bucket) in request.deletion_vectors_replaced.keys() {
+            replaced.insert((
+                partition.as_slice(),
+                *bucket,
+                IndexFileMeta::DELETION_VECTORS,
+            ));
+        }
+        let overwritten = |e: &IndexManifestEntry| {
+            is_dv(e)
+                && request
+                    .overwrite_partitions
+                    .as_ref()
+                    .is_some_and(|p| p.is_empty() || p.contains(&e.partition))
+        };
         let mut entries: Vec<IndexManifestEntry> = current
             .iter()
-            .filter(|e| !replaced.contains(&(e.partition.as_slice(), e.bucket)))
+            .filter(|e| {
+                !replaced.contains(&(
+                    e.partition.as_slice(),
+                    e.bucket,
+                    e.index_file.index_type.as_str(),
+                )) && !overwritten(e)
+            })
             .cloned()
             .collect();
         entries.extend(request.index_entries.iter().cloned());

@@ -15,6 +15,8 @@ pub mod catalog;
 pub mod commit;
 pub mod compact;
 pub mod error;
+mod index;
+pub mod introspect;
 pub mod lifecycle;
 pub mod manifests;
 mod mergefn;
@@ -31,6 +33,10 @@ pub use error::{EngineError, Result};
 pub use lifecycle::{ExpireOptions, ExpireOutcome, OrphanOptions};
 pub use read::predicate::{CompareOp, Predicate};
 pub use read::scan::{ScanBuilder, ScanPlan, Split};
+pub use read::stream::{
+    ChangeReader, ChangeSource, SnapshotChanges, SnapshotRef, StartMode, StreamOptions,
+    ROW_KIND_COLUMN,
+};
 pub use table::Table;
 pub use tidelake_format::binary_row::Datum;
 pub use tidelake_format::schema::TableSchema;

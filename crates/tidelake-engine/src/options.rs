@@ -15,6 +15,22 @@ pub enum MergeEngine {
     FirstRow,
 }
 
+/// Paimon's `changelog-producer` option: how a primary-key table produces
+/// the complete -U/+U/-D/+I stream streaming readers consume.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangelogProducer {
+    /// No changelog files: streaming readers see the delta files.
+    None,
+    /// Writers copy their input rows into changelog files at flush.
+    Input,
+    /// Compactions that consume level-0 files look up the previous value of
+    /// each of their keys in the higher levels and write the difference.
+    Lookup,
+    /// Compactions into the highest level write the difference against the
+    /// previous highest level.
+    FullCompaction,
+}
+
 /// The options of one table, read once from its schema.
 #[derive(Clone, Debug)]
 pub struct TableOptions {
@@ -57,6 +73,17 @@ pub struct TableOptions {
     pub snapshot_time_retained_millis: i64,
     /// `snapshot.expire.limit` (10): snapshots expired per run at most.
     pub snapshot_expire_limit: usize,
+    /// `changelog-producer` (none).
+    pub changelog_producer: ChangelogProducer,
+    /// `changelog-file.prefix` (`changelog-`).
+    pub changelog_file_prefix: String,
+    /// `full-compaction.delta-commits`: writers run a full compaction when
+    /// the snapshot they commit is a multiple of it.
+    pub full_compaction_delta_commits: Option<u64>,
+    /// `lookup-wait` (true): with the lookup producer, writers compact their
+    /// level-0 files right after each commit, so changes reach the changelog
+    /// at once.
+    pub lookup_wait: bool,
 }
 
 fn parse_size(key: &str, value: &str) -> Result<u64> {
@@ -145,7 +172,34 @@ impl TableOptions {
                 }
             },
         };
-        let _ = has_primary_key;
+        let changelog_producer = match get("changelog-producer").unwrap_or("none") {
+            "none" => ChangelogProducer::None,
+            "input" => ChangelogProducer::Input,
+            "lookup" => ChangelogProducer::Lookup,
+            "full-compaction" => ChangelogProducer::FullCompaction,
+            other => {
+                return Err(EngineError::invalid(format!(
+                    "option 'changelog-producer': unknown producer '{other}' (none, input, lookup, full-compaction)"
+                )))
+            }
+        };
+        if changelog_producer != ChangelogProducer::None && !has_primary_key {
+            return Err(EngineError::invalid(
+                "option 'changelog-producer' needs a primary key: a table without one has no changelog beyond its appended rows",
+            ));
+        }
+        let full_compaction_delta_commits = match get("full-compaction.delta-commits") {
+            Some(v) => {
+                let n = parse_num::<u64>("full-compaction.delta-commits", v)?;
+                if n == 0 {
+                    return Err(EngineError::invalid(
+                        "option 'full-compaction.delta-commits' must be at least 1",
+                    ));
+                }
+                Some(n)
+            }
+            None => None,
+        };
         let compaction_trigger: usize = parse_num(
             "num-sorted-run.compaction-trigger",
             get("num-sorted-run.compaction-trigger").unwrap_or("5"),
@@ -186,6 +240,12 @@ impl TableOptions {
             get("snapshot.expire.limit").unwrap_or("10"),
         )?;
         Ok(TableOptions {
+            changelog_producer,
+            changelog_file_prefix: get("changelog-file.prefix")
+                .unwrap_or("changelog-")
+                .to_string(),
+            full_compaction_delta_commits,
+            lookup_wait: parse_bool("lookup-wait", get("lookup-wait").unwrap_or("true"))?,
             snapshot_num_retained_min,
             snapshot_num_retained_max,
             snapshot_time_retained_millis,

@@ -96,6 +96,18 @@ impl TableLayout {
         })
         .and_then(|layout| {
             crate::mergefn::MergeFunction::for_table(&layout)?;
+            let producer = layout.options.changelog_producer;
+            if layout.options.merge_engine == crate::options::MergeEngine::FirstRow
+                && !matches!(
+                    producer,
+                    crate::options::ChangelogProducer::None
+                        | crate::options::ChangelogProducer::Lookup
+                )
+            {
+                return Err(EngineError::invalid(
+                    "the first-row merge engine supports 'changelog-producer' = 'none' or 'lookup' only (the first version of a key never changes, so only lookup can tell a new key from a repeated one)",
+                ));
+            }
             Ok(layout)
         })
     }

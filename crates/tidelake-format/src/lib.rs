@@ -12,6 +12,7 @@
 
 pub mod binary_row;
 pub mod bucket;
+pub mod deletion_vector;
 pub mod error;
 pub mod manifest;
 pub mod path;

@@ -3,7 +3,6 @@
 //! dollar-quoted strings behave exactly as the DataFusion parser sees them.
 
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::{
     Location, Token, TokenWithSpan, Tokenizer, Whitespace,
 };
@@ -21,56 +20,79 @@ pub(crate) struct RawStatement {
 }
 
 impl RawStatement {
-    /// The statement text with `table VERSION AS OF n` rewritten to the
-    /// table name `table$snapshot_n`, the spelling our catalog resolves.
+    /// The statement text with time travel (`table VERSION AS OF n`, see
+    /// `catalog::time_travel_clause`) rewritten to the table names our
+    /// catalog resolves (`table$snapshot_n`), and `` `backquoted` ``
+    /// identifiers (as Flink and Spark write `` `t$files` ``) double-quoted.
     pub fn text_for_datafusion(&self) -> String {
-        let mut out = String::new();
-        let lines = LineIndex::new(&self.text);
-        let mut copied_to = 0usize;
-        let mut i = 0usize;
-        while i < self.tokens.len() {
-            if let Some(snapshot) = version_clause_at(&self.tokens, i) {
-                if i > 0 {
-                    if let Token::Word(table) = &self.tokens[i - 1].token {
-                        // Relative positions: the tokens were re-located to this text.
-                        let name_start = lines.offset(self.tokens[i - 1].span.start);
-                        let clause_end = lines.offset(self.tokens[i + 3].span.end);
-                        if let (Some(name_start), Some(clause_end)) = (name_start, clause_end) {
-                            out.push_str(&self.text[copied_to..name_start]);
-                            let name = format!("{}$snapshot_{snapshot}", table.value);
-                            match table.quote_style {
-                                Some(q) => {
-                                    out.push(q);
-                                    out.push_str(&name.replace(q, &format!("{q}{q}")));
-                                    out.push(q);
-                                }
-                                None => out.push_str(&name),
-                            }
-                            copied_to = clause_end;
-                            i += 4;
-                            continue;
-                        }
-                    }
+        match backquotes_to_double_quotes(&self.text, &self.tokens) {
+            Some(text) => match tokenize(&text) {
+                Ok(tokens) => {
+                    let tokens: Vec<TokenWithSpan> = tokens
+                        .into_iter()
+                        .filter(|t| is_significant(&t.token))
+                        .collect();
+                    rewrite_time_travel(&text, &tokens)
                 }
-            }
-            i += 1;
+                Err(_) => rewrite_time_travel(&self.text, &self.tokens),
+            },
+            None => rewrite_time_travel(&self.text, &self.tokens),
         }
-        out.push_str(&self.text[copied_to..]);
-        out
     }
 }
 
-/// `VERSION AS OF <integer>` starting at token `i`: the snapshot id.
-fn version_clause_at(tokens: &[TokenWithSpan], i: usize) -> Option<String> {
-    let kw = |j: usize, k: Keyword| matches!(tokens.get(j).map(|t| &t.token), Some(Token::Word(w)) if w.keyword == k && w.quote_style.is_none());
-    if kw(i, Keyword::VERSION) && kw(i + 1, Keyword::AS) && kw(i + 2, Keyword::OF) {
-        if let Some(Token::Number(n, _)) = tokens.get(i + 3).map(|t| &t.token) {
-            if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) {
-                return Some(n.clone());
+fn rewrite_time_travel(text: &str, tokens: &[TokenWithSpan]) -> String {
+    let mut out = String::new();
+    let lines = LineIndex::new(text);
+    let mut copied_to = 0usize;
+    let mut i = 0usize;
+    while i < tokens.len() {
+        if let Some((suffix, consumed)) = crate::catalog::time_travel_clause(tokens, i) {
+            if i > 0 {
+                if let Token::Word(table) = &tokens[i - 1].token {
+                    // Relative positions: the tokens were re-located to this text.
+                    let name_start = lines.offset(tokens[i - 1].span.start);
+                    let clause_end = lines.offset(tokens[i + consumed - 1].span.end);
+                    if let (Some(name_start), Some(clause_end)) = (name_start, clause_end) {
+                        out.push_str(&text[copied_to..name_start]);
+                        out.push_str(&crate::catalog::suffixed_table_name(table, &suffix));
+                        copied_to = clause_end;
+                        i += consumed;
+                        continue;
+                    }
+                }
             }
         }
+        i += 1;
     }
-    None
+    out.push_str(&text[copied_to..]);
+    out
+}
+
+/// The text with each `` `name` `` as `"name"`; None when there is none.
+fn backquotes_to_double_quotes(text: &str, tokens: &[TokenWithSpan]) -> Option<String> {
+    let ticks: Vec<&TokenWithSpan> = tokens
+        .iter()
+        .filter(|t| t.token == Token::Char('`'))
+        .collect();
+    if ticks.len() < 2 {
+        return None;
+    }
+    let lines = LineIndex::new(text);
+    let mut out = String::new();
+    let mut copied_to = 0usize;
+    for pair in ticks.chunks_exact(2) {
+        let open = lines.offset(pair[0].span.start)?;
+        let close = lines.offset(pair[1].span.start)?;
+        let inner = text.get(open + 1..close)?;
+        out.push_str(&text[copied_to..open]);
+        out.push('"');
+        out.push_str(&inner.replace('"', "\"\""));
+        out.push('"');
+        copied_to = close + 1;
+    }
+    out.push_str(&text[copied_to..]);
+    Some(out)
 }
 
 /// Maps line/column locations to byte offsets of a text.

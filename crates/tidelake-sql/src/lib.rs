@@ -32,6 +32,7 @@ mod predicate;
 mod procedures;
 mod provider;
 mod session;
+mod stream;
 mod system_tables;
 
 pub use catalog::{TidelakeCatalog, TidelakeDatabase, SNAPSHOT_SUFFIX};
@@ -42,4 +43,5 @@ pub use session::{
     CommandStatus, QueryHandler, QueryStream, Session, StatementResult, StreamingResult,
     CATALOG_NAME,
 };
+pub use stream::{ChangeSet, ChangeStream, OP_COLUMN};
 pub use system_tables::SNAPSHOTS_SUFFIX;

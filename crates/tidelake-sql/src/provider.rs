@@ -38,6 +38,8 @@ pub(crate) fn to_df(e: impl Into<SqlError>) -> DataFusionError {
 pub struct TidelakeTable {
     table: Table,
     snapshot: Option<i64>,
+    /// A tag pinning the snapshot: read through the tag, which outlives it.
+    tag: Option<String>,
     schema: SchemaRef,
 }
 
@@ -56,8 +58,16 @@ impl TidelakeTable {
         TidelakeTable {
             table,
             snapshot,
+            tag: None,
             schema,
         }
+    }
+
+    /// Reads the snapshot of a tag (set `snapshot` to its id too, which
+    /// makes the provider read-only).
+    pub fn with_tag(mut self, tag: impl Into<String>) -> Self {
+        self.tag = Some(tag.into());
+        self
     }
 
     pub fn table(&self) -> &Table {
@@ -89,6 +99,9 @@ impl TidelakeTable {
             .with_projection(projection)
             .with_snapshot(self.snapshot)
             .with_limit(limit);
+        if let Some(tag) = &self.tag {
+            builder = builder.with_tag(tag.clone());
+        }
         if let Some(p) = predicate {
             builder = builder.with_predicate(p);
         }

@@ -7,6 +7,7 @@
 
 mod output;
 mod shell;
+mod stream;
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -23,7 +24,8 @@ Examples:
   tidelake sql -e \"INSERT INTO t VALUES (1, 'a'), (2, 'b')\" -e \"SELECT * FROM t\"
   tidelake --warehouse s3://bucket/lake sql -f load.sql --format csv > out.csv
   echo \"SELECT count(*) FROM t;\" | tidelake sql --format json
-  tidelake sql                       (interactive shell)";
+  tidelake sql                       (interactive shell)
+  tidelake stream -e \"SELECT * FROM t\" --mode latest   (print changes as they are committed)";
 
 /// A streaming lakehouse on Apache Paimon tables.
 #[derive(Debug, Parser)]
@@ -46,6 +48,10 @@ enum Command {
     /// 'write-only' = 'true' meanwhile); the same as
     /// CALL sys.compact(table => 'db.t', ...).
     Compact(CompactArgs),
+    /// Print a table's changes as they are committed (a streaming SELECT),
+    /// with an _op column: +I, -U, +U, -D.
+    #[command(after_help = stream::STREAM_HELP)]
+    Stream(stream::StreamArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -260,5 +266,6 @@ fn main() -> ExitCode {
             runtime.block_on(run_sql(&warehouse, args, &sub))
         }
         Command::Compact(args) => runtime.block_on(run_compact(&warehouse, args)),
+        Command::Stream(args) => runtime.block_on(stream::run_stream(&warehouse, args, report)),
     }
 }

@@ -9,6 +9,7 @@
 //! Files a writer adds while a compaction runs have higher sequence numbers
 //! than anything the compaction read, so they stay valid on top of it.
 
+mod changelog;
 mod pick;
 mod rewrite;
 
@@ -22,6 +23,7 @@ use tidelake_format::types::DataType;
 
 use crate::commit::{CommitMessage, CommitRequest, Committer};
 use crate::error::{EngineError, Result};
+use crate::options::ChangelogProducer;
 use crate::read::predicate::Predicate;
 use crate::read::scan::Split;
 use crate::table::Table;
@@ -131,13 +133,31 @@ pub(crate) struct BucketTask {
     pub drop_retracts: bool,
 }
 
+/// The highest level of a bucket's LSM tree: `num-levels - 1`, or higher
+/// when files written by an engine with more levels are there (they keep
+/// their level).
+pub(crate) fn bucket_max_level(table: &Table, files: &[DataFileMeta]) -> usize {
+    let highest_file_level = files
+        .iter()
+        .map(|f| f.level.max(0) as usize)
+        .max()
+        .unwrap_or(0);
+    (table.layout.options.num_levels.max(2) - 1).max(highest_file_level)
+}
+
+/// Whether compactions must take every level-0 file at once, even below
+/// the compaction trigger: the lookup changelog describes level-0 files
+/// exactly when they are compacted.
+fn forces_level0_compaction(table: &Table) -> bool {
+    table.layout.options.changelog_producer == ChangelogProducer::Lookup
+}
+
 /// Decides what to compact in one bucket (`None`: nothing).
 pub(crate) fn plan_bucket(table: &Table, files: &[DataFileMeta], full: bool) -> Option<BucketTask> {
     let options = &table.layout.options;
     let runs = sorted_runs(files, &table.layout.key_types);
-    // Files written by an engine with more levels keep their level.
     let highest_file_level = runs.iter().map(|r| r.level).max().unwrap_or(0);
-    let max_level = (options.num_levels.max(2) - 1).max(highest_file_level);
+    let max_level = bucket_max_level(table, files);
     let picker = UniversalPicker {
         max_size_amplification_percent: options.compaction_max_size_amplification_percent,
         size_ratio_percent: options.compaction_size_ratio,
@@ -151,10 +171,14 @@ pub(crate) fn plan_bucket(table: &Table, files: &[DataFileMeta], full: bool) -> 
             bytes: r.bytes(),
         })
         .collect();
+    let level0_runs = runs.iter().filter(|r| r.level == 0).count();
     let unit = if full {
         picker.pick_full(&sizes)
     } else {
-        picker.pick(&sizes)
+        picker.pick(&sizes).or_else(|| {
+            (forces_level0_compaction(table) && level0_runs > 0)
+                .then(|| picker.unit(&sizes, level0_runs))
+        })
     }?;
     let CompactUnit {
         run_count,
@@ -254,6 +278,14 @@ pub(crate) async fn prepare(
                 .flat_map(|r| r.files.iter().cloned())
                 .collect();
             let outputs = rewrite::rewrite_bucket(table, split, &task).await?;
+            written.push((split.clone(), outputs.clone()));
+            let max_level = bucket_max_level(table, &split.files);
+            let changelog_files = if table.layout.is_primary_key() {
+                changelog::bucket_changelog(table, split, &task, max_level).await?
+            } else {
+                Vec::new()
+            };
+            written.push((split.clone(), changelog_files.clone()));
             outcome.files_in += inputs.len();
             outcome.bytes_in += inputs
                 .iter()
@@ -264,13 +296,13 @@ pub(crate) async fn prepare(
                 .iter()
                 .map(|f| f.file_size.max(0) as u64)
                 .sum::<u64>();
-            written.push((split.clone(), outputs.clone()));
             messages.push(CommitMessage {
                 partition: split.partition.clone(),
                 bucket: split.bucket,
                 total_buckets: table.layout.options.bucket,
                 new_files: outputs,
                 deleted_files: inputs,
+                changelog_files,
             });
         }
         Ok(())
@@ -310,6 +342,7 @@ pub(crate) async fn commit_prepared(table: &Table, prepared: Prepared) -> Result
         properties: Default::default(),
         index_entries: Vec::new(),
         index_loaded_from: Default::default(),
+        deletion_vectors_replaced: Default::default(),
     };
     match Committer::new(table)?.commit(request).await {
         Ok(id) => {
@@ -342,11 +375,15 @@ async fn delete_outputs(table: &Table, written: &[(Split, Vec<DataFileMeta>)]) {
 /// it accepts data, of buckets at `num-sorted-run.stop-trigger`. Each makes
 /// a COMPACT snapshot of its own. A failure (e.g. a concurrent compaction
 /// won) is only logged: the writer's data is unaffected either way.
-pub(crate) async fn compact_inline(table: &Table, written: &HashSet<BucketId>) {
+pub(crate) async fn compact_inline(table: &Table, written: &HashSet<BucketId>, full: bool) {
     if !compacts_inline(table) || written.is_empty() {
         return;
     }
-    match compact_table(table, &CompactOptions::default(), Some(written)).await {
+    let options = CompactOptions {
+        full,
+        partition: None,
+    };
+    match compact_table(table, &options, Some(written)).await {
         Ok(outcome) => {
             if let Some(id) = outcome.snapshot_id {
                 tracing::debug!(table = %table.id, snapshot = id, files_in = outcome.files_in, files_out = outcome.files_out, "inline compaction committed");
@@ -713,6 +750,7 @@ mod tests {
                     total_buckets: 1,
                     new_files: outputs.clone(),
                     deleted_files: vec![file.clone()],
+                    changelog_files: Vec::new(),
                 }],
                 written: vec![(split.clone(), outputs)],
                 outcome: CompactOutcome::default(),

@@ -103,7 +103,7 @@ impl UniversalPicker {
 
     /// The output level of the newest `count` runs: just above the next run
     /// that stays, never level 0, the highest level when all runs are taken.
-    fn unit(&self, runs: &[RunSize], mut count: usize) -> CompactUnit {
+    pub fn unit(&self, runs: &[RunSize], mut count: usize) -> CompactUnit {
         let mut output_level = if count == runs.len() {
             self.max_level
         } else {

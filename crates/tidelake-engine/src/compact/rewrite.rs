@@ -109,7 +109,7 @@ fn open_run(
 }
 
 /// The runs merged into one key-ordered stream in key-value layout.
-fn merged_stream(
+pub(super) fn merged_stream(
     table: &Table,
     split: &Split,
     runs: &[SortedRun],

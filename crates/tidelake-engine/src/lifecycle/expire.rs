@@ -56,7 +56,11 @@ pub(crate) async fn expire_after_commit(table: &Table) {
     if table.options().write_only {
         return;
     }
-    let options = ExpireOptions::from_table(table, chrono::Utc::now().timestamp_millis());
+    let now = chrono::Utc::now().timestamp_millis();
+    if let Err(e) = table.expire_consumers(now).await {
+        tracing::warn!(table = %table.id, "consumer expiration after commit failed: {e}");
+    }
+    let options = ExpireOptions::from_table(table, now);
     if let Err(e) = table.expire_snapshots(options).await {
         tracing::warn!(table = %table.id, "snapshot expiration after commit failed: {e}");
     }

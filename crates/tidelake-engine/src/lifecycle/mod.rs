@@ -5,6 +5,7 @@
 //! Every operation deletes files only after deciding, from the snapshots and
 //! tags that stay, that nothing still needs them; when unsure it keeps them.
 
+mod consumers;
 mod expire;
 mod orphans;
 mod refs;
@@ -17,6 +18,7 @@ use crate::error::{EngineError, Result};
 use crate::snapshots::file_name;
 use crate::table::Table;
 
+pub use consumers::CONSUMER_EXPIRATION_TIME;
 pub(crate) use expire::expire_after_commit;
 pub use expire::{ExpireOptions, ExpireOutcome};
 pub use orphans::OrphanOptions;

@@ -5,3 +5,4 @@ pub(crate) mod file;
 pub(crate) mod merge;
 pub mod predicate;
 pub mod scan;
+pub mod stream;

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use bytes::Bytes;
-use tidelake_format::manifest::{read_index_manifest, FileKind, IndexFileMeta, IndexManifestEntry};
+use tidelake_format::manifest::{FileKind, IndexFileMeta, IndexManifestEntry};
 use tidelake_format::snapshot::Snapshot;
 
 use crate::error::{EngineError, Result};
@@ -36,15 +36,10 @@ pub(crate) async fn hash_entries(
     table: &Table,
     snapshot: Option<&Snapshot>,
 ) -> Result<Vec<IndexManifestEntry>> {
-    let Some(name) = snapshot.and_then(|s| s.index_manifest.clone()) else {
-        return Ok(Vec::new());
-    };
-    let path = table.paths().manifest(&name);
-    let bytes = table.store.get(&path).await?;
-    let entries = read_index_manifest(&bytes).map_err(|e| EngineError::format(path, e))?;
-    Ok(entries
+    Ok(crate::index::index_entries(table, snapshot)
+        .await?
         .into_iter()
-        .filter(|e| e.kind == FileKind::Add && e.index_file.index_type == HASH_INDEX)
+        .filter(|e| e.index_file.index_type == HASH_INDEX)
         .collect())
 }
 

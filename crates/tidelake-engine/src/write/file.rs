@@ -123,6 +123,36 @@ pub(crate) async fn write_data_file(
     dir: &str,
     content: FileContent,
 ) -> Result<DataFileMeta> {
+    write_file(table, dir, content, &table.layout.options.data_file_prefix).await
+}
+
+/// Writes changelog rows (key-value layout, sorted by key) as a changelog
+/// file under `dir`: the same layout as a data file, named with
+/// `changelog-file.prefix`.
+pub(crate) async fn write_changelog_file(
+    table: &Table,
+    dir: &str,
+    batch: RecordBatch,
+) -> Result<DataFileMeta> {
+    let content = FileContent {
+        batch,
+        sequence_range: None,
+    };
+    write_file(
+        table,
+        dir,
+        content,
+        &table.layout.options.changelog_file_prefix,
+    )
+    .await
+}
+
+async fn write_file(
+    table: &Table,
+    dir: &str,
+    content: FileContent,
+    prefix: &str,
+) -> Result<DataFileMeta> {
     let layout = &table.layout;
     let batch = &content.batch;
     if batch.num_rows() == 0 {
@@ -134,11 +164,7 @@ pub(crate) async fn write_data_file(
         RecordBatch::try_new(append_file_schema(layout), batch.columns().to_vec())?
     };
     let batch = &batch;
-    let name = format!(
-        "{}{}-0.parquet",
-        layout.options.data_file_prefix,
-        uuid::Uuid::new_v4()
-    );
+    let name = format!("{prefix}{}-0.parquet", uuid::Uuid::new_v4());
     let path = format!("{dir}/{name}");
     let mut buf = Vec::with_capacity(1 << 20);
     {

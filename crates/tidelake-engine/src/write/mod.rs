@@ -9,7 +9,6 @@ mod rewrite;
 mod route;
 mod sort;
 
-pub(crate) use dynamic::hash_entries;
 pub use rewrite::{BatchChange, RewriteOutcome};
 
 use std::collections::{BTreeMap, HashMap};
@@ -21,7 +20,8 @@ use tidelake_format::manifest::DataFileMeta;
 use tidelake_format::snapshot::CommitKind;
 
 pub(crate) use file::{
-    kv_file_schema, write_data_file, FileContent, KEY_PREFIX, SEQUENCE_COLUMN, VALUE_KIND_COLUMN,
+    kv_file_schema, write_changelog_file, write_data_file, FileContent, KEY_PREFIX,
+    SEQUENCE_COLUMN, VALUE_KIND_COLUMN,
 };
 
 use crate::commit::{CommitMessage, CommitRequest, Committer};
@@ -83,6 +83,8 @@ struct BucketBuffer {
     bytes: usize,
     next_sequence: i64,
     files: Vec<DataFileMeta>,
+    /// Changelog files written at flush (input producer).
+    changelog: Vec<DataFileMeta>,
 }
 
 /// Writes rows into a table and commits them as one snapshot.
@@ -163,7 +165,7 @@ impl TableWriter {
                     runs,
                 });
             } else {
-                crate::compact::compact_inline(&self.table, &stalled).await;
+                crate::compact::compact_inline(&self.table, &stalled, false).await;
             }
         }
         self.base
@@ -249,6 +251,7 @@ impl TableWriter {
                     bytes: 0,
                     next_sequence: start,
                     files: Vec::new(),
+                    changelog: Vec::new(),
                 });
             let rows = group.indices.len();
             let seq: ArrayRef = Arc::new(Int64Array::from_iter_values(
@@ -304,9 +307,10 @@ impl TableWriter {
         self.buffered_bytes -= buffer.bytes;
         buffer.bytes = 0;
         let dir = format!("{}bucket-{}", buffer.partition_path, id.1);
-        let files = sort::flush(&self.table, &self.kv_schema, &dir, batches).await?;
+        let flushed = sort::flush(&self.table, &self.kv_schema, &dir, batches).await?;
         if let Some(buffer) = self.buckets.get_mut(id) {
-            buffer.files.extend(files);
+            buffer.files.extend(flushed.data);
+            buffer.changelog.extend(flushed.changelog);
         }
         self.merge_files_at_stop_trigger(id).await
     }
@@ -386,13 +390,14 @@ impl TableWriter {
         let messages: Vec<CommitMessage> = self
             .buckets
             .iter()
-            .filter(|(_, b)| !b.files.is_empty())
+            .filter(|(_, b)| !b.files.is_empty() || !b.changelog.is_empty())
             .map(|((partition, bucket), b)| CommitMessage {
                 partition: partition.clone(),
                 bucket: *bucket,
                 total_buckets,
                 new_files: b.files.clone(),
                 deleted_files: Vec::new(),
+                changelog_files: b.changelog.clone(),
             })
             .collect();
         let overwrite_partitions = if self.overwrite {
@@ -413,6 +418,7 @@ impl TableWriter {
         let request = CommitRequest {
             index_entries,
             index_loaded_from,
+            deletion_vectors_replaced: Default::default(),
             messages,
             kind,
             overwrite_partitions,
@@ -429,8 +435,17 @@ impl TableWriter {
             .map(|(k, _)| k.clone())
             .collect();
         self.buckets.clear();
-        if id.is_some() {
-            crate::compact::compact_inline(&self.table, &written).await;
+        if let Some(id) = id {
+            // `full-compaction.delta-commits`: every N-th snapshot (counted
+            // by id, so that any number of writers share one cadence) the
+            // writer compacts its buckets fully.
+            let full = self
+                .table
+                .layout
+                .options
+                .full_compaction_delta_commits
+                .is_some_and(|n| (id as u64).is_multiple_of(n));
+            crate::compact::compact_inline(&self.table, &written, full).await;
         }
         self.base = None;
         self.dynamic = None;
@@ -439,7 +454,7 @@ impl TableWriter {
 
     async fn delete_written_files(&mut self) {
         for ((_, bucket), b) in self.buckets.drain() {
-            for f in &b.files {
+            for f in b.files.iter().chain(&b.changelog) {
                 let path = format!(
                     "{}/{}bucket-{}/{}",
                     self.table.paths().root,

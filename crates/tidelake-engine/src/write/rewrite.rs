@@ -125,6 +125,7 @@ impl Table {
                     properties: Default::default(),
                     index_entries: Vec::new(),
                     index_loaded_from: Default::default(),
+                    deletion_vectors_replaced: Default::default(),
                 };
                 Committer::new(self)?.commit(request).await
             }

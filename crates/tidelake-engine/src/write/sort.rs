@@ -12,10 +12,10 @@ use arrow_row::{RowConverter, SortField};
 use arrow_schema::{DataType as ArrowType, Field, Schema, SchemaRef};
 use tidelake_format::manifest::DataFileMeta;
 
-use super::file::{kv_batch, write_data_file, FileContent};
+use super::file::{kv_batch, write_changelog_file, write_data_file, FileContent};
 use crate::error::{EngineError, Result};
 use crate::mergefn::{ignore_delete, MergeFunction, MergedRows, Version, VersionColumns};
-use crate::options::MergeEngine;
+use crate::options::{ChangelogProducer, MergeEngine};
 use crate::table::{Table, TableLayout};
 
 /// Buffered rows: the table's columns, then sequence number and kind.
@@ -229,15 +229,26 @@ fn chunk_bounds(rows: usize, bytes: usize, target: u64) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// Writes a bucket's buffered batches as level-0 files under `dir`.
+/// The files one flush wrote.
+#[derive(Default)]
+pub(crate) struct Flushed {
+    pub data: Vec<DataFileMeta>,
+    /// Changelog files (`changelog-producer` = `input`).
+    pub changelog: Vec<DataFileMeta>,
+}
+
+/// Writes a bucket's buffered batches as level-0 files under `dir` (and,
+/// with the input changelog producer, the rows as they came as changelog
+/// files).
 pub(crate) async fn flush(
     table: &Table,
     kv_schema: &SchemaRef,
     dir: &str,
     batches: Vec<RecordBatch>,
-) -> Result<Vec<DataFileMeta>> {
+) -> Result<Flushed> {
+    let mut flushed = Flushed::default();
     if batches.is_empty() {
-        return Ok(Vec::new());
+        return Ok(flushed);
     }
     let layout = &table.layout;
     let staged = arrow_select::concat::concat_batches(&batches[0].schema(), &batches)?;
@@ -257,6 +268,9 @@ pub(crate) async fn flush(
                 table.id
             )));
         }
+        if layout.options.changelog_producer == ChangelogProducer::Input && staged.num_rows() > 0 {
+            flushed.changelog = write_input_changelog(table, kv_schema, dir, &staged).await?;
+        }
         let sorted = match MergeFunction::for_table(layout)? {
             Some(function) => merge_staged(layout, &function, &staged).map_err(|e| match e {
                 EngineError::InvalidInput(m) => {
@@ -271,7 +285,7 @@ pub(crate) async fn flush(
         };
         drop(staged);
         if sorted.num_rows() == 0 {
-            return Ok(files);
+            return Ok(flushed);
         }
         let bytes = sorted.get_array_memory_size();
         for (offset, len) in chunk_bounds(sorted.num_rows(), bytes, layout.options.target_file_size)
@@ -322,6 +336,36 @@ pub(crate) async fn flush(
                 .await?,
             );
         }
+    }
+    flushed.data = files;
+    Ok(flushed)
+}
+
+/// Every buffered row, in key order (then `sequence.field`, then arrival),
+/// unmerged: Paimon's `input` changelog.
+async fn write_input_changelog(
+    table: &Table,
+    kv_schema: &SchemaRef,
+    dir: &str,
+    staged: &RecordBatch,
+) -> Result<Vec<DataFileMeta>> {
+    let layout = &table.layout;
+    let nv = layout.schema.fields.len();
+    let (order, _) = sorted_key_groups(layout, &staged.columns()[..nv])?;
+    let sorted = arrow_select::take::take_record_batch(staged, &UInt32Array::from(order))?;
+    let bytes = sorted.get_array_memory_size();
+    let mut files = Vec::new();
+    for (offset, len) in chunk_bounds(sorted.num_rows(), bytes, layout.options.target_file_size) {
+        let part = sorted.slice(offset, len);
+        let cols = part.columns();
+        let batch = kv_batch(
+            layout,
+            kv_schema,
+            &cols[..nv],
+            cols[nv].clone(),
+            cols[nv + 1].clone(),
+        )?;
+        files.push(write_changelog_file(table, dir, batch).await?);
     }
     Ok(files)
 }
