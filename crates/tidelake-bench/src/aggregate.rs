@@ -205,7 +205,7 @@ mod tests {
             (
                 "status",
                 Arc::new(StringArray::from_iter_values(
-                    (0..n).map(|i| ["PAID", "SHIPPED"][i % 2]),
+                    ids.iter().map(|i| ["PAID", "SHIPPED"][(i % 2) as usize]),
                 )),
             ),
             (
