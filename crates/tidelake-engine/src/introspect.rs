@@ -19,7 +19,6 @@ use crate::{DataType, Datum, TableSchema};
 pub use tidelake_format::manifest::{DataFileMeta, ManifestEntry, ManifestFileMeta, SimpleStats};
 pub use tidelake_format::snapshot::{CommitKind, Snapshot};
 
-const CONSUMER_PREFIX: &str = "consumer-";
 const TAG_PREFIX: &str = "tag-";
 
 /// The manifest reader of a table (with its manifest codec option).
@@ -29,39 +28,6 @@ pub fn manifest_store(table: &Table) -> Result<ManifestStore> {
         table.paths().clone(),
         &table.options().manifest_compression,
     )
-}
-
-/// Every consumer of the table (`consumer/consumer-{id}` files holding
-/// `{"nextSnapshot": N}`) as (id, next snapshot id), by id.
-pub async fn list_consumers(table: &Table) -> Result<Vec<(String, i64)>> {
-    let dir = format!("{}/consumer", table.paths().root);
-    let entries = match table.store.list(&dir).await {
-        Ok(e) => e,
-        Err(StoreError::NotFound { .. }) => return Ok(Vec::new()),
-        Err(e) => return Err(e.into()),
-    };
-    let mut consumers = Vec::new();
-    for e in entries {
-        let Some(id) = file_name(&e.path).strip_prefix(CONSUMER_PREFIX) else {
-            continue;
-        };
-        let bytes = match table.store.get(&e.path).await {
-            Ok(b) => b,
-            // Removed between listing and reading: that consumer is gone.
-            Err(StoreError::NotFound { .. }) => continue,
-            Err(err) => return Err(err.into()),
-        };
-        let next = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .and_then(|v| v.get("nextSnapshot").and_then(Value::as_i64))
-            .ok_or_else(|| EngineError::Corrupt {
-                path: e.path.clone(),
-                message: "not a consumer file ({\"nextSnapshot\": N})".to_string(),
-            })?;
-        consumers.push((id.to_string(), next));
-    }
-    consumers.sort();
-    Ok(consumers)
 }
 
 /// One tag: its snapshot plus what Paimon's Java `Tag` adds to the

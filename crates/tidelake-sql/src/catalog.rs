@@ -104,10 +104,11 @@ pub(crate) fn parse_table_name(name: &str) -> Result<TableRef<'_>, SqlError> {
         None => (rest, None),
     };
     let Some(system) = SystemTable::from_name(system_name) else {
-        return Err(SqlError::UndefinedTable(format!(
-            "'{name}': '{system_name}' is not a system table (supported: {})",
-            SystemTable::supported_list()
-        )));
+        return Err(SqlError::UndefinedSystemTable {
+            table: name.to_string(),
+            suffix: system_name.to_string(),
+            supported: SystemTable::supported_list(),
+        });
     };
     let travel = match travel_part {
         None => None,
@@ -282,11 +283,13 @@ pub(crate) async fn resolve_travel(
 
 /// A timestamp literal without a zone, read as UTC (as `commit_time` in
 /// `$snapshots` shows commit times).
+/// Parses at millisecond resolution: through nanoseconds, dates after 2262
+/// would overflow.
 fn parse_timestamp_millis(text: &str) -> Option<i64> {
-    use datafusion::arrow::compute::kernels::cast_utils::string_to_timestamp_nanos;
-    string_to_timestamp_nanos(text.trim())
+    use datafusion::arrow::compute::kernels::cast_utils::string_to_datetime;
+    string_to_datetime(&chrono::Utc, text.trim())
         .ok()
-        .map(|nanos| nanos.div_euclid(1_000_000))
+        .map(|t| t.timestamp_millis())
 }
 
 fn format_millis(millis: i64) -> String {

@@ -42,6 +42,13 @@ pub enum SqlError {
     UndefinedDatabase(String),
     #[error("table '{0}' does not exist")]
     UndefinedTable(String),
+    /// A `table$suffix` whose suffix names no system table.
+    #[error("'{table}': '{suffix}' is not a system table (supported: {supported})")]
+    UndefinedSystemTable {
+        table: String,
+        suffix: String,
+        supported: String,
+    },
     /// A column that the table (or query) does not have.
     #[error("{0}")]
     UndefinedColumn(String),
@@ -114,7 +121,7 @@ impl SqlError {
         match self {
             SqlError::Syntax { .. } => "42601",
             SqlError::UndefinedDatabase(_) => "3F000",
-            SqlError::UndefinedTable(_) => "42P01",
+            SqlError::UndefinedTable(_) | SqlError::UndefinedSystemTable { .. } => "42P01",
             SqlError::UndefinedColumn(_) => "42703",
             SqlError::UndefinedType { .. } => "42704",
             SqlError::DuplicateDatabase(_) => "42P06",

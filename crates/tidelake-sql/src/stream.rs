@@ -79,6 +79,7 @@ impl Session {
     ) -> Result<ChangeStream> {
         let (sql, hint_options) = extract_options_hint(sql)?;
         let (statement, name) = rewrite_query(&sql)?;
+        let user_sql = sql;
         let database = name
             .database
             .clone()
@@ -117,12 +118,15 @@ impl Session {
                 catalog.register_schema(&database, Arc::new(MemorySchemaProvider::new()))?;
             }
         }
-        let sql = statement.to_string();
         // Plans the query once over no rows: checks it and fixes its schema.
+        // The user's own query is checked first: with `_op` added, an
+        // aggregate would fail on `_op` before the check could name it.
         ctx.register_table(
             table_ref.clone(),
             Arc::new(MemTable::try_new(input_schema.clone(), vec![vec![]])?),
         )?;
+        check_per_row(ctx.sql(&user_sql).await?.logical_plan())?;
+        let sql = statement.to_string();
         let frame = ctx.sql(&sql).await?;
         check_per_row(frame.logical_plan())?;
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());

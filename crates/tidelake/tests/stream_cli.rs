@@ -351,7 +351,7 @@ fn streaming_queries_that_cannot_apply_per_row_fail_with_one_line() {
     let wh = dir.path();
     setup(wh);
     for (query, needle) in [
-        ("SELECT count(*) FROM t", "aggregate"),
+        ("SELECT count(*) FROM t", "stream of changes"),
         ("SELECT * FROM t ORDER BY id", "stream of changes"),
         ("SELECT * FROM nope", "nope"),
     ] {

@@ -26,13 +26,13 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use tidelake_format::manifest::DataFileMeta;
 
-use super::rewrite::merged_stream;
+use super::rewrite::{merged_stream, FileRoller};
 use super::{compare_key_rows, sorted_runs, BucketTask, SortedRun};
 use crate::error::Result;
 use crate::options::ChangelogProducer;
 use crate::read::scan::Split;
 use crate::table::Table;
-use crate::write::{kv_file_schema, write_changelog_file, RowKind};
+use crate::write::{kv_file_schema, RowKind};
 
 /// The changelog files of compacting `task` in the bucket of `split` (whose
 /// `files` are all its live files), or none when the producer makes none.
@@ -47,12 +47,12 @@ pub(crate) async fn bucket_changelog(
         return Ok(Vec::new());
     };
     let dir = format!("{}bucket-{}", split.partition_path, split.bucket);
-    let mut writer = ChangelogWriter::new(table, dir);
+    let mut writer = FileRoller::changelog(table, dir);
     let before = merged_stream(table, split, &before, false);
     let after = merged_stream(table, split, &after, false);
     let result = diff(table, before, after, &mut writer).await;
     let result = match result {
-        Ok(()) => writer.flush().await,
+        Ok(()) => writer.finish().await,
         Err(e) => Err(e),
     };
     match result {
@@ -194,7 +194,7 @@ async fn diff(
     table: &Table,
     before: BoxStream<'static, Result<RecordBatch>>,
     after: BoxStream<'static, Result<RecordBatch>>,
-    writer: &mut ChangelogWriter<'_>,
+    writer: &mut FileRoller<'_>,
 ) -> Result<()> {
     let schema = kv_file_schema(&table.layout);
     let comparer = Comparer::new(table, &schema)?;
@@ -204,7 +204,7 @@ async fn diff(
         for s in 0..2 {
             if !sides[s].has_row() && !sides[s].done {
                 // The picked rows point into the batch about to be replaced.
-                if let Some(batch) = assemble(&sides, &mut picked, writer.table)? {
+                if let Some(batch) = assemble(&sides, &mut picked, table)? {
                     writer.push(batch).await?;
                 }
                 advance(&mut sides[s], &comparer).await?;
@@ -250,7 +250,7 @@ async fn diff(
             }
         }
     }
-    if let Some(batch) = assemble(&sides, &mut picked, writer.table)? {
+    if let Some(batch) = assemble(&sides, &mut picked, table)? {
         writer.push(batch).await?;
     }
     Ok(())
@@ -304,60 +304,4 @@ fn assemble(sides: &[Side; 2], picked: &mut Picked, table: &Table) -> Result<Opt
     }
     picked.clear();
     Ok(Some(RecordBatch::try_new(schema, columns)?))
-}
-
-/// Rolls changelog rows into files of at most `target-file-size`.
-struct ChangelogWriter<'a> {
-    table: &'a Table,
-    dir: String,
-    pending: Vec<RecordBatch>,
-    pending_bytes: usize,
-    files: Vec<DataFileMeta>,
-}
-
-impl<'a> ChangelogWriter<'a> {
-    fn new(table: &'a Table, dir: String) -> Self {
-        ChangelogWriter {
-            table,
-            dir,
-            pending: Vec::new(),
-            pending_bytes: 0,
-            files: Vec::new(),
-        }
-    }
-
-    async fn push(&mut self, batch: RecordBatch) -> Result<()> {
-        self.pending_bytes += batch.get_array_memory_size();
-        self.pending.push(batch);
-        if self.pending_bytes as u64 >= self.table.layout.options.target_file_size {
-            self.flush().await?;
-        }
-        Ok(())
-    }
-
-    async fn flush(&mut self) -> Result<()> {
-        let Some(first) = self.pending.first() else {
-            return Ok(());
-        };
-        let batch = arrow_select::concat::concat_batches(&first.schema(), &self.pending)?;
-        self.pending.clear();
-        self.pending_bytes = 0;
-        let meta = write_changelog_file(self.table, &self.dir, batch).await?;
-        self.files.push(meta);
-        Ok(())
-    }
-
-    async fn delete_written(&self, split: &Split) {
-        for f in &self.files {
-            let path = crate::read::file::data_file_path(
-                self.table,
-                &split.partition_path,
-                split.bucket,
-                f,
-            );
-            if let Err(e) = self.table.store.delete(&path).await {
-                tracing::warn!("could not delete unused changelog file {path}: {e}");
-            }
-        }
-    }
 }

@@ -14,7 +14,7 @@ use crate::read::file::{data_file_path, output_schema, read_data_file, ReadColum
 use crate::read::merge::{merge_runs, MergeLayout, Pick};
 use crate::read::scan::Split;
 use crate::table::Table;
-use crate::write::{kv_file_schema, write_data_file, FileContent};
+use crate::write::{kv_file_schema, write_changelog_file, write_data_file, FileContent};
 
 const BATCH_SIZE: usize = 8192;
 
@@ -61,12 +61,7 @@ pub(crate) async fn rewrite_bucket(
     match result {
         Ok(()) => Ok(roller.files),
         Err(e) => {
-            for f in &roller.files {
-                let path = data_file_path(table, &split.partition_path, split.bucket, f);
-                if let Err(err) = table.store.delete(&path).await {
-                    tracing::warn!("could not delete unused compaction output {path}: {err}");
-                }
-            }
+            roller.delete_written(split).await;
             Err(e)
         }
     }
@@ -212,19 +207,29 @@ pub(crate) fn plan_append_bucket(
 
 /// Collects batches and writes a file whenever they reach the target size
 /// (in memory, which is an upper bound of the encoded size).
-struct FileRoller<'a> {
+pub(super) struct FileRoller<'a> {
     table: &'a Table,
     dir: String,
-    level: usize,
+    /// Data files of this level, or changelog files when `None`.
+    level: Option<usize>,
     pending: Vec<RecordBatch>,
     pending_bytes: usize,
     /// Append files: the sequence numbers of the pending rows.
     sequence_range: Option<(i64, i64)>,
-    files: Vec<DataFileMeta>,
+    pub files: Vec<DataFileMeta>,
 }
 
 impl<'a> FileRoller<'a> {
     fn new(table: &'a Table, dir: String, level: usize) -> Self {
+        Self::rolling(table, dir, Some(level))
+    }
+
+    /// A roller of changelog files (key-value layout, sorted by key).
+    pub(super) fn changelog(table: &'a Table, dir: String) -> Self {
+        Self::rolling(table, dir, None)
+    }
+
+    fn rolling(table: &'a Table, dir: String, level: Option<usize>) -> Self {
         FileRoller {
             table,
             dir,
@@ -236,7 +241,7 @@ impl<'a> FileRoller<'a> {
         }
     }
 
-    async fn push(&mut self, batch: RecordBatch) -> Result<()> {
+    pub(super) async fn push(&mut self, batch: RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
@@ -255,6 +260,11 @@ impl<'a> FileRoller<'a> {
         let batch = arrow_select::concat::concat_batches(&first.schema(), &self.pending)?;
         self.pending.clear();
         self.pending_bytes = 0;
+        let Some(level) = self.level else {
+            let meta = write_changelog_file(self.table, &self.dir, batch).await?;
+            self.files.push(meta);
+            return Ok(());
+        };
         let sequence_range = self.sequence_range.take();
         let mut meta = write_data_file(
             self.table,
@@ -265,14 +275,24 @@ impl<'a> FileRoller<'a> {
             },
         )
         .await?;
-        meta.level = i32::try_from(self.level)
-            .map_err(|_| EngineError::invalid(format!("level {} is too high", self.level)))?;
+        meta.level = i32::try_from(level)
+            .map_err(|_| EngineError::invalid(format!("level {level} is too high")))?;
         meta.file_source = Some(FILE_SOURCE_COMPACT);
         self.files.push(meta);
         Ok(())
     }
 
-    async fn finish(&mut self) -> Result<()> {
+    pub(super) async fn finish(&mut self) -> Result<()> {
         self.flush().await
+    }
+
+    /// Deletes the files written so far (best effort: they are unreferenced).
+    pub(super) async fn delete_written(&self, split: &Split) {
+        for f in &self.files {
+            let path = data_file_path(self.table, &split.partition_path, split.bucket, f);
+            if let Err(err) = self.table.store.delete(&path).await {
+                tracing::warn!("could not delete unused compaction output {path}: {err}");
+            }
+        }
     }
 }

@@ -12,10 +12,7 @@ mod refs;
 mod rollback;
 mod tags;
 
-use tidelake_store::StoreError;
-
 use crate::error::{EngineError, Result};
-use crate::snapshots::file_name;
 use crate::table::Table;
 
 pub use consumers::CONSUMER_EXPIRATION_TIME;
@@ -23,43 +20,15 @@ pub(crate) use expire::expire_after_commit;
 pub use expire::{ExpireOptions, ExpireOutcome};
 pub use orphans::OrphanOptions;
 
-/// Paimon's consumer file: the next snapshot a streaming reader will read.
-#[derive(serde::Deserialize)]
-struct ConsumerFile {
-    #[serde(rename = "nextSnapshot")]
-    next_snapshot: i64,
-}
-
 /// The smallest `nextSnapshot` of the table's consumers: snapshots from it on
 /// are still to be read and must not expire.
 pub(crate) async fn min_consumer_snapshot(table: &Table) -> Result<Option<i64>> {
-    let dir = format!("{}/consumer", table.paths().root);
-    let entries = match table.store.list(&dir).await {
-        Ok(e) => e,
-        Err(StoreError::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let mut min: Option<i64> = None;
-    for e in entries {
-        if !file_name(&e.path).starts_with("consumer-") {
-            continue;
-        }
-        let bytes = match table.store.get(&e.path).await {
-            Ok(b) => b,
-            // Removed between listing and reading: that consumer is gone.
-            Err(StoreError::NotFound { .. }) => continue,
-            Err(err) => return Err(err.into()),
-        };
-        let consumer: ConsumerFile =
-            serde_json::from_slice(&bytes).map_err(|err| EngineError::Corrupt {
-                path: e.path.clone(),
-                message: format!("not a consumer file ({{\"nextSnapshot\": N}}): {err}"),
-            })?;
-        min = Some(min.map_or(consumer.next_snapshot, |m: i64| {
-            m.min(consumer.next_snapshot)
-        }));
-    }
-    Ok(min)
+    Ok(table
+        .list_consumers()
+        .await?
+        .into_iter()
+        .map(|(_, next)| next)
+        .min())
 }
 
 /// Parses a Paimon duration such as `1 h`, `30 min`, `7d`, `500 ms` or

@@ -8,7 +8,6 @@ use tidelake_store::{PutOutcome, StoreError};
 
 use super::refs::{FileRefs, Missing, RefWalker, Unneeded};
 use crate::error::{EngineError, Result};
-use crate::snapshots::file_name;
 use crate::table::Table;
 
 const TAG_PREFIX: &str = "tag-";
@@ -93,27 +92,11 @@ impl Table {
 
     /// Every tag with its snapshot, by snapshot id then name.
     pub async fn list_tags(&self) -> Result<Vec<(String, Snapshot)>> {
-        let entries = match self.store.list(&self.tag_dir()).await {
-            Ok(e) => e,
-            Err(StoreError::NotFound { .. }) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
-        let mut tags = Vec::new();
-        for e in entries {
-            let Some(name) = file_name(&e.path).strip_prefix(TAG_PREFIX) else {
-                continue;
-            };
-            let bytes = match self.store.get(&e.path).await {
-                Ok(b) => b,
-                Err(StoreError::NotFound { .. }) => continue,
-                Err(err) => return Err(err.into()),
-            };
-            let snapshot = Snapshot::from_json(&bytes)
-                .map_err(|err| EngineError::format(e.path.clone(), err))?;
-            tags.push((name.to_string(), snapshot));
-        }
-        tags.sort_by(|a, b| (a.1.id, &a.0).cmp(&(b.1.id, &b.0)));
-        Ok(tags)
+        Ok(crate::introspect::list_tag_infos(self)
+            .await?
+            .into_iter()
+            .map(|t| (t.name, t.snapshot))
+            .collect())
     }
 
     /// Deletes a tag. When its snapshot has expired, the files only the tag

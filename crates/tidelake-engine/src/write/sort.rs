@@ -121,8 +121,18 @@ fn sorted_integer_groups(keys: Vec<i64>) -> (Vec<u32>, Vec<std::ops::Range<usize
 /// deduplicate or first-row says (the last, or the first).
 pub(crate) fn sorted_indices(layout: &TableLayout, values: &[ArrayRef]) -> Result<Vec<u32>> {
     let (idx, groups) = sorted_key_groups(layout, values)?;
+    Ok(one_row_per_key(layout, &idx, groups))
+}
+
+/// The row of each key group the merge engine keeps (the last, or the
+/// first for first-row).
+fn one_row_per_key(
+    layout: &TableLayout,
+    idx: &[u32],
+    groups: Vec<std::ops::Range<usize>>,
+) -> Vec<u32> {
     let keep_first = layout.options.merge_engine == MergeEngine::FirstRow;
-    Ok(groups
+    groups
         .into_iter()
         .map(|g| {
             if keep_first {
@@ -131,7 +141,7 @@ pub(crate) fn sorted_indices(layout: &TableLayout, values: &[ArrayRef]) -> Resul
                 idx[g.end - 1]
             }
         })
-        .collect())
+        .collect()
 }
 
 /// The staged batch seen as the only slot of versions.
@@ -268,8 +278,14 @@ pub(crate) async fn flush(
                 table.id
             )));
         }
+        // The input changelog needs every row in key order; deduplicate and
+        // first-row then pick from the same order instead of sorting again.
+        let mut key_order = None;
         if layout.options.changelog_producer == ChangelogProducer::Input && staged.num_rows() > 0 {
-            flushed.changelog = write_input_changelog(table, kv_schema, dir, &staged).await?;
+            let (order, groups) = sorted_key_groups(layout, &staged.columns()[..nv])?;
+            flushed.changelog =
+                write_input_changelog(table, kv_schema, dir, &staged, &order).await?;
+            key_order = Some((order, groups));
         }
         let sorted = match MergeFunction::for_table(layout)? {
             Some(function) => merge_staged(layout, &function, &staged).map_err(|e| match e {
@@ -279,38 +295,18 @@ pub(crate) async fn flush(
                 other => other,
             })?,
             None => {
-                let order = UInt32Array::from(sorted_indices(layout, &staged.columns()[..nv])?);
-                arrow_select::take::take_record_batch(&staged, &order)?
+                let kept = match key_order {
+                    Some((order, groups)) => one_row_per_key(layout, &order, groups),
+                    None => sorted_indices(layout, &staged.columns()[..nv])?,
+                };
+                arrow_select::take::take_record_batch(&staged, &UInt32Array::from(kept))?
             }
         };
         drop(staged);
         if sorted.num_rows() == 0 {
             return Ok(flushed);
         }
-        let bytes = sorted.get_array_memory_size();
-        for (offset, len) in chunk_bounds(sorted.num_rows(), bytes, layout.options.target_file_size)
-        {
-            let part = sorted.slice(offset, len);
-            let cols = part.columns();
-            let batch = kv_batch(
-                layout,
-                kv_schema,
-                &cols[..nv],
-                cols[nv].clone(),
-                cols[nv + 1].clone(),
-            )?;
-            files.push(
-                write_data_file(
-                    table,
-                    dir,
-                    FileContent {
-                        batch,
-                        sequence_range: None,
-                    },
-                )
-                .await?,
-            );
-        }
+        files = write_kv_files(table, kv_schema, dir, &sorted, FileKindToWrite::Data).await?;
     } else {
         let bytes = staged.get_array_memory_size();
         for (offset, len) in chunk_bounds(staged.num_rows(), bytes, layout.options.target_file_size)
@@ -348,11 +344,30 @@ async fn write_input_changelog(
     kv_schema: &SchemaRef,
     dir: &str,
     staged: &RecordBatch,
+    order: &[u32],
+) -> Result<Vec<DataFileMeta>> {
+    let sorted = arrow_select::take::take_record_batch(staged, &UInt32Array::from(order.to_vec()))?;
+    write_kv_files(table, kv_schema, dir, &sorted, FileKindToWrite::Changelog).await
+}
+
+/// Which files `write_kv_files` writes.
+#[derive(Clone, Copy)]
+enum FileKindToWrite {
+    Data,
+    Changelog,
+}
+
+/// Rolls key-ordered staged rows (table columns, sequence, kind) into
+/// key-value files of about `target-file-size` each.
+async fn write_kv_files(
+    table: &Table,
+    kv_schema: &SchemaRef,
+    dir: &str,
+    sorted: &RecordBatch,
+    kind: FileKindToWrite,
 ) -> Result<Vec<DataFileMeta>> {
     let layout = &table.layout;
     let nv = layout.schema.fields.len();
-    let (order, _) = sorted_key_groups(layout, &staged.columns()[..nv])?;
-    let sorted = arrow_select::take::take_record_batch(staged, &UInt32Array::from(order))?;
     let bytes = sorted.get_array_memory_size();
     let mut files = Vec::new();
     for (offset, len) in chunk_bounds(sorted.num_rows(), bytes, layout.options.target_file_size) {
@@ -365,7 +380,16 @@ async fn write_input_changelog(
             cols[nv].clone(),
             cols[nv + 1].clone(),
         )?;
-        files.push(write_changelog_file(table, dir, batch).await?);
+        files.push(match kind {
+            FileKindToWrite::Data => {
+                let content = FileContent {
+                    batch,
+                    sequence_range: None,
+                };
+                write_data_file(table, dir, content).await?
+            }
+            FileKindToWrite::Changelog => write_changelog_file(table, dir, batch).await?,
+        });
     }
     Ok(files)
 }

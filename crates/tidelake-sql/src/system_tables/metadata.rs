@@ -7,9 +7,7 @@ use datafusion::arrow::array::{
     ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
 };
 use datafusion::arrow::datatypes::{DataType as ArrowType, Field, Schema, TimeUnit};
-use tidelake_engine::introspect::{
-    list_consumers, list_tag_infos, manifest_store, schema_json, Snapshot,
-};
+use tidelake_engine::introspect::{list_tag_infos, manifest_store, schema_json, Snapshot};
 use tidelake_engine::Table;
 
 use super::files::{row_string, travel_snapshot};
@@ -171,7 +169,7 @@ pub(super) async fn tags(table: &Table) -> Result<RecordBatch> {
 
 /// `table$consumers`: streaming readers' progress, by consumer id.
 pub(super) async fn consumers(table: &Table) -> Result<RecordBatch> {
-    let consumers = list_consumers(table).await?;
+    let consumers = table.list_consumers().await?;
     batch(
         vec![
             Field::new("consumer_id", ArrowType::Utf8, false),
