@@ -101,18 +101,22 @@ impl Table {
         }
         let mut candidates = FileRefs::default();
         for id in &expired {
-            // Missing: an interrupted run already removed it; only its
-            // snapshot file may be left.
+            // Missing files are skipped: an engine that deletes files
+            // before snapshots (as Paimon's Java does) may have been
+            // interrupted, leaving the snapshot file only.
             if let Some(snapshot) = self.reader.snapshot(*id).await? {
                 candidates.extend(walker.snapshot_refs(&snapshot, Missing::Skip).await?);
             }
         }
         let unneeded = Unneeded::between(&candidates, &protected);
-        let files_deleted = unneeded.delete(self).await?;
+        // Snapshot files go first, oldest first: a run killed part-way then
+        // leaves only unreferenced files (for orphan removal), never a
+        // listed snapshot whose manifests or data are gone.
         for id in &expired {
             self.store.delete(&self.paths().snapshot(*id)).await?;
         }
         self.write_earliest_hint(end).await;
+        let files_deleted = unneeded.delete(self).await?;
         tracing::debug!(table = %self.id, snapshots = expired.len(), files = files_deleted, "expired snapshots");
         Ok(ExpireOutcome {
             snapshots_deleted: expired.len(),
