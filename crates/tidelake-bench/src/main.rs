@@ -4,6 +4,7 @@
 //! process's (VmHWM).
 //!
 //!     tidelake-bench --data bench/data/<scale> --workload scan
+//!     tidelake-bench --data /tmp/sj --workload stream-job --rate 10000 --seconds 30
 
 mod aggregate;
 mod error;
@@ -11,6 +12,7 @@ mod input;
 mod measure;
 mod orders;
 mod sql;
+mod stream_job;
 mod tpch;
 
 use std::path::PathBuf;
@@ -34,6 +36,7 @@ enum Workload {
     Compact,
     ScanCompacted,
     Tpch,
+    StreamJob,
 }
 
 impl Workload {
@@ -46,6 +49,7 @@ impl Workload {
             Workload::Compact => "compact",
             Workload::ScanCompacted => "scan_compacted",
             Workload::Tpch => "tpch",
+            Workload::StreamJob => "stream_job",
         }
     }
 
@@ -80,6 +84,21 @@ struct Args {
     /// The q01.sql .. q22.sql files (bench/tpch).
     #[arg(long)]
     queries: Option<PathBuf>,
+    /// stream-job: changes per second the writer commits to the source.
+    #[arg(long, default_value_t = 10_000)]
+    rate: u64,
+    /// stream-job: source commits per second.
+    #[arg(long, default_value_t = 10)]
+    source_commits_per_s: u64,
+    /// stream-job: how long the writer writes.
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// stream-job: the job's poll interval.
+    #[arg(long, default_value_t = 50)]
+    poll_ms: u64,
+    /// stream-job: the job's commit interval.
+    #[arg(long, default_value_t = 0)]
+    commit_interval_ms: u64,
 }
 
 async fn run(args: &Args) -> Result<Vec<Value>> {
@@ -108,6 +127,18 @@ async fn run(args: &Args) -> Result<Vec<Value>> {
             };
             vec![tpch.run().await?]
         }
+        Workload::StreamJob => vec![
+            stream_job::StreamJob {
+                warehouse: work.join("stream_job"),
+                rate: args.rate,
+                commits_per_second: args.source_commits_per_s,
+                seconds: args.seconds,
+                poll_interval: std::time::Duration::from_millis(args.poll_ms.max(1)),
+                commit_interval: std::time::Duration::from_millis(args.commit_interval_ms),
+            }
+            .run()
+            .await?,
+        ],
     })
 }
 

@@ -99,6 +99,9 @@ const IMMUTABLE_OPTIONS: &[&str] = &[
     "file.format",
     "primary-key",
     "partition",
+    // Levels written without vectors overlap in keys; vectors dropped would
+    // bring deleted rows back.
+    "deletion-vectors.enabled",
 ];
 
 /// A catalog over one warehouse.

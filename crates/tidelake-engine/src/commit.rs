@@ -15,6 +15,14 @@
 //!
 //! So a snapshot only ever references files that were fully written before
 //! it, and a failed or lost commit leaves at most unreferenced files behind.
+//!
+//! Exactly-once writers (streaming jobs) record their progress in snapshot
+//! properties under [`CARRIED_PROPERTY_PREFIX`] and commit with a
+//! [`PropertyFence`]: at step 2 of every attempt, each snapshot committed
+//! since the writer read its progress is checked, and a different recorded
+//! progress refuses the commit (another instance of the writer got there
+//! first). Such properties are carried into every later snapshot, so the
+//! latest snapshot always holds each job's newest progress.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -69,6 +77,28 @@ pub struct CommitRequest {
     pub deletion_vectors_replaced: HashMap<(Vec<u8>, i32), Vec<String>>,
 }
 
+/// Snapshot properties whose key starts with this are copied from each
+/// snapshot into the next one (unless the commit sets them itself): a
+/// streaming job's progress stays in the latest snapshot whoever commits
+/// after it (compactions, other writers), and so survives the expiration of
+/// the snapshot that recorded it.
+pub const CARRIED_PROPERTY_PREFIX: &str = "tidelake.job.";
+
+/// A precondition on snapshot properties, for writers that record their
+/// progress in them (streaming jobs) and must never commit twice from the
+/// same progress.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PropertyFence {
+    /// The latest snapshot when the writer read `expected` (`None`: the
+    /// table had none). Every snapshot committed after it is checked.
+    pub read_at: Option<i64>,
+    /// Per key, its value as of `read_at` (`None`: absent). A later
+    /// snapshot holding one of these keys with another value means that
+    /// someone else recorded progress meanwhile: the commit is refused with
+    /// a conflict, and nothing is written.
+    pub expected: BTreeMap<String, Option<String>>,
+}
+
 /// Upper bound of entries in one manifest file.
 const MAX_ENTRIES_PER_MANIFEST: usize = 20_000;
 
@@ -102,6 +132,16 @@ impl<'a> Committer<'a> {
 
     /// Commits; returns the new snapshot id, or `None` when there is nothing to commit.
     pub async fn commit(&self, request: CommitRequest) -> Result<Option<i64>> {
+        self.commit_fenced(request, None).await
+    }
+
+    /// Commits if `fence` holds at the commit point. With a fence, a commit
+    /// without files still creates a snapshot: it records progress.
+    pub async fn commit_fenced(
+        &self,
+        request: CommitRequest,
+        fence: Option<PropertyFence>,
+    ) -> Result<Option<i64>> {
         let mut change: Vec<ManifestEntry> = Vec::new();
         for m in &request.messages {
             for f in &m.deleted_files {
@@ -120,18 +160,31 @@ impl<'a> Committer<'a> {
                     .map(move |f| entry(FileKind::Add, m, f))
             })
             .collect();
-        if change.is_empty() && changelog.is_empty() && request.overwrite_partitions.is_none() {
+        if change.is_empty()
+            && changelog.is_empty()
+            && request.overwrite_partitions.is_none()
+            && fence.is_none()
+        {
             return Ok(None);
         }
         let options = &self.table.layout.options;
         let schema_id = self.table.layout.schema.id;
         let mut backoff = Duration::from_millis(20);
+        // Snapshots up to this one passed the fence (kept across attempts).
+        let mut fence_checked = fence.as_ref().and_then(|f| f.read_at).unwrap_or(0);
         for attempt in 0..=options.commit_max_retries {
             let latest = self.table.reader.latest_snapshot().await?;
+            if let Some(fence) = &fence {
+                self.check_fence(fence, latest.as_ref(), &mut fence_checked)
+                    .await?;
+            }
             let mut entries = change.clone();
+            // A commit of no files (a fenced progress record) has nothing
+            // to check against the live files.
             let needs_live = request.overwrite_partitions.is_some()
                 || change.iter().any(|e| e.kind == FileKind::Delete)
-                || latest.as_ref().map(|s| s.id) != request.base_snapshot_id;
+                || (latest.as_ref().map(|s| s.id) != request.base_snapshot_id
+                    && !request.messages.is_empty());
             if needs_live {
                 if let Some(snapshot) = &latest {
                     let touched: HashSet<(Vec<u8>, i32)> = request
@@ -191,6 +244,54 @@ impl<'a> Committer<'a> {
             "gave up after {} attempts: other writers kept committing first",
             options.commit_max_retries + 1
         )))
+    }
+
+    /// Checks every snapshot after `*checked` up to `latest` against the
+    /// fence. The commit point is the creation of `latest + 1`, so once the
+    /// attempt wins it, no snapshot escaped the check. Expired snapshots
+    /// are skipped: carried properties keep their values in later ones.
+    async fn check_fence(
+        &self,
+        fence: &PropertyFence,
+        latest: Option<&Snapshot>,
+        checked: &mut i64,
+    ) -> Result<()> {
+        let Some(latest) = latest else {
+            return Ok(());
+        };
+        let mut id = *checked + 1;
+        if id < latest.id {
+            if let Some(earliest) = self.table.reader.earliest_snapshot_id().await? {
+                id = id.max(earliest);
+            }
+        }
+        while id <= latest.id {
+            let snapshot = if id == latest.id {
+                Some(latest.clone())
+            } else {
+                self.table.reader.snapshot(id).await?
+            };
+            let properties = snapshot.as_ref().and_then(|s| s.properties.as_ref());
+            for (key, expected) in &fence.expected {
+                let Some(found) = properties.and_then(|p| p.get(key)) else {
+                    continue;
+                };
+                if expected.as_ref() != Some(found) {
+                    return Err(self.conflict(format!(
+                        "snapshot {id} records '{key}' = '{found}', but this commit expected {} (as of snapshot {}): another writer recorded progress meanwhile (a second instance of the same job?); nothing was committed",
+                        expected
+                            .as_ref()
+                            .map_or("no value".to_string(), |v| format!("'{v}'")),
+                        fence
+                            .read_at
+                            .map_or("none".to_string(), |r| r.to_string()),
+                    )));
+                }
+            }
+            *checked = id;
+            id += 1;
+        }
+        Ok(())
     }
 
     fn check_conflicts(
@@ -437,11 +538,7 @@ impl<'a> Committer<'a> {
             changelog_record_count: Some(changelog_rows),
             watermark: latest.and_then(|s| s.watermark),
             statistics: None,
-            properties: if request.properties.is_empty() {
-                None
-            } else {
-                Some(request.properties.clone())
-            },
+            properties: carried_properties(latest, &request.properties),
             next_row_id: latest.and_then(|s| s.next_row_id),
         };
         let path = self.table.paths().snapshot(id);
@@ -569,6 +666,29 @@ impl Committer<'_> {
             .map_err(|e| EngineError::format(path.clone(), e))?;
         self.table.store.put(&path, Bytes::from(bytes)).await?;
         Ok(name)
+    }
+}
+
+/// The properties of a new snapshot: the carried ones of `latest`, then
+/// the commit's own.
+fn carried_properties(
+    latest: Option<&Snapshot>,
+    own: &BTreeMap<String, String>,
+) -> Option<BTreeMap<String, String>> {
+    let mut properties: BTreeMap<String, String> = latest
+        .and_then(|s| s.properties.as_ref())
+        .map(|p| {
+            p.iter()
+                .filter(|(k, _)| k.starts_with(CARRIED_PROPERTY_PREFIX))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    properties.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if properties.is_empty() {
+        None
+    } else {
+        Some(properties)
     }
 }
 

@@ -84,6 +84,10 @@ pub struct TableOptions {
     /// level-0 files right after each commit, so changes reach the changelog
     /// at once.
     pub lookup_wait: bool,
+    /// `deletion-vectors.enabled` (false): compactions mark replaced rows of
+    /// higher levels in per-file deletion vectors, and batch reads skip
+    /// level 0 and read each file without merging.
+    pub deletion_vectors_enabled: bool,
 }
 
 fn parse_size(key: &str, value: &str) -> Result<u64> {
@@ -123,6 +127,30 @@ fn parse_bool(key: &str, value: &str) -> Result<bool> {
             "option '{key}': '{value}' is not true or false"
         ))),
     }
+}
+
+/// The combinations Paimon refuses with `deletion-vectors.enabled`.
+fn check_deletion_vectors(
+    has_primary_key: bool,
+    producer: ChangelogProducer,
+    engine: MergeEngine,
+) -> Result<()> {
+    if !has_primary_key {
+        return Err(EngineError::Unsupported(
+            "option 'deletion-vectors.enabled' on a table without a primary key".into(),
+        ));
+    }
+    if producer == ChangelogProducer::FullCompaction {
+        return Err(EngineError::invalid(
+            "option 'deletion-vectors.enabled' works with 'changelog-producer' = 'none', 'input' or 'lookup' only (as in Paimon)",
+        ));
+    }
+    if engine == MergeEngine::FirstRow {
+        return Err(EngineError::invalid(
+            "option 'deletion-vectors.enabled' cannot be used with the first-row merge engine: it never deletes old rows, so it needs no deletion vectors (Paimon refuses it too)",
+        ));
+    }
+    Ok(())
 }
 
 impl TableOptions {
@@ -217,6 +245,13 @@ impl TableOptions {
                 "options 'num-sorted-run.compaction-trigger' ({compaction_trigger}) must be at least 1 and 'num-levels' ({num_levels}) at least 2"
             )));
         }
+        let deletion_vectors_enabled = parse_bool(
+            "deletion-vectors.enabled",
+            get("deletion-vectors.enabled").unwrap_or("false"),
+        )?;
+        if deletion_vectors_enabled {
+            check_deletion_vectors(has_primary_key, changelog_producer, merge_engine)?;
+        }
         let snapshot_num_retained_min: usize = parse_num(
             "snapshot.num-retained.min",
             get("snapshot.num-retained.min").unwrap_or("10"),
@@ -240,6 +275,7 @@ impl TableOptions {
             get("snapshot.expire.limit").unwrap_or("10"),
         )?;
         Ok(TableOptions {
+            deletion_vectors_enabled,
             changelog_producer,
             changelog_file_prefix: get("changelog-file.prefix")
                 .unwrap_or("changelog-")
@@ -346,6 +382,47 @@ mod tests {
         let err = TableOptions::from_map(&m, true).unwrap_err().to_string();
         assert!(err.contains("'bucket'"), "{err}");
         m.insert("bucket".into(), "0".into());
+        assert!(TableOptions::from_map(&m, true).is_err());
+    }
+
+    #[test]
+    fn deletion_vectors_are_refused_where_paimon_refuses_them() {
+        let options = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            let mut m: BTreeMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            m.insert("deletion-vectors.enabled".into(), "true".into());
+            m
+        };
+        assert!(
+            !TableOptions::from_map(&BTreeMap::new(), true)
+                .unwrap()
+                .deletion_vectors_enabled
+        );
+        for producer in ["none", "input", "lookup"] {
+            let o = TableOptions::from_map(&options(&[("changelog-producer", producer)]), true);
+            assert!(o.unwrap().deletion_vectors_enabled, "{producer}");
+        }
+        for engine in ["deduplicate", "partial-update", "aggregation"] {
+            let o = TableOptions::from_map(&options(&[("merge-engine", engine)]), true);
+            assert!(o.is_ok(), "{engine}");
+        }
+        let refused = [
+            (
+                options(&[("changelog-producer", "full-compaction")]),
+                true,
+                "changelog-producer",
+            ),
+            (options(&[("merge-engine", "first-row")]), true, "first-row"),
+            (options(&[]), false, "primary key"),
+        ];
+        for (m, pk, needle) in refused {
+            let err = TableOptions::from_map(&m, pk).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+        }
+        let mut m = BTreeMap::new();
+        m.insert("deletion-vectors.enabled".to_string(), "yes".to_string());
         assert!(TableOptions::from_map(&m, true).is_err());
     }
 }

@@ -493,6 +493,26 @@ async fn every_aggregate_function() {
         .as_deref(),
         Some("a-b-c")
     );
+    // Blank strings add nothing (as in Paimon); with `fields.<f>.distinct`
+    // tokens already in the result are not added again.
+    let tokens = ins(&[Some("a,b"), Some(" "), Some("b,c,a"), Some("d")]);
+    assert_eq!(
+        agg_value("listagg", string(), &[], &tokens)
+            .await
+            .as_deref(),
+        Some("a,b,b,c,a,d")
+    );
+    assert_eq!(
+        agg_value(
+            "listagg",
+            string(),
+            &[("fields.v.distinct", "true")],
+            &tokens
+        )
+        .await
+        .as_deref(),
+        Some("a,b,c,d")
+    );
     assert_eq!(
         agg_value("min", string(), &[], &words).await.as_deref(),
         Some("a")

@@ -5,7 +5,10 @@
 //! (...)`), `INSERT`/`INSERT OVERWRITE`, `UPDATE` and `DELETE` on
 //! primary-key and append tables, queries with everything DataFusion offers,
 //! time travel (`t VERSION AS OF 3` or `t$snapshot_3`; `t$snapshots`
-//! lists the snapshots), and errors with
+//! lists the snapshots), streaming reads of a table's changes
+//! ([`Session::stream_changes`]), continuous exactly-once jobs
+//! ([`Session::prepare_job`]: `INSERT INTO sink SELECT ... FROM source`
+//! applied to every new source snapshot), and errors with
 //! SQLSTATE-like codes.
 //!
 //! It reads and writes tables only through `tidelake-engine` (Arrow batches,
@@ -27,6 +30,7 @@ mod ddl;
 mod describe;
 mod dml;
 mod error;
+mod job;
 mod lexer;
 mod predicate;
 mod procedures;
@@ -37,6 +41,7 @@ mod system_tables;
 
 pub use catalog::{TidelakeCatalog, TidelakeDatabase, SNAPSHOT_SUFFIX};
 pub use error::{Position, Result, SqlError};
+pub use job::{JobCommit, JobOptions, JobSummary, StreamingJob};
 pub use lexer::statement_is_complete;
 pub use provider::TidelakeTable;
 pub use session::{

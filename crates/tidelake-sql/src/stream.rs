@@ -248,7 +248,7 @@ struct StreamTableName {
     table: String,
 }
 
-fn normalize(ident: &Ident) -> String {
+pub(crate) fn normalize(ident: &Ident) -> String {
     match ident.quote_style {
         Some(_) => ident.value.clone(),
         None => ident.value.to_lowercase(),
@@ -361,7 +361,7 @@ fn check_per_row(plan: &LogicalPlan) -> Result<()> {
 
 /// Removes a `/*+ OPTIONS('k'='v', ...) */` hint from the statement and
 /// returns its options.
-fn extract_options_hint(sql: &str) -> Result<(String, BTreeMap<String, String>)> {
+pub(crate) fn extract_options_hint(sql: &str) -> Result<(String, BTreeMap<String, String>)> {
     let mut options = BTreeMap::new();
     let Some(start) = sql.find("/*+") else {
         return Ok((sql.to_string(), options));

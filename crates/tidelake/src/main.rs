@@ -25,7 +25,8 @@ Examples:
   tidelake --warehouse s3://bucket/lake sql -f load.sql --format csv > out.csv
   echo \"SELECT count(*) FROM t;\" | tidelake sql --format json
   tidelake sql                       (interactive shell)
-  tidelake stream -e \"SELECT * FROM t\" --mode latest   (print changes as they are committed)";
+  tidelake stream -e \"SELECT * FROM t\" --mode latest   (print changes as they are committed)
+  tidelake stream --job totals -e \"INSERT INTO totals SELECT k, sum(v) FROM t GROUP BY k\"   (a continuous job)";
 
 /// A streaming lakehouse on Apache Paimon tables.
 #[derive(Debug, Parser)]
@@ -49,7 +50,8 @@ enum Command {
     /// CALL sys.compact(table => 'db.t', ...).
     Compact(CompactArgs),
     /// Print a table's changes as they are committed (a streaming SELECT),
-    /// with an _op column: +I, -U, +U, -D.
+    /// with an _op column: +I, -U, +U, -D; or, with --job NAME, run
+    /// INSERT INTO sink SELECT ... continuously, exactly-once.
     #[command(after_help = stream::STREAM_HELP)]
     Stream(stream::StreamArgs),
 }

@@ -3,6 +3,12 @@
 //! (`+I`, `-U`, `+U`, `-D`). SIGINT and SIGTERM stop it cleanly: the
 //! snapshot being printed is not recorded, every one printed before is (with
 //! `--consumer-id`), so a restart prints nothing twice and misses nothing.
+//!
+//! With `--job NAME`, the statement is `INSERT INTO sink SELECT ...` and
+//! runs continuously as a job of `tidelake-sql` (exactly-once into the
+//! sink); one line is printed per commit. Several `--job`/`-e` pairs run
+//! several jobs in one process. A signal stops every job after its current
+//! commit.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -11,7 +17,7 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use tidelake_sql::{ChangeStream, Session, SqlError, StatementResult};
+use tidelake_sql::{ChangeStream, JobCommit, JobOptions, Session, SqlError, StatementResult};
 
 use crate::output::{print_result, Format};
 
@@ -44,13 +50,44 @@ restart resumes where it stopped (whatever --mode says).
 Examples:
   tidelake stream -e \"SELECT * FROM shop.orders\"
   tidelake stream -e \"SELECT id, amount FROM shop.orders WHERE amount > 100\" \\
-      --mode latest --consumer-id dashboard --format json";
+      --mode latest --consumer-id dashboard --format json
+
+Continuous jobs (--job NAME -e \"INSERT INTO db.sink SELECT ... FROM db.source ...\"):
+each source snapshot is processed as it is committed and written to the sink
+in one commit with the job's progress (sink snapshot property
+tidelake.job.NAME.DB.TABLE = next source snapshot), so a crash neither loses
+nor repeats a change; the same command resumes where it stopped (a job that
+never committed starts per the source's scan.mode, default latest-full). A
+second instance of a running job stops at its first commit. Shapes:
+  per row       SELECT exprs FROM src [WHERE ...]   (+I/-U/+U/-D pass through)
+  lookup join   ... FROM src s [LEFT] JOIN dim FOR SYSTEM_TIME AS OF PROCTIME() d
+                ON ...  (dim read at its latest snapshot for each batch)
+  aggregate     SELECT keys, sum(x), count(*), count(x), min(x), max(x) ...
+                GROUP BY keys, into a sink whose primary key is the keys, with
+                'merge-engine' = 'aggregation' and 'fields.<col>.aggregate-function'
+                sum for sum/count (retractions are subtracted), min, max (min
+                and max need an insert-only source)
+A group whose rows are all retracted stays in the sink with zero counts.
+Joins of two streams and windows are not supported yet.
+  tidelake stream --job daily -e \"INSERT INTO shop.daily SELECT dt, count(*), sum(amount)
+      FROM shop.payments GROUP BY dt\" --commit-interval 1s
+  tidelake stream --job a -e \"INSERT ...\" --job b -e \"INSERT ...\"   (two jobs)";
 
 #[derive(Debug, clap::Args)]
 pub struct StreamArgs {
-    /// The query: SELECT columns FROM db.table [WHERE ...]
-    #[arg(short = 'e', long = "execute", value_name = "SQL")]
-    execute: String,
+    /// The query: SELECT columns FROM db.table [WHERE ...]; with --job, the
+    /// job's INSERT INTO db.sink SELECT ... (one -e per --job, in order)
+    #[arg(short = 'e', long = "execute", value_name = "SQL", required = true)]
+    execute: Vec<String>,
+    /// Run the statement continuously as the job NAME (exactly-once into
+    /// its sink; resumes from the progress recorded there); repeatable
+    #[arg(long = "job", value_name = "NAME")]
+    jobs: Vec<String>,
+    /// With --job: the least time between reading a change and committing
+    /// it (changes read meanwhile share one sink snapshot; 0 commits as
+    /// soon as the job has caught up)
+    #[arg(long, value_name = "DURATION", default_value = "0ms", value_parser = parse_commit_interval)]
+    commit_interval: Duration,
     /// How to print changes
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -73,12 +110,20 @@ pub struct StreamArgs {
     #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = parse_interval)]
     poll_interval: Duration,
     /// Stop after this many snapshots with changes (the initial full read
-    /// counts as one)
+    /// counts as one); a job stops after committing them
     #[arg(long, value_name = "N")]
     max_snapshots: Option<u64>,
-    /// Stop as soon as no new snapshot is committed (for scripts and tests)
+    /// Stop as soon as no new snapshot is committed (for scripts and
+    /// tests); a job first commits everything it has read
     #[arg(long)]
     until_idle: bool,
+}
+
+fn parse_commit_interval(text: &str) -> Result<Duration, String> {
+    if text.trim().trim_end_matches("ms").trim_end_matches('s') == "0" {
+        return Ok(Duration::ZERO);
+    }
+    parse_interval(text)
 }
 
 fn parse_interval(text: &str) -> Result<Duration, String> {
@@ -273,6 +318,15 @@ pub async fn run_stream(warehouse: &str, args: StreamArgs, report: fn(&SqlError)
             return ExitCode::FAILURE;
         }
     };
+    if !args.jobs.is_empty() {
+        return run_jobs(warehouse, &args, options, report).await;
+    }
+    let [query] = args.execute.as_slice() else {
+        eprintln!(
+            "error: give one query with -e (several -e need as many --job names: one job each)"
+        );
+        return ExitCode::FAILURE;
+    };
     let session = match Session::open(warehouse).await {
         Ok(s) => s,
         Err(e) => {
@@ -280,7 +334,7 @@ pub async fn run_stream(warehouse: &str, args: StreamArgs, report: fn(&SqlError)
             return ExitCode::FAILURE;
         }
     };
-    let mut stream = match session.stream_changes(&args.execute, &options).await {
+    let mut stream = match session.stream_changes(query, &options).await {
         Ok(s) => s,
         Err(e) => {
             report(&e);
@@ -300,6 +354,136 @@ pub async fn run_stream(warehouse: &str, args: StreamArgs, report: fn(&SqlError)
     }
 }
 
+/// One line per commit of a job.
+fn print_commit(format: Format, commit: &JobCommit) {
+    let line = match format {
+        Format::Json => format!(
+            "{{\"job\":\"{}\",\"sink_snapshot\":{},\"from_snapshot\":{},\"next_snapshot\":{},\"snapshots\":{},\"rows_in\":{},\"rows_out\":{}}}",
+            commit.job,
+            commit.sink_snapshot,
+            commit.from_snapshot,
+            commit.next_snapshot,
+            commit.snapshots,
+            commit.rows_in,
+            commit.rows_out
+        ),
+        _ => format!(
+            "job {}: committed sink snapshot {} (source snapshots {}..{}, {} with changes, {} rows in, {} rows out)",
+            commit.job,
+            commit.sink_snapshot,
+            commit.from_snapshot,
+            commit.next_snapshot,
+            commit.snapshots,
+            commit.rows_in,
+            commit.rows_out
+        ),
+    };
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+        tracing::warn!("could not print a commit of job {}", commit.job);
+    }
+}
+
+/// Runs every `--job NAME -e SQL` pair until a signal (or their bounds);
+/// the first job to fail stops the others after their current commit.
+async fn run_jobs(
+    warehouse: &str,
+    args: &StreamArgs,
+    read_options: BTreeMap<String, String>,
+    report: fn(&SqlError),
+) -> ExitCode {
+    if args.jobs.len() != args.execute.len() {
+        eprintln!(
+            "error: {} --job names for {} -e statements: give each job its statement",
+            args.jobs.len(),
+            args.execute.len()
+        );
+        return ExitCode::FAILURE;
+    }
+    let mut names = std::collections::BTreeSet::new();
+    if let Some(twice) = args.jobs.iter().find(|n| !names.insert(n.as_str())) {
+        eprintln!("error: job '{twice}' is named twice");
+        return ExitCode::FAILURE;
+    }
+    let session = match Session::open(warehouse).await {
+        Ok(s) => s,
+        Err(e) => {
+            report(&e);
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = JobOptions {
+        poll_interval: args.poll_interval,
+        commit_interval: args.commit_interval,
+        max_snapshots: args.max_snapshots,
+        until_idle: args.until_idle,
+        read_options,
+    };
+    let mut jobs = Vec::new();
+    for (name, sql) in args.jobs.iter().zip(&args.execute) {
+        match session.prepare_job(name, sql, options.clone()).await {
+            Ok(job) => jobs.push(job),
+            Err(e) => {
+                report_job(name, &e);
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stop = std::sync::Arc::new(stop);
+    let on_signal = stop.clone();
+    let signals = tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("stopping the jobs after their current commit");
+        let _ = on_signal.send(true);
+    });
+    let mut running = tokio::task::JoinSet::new();
+    for job in jobs {
+        let stopped = stopped.clone();
+        let format = args.format;
+        running.spawn(async move {
+            let result = job
+                .run(stopped, &mut |commit| print_commit(format, commit))
+                .await;
+            (job.name().to_string(), result)
+        });
+    }
+    let mut failed = false;
+    while let Some(joined) = running.join_next().await {
+        match joined {
+            Ok((_, Ok(summary))) => {
+                tracing::info!(?summary, "job stopped");
+            }
+            Ok((name, Err(e))) => {
+                report_job(&name, &e);
+                failed = true;
+                let _ = stop.send(true);
+            }
+            Err(e) => {
+                eprintln!("error: a job task failed: {e}");
+                failed = true;
+                let _ = stop.send(true);
+            }
+        }
+    }
+    signals.abort();
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `error[CODE]: job 'NAME': message`, on one line.
+fn report_job(name: &str, error: &SqlError) {
+    let message = error
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    eprintln!("error[{}]: job '{name}': {message}", error.code());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,5 +495,11 @@ mod tests {
         assert_eq!(parse_interval("50").unwrap(), Duration::from_millis(50));
         assert!(parse_interval("soon").is_err());
         assert!(parse_interval("1h").is_err());
+        assert_eq!(parse_commit_interval("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_commit_interval("0ms").unwrap(), Duration::ZERO);
+        assert_eq!(
+            parse_commit_interval("500ms").unwrap(),
+            Duration::from_millis(500)
+        );
     }
 }

@@ -52,6 +52,9 @@ enum Levels {
     Mixed,
     /// No level-0 file left (after a full compaction).
     NoneAtZero,
+    /// No level-0 file, and the files above it hold more rows than the
+    /// table shows: deletion vectors hide the others.
+    Vectors,
 }
 
 enum Step {
@@ -196,6 +199,7 @@ struct FileInfo {
     partition: String,
     bucket: i64,
     level: i64,
+    rows: i64,
 }
 
 fn live_files(python: &Path, warehouse: &Path, table: &str, snapshot: u64) -> Vec<FileInfo> {
@@ -229,12 +233,14 @@ fn live_files(python: &Path, warehouse: &Path, table: &str, snapshot: u64) -> Ve
                 partition: parts[0].to_string(),
                 bucket: number(parts[1]),
                 level: number(parts[2]),
+                rows: number(parts[3]),
             }
         })
         .collect()
 }
 
-fn assert_levels(label: &str, files: &[FileInfo], levels: Levels) {
+/// `shown`: the rows the table shows at that snapshot.
+fn assert_levels(label: &str, files: &[FileInfo], levels: Levels, shown: usize) {
     let at_zero = files.iter().filter(|f| f.level == 0).count();
     let above = files.len() - at_zero;
     let mut histogram: BTreeMap<(String, i64), Vec<i64>> = BTreeMap::new();
@@ -250,6 +256,11 @@ fn assert_levels(label: &str, files: &[FileInfo], levels: Levels) {
         Levels::SomeAbove => above > 0,
         Levels::Mixed => above > 0 && at_zero > 0,
         Levels::NoneAtZero => above > 0 && at_zero == 0,
+        Levels::Vectors => {
+            let stored: i64 = files.iter().map(|f| f.rows).sum();
+            eprintln!("{label}: {stored} rows stored, {shown} shown");
+            above > 0 && at_zero == 0 && stored > shown as i64
+        }
     };
     assert!(ok, "{label}: expected {levels:?} files, got {histogram:?}");
 }
@@ -293,6 +304,7 @@ fn run_case(case: Case) {
         );
     }
     let mut model = Model::new(case.columns, case.primary_key, case.options);
+    let deletion_vectors = case.options.contains(&("deletion-vectors.enabled", "true"));
     // The rows as of the last full compaction: what readers that skip
     // level 0 see.
     let mut compacted: Vec<Vec<V>> = Vec::new();
@@ -354,8 +366,10 @@ fn run_case(case: Case) {
                     files_in(&output).is_some_and(|n| n > 0),
                     "{at}: {call} compacted nothing: {output}"
                 );
+                // Compactions of deletion-vector tables take every level-0
+                // file, so readers see all committed rows after any of them.
                 assert!(
-                    *strategy == Some("full") || !case.paimon_skips_level0,
+                    *strategy == Some("full") || !case.paimon_skips_level0 || deletion_vectors,
                     "{at}: the model knows what level-0-skipping readers see only after full compactions"
                 );
                 if *strategy == Some("full") {
@@ -366,10 +380,17 @@ fn run_case(case: Case) {
             Step::Check(levels) => {
                 let snapshot = before.unwrap_or_else(|| panic!("{at}: no snapshot to check"));
                 let files = live_files(&python, warehouse, table, snapshot);
-                assert_levels(&format!("{at} (snapshot {snapshot})"), &files, *levels);
+                // With deletion vectors Tidelake's reads skip level 0 too.
+                let rows = if case.paimon_skips_level0 && deletion_vectors {
+                    compacted.clone()
+                } else {
+                    model.rows()
+                };
+                let label = format!("{at} (snapshot {snapshot})");
+                assert_levels(&label, &files, *levels, rows.len());
                 checks.push(Checked {
                     snapshot,
-                    rows: model.rows(),
+                    rows,
                     paimon_rows: if case.paimon_skips_level0 {
                         compacted.clone()
                     } else {
@@ -747,19 +768,23 @@ fn small(id: i64, ver: i64, v: &str) -> Vec<V> {
 }
 
 /// Case 5a: first-row keeps the first version written of each key.
-/// Paimon's batch reads skip level 0 of first-row tables (Java writers
-/// compact them at every commit), while Tidelake's writer leaves level-0
-/// files and its reader reads them: before a full compaction pypaimon and
-/// pypaimon-rust see less than Tidelake. Asserted both ways, so a change
-/// on either side shows here.
+/// Paimon's batch reads skip level 0 of first-row tables, so writers
+/// compact level 0 at every commit; a `write-only` writer leaves level-0
+/// files, which Tidelake's reader reads and Paimon's do not: before a full
+/// compaction pypaimon and pypaimon-rust see less than Tidelake. Asserted
+/// both ways, so a change on either side shows here.
 #[test]
-fn first_row_before_and_after_compaction() {
+fn first_row_write_only_before_and_after_compaction() {
     run_case(Case {
         name: "first_row",
         columns: SMALL,
         primary_key: &["id"],
         partition_keys: &[],
-        options: &[("bucket", "2"), ("merge-engine", "first-row")],
+        options: &[
+            ("bucket", "2"),
+            ("merge-engine", "first-row"),
+            ("write-only", "true"),
+        ],
         writer: Writer::Tidelake,
         steps: vec![
             Step::Upsert((0..20).map(|id| small(id, 0, "first")).collect()),
@@ -778,6 +803,35 @@ fn first_row_before_and_after_compaction() {
         ],
         unreadable: &[],
         paimon_skips_level0: true,
+    });
+}
+
+/// Case 5a': a first-row writer that compacts inline takes every level-0
+/// file at each commit, so Paimon's level-0-skipping readers see every
+/// committed row at once.
+#[test]
+fn first_row_inline_compaction_is_visible_to_paimon_at_once() {
+    run_case(Case {
+        name: "first_row_inline",
+        columns: SMALL,
+        primary_key: &["id"],
+        partition_keys: &[],
+        options: &[("bucket", "2"), ("merge-engine", "first-row")],
+        writer: Writer::Tidelake,
+        steps: vec![
+            Step::Upsert((0..20).map(|id| small(id, 0, "first")).collect()),
+            Step::Check(Levels::NoneAtZero),
+            Step::Upsert(vec![
+                small(1, 1, "second"),
+                small(25, 1, "first"),
+                small(25, 2, "second in the same commit"),
+            ]),
+            Step::Check(Levels::NoneAtZero),
+            Step::Upsert(vec![small(2, 3, "late"), small(30, 3, "first")]),
+            Step::Check(Levels::NoneAtZero),
+        ],
+        unreadable: &[],
+        paimon_skips_level0: false,
     });
 }
 
@@ -905,6 +959,367 @@ fn pypaimon_writes_aggregation_tidelake_compacts() {
         options: AGGREGATION_OPTIONS,
         writer: Writer::Pypaimon,
         steps: aggregation_steps(),
+        unreadable: &[],
+        paimon_skips_level0: false,
+    });
+}
+
+// ------------------------------------------- (7) collect and merge_map
+
+const COLLECTED: &[(&str, &str)] = &[
+    ("id", "BIGINT NOT NULL"),
+    ("tags", "ARRAY<STRING>"),
+    ("seen", "ARRAY<INT>"),
+];
+
+const COLLECTED_OPTIONS: &[(&str, &str)] = &[
+    ("bucket", "2"),
+    ("merge-engine", "aggregation"),
+    ("fields.tags.aggregate-function", "collect"),
+    ("fields.seen.aggregate-function", "collect"),
+    ("fields.seen.distinct", "true"),
+];
+
+/// Contribution `version` to key `id`: arrays with NULL elements (and
+/// repeated values in `tags`), NULL cells in turn.
+fn collected(id: i64, version: i64) -> Vec<V> {
+    let null_at = (id + version) % 5;
+    let tags = (0..=(id + version) % 3)
+        .map(|i| {
+            if (i + id) % 4 == 3 {
+                V::Null
+            } else {
+                V::Str(format!("t{}", (id * i + version) % 4))
+            }
+        })
+        .collect();
+    // Distinct values within a version: pypaimon 2.1 deduplicates a key's
+    // only version too, where Java (and Tidelake, pypaimon-rust) leave it
+    // as written. Across versions values repeat.
+    let first = (id + version) % 4;
+    let seen = vec![V::Int(first), V::Int((first + 1 + version % 2) % 4)];
+    vec![
+        V::Int(id),
+        if null_at == 0 { V::Null } else { V::Arr(tags) },
+        if null_at == 1 { V::Null } else { V::Arr(seen) },
+    ]
+}
+
+const MAPPED: &[(&str, &str)] = &[
+    ("id", "BIGINT NOT NULL"),
+    ("attrs", "MAP<STRING, BIGINT>"),
+    ("total", "BIGINT"),
+];
+
+const MAPPED_OPTIONS: &[(&str, &str)] = &[
+    ("bucket", "2"),
+    ("merge-engine", "aggregation"),
+    ("fields.attrs.aggregate-function", "merge_map"),
+    ("fields.total.aggregate-function", "sum"),
+];
+
+/// Contribution `version` to key `id`: maps whose keys recur across
+/// versions (later values win), NULL values and cells in turn.
+fn mapped(id: i64, version: i64) -> Vec<V> {
+    let null_at = (id + version) % 5;
+    let attrs = vec![
+        (
+            V::Str(format!("v{}", version % 3)),
+            V::Int(id * 10 + version),
+        ),
+        (
+            V::Str(format!("k{}", id % 3)),
+            if null_at == 3 {
+                V::Null
+            } else {
+                V::Int(version)
+            },
+        ),
+    ];
+    vec![
+        V::Int(id),
+        if null_at == 2 { V::Null } else { V::Map(attrs) },
+        V::Int(id + version),
+    ]
+}
+
+/// Commits, compactions and checks; `repeat` writes some keys twice in one
+/// commit (pypaimon 2.1's writer cannot merge maps within a commit).
+fn collection_steps(row: fn(i64, i64) -> Vec<V>, repeat: bool) -> Vec<Step> {
+    let commit = |ids: Vec<i64>, version: i64| {
+        Step::Upsert(ids.into_iter().map(|id| row(id, version)).collect())
+    };
+    let twice = |id: i64| if repeat { vec![id, id] } else { vec![id] };
+    vec![
+        commit((0..30).collect(), 0),
+        commit((0..30).step_by(3).collect(), 1),
+        commit([twice(1), vec![2, 40]].concat(), 2),
+        Step::Check(Levels::OnlyZero),
+        Step::Compact(Some("full")),
+        Step::Check(Levels::NoneAtZero),
+        commit((0..45).step_by(4).collect(), 3),
+        commit([vec![2, 3, 5, 7], twice(11)].concat(), 4),
+        Step::Check(Levels::Mixed),
+        Step::Compact(Some("full")),
+        commit(vec![3, 50], 5),
+        Step::Check(Levels::Mixed),
+    ]
+}
+
+/// pypaimon 2.1 reads merge_map tables only where no key needs merging: a
+/// read that merges some keys' maps and passes others through fails when
+/// building its Arrow result.
+const PYPAIMON_MERGE_MAP_ERROR: (&str, &str) = ("pypaimon", "ArrowTypeError: Could not convert");
+
+/// Case 7a: collect (plain and distinct), written by Tidelake's SQL, before
+/// and after compaction.
+#[test]
+fn collect_before_and_after_compaction() {
+    run_case(Case {
+        name: "collected",
+        columns: COLLECTED,
+        primary_key: &["id"],
+        partition_keys: &[],
+        options: COLLECTED_OPTIONS,
+        writer: Writer::Tidelake,
+        steps: collection_steps(collected, true),
+        unreadable: &[],
+        paimon_skips_level0: false,
+    });
+}
+
+/// Case 7b: merge_map, written by Tidelake's SQL; pypaimon's failure is
+/// asserted.
+#[test]
+fn merge_map_before_and_after_compaction_excludes_pypaimon() {
+    run_case(Case {
+        name: "mapped",
+        columns: MAPPED,
+        primary_key: &["id"],
+        partition_keys: &[],
+        options: MAPPED_OPTIONS,
+        writer: Writer::Tidelake,
+        steps: collection_steps(mapped, true),
+        unreadable: &[PYPAIMON_MERGE_MAP_ERROR],
+        paimon_skips_level0: false,
+    });
+}
+
+/// Case 7c: pypaimon writes the collect table, Tidelake compacts it.
+#[test]
+fn pypaimon_writes_collect_tidelake_compacts() {
+    run_case(Case {
+        name: "py_collected",
+        columns: COLLECTED,
+        primary_key: &["id"],
+        partition_keys: &[],
+        options: COLLECTED_OPTIONS,
+        writer: Writer::Pypaimon,
+        steps: collection_steps(collected, true),
+        unreadable: &[],
+        paimon_skips_level0: false,
+    });
+}
+
+/// Case 7d: pypaimon writes the merge_map table (one version of a key per
+/// commit), Tidelake compacts it.
+#[test]
+fn pypaimon_writes_merge_map_tidelake_compacts() {
+    run_case(Case {
+        name: "py_mapped",
+        columns: MAPPED,
+        primary_key: &["id"],
+        partition_keys: &[],
+        options: MAPPED_OPTIONS,
+        writer: Writer::Pypaimon,
+        steps: collection_steps(mapped, false),
+        unreadable: &[PYPAIMON_MERGE_MAP_ERROR],
+        paimon_skips_level0: false,
+    });
+}
+
+/// The model's collect and merge_map against hand-computed merges.
+#[test]
+fn model_collects_as_paimon_documents() {
+    let mut m = Model::new(COLLECTED, &["id"], COLLECTED_OPTIONS);
+    let row = |tags: V, seen: V| vec![V::Int(1), tags, seen];
+    let ints = |v: &[i64]| V::Arr(v.iter().map(|i| V::Int(*i)).collect());
+    m.write(row(V::Arr(vec![s("a"), V::Null]), ints(&[2, 2])), true);
+    assert_eq!(
+        m.rows(),
+        vec![row(V::Arr(vec![s("a"), V::Null]), ints(&[2, 2]))],
+        "one version is not merged"
+    );
+    m.write(row(V::Null, V::Null), true);
+    m.write(row(V::Arr(vec![s("a")]), ints(&[3, 2])), true);
+    assert_eq!(
+        m.rows(),
+        vec![row(V::Arr(vec![s("a"), V::Null, s("a")]), ints(&[2, 3]))]
+    );
+
+    let mut m = Model::new(MAPPED, &["id"], MAPPED_OPTIONS);
+    let entry = |k: &str, v: V| (s(k), v);
+    m.write(
+        vec![V::Int(1), V::Map(vec![entry("x", V::Int(1))]), V::Int(1)],
+        true,
+    );
+    m.write(vec![V::Int(1), V::Null, V::Null], true);
+    m.write(
+        vec![
+            V::Int(1),
+            V::Map(vec![entry("y", V::Null), entry("x", V::Int(5))]),
+            V::Int(2),
+        ],
+        true,
+    );
+    assert_eq!(
+        m.rows(),
+        vec![vec![
+            V::Int(1),
+            V::Map(vec![entry("x", V::Int(5)), entry("y", V::Null)]),
+            V::Int(3)
+        ]]
+    );
+    assert_eq!(
+        ints(&[1, 2]).sql("ARRAY<INT>"),
+        "make_array(CAST(1 AS INT), CAST(2 AS INT))"
+    );
+    assert_eq!(
+        V::Map(vec![entry("k", V::Int(1))]).sql("MAP<STRING, BIGINT>"),
+        "map(make_array('k'), make_array(CAST(1 AS BIGINT)))"
+    );
+}
+
+// ----------------------------------------------- (8) deletion vectors
+
+/// Options of the deletion-vector cases.
+const DV_OPTIONS: &[(&str, &str)] = &[("bucket", "2"), ("deletion-vectors.enabled", "true")];
+
+/// The steps of a case whose writer compacts inline: level 0 is compacted
+/// at every commit, so no dedicated compaction is needed, and every check
+/// (all come after updates of earlier keys) finds rows hidden by vector.
+fn compacted_inline(steps: Vec<Step>) -> Vec<Step> {
+    steps
+        .into_iter()
+        .filter(|s| !matches!(s, Step::Compact(_)))
+        .map(|s| match s {
+            Step::Check(_) => Step::Check(Levels::Vectors),
+            other => other,
+        })
+        .collect()
+}
+
+/// Case 8a: deletion vectors, compacted inline: every commit's level-0
+/// files are merged into a level above older runs, whose rows of the same
+/// keys are marked deleted by vector; readers read the files without
+/// merging. The checks prove rows are hidden by vectors (more rows stored
+/// than shown, no level-0 file).
+#[test]
+fn deletion_vectors_with_inline_compaction() {
+    run_case(Case {
+        name: "dv_inline",
+        columns: WIDE,
+        primary_key: &["id", "dt"],
+        partition_keys: &["dt"],
+        options: DV_OPTIONS,
+        writer: Writer::Tidelake,
+        steps: vec![
+            wide_rows(0..300, 0),
+            Step::Check(Levels::NoneAtZero),
+            wide_rows((0..300).step_by(7), 1),
+            Step::Check(Levels::Vectors),
+            Step::Delete(vec![3, 14, 100, 101]),
+            Step::Check(Levels::Vectors),
+            wide_rows((5..320).step_by(11), 2),
+            Step::Delete(vec![16, 27, 310]),
+            wide_rows([3, 27, 400], 3),
+            Step::Check(Levels::Vectors),
+            Step::Compact(Some("full")),
+            Step::Check(Levels::NoneAtZero),
+            wide_rows((1..300).step_by(13), 4),
+            Step::Delete(vec![40, 41]),
+            Step::Check(Levels::Vectors),
+        ],
+        unreadable: &[],
+        paimon_skips_level0: false,
+    });
+}
+
+/// Case 8b: deletion vectors with a `write-only` writer: level-0 rows stay
+/// invisible to every reader (Tidelake's too) until a dedicated
+/// compaction, which takes every level-0 file whatever it picks, and marks
+/// the replaced rows of higher levels by vector.
+#[test]
+fn deletion_vectors_write_only_compacted_on_request() {
+    run_case(Case {
+        name: "dv_write_only",
+        columns: WIDE,
+        primary_key: &["id", "dt"],
+        partition_keys: &["dt"],
+        options: &[
+            ("bucket", "2"),
+            ("deletion-vectors.enabled", "true"),
+            ("write-only", "true"),
+        ],
+        writer: Writer::Tidelake,
+        steps: vec![
+            wide_rows(0..300, 0),
+            wide_rows((0..300).step_by(9), 1),
+            Step::Check(Levels::OnlyZero),
+            Step::Compact(None),
+            Step::Check(Levels::NoneAtZero),
+            wide_rows((2..300).step_by(5), 2),
+            Step::Delete(vec![2, 7, 200]),
+            Step::Check(Levels::Mixed),
+            Step::Compact(Some("minor")),
+            Step::Check(Levels::Vectors),
+            wide_rows((0..320).step_by(17), 3),
+            Step::Delete(vec![17, 34]),
+            Step::Compact(None),
+            Step::Check(Levels::Vectors),
+            wide_rows([1, 2, 3], 4),
+            Step::Check(Levels::Mixed),
+            Step::Compact(Some("full")),
+            Step::Check(Levels::NoneAtZero),
+        ],
+        unreadable: &[],
+        paimon_skips_level0: true,
+    });
+}
+
+/// Case 8c: partial-update with deletion vectors, compacted inline.
+#[test]
+fn deletion_vectors_partial_update() {
+    run_case(Case {
+        name: "dv_partial",
+        columns: PARTIAL,
+        primary_key: &["id"],
+        partition_keys: &[],
+        options: &[
+            ("bucket", "2"),
+            ("deletion-vectors.enabled", "true"),
+            ("merge-engine", "partial-update"),
+        ],
+        writer: Writer::Tidelake,
+        steps: compacted_inline(partial_steps()),
+        unreadable: &[],
+        paimon_skips_level0: false,
+    });
+}
+
+/// Case 8d: aggregation with deletion vectors, compacted inline.
+#[test]
+fn deletion_vectors_aggregation() {
+    let mut options = AGGREGATION_OPTIONS.to_vec();
+    options.push(("deletion-vectors.enabled", "true"));
+    run_case(Case {
+        name: "dv_aggregated",
+        columns: AGGREGATED,
+        primary_key: &["id", "dt"],
+        partition_keys: &["dt"],
+        options: options.leak(),
+        writer: Writer::Tidelake,
+        steps: compacted_inline(aggregation_steps()),
         unreadable: &[],
         paimon_skips_level0: false,
     });

@@ -156,6 +156,27 @@ struct Comparer {
     /// always count as changed, which is safe (a redundant -U/+U pair).
     values: Option<RowConverter>,
     value_columns: Vec<usize>,
+    kind_column: usize,
+}
+
+/// The rows of a merged batch that are not retractions.
+fn visible(batch: RecordBatch, kind_column: usize) -> Result<RecordBatch> {
+    let Some(kinds) = batch
+        .column(kind_column)
+        .as_any()
+        .downcast_ref::<Int8Array>()
+    else {
+        return Ok(batch);
+    };
+    if kinds.values().iter().all(|k| *k == 0 || *k == 2) {
+        return Ok(batch);
+    }
+    let keep: arrow_array::BooleanArray = kinds
+        .values()
+        .iter()
+        .map(|k| Some(*k == 0 || *k == 2))
+        .collect();
+    Ok(arrow_select::filter::filter_record_batch(&batch, &keep)?)
 }
 
 impl Comparer {
@@ -171,6 +192,7 @@ impl Comparer {
             key_columns,
             values,
             value_columns,
+            kind_column: nk + 1,
         })
     }
 
@@ -256,10 +278,12 @@ async fn diff(
     Ok(())
 }
 
-/// Loads the next non-empty batch of a side (or marks it done).
+/// Loads the next non-empty batch of a side (or marks it done). Merged
+/// retractions are left out: they are no visible row (a key whose versions
+/// are all retractions, kept in files for later merges).
 async fn advance(side: &mut Side, comparer: &Comparer) -> Result<()> {
     while let Some(batch) = side.stream.next().await {
-        let batch = batch?;
+        let batch = visible(batch?, comparer.kind_column)?;
         if batch.num_rows() == 0 {
             continue;
         }

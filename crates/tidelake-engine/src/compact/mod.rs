@@ -8,8 +8,13 @@
 //! level of the bucket); otherwise they must stay to hide older versions.
 //! Files a writer adds while a compaction runs have higher sequence numbers
 //! than anything the compaction read, so they stay valid on top of it.
+//!
+//! Tables with deletion vectors compact differently (`lookup`): older rows
+//! of the compacted keys are marked deleted instead of kept below the
+//! output, and retractions are never written above level 0.
 
 mod changelog;
+mod lookup;
 mod pick;
 mod rewrite;
 
@@ -17,13 +22,14 @@ use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
 use tidelake_format::binary_row::deserialize_binary_row;
-use tidelake_format::manifest::DataFileMeta;
+use tidelake_format::manifest::{DataFileMeta, IndexManifestEntry};
 use tidelake_format::snapshot::CommitKind;
 use tidelake_format::types::DataType;
 
 use crate::commit::{CommitMessage, CommitRequest, Committer};
 use crate::error::{EngineError, Result};
-use crate::options::ChangelogProducer;
+use crate::options::{ChangelogProducer, MergeEngine};
+use crate::read::deletion::BucketVectors;
 use crate::read::predicate::Predicate;
 use crate::read::scan::Split;
 use crate::table::Table;
@@ -147,17 +153,59 @@ pub(crate) fn bucket_max_level(table: &Table, files: &[DataFileMeta]) -> usize {
 
 /// Whether compactions must take every level-0 file at once, even below
 /// the compaction trigger: the lookup changelog describes level-0 files
-/// exactly when they are compacted.
+/// exactly when they are compacted, and Paimon's readers of first-row
+/// tables and of tables with deletion vectors skip level 0 (its rows become
+/// visible to them once compacted).
 fn forces_level0_compaction(table: &Table) -> bool {
-    table.layout.options.changelog_producer == ChangelogProducer::Lookup
+    let options = &table.layout.options;
+    options.changelog_producer == ChangelogProducer::Lookup
+        || options.merge_engine == MergeEngine::FirstRow
+        || options.deletion_vectors_enabled
 }
 
-/// Decides what to compact in one bucket (`None`: nothing).
-pub(crate) fn plan_bucket(table: &Table, files: &[DataFileMeta], full: bool) -> Option<BucketTask> {
+/// Whether compactions into levels ≥ 1 look the keys they write up in the
+/// runs they leave (`lookup`): tables with deletion vectors, and first-row
+/// tables, whose older rows win and which Paimon's readers read without
+/// merging.
+fn looks_up(table: &Table) -> bool {
+    let options = &table.layout.options;
+    table.layout.is_primary_key()
+        && (options.deletion_vectors_enabled || options.merge_engine == MergeEngine::FirstRow)
+}
+
+/// Decides what to compact in one bucket (`None`: nothing); `vectors` are
+/// the bucket's deletion vectors, if the table has them.
+pub(crate) fn plan_bucket(
+    table: &Table,
+    files: &[DataFileMeta],
+    full: bool,
+    vectors: Option<&BucketVectors>,
+) -> Option<BucketTask> {
     let options = &table.layout.options;
     let runs = sorted_runs(files, &table.layout.key_types);
     let highest_file_level = runs.iter().map(|r| r.level).max().unwrap_or(0);
     let max_level = bucket_max_level(table, files);
+    if let ([only], Some(vectors)) = (runs.as_slice(), vectors) {
+        if full && only.level == max_level {
+            // A full compaction leaves no vector: the files of the top run
+            // that have one are rewritten in place (their keys are theirs
+            // alone), as Paimon does.
+            let marked: Vec<DataFileMeta> = only
+                .files
+                .iter()
+                .filter(|f| vectors.get(&f.file_name).is_some())
+                .cloned()
+                .collect();
+            return (!marked.is_empty()).then(|| BucketTask {
+                runs: vec![SortedRun {
+                    level: max_level,
+                    files: marked,
+                }],
+                output_level: max_level,
+                drop_retracts: true,
+            });
+        }
+    }
     let picker = UniversalPicker {
         max_size_amplification_percent: options.compaction_max_size_amplification_percent,
         size_ratio_percent: options.compaction_size_ratio,
@@ -234,6 +282,11 @@ pub(crate) struct Prepared {
     messages: Vec<CommitMessage>,
     written: Vec<(Split, Vec<DataFileMeta>)>,
     outcome: CompactOutcome,
+    /// New deletion-vector index files, one per bucket that keeps vectors.
+    index_entries: Vec<IndexManifestEntry>,
+    /// Buckets whose vectors are replaced, with the index files they were
+    /// read from.
+    vectors_replaced: HashMap<BucketId, Vec<String>>,
 }
 
 /// Plans from the latest snapshot and writes the output files.
@@ -259,13 +312,20 @@ pub(crate) async fn prepare(
     let mut outcome = CompactOutcome::default();
     let mut messages: Vec<CommitMessage> = Vec::new();
     let mut written: Vec<(Split, Vec<DataFileMeta>)> = Vec::new();
+    let mut index_entries: Vec<IndexManifestEntry> = Vec::new();
+    let mut vectors_replaced: HashMap<BucketId, Vec<String>> = HashMap::new();
     let rewritten: Result<()> = async {
         for split in plan.splits() {
             if only.is_some_and(|o| !o.contains(&(split.partition.clone(), split.bucket))) {
                 continue;
             }
             let task = if table.layout.is_primary_key() {
-                plan_bucket(table, &split.files, options.full)
+                plan_bucket(
+                    table,
+                    &split.files,
+                    options.full,
+                    split.deletion_vectors.as_deref(),
+                )
             } else {
                 rewrite::plan_append_bucket(table, &split.files, options.full)
             };
@@ -277,7 +337,17 @@ pub(crate) async fn prepare(
                 .iter()
                 .flat_map(|r| r.files.iter().cloned())
                 .collect();
-            let outputs = rewrite::rewrite_bucket(table, split, &task).await?;
+            let outputs = if looks_up(table) && task.output_level > 0 {
+                let (outputs, update) = lookup::rewrite_bucket(table, split, &task).await?;
+                if let Some(update) = update {
+                    index_entries.extend(update.entry);
+                    vectors_replaced
+                        .insert((split.partition.clone(), split.bucket), update.loaded_from);
+                }
+                outputs
+            } else {
+                rewrite::rewrite_bucket(table, split, &task).await?
+            };
             written.push((split.clone(), outputs.clone()));
             let max_level = bucket_max_level(table, &split.files);
             let changelog_files = if table.layout.is_primary_key() {
@@ -309,7 +379,7 @@ pub(crate) async fn prepare(
     }
     .await;
     if let Err(e) = rewritten {
-        delete_outputs(table, &written).await;
+        delete_outputs(table, &written, &index_entries).await;
         return Err(e);
     }
     Ok(Prepared {
@@ -317,6 +387,8 @@ pub(crate) async fn prepare(
         messages,
         written,
         outcome,
+        index_entries,
+        vectors_replaced,
     })
 }
 
@@ -328,6 +400,8 @@ pub(crate) async fn commit_prepared(table: &Table, prepared: Prepared) -> Result
         messages,
         written,
         mut outcome,
+        index_entries,
+        vectors_replaced,
     } = prepared;
     if messages.is_empty() {
         return Ok(outcome);
@@ -340,9 +414,9 @@ pub(crate) async fn commit_prepared(table: &Table, prepared: Prepared) -> Result
         commit_user: uuid::Uuid::new_v4().to_string(),
         commit_identifier: i64::MAX,
         properties: Default::default(),
-        index_entries: Vec::new(),
+        index_entries: index_entries.clone(),
         index_loaded_from: Default::default(),
-        deletion_vectors_replaced: Default::default(),
+        deletion_vectors_replaced: vectors_replaced,
     };
     match Committer::new(table)?.commit(request).await {
         Ok(id) => {
@@ -350,7 +424,7 @@ pub(crate) async fn commit_prepared(table: &Table, prepared: Prepared) -> Result
             Ok(outcome)
         }
         Err(e) => {
-            delete_outputs(table, &written).await;
+            delete_outputs(table, &written, &index_entries).await;
             Err(e)
         }
     }
@@ -358,14 +432,30 @@ pub(crate) async fn commit_prepared(table: &Table, prepared: Prepared) -> Result
 
 /// Deletes files a compaction wrote but could not commit (best effort: they
 /// are unreferenced either way).
-async fn delete_outputs(table: &Table, written: &[(Split, Vec<DataFileMeta>)]) {
+async fn delete_outputs(
+    table: &Table,
+    written: &[(Split, Vec<DataFileMeta>)],
+    index_entries: &[IndexManifestEntry],
+) {
+    // Paths first: iterator adaptors held across the awaits below would
+    // keep this future from being `Send` for every lifetime.
+    let mut paths = Vec::new();
     for (split, files) in written {
         for f in files {
-            let path =
-                crate::read::file::data_file_path(table, &split.partition_path, split.bucket, f);
-            if let Err(e) = table.store.delete(&path).await {
-                tracing::warn!("could not delete uncommitted compaction output {path}: {e}");
-            }
+            paths.push(crate::read::file::data_file_path(
+                table,
+                &split.partition_path,
+                split.bucket,
+                f,
+            ));
+        }
+    }
+    for e in index_entries {
+        paths.push(table.paths().index(&e.index_file.file_name));
+    }
+    for path in paths {
+        if let Err(e) = table.store.delete(&path).await {
+            tracing::warn!("could not delete uncommitted compaction output {path}: {e}");
         }
     }
 }
@@ -451,6 +541,8 @@ pub(crate) async fn merge_uncommitted_files(
         partition_path: partition_path.to_string(),
         bucket,
         files: Vec::new(),
+        deletion_vectors: None,
+        skip_level0: false,
     };
     let task = BucketTask {
         runs: files
@@ -754,6 +846,8 @@ mod tests {
                 }],
                 written: vec![(split.clone(), outputs)],
                 outcome: CompactOutcome::default(),
+                index_entries: Vec::new(),
+                vectors_replaced: HashMap::new(),
             });
         }
         let second = prepared.pop().unwrap();

@@ -10,7 +10,7 @@ use tidelake_format::manifest::DataFileMeta;
 
 use super::{BucketTask, SortedRun};
 use crate::error::{EngineError, Result};
-use crate::read::file::{data_file_path, output_schema, read_data_file, ReadColumn};
+use crate::read::file::{data_file_path, output_schema, read_live_file, ReadColumn};
 use crate::read::merge::{merge_runs, MergeLayout, Pick};
 use crate::read::scan::Split;
 use crate::table::Table;
@@ -68,7 +68,7 @@ pub(crate) async fn rewrite_bucket(
 }
 
 /// The columns of a primary-key file in key-value layout, for reading.
-fn kv_read_columns(table: &Table) -> Vec<ReadColumn> {
+pub(super) fn kv_read_columns(table: &Table) -> Vec<ReadColumn> {
     let layout = &table.layout;
     let mut columns: Vec<ReadColumn> = layout
         .key_indices
@@ -81,8 +81,9 @@ fn kv_read_columns(table: &Table) -> Vec<ReadColumn> {
     columns
 }
 
-/// Streams the files of one run, one after another.
-fn open_run(
+/// Streams the files of one run, one after another, without the rows the
+/// split's deletion vectors mark deleted.
+pub(super) fn open_run(
     table: &Table,
     split: &Split,
     run: &SortedRun,
@@ -92,12 +93,14 @@ fn open_run(
     let columns = columns.to_vec();
     let partition_path = split.partition_path.clone();
     let bucket = split.bucket;
+    let vectors = split.deletion_vectors.clone();
     stream::iter(run.files.clone())
         .then(move |f| {
             let table = table.clone();
             let columns = columns.clone();
             let path = data_file_path(&table, &partition_path, bucket, &f);
-            async move { read_data_file(&table, &path, &f, &columns, BATCH_SIZE).await }
+            let deleted = vectors.as_ref().and_then(|v| v.get(&f.file_name).cloned());
+            async move { read_live_file(&table, &path, &f, &columns, BATCH_SIZE, deleted).await }
         })
         .try_flatten()
         .boxed()
@@ -108,6 +111,21 @@ pub(super) fn merged_stream(
     table: &Table,
     split: &Split,
     runs: &[SortedRun],
+    keep_retracts: bool,
+) -> BoxStream<'static, Result<RecordBatch>> {
+    let columns = kv_read_columns(table);
+    let streams = runs
+        .iter()
+        .map(|r| open_run(table, split, r, &columns))
+        .collect();
+    merge_kv_streams(table, streams, keep_retracts)
+}
+
+/// Sorted runs, each a stream of batches in key-value layout (as
+/// `kv_read_columns` reads them), merged into one key-ordered stream.
+pub(super) fn merge_kv_streams(
+    table: &Table,
+    streams: Vec<BoxStream<'static, Result<RecordBatch>>>,
     keep_retracts: bool,
 ) -> BoxStream<'static, Result<RecordBatch>> {
     let layout = &table.layout;
@@ -146,10 +164,6 @@ pub(super) fn merged_stream(
         .sequence_field_columns
         .iter()
         .map(|&i| in_schema.field(i).data_type().clone())
-        .collect();
-    let streams = runs
-        .iter()
-        .map(|r| open_run(table, split, r, &columns))
         .collect();
     merge_runs(streams, key_types, order_types, merge_layout)
 }
@@ -220,7 +234,7 @@ pub(super) struct FileRoller<'a> {
 }
 
 impl<'a> FileRoller<'a> {
-    fn new(table: &'a Table, dir: String, level: usize) -> Self {
+    pub(super) fn new(table: &'a Table, dir: String, level: usize) -> Self {
         Self::rolling(table, dir, Some(level))
     }
 

@@ -14,11 +14,14 @@
 //!
 //! Functions that only choose one of their inputs (last_value, min, ...)
 //! record the chosen cell and the output is gathered with `interleave`;
-//! arithmetic ones (sum, product, bool_and/or, listagg) compute values.
+//! arithmetic ones (sum, product, bool_and/or, listagg) compute values;
+//! collect and merge_map (`nested`) gather elements of their inputs.
 
+mod nested;
 mod value;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use arrow_array::{new_null_array, Array, ArrayRef};
 use arrow_schema::DataType as ArrowType;
@@ -26,6 +29,8 @@ use arrow_schema::DataType as ArrowType;
 use crate::error::{EngineError, Result};
 use crate::options::MergeEngine;
 use crate::table::TableLayout;
+use nested::{Collected, Equality, NestedKind};
+use tidelake_format::types::{DataType, DataTypeKind};
 use value::{Arith, Scalar};
 
 const KIND_INSERT: i8 = 0;
@@ -50,6 +55,8 @@ pub(crate) enum AggFunc {
     ListAgg,
     BoolAnd,
     BoolOr,
+    Collect,
+    MergeMap,
 }
 
 impl AggFunc {
@@ -66,20 +73,22 @@ impl AggFunc {
             "listagg" => AggFunc::ListAgg,
             "bool_and" => AggFunc::BoolAnd,
             "bool_or" => AggFunc::BoolOr,
+            "collect" => AggFunc::Collect,
+            "merge_map" => AggFunc::MergeMap,
             "count" => {
                 return Err(EngineError::Unsupported(format!(
                     "field '{field}': aggregate function 'count' was removed from Paimon because it cannot be merged correctly across files; use 'sum' over a column of 1s"
                 )))
             }
-            known @ ("collect" | "merge_map" | "nested_update" | "hll_sketch" | "theta_sketch"
-            | "rbm32" | "rbm64" | "primary_key") => {
+            known @ ("nested_update" | "nested_partial_update" | "merge_map_with_keytime"
+            | "hll_sketch" | "theta_sketch" | "rbm32" | "rbm64" | "primary_key") => {
                 return Err(EngineError::Unsupported(format!(
                     "field '{field}': aggregate function '{known}' is not supported yet"
                 )))
             }
             other => {
                 return Err(EngineError::invalid(format!(
-                    "field '{field}': unknown aggregate function '{other}' (sum, product, min, max, last_value, last_non_null_value, first_value, first_non_null_value, listagg, bool_and, bool_or)"
+                    "field '{field}': unknown aggregate function '{other}' (sum, product, min, max, last_value, last_non_null_value, first_value, first_non_null_value, listagg, bool_and, bool_or, collect, merge_map)"
                 )))
             }
         })
@@ -98,39 +107,98 @@ impl AggFunc {
             AggFunc::ListAgg => "listagg",
             AggFunc::BoolAnd => "bool_and",
             AggFunc::BoolOr => "bool_or",
+            AggFunc::Collect => "collect",
+            AggFunc::MergeMap => "merge_map",
         }
     }
 
-    /// Whether results are computed values rather than one of the inputs.
+    /// Whether results are computed values rather than one of the inputs
+    /// (collect and merge_map compute element lists: see `is_nested`).
     fn computes(self) -> bool {
         matches!(
             self,
-            AggFunc::Sum | AggFunc::Product | AggFunc::ListAgg | AggFunc::BoolAnd | AggFunc::BoolOr
+            AggFunc::Sum
+                | AggFunc::Product
+                | AggFunc::ListAgg
+                | AggFunc::BoolAnd
+                | AggFunc::BoolOr
+                | AggFunc::Collect
+                | AggFunc::MergeMap
         )
     }
 
+    fn is_nested(self) -> bool {
+        matches!(self, AggFunc::Collect | AggFunc::MergeMap)
+    }
+
+    /// Paimon's list: sum, product, collect, merge_map, nested_update,
+    /// last_value and last_non_null_value retract.
     fn can_retract(self) -> bool {
         matches!(
             self,
-            AggFunc::Sum | AggFunc::Product | AggFunc::LastValue | AggFunc::LastNonNullValue
+            AggFunc::Sum
+                | AggFunc::Product
+                | AggFunc::LastValue
+                | AggFunc::LastNonNullValue
+                | AggFunc::Collect
+                | AggFunc::MergeMap
         )
     }
 
-    fn check_type(self, t: &ArrowType, field: &str) -> Result<()> {
+    /// `paimon` is the field's Paimon type, `t` its Arrow type (MAP and
+    /// MULTISET are both Arrow maps; merge_map takes MAP only, as Paimon).
+    fn check_type(self, paimon: &DataType, t: &ArrowType, field: &str) -> Result<()> {
         let ok = match self {
             AggFunc::Sum | AggFunc::Product => value::is_numeric(t),
             AggFunc::Min | AggFunc::Max => value::is_scalar_type(t) && *t != ArrowType::Boolean,
             AggFunc::ListAgg => matches!(t, ArrowType::Utf8 | ArrowType::LargeUtf8),
             AggFunc::BoolAnd | AggFunc::BoolOr => *t == ArrowType::Boolean,
+            AggFunc::Collect => {
+                matches!(paimon.kind, DataTypeKind::Array(_)) && matches!(t, ArrowType::List(_))
+            }
+            AggFunc::MergeMap => {
+                matches!(paimon.kind, DataTypeKind::Map(..)) && matches!(t, ArrowType::Map(..))
+            }
             _ => true,
         };
         if ok {
             Ok(())
         } else {
+            let wanted = match self {
+                AggFunc::Collect => " (it takes ARRAY fields)",
+                AggFunc::MergeMap => " (it takes MAP fields)",
+                _ => "",
+            };
             Err(EngineError::invalid(format!(
-                "field '{field}': aggregate function '{}' does not support type {t}",
+                "field '{field}': aggregate function '{}' does not support type {paimon}{wanted}",
                 self.name()
             )))
+        }
+    }
+}
+
+/// One aggregated field: its function and per-field options.
+#[derive(Clone, Debug)]
+struct AggSpec {
+    func: AggFunc,
+    /// `fields.<f>.ignore-retract`
+    ignore_retract: bool,
+    /// `fields.<f>.list-agg-delimiter`
+    delimiter: String,
+    /// `fields.<f>.distinct` (collect, listagg)
+    distinct: bool,
+    /// Element (map key) equality of collect and merge_map.
+    equality: Option<Arc<Equality>>,
+}
+
+impl AggSpec {
+    fn nested_kind(&self) -> Option<NestedKind> {
+        match self.func {
+            AggFunc::Collect => Some(NestedKind::Collect {
+                distinct: self.distinct,
+            }),
+            AggFunc::MergeMap => Some(NestedKind::MergeMap),
+            _ => None,
         }
     }
 }
@@ -146,11 +214,7 @@ enum Role {
     Member(usize),
     /// partial-update: a sequence field of group `g`.
     GroupSequence(usize),
-    Agg {
-        func: AggFunc,
-        ignore_retract: bool,
-        delimiter: String,
-    },
+    Agg(AggSpec),
 }
 
 /// One version of a key: where its row is and its `_VALUE_KIND`.
@@ -255,6 +319,7 @@ impl MergeFunction {
                     ".aggregate-function",
                     ".ignore-retract",
                     ".list-agg-delimiter",
+                    ".distinct",
                 ] {
                     if let Some(name) = rest.strip_suffix(suffix) {
                         if name != "default" || suffix != ".aggregate-function" {
@@ -338,8 +403,8 @@ impl MergeFunction {
                         let name_opt = options.get(&format!("fields.{name}.aggregate-function"));
                         AggFunc::parse(name_opt.map(String::as_str).unwrap_or(default), name)?
                     };
-                    func.check_type(&field_types[i], name)?;
-                    roles[i] = Role::Agg {
+                    func.check_type(&layout.schema.fields[i].data_type, &field_types[i], name)?;
+                    roles[i] = Role::Agg(AggSpec {
                         func,
                         ignore_retract: option_bool(
                             options,
@@ -349,7 +414,13 @@ impl MergeFunction {
                             .get(&format!("fields.{name}.list-agg-delimiter"))
                             .cloned()
                             .unwrap_or_else(|| ",".to_string()),
-                    };
+                        distinct: option_bool(options, &format!("fields.{name}.distinct"))?,
+                        equality: if func.is_nested() {
+                            Equality::for_type(&field_types[i], name)?
+                        } else {
+                            None
+                        },
+                    });
                 }
             }
         }
@@ -378,6 +449,8 @@ enum Cell {
     /// The value of a version's cell (slot, row), or NULL.
     Pick(Option<(usize, usize)>),
     Value(Scalar),
+    /// collect / merge_map: the elements gathered so far, or NULL.
+    Nested(Option<Collected>),
 }
 
 /// Merged rows being collected, one per key, column by column.
@@ -408,12 +481,21 @@ impl MergedRows {
     ) -> Result<ArrayRef> {
         let t = &function.field_types[field];
         let cells = self.cells.get(field).map(Vec::as_slice).unwrap_or(&[]);
+        if cells.iter().any(|c| matches!(c, Cell::Nested(_))) {
+            let rows = cells.iter().map(|c| match c {
+                Cell::Nested(Some(c)) => nested::OutRow::Items(&c.items),
+                Cell::Pick(Some((s, r))) => nested::OutRow::Copy(*s, *r),
+                // A Value never shares a column with nested cells.
+                Cell::Nested(None) | Cell::Pick(None) | Cell::Value(_) => nested::OutRow::Null,
+            });
+            return nested::build(rows, sources);
+        }
         if cells.iter().any(|c| matches!(c, Cell::Value(_))) {
             let values = cells
                 .iter()
                 .map(|c| match c {
                     Cell::Value(v) => Ok(v.clone()),
-                    Cell::Pick(None) => Ok(Scalar::Null),
+                    Cell::Pick(None) | Cell::Nested(_) => Ok(Scalar::Null),
                     Cell::Pick(Some((s, r))) => value::read(sources[*s], *r),
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -454,7 +536,8 @@ impl MergeFunction {
                 .roles
                 .iter()
                 .map(|r| match r {
-                    Role::Agg { func, .. } if func.computes() => Cell::Value(Scalar::Null),
+                    Role::Agg(spec) if spec.func.is_nested() => Cell::Nested(None),
+                    Role::Agg(spec) if spec.func.computes() => Cell::Value(Scalar::Null),
                     _ => Cell::Pick(None),
                 })
                 .collect(),
@@ -530,7 +613,10 @@ impl MergeFunction {
                 (self.combine_retractions(versions, cols)?, newest.kind)
             };
         for (field, cell) in state.cells.into_iter().enumerate() {
-            out.cells[field].push(cell);
+            out.cells[field].push(match cell {
+                Cell::Nested(c) => Cell::Nested(c.map(Collected::without_keys)),
+                other => other,
+            });
         }
         out.kinds.push(kind);
         out.newest.push((newest.slot, newest.row));
@@ -546,6 +632,9 @@ impl MergeFunction {
             Cell::Pick(None) => Ok(Scalar::Null),
             Cell::Pick(Some((s, r))) => value::read(cols.column(*s, field), *r),
             Cell::Value(v) => Ok(v.clone()),
+            Cell::Nested(_) => Err(EngineError::invalid(
+                "internal: a collected ARRAY or MAP is not a single value",
+            )),
         }
     }
 
@@ -615,20 +704,16 @@ impl MergeFunction {
                             st.cells[i] = Cell::Pick(if add { here } else { None });
                         }
                     }
-                    Role::Agg {
-                        func,
-                        ignore_retract,
-                        delimiter,
-                    } => {
+                    Role::Agg(spec) => {
                         if !add {
-                            if *ignore_retract {
+                            if spec.ignore_retract {
                                 continue;
                             }
-                            if !func.can_retract() {
-                                return Err(self.no_retract(i, *func));
+                            if !spec.func.can_retract() {
+                                return Err(self.no_retract(i, spec.func));
                             }
                         }
-                        self.agg_step(&mut st, i, *func, add, v, cols, delimiter)?;
+                        self.agg_step(&mut st, i, spec, add, v, cols)?;
                     }
                 }
             }
@@ -636,17 +721,17 @@ impl MergeFunction {
         Ok((st, kind))
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn agg_step(
         &self,
         st: &mut KeyState,
         i: usize,
-        func: AggFunc,
+        spec: &AggSpec,
         add: bool,
         v: &Version,
         cols: &dyn VersionColumns,
-        delimiter: &str,
     ) -> Result<()> {
+        let func = spec.func;
+        let delimiter = spec.delimiter.as_str();
         let here = Some((v.slot, v.row));
         let not_null = !cols.column(v.slot, i).is_null(v.row);
         let t = &self.field_types[i];
@@ -669,6 +754,28 @@ impl MergeFunction {
                     st.cells[i] = Cell::Pick(here);
                 }
             }
+            AggFunc::Collect | AggFunc::MergeMap => {
+                let (Some(kind), Some(eq), Cell::Nested(acc)) = (
+                    spec.nested_kind(),
+                    spec.equality.as_deref(),
+                    &mut st.cells[i],
+                ) else {
+                    return Err(EngineError::invalid(format!(
+                        "internal: field '{name}' has no collected state"
+                    )));
+                };
+                let input = nested::Input {
+                    cols,
+                    field: i,
+                    slot: v.slot,
+                    row: v.row,
+                };
+                if add {
+                    nested::add(acc, kind, eq, &input)?;
+                } else {
+                    nested::retract(acc, kind, eq, &input)?;
+                }
+            }
             AggFunc::Min | AggFunc::Max => {
                 if !not_null {
                     return Ok(());
@@ -687,11 +794,31 @@ impl MergeFunction {
                     st.cells[i] = Cell::Pick(here);
                 }
             }
-            AggFunc::Sum
-            | AggFunc::Product
-            | AggFunc::ListAgg
-            | AggFunc::BoolAnd
-            | AggFunc::BoolOr => {
+            AggFunc::ListAgg => {
+                let Cell::Value(acc) = &st.cells[i] else {
+                    return Err(EngineError::invalid(
+                        "internal: aggregate state is not a value",
+                    ));
+                };
+                // As Paimon: blank strings add nothing, and a blank
+                // accumulator is replaced.
+                let next = match (acc, self.read(cols, v, i)?) {
+                    (_, Scalar::Null) => acc.clone(),
+                    (_, Scalar::Str(b)) if value::is_blank(&b) => acc.clone(),
+                    (Scalar::Null, b) => b,
+                    (Scalar::Str(a), b) if value::is_blank(a) => b,
+                    (Scalar::Str(a), Scalar::Str(b)) => {
+                        Scalar::Str(value::listagg(a, &b, delimiter, spec.distinct))
+                    }
+                    _ => {
+                        return Err(EngineError::invalid(format!(
+                            "internal: field '{name}' holds values of an unexpected type"
+                        )))
+                    }
+                };
+                st.cells[i] = Cell::Value(next);
+            }
+            AggFunc::Sum | AggFunc::Product | AggFunc::BoolAnd | AggFunc::BoolOr => {
                 let Cell::Value(acc) = &st.cells[i] else {
                     return Err(EngineError::invalid(
                         "internal: aggregate state is not a value",
@@ -722,9 +849,6 @@ impl MergeFunction {
                             &input,
                             name,
                         )?,
-                        (AggFunc::ListAgg, Scalar::Str(a), Scalar::Str(b)) => {
-                            Scalar::Str(format!("{a}{delimiter}{b}"))
-                        }
                         (AggFunc::BoolAnd, Scalar::Bool(a), Scalar::Bool(b)) => {
                             Scalar::Bool(*a && *b)
                         }
@@ -756,13 +880,9 @@ impl MergeFunction {
             let here = Some((v.slot, v.row));
             for (i, role) in self.roles.iter().enumerate() {
                 match role {
-                    Role::Agg {
-                        func,
-                        ignore_retract,
-                        delimiter,
-                    } => match func {
+                    Role::Agg(spec) => match spec.func {
                         AggFunc::Sum | AggFunc::Product => {
-                            self.agg_step(&mut st, i, *func, true, v, cols, delimiter)?
+                            self.agg_step(&mut st, i, spec, true, v, cols)?
                         }
                         AggFunc::LastNonNullValue => {
                             if !cols.column(v.slot, i).is_null(v.row) {
@@ -770,12 +890,31 @@ impl MergeFunction {
                             }
                         }
                         AggFunc::LastValue => st.cells[i] = Cell::Pick(here),
-                        f if *ignore_retract => {
+                        AggFunc::Collect | AggFunc::MergeMap if !spec.ignore_retract => {
+                            let (Some(kind), Some(eq), Cell::Nested(acc)) = (
+                                spec.nested_kind(),
+                                spec.equality.as_deref(),
+                                &mut st.cells[i],
+                            ) else {
+                                return Err(EngineError::invalid(format!(
+                                    "internal: field '{}' has no collected state",
+                                    self.field_names[i]
+                                )));
+                            };
+                            let input = nested::Input {
+                                cols,
+                                field: i,
+                                slot: v.slot,
+                                row: v.row,
+                            };
+                            nested::combine_retraction(acc, kind, eq, &input)?;
+                        }
+                        f if spec.ignore_retract => {
                             if !f.computes() {
                                 st.cells[i] = Cell::Pick(here);
                             }
                         }
-                        f => return Err(self.no_retract(i, *f)),
+                        f => return Err(self.no_retract(i, f)),
                     },
                     _ => st.cells[i] = Cell::Pick(here),
                 }
@@ -868,11 +1007,13 @@ mod tests {
     }
 
     fn agg(func: AggFunc, ignore_retract: bool) -> Role {
-        Role::Agg {
+        Role::Agg(AggSpec {
             func,
             ignore_retract,
             delimiter: ",".into(),
-        }
+            distinct: false,
+            equality: None,
+        })
     }
 
     #[test]

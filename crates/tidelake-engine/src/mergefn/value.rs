@@ -240,6 +240,36 @@ pub(crate) fn build(t: &ArrowType, values: &[Scalar]) -> Result<ArrayRef> {
     })
 }
 
+/// Java's `StringUtils.isBlank`: empty or only white space.
+pub(crate) fn is_blank(s: &str) -> bool {
+    s.chars().all(char::is_whitespace)
+}
+
+/// `listagg` of two non-blank strings. With `distinct`, tokens of `b`
+/// (split at the delimiter; at white space when it is empty) that are blank
+/// or already in `a` are left out, as Paimon does; `a` stays as it is.
+pub(crate) fn listagg(a: &str, b: &str, delimiter: &str, distinct: bool) -> String {
+    if !distinct {
+        return format!("{a}{delimiter}{b}");
+    }
+    fn tokens<'s>(s: &'s str, delimiter: &str) -> Vec<&'s str> {
+        if delimiter.is_empty() {
+            s.split(char::is_whitespace).collect()
+        } else {
+            s.split(delimiter).collect()
+        }
+    }
+    let mut seen: std::collections::HashSet<&str> = tokens(a, delimiter).into_iter().collect();
+    let mut out = a.to_string();
+    for token in tokens(b, delimiter) {
+        if !is_blank(token) && seen.insert(token) {
+            out.push_str(delimiter);
+            out.push_str(token);
+        }
+    }
+    out
+}
+
 /// Largest unscaled value of DECIMAL(p, _), or `None` past i128.
 fn decimal_bound(precision: u8) -> i128 {
     10i128.saturating_pow(u32::from(precision))
@@ -406,6 +436,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r, Scalar::Decimal(33));
+    }
+
+    #[test]
+    fn listagg_distinct_adds_new_tokens_only() {
+        assert_eq!(listagg("a,b", "b,c", ",", false), "a,b,b,c");
+        assert_eq!(listagg("a,b", "b,c,,a,c", ",", true), "a,b,c");
+        // The accumulator is never deduplicated, only what is added.
+        assert_eq!(listagg("a,a", "a", ",", true), "a,a");
+        assert!(is_blank(" \t") && is_blank("") && !is_blank(" a"));
     }
 
     #[test]

@@ -11,11 +11,12 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::FutureExt;
 use futures::{StreamExt, TryStreamExt};
-use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, RowSelection};
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
 use parquet::arrow::ProjectionMask;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use tidelake_format::deletion_vector::DeletionVector;
 use tidelake_format::manifest::DataFileMeta;
 use tidelake_format::types::DataField;
 use tidelake_store::WarehouseStore;
@@ -90,6 +91,62 @@ pub(crate) async fn read_data_file(
     columns: &[ReadColumn],
     batch_size: usize,
 ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
+    open_data_file(table, path, file, columns, batch_size, None).await
+}
+
+/// Streams the requested columns of one file without the rows its deletion
+/// vector (if any) marks deleted.
+pub(crate) async fn read_live_file(
+    table: &Table,
+    path: &str,
+    file: &DataFileMeta,
+    columns: &[ReadColumn],
+    batch_size: usize,
+    deleted: Option<Arc<DeletionVector>>,
+) -> Result<BoxStream<'static, Result<RecordBatch>>> {
+    let batches = read_data_file(table, path, file, columns, batch_size).await?;
+    Ok(super::deletion::without_deleted(batches, deleted))
+}
+
+/// Streams the requested columns of the rows at `positions` (ascending row
+/// numbers) of one file, in position order; row groups holding none of
+/// them are not read.
+pub(crate) async fn read_file_rows(
+    table: &Table,
+    path: &str,
+    file: &DataFileMeta,
+    columns: &[ReadColumn],
+    batch_size: usize,
+    positions: &[u64],
+) -> Result<BoxStream<'static, Result<RecordBatch>>> {
+    let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
+    for &p in positions {
+        let p = usize::try_from(p).map_err(|_| {
+            EngineError::invalid(format!("row position {p} of '{path}' is out of range"))
+        })?;
+        match ranges.last_mut() {
+            Some(last) if last.end == p => last.end = p + 1,
+            Some(last) if last.end > p => {
+                return Err(EngineError::invalid(format!(
+                    "internal: row positions of '{path}' are not ascending"
+                )))
+            }
+            _ => ranges.push(p..p + 1),
+        }
+    }
+    open_data_file(table, path, file, columns, batch_size, Some(ranges)).await
+}
+
+/// Streams the requested columns of one file, of all its rows or of the
+/// given row ranges.
+async fn open_data_file(
+    table: &Table,
+    path: &str,
+    file: &DataFileMeta,
+    columns: &[ReadColumn],
+    batch_size: usize,
+    rows: Option<Vec<std::ops::Range<usize>>>,
+) -> Result<BoxStream<'static, Result<RecordBatch>>> {
     let file_schema = table.schema_by_id(file.schema_id).await?;
     let name_in_file = |f: &DataField| -> Option<String> {
         file_schema
@@ -143,11 +200,24 @@ pub(crate) async fn read_data_file(
     roots.sort_unstable();
     roots.dedup();
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
-    let stream = builder
-        .with_projection(mask)
-        .with_batch_size(batch_size)
-        .build()
-        .map_err(pq_err)?;
+    let mut builder = builder.with_projection(mask).with_batch_size(batch_size);
+    if let Some(ranges) = rows {
+        let total = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+        if let Some(bad) = ranges.iter().find(|r| r.end > total) {
+            return Err(EngineError::Corrupt {
+                path: path.to_string(),
+                message: format!(
+                    "row {} asked for, but the file has {total} rows",
+                    bad.end - 1
+                ),
+            });
+        }
+        builder = builder.with_row_selection(RowSelection::from_consecutive_ranges(
+            ranges.into_iter(),
+            total,
+        ));
+    }
+    let stream = builder.build().map_err(pq_err)?;
     let out_schema = output_schema(columns);
     // Index of each requested column within the projected batch.
     let projected: Vec<Option<usize>> = sources

@@ -1,6 +1,7 @@
 //! The read path: planning (partition pruning, file skipping) and reading
 //! (merge-on-read for primary-key tables).
 
+pub mod deletion;
 pub(crate) mod file;
 pub(crate) mod merge;
 pub mod predicate;

@@ -2,7 +2,7 @@
 //! and statistics-based skipping; and reading a planned split.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow_array::{Int8Array, RecordBatch};
@@ -10,10 +10,12 @@ use arrow_schema::SchemaRef;
 use futures::stream::{self, BoxStream};
 use futures::{StreamExt, TryStreamExt};
 use tidelake_format::binary_row::{deserialize_binary_row, Datum};
+use tidelake_format::deletion_vector::DeletionVector;
 use tidelake_format::manifest::{DataFileMeta, ManifestEntry};
 use tidelake_format::snapshot::Snapshot;
 
-use super::file::{data_file_path, output_schema, read_data_file, ReadColumn};
+use super::deletion::{load_bucket_vectors, BucketVectors};
+use super::file::{data_file_path, output_schema, read_data_file, read_live_file, ReadColumn};
 use super::merge::{merge_runs, MergeLayout, Pick};
 use super::predicate::Predicate;
 use crate::error::{EngineError, Result};
@@ -32,6 +34,9 @@ pub struct ScanBuilder {
     snapshot_id: Option<i64>,
     tag: Option<String>,
     limit: Option<usize>,
+    /// Read level-0 files of deletion-vector tables too, merging (streaming
+    /// reads, which must see rows not compacted yet).
+    merge_level0: bool,
 }
 
 /// The files of one bucket of one partition to read together.
@@ -41,13 +46,47 @@ pub struct Split {
     pub partition_values: Vec<Datum>,
     pub partition_path: String,
     pub bucket: i32,
+    /// Every live file of the bucket (that the scan's filters keep).
     pub files: Vec<DataFileMeta>,
+    /// The bucket's deletion vectors in the scanned snapshot; `None` when
+    /// the table has none (`deletion-vectors.enabled` off).
+    pub deletion_vectors: Option<Arc<BucketVectors>>,
+    /// Batch read of a deletion-vector table: level-0 files are skipped and
+    /// the others read without merging.
+    pub(crate) skip_level0: bool,
 }
 
 impl Split {
     pub fn row_count(&self) -> i64 {
         self.files.iter().map(|f| f.row_count).sum()
     }
+
+    /// The files a read of this split opens: for batch reads of tables
+    /// with deletion vectors, only those above level 0 (Paimon's readers
+    /// see level-0 rows once a compaction has moved them up).
+    pub fn files_to_read(&self) -> impl Iterator<Item = &DataFileMeta> {
+        let skip = self.skip_level0;
+        self.files.iter().filter(move |f| !skip || f.level > 0)
+    }
+
+    /// Whether a read of this split reads each file as it is, leaving out
+    /// deleted rows, instead of merging versions of keys.
+    pub fn reads_without_merge(&self) -> bool {
+        self.skip_level0 && self.files_to_read().all(has_no_retractions)
+    }
+
+    /// The vector of one of the split's files, if it has deleted rows.
+    fn vector(&self, file: &DataFileMeta) -> Option<Arc<DeletionVector>> {
+        self.deletion_vectors
+            .as_ref()
+            .and_then(|v| v.get(&file.file_name).cloned())
+    }
+}
+
+/// Files written with deletion vectors never hold retractions above level
+/// 0; a file that does (written otherwise) needs merging, as in Paimon.
+fn has_no_retractions(file: &DataFileMeta) -> bool {
+    file.delete_row_count.unwrap_or(0) == 0
 }
 
 /// A planned scan: splits that can be read independently, in parallel.
@@ -68,7 +107,15 @@ impl ScanBuilder {
             snapshot_id: None,
             tag: None,
             limit: None,
+            merge_level0: false,
         }
+    }
+
+    /// Reads every level of deletion-vector tables, merging (as streaming
+    /// reads must), instead of only the compacted levels.
+    pub(crate) fn merging_level0(mut self) -> Self {
+        self.merge_level0 = true;
+        self
     }
 
     /// Column indexes (into the table schema) to return, in order.
@@ -189,6 +236,11 @@ impl ScanBuilder {
                 Some(p.clone())
             }
         });
+        let with_vectors = layout.options.deletion_vectors_enabled && layout.is_primary_key();
+        let skip_level0 = with_vectors && !self.merge_level0;
+        // Without merging, a key's one live row is in one file: a file whose
+        // values cannot match holds no visible row that matches.
+        let value_pred = self.predicate.as_ref().filter(|_| skip_level0);
         let mut groups: BTreeMap<(Vec<u8>, i32), Vec<DataFileMeta>> = BTreeMap::new();
         for e in live {
             if let Some(fp) = &file_pred {
@@ -201,8 +253,23 @@ impl ScanBuilder {
                 .or_default()
                 .push(e.file);
         }
+        if let Some(vp) = value_pred {
+            for files in groups.values_mut() {
+                // Buckets that need merging after all keep every file.
+                if files.iter().filter(|f| f.level > 0).all(has_no_retractions) {
+                    files.retain(|f| f.level <= 0 || values_may_match(&table, vp, f));
+                }
+            }
+            groups.retain(|_, files| !files.is_empty());
+        }
+        let mut vectors = if with_vectors {
+            load_bucket_vectors(&table, &snap, &file_names(&groups)).await?
+        } else {
+            HashMap::new()
+        };
         let mut splits = Vec::with_capacity(groups.len());
         for ((partition, bucket), files) in groups {
+            let deletion_vectors = vectors.remove(&(partition.clone(), bucket)).map(Arc::new);
             let partition_values = deserialize_binary_row(&partition, &layout.partition_types)
                 .map_err(|e| EngineError::format(format!("partition of bucket {bucket}"), e))?;
             let partition_path = tidelake_format::path::partition_path_with_legacy_name(
@@ -218,6 +285,8 @@ impl ScanBuilder {
                 partition_path,
                 bucket,
                 files,
+                deletion_vectors,
+                skip_level0,
             });
         }
         Ok(ScanPlan {
@@ -228,6 +297,23 @@ impl ScanBuilder {
             projected_schema,
         })
     }
+}
+
+/// The names of each bucket's files. (A plain function: with a closure over
+/// borrowed files here, rustc could not prove `plan`'s future `Send` for
+/// every lifetime, which writers spawned on a runtime need.)
+fn file_names(
+    groups: &BTreeMap<(Vec<u8>, i32), Vec<DataFileMeta>>,
+) -> HashMap<(Vec<u8>, i32), HashSet<String>> {
+    let mut out = HashMap::with_capacity(groups.len());
+    for (id, files) in groups {
+        let mut names = HashSet::with_capacity(files.len());
+        for f in files {
+            names.insert(f.file_name.clone());
+        }
+        out.insert(id.clone(), names);
+    }
+    out
 }
 
 fn file_may_match(table: &Table, pred: &Predicate, file: &DataFileMeta) -> bool {
@@ -247,30 +333,36 @@ fn file_may_match(table: &Table, pred: &Predicate, file: &DataFileMeta) -> bool 
             file.row_count,
         )
     } else {
-        if file.value_stats_cols.is_some() {
-            return true;
-        }
-        let types: Vec<_> = layout
-            .schema
-            .fields
-            .iter()
-            .map(|f| f.data_type.clone())
-            .collect();
-        let Some(stats) = decode_stats(&file.value_stats, &types) else {
-            return true;
-        };
-        pred.may_match(
-            &|c: &str| {
-                layout
-                    .schema
-                    .fields
-                    .iter()
-                    .position(|f| f.name == c)
-                    .map(|i| stats[i].clone())
-            },
-            file.row_count,
-        )
+        values_may_match(table, pred, file)
     }
+}
+
+/// Whether a file's value statistics allow a row matching `pred`.
+fn values_may_match(table: &Table, pred: &Predicate, file: &DataFileMeta) -> bool {
+    let layout = &table.layout;
+    if file.schema_id != layout.schema.id || file.value_stats_cols.is_some() {
+        return true;
+    }
+    let types: Vec<_> = layout
+        .schema
+        .fields
+        .iter()
+        .map(|f| f.data_type.clone())
+        .collect();
+    let Some(stats) = decode_stats(&file.value_stats, &types) else {
+        return true;
+    };
+    pred.may_match(
+        &|c: &str| {
+            layout
+                .schema
+                .fields
+                .iter()
+                .position(|f| f.name == c)
+                .map(|i| stats[i].clone())
+        },
+        file.row_count,
+    )
 }
 
 fn compare_keys(a: &[Datum], b: &[Datum]) -> Option<Ordering> {
@@ -460,12 +552,46 @@ fn read_append_split(
         .boxed()
 }
 
+/// A deletion-vector split read file by file: only the files above level
+/// 0, each without its deleted rows (and retractions), no key or sequence
+/// column read.
+fn read_unmerged_split(
+    table: Table,
+    split: Split,
+    projection: Vec<usize>,
+    schema: SchemaRef,
+) -> BoxStream<'static, Result<RecordBatch>> {
+    let mut columns = vec![ReadColumn::ValueKind];
+    columns.extend(value_columns(&table, &projection));
+    let output_columns: Vec<usize> = (1..columns.len()).collect();
+    let files: Vec<DataFileMeta> = split.files_to_read().cloned().collect();
+    stream::iter(files)
+        .then(move |f| {
+            let table = table.clone();
+            let columns = columns.clone();
+            let path = data_file_path(&table, &split.partition_path, split.bucket, &f);
+            let deleted = split.vector(&f);
+            async move { read_live_file(&table, &path, &f, &columns, BATCH_SIZE, deleted).await }
+        })
+        .try_flatten()
+        .and_then(move |b| futures::future::ready(visible_rows(&b, 0, &output_columns, &schema)))
+        .boxed()
+}
+
 fn read_pk_split(
     table: Table,
     split: Split,
     projection: Vec<usize>,
     schema: SchemaRef,
 ) -> BoxStream<'static, Result<RecordBatch>> {
+    if split.reads_without_merge() {
+        return read_unmerged_split(table, split, projection, schema);
+    }
+    // Level-0 files stay unread in batch reads even when the rest merges.
+    let split = Split {
+        files: split.files_to_read().cloned().collect(),
+        ..split
+    };
     let layout = table.layout.clone();
     let nk = layout.key_indices.len();
     let mut columns: Vec<ReadColumn> = layout
@@ -535,7 +661,10 @@ fn read_pk_split(
                         let table = table.clone();
                         let columns = columns.clone();
                         let path = data_file_path(&table, &split.partition_path, split.bucket, &f);
-                        async move { read_data_file(&table, &path, &f, &columns, BATCH_SIZE).await }
+                        let deleted = split.vector(&f);
+                        async move {
+                            read_live_file(&table, &path, &f, &columns, BATCH_SIZE, deleted).await
+                        }
                     })
                     .try_flatten()
                     .boxed()
@@ -562,14 +691,30 @@ fn read_pk_split(
 
 /// The rows of a batch that are not retractions, projected to the output.
 fn live_rows(batch: &RecordBatch, layout: &MergeLayout) -> Result<RecordBatch> {
+    visible_rows(
+        batch,
+        layout.kind_column,
+        &layout.output_columns,
+        &layout.output_schema,
+    )
+}
+
+/// The rows of a batch whose kind (column `kind_column`) is not a
+/// retraction, as `output_columns` of `output_schema`.
+fn visible_rows(
+    batch: &RecordBatch,
+    kind_column: usize,
+    output_columns: &[usize],
+    output_schema: &SchemaRef,
+) -> Result<RecordBatch> {
     let kinds = batch
-        .column(layout.kind_column)
+        .column(kind_column)
         .as_any()
         .downcast_ref::<Int8Array>()
         .ok_or_else(|| EngineError::invalid("internal: value kind column is not TINYINT"))?;
-    let projected = batch.project(&layout.output_columns)?;
+    let projected = batch.project(output_columns)?;
     let projected = RecordBatch::try_new_with_options(
-        layout.output_schema.clone(),
+        output_schema.clone(),
         projected.columns().to_vec(),
         &arrow_array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
     )?;

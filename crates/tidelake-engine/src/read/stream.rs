@@ -23,6 +23,10 @@
 //! Without a producer, a primary-key table's delta files carry what writers
 //! wrote (upserts as `+I`/`+U`, deletes as `-D`): applied in order as
 //! upserts by key, they rebuild the table exactly (for deduplicate tables).
+//!
+//! Whole-state reads merge every level, level 0 included, even of tables
+//! with deletion vectors (whose batch reads skip it): a stream must start
+//! from every committed row.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -530,6 +534,7 @@ impl ChangeReader {
         let plan = self
             .table
             .scan()
+            .merging_level0()
             .with_snapshot(Some(snapshot.id))
             .plan()
             .await?;
@@ -697,6 +702,7 @@ impl ChangeReader {
             let before = self
                 .table
                 .scan()
+                .merging_level0()
                 .with_snapshot(Some(before_id))
                 .plan()
                 .await?;
@@ -705,6 +711,7 @@ impl ChangeReader {
         let after = self
             .table
             .scan()
+            .merging_level0()
             .with_snapshot(Some(snapshot.id))
             .plan()
             .await?;

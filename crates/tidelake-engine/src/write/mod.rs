@@ -24,7 +24,7 @@ pub(crate) use file::{
     SEQUENCE_COLUMN, VALUE_KIND_COLUMN,
 };
 
-use crate::commit::{CommitMessage, CommitRequest, Committer};
+use crate::commit::{CommitMessage, CommitRequest, Committer, PropertyFence};
 use crate::error::{EngineError, Result};
 use crate::manifests::ManifestStore;
 use crate::table::Table;
@@ -369,8 +369,21 @@ impl TableWriter {
         kind: CommitKind,
         properties: BTreeMap<String, String>,
     ) -> Result<Option<i64>> {
+        self.commit_fenced(kind, properties, None).await
+    }
+
+    /// Like `commit_with`, but refused with a conflict (nothing committed)
+    /// unless `fence` holds at the commit point; see [`PropertyFence`]. With
+    /// a fence, a writer that wrote no rows still commits a snapshot: it
+    /// records the properties (a job's progress over input without output).
+    pub async fn commit_fenced(
+        &mut self,
+        kind: CommitKind,
+        properties: BTreeMap<String, String>,
+        fence: Option<PropertyFence>,
+    ) -> Result<Option<i64>> {
         let ids: Vec<BucketId> = self.buckets.keys().cloned().collect();
-        let result = self.flush_and_commit(ids, kind, properties).await;
+        let result = self.flush_and_commit(ids, kind, properties, fence).await;
         if result.is_err() {
             self.delete_written_files().await;
         }
@@ -382,6 +395,7 @@ impl TableWriter {
         ids: Vec<BucketId>,
         kind: CommitKind,
         properties: BTreeMap<String, String>,
+        fence: Option<PropertyFence>,
     ) -> Result<Option<i64>> {
         for id in ids {
             self.flush_bucket(&id).await?;
@@ -427,7 +441,9 @@ impl TableWriter {
             commit_identifier: i64::MAX,
             properties,
         };
-        let id = Committer::new(&self.table)?.commit(request).await?;
+        let id = Committer::new(&self.table)?
+            .commit_fenced(request, fence)
+            .await?;
         let written: std::collections::HashSet<BucketId> = self
             .buckets
             .iter()

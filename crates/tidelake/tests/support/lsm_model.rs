@@ -19,6 +19,10 @@ pub enum V {
     Str(String),
     /// TIMESTAMP(3) in minutes after 2026-11-01 00:00.
     Ts(i64),
+    /// ARRAY<T>: its elements.
+    Arr(Vec<V>),
+    /// MAP<K, V>: its entries, keys unique.
+    Map(Vec<(V, V)>),
 }
 
 pub fn s(text: &str) -> V {
@@ -57,6 +61,21 @@ impl V {
             V::Dec(d) => format!("CAST('{}' AS {sql_type})", V::decimal_text(*d)),
             V::Str(text) => sql_string(text),
             V::Ts(m) => format!("TIMESTAMP '{}'", V::timestamp_text(*m, ' ')),
+            V::Arr(elements) => {
+                let element = type_arguments(sql_type, "ARRAY");
+                let cells: Vec<String> = elements.iter().map(|e| e.sql(&element[0])).collect();
+                format!("make_array({})", cells.join(", "))
+            }
+            V::Map(entries) => {
+                let kv = type_arguments(sql_type, "MAP");
+                let keys: Vec<String> = entries.iter().map(|(k, _)| k.sql(&kv[0])).collect();
+                let values: Vec<String> = entries.iter().map(|(_, v)| v.sql(&kv[1])).collect();
+                format!(
+                    "map(make_array({}), make_array({}))",
+                    keys.join(", "),
+                    values.join(", ")
+                )
+            }
         }
     }
 
@@ -68,6 +87,14 @@ impl V {
             V::Dec(d) => Json::Str(V::decimal_text(*d)),
             V::Str(text) => Json::str(text.as_str()),
             V::Ts(m) => Json::Str(format!("{}000", V::timestamp_text(*m, 'T'))),
+            V::Arr(elements) => Json::Arr(elements.iter().map(V::json).collect()),
+            // Entries as [key, value] pairs; the oracle orders them by key.
+            V::Map(entries) => Json::Arr(
+                entries
+                    .iter()
+                    .map(|(k, v)| Json::Arr(vec![k.json(), v.json()]))
+                    .collect(),
+            ),
         }
     }
 
@@ -90,6 +117,87 @@ impl V {
             (V::Dec(a), V::Dec(b)) => V::Dec(a + b),
             (a, b) => panic!("model sums {a:?} and {b:?}"),
         }
+    }
+}
+
+/// The type arguments of `ARRAY<T>` or `MAP<K, V>` (without NOT NULL).
+fn type_arguments(sql_type: &str, outer: &str) -> Vec<String> {
+    let inner = sql_type
+        .trim()
+        .strip_prefix(outer)
+        .and_then(|t| t.trim().strip_prefix('<'))
+        .and_then(|t| t.strip_suffix('>'))
+        .unwrap_or_else(|| panic!("{sql_type} is not an {outer} type"));
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0, 0);
+    for (i, c) in inner.char_indices() {
+        match c {
+            '<' | '(' => depth += 1,
+            '>' | ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(
+                    inner[start..i]
+                        .trim()
+                        .trim_end_matches(" NOT NULL")
+                        .to_string(),
+                );
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(
+        inner[start..]
+            .trim()
+            .trim_end_matches(" NOT NULL")
+            .to_string(),
+    );
+    parts
+}
+
+/// Paimon's `collect`: concatenation, or every value once in order of
+/// first appearance; NULL inputs add nothing.
+fn collect(old: &V, new: &V, distinct: bool) -> V {
+    let (old, new) = match (old, new) {
+        (V::Null, V::Null) => return V::Null,
+        (x, V::Null) | (V::Null, x) if !distinct => return x.clone(),
+        (old, new) => (old, new),
+    };
+    let mut all = Vec::new();
+    for v in [old, new] {
+        match v {
+            V::Null => {}
+            V::Arr(elements) => all.extend(elements.iter().cloned()),
+            other => panic!("model collects {other:?}"),
+        }
+    }
+    if distinct {
+        let mut unique: Vec<V> = Vec::new();
+        for e in all {
+            if !unique.contains(&e) {
+                unique.push(e);
+            }
+        }
+        all = unique;
+    }
+    V::Arr(all)
+}
+
+/// Paimon's `merge_map`: later entries replace those with equal keys.
+fn merge_map(old: &V, new: &V) -> V {
+    match (old, new) {
+        (x, V::Null) | (V::Null, x) => x.clone(),
+        (V::Map(a), V::Map(b)) => {
+            let mut merged = a.clone();
+            for (k, v) in b {
+                match merged.iter_mut().find(|(mk, _)| mk == k) {
+                    Some(entry) => entry.1 = v.clone(),
+                    None => merged.push((k.clone(), v.clone())),
+                }
+            }
+            V::Map(merged)
+        }
+        (a, b) => panic!("model merges maps {a:?} and {b:?}"),
     }
 }
 
@@ -119,6 +227,9 @@ pub enum Agg {
     LastValue,
     LastNonNull,
     FirstNonNull,
+    /// `collect`, with `fields.<f>.distinct`.
+    Collect(bool),
+    MergeMap,
 }
 
 #[derive(Clone, Debug)]
@@ -179,6 +290,10 @@ impl Model {
                             "last_value" => Agg::LastValue,
                             "last_non_null_value" => Agg::LastNonNull,
                             "first_non_null_value" => Agg::FirstNonNull,
+                            "collect" => Agg::Collect(
+                                option(&format!("fields.{name}.distinct")) == Some("true"),
+                            ),
+                            "merge_map" => Agg::MergeMap,
                             other => panic!("the model has no aggregate function {other}"),
                         }
                     })
@@ -277,6 +392,8 @@ impl Model {
                             Agg::LastNonNull => new.clone(),
                             Agg::FirstNonNull if old.is_null() => new.clone(),
                             Agg::FirstNonNull => old.clone(),
+                            Agg::Collect(distinct) => collect(old, new, distinct),
+                            Agg::MergeMap => merge_map(old, new),
                         };
                     }
                 }

@@ -1,0 +1,120 @@
+//! A job's progress: the next source snapshot to read, recorded in the
+//! properties of the sink snapshot that holds the output of everything
+//! before it (`tidelake.job.<job>.<db>.<table>` = snapshot id).
+//!
+//! The engine carries these properties into every later snapshot, so the
+//! latest sink snapshot normally holds them; snapshots committed by other
+//! engines do not, hence the walk back to the newest one that does.
+
+use std::collections::BTreeMap;
+
+use tidelake_engine::commit::{PropertyFence, CARRIED_PROPERTY_PREFIX};
+use tidelake_engine::{Identifier, Table};
+
+use crate::error::{Result, SqlError};
+
+/// The property that records `job`'s progress through `source`.
+pub(crate) fn progress_key(job: &str, source: &Identifier) -> String {
+    format!(
+        "{CARRIED_PROPERTY_PREFIX}{job}.{}.{}",
+        source.database, source.table
+    )
+}
+
+/// Job names are part of property keys and of messages: plain words only.
+pub(crate) fn check_job_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(SqlError::InvalidParameter(format!(
+            "job name '{name}': use 1 to 128 letters, digits, '_' or '-'"
+        )))
+    }
+}
+
+/// What the sink says about a job, as of one moment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Progress {
+    /// The latest sink snapshot when it was read.
+    pub read_at: Option<i64>,
+    /// The next source snapshot to read, if the job ever committed.
+    pub next: Option<i64>,
+    /// The sink snapshot that recorded it.
+    pub recorded_in: Option<i64>,
+}
+
+impl Progress {
+    /// The commit precondition: nobody recorded other progress since.
+    pub fn fence(&self, key: &str) -> PropertyFence {
+        PropertyFence {
+            read_at: self.read_at,
+            expected: BTreeMap::from([(key.to_string(), self.next.map(|n| n.to_string()))]),
+        }
+    }
+}
+
+/// Reads the newest progress of `key` in `sink`, walking back from the
+/// latest snapshot.
+pub(crate) async fn read_progress(sink: &Table, key: &str) -> Result<Progress> {
+    let snapshots = sink.snapshots();
+    let Some(latest) = snapshots.latest_snapshot_id().await? else {
+        return Ok(Progress {
+            read_at: None,
+            next: None,
+            recorded_in: None,
+        });
+    };
+    let earliest = snapshots.earliest_snapshot_id().await?.unwrap_or(1);
+    let mut id = latest;
+    while id >= earliest {
+        if let Some(snapshot) = snapshots.snapshot(id).await? {
+            if let Some(value) = snapshot.properties.as_ref().and_then(|p| p.get(key)) {
+                let next = value.trim().parse::<i64>().map_err(|_| {
+                    SqlError::Corrupt(format!(
+                        "snapshot {id} of sink '{}' records '{key}' = '{value}', which is not a snapshot id",
+                        sink.identifier()
+                    ))
+                })?;
+                return Ok(Progress {
+                    read_at: Some(latest),
+                    next: Some(next),
+                    recorded_in: Some(id),
+                });
+            }
+        }
+        id -= 1;
+    }
+    Ok(Progress {
+        read_at: Some(latest),
+        next: None,
+        recorded_in: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_name_the_job_and_the_source() {
+        let key = progress_key("orders_by_day", &Identifier::new("shop", "orders"));
+        assert_eq!(key, "tidelake.job.orders_by_day.shop.orders");
+        assert!(check_job_name("orders_by-day2").is_ok());
+        for bad in ["", "a.b", "a b", "ü"] {
+            assert!(check_job_name(bad).is_err(), "{bad:?}");
+        }
+        let fence = Progress {
+            read_at: Some(7),
+            next: None,
+            recorded_in: None,
+        }
+        .fence(&key);
+        assert_eq!(fence.read_at, Some(7));
+        assert_eq!(fence.expected.get(&key), Some(&None));
+    }
+}

@@ -1,0 +1,715 @@
+//! Continuous jobs end to end (`tidelake stream --job`): for every query
+//! shape, a writer process after process commits to the source while the
+//! job runs as a `tidelake` child that is SIGKILLed at random moments and
+//! restarted, round after round. Then the job runs to idle, and the sink
+//! must equal the same query run in batch over the source: nothing lost,
+//! nothing counted twice. For insert-only sources this is also checked
+//! after every kill, against the source as of the snapshot before the
+//! progress the sink records (output and progress commit together).
+//!
+//! Also: a second instance of a running job stops at its first commit
+//! without double-counting, and SIGTERM stops a job after a commit.
+//!
+//! The seed is printed on stderr; replay with `TIDELAKE_JOBS_SEED=<seed>`.
+//! A replay repeats the data and the kill delays, not the exact instants.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+/// splitmix64: seedable and small.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+fn seed(test: &str) -> u64 {
+    let seed = std::env::var("TIDELAKE_JOBS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(7)
+        });
+    eprintln!("{test}: seed {seed} (replay with TIDELAKE_JOBS_SEED={seed})");
+    seed
+}
+
+fn tidelake(warehouse: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tidelake"));
+    command
+        .arg("--warehouse")
+        .arg(warehouse)
+        .env_remove("TIDELAKE_WAREHOUSE")
+        .env_remove("RUST_LOG");
+    command
+}
+
+fn sql(warehouse: &Path, statements: &[&str]) {
+    let mut command = tidelake(warehouse);
+    command.arg("sql");
+    for s in statements {
+        command.arg("-e").arg(s);
+    }
+    let output = command.output().expect("the tidelake binary runs");
+    assert!(
+        output.status.success(),
+        "{statements:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The rows of a query as sorted CSV lines.
+fn query(warehouse: &Path, q: &str) -> Vec<String> {
+    let output = tidelake(warehouse)
+        .args(["sql", "--format", "csv", "-e", q])
+        .output()
+        .expect("the tidelake binary runs");
+    assert!(
+        output.status.success(),
+        "{q}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    let mut rows: Vec<String> = text.lines().skip(1).map(str::to_string).collect();
+    rows.sort();
+    rows
+}
+
+/// The progress the sink's latest snapshot records for a job.
+fn progress(warehouse: &Path, sink: &str, key: &str) -> Option<i64> {
+    let dir = warehouse.join(format!("db.db/{sink}/snapshot"));
+    let latest = std::fs::read_dir(&dir)
+        .ok()?
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .to_str()?
+                .strip_prefix("snapshot-")?
+                .parse::<i64>()
+                .ok()
+        })
+        .max()?;
+    let text = std::fs::read_to_string(dir.join(format!("snapshot-{latest}"))).ok()?;
+    let at = text.find(&format!("\"{key}\""))? + key.len() + 2;
+    let rest = &text[at..];
+    let start = rest.find('"')? + 1;
+    let end = start + rest[start..].find('"')?;
+    rest[start..end].parse().ok()
+}
+
+/// A child whose stdout and stderr are collected as they come.
+struct Job {
+    child: Child,
+    out: Arc<Mutex<String>>,
+    err: Arc<Mutex<String>>,
+}
+
+fn collect(mut pipe: impl Read + Send + 'static, sink: Arc<Mutex<String>>) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if let Ok(mut s) = sink.lock() {
+                s.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+    });
+}
+
+impl Job {
+    fn start(warehouse: &Path, args: &[String]) -> Job {
+        let mut child = tidelake(warehouse)
+            .arg("stream")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tidelake stream starts");
+        let out = Arc::new(Mutex::new(String::new()));
+        let err = Arc::new(Mutex::new(String::new()));
+        collect(child.stdout.take().expect("stdout"), out.clone());
+        collect(child.stderr.take().expect("stderr"), err.clone());
+        Job { child, out, err }
+    }
+
+    fn stdout(&self) -> String {
+        self.out.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn stderr(&self) -> String {
+        self.err.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn wait(&mut self) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the child can be waited for") {
+                // Let the reader threads drain the pipes.
+                std::thread::sleep(Duration::from_millis(50));
+                return status;
+            }
+            if start.elapsed() > TIMEOUT {
+                let _ = self.child.kill();
+                panic!(
+                    "job did not stop within {TIMEOUT:?}\nstderr: {}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// One job of a test: its name, statement, and the query it must equal.
+struct Spec {
+    name: &'static str,
+    statement: &'static str,
+    sink: &'static str,
+    /// Reads the sink, comparable with `batch`.
+    sink_query: &'static str,
+    /// The job's query over the source; `{src}` is the source, maybe with
+    /// `VERSION AS OF n`.
+    batch: &'static str,
+    source: &'static str,
+    /// Insert-only source: the sink is checked after every kill.
+    check_each_kill: bool,
+}
+
+impl Spec {
+    fn key(&self) -> String {
+        format!("tidelake.job.{}.db.{}", self.name, self.source)
+    }
+
+    fn batch_as_of(&self, snapshot: Option<i64>) -> String {
+        let src = match snapshot {
+            Some(n) => format!("db.{} VERSION AS OF {n}", self.source),
+            None => format!("db.{}", self.source),
+        };
+        self.batch.replace("{src}", &src)
+    }
+}
+
+fn job_args(specs: &[Spec], extra: &[&str]) -> Vec<String> {
+    let mut args = Vec::new();
+    for spec in specs {
+        args.extend([
+            "--job".to_string(),
+            spec.name.to_string(),
+            "-e".to_string(),
+            spec.statement.to_string(),
+        ]);
+    }
+    args.extend(["--poll-interval".to_string(), "20ms".to_string()]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// Runs `statements` one process each, with short random pauses.
+fn spawn_writer(
+    warehouse: PathBuf,
+    statements: Vec<String>,
+    seed: u64,
+) -> (Arc<AtomicBool>, std::thread::JoinHandle<()>) {
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = done.clone();
+    let handle = std::thread::spawn(move || {
+        let mut rng = Rng(seed ^ 0x5EED);
+        for s in &statements {
+            sql(&warehouse, &[s]);
+            std::thread::sleep(Duration::from_millis(rng.below(200)));
+        }
+        flag.store(true, Ordering::SeqCst);
+    });
+    (done, handle)
+}
+
+/// While the writer writes: start the jobs, SIGKILL them after a random
+/// delay, check the insert-only sinks, start again. Then a run to idle and
+/// the final comparison.
+fn chaos(test: &str, seed: u64, warehouse: &Path, specs: &[Spec], statements: Vec<String>) {
+    let mut rng = Rng(seed);
+    // The first run reads the source's current rows while nothing writes:
+    // a full read racing a lookup changelog's compaction would read the
+    // newest changes twice (the reader's start, not the job, is at stake).
+    let mut first = Job::start(warehouse, &job_args(specs, &["--until-idle"]));
+    assert!(first.wait().success(), "{}", first.stderr());
+    let (done, writer) = spawn_writer(warehouse.to_path_buf(), statements, seed);
+    let mut kills = 0;
+    let mut checks = 0;
+    let mut round = 0;
+    while !done.load(Ordering::SeqCst) {
+        round += 1;
+        let mut job = Job::start(warehouse, &job_args(specs, &[]));
+        let delay = Duration::from_millis(40 + rng.below(500));
+        let started = Instant::now();
+        while started.elapsed() < delay {
+            if let Some(status) = job.child.try_wait().expect("the child can be waited for") {
+                panic!(
+                    "seed {seed}, round {round}: the jobs exited by themselves ({status})\nstderr: {}",
+                    job.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        job.child.kill().expect("SIGKILL is delivered");
+        job.wait();
+        kills += 1;
+        for spec in specs.iter().filter(|s| s.check_each_kill) {
+            let Some(next) = progress(warehouse, spec.sink, &spec.key()) else {
+                continue;
+            };
+            let expected = query(warehouse, &spec.batch_as_of(Some(next - 1)));
+            let actual = query(warehouse, spec.sink_query);
+            assert_eq!(
+                actual, expected,
+                "seed {seed}, round {round}: job {} records progress {next}, but its sink differs from the query as of snapshot {}",
+                spec.name,
+                next - 1
+            );
+            checks += 1;
+        }
+    }
+    writer.join().expect("the writer finishes");
+    let mut last = Job::start(warehouse, &job_args(specs, &["--until-idle"]));
+    let status = last.wait();
+    assert!(
+        status.success(),
+        "seed {seed}: the final run failed: {}",
+        last.stderr()
+    );
+    for spec in specs {
+        let expected = query(warehouse, &spec.batch_as_of(None));
+        let actual = query(warehouse, spec.sink_query);
+        assert!(
+            !expected.is_empty(),
+            "{}: the test wrote nothing",
+            spec.name
+        );
+        assert_eq!(
+            actual, expected,
+            "seed {seed}: job {} differs from its query in batch after {kills} kills",
+            spec.name
+        );
+    }
+    eprintln!("{test}: {kills} kills, {checks} checks after kills, seed {seed}");
+    assert!(
+        kills >= 3,
+        "seed {seed}: the writer finished after only {kills} kills"
+    );
+}
+
+fn setup(warehouse: &Path, statements: &[&str]) {
+    let mut all = vec!["CREATE DATABASE db"];
+    all.extend(statements);
+    sql(warehouse, &all);
+}
+
+#[test]
+fn per_row_jobs_are_exactly_once_through_sigkills() {
+    let dir = tempfile::tempdir().expect("a temporary warehouse");
+    let wh = dir.path();
+    setup(
+        wh,
+        &[
+            "CREATE TABLE db.clicks (id BIGINT NOT NULL, page STRING, ms INT) WITH ('bucket' = '2', 'bucket-key' = 'id')",
+            "CREATE TABLE db.slow (id BIGINT, page STRING, ms INT)",
+            "CREATE TABLE db.accounts (id BIGINT NOT NULL, owner STRING, balance BIGINT, \
+             PRIMARY KEY (id) NOT ENFORCED) WITH ('bucket' = '2', 'changelog-producer' = 'lookup')",
+            "CREATE TABLE db.rich (id BIGINT NOT NULL, owner STRING, balance BIGINT, \
+             PRIMARY KEY (id) NOT ENFORCED) WITH ('bucket' = '2')",
+            "INSERT INTO db.clicks VALUES (0, 'home', 700)",
+            "INSERT INTO db.accounts VALUES (0, 'o0', 150)",
+        ],
+    );
+    let seed = seed("per_row");
+    let mut rng = Rng(seed ^ 1);
+    let mut statements = Vec::new();
+    let (mut click, mut account) = (1u64, 1u64);
+    for i in 0..30 {
+        if i % 2 == 0 {
+            let rows: Vec<String> = (0..5 + rng.below(30))
+                .map(|_| {
+                    click += 1;
+                    format!("({click}, 'p{}', {})", rng.below(7), rng.below(1000))
+                })
+                .collect();
+            statements.push(format!("INSERT INTO db.clicks VALUES {}", rows.join(", ")));
+        } else {
+            statements.push(match rng.below(4) {
+                0 => format!(
+                    "UPDATE db.accounts SET balance = balance + {} WHERE id % 3 = {}",
+                    rng.below(200) as i64 - 100,
+                    rng.below(3)
+                ),
+                1 => format!("DELETE FROM db.accounts WHERE id % 7 = {}", rng.below(7)),
+                _ => {
+                    let rows: Vec<String> = (0..3 + rng.below(10))
+                        .map(|_| {
+                            account += 1;
+                            // Sometimes an existing id: an upsert.
+                            let id = if rng.below(4) == 0 {
+                                rng.below(account)
+                            } else {
+                                account
+                            };
+                            format!("({id}, 'o{id}', {})", rng.below(300))
+                        })
+                        .collect();
+                    format!("INSERT INTO db.accounts VALUES {}", rows.join(", "))
+                }
+            });
+        }
+    }
+    chaos(
+        "per_row",
+        seed,
+        wh,
+        &[
+            Spec {
+                name: "slow",
+                statement: "INSERT INTO db.slow SELECT id, page, ms FROM db.clicks WHERE ms >= 500",
+                sink: "slow",
+                sink_query: "SELECT * FROM db.slow",
+                batch: "SELECT id, page, ms FROM {src} WHERE ms >= 500",
+                source: "clicks",
+                check_each_kill: true,
+            },
+            Spec {
+                name: "rich",
+                statement: "INSERT INTO db.rich SELECT id, owner, balance FROM db.accounts WHERE balance >= 100",
+                sink: "rich",
+                sink_query: "SELECT * FROM db.rich",
+                batch: "SELECT id, owner, balance FROM {src} WHERE balance >= 100",
+                source: "accounts",
+                check_each_kill: false,
+            },
+        ],
+        statements,
+    );
+}
+
+#[test]
+fn aggregate_jobs_are_exactly_once_through_sigkills() {
+    let dir = tempfile::tempdir().expect("a temporary warehouse");
+    let wh = dir.path();
+    setup(
+        wh,
+        &[
+            "CREATE TABLE db.orders (id BIGINT NOT NULL, customer STRING, amount DECIMAL(10, 2), \
+             PRIMARY KEY (id) NOT ENFORCED) WITH ('bucket' = '2', 'changelog-producer' = 'lookup')",
+            "CREATE TABLE db.per_customer (customer STRING NOT NULL, n BIGINT, total DECIMAL(20, 2), \
+             PRIMARY KEY (customer) NOT ENFORCED) \
+             WITH ('merge-engine' = 'aggregation', 'fields.default-aggregate-function' = 'sum')",
+            "CREATE TABLE db.readings (sensor STRING NOT NULL, t INT)",
+            "CREATE TABLE db.extremes (sensor STRING NOT NULL, lo INT, hi INT, n BIGINT, \
+             PRIMARY KEY (sensor) NOT ENFORCED) WITH ('merge-engine' = 'aggregation', \
+             'fields.lo.aggregate-function' = 'min', 'fields.hi.aggregate-function' = 'max', \
+             'fields.n.aggregate-function' = 'sum')",
+            "INSERT INTO db.orders VALUES (0, 'c0', 1.00)",
+            "INSERT INTO db.readings VALUES ('s0', 0)",
+        ],
+    );
+    let seed = seed("aggregate");
+    let mut rng = Rng(seed ^ 2);
+    let mut statements = Vec::new();
+    let mut order = 0u64;
+    for i in 0..30 {
+        if i % 2 == 0 {
+            let rows: Vec<String> = (0..5 + rng.below(30))
+                .map(|_| format!("('s{}', {})", rng.below(6), rng.below(2000) as i64 - 1000))
+                .collect();
+            statements.push(format!(
+                "INSERT INTO db.readings VALUES {}",
+                rows.join(", ")
+            ));
+        } else {
+            statements.push(match rng.below(5) {
+                0 => format!(
+                    "UPDATE db.orders SET amount = amount + {}.25 WHERE id % 4 = {}",
+                    rng.below(9),
+                    rng.below(4)
+                ),
+                1 => format!(
+                    "UPDATE db.orders SET customer = 'c{}' WHERE id % 5 = {}",
+                    rng.below(6),
+                    rng.below(5)
+                ),
+                2 => format!("DELETE FROM db.orders WHERE id % 6 = {}", rng.below(6)),
+                _ => {
+                    let rows: Vec<String> = (0..3 + rng.below(12))
+                        .map(|_| {
+                            order += 1;
+                            format!(
+                                "({order}, 'c{}', {}.{:02})",
+                                rng.below(6),
+                                rng.below(100),
+                                rng.below(100)
+                            )
+                        })
+                        .collect();
+                    format!("INSERT INTO db.orders VALUES {}", rows.join(", "))
+                }
+            });
+        }
+    }
+    chaos(
+        "aggregate",
+        seed,
+        wh,
+        &[
+            Spec {
+                name: "per_customer",
+                statement: "INSERT INTO db.per_customer SELECT customer, count(*), sum(amount) \
+                            FROM db.orders GROUP BY customer",
+                sink: "per_customer",
+                // A group whose rows are all gone stays with zero counts.
+                sink_query: "SELECT * FROM db.per_customer WHERE n <> 0",
+                batch: "SELECT customer, count(*), sum(amount) FROM {src} GROUP BY customer",
+                source: "orders",
+                check_each_kill: false,
+            },
+            Spec {
+                name: "extremes",
+                statement: "INSERT INTO db.extremes SELECT sensor, min(t), max(t), count(*) \
+                            FROM db.readings GROUP BY sensor",
+                sink: "extremes",
+                sink_query: "SELECT * FROM db.extremes",
+                batch: "SELECT sensor, min(t), max(t), count(*) FROM {src} GROUP BY sensor",
+                source: "readings",
+                check_each_kill: true,
+            },
+        ],
+        statements,
+    );
+}
+
+#[test]
+fn lookup_join_jobs_are_exactly_once_through_sigkills() {
+    let dir = tempfile::tempdir().expect("a temporary warehouse");
+    let wh = dir.path();
+    let users: Vec<String> = (0..8)
+        .map(|u| format!("({u}, 'user{u}', {})", u % 3))
+        .collect();
+    let users = format!("INSERT INTO db.users VALUES {}", users.join(", "));
+    setup(
+        wh,
+        &[
+            "CREATE TABLE db.events (id BIGINT NOT NULL, uid INT, v INT) WITH ('bucket' = '2', 'bucket-key' = 'id')",
+            "CREATE TABLE db.users (id INT NOT NULL, name STRING, tier INT, PRIMARY KEY (id) NOT ENFORCED)",
+            "CREATE TABLE db.enriched (id BIGINT, name STRING, tier INT, v INT)",
+            &users,
+            "INSERT INTO db.events VALUES (0, 0, 0)",
+        ],
+    );
+    let seed = seed("lookup");
+    let mut rng = Rng(seed ^ 3);
+    let mut event = 0u64;
+    let statements: Vec<String> = (0..28)
+        .map(|_| {
+            let rows: Vec<String> = (0..5 + rng.below(30))
+                .map(|_| {
+                    event += 1;
+                    // Users 8 and 9 do not exist: the LEFT JOIN keeps them.
+                    format!("({event}, {}, {})", rng.below(10), rng.below(100))
+                })
+                .collect();
+            format!("INSERT INTO db.events VALUES {}", rows.join(", "))
+        })
+        .collect();
+    chaos(
+        "lookup_join",
+        seed,
+        wh,
+        &[Spec {
+            name: "enrich",
+            statement:
+                "INSERT INTO db.enriched SELECT e.id, u.name, u.tier, e.v FROM db.events AS e \
+                        LEFT JOIN db.users FOR SYSTEM_TIME AS OF PROCTIME() AS u ON e.uid = u.id \
+                        WHERE e.v % 4 <> 0",
+            sink: "enriched",
+            sink_query: "SELECT * FROM db.enriched",
+            batch: "SELECT e.id, u.name, u.tier, e.v FROM {src} e LEFT JOIN db.users u \
+                    ON e.uid = u.id WHERE e.v % 4 <> 0",
+            source: "events",
+            check_each_kill: true,
+        }],
+        statements,
+    );
+}
+
+const SUMS_TABLES: &[&str] = &[
+    "CREATE TABLE db.src (k INT NOT NULL, v BIGINT)",
+    "CREATE TABLE db.sums (k INT NOT NULL, total BIGINT, n BIGINT, PRIMARY KEY (k) NOT ENFORCED) \
+     WITH ('merge-engine' = 'aggregation', 'fields.default-aggregate-function' = 'sum')",
+];
+const SUMS_JOB: &str = "INSERT INTO db.sums SELECT k, sum(v), count(*) FROM db.src GROUP BY k";
+const SUMS_BATCH: &str = "SELECT k, sum(v), count(*) FROM db.src GROUP BY k";
+
+fn insert_src(warehouse: &Path, i: u64) {
+    sql(
+        warehouse,
+        &[&format!(
+            "INSERT INTO db.src VALUES ({}, {i}), ({}, 1)",
+            i % 3,
+            (i + 1) % 3
+        )],
+    );
+}
+
+#[test]
+fn a_second_instance_of_a_job_cannot_double_commit() {
+    let dir = tempfile::tempdir().expect("a temporary warehouse");
+    let wh = dir.path();
+    setup(wh, SUMS_TABLES);
+    let args = vec![
+        "--job".to_string(),
+        "sums".to_string(),
+        "-e".to_string(),
+        SUMS_JOB.to_string(),
+        "--poll-interval".to_string(),
+        "20ms".to_string(),
+    ];
+    // The slow instance processes a snapshot after the fast one has
+    // committed it: their writes do not overlap, only the fence stops it.
+    let mut a = Job::start(wh, &args);
+    let slow: Vec<String> = args
+        .iter()
+        .map(|a| {
+            if a == "20ms" {
+                "300ms".to_string()
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    let mut b = Job::start(wh, &slow);
+    // Writes until one instance has stopped; the other keeps running.
+    let mut i = 0;
+    let fenced = loop {
+        i += 1;
+        insert_src(wh, i);
+        std::thread::sleep(Duration::from_millis(100));
+        if let Some(status) = a.child.try_wait().expect("the child can be waited for") {
+            break (status, a.stderr(), &mut b);
+        }
+        if let Some(status) = b.child.try_wait().expect("the child can be waited for") {
+            break (status, b.stderr(), &mut a);
+        }
+        assert!(
+            i < 30,
+            "both instances kept running through {i} source commits"
+        );
+    };
+    let (status, stderr, survivor) = fenced;
+    assert!(!status.success(), "the fenced instance fails");
+    assert!(
+        stderr.contains("another instance of the job") && stderr.contains("error[40001]"),
+        "{stderr}"
+    );
+    // The survivor goes on.
+    for j in i + 1..i + 4 {
+        insert_src(wh, j);
+    }
+    let kill = Command::new("kill")
+        .args(["-TERM", &survivor.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let status = survivor.wait();
+    assert!(status.success(), "{}", survivor.stderr());
+    let mut last = Job::start(
+        wh,
+        &[args.clone(), vec!["--until-idle".to_string()]].concat(),
+    );
+    assert!(last.wait().success(), "{}", last.stderr());
+    assert_eq!(
+        query(wh, "SELECT * FROM db.sums"),
+        query(wh, SUMS_BATCH),
+        "no source snapshot was added twice"
+    );
+}
+
+#[test]
+fn sigterm_stops_a_job_after_a_commit() {
+    let dir = tempfile::tempdir().expect("a temporary warehouse");
+    let wh = dir.path();
+    setup(wh, SUMS_TABLES);
+    let mut job = Job::start(
+        wh,
+        &[
+            "--job".to_string(),
+            "sums".to_string(),
+            "-e".to_string(),
+            SUMS_JOB.to_string(),
+            "--poll-interval".to_string(),
+            "20ms".to_string(),
+            "--commit-interval".to_string(),
+            "300ms".to_string(),
+        ],
+    );
+    let start = Instant::now();
+    let mut i = 0;
+    while !job.stdout().contains("job sums: committed sink snapshot") {
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "no commit was printed\nstderr: {}",
+            job.stderr()
+        );
+        i += 1;
+        insert_src(wh, i);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for j in i + 1..i + 3 {
+        insert_src(wh, j);
+    }
+    let kill = Command::new("kill")
+        .args(["-TERM", &job.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let status = job.wait();
+    assert!(
+        status.success(),
+        "SIGTERM is a clean stop: {}",
+        job.stderr()
+    );
+    assert!(!job.stderr().contains("error"), "{}", job.stderr());
+    // What the sink holds is the query as of the progress it records.
+    let next = progress(wh, "sums", "tidelake.job.sums.db.src").expect("progress recorded");
+    assert_eq!(
+        query(wh, "SELECT * FROM db.sums"),
+        query(
+            wh,
+            &format!(
+                "SELECT k, sum(v), count(*) FROM db.src VERSION AS OF {} GROUP BY k",
+                next - 1
+            )
+        )
+    );
+    let last_line = job.stdout().lines().last().unwrap_or_default().to_string();
+    assert!(
+        last_line.contains(&format!("..{next},")),
+        "the last commit printed is the one recorded: {last_line}"
+    );
+}
