@@ -28,7 +28,9 @@ pub mod table;
 pub mod write;
 
 pub use catalog::{Catalog, ColumnSpec, Identifier, SchemaChange, TableSpec, DEFAULT_DATABASE};
-pub use compact::{CompactOptions, CompactOutcome};
+pub use compact::{
+    BackgroundCompactor, BackgroundSummary, CompactOptions, CompactOutcome, CompactionHandle,
+};
 pub use error::{EngineError, Result};
 pub use lifecycle::{ExpireOptions, ExpireOutcome, OrphanOptions};
 pub use read::predicate::{CompareOp, Predicate};

@@ -12,8 +12,8 @@ use futures::TryStreamExt;
 use proptest::prelude::*;
 use tidelake_engine::manifests::ManifestStore;
 use tidelake_engine::{
-    Catalog, ColumnSpec, CompactOptions, CompareOp, DataType, DataTypeKind, Datum, EngineError,
-    Identifier, Predicate, RowKind, Split, Table, TableSpec,
+    BackgroundCompactor, Catalog, ColumnSpec, CompactOptions, CompareOp, DataType, DataTypeKind,
+    Datum, EngineError, Identifier, Predicate, RowKind, Split, Table, TableSpec,
 };
 use tidelake_format::manifest::FileKind;
 use tidelake_format::snapshot::CommitKind;
@@ -919,4 +919,121 @@ async fn a_stale_table_handle_compacts_with_the_latest_schema() {
         })
         .collect();
     assert_eq!(extra, vec![None, Some(77)]);
+}
+
+/// A long-running writer hands its compaction to a background task: every
+/// commit is the writer's APPEND, the COMPACT snapshots come from the task,
+/// and the runs stay bounded with the table equal to the model throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_compaction_keeps_runs_bounded_off_the_commit_path() {
+    let catalog = Catalog::open("memory://").await.unwrap();
+    let id = Identifier::new("default", "t");
+    catalog
+        .create_table(&id, spec(2, true, &[]), false)
+        .await
+        .unwrap();
+    let table = catalog.load_table(&id).await.unwrap();
+    let compactor = BackgroundCompactor::start(&table);
+    let mut writer = table.writer();
+    writer.compact_in_background(compactor.handle());
+    let mut model = Model::new();
+    let mut appends = BTreeSet::new();
+    for round in 0..40i64 {
+        let rows: Vec<(i64, Option<i32>)> = (0..8)
+            .map(|i| ((round * 13 + i * 5) % 40, Some((round * 100 + i) as i32)))
+            .collect();
+        writer
+            .write(batch(&table, &rows, true), RowKind::Insert)
+            .await
+            .unwrap();
+        let id = writer
+            .commit_with(CommitKind::Append, BTreeMap::new())
+            .await
+            .unwrap()
+            .unwrap();
+        appends.insert(id);
+        for (k, v) in rows {
+            model.insert((k, partition_of(k, true)), v);
+        }
+        if round % 10 == 9 {
+            compactor.flush().await;
+            for split in splits(&table).await {
+                let runs = run_count(&split);
+                assert!(runs <= 5, "round {round}: bucket has {runs} sorted runs");
+            }
+            assert_eq!(read_all(&table).await, model, "round {round}");
+        }
+    }
+    let summary = compactor.finish().await;
+    assert!(summary.snapshots >= 5, "{summary:?}");
+    let latest = table
+        .snapshots()
+        .latest_snapshot_id()
+        .await
+        .unwrap()
+        .unwrap();
+    let mut compacts = 0;
+    for id in 1..=latest {
+        let s = table.snapshots().snapshot(id).await.unwrap().unwrap();
+        match s.commit_kind {
+            CommitKind::Append => assert!(appends.contains(&id), "snapshot {id}"),
+            CommitKind::Compact => compacts += 1,
+            other => panic!("snapshot {id} is {other:?}"),
+        }
+    }
+    assert_eq!(compacts, summary.snapshots);
+    assert_eq!(read_all(&table).await, model);
+}
+
+/// Tables whose readers skip level 0 (deletion vectors) compact before the
+/// commit returns, background compactor or not; a stopped compactor makes
+/// the writer compact inline again.
+#[tokio::test]
+async fn level0_skipping_tables_and_stopped_compactors_compact_inline() {
+    let catalog = Catalog::open("memory://").await.unwrap();
+    for (name, options) in [
+        ("dv", vec![("deletion-vectors.enabled", "true")]),
+        ("stopped", vec![("num-sorted-run.compaction-trigger", "2")]),
+    ] {
+        let id = Identifier::new("default", name);
+        catalog
+            .create_table(&id, spec(1, false, &options), false)
+            .await
+            .unwrap();
+        let table = catalog.load_table(&id).await.unwrap();
+        let compactor = BackgroundCompactor::start(&table);
+        let handle = compactor.handle();
+        let compactor = if name == "stopped" {
+            assert_eq!(compactor.finish().await, Default::default());
+            None
+        } else {
+            Some(compactor)
+        };
+        let mut model = Model::new();
+        for round in 0..3i64 {
+            let mut writer = table.writer();
+            writer.compact_in_background(handle.clone());
+            let rows = [(round, Some(round as i32)), (7, Some(round as i32))];
+            writer
+                .write(batch(&table, &rows, false), RowKind::Insert)
+                .await
+                .unwrap();
+            let id = writer.commit().await.unwrap().unwrap();
+            for (k, v) in rows {
+                model.insert((k, partition_of(k, false)), v);
+            }
+            let latest = table.snapshots().latest_snapshot().await.unwrap().unwrap();
+            if name == "dv" || round > 0 {
+                assert_eq!(
+                    (latest.id, latest.commit_kind),
+                    (id + 1, CommitKind::Compact),
+                    "{name} round {round}"
+                );
+            }
+            assert_eq!(read_all(&table).await, model, "{name} round {round}");
+        }
+        if let Some(compactor) = compactor {
+            assert_eq!(compactor.finish().await.rounds, 0, "{name}");
+        }
+    }
 }

@@ -11,6 +11,7 @@ use tidelake_engine::{
     Catalog, ChangeReader, ChangeSource, ColumnSpec, CompactOptions, DataType, DataTypeKind,
     ExpireOptions, Identifier, RowKind, StartMode, StreamOptions, Table, TableSpec,
 };
+use tidelake_store::{FaultPlan, WarehouseStore};
 
 type Key = (i32, i64);
 /// (row kind byte, p, id, name)
@@ -728,4 +729,202 @@ async fn overwrites_are_skipped_unless_streaming_read_overwrite() {
         apply_upserts(&mut model, changes);
     }
     assert_eq!(model_rows(&model), table_rows(&table).await);
+}
+
+/// Occupies the runtime's only blocking thread until `release` is sent:
+/// local-disk store operations queue behind it.
+fn gate() -> std::sync::mpsc::Sender<()> {
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    tokio::task::spawn_blocking(move || {
+        let _ = wait.recv();
+    });
+    release
+}
+
+/// A snapshot committed between the reader's miss of `snapshot-N` and its
+/// next look at the table is "not yet", never "expired". Deterministic: on
+/// a runtime with one blocking thread, which local-disk store operations
+/// run on, gates let the reader's miss run and hold its next operation
+/// back while the commit lands (the snapshot file appears; the LATEST hint
+/// lags, as after a real commit). A store counting operations (a fault
+/// plan injecting nothing) says where the reader is.
+#[test]
+fn a_snapshot_committed_during_the_lookup_is_not_expired() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (table, dir) = setup(true, MANUAL).await;
+        commit(&table, &[(0, 1)], "a", RowKind::Insert).await;
+        let s2 = commit(&table, &[(0, 2)], "b", RowKind::Insert).await;
+        // Take snapshot-2 back out (its files stay) as if its commit were
+        // in flight, the LATEST hint back to 1.
+        let root = dir.path().join(&table.paths().root);
+        let snapshot_file = root.join(format!("snapshot/snapshot-{s2}"));
+        let staged = dir.path().join("staged-snapshot");
+        std::fs::rename(&snapshot_file, &staged).unwrap();
+        std::fs::write(root.join("snapshot/LATEST"), (s2 - 1).to_string()).unwrap();
+
+        let counting = WarehouseStore::with_faults(
+            WarehouseStore::open(dir.path().to_str().unwrap())
+                .await
+                .unwrap(),
+            FaultPlan::new(1),
+        );
+        let watched = Catalog::from_store(counting.clone())
+            .load_table(&Identifier::new("default", "t"))
+            .await
+            .unwrap();
+        let mut reader = ChangeReader::open(watched, options(StartMode::Latest))
+            .await
+            .unwrap();
+        assert_eq!(reader.position(), s2);
+
+        let operations = || counting.fault_stats().unwrap().operations;
+        let miss = operations() + 1; // the read of snapshot-2
+        let first = {
+            let first_gate = gate();
+            let mut next = std::pin::pin!(reader.next_changes());
+            assert!(futures::poll!(next.as_mut()).is_pending());
+            assert_eq!(operations(), miss, "the reader starts with snapshot-2");
+            let second_gate = gate();
+            first_gate.send(()).unwrap();
+            // The miss runs; the reader's next operation waits behind the gate.
+            while operations() == miss {
+                assert!(futures::poll!(next.as_mut()).is_pending());
+                tokio::task::yield_now().await;
+            }
+            std::fs::rename(&staged, &snapshot_file).unwrap();
+            second_gate.send(()).unwrap();
+            next.await
+        };
+        assert_eq!(counting.fault_stats().unwrap().injected, 0);
+        let first = match first {
+            Ok(changes) => changes.map(|c| c.snapshot_id),
+            Err(e) => panic!("snapshot {s2} was being committed, not expired: {e}"),
+        };
+        assert_eq!(first, None, "not committed when the reader looked");
+        let steps = drain(&mut reader).await;
+        assert_eq!(steps.len(), 1);
+        assert_eq!(
+            (steps[0].0, steps[0].2.clone()),
+            (s2, inserts(&[(0, 2)], "b"))
+        );
+        assert_eq!(reader.position(), s2 + 1);
+    });
+}
+
+/// Applies a complete changelog strictly: `+I` only for absent keys, `-U`
+/// and `-D` only of the current row, `+U` only after its `-U`.
+fn apply_strictly(model: &mut HashMap<Key, Option<String>>, changes: &[Change]) {
+    let mut retracted: Option<Key> = None;
+    for (kind, p, id, name) in changes {
+        let key = (*p, *id);
+        match RowKind::from_byte(*kind).unwrap() {
+            RowKind::Insert => {
+                assert!(
+                    model.insert(key, name.clone()).is_none(),
+                    "+I of {key:?} that is already there (read twice?)"
+                );
+            }
+            RowKind::UpdateBefore | RowKind::Delete => {
+                let old = model.remove(&key);
+                assert_eq!(old.as_ref(), Some(name), "retraction of {key:?}");
+                if RowKind::from_byte(*kind).unwrap() == RowKind::UpdateBefore {
+                    retracted = Some(key);
+                }
+            }
+            RowKind::UpdateAfter => {
+                assert!(
+                    retracted.take() == Some(key) || !model.contains_key(&key),
+                    "+U of {key:?} without its -U"
+                );
+                model.insert(key, name.clone());
+            }
+        }
+    }
+}
+
+async fn compact(table: &Table, full: bool) -> i64 {
+    table
+        .compact(CompactOptions {
+            full,
+            partition: None,
+        })
+        .await
+        .unwrap()
+        .snapshot_id
+        .expect("a compaction commits")
+}
+
+/// With a compaction changelog producer, a `-full` start reads only what
+/// the changelog has described so far: rows still waiting for the
+/// compaction that describes them come once, in its changelog.
+#[tokio::test]
+async fn full_starts_of_compaction_producers_read_each_row_once() {
+    let producers: [(&str, &[(&str, &str)]); 3] = [
+        ("lookup", &[("changelog-producer", "lookup")]),
+        (
+            "lookup with deletion vectors",
+            &[
+                ("changelog-producer", "lookup"),
+                ("deletion-vectors.enabled", "true"),
+            ],
+        ),
+        (
+            "full-compaction",
+            &[("changelog-producer", "full-compaction")],
+        ),
+    ];
+    for (name, producer) in producers {
+        let mut opts: Vec<(&str, &str)> = MANUAL.to_vec();
+        opts.extend_from_slice(producer);
+        // Compactions only when the test runs them: the writer's commit
+        // and the compaction that follows it are two snapshots to race.
+        opts.push(("write-only", "true"));
+        let (table, _dir) = setup(true, &opts).await;
+        let full = name == "full-compaction";
+        commit(&table, &[(0, 1), (1, 2)], "a", RowKind::Insert).await;
+        compact(&table, full).await;
+        let pending = commit(&table, &[(0, 1), (0, 3)], "b", RowKind::Insert).await;
+
+        // Starts between the writer's commit and its compaction.
+        let mut reader = ChangeReader::open(table.clone(), StreamOptions::default())
+            .await
+            .unwrap();
+        let compacted = compact(&table, full).await;
+        assert_eq!(compacted, pending + 1, "{name}");
+        let steps = drain(&mut reader).await;
+        assert_eq!(
+            steps.iter().map(|s| (s.0, s.1)).collect::<Vec<_>>(),
+            vec![
+                (pending, ChangeSource::Full),
+                (compacted, ChangeSource::Changelog)
+            ],
+            "{name}"
+        );
+        assert_eq!(
+            sorted(steps[0].2.clone()),
+            inserts(&[(0, 1), (1, 2)], "a"),
+            "{name}: the full read holds only compacted rows"
+        );
+        let mut model = HashMap::new();
+        for (_, _, changes) in &steps {
+            apply_strictly(&mut model, changes);
+        }
+        assert_eq!(model_rows(&model), table_rows(&table).await, "{name}");
+
+        // from-snapshot-full starts the same way.
+        let mut reader =
+            ChangeReader::open(table.clone(), options(StartMode::FromSnapshotFull(pending)))
+                .await
+                .unwrap();
+        let mut model = HashMap::new();
+        for (_, _, changes) in &drain(&mut reader).await {
+            apply_strictly(&mut model, changes);
+        }
+        assert_eq!(model_rows(&model), table_rows(&table).await, "{name}");
+    }
 }

@@ -13,6 +13,7 @@
 //! of the compacted keys are marked deleted instead of kept below the
 //! output, and retractions are never written above level 0.
 
+mod background;
 mod changelog;
 mod lookup;
 mod pick;
@@ -34,6 +35,7 @@ use crate::read::predicate::Predicate;
 use crate::read::scan::Split;
 use crate::table::Table;
 
+pub use background::{BackgroundCompactor, BackgroundSummary, CompactionHandle};
 pub(crate) use pick::{CompactUnit, RunSize, UniversalPicker};
 
 /// What `Table::compact` should do.
@@ -156,7 +158,7 @@ pub(crate) fn bucket_max_level(table: &Table, files: &[DataFileMeta]) -> usize {
 /// exactly when they are compacted, and Paimon's readers of first-row
 /// tables and of tables with deletion vectors skip level 0 (its rows become
 /// visible to them once compacted).
-fn forces_level0_compaction(table: &Table) -> bool {
+pub(crate) fn forces_level0_compaction(table: &Table) -> bool {
     let options = &table.layout.options;
     options.changelog_producer == ChangelogProducer::Lookup
         || options.merge_engine == MergeEngine::FirstRow

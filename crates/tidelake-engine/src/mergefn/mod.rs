@@ -12,6 +12,9 @@
 //! - sequence groups replace a whole group when their sequence is newer,
 //!   which is last-writer-wins and thus associative.
 //!
+//! Key columns, partition columns included, carry the key's values in
+//! every merged row.
+//!
 //! Functions that only choose one of their inputs (last_value, min, ...)
 //! record the chosen cell and the output is gathered with `interleave`;
 //! arithmetic ones (sum, product, bool_and/or, listagg) compute values;
@@ -329,6 +332,17 @@ impl MergeFunction {
                 }
             }
         }
+        // Every column of the full primary key, partition columns included
+        // (the layout's key is trimmed of them): equal in all versions of a
+        // key, so a merged row always carries them, even when its newest
+        // version is a retraction whose value fields do not count.
+        let mut key_fields: Vec<usize> = layout.key_indices.clone();
+        for name in &layout.schema.primary_keys {
+            key_fields.push(index_of(name, "primary-key")?);
+        }
+        key_fields.extend(layout.partition_indices.iter().copied());
+        key_fields.sort_unstable();
+        key_fields.dedup();
         let mut roles: Vec<Role> = vec![Role::LastNonNull; field_names.len()];
         let mut groups: Vec<Vec<usize>> = Vec::new();
         let remove_record_on_delete;
@@ -360,8 +374,7 @@ impl MergeFunction {
                     }
                     for name in members.split(',').filter(|m| !m.trim().is_empty()) {
                         let i = index_of(name, key)?;
-                        if !matches!(roles[i], Role::LastNonNull) || layout.key_indices.contains(&i)
-                        {
+                        if !matches!(roles[i], Role::LastNonNull) || key_fields.contains(&i) {
                             return Err(EngineError::invalid(format!(
                                 "option '{key}': field '{}' is a primary key, a sequence field or in another sequence group",
                                 field_names[i]
@@ -393,7 +406,7 @@ impl MergeFunction {
                     .map(String::as_str)
                     .unwrap_or("last_non_null_value");
                 for (i, name) in field_names.iter().enumerate() {
-                    if layout.key_indices.contains(&i) {
+                    if key_fields.contains(&i) {
                         continue;
                     }
                     // `sequence.field` columns carry the latest value, as in Paimon.
@@ -424,7 +437,7 @@ impl MergeFunction {
                 }
             }
         }
-        for &k in &layout.key_indices {
+        for &k in &key_fields {
             roles[k] = Role::Key;
         }
         Ok(Some(MergeFunction {
@@ -639,7 +652,10 @@ impl MergeFunction {
     }
 
     /// The row-by-row fold; the result is an insert unless the last event
-    /// removed the record (or no version added anything).
+    /// removed the record (or no version added anything). With
+    /// remove-record-on-delete, an insert after a removal in the same merge
+    /// starts from nothing; older files merged later still fill its nulls,
+    /// as in Paimon (one row cannot carry the removal).
     fn fold(&self, versions: &[Version], cols: &dyn VersionColumns) -> Result<(KeyState, i8)> {
         let mut st = self.fresh();
         let mut kind = KIND_UPDATE_BEFORE;

@@ -37,6 +37,18 @@ pub struct ScanBuilder {
     /// Read level-0 files of deletion-vector tables too, merging (streaming
     /// reads, which must see rows not compacted yet).
     merge_level0: bool,
+    levels: Levels,
+}
+
+/// Which LSM levels a scan reads: a streaming start of a table whose
+/// changelog describes only some levels reads only those.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Levels {
+    All,
+    /// Levels 1 and up (`lookup` changelog producer).
+    AboveZero,
+    /// Each bucket's highest level (`full-compaction` changelog producer).
+    Top,
 }
 
 /// The files of one bucket of one partition to read together.
@@ -108,7 +120,14 @@ impl ScanBuilder {
             tag: None,
             limit: None,
             merge_level0: false,
+            levels: Levels::All,
         }
+    }
+
+    /// Reads only the files of these levels.
+    pub(crate) fn only_levels(mut self, levels: Levels) -> Self {
+        self.levels = levels;
+        self
     }
 
     /// Reads every level of deletion-vector tables, merging (as streaming
@@ -224,7 +243,8 @@ impl ScanBuilder {
                 Err(_) => true,
             }
         };
-        let live = ms.live_entries(&metas, &keep_partition).await?;
+        let mut live = ms.live_entries(&metas, &keep_partition).await?;
+        keep_levels(&table, &mut live, self.levels);
 
         // File skipping by statistics: key columns for primary-key tables
         // (other versions of a key share its key), every column otherwise.
@@ -296,6 +316,24 @@ impl ScanBuilder {
             projection,
             projected_schema,
         })
+    }
+}
+
+fn keep_levels(table: &Table, live: &mut Vec<ManifestEntry>, levels: Levels) {
+    match levels {
+        Levels::All => {}
+        Levels::AboveZero => live.retain(|e| e.file.level > 0),
+        Levels::Top => {
+            // The top as compaction sees it: `num-levels - 1`, or higher
+            // when files of an engine with more levels are there.
+            let floor = table.layout.options.num_levels.max(2) as i32 - 1;
+            let mut top: HashMap<(Vec<u8>, i32), i32> = HashMap::new();
+            for e in live.iter() {
+                let t = top.entry((e.partition.clone(), e.bucket)).or_insert(floor);
+                *t = (*t).max(e.file.level);
+            }
+            live.retain(|e| top.get(&(e.partition.clone(), e.bucket)) == Some(&e.file.level));
+        }
     }
 }
 

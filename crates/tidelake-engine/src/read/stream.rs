@@ -24,9 +24,18 @@
 //! wrote (upserts as `+I`/`+U`, deletes as `-D`): applied in order as
 //! upserts by key, they rebuild the table exactly (for deduplicate tables).
 //!
-//! Whole-state reads merge every level, level 0 included, even of tables
-//! with deletion vectors (whose batch reads skip it): a stream must start
-//! from every committed row.
+//! Whole-state reads (the `-full` modes) merge every level, level 0
+//! included, even of tables with deletion vectors (whose batch reads skip
+//! it): a stream must start from every committed row. Except with a
+//! `lookup` or `full-compaction` producer, whose changelog describes rows
+//! only once compaction moves them above level 0 (lookup) or into the top
+//! level (full-compaction): the full read of snapshot S reads only those
+//! levels, and the rest comes in the changelog of a later snapshot, so
+//! nothing is read twice.
+//!
+//! A snapshot that is not there is expired only if it is older than the
+//! earliest snapshot; otherwise it is not committed yet (a committer may
+//! create it at any moment, and the LATEST hint lags).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,8 +49,10 @@ use tidelake_format::manifest::{FileKind, ManifestEntry};
 use tidelake_format::snapshot::{CommitKind, Snapshot};
 
 use super::file::{data_file_path, read_data_file, ReadColumn};
+use super::scan::Levels;
 use crate::error::{EngineError, Result};
 use crate::manifests::ManifestStore;
+use crate::options::ChangelogProducer;
 use crate::table::Table;
 
 /// The row-kind column of change batches (Paimon's `_VALUE_KIND` byte).
@@ -328,7 +339,7 @@ impl ChangeReader {
             }
             StartMode::FromSnapshotFull(id) => {
                 if snapshots.snapshot(*id).await?.is_none() {
-                    return Err(self.missing_snapshot(*id, latest).await);
+                    return Err(self.missing_snapshot(*id).await);
                 }
                 self.full = Some(*id);
                 self.next = id + 1;
@@ -358,8 +369,7 @@ impl ChangeReader {
         match r {
             SnapshotRef::Id(id) => {
                 if self.table.snapshots().snapshot(*id).await?.is_none() {
-                    let latest = self.table.snapshots().latest_snapshot_id().await?;
-                    return Err(self.missing_snapshot(*id, latest).await);
+                    return Err(self.missing_snapshot(*id).await);
                 }
                 Ok(*id)
             }
@@ -399,16 +409,23 @@ impl ChangeReader {
         Ok(lo)
     }
 
-    /// The error for a snapshot to read that is gone (or never was).
-    async fn missing_snapshot(&self, id: i64, latest: Option<i64>) -> EngineError {
-        match latest {
-            Some(latest) if id <= latest => self.expired(id).await,
-            _ => EngineError::invalid(format!(
-                "snapshot {id} of table '{}' does not exist (latest is {})",
-                self.table.id,
-                latest.map_or("none".to_string(), |l| l.to_string())
-            )),
+    /// The error for a snapshot to read that is not there: expired when it
+    /// is older than the earliest snapshot, else it does not exist (yet).
+    /// (Not decided by the latest id: a snapshot committed right after the
+    /// miss would make a future snapshot look expired.)
+    async fn missing_snapshot(&self, id: i64) -> EngineError {
+        let snapshots = self.table.snapshots();
+        if let Ok(Some(earliest)) = snapshots.earliest_snapshot_id().await {
+            if earliest > id {
+                return self.expired(id).await;
+            }
         }
+        let latest = snapshots.latest_snapshot_id().await.ok().flatten();
+        EngineError::invalid(format!(
+            "snapshot {id} of table '{}' does not exist (latest is {})",
+            self.table.id,
+            latest.map_or("none".to_string(), |l| l.to_string())
+        ))
     }
 
     async fn expired(&self, id: i64) -> EngineError {
@@ -503,17 +520,8 @@ impl ChangeReader {
             return Ok(None);
         }
         let id = self.next;
-        let snapshot = match self.table.snapshots().snapshot(id).await? {
-            Some(s) => s,
-            None => {
-                let latest = self.table.snapshots().latest_snapshot_id().await?;
-                let earliest = self.table.snapshots().earliest_snapshot_id().await?;
-                let gone = latest.is_some_and(|l| l >= id) || earliest.is_some_and(|e| e > id);
-                if gone || self.end.is_some() {
-                    return Err(self.missing_snapshot(id, latest.max(Some(id))).await);
-                }
-                return Ok(None);
-            }
+        let Some(snapshot) = self.committed_snapshot(id).await? else {
+            return Ok(None);
         };
         let (source, batches) = self.snapshot_batches(&snapshot).await?;
         self.next = id + 1;
@@ -527,14 +535,60 @@ impl ChangeReader {
         }))
     }
 
+    /// Snapshot `id` if it is committed, `None` if it is not yet, an error
+    /// if it has expired (or, for a bounded read, is gone).
+    ///
+    /// A miss alone cannot tell "not yet" from "expired", and asking for the
+    /// latest snapshot after it races a committer: `snapshot-{id}` may be
+    /// created right after the miss, and the latest id then says it exists.
+    /// Expiration deletes the oldest snapshots first, so only the earliest
+    /// one decides: `id` expired iff it is below the earliest present.
+    async fn committed_snapshot(&self, id: i64) -> Result<Option<Snapshot>> {
+        let snapshots = self.table.snapshots();
+        if let Some(snapshot) = snapshots.snapshot(id).await? {
+            return Ok(Some(snapshot));
+        }
+        if snapshots
+            .earliest_snapshot_id()
+            .await?
+            .is_some_and(|earliest| earliest > id)
+        {
+            return Err(self.expired(id).await);
+        }
+        if self.end.is_some() {
+            // The end snapshot existed when the read opened, so `id` (not
+            // after it) was committed: it went away (a rollback).
+            return Err(self.missing_snapshot(id).await);
+        }
+        tracing::trace!(table = %self.table.id, snapshot = id, "snapshot not committed yet");
+        Ok(None)
+    }
+
+    /// The whole state of `snapshot` as `+I` rows: what the changes of the
+    /// later snapshots apply to. With a `lookup` or `full-compaction`
+    /// producer, changelog describes only what compaction moved above
+    /// level 0 (lookup) or into the top level (full-compaction); the other
+    /// files' rows come in the changelog of a later COMPACT snapshot, so
+    /// reading them here too would hand them out twice (as Paimon, whose
+    /// streaming start filters levels the same way).
     async fn full_batches(
         &self,
         snapshot: &Snapshot,
     ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
+        let levels = if self.changelog {
+            match self.table.layout.options.changelog_producer {
+                ChangelogProducer::Lookup => Levels::AboveZero,
+                ChangelogProducer::FullCompaction => Levels::Top,
+                ChangelogProducer::None | ChangelogProducer::Input => Levels::All,
+            }
+        } else {
+            Levels::All
+        };
         let plan = self
             .table
             .scan()
             .merging_level0()
+            .only_levels(levels)
             .with_snapshot(Some(snapshot.id))
             .plan()
             .await?;

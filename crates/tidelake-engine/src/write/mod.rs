@@ -98,6 +98,9 @@ pub struct TableWriter {
     written_partitions: BTreeMap<Vec<u8>, ()>,
     kv_schema: SchemaRef,
     dynamic: Option<dynamic::DynamicBucketAssigner>,
+    /// Where committed buckets go for compaction, when not compacted before
+    /// `commit` returns (see [`TableWriter::compact_in_background`]).
+    background: Option<crate::compact::CompactionHandle>,
 }
 
 /// What the writer read from the snapshot it started from.
@@ -121,6 +124,7 @@ impl TableWriter {
             written_partitions: BTreeMap::new(),
             kv_schema,
             dynamic: None,
+            background: None,
         }
     }
 
@@ -128,6 +132,15 @@ impl TableWriter {
     /// whole table when it is not partitioned).
     pub fn set_overwrite(&mut self, overwrite: bool) {
         self.overwrite = overwrite;
+    }
+
+    /// Compaction after each commit runs in the background task of `handle`
+    /// instead of before `commit` returns (a long-running writer writes its
+    /// next batch meanwhile). Tables whose readers need level 0 compacted at
+    /// each commit (deletion vectors, first-row, the lookup changelog) still
+    /// compact before `commit` returns.
+    pub fn compact_in_background(&mut self, handle: crate::compact::CompactionHandle) {
+        self.background = Some(handle);
     }
 
     async fn base(&mut self) -> Result<&BaseState> {
@@ -461,7 +474,15 @@ impl TableWriter {
                 .options
                 .full_compaction_delta_commits
                 .is_some_and(|n| (id as u64).is_multiple_of(n));
-            crate::compact::compact_inline(&self.table, &written, full).await;
+            let queued = match &self.background {
+                Some(handle) if !crate::compact::forces_level0_compaction(&self.table) => {
+                    handle.request(written.clone(), full)
+                }
+                _ => false,
+            };
+            if !queued {
+                crate::compact::compact_inline(&self.table, &written, full).await;
+            }
         }
         self.base = None;
         self.dynamic = None;

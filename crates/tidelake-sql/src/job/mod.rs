@@ -34,7 +34,8 @@ use std::time::{Duration, Instant};
 use futures::TryStreamExt;
 use tidelake_engine::introspect::CommitKind;
 use tidelake_engine::{
-    ChangeReader, ChangeSource, EngineError, RowKind, StartMode, StreamOptions, TableWriter,
+    BackgroundCompactor, ChangeReader, ChangeSource, EngineError, RowKind, StartMode,
+    StreamOptions, TableWriter,
 };
 use tokio::sync::watch;
 
@@ -228,8 +229,31 @@ impl StreamingJob {
     /// every commit.
     pub async fn run(
         &self,
+        stop: watch::Receiver<bool>,
+        on_commit: &mut (dyn FnMut(&JobCommit) + Send),
+    ) -> Result<JobSummary> {
+        // The sink is compacted in the background, off the path from a
+        // source commit to the sink commit; what is queued when the job
+        // stops is compacted before `run` returns.
+        let compactor = BackgroundCompactor::start(&self.plan.sink);
+        let result = self.run_batches(stop, on_commit, &compactor).await;
+        let compaction = compactor.finish().await;
+        tracing::debug!(job = %self.name, rounds = compaction.rounds, snapshots = compaction.snapshots, failures = compaction.failures, "background compaction of the sink finished");
+        result
+    }
+
+    /// A writer of the sink that hands its compaction to `compactor`.
+    fn sink_writer(&self, compactor: &BackgroundCompactor) -> TableWriter {
+        let mut writer = self.plan.sink.writer();
+        writer.compact_in_background(compactor.handle());
+        writer
+    }
+
+    async fn run_batches(
+        &self,
         mut stop: watch::Receiver<bool>,
         on_commit: &mut (dyn FnMut(&JobCommit) + Send),
+        compactor: &BackgroundCompactor,
     ) -> Result<JobSummary> {
         let mut progress = read_progress(&self.plan.sink, &self.key).await?;
         let mut reader = self.open_reader(progress.next).await?;
@@ -245,7 +269,7 @@ impl StreamingJob {
             next_snapshot: progress.next,
             ..JobSummary::default()
         };
-        let mut pending = Pending::new(self.plan.sink.writer(), reader.position());
+        let mut pending = Pending::new(self.sink_writer(compactor), reader.position());
         let mut last_commit = Instant::now();
         let mut conflicts = 0u32;
         loop {
@@ -287,7 +311,7 @@ impl StreamingJob {
                 };
                 if commit_now {
                     let position = reader.position();
-                    let fresh = Pending::new(self.plan.sink.writer(), position);
+                    let fresh = Pending::new(self.sink_writer(compactor), position);
                     let batch = std::mem::replace(&mut pending, fresh);
                     match self.commit(batch, &progress, position).await {
                         Ok((commit, new_progress)) => {
@@ -311,7 +335,7 @@ impl StreamingJob {
                             tracing::warn!(job = %self.name, attempt = conflicts, "commit conflict, redoing the batch: {e}");
                             progress = read_progress(&self.plan.sink, &self.key).await?;
                             reader = self.open_reader(progress.next).await?;
-                            pending = Pending::new(self.plan.sink.writer(), reader.position());
+                            pending = Pending::new(self.sink_writer(compactor), reader.position());
                             tokio::time::sleep(Duration::from_millis(50 << conflicts.min(5))).await;
                         }
                     }
