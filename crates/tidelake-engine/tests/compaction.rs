@@ -922,8 +922,9 @@ async fn a_stale_table_handle_compacts_with_the_latest_schema() {
 }
 
 /// A long-running writer hands its compaction to a background task: every
-/// commit is the writer's APPEND, the COMPACT snapshots come from the task,
-/// and the runs stay bounded with the table equal to the model throughout.
+/// APPEND is the writer's, the task commits COMPACT snapshots (the writer
+/// only compacts itself at the stop trigger), and the runs stay bounded
+/// with the table equal to the model throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn background_compaction_keeps_runs_bounded_off_the_commit_path() {
     let catalog = Catalog::open("memory://").await.unwrap();
@@ -965,7 +966,10 @@ async fn background_compaction_keeps_runs_bounded_off_the_commit_path() {
         }
     }
     let summary = compactor.finish().await;
-    assert!(summary.snapshots >= 5, "{summary:?}");
+    // Each flush follows requests, so each makes a round; compactions may
+    // also be the writer's own (below), so the task's count has no floor
+    // beyond one.
+    assert!(summary.rounds >= 4 && summary.snapshots >= 1, "{summary:?}");
     let latest = table
         .snapshots()
         .latest_snapshot_id()
@@ -981,7 +985,9 @@ async fn background_compaction_keeps_runs_bounded_off_the_commit_path() {
             other => panic!("snapshot {id} is {other:?}"),
         }
     }
-    assert_eq!(compacts, summary.snapshots);
+    // The rest are the writer's own, when it found a bucket at the stop
+    // trigger before the task got to it.
+    assert!(compacts >= summary.snapshots, "{compacts} {summary:?}");
     assert_eq!(read_all(&table).await, model);
 }
 
