@@ -159,11 +159,7 @@ async fn open_data_file(
         path: path.to_string(),
         source: e,
     };
-    let reader = StoreFileReader {
-        store: table.store.clone(),
-        path: path.to_string(),
-        size: file.file_size as u64,
-    };
+    let reader = StoreFileReader::new(table.store.clone(), path.to_string(), file.file_size as u64);
     let builder = ParquetRecordBatchStreamBuilder::new(reader)
         .await
         .map_err(pq_err)?;
@@ -274,10 +270,29 @@ struct StoreFileReader {
     path: String,
     /// From the manifest, which saves a HEAD request per file.
     size: u64,
+    /// The whole file, when it is small enough to take in one request.
+    whole: Option<Bytes>,
 }
 
-/// Bytes read with the footer, so that small files need one request.
+/// Bytes read with the footer of larger files.
 const FOOTER_PREFETCH: usize = 64 * 1024;
+
+/// Files up to this size are read in one request: Parquet's reader would
+/// otherwise ask for the footer and then each column chunk separately, and
+/// every request costs a round trip (a thread hop on local disk, a GET on an
+/// object store) that dwarfs the bytes of a small level-0 file.
+const WHOLE_FILE_LIMIT: u64 = 2 * 1024 * 1024;
+
+impl StoreFileReader {
+    fn new(store: WarehouseStore, path: String, size: u64) -> StoreFileReader {
+        StoreFileReader {
+            store,
+            path,
+            size,
+            whole: None,
+        }
+    }
+}
 
 impl AsyncFileReader for StoreFileReader {
     fn get_bytes(
@@ -285,6 +300,16 @@ impl AsyncFileReader for StoreFileReader {
         range: std::ops::Range<u64>,
     ) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
         async move {
+            if let Some(whole) = &self.whole {
+                let len = whole.len() as u64;
+                if range.start <= range.end && range.end <= len {
+                    return Ok(whole.slice(range.start as usize..range.end as usize));
+                }
+                return Err(ParquetError::General(format!(
+                    "'{}': bytes {}..{} asked for, but the file has {len}",
+                    self.path, range.start, range.end
+                )));
+            }
             self.store
                 .get_range(&self.path, range)
                 .await
@@ -298,6 +323,18 @@ impl AsyncFileReader for StoreFileReader {
         _options: Option<&'a ArrowReaderOptions>,
     ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
         async move {
+            let size = self.size;
+            if size <= WHOLE_FILE_LIMIT && self.whole.is_none() {
+                let whole = self
+                    .store
+                    .get(&self.path)
+                    .await
+                    .map_err(|e| ParquetError::External(Box::new(e)))?;
+                // The manifest's size is what the footer is found by; a
+                // file of another size is read as it is and fails there.
+                self.size = whole.len() as u64;
+                self.whole = Some(whole);
+            }
             let size = self.size;
             let mut reader = ParquetMetaDataReader::new().with_prefetch_hint(Some(FOOTER_PREFETCH));
             reader.try_load(&mut *self, size).await?;
