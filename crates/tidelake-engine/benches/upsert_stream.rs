@@ -2,7 +2,7 @@
 //! streaming job would write it (one commit per batch), with LSM maintenance.
 //!
 //! `cargo bench -p tidelake-engine --bench upsert_stream -- [TOTAL] [KEYS] [BATCH] [BUCKETS]
-//! [--write-only] [--background] [--compact-every=K] [--every=N]`
+//! [--write-only] [--background] [--deletion-vectors] [--compact-every=K] [--every=N]`
 //!
 //! TOTAL upserts (default 3,000,000) of random keys out of KEYS (300,000) are
 //! committed BATCH (50,000) rows at a time into BUCKETS (4) buckets. By
@@ -46,6 +46,8 @@ struct Args {
     write_only: bool,
     /// Compaction by a background task instead of before each commit returns.
     background: bool,
+    /// `deletion-vectors.enabled`: scans read compacted files without merging.
+    deletion_vectors: bool,
     compact_every: usize,
     report_every: usize,
 }
@@ -59,6 +61,7 @@ fn parse_args() -> Result<Args, BoxError> {
         buckets: 4,
         write_only: false,
         background: false,
+        deletion_vectors: false,
         compact_every: 5,
         report_every: 1,
     };
@@ -73,6 +76,8 @@ fn parse_args() -> Result<Args, BoxError> {
             args.write_only = true;
         } else if a == "--background" {
             args.background = true;
+        } else if a == "--deletion-vectors" {
+            args.deletion_vectors = true;
         } else if let Some(v) = a.strip_prefix("--compact-every=") {
             args.compact_every = positive("--compact-every", v)?;
         } else if let Some(v) = a.strip_prefix("--every=") {
@@ -297,6 +302,9 @@ async fn main() -> Result<(), BoxError> {
     // (they are also counted as they appear).
     options.insert("snapshot.num-retained.min".into(), i32::MAX.to_string());
     options.insert("snapshot.time-retained".into(), "365 d".into());
+    if args.deletion_vectors {
+        options.insert("deletion-vectors.enabled".into(), "true".into());
+    }
     if args.write_only {
         options.insert("write-only".into(), "true".into());
     }

@@ -367,21 +367,9 @@ impl StreamingJob {
         stop: &watch::Receiver<bool>,
         committed_snapshots: u64,
     ) -> Result<bool> {
-        // Only snapshots known to be committed: asking the reader for one
-        // being committed right now could be mistaken for an expired
-        // snapshot (it is looked up twice, non-atomically).
-        let latest = self
-            .plan
-            .source
-            .snapshots()
-            .latest_snapshot_id()
-            .await?
-            .unwrap_or(0);
         let mut read_any = false;
-        while reader.position() <= latest {
-            let Some(changes) = reader.next_changes().await? else {
-                break;
-            };
+        // `None`: nothing committed after the position yet.
+        while let Some(changes) = reader.next_changes().await? {
             read_any = true;
             let first = *pending.first_read.get_or_insert_with(Instant::now);
             if changes.source != ChangeSource::Skipped {
