@@ -17,7 +17,7 @@ DATA_ROOT = BENCH_DIR / "data"
 TPCH_QUERY_DIR = BENCH_DIR / "tpch"
 
 # The order the workloads run in; later ones read the state earlier ones left.
-WORKLOADS = ["ingest", "upsert", "scan", "lookup", "compact", "tpch"]
+WORKLOADS = ["ingest", "upsert", "scan", "lookup", "compact", "tpch", "stream_job"]
 # What each workload needs to have run before it, on the same system.
 PREREQUISITES = {
     "ingest": [],
@@ -26,6 +26,7 @@ PREREQUISITES = {
     "lookup": ["ingest", "upsert"],
     "compact": ["ingest", "upsert"],
     "tpch": [],
+    "stream_job": [],
 }
 SYSTEMS = ["tidelake", "pypaimon", "pypaimon_rust", "deltalake", "pyiceberg", "duckdb", "parquet"]
 

@@ -696,6 +696,21 @@ def run_compacted_scans(peer: Peer, data: ScaleDir) -> None:
     run_scans(peer, data, suffix="_compacted")
 
 
+# Why no peer runs the continuous job: each needs an engine this suite does not run.
+STREAM_JOB_UNSUPPORTED = {
+    "pypaimon": "no continuous SQL jobs: Paimon's streaming jobs run in Flink (a JVM cluster)",
+    "pypaimon_rust": "no continuous SQL jobs: Paimon's streaming jobs run in Flink (a JVM cluster)",
+    "deltalake": "no continuous SQL jobs: Delta's streaming jobs run in Spark Structured Streaming (a JVM cluster)",
+    "pyiceberg": "no continuous SQL jobs: Iceberg's streaming jobs run in Flink or Spark (a JVM cluster)",
+    "duckdb": "no change streams over plain Parquet files",
+    "parquet": "no change streams over plain Parquet files",
+}
+
+
+def run_stream_job(peer: Peer, data: ScaleDir) -> None:
+    raise NotSupported(STREAM_JOB_UNSUPPORTED.get(peer.name, "no continuous SQL jobs"))
+
+
 def tpch_queries() -> list[tuple[str, str]]:
     return [(p.stem, p.read_text()) for p in sorted(TPCH_QUERY_DIR.glob("q*.sql"))]
 
@@ -757,6 +772,7 @@ RUNNERS = {
     "compact": [("compact", run_compact)],
     "scan_compacted": [("scan_full_compacted", run_compacted_scans)],
     "tpch": [("tpch", run_tpch)],
+    "stream_job": [("stream_job", run_stream_job)],
 }
 # The measurements each workload prints, to name them in n/a lines.
 MEASUREMENTS = {

@@ -31,6 +31,14 @@ SECTIONS = [
         "Compaction rewrites the table into merged files; the plain-Parquet references rescan their (already compact) files.",
     ),
     ("TPC-H", ["tpch"], "The 22 queries over append tables; rows/s is lineitem rows per second of total query time."),
+    (
+        "Continuous job (filter + aggregate)",
+        ["stream_job"],
+        "`INSERT INTO per_k SELECT k, count(*), sum(v) FROM events WHERE v % 10 <> 0 GROUP BY k` running as a "
+        "continuous job while a writer commits 10,000 changes per second to `events` in 10 commits per second; "
+        "rows/s is the changes written per second, all of which the job applied; the delay runs from each source "
+        "commit to the sink snapshot that holds its output.",
+    ),
 ]
 PACKAGES = ["pypaimon", "pypaimon-rust", "deltalake", "pyiceberg", "duckdb", "pyarrow", "tpchgen-cli"]
 
@@ -96,6 +104,11 @@ def details(r: dict) -> str:
     parts = []
     if "p50_ms" in r:
         parts.append(f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms")
+    if "delay_p99_ms" in r:
+        parts.append(
+            f"source-to-sink delay p50 {r['delay_p50_ms']:.0f} ms, p99 {r['delay_p99_ms']:.0f} ms, "
+            f"max {r['delay_max_ms']:.0f} ms; {r.get('sink_commits')} sink commits for {r.get('source_commits')} source commits"
+        )
     if "load_seconds" in r:
         parts.append(f"load {r['load_seconds']:.1f} s")
     if r.get("table_bytes"):

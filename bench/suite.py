@@ -22,7 +22,7 @@ from common import BENCH_DIR, DATA_ROOT, LOOKUP_BUDGET_ENV, PREREQUISITES, SYSTE
 from gen_data import add_scale_arguments, scale_from_args
 
 # Workloads as the driver runs them; `compact` brings its scans along.
-RUN_ORDER = ["ingest", "upsert", "scan", "lookup", "compact", "scan_compacted", "tpch"]
+RUN_ORDER = ["ingest", "upsert", "scan", "lookup", "compact", "scan_compacted", "tpch", "stream_job"]
 MEASUREMENTS = {
     "scan": ["scan_full", "scan_projection", "scan_filter"],
     "scan_compacted": ["scan_full_compacted", "scan_projection_compacted", "scan_filter_compacted"],
@@ -40,6 +40,10 @@ DEFAULT_TIMEOUT = {
 }
 # Seconds of point lookups per system (all keys, or fewer when the budget runs out).
 LOOKUP_BUDGET = {"full": 60, "issue": 120, "quick": 30, "tiny": 30}
+# The continuous job: the issue's 10,000 changes per second in 10 source
+# commits per second, for this many seconds of writing.
+STREAM_JOB_RATE = 10_000
+STREAM_JOB_SECONDS = {"full": 60, "issue": 60, "quick": 15, "tiny": 5}
 
 
 def log(message: str) -> None:
@@ -78,22 +82,27 @@ def mark_stage(data: ScaleDir, system: str, workload: str) -> None:
     path.write_text(json.dumps(sorted(stages)))
 
 
-def command_for(system: str, workload: str, data: ScaleDir, tidelake_bin: Path) -> list[str]:
+def command_for(system: str, workload: str, data: ScaleDir, tidelake_bin: Path, preset: str = "full") -> list[str]:
     if system == "tidelake":
         cmd = [str(tidelake_bin), "--data", str(data.root), "--workload", workload.replace("_", "-")]
         if workload == "tpch":
             cmd += ["--tpch-dir", str(data.tpch_dir(data.scale().tpch_sf)), "--queries", str(TPCH_QUERY_DIR)]
+        if workload == "stream_job":
+            seconds = STREAM_JOB_SECONDS.get(preset, STREAM_JOB_SECONDS["full"])
+            cmd += ["--rate", str(STREAM_JOB_RATE), "--seconds", str(seconds)]
         return cmd
     return [sys.executable, str(BENCH_DIR / "peers.py"), "--data", str(data.root), "--system", system, "--workload", workload]
 
 
-def run_one(system: str, workload: str, data: ScaleDir, tidelake_bin: Path, timeout: float) -> list[dict]:
+def run_one(
+    system: str, workload: str, data: ScaleDir, tidelake_bin: Path, timeout: float, preset: str = "full"
+) -> list[dict]:
     """Runs one (workload, system) in a fresh process; always returns records."""
     names = MEASUREMENTS.get(workload, [workload])
     if system == "tidelake" and not tidelake_bin.exists():
         reason = f"the tidelake-bench binary was not built ({tidelake_bin} is missing)"
         return [{"workload": n, "system": system, "status": "error", "reason": reason} for n in names]
-    cmd = command_for(system, workload, data, tidelake_bin)
+    cmd = command_for(system, workload, data, tidelake_bin, preset)
     started = time.perf_counter()
     # A session of its own, so that a timeout kills the process and its children.
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -159,6 +168,8 @@ def summary_line(r: dict) -> str:
         extra = ""
         if "p99_ms" in r:
             extra = f" p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms"
+        elif "delay_p99_ms" in r:
+            extra = f" delay p50 {r['delay_p50_ms']} ms p99 {r['delay_p99_ms']} ms"
         check = r.get("check", "")
         return (
             f"{r['workload']:<26} {r['system']:<14} {r['rows']:>10} rows {r['seconds']:>9.3f} s "
@@ -226,7 +237,7 @@ def main() -> int:
                     else:
                         log(f"{step} on {system}")
                         timeout = args.timeout or timeouts.get(step, timeouts["*"])
-                        records = run_one(system, step, data, tidelake_bin, timeout)
+                        records = run_one(system, step, data, tidelake_bin, timeout, args.preset)
                     ok = all(r.get("status") in ("ok", "n/a", "incomplete") for r in records)
                     if step in STATEFUL:
                         if ok:

@@ -195,6 +195,16 @@ class DriverTest(unittest.TestCase):
         self.assertEqual(records[0]["commits_done"], 3)
         self.assertEqual(records[0]["rows_per_s"], 200.0)
 
+    def test_the_stream_job_runs_at_the_issue_rate_for_the_preset(self):
+        data = ScaleDir(Path("/d"))
+        quick = suite.command_for("tidelake", "stream_job", data, Path("/bin/tb"), "quick")
+        self.assertEqual(quick[quick.index("--workload") + 1], "stream-job")
+        self.assertEqual(quick[quick.index("--rate") + 1], "10000")
+        full = suite.command_for("tidelake", "stream_job", data, Path("/bin/tb"), "full")
+        self.assertGreater(int(full[full.index("--seconds") + 1]), int(quick[quick.index("--seconds") + 1]))
+        self.assertNotIn("--rate", suite.command_for("tidelake", "scan", data, Path("/bin/tb"), "quick"))
+        self.assertIn("stream_job", suite.RUN_ORDER)
+
     def test_a_missing_tidelake_binary_is_reported(self):
         records = suite.run_one("tidelake", "scan", ScaleDir(Path("/nonexistent")), Path("/nonexistent/bin"), 5)
         self.assertEqual([r["workload"] for r in records], ["scan_full", "scan_projection", "scan_filter"])
@@ -218,6 +228,19 @@ class ReportTest(unittest.TestCase):
         self.assertIn("timeout", text)
         self.assertIn("**wrong result**", text)
         self.assertNotIn("## TPC-H", text)
+
+    def test_the_stream_job_shows_its_delays_and_why_peers_cannot_run_it(self):
+        records = [
+            {"workload": "stream_job", "system": "tidelake", "status": "ok", "rows": 300000, "seconds": 30.0,
+             "rows_per_s": 10000.0, "peak_rss_bytes": 2**26, "delay_p50_ms": 41.0, "delay_p99_ms": 95.0,
+             "delay_max_ms": 180.0, "sink_commits": 250, "source_commits": 300, "check": "ok"},
+            {"workload": "stream_job", "system": "deltalake", "status": "n/a", "reason": "no continuous SQL jobs"},
+        ]
+        text = report.render(records, MICRO, "bench/run", 1.0)
+        self.assertIn("## Continuous job (filter + aggregate)", text)
+        self.assertIn("p50 41 ms, p99 95 ms, max 180 ms; 250 sink commits for 300 source commits", text)
+        self.assertIn("| deltalake | | | | | | n/a: no continuous SQL jobs |", text)
+        self.assertIn("| stream_job | n/a |", text)
 
 
 if __name__ == "__main__":

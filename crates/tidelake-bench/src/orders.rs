@@ -370,8 +370,16 @@ impl KeyRange {
             op,
             value,
         };
+        let dt = compare("dt", CompareOp::Eq, Datum::String(self.dt.clone()));
+        if self.low == self.high {
+            // A point lookup: the engine then reads only the key's bucket.
+            return Predicate::And(vec![
+                dt,
+                compare("order_id", CompareOp::Eq, Datum::BigInt(self.low)),
+            ]);
+        }
         Predicate::And(vec![
-            compare("dt", CompareOp::Eq, Datum::String(self.dt.clone())),
+            dt,
             compare("order_id", CompareOp::GtEq, Datum::BigInt(self.low)),
             compare("order_id", CompareOp::LtEq, Datum::BigInt(self.high)),
         ])

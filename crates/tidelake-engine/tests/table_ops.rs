@@ -408,3 +408,72 @@ async fn counting_rows_needs_no_column() {
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 4);
     assert!(batches.iter().all(|b| b.num_columns() == 0));
 }
+
+/// A predicate pinning the whole bucket key reads one bucket: every key is
+/// still found (after upserts and a delete spread over several files), and
+/// the plan holds only the key's bucket; a range predicate prunes no bucket.
+#[tokio::test]
+async fn point_lookups_read_only_the_keys_bucket() {
+    let (catalog, id, _dir) = setup(true, &[("bucket", "4"), ("write-only", "true")]).await;
+    let table = catalog.load_table(&id).await.unwrap();
+    let ids: Vec<i64> = (0..200).collect();
+    for round in ["a", "b"] {
+        let mut w = table.writer();
+        w.write(rows(&table, &ids, round), RowKind::Insert)
+            .await
+            .unwrap();
+        w.commit().await.unwrap();
+    }
+    let mut w = table.writer();
+    w.write(rows(&table, &[7], "gone"), RowKind::Delete)
+        .await
+        .unwrap();
+    w.commit().await.unwrap();
+    let table = catalog.load_table(&id).await.unwrap();
+    let all = table.scan().plan().await.unwrap();
+    assert_eq!(all.splits().len(), 4, "the rows fill every bucket");
+    for key in ids {
+        for pred in [
+            Predicate::Compare {
+                column: "id".into(),
+                op: CompareOp::Eq,
+                value: Datum::BigInt(key),
+            },
+            Predicate::In {
+                column: "id".into(),
+                values: vec![Datum::BigInt(key)],
+            },
+        ] {
+            let plan = table.scan().with_predicate(pred).plan().await.unwrap();
+            assert!(
+                plan.splits().len() <= 1,
+                "key {key}: {} splits",
+                plan.splits().len()
+            );
+            let batches: Vec<RecordBatch> = plan.read_all().try_collect().await.unwrap();
+            let mut found = Vec::new();
+            for b in &batches {
+                let got = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+                let names = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+                for i in 0..b.num_rows() {
+                    if got.value(i) == key {
+                        found.push(names.value(i).to_string());
+                    }
+                }
+            }
+            let expected = if key == 7 {
+                vec![]
+            } else {
+                vec![format!("b{key}")]
+            };
+            assert_eq!(found, expected, "key {key}");
+        }
+    }
+    let range = Predicate::Compare {
+        column: "id".into(),
+        op: CompareOp::LtEq,
+        value: Datum::BigInt(1_000),
+    };
+    let plan = table.scan().with_predicate(range).plan().await.unwrap();
+    assert_eq!(plan.splits().len(), 4, "a range is no point lookup");
+}

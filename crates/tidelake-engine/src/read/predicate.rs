@@ -67,6 +67,23 @@ impl Predicate {
         }
     }
 
+    /// The one value a conjunction pins `column` to (`column = v`, or
+    /// `column IN (v)`), if it does.
+    pub fn pinned_value(&self, column: &str) -> Option<&Datum> {
+        match self {
+            Predicate::And(ps) => ps.iter().find_map(|p| p.pinned_value(column)),
+            Predicate::Compare {
+                column: c,
+                op: CompareOp::Eq,
+                value,
+            } if c == column && *value != Datum::Null => Some(value),
+            Predicate::In { column: c, values } if c == column && values.len() == 1 => {
+                values.first().filter(|v| **v != Datum::Null)
+            }
+            _ => None,
+        }
+    }
+
     /// Exact evaluation on known values (partition values). Unknown columns
     /// or incomparable values count as "may match".
     pub fn eval(&self, value_of: &impl Fn(&str) -> Option<Datum>) -> bool {

@@ -9,7 +9,8 @@ use arrow_array::{Int8Array, RecordBatch};
 use arrow_schema::SchemaRef;
 use futures::stream::{self, BoxStream};
 use futures::{StreamExt, TryStreamExt};
-use tidelake_format::binary_row::{deserialize_binary_row, Datum};
+use tidelake_format::binary_row::{deserialize_binary_row, encode_binary_row, Datum};
+use tidelake_format::bucket::{bucket_of, hash_binary_row};
 use tidelake_format::deletion_vector::DeletionVector;
 use tidelake_format::manifest::{DataFileMeta, ManifestEntry};
 use tidelake_format::snapshot::Snapshot;
@@ -261,8 +262,17 @@ impl ScanBuilder {
         // Without merging, a key's one live row is in one file: a file whose
         // values cannot match holds no visible row that matches.
         let value_pred = self.predicate.as_ref().filter(|_| skip_level0);
+        let key_hash = self
+            .predicate
+            .as_ref()
+            .and_then(|p| pinned_bucket_key_hash(&table, p));
         let mut groups: BTreeMap<(Vec<u8>, i32), Vec<DataFileMeta>> = BTreeMap::new();
         for e in live {
+            if let Some(hash) = key_hash {
+                if !entry_may_hold_hash(&table, &e, hash) {
+                    continue;
+                }
+            }
             if let Some(fp) = &file_pred {
                 if !file_may_match(&table, fp, &e.file) {
                     continue;
@@ -352,6 +362,40 @@ fn file_names(
         out.insert(id.clone(), names);
     }
     out
+}
+
+/// Paimon's bucket hash of the bucket key a predicate pins (every bucket-key
+/// column equal to one value), on fixed-bucket tables: a point lookup then
+/// reads one bucket per partition instead of all of them. `None` (no
+/// pruning) whenever the key is not fully pinned or its values do not fit
+/// the columns' types.
+fn pinned_bucket_key_hash(table: &Table, pred: &Predicate) -> Option<i32> {
+    let layout = &table.layout;
+    if layout.options.bucket <= 0 || layout.bucket_key_indices.is_empty() {
+        return None;
+    }
+    let values = layout
+        .bucket_key_indices
+        .iter()
+        .map(|&i| pred.pinned_value(&layout.schema.fields[i].name).cloned())
+        .collect::<Option<Vec<Datum>>>()?;
+    let row = encode_binary_row(&values, &layout.bucket_key_types).ok()?;
+    Some(hash_binary_row(&row))
+}
+
+/// Whether a manifest entry's bucket is the one a key with this hash goes
+/// to. Files of an older schema (whose bucket-key types may differ) and of
+/// tables without fixed buckets are always kept.
+fn entry_may_hold_hash(table: &Table, entry: &ManifestEntry, hash: i32) -> bool {
+    if entry.file.schema_id != table.layout.schema.id {
+        return true;
+    }
+    let buckets = if entry.total_buckets > 0 {
+        entry.total_buckets
+    } else {
+        table.layout.options.bucket
+    };
+    buckets <= 0 || bucket_of(hash, buckets) == entry.bucket
 }
 
 fn file_may_match(table: &Table, pred: &Predicate, file: &DataFileMeta) -> bool {
