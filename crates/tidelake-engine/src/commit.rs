@@ -75,6 +75,9 @@ pub struct CommitRequest {
     /// files it read them from: if those changed meanwhile, the commit
     /// conflicts.
     pub deletion_vectors_replaced: HashMap<(Vec<u8>, i32), Vec<String>>,
+    /// The event-time watermark (epoch millis) the commit's data reaches:
+    /// the snapshot's `watermark` is the larger of it and the previous one's.
+    pub watermark: Option<i64>,
 }
 
 /// Snapshot properties whose key starts with this are copied from each
@@ -536,7 +539,7 @@ impl<'a> Committer<'a> {
             ),
             delta_record_count: Some(added - removed),
             changelog_record_count: Some(changelog_rows),
-            watermark: latest.and_then(|s| s.watermark),
+            watermark: latest.and_then(|s| s.watermark).max(request.watermark),
             statistics: None,
             properties: carried_properties(latest, &request.properties),
             next_row_id: latest.and_then(|s| s.next_row_id),

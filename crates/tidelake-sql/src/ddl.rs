@@ -39,6 +39,8 @@ pub(crate) struct CreateTable {
     pub partition_keys: Vec<String>,
     pub options: BTreeMap<String, String>,
     pub comment: Option<String>,
+    /// `WATERMARK FOR column AS expression`: the column and the text.
+    pub watermark: Option<(String, String)>,
 }
 
 impl CreateTable {
@@ -397,6 +399,7 @@ impl<'a> Parser<'a> {
         self.expect(&Token::LParen)?;
         let mut columns = Vec::new();
         let mut primary_key = Vec::new();
+        let mut watermark = None;
         loop {
             if self.is_keyword_at(0, "PRIMARY") || self.is_keyword_at(0, "CONSTRAINT") {
                 if !primary_key.is_empty() {
@@ -407,9 +410,13 @@ impl<'a> Parser<'a> {
                 }
                 primary_key = self.primary_key_constraint()?;
             } else if self.is_keyword_at(0, "WATERMARK") {
-                return Err(SqlError::Unsupported(
-                    "WATERMARK declarations are not supported".into(),
-                ));
+                if watermark.is_some() {
+                    return Err(SqlError::syntax(
+                        "the table has two WATERMARK clauses",
+                        self.position_of(self.pos),
+                    ));
+                }
+                watermark = Some(self.watermark_clause()?);
             } else {
                 columns.push(self.column_def(true)?);
             }
@@ -427,6 +434,7 @@ impl<'a> Parser<'a> {
             partition_keys: Vec::new(),
             options: BTreeMap::new(),
             comment: None,
+            watermark,
         };
         let (mut seen_comment, mut seen_partition, mut seen_with) = (false, false, false);
         while self.peek().is_some() {
@@ -464,6 +472,31 @@ impl<'a> Parser<'a> {
         }
         self.parse_keywords(&["NOT", "ENFORCED"]);
         Ok(keys)
+    }
+
+    /// `WATERMARK FOR column AS expression`: the expression is every token
+    /// up to a `,` or `)` at nesting depth zero, kept as text (checked when
+    /// the table is created, against the column's type).
+    fn watermark_clause(&mut self) -> Result<(String, String)> {
+        self.expect_keyword("WATERMARK")?;
+        self.expect_keyword("FOR")?;
+        let column = self.identifier("the watermark's time column")?;
+        self.expect_keyword("AS")?;
+        let start = self.pos;
+        let mut depth: i64 = 0;
+        while let Some(tok) = self.peek() {
+            match tok {
+                Token::Comma | Token::RParen if depth == 0 => break,
+                Token::LParen => depth += 1,
+                Token::RParen => depth -= 1,
+                _ => {}
+            }
+            self.pos += 1;
+        }
+        if self.pos == start {
+            return Err(self.error("a watermark expression"));
+        }
+        Ok((column, self.text_between(start, self.pos)?))
     }
 
     /// `(a, b, ...)`: identifiers in parentheses.

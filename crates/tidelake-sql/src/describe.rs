@@ -8,6 +8,7 @@ use datafusion::arrow::datatypes::{DataType as ArrowType, Field, Schema};
 use tidelake_engine::{DataType, DataTypeKind, TableSchema};
 
 use crate::error::Result;
+use crate::watermark;
 
 /// The SQL spelling of a type, without its nullability.
 pub(crate) fn sql_type(data_type: &DataType) -> String {
@@ -232,6 +233,24 @@ pub(crate) fn create_statement(database: &str, table: &str, schema: &TableSchema
             .collect();
         lines.push(format!("  PRIMARY KEY ({}) NOT ENFORCED", keys.join(", ")));
     }
+    // A watermark prints as the clause that declares it, not as options.
+    let mut options = schema.options.clone();
+    if let (Some(column), Some(expr)) = (
+        options.get(watermark::ROWTIME_KEY).cloned(),
+        options.get(watermark::EXPR_KEY).cloned(),
+    ) {
+        lines.push(format!(
+            "  WATERMARK FOR {} AS {expr}",
+            quote_identifier(&column)
+        ));
+        for key in [
+            watermark::ROWTIME_KEY,
+            watermark::EXPR_KEY,
+            watermark::DATA_TYPE_KEY,
+        ] {
+            options.remove(key);
+        }
+    }
     let mut sql = format!(
         "CREATE TABLE {}.{} (\n{}\n)",
         quote_identifier(database),
@@ -249,9 +268,8 @@ pub(crate) fn create_statement(database: &str, table: &str, schema: &TableSchema
             .collect();
         sql.push_str(&format!("\nPARTITIONED BY ({})", keys.join(", ")));
     }
-    if !schema.options.is_empty() {
-        let options: Vec<String> = schema
-            .options
+    if !options.is_empty() {
+        let options: Vec<String> = options
             .iter()
             .map(|(k, v)| format!("  {} = {}", quote_string(k), quote_string(v)))
             .collect();

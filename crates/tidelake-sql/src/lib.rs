@@ -38,6 +38,7 @@ mod provider;
 mod session;
 mod stream;
 mod system_tables;
+mod watermark;
 
 pub use catalog::{TidelakeCatalog, TidelakeDatabase, SNAPSHOT_SUFFIX};
 pub use error::{Position, Result, SqlError};

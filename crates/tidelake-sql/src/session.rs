@@ -379,11 +379,35 @@ impl Session {
         if !self.catalog.database_exists(&id.database).await? {
             return Err(SqlError::UndefinedDatabase(id.database));
         }
+        let mut options = create.options;
+        if let Some((column, expr)) = &create.watermark {
+            let spec = columns.iter().find(|c| &c.name == column).ok_or_else(|| {
+                SqlError::UndefinedColumn(format!(
+                    "the watermark is on column '{column}', which is not a column of table '{id}'"
+                ))
+            })?;
+            crate::watermark::check_event_time_type(
+                &spec.data_type.to_arrow(),
+                &spec.data_type.to_string(),
+                column,
+                &id.to_string(),
+            )?;
+            for (key, value) in
+                crate::watermark::watermark_options(column, expr, &spec.data_type.to_string())?
+            {
+                if options.contains_key(&key) {
+                    return Err(SqlError::InvalidParameter(format!(
+                        "the WATERMARK clause and option '{key}' both set the watermark; keep one"
+                    )));
+                }
+                options.insert(key, value);
+            }
+        }
         let spec = TableSpec {
             columns,
             primary_keys,
             partition_keys: create.partition_keys,
-            options: create.options,
+            options,
             comment: create.comment,
         };
         self.catalog

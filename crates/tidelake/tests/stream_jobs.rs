@@ -6,6 +6,9 @@
 //! nothing counted twice. For insert-only sources this is also checked
 //! after every kill, against the source as of the snapshot before the
 //! progress the sink records (output and progress commit together).
+//! Window jobs are compared with a model of their windows built from the
+//! source's snapshots (each window counted as of the snapshot whose
+//! watermark closes it), after every kill and at the end.
 //!
 //! Also: a second instance of a running job stops at its first commit
 //! without double-counting, and SIGTERM stops a job after a commit.
@@ -181,6 +184,10 @@ impl Job {
     }
 }
 
+/// The sink rows a job must have written when the source is read up to a
+/// snapshot (`None`: the latest).
+type Model = fn(&Path, Option<i64>) -> Vec<String>;
+
 /// One job of a test: its name, statement, and the query it must equal.
 struct Spec {
     name: &'static str,
@@ -194,6 +201,10 @@ struct Spec {
     source: &'static str,
     /// Insert-only source: the sink is checked after every kill.
     check_each_kill: bool,
+    /// What the sink must hold when the source is read up to a snapshot
+    /// (`None`: the latest), for jobs whose result is no batch query
+    /// (windows); replaces `batch` when set.
+    model: Option<Model>,
 }
 
 impl Spec {
@@ -279,7 +290,10 @@ fn chaos(test: &str, seed: u64, warehouse: &Path, specs: &[Spec], statements: Ve
             let Some(next) = progress(warehouse, spec.sink, &spec.key()) else {
                 continue;
             };
-            let expected = query(warehouse, &spec.batch_as_of(Some(next - 1)));
+            let expected = match spec.model {
+                Some(model) => model(warehouse, Some(next - 1)),
+                None => query(warehouse, &spec.batch_as_of(Some(next - 1))),
+            };
             let actual = query(warehouse, spec.sink_query);
             assert_eq!(
                 actual, expected,
@@ -299,7 +313,10 @@ fn chaos(test: &str, seed: u64, warehouse: &Path, specs: &[Spec], statements: Ve
         last.stderr()
     );
     for spec in specs {
-        let expected = query(warehouse, &spec.batch_as_of(None));
+        let expected = match spec.model {
+            Some(model) => model(warehouse, None),
+            None => query(warehouse, &spec.batch_as_of(None)),
+        };
         let actual = query(warehouse, spec.sink_query);
         assert!(
             !expected.is_empty(),
@@ -317,6 +334,21 @@ fn chaos(test: &str, seed: u64, warehouse: &Path, specs: &[Spec], statements: Ve
         kills >= 3,
         "seed {seed}: the writer finished after only {kills} kills"
     );
+}
+
+/// The newest snapshot id of a table, from its snapshot files.
+fn latest_snapshot(warehouse: &Path, table: &str) -> Option<i64> {
+    std::fs::read_dir(warehouse.join(format!("db.db/{table}/snapshot")))
+        .ok()?
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .to_str()?
+                .strip_prefix("snapshot-")?
+                .parse::<i64>()
+                .ok()
+        })
+        .max()
 }
 
 fn setup(warehouse: &Path, statements: &[&str]) {
@@ -394,6 +426,7 @@ fn per_row_jobs_are_exactly_once_through_sigkills() {
                 batch: "SELECT id, page, ms FROM {src} WHERE ms >= 500",
                 source: "clicks",
                 check_each_kill: true,
+                model: None,
             },
             Spec {
                 name: "rich",
@@ -403,6 +436,7 @@ fn per_row_jobs_are_exactly_once_through_sigkills() {
                 batch: "SELECT id, owner, balance FROM {src} WHERE balance >= 100",
                 source: "accounts",
                 check_each_kill: false,
+                model: None,
             },
         ],
         statements,
@@ -488,6 +522,7 @@ fn aggregate_jobs_are_exactly_once_through_sigkills() {
                 batch: "SELECT customer, count(*), sum(amount) FROM {src} GROUP BY customer",
                 source: "orders",
                 check_each_kill: false,
+                model: None,
             },
             Spec {
                 name: "extremes",
@@ -498,6 +533,7 @@ fn aggregate_jobs_are_exactly_once_through_sigkills() {
                 batch: "SELECT sensor, min(t), max(t), count(*) FROM {src} GROUP BY sensor",
                 source: "readings",
                 check_each_kill: true,
+                model: None,
             },
         ],
         statements,
@@ -553,6 +589,7 @@ fn lookup_join_jobs_are_exactly_once_through_sigkills() {
                     ON e.uid = u.id WHERE e.v % 4 <> 0",
             source: "events",
             check_each_kill: true,
+            model: None,
         }],
         statements,
     );
@@ -711,5 +748,137 @@ fn sigterm_stops_a_job_after_a_commit() {
     assert!(
         last_line.contains(&format!("..{next},")),
         "the last commit printed is the one recorded: {last_line}"
+    );
+}
+
+const WINDOW_MS: i64 = 10_000;
+const WINDOW_DELAY_MS: i64 = 3_000;
+
+/// A query over a snapshot (`VERSION AS OF`), whose answer never changes:
+/// asked once per warehouse.
+fn query_as_of(warehouse: &Path, q: &str) -> Vec<String> {
+    type Answers = std::collections::HashMap<(PathBuf, String), Vec<String>>;
+    static ANSWERS: Mutex<Option<Answers>> = Mutex::new(None);
+    let key = (warehouse.to_path_buf(), q.to_string());
+    if let Some(rows) = ANSWERS
+        .lock()
+        .expect("the cache lock")
+        .get_or_insert_with(Default::default)
+        .get(&key)
+    {
+        return rows.clone();
+    }
+    let rows = query(warehouse, q);
+    ANSWERS
+        .lock()
+        .expect("the cache lock")
+        .get_or_insert_with(Default::default)
+        .insert(key, rows.clone());
+    rows
+}
+
+/// The tumbling-window model, from the source's snapshots alone: the
+/// watermark as of snapshot s is the largest event time as of s (an append
+/// table keeps every row it was given) minus the delay; the windows whose
+/// end it passes at s are counted with `date_bin` over the source as of s.
+fn tumbling_window_model(warehouse: &Path, upto: Option<i64>) -> Vec<String> {
+    let Some(last) = upto.or_else(|| latest_snapshot(warehouse, "events")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut closed: Option<i64> = None;
+    for s in 1..=last {
+        let max = query_as_of(
+            warehouse,
+            &format!("SELECT CAST(max(ts) AS BIGINT) FROM db.events VERSION AS OF {s}"),
+        );
+        let Some(max) = max.first().and_then(|v| v.parse::<i64>().ok()) else {
+            continue;
+        };
+        let watermark = max - WINDOW_DELAY_MS;
+        if closed.is_some_and(|c| c >= watermark) {
+            continue;
+        }
+        let rows = query_as_of(
+            warehouse,
+            &format!(
+                "SELECT CAST(date_bin(INTERVAL '10 seconds', ts, TIMESTAMP '1970-01-01 00:00:00') AS BIGINT) AS ws, \
+                 page, count(*), sum(bytes) FROM db.events VERSION AS OF {s} GROUP BY 1, page"
+            ),
+        );
+        for row in rows {
+            let start: i64 = row
+                .split(',')
+                .next()
+                .and_then(|v| v.parse().ok())
+                .expect("a window start");
+            let end = start + WINDOW_MS;
+            if end <= watermark && closed.is_none_or(|c| end > c) {
+                out.push(row);
+            }
+        }
+        closed = Some(watermark);
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn window_jobs_close_each_window_once_through_sigkills() {
+    let dir = tempfile::tempdir().expect("a temporary warehouse");
+    let wh = dir.path();
+    setup(
+        wh,
+        &[
+            "CREATE TABLE db.events (ts TIMESTAMP(3), page STRING, bytes BIGINT, \
+             WATERMARK FOR ts AS ts - INTERVAL '3' SECOND) WITH ('bucket' = '2', 'bucket-key' = 'page')",
+            // No primary key: a window written twice would show.
+            "CREATE TABLE db.per_window (window_start TIMESTAMP(3), page STRING, n BIGINT, total BIGINT)",
+            "INSERT INTO db.events VALUES (to_timestamp_millis(500), 'p0', 1)",
+        ],
+    );
+    let seed = seed("window");
+    let mut rng = Rng(seed ^ 4);
+    let mut base = 1_000i64;
+    let statements: Vec<String> = (0..30)
+        .map(|_| {
+            base += 500 + rng.below(2500) as i64;
+            let rows: Vec<String> = (0..2 + rng.below(12))
+                .map(|_| {
+                    let t = match rng.below(12) {
+                        // Out of order, mostly within the delay.
+                        0 | 1 => base - rng.below(4_000) as i64,
+                        // Late: its window has closed.
+                        2 => base - 15_000 - rng.below(10_000) as i64,
+                        _ => base + rng.below(1_000) as i64,
+                    };
+                    format!(
+                        "(to_timestamp_millis({t}), 'p{}', {})",
+                        rng.below(4),
+                        rng.below(1000)
+                    )
+                })
+                .collect();
+            format!("INSERT INTO db.events VALUES {}", rows.join(", "))
+        })
+        .collect();
+    chaos(
+        "window",
+        seed,
+        wh,
+        &[Spec {
+            name: "tumble",
+            statement: "INSERT INTO db.per_window \
+                        SELECT window_start, page, count(*), sum(bytes) \
+                        FROM TABLE(TUMBLE(TABLE db.events, DESCRIPTOR(ts), INTERVAL '10' SECOND)) \
+                        GROUP BY window_start, window_end, page",
+            sink: "per_window",
+            sink_query: "SELECT CAST(window_start AS BIGINT), page, n, total FROM db.per_window",
+            batch: "",
+            source: "events",
+            check_each_kill: true,
+            model: Some(tumbling_window_model),
+        }],
+        statements,
     );
 }

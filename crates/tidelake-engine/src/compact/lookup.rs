@@ -800,6 +800,7 @@ mod tests {
             .await
             .unwrap();
         let request = crate::commit::CommitRequest {
+            watermark: None,
             messages: vec![crate::commit::CommitMessage {
                 partition: split.partition.clone(),
                 bucket: 0,

@@ -409,6 +409,7 @@ pub(crate) async fn commit_prepared(table: &Table, prepared: Prepared) -> Result
         return Ok(outcome);
     }
     let request = CommitRequest {
+        watermark: None,
         messages,
         kind: CommitKind::Compact,
         overwrite_partitions: None,

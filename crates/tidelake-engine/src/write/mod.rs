@@ -101,6 +101,8 @@ pub struct TableWriter {
     /// Where committed buckets go for compaction, when not compacted before
     /// `commit` returns (see [`TableWriter::compact_in_background`]).
     background: Option<crate::compact::CompactionHandle>,
+    /// See [`TableWriter::set_watermark`].
+    watermark: Option<i64>,
 }
 
 /// What the writer read from the snapshot it started from.
@@ -125,7 +127,15 @@ impl TableWriter {
             kv_schema,
             dynamic: None,
             background: None,
+            watermark: None,
         }
+    }
+
+    /// The event-time watermark (epoch millis) the written data reaches,
+    /// recorded in the snapshot's `watermark` field at commit (which never
+    /// moves back).
+    pub fn set_watermark(&mut self, millis: i64) {
+        self.watermark = Some(millis);
     }
 
     /// INSERT OVERWRITE: the commit replaces every partition written to (the
@@ -453,6 +463,7 @@ impl TableWriter {
             commit_user: self.commit_user.clone(),
             commit_identifier: i64::MAX,
             properties,
+            watermark: self.watermark,
         };
         let id = Committer::new(&self.table)?
             .commit_fenced(request, fence)

@@ -116,6 +116,7 @@ impl Table {
             Ok(()) if messages.is_empty() => Ok(None),
             Ok(()) => {
                 let request = CommitRequest {
+                    watermark: None,
                     messages,
                     kind: CommitKind::Overwrite,
                     overwrite_partitions: None,

@@ -15,7 +15,12 @@
 //! - aggregates: `SELECT keys, sum(x), count(*), count(x), min(x), max(x)
 //!   FROM src [WHERE ...] GROUP BY keys`: each batch of changes is folded
 //!   into one row per group holding its *change* (sum/count of retracted
-//!   rows count negatively), which the sink's aggregation merge engine adds.
+//!   rows count negatively), which the sink's aggregation merge engine adds;
+//! - window aggregates: `SELECT window_start, window_end, keys, <any
+//!   aggregates> FROM TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts), size)) [WHERE
+//!   ...] GROUP BY window_start, window_end, keys` (or HOP): the window item
+//!   is replaced by the source table, which the job fills with the rows of
+//!   the windows that close (see `window.rs`).
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -30,6 +35,7 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::parser::Parser;
 
 use super::dialect::JobDialect;
+use super::window::{self, WindowCall};
 use crate::error::{Result, SqlError};
 use crate::session::CATALOG_NAME;
 use crate::stream::{extract_options_hint, normalize};
@@ -40,7 +46,9 @@ pub(crate) const KIND_COLUMN: &str = "__tidelake_kind";
 pub(crate) const SIGN_COLUMN: &str = "__tidelake_sign";
 pub(crate) const SEQ_COLUMN: &str = "__tidelake_seq";
 
-const LATER: &str = "stream-stream joins and windows are planned for a later change";
+const LATER: &str = "stream-stream joins are planned for a later change";
+/// How to write a window instead of Flink's older group-window syntax.
+const WINDOW_SYNTAX: &str = "write windows as FROM TABLE(TUMBLE(TABLE db.src, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) (or HOP(TABLE db.src, DESCRIPTOR(ts), slide, size)) and GROUP BY window_start, window_end, ...";
 
 /// A table as the statement names it (identifiers normalized).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -125,8 +133,11 @@ pub(crate) struct ParsedJob {
     /// `Some` for an aggregate: what each output column is.
     pub aggregate: Option<Vec<Output>>,
     /// The SELECT run over each batch of changes: per-row jobs select the
-    /// hidden kind and position first; aggregates sum signed values.
+    /// hidden kind and position first; aggregates sum signed values; window
+    /// aggregates run as written over the rows of the closing windows.
     pub exec_query: Query,
+    /// `Some` for a window aggregate (`aggregate` is then `None`).
+    pub window: Option<WindowCall>,
 }
 
 fn refuse(what: impl std::fmt::Display) -> SqlError {
@@ -177,6 +188,7 @@ const WINDOW_FUNCTIONS: &[&str] = &["tumble", "hop", "session", "cumulate"];
 /// function name is an aggregate function.
 pub(crate) fn parse_job(sql: &str, is_aggregate: &dyn Fn(&str) -> bool) -> Result<ParsedJob> {
     let (sql, hint_options) = extract_options_hint(sql)?;
+    let sql = window::strip_table_arguments(&sql);
     let mut statements = Parser::parse_sql(&JobDialect::default(), &sql)?;
     if statements.len() != 1 {
         return Err(SqlError::Plan(format!(
@@ -228,9 +240,10 @@ pub(crate) fn parse_job(sql: &str, is_aggregate: &dyn Fn(&str) -> bool) -> Resul
     };
     let read = read_query(query, is_aggregate)?;
     let query = (**query).clone();
-    let exec_query = match &read.aggregate {
-        Some(outputs) => aggregate_exec_query(&query, outputs, &read.source_qualifier)?,
-        None => per_row_exec_query(&query, &read.source_qualifier)?,
+    let exec_query = match (&read.window, &read.aggregate) {
+        (Some(_), _) => query.clone(),
+        (None, Some(outputs)) => aggregate_exec_query(&query, outputs, &read.source_qualifier)?,
+        (None, None) => per_row_exec_query(&query, &read.source_qualifier)?,
     };
     Ok(ParsedJob {
         hint_options,
@@ -243,6 +256,7 @@ pub(crate) fn parse_job(sql: &str, is_aggregate: &dyn Fn(&str) -> bool) -> Resul
         insert: statement,
         aggregate: read.aggregate,
         exec_query,
+        window: read.window,
     })
 }
 
@@ -251,6 +265,7 @@ struct ReadQuery {
     source_qualifier: ObjectName,
     lookups: Vec<Lookup>,
     aggregate: Option<Vec<Output>>,
+    window: Option<WindowCall>,
 }
 
 /// Checks the SELECT and removes its `FOR SYSTEM_TIME AS OF` clauses.
@@ -299,7 +314,9 @@ fn read_query(query: &mut Query, is_aggregate: &dyn Fn(&str) -> bool) -> Result<
         ));
     }
     if select.qualify.is_some() || !select.named_window.is_empty() {
-        return Err(refuse(format!("window clauses (QUALIFY, WINDOW): {LATER}")));
+        return Err(refuse(format!(
+            "window clauses (QUALIFY, WINDOW); for event-time windows, {WINDOW_SYNTAX}"
+        )));
     }
     if select.top.is_some()
         || select.into.is_some()
@@ -323,6 +340,20 @@ fn read_query(query: &mut Query, is_aggregate: &dyn Fn(&str) -> bool) -> Result<
             )))
         }
     };
+    // A window item reads as its table; the job fills that with the
+    // windows' rows.
+    let mut window = None;
+    if let TableFactor::TableFunction { expr, alias } = &from.relation {
+        let call = window::parse_window_call(expr)?;
+        if !from.joins.is_empty() {
+            return Err(refuse(format!(
+                "a window over a join ({}): aggregate the windows of one table",
+                call.spec.describe()
+            )));
+        }
+        from.relation = window::source_item(&call, alias)?;
+        window = Some(call);
+    }
     let (source, source_qualifier) = match &from.relation {
         TableFactor::Table {
             name,
@@ -347,7 +378,7 @@ fn read_query(query: &mut Query, is_aggregate: &dyn Fn(&str) -> bool) -> Result<
         TableFactor::Table { name, .. } => {
             let fname = name.to_string().to_lowercase();
             if WINDOW_FUNCTIONS.iter().any(|w| fname.ends_with(w)) {
-                return Err(refuse(format!("windows ({name}): {LATER}")));
+                return Err(refuse(format!("{name}(...) as a table: {WINDOW_SYNTAX}")));
             }
             return Err(refuse(format!("a table function ({name}) as its source")));
         }
@@ -443,6 +474,16 @@ fn read_query(query: &mut Query, is_aggregate: &dyn Fn(&str) -> bool) -> Result<
         }
         _ => false,
     });
+    if let Some(call) = &window {
+        window::check_window_grouping(select, call)?;
+        return Ok(ReadQuery {
+            source,
+            source_qualifier,
+            lookups,
+            aggregate: None,
+            window,
+        });
+    }
     let aggregate = if grouped || has_aggregate {
         if !grouped {
             return Err(refuse(
@@ -470,6 +511,7 @@ fn read_query(query: &mut Query, is_aggregate: &dyn Fn(&str) -> bool) -> Result<
         source_qualifier,
         lookups,
         aggregate,
+        window: None,
     })
 }
 
@@ -478,13 +520,16 @@ fn check_expressions(query: &Query, is_aggregate: &dyn Fn(&str) -> bool) -> Resu
     let flow = visit_expressions(query, |e| {
         let problem = match e {
             SqlExpr::Function(f) if f.over.is_some() => Some(format!(
-                "window functions ({}(...) OVER ...): {LATER}",
+                "window functions ({}(...) OVER ...), which need every row seen so far; for event-time windows, {WINDOW_SYNTAX}",
                 f.name
             )),
             SqlExpr::Function(f)
                 if function_name(f).is_some_and(|n| WINDOW_FUNCTIONS.contains(&n.as_str())) =>
             {
-                Some(format!("windows ({}(...)): {LATER}", f.name))
+                Some(format!(
+                    "the group window {}(...): {WINDOW_SYNTAX}",
+                    f.name
+                ))
             }
             SqlExpr::Function(f)
                 if function_name(f).is_some_and(|n| is_aggregate(&n))
@@ -837,6 +882,35 @@ mod tests {
     }
 
     #[test]
+    fn window_items_read_as_their_table_and_keep_any_aggregate() {
+        let job = parse(
+            "INSERT INTO db.per_min SELECT window_start, window_end, page, avg(bytes) \
+             FROM TABLE(TUMBLE(TABLE db.clicks, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) AS w \
+             GROUP BY window_start, window_end, page",
+        )
+        .unwrap();
+        assert_eq!(job.source.to_string(), "db.clicks");
+        assert_eq!(job.source_qualifier, "w");
+        assert!(job.aggregate.is_none());
+        assert_eq!(job.window.as_ref().unwrap().spec.size, 60_000_000);
+        assert_eq!(
+            job.exec_query.to_string(),
+            "SELECT window_start, window_end, page, avg(bytes) FROM db.clicks AS w \
+             GROUP BY window_start, window_end, page"
+        );
+        refused(
+            "INSERT INTO s SELECT window_start, window_end, count(*) \
+             FROM TABLE(HOP(TABLE src, DESCRIPTOR(ts), INTERVAL '1' MINUTE, INTERVAL '90' SECOND)) \
+             GROUP BY window_start, window_end",
+            &["not a multiple of its slide"],
+        );
+        refused(
+            "INSERT INTO s SELECT * FROM TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts), INTERVAL '1' MINUTE))",
+            &["without an aggregate"],
+        );
+    }
+
+    #[test]
     fn what_cannot_be_maintained_is_refused_by_name() {
         let later = "planned for a later change";
         refused("SELECT * FROM db.src", &["without --job"]);
@@ -871,11 +945,11 @@ mod tests {
         );
         refused(
             "INSERT INTO s SELECT id, row_number() OVER (PARTITION BY k ORDER BY id) FROM src",
-            &["window functions", later],
+            &["window functions", "TUMBLE"],
         );
         refused(
             "INSERT INTO s SELECT k, count(*) FROM src GROUP BY k, TUMBLE(ts, INTERVAL '1' MINUTE)",
-            &["windows", later],
+            &["group window", "FROM TABLE(TUMBLE(TABLE"],
         );
         refused("INSERT INTO s SELECT * FROM src ORDER BY id", &["ORDER BY"]);
         refused("INSERT INTO s SELECT * FROM src LIMIT 3", &["LIMIT"]);

@@ -88,6 +88,21 @@ impl JobContext {
         Ok(DataFrame::new(self.ctx.state(), plan).collect().await?)
     }
 
+    /// Reads a table through DataFusion, rows passing `filter` (which may
+    /// be used to skip files only loosely: callers filter exactly).
+    pub async fn scan(
+        &self,
+        table: Arc<dyn TableProvider>,
+        filter: datafusion::logical_expr::Expr,
+    ) -> Result<Vec<RecordBatch>> {
+        Ok(self
+            .ctx
+            .read_table(table)?
+            .filter(filter)?
+            .collect()
+            .await?)
+    }
+
     /// Whether `name` is an aggregate function here.
     pub fn is_aggregate(&self, name: &str) -> bool {
         self.ctx.state().aggregate_functions().contains_key(name)

@@ -18,6 +18,11 @@
 //! - Other conflicts (a writer racing on the same sink bucket) retry the
 //!   batch from the committed progress.
 //!
+//! Window aggregates (`FROM TABLE(TUMBLE(...))`, `HOP`) close windows as
+//! the source's watermark passes their end and compute each once, in batch,
+//! from the source as of the snapshot that closed it; the watermark is
+//! recorded next to the progress (see `window.rs`).
+//!
 //! With a `consumer-id` among the source's read options, the progress is
 //! also recorded as that consumer after each commit, so that expiration
 //! keeps the source snapshots the job has not read yet.
@@ -27,6 +32,7 @@ mod dialect;
 mod exec;
 mod plan;
 mod progress;
+mod window;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -143,6 +149,17 @@ impl Session {
         }
         // The sink's progress decides where to resume, not the consumer.
         let consumer_id = stream_options.consumer_id.take();
+        if plan.window.is_some()
+            && !matches!(
+                stream_options.mode,
+                StartMode::LatestFull | StartMode::FromSnapshotFull(_)
+            )
+        {
+            return Err(SqlError::InvalidParameter(format!(
+                "job '{name}': a window job starts from a full snapshot of its source (by default its earliest snapshot, or scan.mode 'from-snapshot-full'), so that its watermark covers every row; it cannot start with {:?}",
+                stream_options.mode
+            )));
+        }
         let key = progress_key(name, plan.source.identifier());
         tracing::info!(job = name, shape = %plan.shape, source = %plan.source.identifier(), sink = %plan.sink.identifier(), "job prepared");
         Ok(StreamingJob {
@@ -168,10 +185,16 @@ struct Pending {
     rows_in: u64,
     rows_out: u64,
     first_read: Option<Instant>,
+    /// Window jobs: the watermark after the snapshots read so far
+    /// (microseconds), the largest event time of the snapshot being read,
+    /// and the watermark moves that close windows, to compute at commit.
+    watermark: Option<i64>,
+    snapshot_max_event: Option<i64>,
+    closing: Vec<window::ClosingStep>,
 }
 
 impl Pending {
-    fn new(writer: TableWriter, from: i64) -> Pending {
+    fn new(writer: TableWriter, from: i64, watermark: Option<i64>) -> Pending {
         Pending {
             writer,
             from,
@@ -182,6 +205,9 @@ impl Pending {
             rows_in: 0,
             rows_out: 0,
             first_read: None,
+            watermark,
+            snapshot_max_event: None,
+            closing: Vec::new(),
         }
     }
 }
@@ -220,6 +246,12 @@ impl StreamingJob {
         let mut options = self.stream_options.clone();
         if let Some(next) = next {
             options.mode = StartMode::FromSnapshot(next);
+        } else if self.plan.window.is_some() && options.mode == StartMode::LatestFull {
+            // Windows close per snapshot: a first run walks the source's
+            // history, so its output does not depend on when it started.
+            if let Some(earliest) = self.plan.source.snapshots().earliest_snapshot_id().await? {
+                options.mode = StartMode::FromSnapshotFull(earliest);
+            }
         }
         Ok(ChangeReader::open(self.plan.source.clone(), options).await?)
     }
@@ -269,7 +301,11 @@ impl StreamingJob {
             next_snapshot: progress.next,
             ..JobSummary::default()
         };
-        let mut pending = Pending::new(self.sink_writer(compactor), reader.position());
+        let mut pending = Pending::new(
+            self.sink_writer(compactor),
+            reader.position(),
+            self.recorded_watermark(&progress)?,
+        );
         let mut last_commit = Instant::now();
         let mut conflicts = 0u32;
         loop {
@@ -311,7 +347,8 @@ impl StreamingJob {
                 };
                 if commit_now {
                     let position = reader.position();
-                    let fresh = Pending::new(self.sink_writer(compactor), position);
+                    let fresh =
+                        Pending::new(self.sink_writer(compactor), position, pending.watermark);
                     let batch = std::mem::replace(&mut pending, fresh);
                     match self.commit(batch, &progress, position).await {
                         Ok((commit, new_progress)) => {
@@ -335,7 +372,11 @@ impl StreamingJob {
                             tracing::warn!(job = %self.name, attempt = conflicts, "commit conflict, redoing the batch: {e}");
                             progress = read_progress(&self.plan.sink, &self.key).await?;
                             reader = self.open_reader(progress.next).await?;
-                            pending = Pending::new(self.sink_writer(compactor), reader.position());
+                            pending = Pending::new(
+                                self.sink_writer(compactor),
+                                reader.position(),
+                                self.recorded_watermark(&progress)?,
+                            );
                             tokio::time::sleep(Duration::from_millis(50 << conflicts.min(5))).await;
                         }
                     }
@@ -379,6 +420,9 @@ impl StreamingJob {
             while let Some(batch) = batches.try_next().await? {
                 self.absorb(&batch, pending).await?;
             }
+            if let Some(plan) = &self.plan.window {
+                window::advance_watermark(plan, pending, changes.snapshot_id);
+            }
             let at_max = self
                 .options
                 .max_snapshots
@@ -403,6 +447,18 @@ impl StreamingJob {
         if batch.num_rows() == 0 {
             return Ok(());
         }
+        if let Some(plan) = &self.plan.window {
+            // Windows read their rows from the source when they close: a
+            // change only moves the watermark.
+            pending.rows_in += batch.num_rows() as u64;
+            let max = window::max_added_event_time(
+                batch,
+                tidelake_engine::ROW_KIND_COLUMN,
+                &plan.spec.time_column,
+            )?;
+            pending.snapshot_max_event = pending.snapshot_max_event.max(max);
+            return Ok(());
+        }
         let input = input_batch(&self.plan.input_schema, batch, pending.next_seq)?;
         let rows = input.num_rows();
         pending.next_seq += rows as i64;
@@ -417,6 +473,16 @@ impl StreamingJob {
 
     /// Runs the query over the pending input and writes its output.
     async fn process(&self, pending: &mut Pending) -> Result<()> {
+        if let Some(plan) = &self.plan.window {
+            for step in std::mem::take(&mut pending.closing) {
+                let rows = window::close_windows(&self.plan, plan, &step).await?;
+                for rows in rows {
+                    pending.rows_out += rows.num_rows() as u64;
+                    pending.writer.write(rows, RowKind::Insert).await?;
+                }
+            }
+            return Ok(());
+        }
         let input = std::mem::take(&mut pending.input);
         pending.input_rows = 0;
         if input.is_empty() {
@@ -466,8 +532,14 @@ impl StreamingJob {
             pending.writer.abort().await;
             return Err(CommitError::Fatal(e));
         }
-        let properties = BTreeMap::from([(self.key.clone(), position.to_string())]);
+        let mut properties = BTreeMap::from([(self.key.clone(), position.to_string())]);
+        if let (Some(_), Some(watermark)) = (&self.plan.window, pending.watermark) {
+            properties.insert(window::watermark_key(&self.name), watermark.to_string());
+            // Paimon's snapshot field, in milliseconds, for other engines.
+            pending.writer.set_watermark(watermark.div_euclid(1_000));
+        }
         let fence = progress.fence(&self.key);
+        let committed_properties = properties.clone();
         let committed = pending
             .writer
             .commit_fenced(CommitKind::Append, properties, Some(fence))
@@ -490,6 +562,7 @@ impl StreamingJob {
                         read_at: Some(id),
                         next: Some(position),
                         recorded_in: Some(id),
+                        properties: committed_properties,
                     },
                 ))
             }
@@ -516,6 +589,19 @@ impl StreamingJob {
             }
             Err(e) => Err(CommitError::Fatal(e.into())),
         }
+    }
+
+    /// The watermark a window job recorded with its progress.
+    fn recorded_watermark(&self, progress: &Progress) -> Result<Option<i64>> {
+        if self.plan.window.is_none() {
+            return Ok(None);
+        }
+        let key = window::watermark_key(&self.name);
+        progress
+            .properties
+            .get(&key)
+            .map(|value| window::parse_recorded_watermark(&key, value))
+            .transpose()
     }
 
     async fn record_consumer(&self, position: i64) {

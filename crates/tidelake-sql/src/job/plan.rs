@@ -14,9 +14,11 @@ use tidelake_engine::{Catalog, Identifier, Table};
 
 use super::analyze::{parse_job, Output, ParsedJob, TableName};
 use super::exec::{input_schema, JobContext, SinkMapping};
+use super::window::{check_resolution, windowed_schema, WindowSpec};
 use crate::error::{Result, SqlError};
 use crate::provider::TidelakeTable;
 use crate::session::CATALOG_NAME;
+use crate::watermark::{check_event_time_type, watermark_of, WatermarkSpec};
 
 /// What the changes of a source look like.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +86,19 @@ pub(crate) struct JobPlan {
     pub hint_options: BTreeMap<String, String>,
     /// "aggregate", "per-row", "lookup join"...
     pub shape: String,
+    /// `Some` for a window aggregate: `exec` then runs over the rows of the
+    /// closing windows, registered as the source.
+    pub window: Option<WindowPlan>,
+}
+
+/// How a window aggregate reads its source.
+pub(crate) struct WindowPlan {
+    pub spec: WindowSpec,
+    pub watermark: WatermarkSpec,
+    /// The event-time column's type (also that of window_start/window_end).
+    pub time_type: datafusion::arrow::datatypes::DataType,
+    /// The source's columns, then window_start and window_end.
+    pub schema: datafusion::arrow::datatypes::SchemaRef,
 }
 
 /// What walking the user's plan found.
@@ -283,6 +298,9 @@ pub(crate) async fn plan_job(catalog: &Catalog, database: &str, sql: &str) -> Re
         Arc::new(TidelakeTable::new(sink.clone(), None)),
     )?;
     let source_ref = reference(&source_id);
+    if parsed.window.is_some() {
+        return plan_window(parsed, source, sink, context, source_ref).await;
+    }
     // The statement as written, over a source of its plain columns: every
     // name, type and column count is checked as a batch INSERT would be.
     context.set_source(&source_ref, source.arrow_schema(), Vec::new())?;
@@ -359,6 +377,88 @@ pub(crate) async fn plan_job(catalog: &Catalog, database: &str, sql: &str) -> Re
         mapping,
         hint_options: parsed.hint_options,
         shape,
+        window: None,
+    })
+}
+
+/// A window aggregate: the source needs a watermark on the window's time
+/// column; the query runs as written over the windows' rows.
+async fn plan_window(
+    parsed: ParsedJob,
+    source: Table,
+    sink: Table,
+    context: JobContext,
+    source_ref: TableReference,
+) -> Result<JobPlan> {
+    let Some(call) = parsed.window.clone() else {
+        return Err(SqlError::Internal("not a window job".into()));
+    };
+    let spec = call.spec;
+    let source_name = source.identifier().to_string();
+    let source_schema = source.arrow_schema();
+    let time_field = source_schema
+        .field_with_name(&spec.time_column)
+        .map_err(|_| {
+            SqlError::UndefinedColumn(format!(
+                "DESCRIPTOR({}): source '{source_name}' has no column '{}'",
+                spec.time_column, spec.time_column
+            ))
+        })?;
+    let time_type = time_field.data_type().clone();
+    check_event_time_type(
+        &time_type,
+        &time_type.to_string(),
+        &spec.time_column,
+        &source_name,
+    )?;
+    check_resolution(&spec, &time_type)?;
+    let mut options = source.schema().options.clone();
+    options.extend(parsed.hint_options.clone());
+    let watermark = watermark_of(&options, &source_schema, &source_name)?.ok_or_else(|| {
+        SqlError::Unsupported(format!(
+            "a job cannot run a window without a watermark: source '{source_name}' declares none; create it with WATERMARK FOR {col} AS {col} - INTERVAL '5' SECOND, or set its options 'schema.watermark.0.rowtime' = '{col}' and 'schema.watermark.0.strategy.expr' = '{col} - INTERVAL ''5'' SECOND'",
+            col = spec.time_column
+        ))
+    })?;
+    if watermark.column != spec.time_column {
+        return Err(SqlError::Unsupported(format!(
+            "a job cannot run a window on column '{}' of source '{source_name}', whose watermark is on column '{}': window on the watermark's column",
+            spec.time_column, watermark.column
+        )));
+    }
+    let schema = windowed_schema(&source_schema, &time_type);
+    context.set_source(&source_ref, schema.clone(), Vec::new())?;
+    context.plan(&parsed.insert).await?;
+    let exec = Statement::Query(Box::new(parsed.exec_query.clone()));
+    let user_plan = context.plan(&exec).await?;
+    let mut facts = PlanFacts::default();
+    walk(&user_plan, &mut facts)?;
+    if facts.aggregates == 0 {
+        return Err(refuse(format!(
+            "a window query without an aggregate ({}); aggregate per window_start, window_end",
+            spec.describe()
+        )));
+    }
+    let outputs = user_plan.schema().fields().len();
+    let (mapping, _) = sink_mapping(&sink, &parsed.insert_columns, outputs)?;
+    Ok(JobPlan {
+        input_schema: input_schema(&source_schema),
+        source,
+        sink,
+        context,
+        source_ref,
+        exec,
+        aggregate: true,
+        min_max: None,
+        mapping,
+        hint_options: parsed.hint_options,
+        shape: spec.describe(),
+        window: Some(WindowPlan {
+            spec,
+            watermark,
+            time_type,
+            schema,
+        }),
     })
 }
 

@@ -46,6 +46,8 @@ pub(crate) struct Progress {
     pub next: Option<i64>,
     /// The sink snapshot that recorded it.
     pub recorded_in: Option<i64>,
+    /// That snapshot's properties (a window job's watermark is among them).
+    pub properties: BTreeMap<String, String>,
 }
 
 impl Progress {
@@ -67,6 +69,7 @@ pub(crate) async fn read_progress(sink: &Table, key: &str) -> Result<Progress> {
             read_at: None,
             next: None,
             recorded_in: None,
+            properties: BTreeMap::new(),
         });
     };
     let earliest = snapshots.earliest_snapshot_id().await?.unwrap_or(1);
@@ -84,6 +87,7 @@ pub(crate) async fn read_progress(sink: &Table, key: &str) -> Result<Progress> {
                     read_at: Some(latest),
                     next: Some(next),
                     recorded_in: Some(id),
+                    properties: snapshot.properties.clone().unwrap_or_default(),
                 });
             }
         }
@@ -93,6 +97,7 @@ pub(crate) async fn read_progress(sink: &Table, key: &str) -> Result<Progress> {
         read_at: Some(latest),
         next: None,
         recorded_in: None,
+        properties: BTreeMap::new(),
     })
 }
 
@@ -112,6 +117,7 @@ mod tests {
             read_at: Some(7),
             next: None,
             recorded_in: None,
+            properties: BTreeMap::new(),
         }
         .fence(&key);
         assert_eq!(fence.read_at, Some(7));
