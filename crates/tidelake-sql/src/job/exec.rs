@@ -88,6 +88,11 @@ impl JobContext {
         Ok(DataFrame::new(self.ctx.state(), plan).collect().await?)
     }
 
+    /// The DataFusion context, for plans built without SQL.
+    pub fn session(&self) -> &SessionContext {
+        &self.ctx
+    }
+
     /// Whether `name` is an aggregate function here.
     pub fn is_aggregate(&self, name: &str) -> bool {
         self.ctx.state().aggregate_functions().contains_key(name)
