@@ -298,7 +298,7 @@ pub(crate) async fn plan_stream_join(
             )));
         }
     } else {
-        for i in 0..2 {
+        for i in [0, 1] {
             if !at_most_one(i) && !key_in_sink(i) {
                 return Err(SqlError::Unsupported(format!(
                     "the primary key of sink '{sink_name}' must identify each output row: '{}' can match several rows of '{}', so either equate its whole key in ON (missing: {}) or write its key columns, selected as they are, into the sink's primary key (missing: {})",
