@@ -5,7 +5,8 @@
 //! must equal the same query run in batch over the source: nothing lost,
 //! nothing counted twice. For insert-only sources this is also checked
 //! after every kill, against the source as of the snapshot before the
-//! progress the sink records (output and progress commit together).
+//! progress the sink records (output and progress commit together); for
+//! joins of two streams, against both tables as of their two progresses.
 //! Window jobs are compared with a model of their windows built from the
 //! source's snapshots (each window counted as of the snapshot whose
 //! watermark closes it), after every kill and at the end.
@@ -199,7 +200,10 @@ struct Spec {
     /// `VERSION AS OF n`.
     batch: &'static str,
     source: &'static str,
-    /// Insert-only source: the sink is checked after every kill.
+    /// The second streamed table of a join (`{src2}` in `batch`).
+    other_source: Option<&'static str>,
+    /// Insert-only source, or a join of two streams: the sink is checked
+    /// after every kill.
     check_each_kill: bool,
     /// What the sink must hold when the source is read up to a snapshot
     /// (`None`: the latest), for jobs whose result is no batch query
@@ -212,12 +216,22 @@ impl Spec {
         format!("tidelake.job.{}.db.{}", self.name, self.source)
     }
 
-    fn batch_as_of(&self, snapshot: Option<i64>) -> String {
-        let src = match snapshot {
-            Some(n) => format!("db.{} VERSION AS OF {n}", self.source),
-            None => format!("db.{}", self.source),
+    fn other_key(&self) -> Option<String> {
+        self.other_source
+            .map(|other| format!("tidelake.job.{}.db.{other}", self.name))
+    }
+
+    /// The batch query over the sources as of these snapshots (latest: `None`).
+    fn batch_as_of(&self, snapshot: Option<i64>, other: Option<i64>) -> String {
+        let version = |table: &str, snapshot: Option<i64>| match snapshot {
+            Some(n) => format!("db.{table} VERSION AS OF {n}"),
+            None => format!("db.{table}"),
         };
-        self.batch.replace("{src}", &src)
+        let mut batch = self.batch.replace("{src}", &version(self.source, snapshot));
+        if let Some(table) = self.other_source {
+            batch = batch.replace("{src2}", &version(table, other));
+        }
+        batch
     }
 }
 
@@ -290,14 +304,22 @@ fn chaos(test: &str, seed: u64, warehouse: &Path, specs: &[Spec], statements: Ve
             let Some(next) = progress(warehouse, spec.sink, &spec.key()) else {
                 continue;
             };
+            // A join's sink reflects both tables as of its two progresses.
+            let other = match spec.other_key() {
+                Some(key) => match progress(warehouse, spec.sink, &key) {
+                    Some(n) => Some(n - 1),
+                    None => continue,
+                },
+                None => None,
+            };
             let expected = match spec.model {
                 Some(model) => model(warehouse, Some(next - 1)),
-                None => query(warehouse, &spec.batch_as_of(Some(next - 1))),
+                None => query(warehouse, &spec.batch_as_of(Some(next - 1), other)),
             };
             let actual = query(warehouse, spec.sink_query);
             assert_eq!(
                 actual, expected,
-                "seed {seed}, round {round}: job {} records progress {next}, but its sink differs from the query as of snapshot {}",
+                "seed {seed}, round {round}: job {} records progress {next} (and {other:?}), but its sink differs from the query as of snapshot {}",
                 spec.name,
                 next - 1
             );
@@ -315,7 +337,7 @@ fn chaos(test: &str, seed: u64, warehouse: &Path, specs: &[Spec], statements: Ve
     for spec in specs {
         let expected = match spec.model {
             Some(model) => model(warehouse, None),
-            None => query(warehouse, &spec.batch_as_of(None)),
+            None => query(warehouse, &spec.batch_as_of(None, None)),
         };
         let actual = query(warehouse, spec.sink_query);
         assert!(
@@ -425,6 +447,7 @@ fn per_row_jobs_are_exactly_once_through_sigkills() {
                 sink_query: "SELECT * FROM db.slow",
                 batch: "SELECT id, page, ms FROM {src} WHERE ms >= 500",
                 source: "clicks",
+                other_source: None,
                 check_each_kill: true,
                 model: None,
             },
@@ -435,6 +458,7 @@ fn per_row_jobs_are_exactly_once_through_sigkills() {
                 sink_query: "SELECT * FROM db.rich",
                 batch: "SELECT id, owner, balance FROM {src} WHERE balance >= 100",
                 source: "accounts",
+                other_source: None,
                 check_each_kill: false,
                 model: None,
             },
@@ -521,6 +545,7 @@ fn aggregate_jobs_are_exactly_once_through_sigkills() {
                 sink_query: "SELECT * FROM db.per_customer WHERE n <> 0",
                 batch: "SELECT customer, count(*), sum(amount) FROM {src} GROUP BY customer",
                 source: "orders",
+                other_source: None,
                 check_each_kill: false,
                 model: None,
             },
@@ -532,6 +557,7 @@ fn aggregate_jobs_are_exactly_once_through_sigkills() {
                 sink_query: "SELECT * FROM db.extremes",
                 batch: "SELECT sensor, min(t), max(t), count(*) FROM {src} GROUP BY sensor",
                 source: "readings",
+                other_source: None,
                 check_each_kill: true,
                 model: None,
             },
@@ -588,9 +614,106 @@ fn lookup_join_jobs_are_exactly_once_through_sigkills() {
             batch: "SELECT e.id, u.name, u.tier, e.v FROM {src} e LEFT JOIN db.users u \
                     ON e.uid = u.id WHERE e.v % 4 <> 0",
             source: "events",
+            other_source: None,
             check_each_kill: true,
             model: None,
         }],
+        statements,
+    );
+}
+
+/// A random change to the orders or the customers of the join test:
+/// upserts, join-key changes and deletes on both sides.
+fn join_change(rng: &mut Rng) -> String {
+    let customer = rng.below(10);
+    match rng.below(8) {
+        0..=2 => {
+            let rows: Vec<String> = (0..1 + rng.below(8))
+                .map(|_| {
+                    // Customers 8 and 9 never exist: LEFT JOIN keeps them.
+                    format!("({}, {}, {})", rng.below(60), rng.below(10), rng.below(100))
+                })
+                .collect();
+            format!("INSERT INTO db.orders VALUES {}", rows.join(", "))
+        }
+        3 => format!(
+            "UPDATE db.orders SET customer_id = {customer} WHERE id % 6 = {}",
+            rng.below(6)
+        ),
+        4 => format!("DELETE FROM db.orders WHERE id % 9 = {}", rng.below(9)),
+        5 => {
+            let id = rng.below(8);
+            format!(
+                "INSERT INTO db.customers VALUES ({id}, 'c{id}_{}', {})",
+                rng.below(100),
+                rng.below(3)
+            )
+        }
+        6 => format!(
+            "UPDATE db.customers SET tier = {} WHERE id % 4 = {}",
+            rng.below(3),
+            rng.below(4)
+        ),
+        _ => format!("DELETE FROM db.customers WHERE id = {}", rng.below(8)),
+    }
+}
+
+#[test]
+fn stream_join_jobs_are_exactly_once_through_sigkills() {
+    let dir = tempfile::tempdir().expect("a temporary warehouse");
+    let wh = dir.path();
+    setup(
+        wh,
+        &[
+            "CREATE TABLE db.orders (id BIGINT NOT NULL, customer_id INT, amount INT, \
+             PRIMARY KEY (id) NOT ENFORCED) WITH ('bucket' = '2')",
+            "CREATE TABLE db.customers (id INT NOT NULL, name STRING, tier INT, \
+             PRIMARY KEY (id) NOT ENFORCED) WITH ('bucket' = '2', 'changelog-producer' = 'lookup')",
+            "CREATE TABLE db.left_joined (id BIGINT NOT NULL, amount INT, name STRING, tier INT, \
+             PRIMARY KEY (id) NOT ENFORCED) WITH ('bucket' = '2')",
+            "CREATE TABLE db.inner_joined (id BIGINT NOT NULL, amount INT, name STRING, \
+             PRIMARY KEY (id) NOT ENFORCED)",
+            "INSERT INTO db.customers VALUES (0, 'c0', 1), (1, 'c1', 2), (2, 'c2', 0)",
+            "INSERT INTO db.orders VALUES (0, 0, 10), (1, 1, 20), (2, 9, 30)",
+        ],
+    );
+    let seed = seed("stream_join");
+    let mut rng = Rng(seed ^ 4);
+    let statements: Vec<String> = (0..36).map(|_| join_change(&mut rng)).collect();
+    chaos(
+        "stream_join",
+        seed,
+        wh,
+        &[
+            Spec {
+                name: "left_join",
+                statement: "INSERT INTO db.left_joined SELECT o.id, o.amount, c.name, c.tier \
+                            FROM db.orders AS o LEFT JOIN db.customers AS c \
+                            ON o.customer_id = c.id AND c.tier > 0",
+                sink: "left_joined",
+                sink_query: "SELECT * FROM db.left_joined",
+                batch: "SELECT o.id, o.amount, c.name, c.tier FROM {src} o \
+                        LEFT JOIN {src2} c ON o.customer_id = c.id AND c.tier > 0",
+                source: "orders",
+                other_source: Some("customers"),
+                check_each_kill: true,
+                model: None,
+            },
+            Spec {
+                name: "inner_join",
+                statement: "INSERT INTO db.inner_joined SELECT o.id, o.amount, c.name \
+                            FROM db.orders AS o JOIN db.customers AS c ON o.customer_id = c.id \
+                            WHERE o.amount % 5 <> 0",
+                sink: "inner_joined",
+                sink_query: "SELECT * FROM db.inner_joined",
+                batch: "SELECT o.id, o.amount, c.name FROM {src} o JOIN {src2} c \
+                        ON o.customer_id = c.id WHERE o.amount % 5 <> 0",
+                source: "orders",
+                other_source: Some("customers"),
+                check_each_kill: true,
+                model: None,
+            },
+        ],
         statements,
     );
 }
@@ -876,6 +999,7 @@ fn window_jobs_close_each_window_once_through_sigkills() {
             sink_query: "SELECT CAST(window_start AS BIGINT), page, n, total FROM db.per_window",
             batch: "",
             source: "events",
+            other_source: None,
             check_each_kill: true,
             model: Some(tumbling_window_model),
         }],

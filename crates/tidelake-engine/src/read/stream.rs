@@ -465,6 +465,15 @@ impl ChangeReader {
         &self.table
     }
 
+    /// Reads the files each APPEND snapshot added even when the table has a
+    /// changelog producer: every key written in a snapshot, in that very
+    /// snapshot (a producer's changelog may come in a later COMPACT one),
+    /// for readers that need the keys touched rather than a changelog.
+    pub fn reading_data_files(mut self) -> ChangeReader {
+        self.changelog = false;
+        self
+    }
+
     /// `_row_kind` (Int8), then the table's columns.
     pub fn schema(&self) -> SchemaRef {
         self.schema.clone()

@@ -10,8 +10,9 @@
 //!   a sink row of the same kind (`+I`, `-U`, `+U`, `-D`);
 //! - lookup joins: `FROM src [AS s] [LEFT] JOIN dim FOR SYSTEM_TIME AS OF
 //!   <any expr> [AS d] ON ...` (Flink's syntax): the dimension is read at its
-//!   latest snapshot whenever a batch of changes is processed; a plain JOIN
-//!   is a join of two streams, which is refused;
+//!   latest snapshot whenever a batch of changes is processed;
+//! - joins of two streams: a plain `[INNER | LEFT | RIGHT] JOIN` of two
+//!   tables (read in `join/analyze.rs`, run by `join/`);
 //! - aggregates: `SELECT keys, sum(x), count(*), count(x), min(x), max(x)
 //!   FROM src [WHERE ...] GROUP BY keys`: each batch of changes is folded
 //!   into one row per group holding its *change* (sum/count of retracted
@@ -35,6 +36,7 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::parser::Parser;
 
 use super::dialect::JobDialect;
+use super::join::analyze::{read_stream_join, StreamJoin};
 use super::window::{self, WindowCall};
 use crate::error::{Result, SqlError};
 use crate::session::CATALOG_NAME;
@@ -46,7 +48,7 @@ pub(crate) const KIND_COLUMN: &str = "__tidelake_kind";
 pub(crate) const SIGN_COLUMN: &str = "__tidelake_sign";
 pub(crate) const SEQ_COLUMN: &str = "__tidelake_seq";
 
-const LATER: &str = "stream-stream joins are planned for a later change";
+pub(crate) const LATER: &str = "planned for a later change";
 /// How to write a window instead of Flink's older group-window syntax.
 const WINDOW_SYNTAX: &str = "write windows as FROM TABLE(TUMBLE(TABLE db.src, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) (or HOP(TABLE db.src, DESCRIPTOR(ts), slide, size)) and GROUP BY window_start, window_end, ...";
 
@@ -138,14 +140,17 @@ pub(crate) struct ParsedJob {
     pub exec_query: Query,
     /// `Some` for a window aggregate (`aggregate` is then `None`).
     pub window: Option<WindowCall>,
+    /// `Some` for a join of two streams (`source` is its left table); the
+    /// query then runs as written (see `join/`).
+    pub stream_join: Option<StreamJoin>,
 }
 
-fn refuse(what: impl std::fmt::Display) -> SqlError {
+pub(crate) fn refuse(what: impl std::fmt::Display) -> SqlError {
     SqlError::Unsupported(format!("a job cannot run {what}"))
 }
 
 /// `db.t`, `t` or `tidelake.db.t`.
-fn table_name(name: &ObjectName) -> Result<TableName> {
+pub(crate) fn table_name(name: &ObjectName) -> Result<TableName> {
     let parts = name
         .0
         .iter()
@@ -257,6 +262,7 @@ pub(crate) fn parse_job(sql: &str, is_aggregate: &dyn Fn(&str) -> bool) -> Resul
         aggregate: read.aggregate,
         exec_query,
         window: read.window,
+        stream_join: read.stream_join,
     })
 }
 
@@ -266,6 +272,7 @@ struct ReadQuery {
     lookups: Vec<Lookup>,
     aggregate: Option<Vec<Output>>,
     window: Option<WindowCall>,
+    stream_join: Option<StreamJoin>,
 }
 
 /// Checks the SELECT and removes its `FOR SYSTEM_TIME AS OF` clauses.
@@ -335,9 +342,9 @@ fn read_query(query: &mut Query, is_aggregate: &dyn Fn(&str) -> bool) -> Result<
         [from] => from,
         [] => return Err(refuse("a SELECT without FROM (a job reads a source table)")),
         _ => {
-            return Err(refuse(format!(
-                "a query over several tables in FROM (a join of two streams: {LATER}); for a lookup join, write JOIN dim FOR SYSTEM_TIME AS OF PROCTIME() ON ..."
-            )))
+            return Err(refuse(
+                "a query over several tables in FROM; write a join of two streams as FROM a [LEFT] JOIN b ON a.x = b.y, or a lookup join as JOIN dim FOR SYSTEM_TIME AS OF PROCTIME() ON ..."
+            ))
         }
     };
     // A window item reads as its table; the job fills that with the
@@ -390,7 +397,11 @@ fn read_query(query: &mut Query, is_aggregate: &dyn Fn(&str) -> bool) -> Result<
         _ => return Err(refuse("this kind of FROM item (a job streams one table)")),
     };
     let mut lookups = Vec::new();
+    let stream_join = read_stream_join(&from.joins, &source)?;
     for join in &mut from.joins {
+        if stream_join.is_some() {
+            break;
+        }
         let constraint = match &join.join_operator {
             JoinOperator::Join(c) | JoinOperator::Inner(c) => (LookupKind::Inner, c),
             JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => (LookupKind::Left, c),
@@ -482,6 +493,7 @@ fn read_query(query: &mut Query, is_aggregate: &dyn Fn(&str) -> bool) -> Result<
             lookups,
             aggregate: None,
             window,
+            stream_join: None,
         });
     }
     let aggregate = if grouped || has_aggregate {
@@ -506,12 +518,21 @@ fn read_query(query: &mut Query, is_aggregate: &dyn Fn(&str) -> bool) -> Result<
     } else {
         None
     };
+    if aggregate.is_some() {
+        if let Some(join) = &stream_join {
+            return Err(refuse(format!(
+                "aggregates over a join of two streams ({source} with {}); write the join into a table with a job, and aggregate that table with another",
+                join.right
+            )));
+        }
+    }
     Ok(ReadQuery {
         source,
         source_qualifier,
         lookups,
         aggregate,
         window: None,
+        stream_join,
     })
 }
 
@@ -912,7 +933,6 @@ mod tests {
 
     #[test]
     fn what_cannot_be_maintained_is_refused_by_name() {
-        let later = "planned for a later change";
         refused("SELECT * FROM db.src", &["without --job"]);
         refused(
             "INSERT INTO s SELECT 1; INSERT INTO s SELECT 2",
@@ -924,12 +944,8 @@ mod tests {
         );
         refused("INSERT INTO s VALUES (1)", &["VALUES"]);
         refused(
-            "INSERT INTO s SELECT * FROM a JOIN b ON a.id = b.id",
-            &["join of two streams", later, "FOR SYSTEM_TIME AS OF"],
-        );
-        refused(
             "INSERT INTO s SELECT * FROM a, b",
-            &["several tables", later],
+            &["several tables", "FOR SYSTEM_TIME AS OF"],
         );
         refused(
             "INSERT INTO s SELECT * FROM a RIGHT JOIN b FOR SYSTEM_TIME AS OF PROCTIME() ON a.id = b.id",

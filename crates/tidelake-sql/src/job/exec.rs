@@ -103,6 +103,11 @@ impl JobContext {
             .await?)
     }
 
+    /// The DataFusion context, for plans built without SQL.
+    pub fn session(&self) -> &SessionContext {
+        &self.ctx
+    }
+
     /// Whether `name` is an aggregate function here.
     pub fn is_aggregate(&self, name: &str) -> bool {
         self.ctx.state().aggregate_functions().contains_key(name)

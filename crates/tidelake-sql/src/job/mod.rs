@@ -26,10 +26,15 @@
 //! With a `consumer-id` among the source's read options, the progress is
 //! also recorded as that consumer after each commit, so that expiration
 //! keeps the source snapshots the job has not read yet.
+//!
+//! A join of two streams (`join/`) keeps one progress per table, both in
+//! the same sink snapshots, and reads the tables themselves at pinned
+//! snapshots instead of a changelog.
 
 mod analyze;
 mod dialect;
 mod exec;
+mod join;
 mod plan;
 mod progress;
 mod window;
@@ -46,7 +51,8 @@ use tidelake_engine::{
 use tokio::sync::watch;
 
 use self::exec::{has_retractions, input_batch, per_row_output};
-use self::plan::{plan_job, JobPlan};
+use self::join::JoinJob;
+use self::plan::{plan_job, JobPlan, PlannedJob};
 use self::progress::{check_job_name, progress_key, read_progress, Progress};
 use crate::error::{Result, SqlError};
 use crate::session::Session;
@@ -120,6 +126,16 @@ pub struct JobSummary {
 
 /// A checked and planned job; see the module documentation.
 pub struct StreamingJob {
+    runner: Runner,
+}
+
+enum Runner {
+    Source(Box<SourceJob>),
+    Join(Box<JoinJob>),
+}
+
+/// A job over one streamed source.
+struct SourceJob {
     name: String,
     key: String,
     plan: JobPlan,
@@ -137,7 +153,16 @@ impl Session {
         options: JobOptions,
     ) -> Result<StreamingJob> {
         check_job_name(name)?;
-        let plan = plan_job(self.catalog(), &self.current_database(), sql).await?;
+        let plan = match plan_job(self.catalog(), &self.current_database(), sql).await? {
+            PlannedJob::Single(plan) => plan,
+            PlannedJob::Join(plan) => {
+                let job = JoinJob::new(name, plan, options);
+                tracing::info!(job = name, shape = %job.shape(), sources = %job.sources(), sink = %job.sink().identifier(), "job prepared");
+                return Ok(StreamingJob {
+                    runner: Runner::Join(Box::new(job)),
+                });
+            }
+        };
         let mut read = plan.source.schema().options.clone();
         read.extend(options.read_options.clone());
         read.extend(plan.hint_options.clone());
@@ -163,12 +188,14 @@ impl Session {
         let key = progress_key(name, plan.source.identifier());
         tracing::info!(job = name, shape = %plan.shape, source = %plan.source.identifier(), sink = %plan.sink.identifier(), "job prepared");
         Ok(StreamingJob {
-            name: name.to_string(),
-            key,
-            plan,
-            options,
-            stream_options,
-            consumer_id,
+            runner: Runner::Source(Box::new(SourceJob {
+                name: name.to_string(),
+                key,
+                plan,
+                options,
+                stream_options,
+                consumer_id,
+            })),
         })
     }
 }
@@ -221,39 +248,52 @@ enum CommitError {
 
 impl StreamingJob {
     pub fn name(&self) -> &str {
-        &self.name
+        match &self.runner {
+            Runner::Source(job) => &job.name,
+            Runner::Join(job) => job.name(),
+        }
     }
 
-    /// "projection/filter", "aggregate", "lookup join", ...
+    /// "projection/filter", "aggregate", "lookup join", "inner join of two
+    /// streams", ...
     pub fn shape(&self) -> &str {
-        &self.plan.shape
+        match &self.runner {
+            Runner::Source(job) => &job.plan.shape,
+            Runner::Join(job) => job.shape(),
+        }
     }
 
+    /// The streamed source table (two, comma-separated, for a join).
     pub fn source(&self) -> String {
-        self.plan.source.identifier().to_string()
+        match &self.runner {
+            Runner::Source(job) => job.plan.source.identifier().to_string(),
+            Runner::Join(job) => job.sources(),
+        }
     }
 
     pub fn sink(&self) -> String {
-        self.plan.sink.identifier().to_string()
-    }
-
-    /// The sink snapshot property that records the job's progress.
-    pub fn progress_key(&self) -> &str {
-        &self.key
-    }
-
-    async fn open_reader(&self, next: Option<i64>) -> Result<ChangeReader> {
-        let mut options = self.stream_options.clone();
-        if let Some(next) = next {
-            options.mode = StartMode::FromSnapshot(next);
-        } else if self.plan.window.is_some() && options.mode == StartMode::LatestFull {
-            // Windows close per snapshot: a first run walks the source's
-            // history, so its output does not depend on when it started.
-            if let Some(earliest) = self.plan.source.snapshots().earliest_snapshot_id().await? {
-                options.mode = StartMode::FromSnapshotFull(earliest);
-            }
+        match &self.runner {
+            Runner::Source(job) => job.plan.sink.identifier().to_string(),
+            Runner::Join(job) => job.sink().identifier().to_string(),
         }
-        Ok(ChangeReader::open(self.plan.source.clone(), options).await?)
+    }
+
+    /// The sink snapshot property that records the job's progress (for a
+    /// join, the one of its left table; see [`progress_keys`](Self::progress_keys)).
+    pub fn progress_key(&self) -> &str {
+        match &self.runner {
+            Runner::Source(job) => &job.key,
+            Runner::Join(job) => &job.progress_keys()[0],
+        }
+    }
+
+    /// Every sink snapshot property that records the job's progress: one
+    /// per streamed source.
+    pub fn progress_keys(&self) -> Vec<String> {
+        match &self.runner {
+            Runner::Source(job) => vec![job.key.clone()],
+            Runner::Join(job) => job.progress_keys().to_vec(),
+        }
     }
 
     /// Runs until `stop` turns true (then after the current commit), or
@@ -267,11 +307,34 @@ impl StreamingJob {
         // The sink is compacted in the background, off the path from a
         // source commit to the sink commit; what is queued when the job
         // stops is compacted before `run` returns.
-        let compactor = BackgroundCompactor::start(&self.plan.sink);
-        let result = self.run_batches(stop, on_commit, &compactor).await;
+        let (sink, name) = match &self.runner {
+            Runner::Source(job) => (&job.plan.sink, job.name.as_str()),
+            Runner::Join(job) => (job.sink(), job.name()),
+        };
+        let compactor = BackgroundCompactor::start(sink);
+        let result = match &self.runner {
+            Runner::Source(job) => job.run_batches(stop, on_commit, &compactor).await,
+            Runner::Join(job) => job.run(stop, on_commit, &compactor).await,
+        };
         let compaction = compactor.finish().await;
-        tracing::debug!(job = %self.name, rounds = compaction.rounds, snapshots = compaction.snapshots, failures = compaction.failures, "background compaction of the sink finished");
+        tracing::debug!(job = %name, rounds = compaction.rounds, snapshots = compaction.snapshots, failures = compaction.failures, "background compaction of the sink finished");
         result
+    }
+}
+
+impl SourceJob {
+    async fn open_reader(&self, next: Option<i64>) -> Result<ChangeReader> {
+        let mut options = self.stream_options.clone();
+        if let Some(next) = next {
+            options.mode = StartMode::FromSnapshot(next);
+        } else if self.plan.window.is_some() && options.mode == StartMode::LatestFull {
+            // Windows close per snapshot: a first run walks the source's
+            // history, so its output does not depend on when it started.
+            if let Some(earliest) = self.plan.source.snapshots().earliest_snapshot_id().await? {
+                options.mode = StartMode::FromSnapshotFull(earliest);
+            }
+        }
+        Ok(ChangeReader::open(self.plan.source.clone(), options).await?)
     }
 
     /// A writer of the sink that hands its compaction to `compactor`.

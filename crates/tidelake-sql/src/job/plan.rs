@@ -14,6 +14,7 @@ use tidelake_engine::{Catalog, Identifier, Table};
 
 use super::analyze::{parse_job, Output, ParsedJob, TableName};
 use super::exec::{input_schema, JobContext, SinkMapping};
+use super::join::plan::{plan_stream_join, JoinPlan};
 use super::window::{check_resolution, windowed_schema, WindowSpec};
 use crate::error::{Result, SqlError};
 use crate::provider::TidelakeTable;
@@ -103,7 +104,7 @@ pub(crate) struct WindowPlan {
 
 /// What walking the user's plan found.
 #[derive(Default)]
-struct PlanFacts {
+pub(crate) struct PlanFacts {
     /// Filter predicates with the schema they are evaluated against.
     filters: Vec<(Expr, Arc<DFSchema>)>,
     joins: Vec<JoinType>,
@@ -128,7 +129,7 @@ fn refuse(what: impl std::fmt::Display) -> SqlError {
 }
 
 /// Only projections, filters, lookup joins and one aggregate.
-fn walk(plan: &LogicalPlan, facts: &mut PlanFacts) -> Result<()> {
+pub(crate) fn walk(plan: &LogicalPlan, facts: &mut PlanFacts) -> Result<()> {
     if plan.expressions().iter().any(has_subquery) {
         return Err(refuse("subqueries"));
     }
@@ -155,7 +156,12 @@ fn walk(plan: &LogicalPlan, facts: &mut PlanFacts) -> Result<()> {
             facts.aggregates += 1;
         }
         LogicalPlan::Join(j) => {
-            if !matches!(j.join_type, JoinType::Inner | JoinType::Left) {
+            // RIGHT: a join of two streams (a lookup join's RIGHT JOIN is
+            // refused when the statement is read).
+            if !matches!(
+                j.join_type,
+                JoinType::Inner | JoinType::Left | JoinType::Right
+            ) {
                 return Err(refuse(format!(
                     "a {} join (a lookup join keeps the stream on the left)",
                     j.join_type
@@ -165,7 +171,7 @@ fn walk(plan: &LogicalPlan, facts: &mut PlanFacts) -> Result<()> {
         }
         LogicalPlan::Window(_) => {
             return Err(refuse(
-                "window functions: stream-stream joins and windows are planned for a later change",
+                "window functions (... OVER ...), which need every row seen so far; for event-time windows use FROM TABLE(TUMBLE(...)) or TABLE(HOP(...))",
             ))
         }
         LogicalPlan::Sort(_) => return Err(refuse("ORDER BY")),
@@ -187,7 +193,7 @@ fn walk(plan: &LogicalPlan, facts: &mut PlanFacts) -> Result<()> {
     Ok(())
 }
 
-fn identifier(name: &TableName, database: &str) -> Identifier {
+pub(crate) fn identifier(name: &TableName, database: &str) -> Identifier {
     Identifier::new(
         name.database
             .clone()
@@ -196,7 +202,7 @@ fn identifier(name: &TableName, database: &str) -> Identifier {
     )
 }
 
-fn reference(id: &Identifier) -> TableReference {
+pub(crate) fn reference(id: &Identifier) -> TableReference {
     TableReference::full(CATALOG_NAME, id.database.clone(), id.table.clone())
 }
 
@@ -218,7 +224,7 @@ fn ignores_retract(sink: &Table, field: &str) -> bool {
 }
 
 /// Which sink column each query output goes to.
-fn sink_mapping(
+pub(crate) fn sink_mapping(
     sink: &Table,
     insert_columns: &Option<Vec<String>>,
     outputs: usize,
@@ -267,10 +273,31 @@ fn sink_mapping(
     ))
 }
 
+/// A job of one streamed source, or a join of two.
+pub(crate) enum PlannedJob {
+    Single(JobPlan),
+    Join(JoinPlan),
+}
+
 /// Reads, checks and plans a job statement.
-pub(crate) async fn plan_job(catalog: &Catalog, database: &str, sql: &str) -> Result<JobPlan> {
+pub(crate) async fn plan_job(catalog: &Catalog, database: &str, sql: &str) -> Result<PlannedJob> {
     let context = JobContext::new(database);
     let parsed: ParsedJob = parse_job(sql, &|name| context.is_aggregate(name))?;
+    if let Some(join) = &parsed.stream_join {
+        let plan = plan_stream_join(catalog, database, context, &parsed, join).await?;
+        return Ok(PlannedJob::Join(plan));
+    }
+    plan_single(catalog, database, context, parsed)
+        .await
+        .map(PlannedJob::Single)
+}
+
+async fn plan_single(
+    catalog: &Catalog,
+    database: &str,
+    context: JobContext,
+    parsed: ParsedJob,
+) -> Result<JobPlan> {
     let sink_id = identifier(&parsed.sink, database);
     let source_id = identifier(&parsed.source, database);
     if sink_id == source_id {
@@ -286,7 +313,7 @@ pub(crate) async fn plan_job(catalog: &Catalog, database: &str, sql: &str) -> Re
         if id == source_id {
             return Err(refuse(format!(
                 "a lookup join of '{id}' with itself: {}",
-                "stream-stream joins and windows are planned for a later change"
+                "join the table with a copy of itself"
             )));
         }
         let table = catalog.load_table(&id).await?;

@@ -101,6 +101,79 @@ pub(crate) async fn read_progress(sink: &Table, key: &str) -> Result<Progress> {
     })
 }
 
+/// The progress of a job over two sources (a join of two streams): both
+/// keys are committed in the same sink snapshots.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PairProgress {
+    /// The latest sink snapshot when it was read.
+    pub read_at: Option<i64>,
+    /// The next snapshot to read of each source, if the job ever committed.
+    pub next: Option<(i64, i64)>,
+}
+
+impl PairProgress {
+    /// The commit precondition over both keys.
+    pub fn fence(&self, keys: &[String; 2]) -> PropertyFence {
+        let values = match self.next {
+            Some((a, b)) => [Some(a.to_string()), Some(b.to_string())],
+            None => [None, None],
+        };
+        PropertyFence {
+            read_at: self.read_at,
+            expected: keys.iter().cloned().zip(values).collect(),
+        }
+    }
+}
+
+/// Reads the newest progress of both `keys` in `sink` from one snapshot
+/// (reading them separately could mix two commits).
+pub(crate) async fn read_pair_progress(sink: &Table, keys: &[String; 2]) -> Result<PairProgress> {
+    let snapshots = sink.snapshots();
+    let Some(latest) = snapshots.latest_snapshot_id().await? else {
+        return Ok(PairProgress {
+            read_at: None,
+            next: None,
+        });
+    };
+    let earliest = snapshots.earliest_snapshot_id().await?.unwrap_or(1);
+    let parse = |id: i64, key: &str, value: &str| {
+        value.trim().parse::<i64>().map_err(|_| {
+            SqlError::Corrupt(format!(
+                "snapshot {id} of sink '{}' records '{key}' = '{value}', which is not a snapshot id",
+                sink.identifier()
+            ))
+        })
+    };
+    let mut id = latest;
+    while id >= earliest {
+        if let Some(snapshot) = snapshots.snapshot(id).await? {
+            let properties = snapshot.properties.unwrap_or_default();
+            match (properties.get(&keys[0]), properties.get(&keys[1])) {
+                (None, None) => {}
+                (Some(a), Some(b)) => {
+                    return Ok(PairProgress {
+                        read_at: Some(latest),
+                        next: Some((parse(id, &keys[0], a)?, parse(id, &keys[1], b)?)),
+                    })
+                }
+                _ => {
+                    return Err(SqlError::Corrupt(format!(
+                        "snapshot {id} of sink '{}' records only one of '{}' and '{}', which a join job always commits together",
+                        sink.identifier(),
+                        keys[0],
+                        keys[1]
+                    )))
+                }
+            }
+        }
+        id -= 1;
+    }
+    Ok(PairProgress {
+        read_at: Some(latest),
+        next: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +195,14 @@ mod tests {
         .fence(&key);
         assert_eq!(fence.read_at, Some(7));
         assert_eq!(fence.expected.get(&key), Some(&None));
+        let keys = [key.clone(), format!("{key}2")];
+        let pair = PairProgress {
+            read_at: Some(9),
+            next: Some((4, 6)),
+        }
+        .fence(&keys);
+        assert_eq!(pair.read_at, Some(9));
+        assert_eq!(pair.expected.get(&keys[0]), Some(&Some("4".to_string())));
+        assert_eq!(pair.expected.get(&keys[1]), Some(&Some("6".to_string())));
     }
 }
