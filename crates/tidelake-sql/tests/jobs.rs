@@ -939,6 +939,39 @@ async fn inner_join_of_two_streams_follows_updates_and_deletes_on_both_sides() {
     );
 }
 
+/// INSERT OVERWRITE replaces rows without naming the ones it drops: the
+/// keys it removes must leave the sink too, on either side of the join.
+#[tokio::test]
+async fn overwriting_a_joined_table_drops_the_rows_it_replaced() {
+    let (_dir, s) = session().await;
+    sql(&s, JOIN_TABLES).await;
+    sql(
+        &s,
+        "INSERT INTO db.customers VALUES (1, 'ada', 1), (2, 'bob', 2); \
+         INSERT INTO db.orders VALUES (10, 1, 5), (11, 2, 6), (12, 1, 7)",
+    )
+    .await;
+    job_ok(&s, "enrich", INNER_JOB).await;
+    assert_eq!(rows(&s, "SELECT * FROM db.enriched").await.len(), 3);
+    sql(
+        &s,
+        "INSERT OVERWRITE db.orders VALUES (12, 2, 8), (13, 1, 9)",
+    )
+    .await;
+    job_ok(&s, "enrich", INNER_JOB).await;
+    assert_eq!(
+        rows(&s, "SELECT * FROM db.enriched").await,
+        ["12|8|bob|2", "13|9|ada|1"]
+    );
+    sql(&s, "INSERT OVERWRITE db.customers VALUES (2, 'bea', 5)").await;
+    job_ok(&s, "enrich", INNER_JOB).await;
+    assert_eq!(rows(&s, "SELECT * FROM db.enriched").await, ["12|8|bea|5"]);
+    assert_eq!(
+        rows(&s, "SELECT * FROM db.enriched").await,
+        rows(&s, INNER_BATCH).await
+    );
+}
+
 #[tokio::test]
 async fn left_join_null_extension_appears_and_disappears() {
     let (_dir, s) = session().await;
