@@ -205,6 +205,10 @@ class DriverTest(unittest.TestCase):
         self.assertNotIn("--rate", suite.command_for("tidelake", "scan", data, Path("/bin/tb"), "quick"))
         self.assertIn("stream_job", suite.RUN_ORDER)
 
+    def test_a_failed_upsert_skips_only_what_reads_its_table(self):
+        self.assertTrue(all(suite.reads_earlier_state(w) for w in ["scan", "lookup", "compact", "scan_compacted"]))
+        self.assertFalse(any(suite.reads_earlier_state(w) for w in ["ingest", "upsert", "tpch", "stream_job"]))
+
     def test_a_missing_tidelake_binary_is_reported(self):
         records = suite.run_one("tidelake", "scan", ScaleDir(Path("/nonexistent")), Path("/nonexistent/bin"), 5)
         self.assertEqual([r["workload"] for r in records], ["scan_full", "scan_projection", "scan_filter"])
