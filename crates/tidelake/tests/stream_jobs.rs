@@ -101,17 +101,7 @@ fn query(warehouse: &Path, q: &str) -> Vec<String> {
 /// The progress the sink's latest snapshot records for a job.
 fn progress(warehouse: &Path, sink: &str, key: &str) -> Option<i64> {
     let dir = warehouse.join(format!("db.db/{sink}/snapshot"));
-    let latest = std::fs::read_dir(&dir)
-        .ok()?
-        .filter_map(|e| {
-            e.ok()?
-                .file_name()
-                .to_str()?
-                .strip_prefix("snapshot-")?
-                .parse::<i64>()
-                .ok()
-        })
-        .max()?;
+    let latest = latest_snapshot(warehouse, sink)?;
     let text = std::fs::read_to_string(dir.join(format!("snapshot-{latest}"))).ok()?;
     let at = text.find(&format!("\"{key}\""))? + key.len() + 2;
     let rest = &text[at..];

@@ -771,7 +771,7 @@ fn signed_aggregate(mut expr: SqlExpr, kind: AggKind, sign: &str) -> Result<SqlE
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn is_aggregate(name: &str) -> bool {
@@ -788,11 +788,13 @@ mod tests {
         .contains(&name)
     }
 
-    fn parse(sql: &str) -> Result<ParsedJob> {
+    /// Reads a job statement with a fixed list of aggregate functions.
+    pub(crate) fn parse(sql: &str) -> Result<ParsedJob> {
         parse_job(sql, &is_aggregate)
     }
 
-    fn refused(sql: &str, needles: &[&str]) {
+    /// Asserts that a statement is refused with every needle in its message.
+    pub(crate) fn refused(sql: &str, needles: &[&str]) {
         let message = match parse(sql) {
             Ok(_) => panic!("accepted: {sql}"),
             Err(e) => e.to_string(),

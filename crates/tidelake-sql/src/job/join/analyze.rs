@@ -159,24 +159,7 @@ fn is_column(e: &SqlExpr) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use crate::job::analyze::parse_job;
-
-    fn parse(sql: &str) -> crate::error::Result<crate::job::analyze::ParsedJob> {
-        parse_job(sql, &|n| ["sum", "count", "min", "max"].contains(&n))
-    }
-
-    fn refused(sql: &str, needles: &[&str]) {
-        let message = match parse(sql) {
-            Ok(_) => panic!("accepted: {sql}"),
-            Err(e) => e.to_string(),
-        };
-        for needle in needles {
-            assert!(
-                message.contains(needle),
-                "{sql}\n  gave: {message}\n  missing: {needle}"
-            );
-        }
-    }
+    use crate::job::analyze::tests::{parse, refused};
 
     #[test]
     fn inner_left_and_right_joins_of_two_streams_are_read() {
