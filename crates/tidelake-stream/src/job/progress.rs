@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use tidelake_engine::commit::{PropertyFence, CARRIED_PROPERTY_PREFIX};
 use tidelake_engine::{Identifier, Table};
 
-use crate::error::{Result, SqlError};
+use tidelake_sql::{Result, SqlError};
 
 /// The property that records `job`'s progress through `source`.
 pub(crate) fn progress_key(job: &str, source: &Identifier) -> String {

@@ -13,106 +13,10 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::catalog::MemorySchemaProvider;
-use datafusion::common::config::Dialect;
-use datafusion::common::TableReference;
-use datafusion::dataframe::DataFrame;
-use datafusion::datasource::{MemTable, TableProvider};
-use datafusion::execution::context::{SessionConfig, SessionContext};
-use datafusion::logical_expr::LogicalPlan;
-use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::Statement;
 use tidelake_engine::{RowKind, ROW_KIND_COLUMN};
 
 use super::analyze::{KIND_COLUMN, SEQ_COLUMN, SIGN_COLUMN};
-use crate::error::{Result, SqlError};
-use crate::session::CATALOG_NAME;
-
-/// A DataFusion context of one job: its own memory table for the source.
-pub(crate) struct JobContext {
-    ctx: SessionContext,
-}
-
-impl JobContext {
-    pub fn new(database: &str) -> JobContext {
-        let mut config = SessionConfig::new()
-            .with_default_catalog_and_schema(CATALOG_NAME, database)
-            .with_create_default_catalog_and_schema(true)
-            .with_information_schema(false);
-        // The same SQL as the session's statements.
-        config.options_mut().sql_parser.dialect = Dialect::PostgreSQL;
-        config.options_mut().sql_parser.parse_float_as_decimal = true;
-        JobContext {
-            ctx: SessionContext::new_with_config(config),
-        }
-    }
-
-    /// Registers a table under `catalog.db.table`, replacing any before.
-    pub fn register(&self, reference: TableReference, table: Arc<dyn TableProvider>) -> Result<()> {
-        if let (Some(catalog), Some(schema)) = (
-            self.ctx.catalog(CATALOG_NAME),
-            reference.schema().map(str::to_string),
-        ) {
-            if catalog.schema(&schema).is_none() {
-                catalog.register_schema(&schema, Arc::new(MemorySchemaProvider::new()))?;
-            }
-        }
-        self.ctx.deregister_table(reference.clone())?;
-        self.ctx.register_table(reference, table)?;
-        Ok(())
-    }
-
-    /// Makes the source read these batches (of `schema`).
-    pub fn set_source(
-        &self,
-        reference: &TableReference,
-        schema: SchemaRef,
-        batches: Vec<RecordBatch>,
-    ) -> Result<()> {
-        self.register(
-            reference.clone(),
-            Arc::new(MemTable::try_new(schema, vec![batches])?),
-        )
-    }
-
-    pub async fn plan(&self, statement: &Statement) -> Result<LogicalPlan> {
-        Ok(self
-            .ctx
-            .state()
-            .statement_to_plan(DfStatement::Statement(Box::new(statement.clone())))
-            .await?)
-    }
-
-    pub async fn run(&self, statement: &Statement) -> Result<Vec<RecordBatch>> {
-        let plan = self.plan(statement).await?;
-        Ok(DataFrame::new(self.ctx.state(), plan).collect().await?)
-    }
-
-    /// Reads a table through DataFusion, rows passing `filter` (which may
-    /// be used to skip files only loosely: callers filter exactly).
-    pub async fn scan(
-        &self,
-        table: Arc<dyn TableProvider>,
-        filter: datafusion::logical_expr::Expr,
-    ) -> Result<Vec<RecordBatch>> {
-        Ok(self
-            .ctx
-            .read_table(table)?
-            .filter(filter)?
-            .collect()
-            .await?)
-    }
-
-    /// The DataFusion context, for plans built without SQL.
-    pub fn session(&self) -> &SessionContext {
-        &self.ctx
-    }
-
-    /// Whether `name` is an aggregate function here.
-    pub fn is_aggregate(&self, name: &str) -> bool {
-        self.ctx.state().aggregate_functions().contains_key(name)
-    }
-}
+use tidelake_sql::{Result, SqlError};
 
 /// The source's columns followed by the hidden ones.
 pub(crate) fn input_schema(source: &Schema) -> SchemaRef {
