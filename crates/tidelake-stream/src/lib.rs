@@ -42,6 +42,7 @@
 mod context;
 mod error;
 mod job;
+mod row_kinds;
 mod select;
 mod signal;
 mod statement_text;

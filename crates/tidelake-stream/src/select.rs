@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, Int8Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::TableReference;
 use datafusion::logical_expr::LogicalPlan;
@@ -25,11 +25,12 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
-use tidelake_engine::{ChangeReader, Identifier, RowKind, StreamOptions, ROW_KIND_COLUMN};
+use tidelake_engine::{ChangeReader, Identifier, StreamOptions};
 use tidelake_sql::{Session, SqlError, CATALOG_NAME};
 
 use crate::context::JobContext;
 use crate::error::{Result, StreamError};
+use crate::row_kinds::row_kinds;
 use crate::statement_text::{extract_options_hint, normalize};
 
 /// The change-kind column of streamed rows.
@@ -204,18 +205,8 @@ async fn run_on_batch(
 
 /// The engine's row-kind byte as `_op` text.
 fn with_op_column(schema: &SchemaRef, batch: &RecordBatch) -> tidelake_sql::Result<RecordBatch> {
-    let kinds = batch
-        .column_by_name(ROW_KIND_COLUMN)
-        .and_then(|c| c.as_any().downcast_ref::<Int8Array>())
-        .ok_or_else(|| SqlError::Execution("change batch without a row-kind column".into()))?;
-    let ops: StringArray = kinds
-        .values()
-        .iter()
-        .map(|k| {
-            RowKind::from_byte(*k)
-                .map(|kind| Some(kind.short_name()))
-                .ok_or_else(|| SqlError::Corrupt(format!("unknown row kind {k} in a change file")))
-        })
+    let ops: StringArray = row_kinds(batch)?
+        .map(|kind| kind.map(|k| Some(k.short_name())))
         .collect::<tidelake_sql::Result<_>>()?;
     let mut columns: Vec<ArrayRef> = vec![Arc::new(ops)];
     columns.extend(batch.columns().iter().skip(1).cloned());

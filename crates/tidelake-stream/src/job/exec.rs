@@ -13,9 +13,10 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use tidelake_engine::{RowKind, ROW_KIND_COLUMN};
+use tidelake_engine::RowKind;
 
 use super::analyze::{KIND_COLUMN, SEQ_COLUMN, SIGN_COLUMN};
+use crate::row_kinds::{kind_column, row_kinds};
 use tidelake_sql::{Result, SqlError};
 
 /// The source's columns followed by the hidden ones.
@@ -34,20 +35,9 @@ pub(crate) fn input_batch(
     change: &RecordBatch,
     first_seq: i64,
 ) -> Result<RecordBatch> {
-    let kinds = change
-        .column_by_name(ROW_KIND_COLUMN)
-        .and_then(|c| c.as_any().downcast_ref::<Int8Array>())
-        .ok_or_else(|| SqlError::Internal("change batch without a row-kind column".into()))?;
-    let signs: Int8Array = kinds
-        .values()
-        .iter()
-        .map(|k| match RowKind::from_byte(*k) {
-            Some(kind) if kind.is_retract() => Ok(-1i8),
-            Some(_) => Ok(1i8),
-            None => Err(SqlError::Corrupt(format!(
-                "unknown row kind {k} in a change file"
-            ))),
-        })
+    let kinds = kind_column(change)?;
+    let signs: Int8Array = row_kinds(change)?
+        .map(|kind| kind.map(|k| if k.is_retract() { -1i8 } else { 1i8 }))
         .collect::<Result<Vec<i8>>>()?
         .into();
     let rows = change.num_rows() as i64;
@@ -131,6 +121,7 @@ pub(crate) fn per_row_output(
 mod tests {
     use super::*;
     use datafusion::arrow::array::StringArray;
+    use tidelake_engine::ROW_KIND_COLUMN;
 
     fn change(kinds: &[i8], ids: &[i64]) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![

@@ -400,18 +400,26 @@ async fn lookup_joins_read_the_dimension_as_of_processing() {
     .await;
 }
 
-#[tokio::test]
-async fn a_second_instance_of_a_job_is_fenced() {
-    let (_dir, s) = session().await;
+/// A source with two rows and a sink of sums per key.
+async fn sums_tables(s: &Session) {
     sql(
-        &s,
+        s,
         "CREATE TABLE db.src (k INT NOT NULL, v BIGINT); \
          CREATE TABLE db.sums (k INT NOT NULL, total BIGINT, PRIMARY KEY (k) NOT ENFORCED) \
            WITH ('merge-engine' = 'aggregation', 'fields.total.aggregate-function' = 'sum'); \
-         INSERT INTO db.src VALUES (1, 10), (2, 20); INSERT INTO db.src VALUES (1, 1)",
+         INSERT INTO db.src VALUES (1, 10), (2, 20)",
     )
     .await;
-    let statement = "INSERT INTO db.sums SELECT k, sum(v) FROM db.src GROUP BY k";
+}
+
+const SUMS_JOB: &str = "INSERT INTO db.sums SELECT k, sum(v) FROM db.src GROUP BY k";
+
+#[tokio::test]
+async fn a_second_instance_of_a_job_is_fenced() {
+    let (_dir, s) = session().await;
+    sums_tables(&s).await;
+    sql(&s, "INSERT INTO db.src VALUES (1, 1)").await;
+    let statement = SUMS_JOB;
     let a = StreamingJob::prepare(&s, "sums", statement, until_idle())
         .await
         .unwrap();

@@ -113,16 +113,8 @@ async fn a_job_failing_at_run_time_leaves_the_others_running() {
 #[tokio::test]
 async fn a_second_instance_is_refused_and_a_fenced_one_is_not_restarted() {
     let (_dir, s) = session().await;
-    sql(
-        &s,
-        "CREATE TABLE db.src (k INT NOT NULL, v BIGINT); \
-         CREATE TABLE db.sums (k INT NOT NULL, total BIGINT, PRIMARY KEY (k) NOT ENFORCED) \
-           WITH ('merge-engine' = 'aggregation', 'fields.total.aggregate-function' = 'sum'); \
-         INSERT INTO db.src VALUES (1, 10), (2, 20)",
-    )
-    .await;
-    let statement = "INSERT INTO db.sums SELECT k, sum(v) FROM db.src GROUP BY k";
-    let prepare = || StreamingJob::prepare(&s, "sums", statement, until_idle());
+    sums_tables(&s).await;
+    let prepare = || StreamingJob::prepare(&s, "sums", SUMS_JOB, until_idle());
     let mut supervisor = Supervisor::new(RestartPolicy::default());
     supervisor.spawn(prepare().await.unwrap(), |_| {}).unwrap();
     let twice = supervisor.spawn(prepare().await.unwrap(), |_| {});
