@@ -336,7 +336,7 @@ impl Catalog {
             .map_err(|e| EngineError::format(paths.schema(0), e))?;
         match self
             .store
-            .put_if_absent(&paths.schema(0), json.into_bytes().into())
+            .create_if_absent(&paths.schema(0), json.into_bytes().into())
             .await?
         {
             PutOutcome::Created => Ok(()),
@@ -386,7 +386,7 @@ impl Catalog {
                 .map_err(|e| EngineError::format(path.clone(), e))?;
             if let PutOutcome::Created = self
                 .store
-                .put_if_absent(&path, json.into_bytes().into())
+                .create_if_absent(&path, json.into_bytes().into())
                 .await?
             {
                 return Ok(());

@@ -21,6 +21,7 @@ pub mod lifecycle;
 pub mod manifests;
 mod mergefn;
 pub mod options;
+pub mod progress;
 pub mod read;
 pub mod snapshots;
 pub mod stats;
@@ -33,6 +34,7 @@ pub use compact::{
 };
 pub use error::{EngineError, Result};
 pub use lifecycle::{ExpireOptions, ExpireOutcome, OrphanOptions};
+pub use progress::{read_progress, OwnerProgress, ProgressOwner, PROGRESS_PREFIX};
 pub use read::predicate::{CompareOp, Predicate};
 pub use read::scan::{ScanBuilder, ScanPlan, Split};
 pub use read::stream::{
@@ -43,4 +45,5 @@ pub use table::Table;
 pub use tidelake_format::binary_row::Datum;
 pub use tidelake_format::schema::TableSchema;
 pub use tidelake_format::types::{DataField, DataType, DataTypeKind};
+pub use tidelake_store::StoreError;
 pub use write::{RowKind, TableWriter};

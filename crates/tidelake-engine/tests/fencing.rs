@@ -1,17 +1,16 @@
-//! Fenced commits and carried properties, the engine's part of exactly-once
-//! streaming jobs: a commit whose recorded progress is stale is refused
-//! without writing anything; progress properties (`tidelake.job.*`) carry
-//! into every later snapshot; a fenced commit without rows still records.
+//! Fenced progress, the engine's part of exactly-once jobs and pipelines: a
+//! commit whose recorded progress is stale is refused without writing
+//! anything; progress (`tidelake.progress.*`) carries into every later
+//! snapshot; a fenced commit without rows still records.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch};
-use tidelake_engine::commit::{PropertyFence, CARRIED_PROPERTY_PREFIX};
 use tidelake_engine::introspect::CommitKind;
 use tidelake_engine::{
-    Catalog, ColumnSpec, CompactOptions, DataType, DataTypeKind, EngineError, Identifier, RowKind,
-    Table, TableSpec,
+    read_progress, Catalog, ColumnSpec, CompactOptions, DataType, DataTypeKind, EngineError,
+    Identifier, OwnerProgress, ProgressOwner, RowKind, Table, TableSpec,
 };
 
 async fn table(dir: &tempfile::TempDir) -> Table {
@@ -47,15 +46,20 @@ fn rows(table: &Table, keys: &[i64]) -> RecordBatch {
     RecordBatch::try_new(table.arrow_schema(), vec![k, v]).unwrap()
 }
 
-fn key() -> String {
-    format!("{CARRIED_PROPERTY_PREFIX}job.db.src")
+fn owner() -> ProgressOwner {
+    ProgressOwner::new("job.j").unwrap()
 }
 
+fn key() -> String {
+    owner().key("db.src")
+}
+
+/// Commits `keys`, recording `progress` (if any) from `fence` (if any).
 async fn commit(
     table: &Table,
     keys: &[i64],
     progress: Option<&str>,
-    fence: Option<PropertyFence>,
+    fence: Option<OwnerProgress>,
 ) -> Result<Option<i64>, EngineError> {
     let mut writer = table.writer();
     if !keys.is_empty() {
@@ -64,12 +68,20 @@ async fn commit(
             .await
             .unwrap();
     }
-    let properties = progress
-        .map(|p| BTreeMap::from([(key(), p.to_string())]))
-        .unwrap_or_default();
-    writer
-        .commit_fenced(CommitKind::Append, properties, fence)
-        .await
+    match (progress, fence) {
+        (Some(p), Some(from)) => {
+            let positions = BTreeMap::from([("db.src".to_string(), p.to_string())]);
+            writer
+                .commit_progress(CommitKind::Append, &from, &positions, BTreeMap::new())
+                .await
+        }
+        (None, None) => {
+            writer
+                .commit_with(CommitKind::Append, BTreeMap::new())
+                .await
+        }
+        _ => panic!("progress and fence go together"),
+    }
 }
 
 async fn latest_properties(table: &Table) -> BTreeMap<String, String> {
@@ -77,11 +89,14 @@ async fn latest_properties(table: &Table) -> BTreeMap<String, String> {
     snapshot.properties.unwrap_or_default()
 }
 
-fn fence(read_at: Option<i64>, expected: Option<&str>) -> PropertyFence {
-    PropertyFence {
-        read_at,
-        expected: BTreeMap::from([(key(), expected.map(str::to_string))]),
+fn fence(read_at: Option<i64>, expected: Option<&str>) -> OwnerProgress {
+    let mut progress = OwnerProgress::none(owner(), read_at);
+    if let Some(value) = expected {
+        progress
+            .positions
+            .insert("db.src".to_string(), value.to_string());
     }
+    progress
 }
 
 fn files_under(dir: &std::path::Path) -> usize {
@@ -172,4 +187,13 @@ async fn progress_is_carried_by_later_commits_and_checked_through_them() {
     assert_eq!(properties.get(&key()), Some(&"4".to_string()));
     // Without a fence, a commit of nothing is still nothing.
     assert_eq!(commit(&t, &[], None, None).await.unwrap(), None);
+    // The owner reads its newest position back, from the latest snapshot.
+    let read = read_progress(t.snapshots(), &owner()).await.unwrap();
+    let latest = t.snapshots().latest_snapshot_id().await.unwrap();
+    assert_eq!(read.read_at, latest);
+    assert_eq!(read.recorded_in, latest);
+    assert_eq!(read.positions.get("db.src"), Some(&"4".to_string()));
+    let stranger = ProgressOwner::new("job.other").unwrap();
+    let none = read_progress(t.snapshots(), &stranger).await.unwrap();
+    assert_eq!((none.recorded_in, none.positions.len()), (None, 0));
 }

@@ -35,6 +35,7 @@ mod lexer;
 mod predicate;
 mod procedures;
 mod provider;
+mod retry;
 mod session;
 mod stream;
 mod system_tables;
@@ -45,6 +46,7 @@ pub use error::{Position, Result, SqlError};
 pub use job::{JobCommit, JobOptions, JobSummary, StreamingJob};
 pub use lexer::statement_is_complete;
 pub use provider::TidelakeTable;
+pub use retry::RETRIES_PROPERTY;
 pub use session::{
     CommandStatus, QueryHandler, QueryStream, Session, StatementResult, StreamingResult,
     CATALOG_NAME,

@@ -152,7 +152,7 @@ async fn projection_and_filter_resume_where_they_stopped() {
     );
     let next = latest_source_snapshot(&s, "clicks").await + 1;
     assert_eq!(
-        latest_properties(&s, "slow").await["tidelake.job.slow.db.clicks"],
+        latest_properties(&s, "slow").await["tidelake.progress.job.slow.db.clicks"],
         next.to_string()
     );
 }
@@ -448,7 +448,7 @@ async fn progress_is_carried_past_other_commits_to_the_sink() {
     .await;
     let statement = "INSERT INTO db.sums SELECT k, sum(v) FROM db.src GROUP BY k";
     job_ok(&s, "sums", statement).await;
-    let key = "tidelake.job.sums.db.src";
+    let key = "tidelake.progress.job.sums.db.src";
     let recorded = latest_properties(&s, "sums").await[key].clone();
     // Another writer and a compaction commit to the sink meanwhile.
     sql(
@@ -468,7 +468,8 @@ async fn progress_is_carried_past_other_commits_to_the_sink() {
     job_ok(&s, "sums_again", statement).await;
     let properties = latest_properties(&s, "sums").await;
     assert!(
-        properties.contains_key(key) && properties.contains_key("tidelake.job.sums_again.db.src")
+        properties.contains_key(key)
+            && properties.contains_key("tidelake.progress.job.sums_again.db.src")
     );
 }
 
@@ -695,7 +696,10 @@ async fn tumbling_windows_close_once_at_the_watermark_whatever_the_batching() {
         assert_eq!(rows(&s, WINDOW_SINK_QUERY).await, expected, "runs {runs:?}");
         let properties = latest_properties(&s, "per_window").await;
         // 41 s - 5 s, in microseconds.
-        assert_eq!(properties["tidelake.job.win.watermark"], "36000000");
+        assert_eq!(
+            properties["tidelake.progress.job.win.watermark"],
+            "36000000"
+        );
         // Paimon's own snapshot field, in milliseconds.
         let sink = s
             .catalog()
@@ -705,7 +709,10 @@ async fn tumbling_windows_close_once_at_the_watermark_whatever_the_batching() {
         let snapshot = sink.snapshots().latest_snapshot().await.unwrap().unwrap();
         assert_eq!(snapshot.watermark, Some(36_000));
         let next = latest_source_snapshot(&s, "clicks").await + 1;
-        assert_eq!(properties["tidelake.job.win.db.clicks"], next.to_string());
+        assert_eq!(
+            properties["tidelake.progress.job.win.db.clicks"],
+            next.to_string()
+        );
     }
     // The late row (4 s, bytes 32) and the row of 19.5 s (after [10, 20)
     // closed at 26 s) are in no window.
@@ -930,11 +937,11 @@ async fn inner_join_of_two_streams_follows_updates_and_deletes_on_both_sides() {
     assert_eq!(job_ok(&s, "enrich", INNER_JOB).await.commits, 0);
     let properties = latest_properties(&s, "enriched").await;
     assert_eq!(
-        properties["tidelake.job.enrich.db.orders"],
+        properties["tidelake.progress.job.enrich.db.orders"],
         (latest_source_snapshot(&s, "orders").await + 1).to_string()
     );
     assert_eq!(
-        properties["tidelake.job.enrich.db.customers"],
+        properties["tidelake.progress.job.enrich.db.customers"],
         (latest_source_snapshot(&s, "customers").await + 1).to_string()
     );
 }

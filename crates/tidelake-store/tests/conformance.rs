@@ -525,6 +525,58 @@ async fn faults_wrap_any_backend(t: &Backend) {
     assert!(t.store.fault_stats().is_none());
 }
 
+async fn exists_fault_reports_our_own_create(t: &Backend) {
+    let plan = FaultPlan::new(3).report_exists_after_create(1.0);
+    let faulty = WarehouseStore::with_faults(t.store.clone(), plan);
+    // An S3 request retried after its first try created the object: the
+    // caller hears AlreadyExists for its own object, and must read it back.
+    assert_eq!(
+        faulty.put_if_absent("f/retried", b("mine")).await.unwrap(),
+        PutOutcome::AlreadyExists
+    );
+    assert_eq!(t.store.get("f/retried").await.unwrap(), b("mine"));
+    assert_eq!(faulty.fault_stats().unwrap().injected, 1);
+}
+
+async fn create_if_absent_resolves_ambiguous_outcomes(t: &Backend) {
+    // An error after the create: the identical create is repeated, finds
+    // the object, reads it back and recognises it.
+    let lost_ack =
+        WarehouseStore::with_faults(t.store.clone(), FaultPlan::new(1).fail_after_create(1.0));
+    assert_eq!(
+        lost_ack.create_if_absent("r/a", b("mine")).await.unwrap(),
+        PutOutcome::Created
+    );
+    // AlreadyExists for our own object: read back, recognised.
+    let retried = WarehouseStore::with_faults(
+        t.store.clone(),
+        FaultPlan::new(2).report_exists_after_create(1.0),
+    );
+    assert_eq!(
+        retried.create_if_absent("r/b", b("mine")).await.unwrap(),
+        PutOutcome::Created
+    );
+    // Another writer's object stays theirs, whatever the faults.
+    assert_eq!(
+        lost_ack.create_if_absent("r/b", b("theirs")).await.unwrap(),
+        PutOutcome::AlreadyExists
+    );
+    assert_eq!(t.store.get("r/b").await.unwrap(), b("mine"));
+    // Nothing can be read back: unknown, never a guess.
+    let outage = WarehouseStore::with_faults(
+        t.store.clone(),
+        FaultPlan::new(3)
+            .fail_after_create(1.0)
+            .outage_after_ambiguous_create(),
+    );
+    let err = outage.create_if_absent("r/c", b("mine")).await.unwrap_err();
+    assert!(matches!(err, StoreError::OutcomeUnknown { .. }), "{err}");
+    assert_eq!(t.store.get("r/c").await.unwrap(), b("mine"));
+    // A request refused before it is sent is a plain failure.
+    let err = t.store.create_if_absent("../x", b("x")).await.unwrap_err();
+    assert!(matches!(err, StoreError::InvalidPath { .. }), "{err}");
+}
+
 /// Declares every check once; runs each on memory and local disk as its own
 /// test, and all of them in sequence against one moto server.
 macro_rules! conformance {
@@ -600,6 +652,8 @@ conformance!(
     names_keep_their_characters,
     reopen_by_uri_sees_the_same_data,
     faults_wrap_any_backend,
+    exists_fault_reports_our_own_create,
+    create_if_absent_resolves_ambiguous_outcomes,
 );
 
 /// What only S3 has: the open-time check of conditional writes.

@@ -55,7 +55,7 @@ Examples:
 Continuous jobs (--job NAME -e \"INSERT INTO db.sink SELECT ... FROM db.source ...\"):
 each source snapshot is processed as it is committed and written to the sink
 in one commit with the job's progress (sink snapshot property
-tidelake.job.NAME.DB.TABLE = next source snapshot), so a crash neither loses
+tidelake.progress.job.NAME.DB.TABLE = next source snapshot), so a crash neither loses
 nor repeats a change; the same command resumes where it stopped (a job that
 never committed starts per the source's scan.mode, default latest-full). A
 second instance of a running job stops at its first commit. Shapes:

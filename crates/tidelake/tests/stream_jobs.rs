@@ -203,12 +203,12 @@ struct Spec {
 
 impl Spec {
     fn key(&self) -> String {
-        format!("tidelake.job.{}.db.{}", self.name, self.source)
+        format!("tidelake.progress.job.{}.db.{}", self.name, self.source)
     }
 
     fn other_key(&self) -> Option<String> {
         self.other_source
-            .map(|other| format!("tidelake.job.{}.db.{other}", self.name))
+            .map(|other| format!("tidelake.progress.job.{}.db.{other}", self.name))
     }
 
     /// The batch query over the sources as of these snapshots (latest: `None`).
@@ -846,7 +846,8 @@ fn sigterm_stops_a_job_after_a_commit() {
     );
     assert!(!job.stderr().contains("error"), "{}", job.stderr());
     // What the sink holds is the query as of the progress it records.
-    let next = progress(wh, "sums", "tidelake.job.sums.db.src").expect("progress recorded");
+    let next =
+        progress(wh, "sums", "tidelake.progress.job.sums.db.src").expect("progress recorded");
     assert_eq!(
         query(wh, "SELECT * FROM db.sums"),
         query(

@@ -426,6 +426,7 @@ pub(crate) async fn commit_prepared(table: &Table, prepared: Prepared) -> Result
             outcome.snapshot_id = id;
             Ok(outcome)
         }
+        Err(e) if e.is_commit_unknown() => Err(e),
         Err(e) => {
             delete_outputs(table, &written, &index_entries).await;
             Err(e)

@@ -24,9 +24,10 @@ pub(crate) use file::{
     SEQUENCE_COLUMN, VALUE_KIND_COLUMN,
 };
 
-use crate::commit::{CommitMessage, CommitRequest, Committer, PropertyFence};
+use crate::commit::{CommitMessage, CommitRequest, Committer};
 use crate::error::{EngineError, Result};
 use crate::manifests::ManifestStore;
+use crate::progress::OwnerProgress;
 use crate::table::Table;
 
 /// The kind of change a row is, as Paimon's `_VALUE_KIND` encodes it.
@@ -395,20 +396,42 @@ impl TableWriter {
         self.commit_fenced(kind, properties, None).await
     }
 
-    /// Like `commit_with`, but refused with a conflict (nothing committed)
-    /// unless `fence` holds at the commit point; see [`PropertyFence`]. With
-    /// a fence, a writer that wrote no rows still commits a snapshot: it
-    /// records the properties (a job's progress over input without output).
+    /// Commits recording `positions` (by slot) for `from.owner`, fenced: the
+    /// commit is refused with a conflict (nothing committed) if a snapshot
+    /// after `from.read_at` records other positions for the owner; see
+    /// [`crate::progress`]. A writer that wrote no rows still commits a
+    /// snapshot: it records the progress over input without output.
+    pub async fn commit_progress(
+        &mut self,
+        kind: CommitKind,
+        from: &OwnerProgress,
+        positions: &BTreeMap<String, String>,
+        mut properties: BTreeMap<String, String>,
+    ) -> Result<Option<i64>> {
+        for (slot, value) in positions {
+            properties.insert(from.owner.key(slot), value.clone());
+        }
+        self.commit_fenced(kind, properties, Some(from)).await
+    }
+
+    /// Like `commit_with`, fenced by `fence` (see [`commit_progress`]) when
+    /// given: `properties` then hold the owner's new positions by key.
+    ///
+    /// [`commit_progress`]: TableWriter::commit_progress
     pub async fn commit_fenced(
         &mut self,
         kind: CommitKind,
         properties: BTreeMap<String, String>,
-        fence: Option<PropertyFence>,
+        fence: Option<&OwnerProgress>,
     ) -> Result<Option<i64>> {
         let ids: Vec<BucketId> = self.buckets.keys().cloned().collect();
         let result = self.flush_and_commit(ids, kind, properties, fence).await;
-        if result.is_err() {
-            self.delete_written_files().await;
+        match &result {
+            // A live snapshot may reference the files: keep them (at worst
+            // they are orphans for `remove_orphan_files`).
+            Err(e) if e.is_commit_unknown() => self.buckets.clear(),
+            Err(_) => self.delete_written_files().await,
+            Ok(_) => {}
         }
         result
     }
@@ -418,7 +441,7 @@ impl TableWriter {
         ids: Vec<BucketId>,
         kind: CommitKind,
         properties: BTreeMap<String, String>,
-        fence: Option<PropertyFence>,
+        fence: Option<&OwnerProgress>,
     ) -> Result<Option<i64>> {
         for id in ids {
             self.flush_bucket(&id).await?;

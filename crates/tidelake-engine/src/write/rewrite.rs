@@ -137,6 +137,7 @@ impl Table {
                 rows_changed,
                 snapshot_id,
             }),
+            Err(e) if e.is_commit_unknown() => Err(e),
             Err(e) => {
                 for p in &written {
                     let _ = self.store.delete(p).await;
