@@ -30,6 +30,7 @@ mod ddl;
 mod describe;
 mod dml;
 mod error;
+mod insert;
 mod job;
 mod lexer;
 mod predicate;

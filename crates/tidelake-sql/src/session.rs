@@ -23,6 +23,7 @@ use crate::ddl::{is_ddl, parse_ddl, CreateTable, DdlStatement, TableName};
 use crate::describe::{create_statement, describe_batch, names_batch};
 use crate::dml::execute_dml;
 use crate::error::{Result, SqlError};
+use crate::insert::plan_insert_around_nested_values;
 use crate::lexer::{shift_position, split_statements, RawStatement};
 use crate::retry;
 
@@ -495,7 +496,10 @@ impl Session {
             ));
         }
         let state = self.ctx.state();
-        let plan = state.statement_to_plan(parsed).await?;
+        let plan = match plan_insert_around_nested_values(&self.ctx, &state, &parsed).await? {
+            Some(plan) => plan,
+            None => state.statement_to_plan(parsed).await?,
+        };
         refuse_foreign_statements(&plan)?;
         match &plan {
             LogicalPlan::Dml(dml)
