@@ -210,7 +210,9 @@ pub fn data_file_uri(
     format!(
         "{}/{}",
         table.store.uri().trim_end_matches('/'),
-        crate::read::file::data_file_path(table, partition_path, bucket, file)
+        table
+            .paths()
+            .data_file(partition_path, bucket, &file.file_name)
     )
 }
 

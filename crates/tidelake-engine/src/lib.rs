@@ -15,24 +15,32 @@ pub mod catalog;
 pub mod commit;
 pub mod compact;
 pub mod error;
+mod files;
 mod index;
 pub mod introspect;
+mod kv;
+mod layout;
 pub mod lifecycle;
+mod lsm;
 pub mod manifests;
 mod mergefn;
 pub mod options;
+mod orchestrate;
 pub mod read;
 pub mod snapshots;
 pub mod stats;
 pub mod table;
 pub mod write;
 
+#[cfg(test)]
+mod layers_test;
+
 pub use catalog::{Catalog, ColumnSpec, Identifier, SchemaChange, TableSpec, DEFAULT_DATABASE};
-pub use compact::{
-    BackgroundCompactor, BackgroundSummary, CompactOptions, CompactOutcome, CompactionHandle,
-};
+pub use compact::{CompactOptions, CompactOutcome, CompactionHandle};
 pub use error::{EngineError, Result};
+pub use kv::RowKind;
 pub use lifecycle::{ExpireOptions, ExpireOutcome, OrphanOptions};
+pub use orchestrate::{BackgroundCompactor, BackgroundSummary};
 pub use read::predicate::{CompareOp, Predicate};
 pub use read::scan::{ScanBuilder, ScanPlan, Split};
 pub use read::stream::{
@@ -43,4 +51,4 @@ pub use table::Table;
 pub use tidelake_format::binary_row::Datum;
 pub use tidelake_format::schema::TableSchema;
 pub use tidelake_format::types::{DataField, DataType, DataTypeKind};
-pub use write::{RowKind, TableWriter};
+pub use write::TableWriter;

@@ -12,7 +12,7 @@ use tidelake_format::snapshot::Snapshot;
 use tidelake_store::WarehouseStore;
 
 use crate::error::{EngineError, Result};
-use crate::snapshots::TablePaths;
+use crate::kv::TablePaths;
 
 /// Manifest I/O for one table.
 #[derive(Clone)]

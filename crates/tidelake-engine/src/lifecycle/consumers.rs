@@ -119,7 +119,7 @@ impl Table {
         let Some(text) = self.schema().options.get(CONSUMER_EXPIRATION_TIME) else {
             return Ok(Vec::new());
         };
-        let max_idle = super::parse_duration_millis(text).map_err(|e| {
+        let max_idle = crate::options::parse_duration_millis(text).map_err(|e| {
             EngineError::invalid(format!("option '{CONSUMER_EXPIRATION_TIME}': {e}"))
         })?;
         let cutoff = now_millis.saturating_sub(max_idle);

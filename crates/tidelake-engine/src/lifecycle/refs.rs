@@ -12,6 +12,7 @@ use tidelake_format::snapshot::Snapshot;
 use tidelake_store::StoreError;
 
 use crate::error::{EngineError, Result};
+use crate::kv::TablePaths;
 use crate::manifests::{fold_entries, ManifestStore};
 use crate::table::Table;
 
@@ -104,7 +105,8 @@ impl<'a> RefWalker<'a> {
             self.partition_dirs.insert(entry.partition.clone(), dir);
         }
         let dir = &self.partition_dirs[&entry.partition];
-        Ok(format!("{dir}bucket-{}/{file_name}", entry.bucket))
+        let bucket_dir = TablePaths::relative_bucket_dir(dir, entry.bucket);
+        Ok(format!("{bucket_dir}/{file_name}"))
     }
 
     /// The paths of an entry's data file and its extra files; files stored

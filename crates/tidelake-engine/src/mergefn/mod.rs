@@ -30,8 +30,8 @@ use arrow_array::{new_null_array, Array, ArrayRef};
 use arrow_schema::DataType as ArrowType;
 
 use crate::error::{EngineError, Result};
+use crate::layout::TableLayout;
 use crate::options::MergeEngine;
-use crate::table::TableLayout;
 use nested::{Collected, Equality, NestedKind};
 use tidelake_format::types::{DataType, DataTypeKind};
 use value::{Arith, Scalar};
@@ -41,7 +41,7 @@ const KIND_UPDATE_BEFORE: i8 = 1;
 const KIND_DELETE: i8 = 3;
 
 fn is_add(kind: i8) -> bool {
-    kind == 0 || kind == 2
+    crate::kv::is_addition(kind)
 }
 
 /// Paimon's field aggregate functions this engine implements.

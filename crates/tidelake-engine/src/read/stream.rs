@@ -48,7 +48,7 @@ use tidelake_format::binary_row::deserialize_binary_row;
 use tidelake_format::manifest::{FileKind, ManifestEntry};
 use tidelake_format::snapshot::{CommitKind, Snapshot};
 
-use super::file::{data_file_path, read_data_file, ReadColumn};
+use super::file::{read_data_file, ReadColumn};
 use super::scan::Levels;
 use crate::error::{EngineError, Result};
 use crate::manifests::ManifestStore;
@@ -715,7 +715,11 @@ impl ChangeReader {
                         &layout.options.partition_default_name,
                         layout.options.partition_legacy_name,
                     )?;
-                    let path = data_file_path(&table, &partition_path, entry.bucket, &entry.file);
+                    let path = table.paths().data_file(
+                        &partition_path,
+                        entry.bucket,
+                        &entry.file.file_name,
+                    );
                     read_data_file(&table, &path, &entry.file, &columns, BATCH_SIZE).await
                 }
             })
