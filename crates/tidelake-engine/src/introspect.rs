@@ -23,11 +23,7 @@ const TAG_PREFIX: &str = "tag-";
 
 /// The manifest reader of a table (with its manifest codec option).
 pub fn manifest_store(table: &Table) -> Result<ManifestStore> {
-    ManifestStore::new(
-        table.store.clone(),
-        table.paths().clone(),
-        &table.options().manifest_compression,
-    )
+    table.manifest_store()
 }
 
 /// One tag: its snapshot plus what Paimon's Java `Tag` adds to the

@@ -17,7 +17,7 @@ use crate::table::Table;
 const CONSUMER_PREFIX: &str = "consumer-";
 
 /// The option naming how long a consumer may stay idle before it is removed.
-pub const CONSUMER_EXPIRATION_TIME: &str = "consumer.expiration-time";
+const CONSUMER_EXPIRATION_TIME: &str = "consumer.expiration-time";
 
 #[derive(Serialize, Deserialize)]
 struct ConsumerFile {

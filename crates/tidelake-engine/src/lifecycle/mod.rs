@@ -15,7 +15,6 @@ mod tags;
 use crate::error::Result;
 use crate::table::Table;
 
-pub use consumers::CONSUMER_EXPIRATION_TIME;
 pub(crate) use expire::expire_after_commit;
 pub use expire::{ExpireOptions, ExpireOutcome};
 pub use orphans::OrphanOptions;

@@ -67,11 +67,7 @@ fn not_found(e: &EngineError) -> bool {
 
 impl<'a> RefWalker<'a> {
     pub fn new(table: &'a Table) -> Result<Self> {
-        let manifests = ManifestStore::new(
-            table.store.clone(),
-            table.paths().clone(),
-            &table.layout.options.manifest_compression,
-        )?;
+        let manifests = table.manifest_store()?;
         Ok(RefWalker {
             table,
             manifests,

@@ -20,7 +20,6 @@ use super::merge::{merge_runs, MergeLayout, Pick};
 use super::predicate::Predicate;
 use crate::error::{EngineError, Result};
 use crate::lsm::sections;
-use crate::manifests::ManifestStore;
 use crate::options::MergeEngine;
 use crate::stats::decode_stats;
 use crate::table::Table;
@@ -208,11 +207,7 @@ impl ScanBuilder {
                 projected_schema,
             });
         };
-        let ms = ManifestStore::new(
-            table.store.clone(),
-            table.paths().clone(),
-            &layout.options.manifest_compression,
-        )?;
+        let ms = table.manifest_store()?;
         let partition_names = layout.schema.partition_keys.clone();
         let partition_pred = self
             .predicate

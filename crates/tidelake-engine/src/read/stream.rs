@@ -51,7 +51,6 @@ use tidelake_format::snapshot::{CommitKind, Snapshot};
 use super::file::{read_data_file, ReadColumn};
 use super::scan::Levels;
 use crate::error::{EngineError, Result};
-use crate::manifests::ManifestStore;
 use crate::options::ChangelogProducer;
 use crate::table::Table;
 
@@ -658,11 +657,7 @@ impl ChangeReader {
     /// The ADD entries of a manifest list, per bucket in sequence order, so
     /// that applying the rows in order applies each key's versions in order.
     async fn added_entries(&self, list: &str) -> Result<Vec<ManifestEntry>> {
-        let ms = ManifestStore::new(
-            self.table.store.clone(),
-            self.table.paths().clone(),
-            &self.table.layout.options.manifest_compression,
-        )?;
+        let ms = self.table.manifest_store()?;
         let mut entries = Vec::new();
         for meta in ms.read_list(list).await? {
             entries.extend(
@@ -749,11 +744,7 @@ impl ChangeReader {
         &self,
         snapshot: &Snapshot,
     ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
-        let ms = ManifestStore::new(
-            self.table.store.clone(),
-            self.table.paths().clone(),
-            &self.table.layout.options.manifest_compression,
-        )?;
+        let ms = self.table.manifest_store()?;
         let mut touched = std::collections::BTreeSet::new();
         for meta in ms.read_list(&snapshot.delta_manifest_list).await? {
             for e in ms.read_manifest(&meta.file_name).await? {
