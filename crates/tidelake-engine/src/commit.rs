@@ -90,12 +90,10 @@ pub(crate) struct Committer<'a> {
 
 impl<'a> Committer<'a> {
     pub fn new(table: &'a Table) -> Result<Self> {
-        let manifests = ManifestStore::new(
-            table.store.clone(),
-            table.paths().clone(),
-            &table.layout.options.manifest_compression,
-        )?;
-        Ok(Committer { table, manifests })
+        Ok(Committer {
+            table,
+            manifests: table.manifest_store()?,
+        })
     }
 
     fn conflict(&self, message: impl Into<String>) -> EngineError {
@@ -211,10 +209,7 @@ impl<'a> Committer<'a> {
                 .try_commit(&request, latest.as_ref(), &entries, &changelog, schema_id)
                 .await?
             {
-                Some(id) => {
-                    crate::lifecycle::expire_after_commit(self.table).await;
-                    return Ok(Some(id));
-                }
+                Some(id) => return Ok(Some(id)),
                 None => {
                     tracing::debug!(table = %self.table.id, attempt, "snapshot id taken by another writer; retrying");
                     tokio::time::sleep(backoff).await;
@@ -369,8 +364,7 @@ impl<'a> Committer<'a> {
                 .map(|e| &e.file)
                 .chain(m.new_files.iter())
                 .collect();
-            if let Some(problem) =
-                crate::compact::levels_overlap(&files, &self.table.layout.key_types)
+            if let Some(problem) = crate::lsm::levels_overlap(&files, &self.table.layout.key_types)
             {
                 return Err(self.conflict(format!(
                     "bucket {} was compacted concurrently ({problem}); retry the compaction",

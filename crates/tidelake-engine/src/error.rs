@@ -92,6 +92,11 @@ impl EngineError {
         EngineError::InvalidInput(message.into())
     }
 
+    /// A broken internal invariant (a bug, not bad input).
+    pub fn internal(message: impl Into<String>) -> Self {
+        EngineError::Internal(message.into())
+    }
+
     /// True when a commit's outcome is unknown: the caller must keep every
     /// file the commit may reference.
     pub fn is_commit_unknown(&self) -> bool {

@@ -27,19 +27,11 @@ use std::collections::HashSet;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{compact_table, compacts_inline, BucketId, CompactOptions};
+use super::compact_table;
+use crate::compact::{
+    compacts_inline, CompactOptions, CompactRequest as Request, CompactionHandle,
+};
 use crate::table::Table;
-
-enum Request {
-    Compact {
-        buckets: HashSet<BucketId>,
-        full: bool,
-    },
-    /// Finish the queued work, then stop.
-    Finish,
-    /// Answer once every request sent before this one is done.
-    Flush(oneshot::Sender<()>),
-}
 
 /// What a background compactor did over its life.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -50,20 +42,6 @@ pub struct BackgroundSummary {
     pub snapshots: u64,
     /// Rounds that failed (logged; their buckets wait for a later round).
     pub failures: u64,
-}
-
-/// Where writers send the buckets they committed; cheap to clone.
-#[derive(Clone, Debug)]
-pub struct CompactionHandle {
-    sender: mpsc::UnboundedSender<Request>,
-}
-
-impl CompactionHandle {
-    /// Queues the compaction of `buckets` (full when `full`). Returns
-    /// `false` when the compactor has stopped (nothing was queued).
-    pub(crate) fn request(&self, buckets: HashSet<BucketId>, full: bool) -> bool {
-        self.sender.send(Request::Compact { buckets, full }).is_ok()
-    }
 }
 
 /// A table's background compaction task; see the module documentation.
@@ -82,9 +60,7 @@ impl BackgroundCompactor {
 
     /// A handle for writers of the table.
     pub fn handle(&self) -> CompactionHandle {
-        CompactionHandle {
-            sender: self.sender.clone(),
-        }
+        CompactionHandle::new(self.sender.clone())
     }
 
     /// Waits until every request queued so far has been compacted.

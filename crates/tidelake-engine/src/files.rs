@@ -1,8 +1,8 @@
-//! Writing one Parquet data file and describing it as a `DataFileMeta`.
+//! Writing one Parquet data file and describing it as a `DataFileMeta`:
+//! the writer's flushes and compaction's rewrites both write through here.
 //!
-//! Primary-key files carry Paimon's key-value layout: `_KEY_<k>` columns for
-//! the trimmed primary key, `_SEQUENCE_NUMBER`, `_VALUE_KIND`, then every
-//! table column. Append files carry the table columns only.
+//! Primary-key files carry the key-value layout of [`crate::kv`]. Append
+//! files carry the table columns only.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,15 +17,14 @@ use tidelake_format::binary_row::{datum_from_arrow, serialize_binary_row, Datum}
 use tidelake_format::manifest::{DataFileMeta, SimpleStats};
 
 use crate::error::{EngineError, Result};
+use crate::kv::{
+    is_retraction, KEY_FIELD_ID_OFFSET, KEY_PREFIX, SEQUENCE_COLUMN, SEQUENCE_FIELD_ID,
+    VALUE_KIND_COLUMN, VALUE_KIND_FIELD_ID,
+};
+use crate::layout::TableLayout;
 use crate::stats::{column_stats, encode_stats};
-use crate::table::{Table, TableLayout};
+use crate::table::Table;
 
-pub const SEQUENCE_COLUMN: &str = "_SEQUENCE_NUMBER";
-pub const VALUE_KIND_COLUMN: &str = "_VALUE_KIND";
-pub const KEY_PREFIX: &str = "_KEY_";
-pub const SEQUENCE_FIELD_ID: i32 = 2147483646;
-pub const VALUE_KIND_FIELD_ID: i32 = 2147483645;
-pub const KEY_FIELD_ID_OFFSET: i32 = 1_000_000;
 const FIELD_ID_KEY: &str = "PARQUET:field_id";
 
 fn with_id(field: Field, id: i32) -> Field {
@@ -156,7 +155,7 @@ async fn write_file(
     let layout = &table.layout;
     let batch = &content.batch;
     if batch.num_rows() == 0 {
-        return Err(EngineError::invalid("internal: empty data file"));
+        return Err(EngineError::internal("empty data file"));
     }
     let batch = if layout.is_primary_key() {
         batch.clone()
@@ -213,19 +212,15 @@ async fn write_file(
             .column(nk)
             .as_any()
             .downcast_ref::<Int64Array>()
-            .ok_or_else(|| EngineError::invalid("internal: sequence column is not BIGINT"))?;
+            .ok_or_else(|| EngineError::internal("sequence column is not BIGINT"))?;
         let kinds = batch
             .column(nk + 1)
             .as_any()
             .downcast_ref::<Int8Array>()
-            .ok_or_else(|| EngineError::invalid("internal: value kind column is not TINYINT"))?;
+            .ok_or_else(|| EngineError::internal("value kind column is not TINYINT"))?;
         let min_seq = arrow::compute::min(seq).unwrap_or(0);
         let max_seq = arrow::compute::max(seq).unwrap_or(0);
-        let deletes = kinds
-            .values()
-            .iter()
-            .filter(|k| **k == 1 || **k == 3)
-            .count() as i64;
+        let deletes = kinds.values().iter().filter(|k| is_retraction(**k)).count() as i64;
         (min_key, max_key, key_stats, min_seq, max_seq, deletes)
     } else {
         let empty = serialize_binary_row(&[], &[])?;
