@@ -2,19 +2,16 @@
 //! the test venv) on loopback, reached through object_store's S3 client.
 //! Commits rely on S3's conditional put, so racing writers are covered too.
 
-#[path = "../../tidelake-store/tests/support/moto.rs"]
-mod moto;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray};
 use futures::TryStreamExt;
-use moto::{MotoServer, BUCKET};
 use tidelake_engine::{
     Catalog, ColumnSpec, DataType, DataTypeKind, Identifier, RowKind, Table, TableSpec,
 };
 use tidelake_store::WarehouseStore;
+use tidelake_testkit::moto::{MotoServer, BUCKET};
 
 fn spec() -> TableSpec {
     let column = |name: &str, data_type: DataType| ColumnSpec {
