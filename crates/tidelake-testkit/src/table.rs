@@ -22,7 +22,7 @@ pub fn string() -> DataTypeKind {
 }
 
 /// Table options from pairs.
-pub fn options(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+pub fn option_map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -40,7 +40,7 @@ pub fn spec(
         columns,
         primary_keys: primary_keys.iter().map(|k| k.to_string()).collect(),
         partition_keys: partition_keys.iter().map(|k| k.to_string()).collect(),
-        options: options(pairs),
+        options: option_map(pairs),
         comment: None,
     }
 }

@@ -17,6 +17,7 @@ use tidelake_engine::{
     Catalog, ColumnSpec, CompactOptions, DataType, DataTypeKind, Identifier, RowKind, Table,
     TableSpec,
 };
+use tidelake_testkit::table::{block_on, col};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -35,14 +36,6 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Compact),
         1 => Just(Op::FullCompact),
     ]
-}
-
-fn col(name: &str, kind: DataTypeKind, nullable: bool) -> ColumnSpec {
-    ColumnSpec {
-        name: name.into(),
-        data_type: DataType::new(kind, nullable),
-        comment: None,
-    }
 }
 
 async fn create(options: &[(&str, &str)]) -> (Catalog, Identifier) {
@@ -254,13 +247,6 @@ async fn run(ops: Vec<Op>, options: &[(&str, &str)], strict: bool) {
     assert_eq!(replay(&log, strict), model, "replayed changelog differs");
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn ops() -> impl Strategy<Value = Vec<Op>> {
     proptest::collection::vec(op(), 1..80)
 }
@@ -271,7 +257,7 @@ proptest! {
     #[test]
     fn input_changelog_replays_to_the_table(ops in ops(), write_only: bool) {
         let write_only = write_only.to_string();
-        runtime().block_on(run(ops, &[
+        block_on(run(ops, &[
             ("changelog-producer", "input"),
             ("write-only", &write_only),
             ("num-sorted-run.compaction-trigger", "2"),
@@ -282,7 +268,7 @@ proptest! {
     fn lookup_changelog_is_complete(ops in ops(), write_only: bool, trigger in 2usize..5) {
         let write_only = write_only.to_string();
         let trigger = trigger.to_string();
-        runtime().block_on(run(ops, &[
+        block_on(run(ops, &[
             ("changelog-producer", "lookup"),
             ("write-only", &write_only),
             ("num-sorted-run.compaction-trigger", &trigger),
@@ -293,7 +279,7 @@ proptest! {
     fn full_compaction_changelog_is_complete(ops in ops(), write_only: bool, delta_commits in 1u32..4) {
         let write_only = write_only.to_string();
         let delta_commits = delta_commits.to_string();
-        runtime().block_on(run(ops, &[
+        block_on(run(ops, &[
             ("changelog-producer", "full-compaction"),
             ("write-only", &write_only),
             ("full-compaction.delta-commits", &delta_commits),
@@ -304,7 +290,7 @@ proptest! {
 
 #[test]
 fn changelog_producer_needs_a_primary_key_and_a_known_name() {
-    runtime().block_on(async {
+    block_on(async {
         let catalog = Catalog::open("memory://").await.unwrap();
         let spec = |producer: &str, pk: bool| TableSpec {
             columns: vec![col("k", DataTypeKind::BigInt, false)],

@@ -17,6 +17,7 @@ use tidelake_engine::{
 };
 use tidelake_format::manifest::FileKind;
 use tidelake_format::snapshot::CommitKind;
+use tidelake_testkit::table::string;
 
 type Model = BTreeMap<(i64, String), Option<i32>>;
 
@@ -36,7 +37,7 @@ fn spec(buckets: i32, partitioned: bool, options: &[(&str, &str)]) -> TableSpec 
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     opts.insert("bucket".into(), buckets.to_string());
-    columns[2].data_type = DataType::new(DataTypeKind::VarChar(i32::MAX as u32), false);
+    columns[2].data_type = DataType::new(string(), false);
     TableSpec {
         columns,
         primary_keys: if partitioned {

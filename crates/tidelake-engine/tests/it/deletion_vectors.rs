@@ -21,14 +21,7 @@ use tidelake_engine::{
     ExpireOptions, Identifier, Predicate, RowKind, SchemaChange, StartMode, StreamOptions, Table,
     TableSpec,
 };
-
-fn col(name: &str, kind: DataTypeKind, nullable: bool) -> ColumnSpec {
-    ColumnSpec {
-        name: name.into(),
-        data_type: DataType::new(kind, nullable),
-        comment: None,
-    }
-}
+use tidelake_testkit::table::{block_on, col};
 
 fn spec(options: &[(&str, &str)], partitioned: bool) -> TableSpec {
     let mut columns = vec![
@@ -790,14 +783,6 @@ async fn run_model(run: Run, ops: Vec<Op>) {
             &format!("snapshot {id}"),
         );
     }
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
 }
 
 /// Buckets (fixed, or dynamic: -1), partitioned, write-only, tiny files.

@@ -9,20 +9,15 @@ use arrow_array::{Array, ArrayRef, Int32Array, Int64Array, RecordBatch, StringAr
 use futures::TryStreamExt;
 use tidelake_engine::manifests::ManifestStore;
 use tidelake_engine::{
-    Catalog, ColumnSpec, CompactOptions, DataType, DataTypeKind, ExpireOptions, Identifier,
-    OrphanOptions, RowKind, Table, TableSpec,
+    Catalog, CompactOptions, DataTypeKind, ExpireOptions, Identifier, OrphanOptions, RowKind,
+    Table, TableSpec,
 };
 use tidelake_store::{FaultPlan, WarehouseStore};
+use tidelake_testkit::oracle::{oracle_script, ORACLE_TIMEOUT};
+use tidelake_testkit::process::run;
+use tidelake_testkit::table::{col, on_disk, option_map, string};
 
 type Row = (i32, i64, Option<String>);
-
-fn col(name: &str, kind: DataTypeKind, nullable: bool) -> ColumnSpec {
-    ColumnSpec {
-        name: name.into(),
-        data_type: DataType::new(kind, nullable),
-        comment: None,
-    }
-}
 
 /// Partitioned by `p`, primary key (p, id), dynamic buckets (so commits
 /// write index files too).
@@ -31,14 +26,11 @@ fn spec(options: &[(&str, &str)]) -> TableSpec {
         columns: vec![
             col("p", DataTypeKind::Int, false),
             col("id", DataTypeKind::BigInt, false),
-            col("name", DataTypeKind::VarChar(i32::MAX as u32), true),
+            col("name", string(), true),
         ],
         primary_keys: vec!["p".into(), "id".into()],
         partition_keys: vec!["p".into()],
-        options: options
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<BTreeMap<_, _>>(),
+        options: option_map(options),
         comment: None,
     }
 }
@@ -88,14 +80,7 @@ async fn read_tag(table: &Table, tag: &str) -> Vec<Row> {
 }
 
 async fn setup(options: &[(&str, &str)]) -> (Catalog, Identifier, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let catalog = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
-    let id = Identifier::new("default", "t");
-    catalog
-        .create_table(&id, spec(options), false)
-        .await
-        .unwrap();
-    (catalog, id, dir)
+    on_disk(spec(options)).await
 }
 
 /// Options that keep automatic expiration out of the way, and merge
@@ -694,39 +679,31 @@ async fn interrupted_expiration_leaves_retained_snapshots_readable() {
 /// Python environment it fails under CI and is skipped, with a note, elsewhere.
 #[tokio::test]
 async fn pypaimon_reads_the_table_after_lifecycle_operations() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let python = std::env::var_os("TIDELAKE_PYTHON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| root.join(".venv/bin/python"));
-    if !python.exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set but the oracle Python {} is missing",
-            python.display()
-        );
-        eprintln!("note: skipped: no {}", python.display());
+    let Some(python) = tidelake_testkit::python::or_skip("the pypaimon lifecycle check") else {
         return;
-    }
+    };
     let (catalog, id, dir) = setup(MANUAL).await;
     let table = catalog.load_table(&id).await.unwrap();
     let expected = commit_history(&table, 9).await;
     table.create_tag("t2", Some(2)).await.unwrap();
     table.expire_snapshots(expire(3, 1)).await.unwrap();
     let oracle_read = |snapshot: i64| {
-        let out = std::process::Command::new(&python)
-            .arg(root.join("tests/oracle/oracle.py"))
-            .args(["read", "--warehouse"])
-            .arg(dir.path())
-            .args(["--table", "default.t", "--impl", "pypaimon", "--snapshot"])
-            .arg(snapshot.to_string())
-            .output()
-            .unwrap();
+        let out = run(
+            std::process::Command::new(&python)
+                .arg(oracle_script())
+                .args(["read", "--warehouse"])
+                .arg(dir.path())
+                .args(["--table", "default.t", "--impl", "pypaimon", "--snapshot"])
+                .arg(snapshot.to_string()),
+            "",
+            ORACLE_TIMEOUT,
+        );
         assert!(
             out.status.success(),
             "pypaimon failed on snapshot {snapshot}: {}",
-            String::from_utf8_lossy(&out.stderr)
+            out.stderr
         );
-        String::from_utf8(out.stdout).unwrap()
+        out.stdout
     };
     let check = |snapshot: i64, rows: &[Row]| {
         let text = oracle_read(snapshot);

@@ -8,29 +8,22 @@ use std::sync::Arc;
 use arrow_array::{Array, ArrayRef, Int32Array, Int64Array, Int8Array, RecordBatch, StringArray};
 use futures::TryStreamExt;
 use tidelake_engine::{
-    Catalog, ChangeReader, ChangeSource, ColumnSpec, CompactOptions, DataType, DataTypeKind,
-    ExpireOptions, Identifier, RowKind, StartMode, StreamOptions, Table, TableSpec,
+    Catalog, ChangeReader, ChangeSource, CompactOptions, DataTypeKind, ExpireOptions, Identifier,
+    RowKind, StartMode, StreamOptions, Table, TableSpec,
 };
 use tidelake_store::{FaultPlan, WarehouseStore};
+use tidelake_testkit::table::{col, on_disk_table, option_map, string};
 
 type Key = (i32, i64);
 /// (row kind byte, p, id, name)
 type Change = (i8, i32, i64, Option<String>);
-
-fn col(name: &str, kind: DataTypeKind, nullable: bool) -> ColumnSpec {
-    ColumnSpec {
-        name: name.into(),
-        data_type: DataType::new(kind, nullable),
-        comment: None,
-    }
-}
 
 fn spec(primary_key: bool, options: &[(&str, &str)]) -> TableSpec {
     TableSpec {
         columns: vec![
             col("p", DataTypeKind::Int, false),
             col("id", DataTypeKind::BigInt, false),
-            col("name", DataTypeKind::VarChar(i32::MAX as u32), true),
+            col("name", string(), true),
         ],
         primary_keys: if primary_key {
             vec!["p".into(), "id".into()]
@@ -38,10 +31,7 @@ fn spec(primary_key: bool, options: &[(&str, &str)]) -> TableSpec {
             Vec::new()
         },
         partition_keys: vec!["p".into()],
-        options: options
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<BTreeMap<_, _>>(),
+        options: option_map(options),
         comment: None,
     }
 }
@@ -54,15 +44,7 @@ const MANUAL: &[(&str, &str)] = &[
 ];
 
 async fn setup(primary_key: bool, options: &[(&str, &str)]) -> (Table, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let catalog = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
-    let id = Identifier::new("default", "t");
-    catalog
-        .create_table(&id, spec(primary_key, options), false)
-        .await
-        .unwrap();
-    let table = catalog.load_table(&id).await.unwrap();
-    (table, dir)
+    on_disk_table(spec(primary_key, options)).await
 }
 
 fn batch(table: &Table, rows: &[(i32, i64)], tag: &str) -> RecordBatch {

@@ -1,36 +1,25 @@
 //! Catalog, schema evolution, time travel, overwrite, copy-on-write changes,
 //! concurrent commits and corrupt metadata, through the engine's API.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
 use futures::TryStreamExt;
 use tidelake_engine::{
-    Catalog, ColumnSpec, CompareOp, DataType, DataTypeKind, Datum, EngineError, Identifier,
-    Predicate, RowKind, SchemaChange, Table, TableSpec,
+    Catalog, CompareOp, DataType, DataTypeKind, Datum, EngineError, Identifier, Predicate, RowKind,
+    SchemaChange, Table, TableSpec,
 };
-
-fn col(name: &str, kind: DataTypeKind, nullable: bool) -> ColumnSpec {
-    ColumnSpec {
-        name: name.into(),
-        data_type: DataType::new(kind, nullable),
-        comment: None,
-    }
-}
+use tidelake_testkit::table::{col, on_disk, option_map, string};
 
 fn spec(pk: bool, options: &[(&str, &str)]) -> TableSpec {
     TableSpec {
         columns: vec![
             col("id", DataTypeKind::BigInt, false),
-            col("name", DataTypeKind::VarChar(i32::MAX as u32), true),
+            col("name", string(), true),
         ],
         primary_keys: if pk { vec!["id".into()] } else { vec![] },
         partition_keys: vec![],
-        options: options
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<BTreeMap<_, _>>(),
+        options: option_map(options),
         comment: None,
     }
 }
@@ -64,14 +53,7 @@ async fn read(table: &Table, snapshot: Option<i64>) -> Vec<(i64, Option<String>)
 }
 
 async fn setup(pk: bool, options: &[(&str, &str)]) -> (Catalog, Identifier, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let catalog = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
-    let id = Identifier::new("default", "t");
-    catalog
-        .create_table(&id, spec(pk, options), false)
-        .await
-        .unwrap();
-    (catalog, id, dir)
+    on_disk(spec(pk, options)).await
 }
 
 #[tokio::test]
