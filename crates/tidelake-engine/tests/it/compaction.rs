@@ -17,7 +17,7 @@ use tidelake_engine::{
 };
 use tidelake_format::manifest::FileKind;
 use tidelake_format::snapshot::CommitKind;
-use tidelake_testkit::table::string;
+use tidelake_testkit::table::{in_memory, string};
 
 type Model = BTreeMap<(i64, String), Option<i32>>;
 
@@ -323,12 +323,7 @@ async fn delta_entries(
 
 #[tokio::test]
 async fn manifests_record_levels_and_sequence_numbers() {
-    let catalog = Catalog::open("memory://").await.unwrap();
-    let id = Identifier::new("default", "t");
-    catalog
-        .create_table(&id, spec(1, false, &[("write-only", "true")]), false)
-        .await
-        .unwrap();
+    let (catalog, id) = in_memory(spec(1, false, &[("write-only", "true")])).await;
     let table = catalog.load_table(&id).await.unwrap();
     write_commit(
         &table,
@@ -476,12 +471,7 @@ async fn picked_compaction_keeps_retractions_above_older_runs() {
 
 #[tokio::test]
 async fn compaction_after_a_concurrent_writer_keeps_its_rows() {
-    let catalog = Catalog::open("memory://").await.unwrap();
-    let id = Identifier::new("default", "t");
-    catalog
-        .create_table(&id, spec(1, false, &[("write-only", "true")]), false)
-        .await
-        .unwrap();
+    let (catalog, id) = in_memory(spec(1, false, &[("write-only", "true")])).await;
     let table = catalog.load_table(&id).await.unwrap();
     write_commit(&table, &[(1, Some(1)), (2, Some(2))], RowKind::Insert).await;
     write_commit(&table, &[(1, Some(10))], RowKind::Insert).await;
@@ -595,12 +585,7 @@ async fn compactions_racing_writers_never_lose_or_resurrect_rows() {
 
 #[tokio::test]
 async fn inline_compaction_bounds_sorted_runs() {
-    let catalog = Catalog::open("memory://").await.unwrap();
-    let id = Identifier::new("default", "t");
-    catalog
-        .create_table(&id, spec(2, true, &[]), false)
-        .await
-        .unwrap();
+    let (catalog, id) = in_memory(spec(2, true, &[])).await;
     let table = catalog.load_table(&id).await.unwrap();
     let mut model = Model::new();
     let mut compact_snapshots = 0;
@@ -641,12 +626,7 @@ async fn inline_compaction_bounds_sorted_runs() {
 
 #[tokio::test]
 async fn write_only_tables_are_not_compacted_inline() {
-    let catalog = Catalog::open("memory://").await.unwrap();
-    let id = Identifier::new("default", "t");
-    catalog
-        .create_table(&id, spec(1, false, &[("write-only", "true")]), false)
-        .await
-        .unwrap();
+    let (catalog, id) = in_memory(spec(1, false, &[("write-only", "true")])).await;
     let table = catalog.load_table(&id).await.unwrap();
     for round in 0..8 {
         write_commit(&table, &[(round, Some(1))], RowKind::Insert).await;
@@ -662,12 +642,7 @@ async fn write_only_tables_are_not_compacted_inline() {
 
 #[tokio::test]
 async fn partition_filter_limits_the_compaction() {
-    let catalog = Catalog::open("memory://").await.unwrap();
-    let id = Identifier::new("default", "t");
-    catalog
-        .create_table(&id, spec(1, true, &[("write-only", "true")]), false)
-        .await
-        .unwrap();
+    let (catalog, id) = in_memory(spec(1, true, &[("write-only", "true")])).await;
     let table = catalog.load_table(&id).await.unwrap();
     for round in 0..3i64 {
         let mut w = table.writer();
@@ -722,12 +697,7 @@ async fn partition_filter_limits_the_compaction() {
 
 #[tokio::test]
 async fn writer_compacts_before_writing_into_a_stalled_bucket() {
-    let catalog = Catalog::open("memory://").await.unwrap();
-    let id = Identifier::new("default", "t");
-    catalog
-        .create_table(&id, spec(1, false, &[("write-only", "true")]), false)
-        .await
-        .unwrap();
+    let (catalog, id) = in_memory(spec(1, false, &[("write-only", "true")])).await;
     let table = catalog.load_table(&id).await.unwrap();
     for round in 0..10 {
         write_commit(&table, &[(round, Some(round as i32))], RowKind::Insert).await;
@@ -867,12 +837,7 @@ async fn full_compaction_merges_small_files_of_append_tables() {
 
 #[tokio::test]
 async fn a_stale_table_handle_compacts_with_the_latest_schema() {
-    let catalog = Catalog::open("memory://").await.unwrap();
-    let id = Identifier::new("default", "t");
-    catalog
-        .create_table(&id, spec(1, false, &[("write-only", "true")]), false)
-        .await
-        .unwrap();
+    let (catalog, id) = in_memory(spec(1, false, &[("write-only", "true")])).await;
     let stale = catalog.load_table(&id).await.unwrap();
     write_commit(&stale, &[(1, Some(1))], RowKind::Insert).await;
     catalog
@@ -928,12 +893,7 @@ async fn a_stale_table_handle_compacts_with_the_latest_schema() {
 /// with the table equal to the model throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn background_compaction_keeps_runs_bounded_off_the_commit_path() {
-    let catalog = Catalog::open("memory://").await.unwrap();
-    let id = Identifier::new("default", "t");
-    catalog
-        .create_table(&id, spec(2, true, &[]), false)
-        .await
-        .unwrap();
+    let (catalog, id) = in_memory(spec(2, true, &[])).await;
     let table = catalog.load_table(&id).await.unwrap();
     let compactor = BackgroundCompactor::start(&table);
     let mut writer = table.writer();

@@ -21,7 +21,7 @@ use tidelake_engine::{
     ExpireOptions, Identifier, Predicate, RowKind, SchemaChange, StartMode, StreamOptions, Table,
     TableSpec,
 };
-use tidelake_testkit::table::{block_on, col};
+use tidelake_testkit::table::{block_on, col, in_memory};
 
 fn spec(options: &[(&str, &str)], partitioned: bool) -> TableSpec {
     let mut columns = vec![
@@ -56,12 +56,7 @@ fn spec(options: &[(&str, &str)], partitioned: bool) -> TableSpec {
 }
 
 async fn create(options: &[(&str, &str)], partitioned: bool) -> Table {
-    let catalog = Catalog::open("memory://").await.unwrap();
-    let id = Identifier::new("default", "t");
-    catalog
-        .create_table(&id, spec(options, partitioned), false)
-        .await
-        .unwrap();
+    let (catalog, id) = in_memory(spec(options, partitioned)).await;
     catalog.load_table(&id).await.unwrap()
 }
 

@@ -10,6 +10,7 @@ use proptest::prelude::*;
 use tidelake_engine::{
     Catalog, ColumnSpec, DataType, DataTypeKind, Identifier, RowKind, TableSpec,
 };
+use tidelake_testkit::table::in_memory;
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -111,12 +112,7 @@ async fn read_all(catalog: &Catalog, id: &Identifier) -> HashMap<i64, Option<i32
 }
 
 async fn run(ops: Vec<Op>, buckets: i32, partitioned: bool, buffer: &str) {
-    let catalog = Catalog::open("memory://").await.unwrap();
-    let id = Identifier::new("default", "t");
-    catalog
-        .create_table(&id, spec(buckets, partitioned, buffer), false)
-        .await
-        .unwrap();
+    let (catalog, id) = in_memory(spec(buckets, partitioned, buffer)).await;
     let table = catalog.load_table(&id).await.unwrap();
     let schema = table.arrow_schema();
     let mut model: HashMap<i64, Option<i32>> = HashMap::new();
