@@ -208,13 +208,13 @@ fn a_missing_file_is_an_error() {
 fn statements_are_read_from_stdin_without_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let output = TIDELAKE.run(
-        &mut TIDELAKE.command(dir.path()).args(["sql", "--format", "json"]),
+        TIDELAKE.command(dir.path()).args(["sql", "--format", "json"]),
         "CREATE TABLE s (k INT, v STRING, PRIMARY KEY (k));\nINSERT INTO s VALUES (1, 'a');\nINSERT INTO s VALUES (1, 'b');\nSELECT * FROM s;\n",
     );
     assert!(output.status.success(), "{}", output.stderr);
     assert_eq!(output.stdout, "{\"k\":1,\"v\":\"b\"}\n");
     let failing = TIDELAKE.run(
-        &mut TIDELAKE.command(dir.path()).arg("sql"),
+        TIDELAKE.command(dir.path()).arg("sql"),
         "SELECT * FROM s;\nSELEC 1;\nSELECT 2;\n",
     );
     assert_eq!(failing.status.code(), Some(1));

@@ -487,7 +487,7 @@ impl Crash {
         panic!(
             "crash test '{}', seed {}, {when}: {}\n\
              replay: TIDELAKE_CRASH_SEED={} TIDELAKE_CRASH_ROUNDS={rounds} \
-             cargo nextest run --workspace -E 'binary_id(tidelake::it) & test(crash::{})'",
+             cargo nextest run --workspace -E 'binary_id(tidelake::it) & test(/^crash::{}$/)'",
             self.variant.name,
             self.seed,
             message.as_ref(),
