@@ -132,24 +132,15 @@ impl Spawned {
     /// Waits until `met` holds for stdout, the child closes its pipes, or
     /// `timeout` passes; woken by every chunk the child prints.
     pub fn wait_for_stdout(&self, timeout: Duration, met: impl Fn(&str) -> bool) -> Waited {
-        let deadline = Instant::now() + timeout;
-        let mut pipes = self.shared.lock();
-        loop {
-            if met(&String::from_utf8_lossy(&pipes.stdout)) {
-                return Waited::Met;
-            }
-            if pipes.open == 0 {
-                return Waited::Closed;
-            }
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                return Waited::TimedOut;
-            };
-            pipes = self
-                .shared
-                .changed
-                .wait_timeout(pipes, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+        let pipes = self.wait_until(Instant::now() + timeout, |pipes| {
+            met(&String::from_utf8_lossy(&pipes.stdout)) || pipes.open == 0
+        });
+        if met(&String::from_utf8_lossy(&pipes.stdout)) {
+            Waited::Met
+        } else if pipes.open == 0 {
+            Waited::Closed
+        } else {
+            Waited::TimedOut
         }
     }
 
@@ -207,10 +198,20 @@ impl Spawned {
     }
 
     fn wait_pipes_closed(&self, deadline: Instant) {
+        drop(self.wait_until(deadline, |pipes| pipes.open == 0));
+    }
+
+    /// Blocks until `done` holds for the pipes or `deadline` passes, woken
+    /// by the readers; returns the pipes as they are then.
+    fn wait_until(
+        &self,
+        deadline: Instant,
+        done: impl Fn(&Pipes) -> bool,
+    ) -> MutexGuard<'_, Pipes> {
         let mut pipes = self.shared.lock();
-        while pipes.open > 0 {
+        while !done(&pipes) {
             let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                return;
+                break;
             };
             pipes = self
                 .shared
@@ -219,6 +220,7 @@ impl Spawned {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+        pipes
     }
 
     /// Sends SIGKILL (if the child still runs) and reaps it.

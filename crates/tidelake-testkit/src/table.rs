@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 
+use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
 use tidelake_engine::{Catalog, ColumnSpec, DataType, DataTypeKind, Identifier, Table, TableSpec};
 
 /// A column without a comment.
@@ -100,4 +102,30 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
         .build()
         .unwrap_or_else(|e| panic!("a tokio runtime: {e}"))
         .block_on(future)
+}
+
+/// The tagged table: `p INT NOT NULL, id BIGINT NOT NULL, name STRING`,
+/// partitioned by `p` and keyed by `(p, id)` when `primary_key`; its rows
+/// carry a tag in `name` that tells which write they came from.
+pub fn tagged_spec(primary_key: bool, pairs: &[(&str, &str)]) -> TableSpec {
+    let columns = vec![
+        col("p", DataTypeKind::Int, false),
+        col("id", DataTypeKind::BigInt, false),
+        col("name", string(), true),
+    ];
+    let keys: &[&str] = if primary_key { &["p", "id"] } else { &[] };
+    spec(columns, keys, &["p"], pairs)
+}
+
+/// Rows `(p, id)` of a [`tagged_spec`] table, each named `{tag}-{id}`.
+pub fn tagged_batch(table: &Table, rows: &[(i32, i64)], tag: &str) -> RecordBatch {
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.0))),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| format!("{tag}-{}", r.1)),
+        )),
+    ];
+    RecordBatch::try_new(table.arrow_schema(), columns)
+        .unwrap_or_else(|e| panic!("a batch of the tagged table: {e}"))
 }

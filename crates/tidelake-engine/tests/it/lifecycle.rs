@@ -2,55 +2,20 @@
 //! consumers and an interrupted run), rollback, and orphan-file removal.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use arrow_array::{Array, ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow_array::{Array, Int32Array, Int64Array, RecordBatch, StringArray};
 use futures::TryStreamExt;
 use tidelake_engine::manifests::ManifestStore;
 use tidelake_engine::{
-    Catalog, CompactOptions, DataTypeKind, ExpireOptions, Identifier, OrphanOptions, RowKind,
-    Table, TableSpec,
+    Catalog, CompactOptions, ExpireOptions, Identifier, OrphanOptions, RowKind, Table,
 };
 use tidelake_store::{FaultPlan, WarehouseStore};
 use tidelake_testkit::oracle::{oracle_script, ORACLE_TIMEOUT};
 use tidelake_testkit::process::run;
-use tidelake_testkit::table::{col, on_disk, option_map, string};
+use tidelake_testkit::table::{on_disk, tagged_batch, tagged_spec};
 
 type Row = (i32, i64, Option<String>);
-
-/// Partitioned by `p`, primary key (p, id), dynamic buckets (so commits
-/// write index files too).
-fn spec(options: &[(&str, &str)]) -> TableSpec {
-    TableSpec {
-        columns: vec![
-            col("p", DataTypeKind::Int, false),
-            col("id", DataTypeKind::BigInt, false),
-            col("name", string(), true),
-        ],
-        primary_keys: vec!["p".into(), "id".into()],
-        partition_keys: vec!["p".into()],
-        options: option_map(options),
-        comment: None,
-    }
-}
-
-fn batch(table: &Table, rows: &[(i32, i64)], tag: &str) -> RecordBatch {
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(Int32Array::from(
-            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
-        )),
-        Arc::new(Int64Array::from(
-            rows.iter().map(|r| r.1).collect::<Vec<_>>(),
-        )),
-        Arc::new(StringArray::from(
-            rows.iter()
-                .map(|r| format!("{tag}-{}", r.1))
-                .collect::<Vec<_>>(),
-        )),
-    ];
-    RecordBatch::try_new(table.arrow_schema(), cols).unwrap()
-}
 
 async fn collect(plan: tidelake_engine::ScanPlan) -> Vec<Row> {
     let batches: Vec<RecordBatch> = plan.read_all().try_collect().await.unwrap();
@@ -80,7 +45,7 @@ async fn read_tag(table: &Table, tag: &str) -> Vec<Row> {
 }
 
 async fn setup(options: &[(&str, &str)]) -> (Catalog, Identifier, tempfile::TempDir) {
-    on_disk(spec(options)).await
+    on_disk(tagged_spec(true, options)).await
 }
 
 /// Options that keep automatic expiration out of the way, and merge
@@ -113,16 +78,19 @@ async fn commit_history(table: &Table, n: usize) -> BTreeMap<i64, Vec<Row>> {
             let mut w = table.writer();
             let base = (i as i64) * 3;
             let upserts: Vec<(i32, i64)> = (base..base + 5).map(|k| ((k % 2) as i32, k)).collect();
-            w.write(batch(table, &upserts, &format!("c{i}")), RowKind::Insert)
-                .await
-                .unwrap();
+            w.write(
+                tagged_batch(table, &upserts, &format!("c{i}")),
+                RowKind::Insert,
+            )
+            .await
+            .unwrap();
             for (p, k) in &upserts {
                 model.insert((*p, *k), format!("c{i}-{k}"));
             }
             if i >= 2 {
                 let k = base - 4;
                 let gone = [((k % 2) as i32, k)];
-                w.write(batch(table, &gone, "x"), RowKind::Delete)
+                w.write(tagged_batch(table, &gone, "x"), RowKind::Delete)
                     .await
                     .unwrap();
                 model.remove(&gone[0]);
@@ -398,7 +366,7 @@ async fn commits_expire_by_table_options_unless_write_only() {
     let table = catalog.load_table(&id).await.unwrap();
     for i in 0..6 {
         let mut w = table.writer();
-        w.write(batch(&table, &[(0, i)], "w"), RowKind::Insert)
+        w.write(tagged_batch(&table, &[(0, i)], "w"), RowKind::Insert)
             .await
             .unwrap();
         w.commit().await.unwrap();
@@ -426,9 +394,15 @@ async fn commits_expire_by_table_options_unless_write_only() {
     let bad = [("snapshot.time-retained", "a while")];
     let dir = tempfile::tempdir().unwrap();
     let catalog = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
-    assert!(catalog.create_table(&id, spec(&bad), false).await.is_err());
+    assert!(catalog
+        .create_table(&id, tagged_spec(true, &bad), false)
+        .await
+        .is_err());
     let bad = [("snapshot.num-retained.min", "0")];
-    assert!(catalog.create_table(&id, spec(&bad), false).await.is_err());
+    assert!(catalog
+        .create_table(&id, tagged_spec(true, &bad), false)
+        .await
+        .is_err());
 }
 
 #[tokio::test]
@@ -481,7 +455,7 @@ async fn rollback_to_snapshot_and_tag() {
     assert!(orphans.is_empty(), "{orphans:?}");
     // Writing continues from snapshot 6.
     let mut w = table.writer();
-    w.write(batch(&table, &[(0, 1000)], "after"), RowKind::Insert)
+    w.write(tagged_batch(&table, &[(0, 1000)], "after"), RowKind::Insert)
         .await
         .unwrap();
     let next = w.commit().await.unwrap().unwrap();

@@ -3,38 +3,19 @@
 //! expired snapshots, and rebuilding a table from its change history.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
-use arrow_array::{Array, ArrayRef, Int32Array, Int64Array, Int8Array, RecordBatch, StringArray};
+use arrow_array::{Array, Int32Array, Int64Array, Int8Array, RecordBatch, StringArray};
 use futures::TryStreamExt;
 use tidelake_engine::{
-    Catalog, ChangeReader, ChangeSource, CompactOptions, DataTypeKind, ExpireOptions, Identifier,
-    RowKind, StartMode, StreamOptions, Table, TableSpec,
+    Catalog, ChangeReader, ChangeSource, CompactOptions, ExpireOptions, Identifier, RowKind,
+    StartMode, StreamOptions, Table,
 };
 use tidelake_store::{FaultPlan, WarehouseStore};
-use tidelake_testkit::table::{col, on_disk_table, option_map, string};
+use tidelake_testkit::table::{on_disk_table, tagged_batch, tagged_spec};
 
 type Key = (i32, i64);
 /// (row kind byte, p, id, name)
 type Change = (i8, i32, i64, Option<String>);
-
-fn spec(primary_key: bool, options: &[(&str, &str)]) -> TableSpec {
-    TableSpec {
-        columns: vec![
-            col("p", DataTypeKind::Int, false),
-            col("id", DataTypeKind::BigInt, false),
-            col("name", string(), true),
-        ],
-        primary_keys: if primary_key {
-            vec!["p".into(), "id".into()]
-        } else {
-            Vec::new()
-        },
-        partition_keys: vec!["p".into()],
-        options: option_map(options),
-        comment: None,
-    }
-}
 
 /// Keeps automatic expiration out of the way.
 const MANUAL: &[(&str, &str)] = &[
@@ -44,30 +25,13 @@ const MANUAL: &[(&str, &str)] = &[
 ];
 
 async fn setup(primary_key: bool, options: &[(&str, &str)]) -> (Table, tempfile::TempDir) {
-    on_disk_table(spec(primary_key, options)).await
-}
-
-fn batch(table: &Table, rows: &[(i32, i64)], tag: &str) -> RecordBatch {
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(Int32Array::from(
-            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
-        )),
-        Arc::new(Int64Array::from(
-            rows.iter().map(|r| r.1).collect::<Vec<_>>(),
-        )),
-        Arc::new(StringArray::from(
-            rows.iter()
-                .map(|r| format!("{tag}-{}", r.1))
-                .collect::<Vec<_>>(),
-        )),
-    ];
-    RecordBatch::try_new(table.arrow_schema(), cols).unwrap()
+    on_disk_table(tagged_spec(primary_key, options)).await
 }
 
 /// Commits rows of one kind; returns the new snapshot id.
 async fn commit(table: &Table, rows: &[(i32, i64)], tag: &str, kind: RowKind) -> i64 {
     let mut w = table.writer();
-    w.write(batch(table, rows, tag), kind).await.unwrap();
+    w.write(tagged_batch(table, rows, tag), kind).await.unwrap();
     w.commit()
         .await
         .unwrap()
@@ -628,9 +592,12 @@ async fn the_change_history_of_a_deduplicate_table_rebuilds_it() {
                     } else {
                         RowKind::Insert
                     };
-                    w.write(batch(&table, &rows, &format!("r{round}p{part}")), kind)
-                        .await
-                        .unwrap();
+                    w.write(
+                        tagged_batch(&table, &rows, &format!("r{round}p{part}")),
+                        kind,
+                    )
+                    .await
+                    .unwrap();
                 }
                 w.commit().await.unwrap();
             }
@@ -696,7 +663,7 @@ async fn overwrites_are_skipped_unless_streaming_read_overwrite() {
     let mut reading = open(true).await.unwrap();
     let mut w = table.writer();
     w.set_overwrite(true);
-    w.write(batch(&table, &[(0, 7)], "o"), RowKind::Insert)
+    w.write(tagged_batch(&table, &[(0, 7)], "o"), RowKind::Insert)
         .await
         .unwrap();
     let s2 = w.commit().await.unwrap().unwrap();
