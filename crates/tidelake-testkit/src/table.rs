@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow_array::{Array, ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
+use futures::TryStreamExt;
 use tidelake_engine::{Catalog, ColumnSpec, DataType, DataTypeKind, Identifier, Table, TableSpec};
 
 /// A column without a comment.
@@ -128,4 +129,26 @@ pub fn tagged_batch(table: &Table, rows: &[(i32, i64)], tag: &str) -> RecordBatc
     ];
     RecordBatch::try_new(table.arrow_schema(), columns)
         .unwrap_or_else(|e| panic!("a batch of the tagged table: {e}"))
+}
+
+/// Every batch of the table's latest snapshot.
+pub async fn read_latest(table: &Table) -> Vec<RecordBatch> {
+    let plan = table
+        .scan()
+        .plan()
+        .await
+        .unwrap_or_else(|e| panic!("a scan plans: {e}"));
+    plan.read_all()
+        .try_collect()
+        .await
+        .unwrap_or_else(|e| panic!("a scan reads: {e}"))
+}
+
+/// Column `i` of `batch` as the array type the test knows it has.
+pub fn column<T: Array + 'static>(batch: &RecordBatch, i: usize) -> &T {
+    batch
+        .column(i)
+        .as_any()
+        .downcast_ref::<T>()
+        .unwrap_or_else(|| panic!("column {i} is a {}", batch.column(i).data_type()))
 }

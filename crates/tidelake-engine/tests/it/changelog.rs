@@ -9,7 +9,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow_array::{Array, Int32Array, Int64Array, Int8Array, RecordBatch, StringArray};
-use futures::TryStreamExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use proptest::prelude::*;
 use tidelake_engine::manifests::ManifestStore;
@@ -17,7 +16,7 @@ use tidelake_engine::{
     Catalog, ColumnSpec, CompactOptions, DataType, DataTypeKind, Identifier, RowKind, Table,
     TableSpec,
 };
-use tidelake_testkit::table::{block_on, col};
+use tidelake_testkit::table::{block_on, col, column, read_latest};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -83,13 +82,12 @@ fn rows_batch(table: &Table, rows: &[(i64, Option<i32>)]) -> RecordBatch {
 type State = HashMap<i64, (Option<i32>, Option<String>)>;
 
 async fn read_table(table: &Table) -> State {
-    let plan = table.scan().plan().await.unwrap();
-    let batches: Vec<RecordBatch> = plan.read_all().try_collect().await.unwrap();
+    let batches = read_latest(table).await;
     let mut out = State::new();
     for b in batches {
-        let k = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-        let v = b.column(1).as_any().downcast_ref::<Int32Array>().unwrap();
-        let s = b.column(2).as_any().downcast_ref::<StringArray>().unwrap();
+        let k = column::<Int64Array>(&b, 0);
+        let v = column::<Int32Array>(&b, 1);
+        let s = column::<StringArray>(&b, 2);
         for i in 0..b.num_rows() {
             let value = (
                 (!v.is_null(i)).then(|| v.value(i)),

@@ -17,7 +17,7 @@ use tidelake_engine::{
 };
 use tidelake_format::manifest::FileKind;
 use tidelake_format::snapshot::CommitKind;
-use tidelake_testkit::table::{in_memory, string};
+use tidelake_testkit::table::{column, in_memory, read_latest, string};
 
 type Model = BTreeMap<(i64, String), Option<i32>>;
 
@@ -81,13 +81,12 @@ fn batch(table: &Table, rows: &[(i64, Option<i32>)], partitioned: bool) -> Recor
 }
 
 async fn read_all(table: &Table) -> Model {
-    let plan = table.scan().plan().await.unwrap();
-    let batches: Vec<RecordBatch> = plan.read_all().try_collect().await.unwrap();
+    let batches = read_latest(table).await;
     let mut out = Model::new();
     for b in batches {
-        let k = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-        let v = b.column(1).as_any().downcast_ref::<Int32Array>().unwrap();
-        let p = b.column(2).as_any().downcast_ref::<StringArray>().unwrap();
+        let k = column::<Int64Array>(&b, 0);
+        let v = column::<Int32Array>(&b, 1);
+        let p = column::<StringArray>(&b, 2);
         for i in 0..b.num_rows() {
             let key = (k.value(i), p.value(i).to_string());
             let value = v.is_valid(i).then(|| v.value(i));
@@ -878,7 +877,7 @@ async fn a_stale_table_handle_compacts_with_the_latest_schema() {
     let extra: Vec<Option<i64>> = batches
         .iter()
         .flat_map(|b| {
-            let c = b.column(3).as_any().downcast_ref::<Int64Array>().unwrap();
+            let c = column::<Int64Array>(&b, 3);
             (0..b.num_rows())
                 .map(|i| c.is_valid(i).then(|| c.value(i)))
                 .collect::<Vec<_>>()

@@ -21,7 +21,7 @@ use tidelake_engine::{
     ExpireOptions, Identifier, Predicate, RowKind, SchemaChange, StartMode, StreamOptions, Table,
     TableSpec,
 };
-use tidelake_testkit::table::{block_on, col, in_memory};
+use tidelake_testkit::table::{block_on, col, column, in_memory};
 
 fn spec(options: &[(&str, &str)], partitioned: bool) -> TableSpec {
     let mut columns = vec![
@@ -887,7 +887,7 @@ async fn run_changelog(ops: Vec<Op>, write_only: bool) {
         let id = changes.snapshot_id;
         let batches: Vec<RecordBatch> = changes.batches.try_collect().await.unwrap();
         for b in &batches {
-            let kinds = b.column(0).as_any().downcast_ref::<Int8Array>().unwrap();
+            let kinds = column::<Int8Array>(&b, 0);
             let (k, a, bb) = (ints(b, 1), ints(b, 2), ints(b, 3));
             for i in 0..b.num_rows() {
                 let key = k.value(i);

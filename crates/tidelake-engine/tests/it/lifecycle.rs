@@ -13,7 +13,7 @@ use tidelake_engine::{
 use tidelake_store::{FaultPlan, WarehouseStore};
 use tidelake_testkit::oracle::{oracle_script, ORACLE_TIMEOUT};
 use tidelake_testkit::process::run;
-use tidelake_testkit::table::{on_disk, tagged_batch, tagged_spec};
+use tidelake_testkit::table::{column, on_disk, tagged_batch, tagged_spec};
 
 type Row = (i32, i64, Option<String>);
 
@@ -21,9 +21,9 @@ async fn collect(plan: tidelake_engine::ScanPlan) -> Vec<Row> {
     let batches: Vec<RecordBatch> = plan.read_all().try_collect().await.unwrap();
     let mut out = Vec::new();
     for b in batches {
-        let p = b.column(0).as_any().downcast_ref::<Int32Array>().unwrap();
-        let ids = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
-        let names = b.column(2).as_any().downcast_ref::<StringArray>().unwrap();
+        let p = column::<Int32Array>(&b, 0);
+        let ids = column::<Int64Array>(&b, 1);
+        let names = column::<StringArray>(&b, 2);
         for i in 0..b.num_rows() {
             out.push((
                 p.value(i),

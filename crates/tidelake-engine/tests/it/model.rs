@@ -5,12 +5,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow_array::{Array, Int32Array, Int64Array, RecordBatch, StringArray};
-use futures::TryStreamExt;
 use proptest::prelude::*;
 use tidelake_engine::{
     Catalog, ColumnSpec, DataType, DataTypeKind, Identifier, RowKind, TableSpec,
 };
-use tidelake_testkit::table::in_memory;
+use tidelake_testkit::table::{column, in_memory, read_latest};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -94,12 +93,11 @@ fn batch(
 
 async fn read_all(catalog: &Catalog, id: &Identifier) -> HashMap<i64, Option<i32>> {
     let table = catalog.load_table(id).await.unwrap();
-    let plan = table.scan().plan().await.unwrap();
-    let batches: Vec<RecordBatch> = plan.read_all().try_collect().await.unwrap();
+    let batches = read_latest(&table).await;
     let mut out = HashMap::new();
     for b in batches {
-        let k = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-        let v = b.column(1).as_any().downcast_ref::<Int32Array>().unwrap();
+        let k = column::<Int64Array>(&b, 0);
+        let v = column::<Int32Array>(&b, 1);
         for i in 0..b.num_rows() {
             let prev = out.insert(
                 k.value(i),

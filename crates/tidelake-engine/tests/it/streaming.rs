@@ -11,7 +11,7 @@ use tidelake_engine::{
     StartMode, StreamOptions, Table,
 };
 use tidelake_store::{FaultPlan, WarehouseStore};
-use tidelake_testkit::table::{on_disk_table, tagged_batch, tagged_spec};
+use tidelake_testkit::table::{column, on_disk_table, read_latest, tagged_batch, tagged_spec};
 
 type Key = (i32, i64);
 /// (row kind byte, p, id, name)
@@ -42,10 +42,10 @@ fn decode(batches: &[RecordBatch]) -> Vec<Change> {
     let mut out = Vec::new();
     for b in batches {
         assert_eq!(b.schema().field(0).name(), "_row_kind");
-        let kinds = b.column(0).as_any().downcast_ref::<Int8Array>().unwrap();
-        let p = b.column(1).as_any().downcast_ref::<Int32Array>().unwrap();
-        let ids = b.column(2).as_any().downcast_ref::<Int64Array>().unwrap();
-        let names = b.column(3).as_any().downcast_ref::<StringArray>().unwrap();
+        let kinds = column::<Int8Array>(&b, 0);
+        let p = column::<Int32Array>(&b, 1);
+        let ids = column::<Int64Array>(&b, 2);
+        let names = column::<StringArray>(&b, 3);
         for i in 0..b.num_rows() {
             out.push((
                 kinds.value(i),
@@ -96,13 +96,12 @@ fn options(mode: StartMode) -> StreamOptions {
 }
 
 async fn table_rows(table: &Table) -> Vec<Change> {
-    let plan = table.scan().plan().await.unwrap();
-    let batches: Vec<RecordBatch> = plan.read_all().try_collect().await.unwrap();
+    let batches = read_latest(table).await;
     let mut out = Vec::new();
     for b in batches {
-        let p = b.column(0).as_any().downcast_ref::<Int32Array>().unwrap();
-        let ids = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
-        let names = b.column(2).as_any().downcast_ref::<StringArray>().unwrap();
+        let p = column::<Int32Array>(&b, 0);
+        let ids = column::<Int64Array>(&b, 1);
+        let names = column::<StringArray>(&b, 2);
         for i in 0..b.num_rows() {
             out.push((
                 0,

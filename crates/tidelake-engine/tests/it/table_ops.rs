@@ -9,7 +9,7 @@ use tidelake_engine::{
     Catalog, CompareOp, DataType, DataTypeKind, Datum, EngineError, Identifier, Predicate, RowKind,
     SchemaChange, Table, TableSpec,
 };
-use tidelake_testkit::table::{col, on_disk, option_map, string};
+use tidelake_testkit::table::{col, column, on_disk, option_map, string};
 
 fn spec(pk: bool, options: &[(&str, &str)]) -> TableSpec {
     TableSpec {
@@ -39,8 +39,8 @@ async fn read(table: &Table, snapshot: Option<i64>) -> Vec<(i64, Option<String>)
     let batches: Vec<RecordBatch> = plan.read_all().try_collect().await.unwrap();
     let mut out = Vec::new();
     for b in batches {
-        let ids = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-        let names = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+        let ids = column::<Int64Array>(&b, 0);
+        let names = column::<StringArray>(&b, 1);
         for i in 0..b.num_rows() {
             out.push((
                 ids.value(i),
@@ -200,8 +200,8 @@ async fn added_columns_read_as_null_from_old_files() {
         .await
         .unwrap();
     let all = arrow_select::concat::concat_batches(&t.arrow_schema(), &batches).unwrap();
-    let qty = all.column(2).as_any().downcast_ref::<Int32Array>().unwrap();
-    let ids = all.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+    let qty = column::<Int32Array>(&all, 2);
+    let ids = column::<Int64Array>(&all, 0);
     for i in 0..all.num_rows() {
         match ids.value(i) {
             1 => assert!(qty.is_null(i)),
@@ -256,7 +256,7 @@ async fn append_rows_are_deleted_by_rewrite() {
     };
     let outcome = t
         .rewrite_append_files(Some(pred), |b| {
-            let ids = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+            let ids = column::<Int64Array>(&b, 0);
             let keep: arrow_array::BooleanArray = ids.iter().map(|v| Some(v != Some(3))).collect();
             let kept = arrow_select::filter::filter_record_batch(b, &keep).unwrap();
             let n = (b.num_rows() - kept.num_rows()) as u64;
@@ -435,8 +435,8 @@ async fn point_lookups_read_only_the_keys_bucket() {
             let batches: Vec<RecordBatch> = plan.read_all().try_collect().await.unwrap();
             let mut found = Vec::new();
             for b in &batches {
-                let got = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-                let names = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+                let got = column::<Int64Array>(&b, 0);
+                let names = column::<StringArray>(&b, 1);
                 for i in 0..b.num_rows() {
                     if got.value(i) == key {
                         found.push(names.value(i).to_string());
