@@ -877,7 +877,7 @@ async fn a_stale_table_handle_compacts_with_the_latest_schema() {
     let extra: Vec<Option<i64>> = batches
         .iter()
         .flat_map(|b| {
-            let c = column::<Int64Array>(&b, 3);
+            let c = column::<Int64Array>(b, 3);
             (0..b.num_rows())
                 .map(|i| c.is_valid(i).then(|| c.value(i)))
                 .collect::<Vec<_>>()

@@ -887,7 +887,7 @@ async fn run_changelog(ops: Vec<Op>, write_only: bool) {
         let id = changes.snapshot_id;
         let batches: Vec<RecordBatch> = changes.batches.try_collect().await.unwrap();
         for b in &batches {
-            let kinds = column::<Int8Array>(&b, 0);
+            let kinds = column::<Int8Array>(b, 0);
             let (k, a, bb) = (ints(b, 1), ints(b, 2), ints(b, 3));
             for i in 0..b.num_rows() {
                 let key = k.value(i);

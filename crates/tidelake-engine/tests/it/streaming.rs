@@ -42,10 +42,10 @@ fn decode(batches: &[RecordBatch]) -> Vec<Change> {
     let mut out = Vec::new();
     for b in batches {
         assert_eq!(b.schema().field(0).name(), "_row_kind");
-        let kinds = column::<Int8Array>(&b, 0);
-        let p = column::<Int32Array>(&b, 1);
-        let ids = column::<Int64Array>(&b, 2);
-        let names = column::<StringArray>(&b, 3);
+        let kinds = column::<Int8Array>(b, 0);
+        let p = column::<Int32Array>(b, 1);
+        let ids = column::<Int64Array>(b, 2);
+        let names = column::<StringArray>(b, 3);
         for i in 0..b.num_rows() {
             out.push((
                 kinds.value(i),

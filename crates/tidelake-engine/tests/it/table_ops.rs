@@ -256,7 +256,7 @@ async fn append_rows_are_deleted_by_rewrite() {
     };
     let outcome = t
         .rewrite_append_files(Some(pred), |b| {
-            let ids = column::<Int64Array>(&b, 0);
+            let ids = column::<Int64Array>(b, 0);
             let keep: arrow_array::BooleanArray = ids.iter().map(|v| Some(v != Some(3))).collect();
             let kept = arrow_select::filter::filter_record_batch(b, &keep).unwrap();
             let n = (b.num_rows() - kept.num_rows()) as u64;
@@ -435,8 +435,8 @@ async fn point_lookups_read_only_the_keys_bucket() {
             let batches: Vec<RecordBatch> = plan.read_all().try_collect().await.unwrap();
             let mut found = Vec::new();
             for b in &batches {
-                let got = column::<Int64Array>(&b, 0);
-                let names = column::<StringArray>(&b, 1);
+                let got = column::<Int64Array>(b, 0);
+                let names = column::<StringArray>(b, 1);
                 for i in 0..b.num_rows() {
                     if got.value(i) == key {
                         found.push(names.value(i).to_string());
