@@ -18,8 +18,7 @@
 //! A replay repeats the data and the kill delays, not the exact instants.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tidelake_testkit::cli::latest_snapshot;
@@ -136,10 +135,8 @@ fn spawn_writer(
     warehouse: PathBuf,
     statements: Vec<String>,
     seed: u64,
-) -> (Arc<AtomicBool>, std::thread::JoinHandle<()>) {
-    let done = Arc::new(AtomicBool::new(false));
-    let flag = done.clone();
-    let handle = std::thread::spawn(move || {
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
         let mut rng = Rng::new(seed ^ 0x5EED);
         for s in &statements {
             sql(&warehouse, &[s]);
@@ -147,9 +144,7 @@ fn spawn_writer(
             // jobs' lifetimes so that the kills land between and inside them.
             std::thread::sleep(Duration::from_millis(rng.below(200)));
         }
-        flag.store(true, Ordering::SeqCst);
-    });
-    (done, handle)
+    })
 }
 
 /// While the writer writes: start the jobs, SIGKILL them after a random
@@ -164,11 +159,12 @@ fn chaos(test: &str, seed: u64, warehouse: &Path, specs: &[Spec], statements: Ve
         .stream(warehouse, &job_args(specs, &["--until-idle"]))
         .finish(TIMEOUT);
     assert!(first.status.success(), "{}", first.stderr);
-    let (done, writer) = spawn_writer(warehouse.to_path_buf(), statements, seed);
+    let writer = spawn_writer(warehouse.to_path_buf(), statements, seed);
     let mut kills = 0;
     let mut checks = 0;
     let mut round = 0;
-    while !done.load(Ordering::SeqCst) {
+    // Until the writer is done, or has failed (its panic surfaces at the join).
+    while !writer.is_finished() {
         round += 1;
         let mut job = TIDELAKE.stream(warehouse, &job_args(specs, &[]));
         let delay = Duration::from_millis(40 + rng.below(500));
