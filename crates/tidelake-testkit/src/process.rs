@@ -275,9 +275,12 @@ impl Spawned {
     }
 
     fn join_threads(&mut self) {
-        for reader in self.readers.drain(..) {
-            // The readers end at EOF, which the child's exit brings.
-            let _ = reader.join();
+        // The readers end at EOF, which the child's exit brings; a pipe a
+        // process the child started still holds is left to its reader.
+        if self.shared.lock().open == 0 {
+            for reader in self.readers.drain(..) {
+                let _ = reader.join();
+            }
         }
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
