@@ -83,7 +83,7 @@ impl OpenOptions {
 
 /// The storage of one warehouse: a local folder, memory, or an S3 prefix.
 ///
-/// # Contract (the same on every backend; `tests/conformance.rs` checks it)
+/// # Contract (the same on every backend; `tests/it/conformance.rs` checks it)
 ///
 /// * **Paths** are relative to the warehouse root, use '/', never start or
 ///   (for objects) end with '/', and have no empty, `.` or `..` segments nor

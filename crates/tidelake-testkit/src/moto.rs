@@ -1,5 +1,6 @@
-//! A real S3-compatible server on loopback for the conformance suite: moto
-//! from the project's Python venv, run as a child process.
+//! A real S3-compatible server on loopback for the S3 tests (the store's
+//! conformance suite, the engine's tables on S3): moto from the project's
+//! Python venv, run as a child process.
 //!
 //! moto checks `If-None-Match` and then stores the object as two steps, and
 //! its stock `moto_server` serves requests on many threads, so two racing
@@ -63,14 +64,14 @@ impl MotoServer {
                 panic!("CI is set but the S3 test server (moto) could not start: {why}")
             }
             Err(why) => {
-                eprintln!("note: skipping the S3 conformance run: {why}");
+                eprintln!("note: skipping the S3 run: {why}");
                 None
             }
         }
     }
 
     fn start() -> Result<MotoServer, String> {
-        let python = python()?;
+        let python = crate::python::find()?;
         let log = std::env::temp_dir().join(format!("tidelake-moto-{}.log", uuid_like()));
         let log_file = std::fs::File::create(&log)
             .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
@@ -160,21 +161,6 @@ impl MotoServer {
         let tail: Vec<&str> = text.lines().rev().take(15).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
         format!("moto's stderr ends with:\n{}", tail.join("\n"))
-    }
-}
-
-fn python() -> Result<PathBuf, String> {
-    if let Some(explicit) = std::env::var_os("TIDELAKE_PYTHON") {
-        return Ok(PathBuf::from(explicit));
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    if venv.exists() {
-        Ok(venv)
-    } else {
-        Err(format!(
-            "no Python found: set TIDELAKE_PYTHON or create the venv at {}",
-            venv.display()
-        ))
     }
 }
 

@@ -9,7 +9,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow_array::{Array, Int32Array, Int64Array, Int8Array, RecordBatch, StringArray};
-use futures::TryStreamExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use proptest::prelude::*;
 use tidelake_engine::manifests::ManifestStore;
@@ -17,6 +16,7 @@ use tidelake_engine::{
     Catalog, ColumnSpec, CompactOptions, DataType, DataTypeKind, Identifier, RowKind, Table,
     TableSpec,
 };
+use tidelake_testkit::table::{block_on, col, column, read_latest};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -35,14 +35,6 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Compact),
         1 => Just(Op::FullCompact),
     ]
-}
-
-fn col(name: &str, kind: DataTypeKind, nullable: bool) -> ColumnSpec {
-    ColumnSpec {
-        name: name.into(),
-        data_type: DataType::new(kind, nullable),
-        comment: None,
-    }
 }
 
 async fn create(options: &[(&str, &str)]) -> (Catalog, Identifier) {
@@ -90,13 +82,12 @@ fn rows_batch(table: &Table, rows: &[(i64, Option<i32>)]) -> RecordBatch {
 type State = HashMap<i64, (Option<i32>, Option<String>)>;
 
 async fn read_table(table: &Table) -> State {
-    let plan = table.scan().plan().await.unwrap();
-    let batches: Vec<RecordBatch> = plan.read_all().try_collect().await.unwrap();
+    let batches = read_latest(table).await;
     let mut out = State::new();
     for b in batches {
-        let k = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-        let v = b.column(1).as_any().downcast_ref::<Int32Array>().unwrap();
-        let s = b.column(2).as_any().downcast_ref::<StringArray>().unwrap();
+        let k = column::<Int64Array>(&b, 0);
+        let v = column::<Int32Array>(&b, 1);
+        let s = column::<StringArray>(&b, 2);
         for i in 0..b.num_rows() {
             let value = (
                 (!v.is_null(i)).then(|| v.value(i)),
@@ -254,13 +245,6 @@ async fn run(ops: Vec<Op>, options: &[(&str, &str)], strict: bool) {
     assert_eq!(replay(&log, strict), model, "replayed changelog differs");
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn ops() -> impl Strategy<Value = Vec<Op>> {
     proptest::collection::vec(op(), 1..80)
 }
@@ -271,7 +255,7 @@ proptest! {
     #[test]
     fn input_changelog_replays_to_the_table(ops in ops(), write_only: bool) {
         let write_only = write_only.to_string();
-        runtime().block_on(run(ops, &[
+        block_on(run(ops, &[
             ("changelog-producer", "input"),
             ("write-only", &write_only),
             ("num-sorted-run.compaction-trigger", "2"),
@@ -282,7 +266,7 @@ proptest! {
     fn lookup_changelog_is_complete(ops in ops(), write_only: bool, trigger in 2usize..5) {
         let write_only = write_only.to_string();
         let trigger = trigger.to_string();
-        runtime().block_on(run(ops, &[
+        block_on(run(ops, &[
             ("changelog-producer", "lookup"),
             ("write-only", &write_only),
             ("num-sorted-run.compaction-trigger", &trigger),
@@ -293,7 +277,7 @@ proptest! {
     fn full_compaction_changelog_is_complete(ops in ops(), write_only: bool, delta_commits in 1u32..4) {
         let write_only = write_only.to_string();
         let delta_commits = delta_commits.to_string();
-        runtime().block_on(run(ops, &[
+        block_on(run(ops, &[
             ("changelog-producer", "full-compaction"),
             ("write-only", &write_only),
             ("full-compaction.delta-commits", &delta_commits),
@@ -304,7 +288,7 @@ proptest! {
 
 #[test]
 fn changelog_producer_needs_a_primary_key_and_a_known_name() {
-    runtime().block_on(async {
+    block_on(async {
         let catalog = Catalog::open("memory://").await.unwrap();
         let spec = |producer: &str, pk: bool| TableSpec {
             columns: vec![col("k", DataTypeKind::BigInt, false)],

@@ -17,6 +17,7 @@ use tidelake_engine::{
 };
 use tidelake_format::manifest::FileKind;
 use tidelake_format::snapshot::CommitKind;
+use tidelake_testkit::table::{column, in_memory, read_latest, string};
 
 type Model = BTreeMap<(i64, String), Option<i32>>;
 
@@ -36,7 +37,7 @@ fn spec(buckets: i32, partitioned: bool, options: &[(&str, &str)]) -> TableSpec 
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     opts.insert("bucket".into(), buckets.to_string());
-    columns[2].data_type = DataType::new(DataTypeKind::VarChar(i32::MAX as u32), false);
+    columns[2].data_type = DataType::new(string(), false);
     TableSpec {
         columns,
         primary_keys: if partitioned {
@@ -80,13 +81,12 @@ fn batch(table: &Table, rows: &[(i64, Option<i32>)], partitioned: bool) -> Recor
 }
 
 async fn read_all(table: &Table) -> Model {
-    let plan = table.scan().plan().await.unwrap();
-    let batches: Vec<RecordBatch> = plan.read_all().try_collect().await.unwrap();
+    let batches = read_latest(table).await;
     let mut out = Model::new();
     for b in batches {
-        let k = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-        let v = b.column(1).as_any().downcast_ref::<Int32Array>().unwrap();
-        let p = b.column(2).as_any().downcast_ref::<StringArray>().unwrap();
+        let k = column::<Int64Array>(&b, 0);
+        let v = column::<Int32Array>(&b, 1);
+        let p = column::<StringArray>(&b, 2);
         for i in 0..b.num_rows() {
             let key = (k.value(i), p.value(i).to_string());
             let value = v.is_valid(i).then(|| v.value(i));
@@ -322,12 +322,7 @@ async fn delta_entries(
 
 #[tokio::test]
 async fn manifests_record_levels_and_sequence_numbers() {
-    let catalog = Catalog::open("memory://").await.unwrap();
-    let id = Identifier::new("default", "t");
-    catalog
-        .create_table(&id, spec(1, false, &[("write-only", "true")]), false)
-        .await
-        .unwrap();
+    let (catalog, id) = in_memory(spec(1, false, &[("write-only", "true")])).await;
     let table = catalog.load_table(&id).await.unwrap();
     write_commit(
         &table,
@@ -475,12 +470,7 @@ async fn picked_compaction_keeps_retractions_above_older_runs() {
 
 #[tokio::test]
 async fn compaction_after_a_concurrent_writer_keeps_its_rows() {
-    let catalog = Catalog::open("memory://").await.unwrap();
-    let id = Identifier::new("default", "t");
-    catalog
-        .create_table(&id, spec(1, false, &[("write-only", "true")]), false)
-        .await
-        .unwrap();
+    let (catalog, id) = in_memory(spec(1, false, &[("write-only", "true")])).await;
     let table = catalog.load_table(&id).await.unwrap();
     write_commit(&table, &[(1, Some(1)), (2, Some(2))], RowKind::Insert).await;
     write_commit(&table, &[(1, Some(10))], RowKind::Insert).await;
@@ -594,12 +584,7 @@ async fn compactions_racing_writers_never_lose_or_resurrect_rows() {
 
 #[tokio::test]
 async fn inline_compaction_bounds_sorted_runs() {
-    let catalog = Catalog::open("memory://").await.unwrap();
-    let id = Identifier::new("default", "t");
-    catalog
-        .create_table(&id, spec(2, true, &[]), false)
-        .await
-        .unwrap();
+    let (catalog, id) = in_memory(spec(2, true, &[])).await;
     let table = catalog.load_table(&id).await.unwrap();
     let mut model = Model::new();
     let mut compact_snapshots = 0;
@@ -640,12 +625,7 @@ async fn inline_compaction_bounds_sorted_runs() {
 
 #[tokio::test]
 async fn write_only_tables_are_not_compacted_inline() {
-    let catalog = Catalog::open("memory://").await.unwrap();
-    let id = Identifier::new("default", "t");
-    catalog
-        .create_table(&id, spec(1, false, &[("write-only", "true")]), false)
-        .await
-        .unwrap();
+    let (catalog, id) = in_memory(spec(1, false, &[("write-only", "true")])).await;
     let table = catalog.load_table(&id).await.unwrap();
     for round in 0..8 {
         write_commit(&table, &[(round, Some(1))], RowKind::Insert).await;
@@ -661,12 +641,7 @@ async fn write_only_tables_are_not_compacted_inline() {
 
 #[tokio::test]
 async fn partition_filter_limits_the_compaction() {
-    let catalog = Catalog::open("memory://").await.unwrap();
-    let id = Identifier::new("default", "t");
-    catalog
-        .create_table(&id, spec(1, true, &[("write-only", "true")]), false)
-        .await
-        .unwrap();
+    let (catalog, id) = in_memory(spec(1, true, &[("write-only", "true")])).await;
     let table = catalog.load_table(&id).await.unwrap();
     for round in 0..3i64 {
         let mut w = table.writer();
@@ -721,12 +696,7 @@ async fn partition_filter_limits_the_compaction() {
 
 #[tokio::test]
 async fn writer_compacts_before_writing_into_a_stalled_bucket() {
-    let catalog = Catalog::open("memory://").await.unwrap();
-    let id = Identifier::new("default", "t");
-    catalog
-        .create_table(&id, spec(1, false, &[("write-only", "true")]), false)
-        .await
-        .unwrap();
+    let (catalog, id) = in_memory(spec(1, false, &[("write-only", "true")])).await;
     let table = catalog.load_table(&id).await.unwrap();
     for round in 0..10 {
         write_commit(&table, &[(round, Some(round as i32))], RowKind::Insert).await;
@@ -866,12 +836,7 @@ async fn full_compaction_merges_small_files_of_append_tables() {
 
 #[tokio::test]
 async fn a_stale_table_handle_compacts_with_the_latest_schema() {
-    let catalog = Catalog::open("memory://").await.unwrap();
-    let id = Identifier::new("default", "t");
-    catalog
-        .create_table(&id, spec(1, false, &[("write-only", "true")]), false)
-        .await
-        .unwrap();
+    let (catalog, id) = in_memory(spec(1, false, &[("write-only", "true")])).await;
     let stale = catalog.load_table(&id).await.unwrap();
     write_commit(&stale, &[(1, Some(1))], RowKind::Insert).await;
     catalog
@@ -912,7 +877,7 @@ async fn a_stale_table_handle_compacts_with_the_latest_schema() {
     let extra: Vec<Option<i64>> = batches
         .iter()
         .flat_map(|b| {
-            let c = b.column(3).as_any().downcast_ref::<Int64Array>().unwrap();
+            let c = column::<Int64Array>(b, 3);
             (0..b.num_rows())
                 .map(|i| c.is_valid(i).then(|| c.value(i)))
                 .collect::<Vec<_>>()
@@ -927,12 +892,7 @@ async fn a_stale_table_handle_compacts_with_the_latest_schema() {
 /// with the table equal to the model throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn background_compaction_keeps_runs_bounded_off_the_commit_path() {
-    let catalog = Catalog::open("memory://").await.unwrap();
-    let id = Identifier::new("default", "t");
-    catalog
-        .create_table(&id, spec(2, true, &[]), false)
-        .await
-        .unwrap();
+    let (catalog, id) = in_memory(spec(2, true, &[])).await;
     let table = catalog.load_table(&id).await.unwrap();
     let compactor = BackgroundCompactor::start(&table);
     let mut writer = table.writer();

@@ -2,19 +2,17 @@
 //! the test venv) on loopback, reached through object_store's S3 client.
 //! Commits rely on S3's conditional put, so racing writers are covered too.
 
-#[path = "../../tidelake-store/tests/support/moto.rs"]
-mod moto;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use futures::TryStreamExt;
-use moto::{MotoServer, BUCKET};
 use tidelake_engine::{
     Catalog, ColumnSpec, DataType, DataTypeKind, Identifier, RowKind, Table, TableSpec,
 };
 use tidelake_store::WarehouseStore;
+use tidelake_testkit::moto::{MotoServer, BUCKET};
+use tidelake_testkit::table::column;
 
 fn spec() -> TableSpec {
     let column = |name: &str, data_type: DataType| ColumnSpec {
@@ -60,8 +58,8 @@ async fn read(table: &Table, snapshot: Option<i64>) -> Vec<(i64, String)> {
     let batches: Vec<RecordBatch> = plan.read_all().try_collect().await.unwrap();
     let mut out = Vec::new();
     for b in batches {
-        let ids = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-        let values = b.column(2).as_any().downcast_ref::<StringArray>().unwrap();
+        let ids = column::<Int64Array>(&b, 0);
+        let values = column::<StringArray>(&b, 2);
         for i in 0..b.num_rows() {
             out.push((ids.value(i), values.value(i).to_string()));
         }

@@ -1,21 +1,19 @@
-//! What the interop tests share: a JSON builder for oracle jobs, finding
-//! the oracle's Python, running processes with a timeout, temporary
-//! warehouses, the CLI and the oracle (`tests/oracle/oracle.py`) as
-//! functions, and typed values with their SQL and canonical encodings.
-//!
-//! Included by `interop.rs` and `interop_lsm.rs` with `#[path]`; each uses a
-//! part of it, hence `dead_code` is allowed here.
-#![allow(dead_code)]
+//! The Python oracle (`tests/oracle/oracle.py`, run by the venv's Python):
+//! a JSON builder for its jobs, running them, and typed values with their
+//! SQL and canonical encodings; [`lsm_model`] is the model of Paimon's merge
+//! semantics the LSM interop tests compare with.
+
+pub mod lsm_model;
 
 use std::fmt::{self, Write as _};
-use std::io::{Read, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::process::run;
+pub use crate::python::workspace_root;
 
 pub const DATABASE: &str = "interop";
-pub const CLI_TIMEOUT: Duration = Duration::from_secs(120);
 pub const ORACLE_TIMEOUT: Duration = Duration::from_secs(300);
 pub const IMPLEMENTATIONS: [&str; 2] = ["pypaimon", "pypaimon-rust"];
 
@@ -105,11 +103,7 @@ impl fmt::Display for Json {
     }
 }
 
-// ------------------------------------------------------- processes, dirs
-
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+// ------------------------------------------------------- the oracle
 
 pub fn oracle_script() -> PathBuf {
     workspace_root().join("tests/oracle/oracle.py")
@@ -117,145 +111,14 @@ pub fn oracle_script() -> PathBuf {
 
 /// The oracle's Python, or `None` (after a note) when there is none outside CI.
 pub fn python() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("TIDELAKE_PYTHON").filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(path));
-    }
-    let venv = workspace_root().join(".venv/bin/python");
-    if venv.exists() {
-        return Some(venv);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!(
-            "interop tests need Python with pypaimon and pypaimon-rust: set TIDELAKE_PYTHON or run \
-             scripts/test, which creates {}",
-            venv.display()
-        );
-    }
-    eprintln!(
-        "note: interop test skipped: no Python oracle (set TIDELAKE_PYTHON, or run scripts/test to create {})",
-        venv.display()
-    );
-    None
-}
-
-pub struct Finished {
-    pub status: ExitStatus,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-/// Runs `command` to completion, feeding `stdin`, killing it after `timeout`.
-pub fn run(mut command: Command, stdin: &str, timeout: Duration) -> Finished {
-    let description = format!("{command:?}");
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {description}: {e}"));
-    let mut input = child.stdin.take().expect("piped stdin");
-    let stdin = stdin.to_string();
-    let writer = std::thread::spawn(move || {
-        // A child that exits early closes the pipe; its exit status tells why.
-        let _ = input.write_all(stdin.as_bytes());
-    });
-    let mut stdout_pipe = child.stdout.take().expect("piped stdout");
-    let stdout = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stdout_pipe.read_to_string(&mut text);
-        text
-    });
-    let mut stderr_pipe = child.stderr.take().expect("piped stderr");
-    let stderr = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr_pipe.read_to_string(&mut text);
-        text
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for child") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{description} did not finish within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    writer.join().expect("stdin writer");
-    Finished {
-        status,
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
-    }
-}
-
-/// A fresh directory, removed afterwards unless the test failed.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(label: &str) -> TempDir {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!(
-            "tidelake-interop-{label}-{}-{}-{nanos}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
-        TempDir(path)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("kept {} for inspection", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-/// Runs statements through the CLI (`--format json`), successful or not.
-pub fn tidelake_run(warehouse: &Path, statements: &[&str]) -> Finished {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tidelake"));
-    command.arg("--warehouse").arg(warehouse).arg("sql");
-    for statement in statements {
-        command.arg("-e").arg(statement);
-    }
-    command.arg("--format").arg("json");
-    run(command, "", CLI_TIMEOUT)
-}
-
-/// Runs statements through the CLI (`--format json`) and returns its stdout.
-pub fn tidelake(warehouse: &Path, statements: &[&str]) -> String {
-    let finished = tidelake_run(warehouse, statements);
-    assert!(
-        finished.status.success(),
-        "tidelake failed ({}) on:\n  {}\nstdout:\n{}\nstderr:\n{}",
-        finished.status,
-        statements.join("\n  "),
-        finished.stdout,
-        finished.stderr
-    );
-    finished.stdout
+    crate::python::or_skip("interop test (needs pypaimon and pypaimon-rust)")
 }
 
 /// Runs oracle jobs in one Python process; panics with every failure.
 pub fn oracle(python: &Path, jobs: Vec<Json>) {
     let mut command = Command::new(python);
     command.arg(oracle_script()).arg("batch");
-    let finished = run(command, &Json::Arr(jobs).to_string(), ORACLE_TIMEOUT);
+    let finished = run(&mut command, &Json::Arr(jobs).to_string(), ORACLE_TIMEOUT);
     assert!(
         finished.status.success(),
         "the oracle found differences ({}):\n{}\n(full results:\n{})",
@@ -271,18 +134,7 @@ pub fn table_dir(warehouse: &Path, table: &str) -> PathBuf {
 
 /// The highest `snapshot-N` in the table's snapshot directory.
 pub fn latest_snapshot(warehouse: &Path, table: &str) -> Option<u64> {
-    let entries = std::fs::read_dir(table_dir(warehouse, table).join("snapshot")).ok()?;
-    entries
-        .filter_map(|entry| {
-            entry
-                .ok()?
-                .file_name()
-                .to_str()?
-                .strip_prefix("snapshot-")?
-                .parse()
-                .ok()
-        })
-        .max()
+    crate::cli::latest_snapshot(warehouse, DATABASE, table).and_then(|id| u64::try_from(id).ok())
 }
 
 // ------------------------------------------------------- columns, values

@@ -14,22 +14,20 @@
 //! raises, and that error is asserted, so the test notices when the
 //! limitation is lifted.
 //!
-//! The model (`Model`, in `support/lsm_model.rs`) implements Paimon's merge
+//! The model (`Model`, in `tidelake_testkit::oracle::lsm_model`) implements Paimon's merge
 //! semantics directly from the table options, version by version, with none
 //! of the engine's associativity tricks.
-
-#[path = "support/oracle_harness.rs"]
-mod oracle_harness;
-
-#[path = "support/lsm_model.rs"]
-mod lsm_model;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use lsm_model::*;
-use oracle_harness::*;
+use tidelake_testkit::oracle::lsm_model::*;
+use tidelake_testkit::oracle::*;
+use tidelake_testkit::process::run;
+use tidelake_testkit::warehouse::KeptOnFailure;
+
+use crate::json_sql;
 
 // ---------------------------------------------------------------- cases
 
@@ -213,7 +211,7 @@ fn live_files(python: &Path, warehouse: &Path, table: &str, snapshot: u64) -> Ve
         .arg(format!("{DATABASE}.{table}"))
         .arg("--snapshot")
         .arg(snapshot.to_string());
-    let finished = run(command, "", ORACLE_TIMEOUT);
+    let finished = run(&mut command, "", ORACLE_TIMEOUT);
     assert!(
         finished.status.success(),
         "listing the files of {table} failed:\n{}",
@@ -287,7 +285,7 @@ struct Checked {
 
 fn run_case(case: Case) {
     let Some(python) = python() else { return };
-    let dir = TempDir::new(case.name);
+    let dir = KeptOnFailure::new(case.name);
     let warehouse = dir.path();
     let table = case.name;
     let select = |snapshot: Option<u64>| match snapshot {
@@ -295,7 +293,7 @@ fn run_case(case: Case) {
         None => format!("SELECT * FROM {DATABASE}.{table}"),
     };
     if case.writer == Writer::Tidelake {
-        tidelake(
+        json_sql(
             warehouse,
             &[
                 &format!("CREATE DATABASE IF NOT EXISTS {DATABASE}"),
@@ -316,7 +314,7 @@ fn run_case(case: Case) {
             Step::Upsert(rows) => {
                 match case.writer {
                     Writer::Tidelake => {
-                        tidelake(warehouse, &[&case.insert_sql(rows)]);
+                        json_sql(warehouse, &[&case.insert_sql(rows)]);
                     }
                     Writer::Pypaimon => {
                         let entries: Vec<(&str, Vec<V>)> =
@@ -334,7 +332,7 @@ fn run_case(case: Case) {
                 match case.writer {
                     Writer::Tidelake => {
                         let list: Vec<String> = ids.iter().map(i64::to_string).collect();
-                        tidelake(
+                        json_sql(
                             warehouse,
                             &[&format!(
                                 "DELETE FROM {DATABASE}.{table} WHERE {} IN ({})",
@@ -361,7 +359,7 @@ fn run_case(case: Case) {
                     ),
                     None => format!("CALL sys.compact(table => '{DATABASE}.{table}')"),
                 };
-                let output = tidelake(warehouse, &[&call]);
+                let output = json_sql(warehouse, &[&call]);
                 assert!(
                     files_in(&output).is_some_and(|n| n > 0),
                     "{at}: {call} compacted nothing: {output}"
@@ -396,7 +394,7 @@ fn run_case(case: Case) {
                     } else {
                         model.rows()
                     },
-                    own_read: tidelake(warehouse, &[&select(None)]),
+                    own_read: json_sql(warehouse, &[&select(None)]),
                 });
                 continue;
             }
@@ -423,7 +421,7 @@ fn run_case(case: Case) {
             canon_job(own_read),
         ));
         // Older snapshots stay readable after compaction (their files remain).
-        let travelled = tidelake(warehouse, &[&select(Some(*snapshot))]);
+        let travelled = json_sql(warehouse, &[&select(Some(*snapshot))]);
         jobs.push(case.check_job(
             format!("{table} snapshot {snapshot}: Tidelake's VERSION AS OF"),
             rows,

@@ -21,14 +21,7 @@ use tidelake_engine::{
     ExpireOptions, Identifier, Predicate, RowKind, SchemaChange, StartMode, StreamOptions, Table,
     TableSpec,
 };
-
-fn col(name: &str, kind: DataTypeKind, nullable: bool) -> ColumnSpec {
-    ColumnSpec {
-        name: name.into(),
-        data_type: DataType::new(kind, nullable),
-        comment: None,
-    }
-}
+use tidelake_testkit::table::{block_on, col, column, in_memory};
 
 fn spec(options: &[(&str, &str)], partitioned: bool) -> TableSpec {
     let mut columns = vec![
@@ -63,12 +56,7 @@ fn spec(options: &[(&str, &str)], partitioned: bool) -> TableSpec {
 }
 
 async fn create(options: &[(&str, &str)], partitioned: bool) -> Table {
-    let catalog = Catalog::open("memory://").await.unwrap();
-    let id = Identifier::new("default", "t");
-    catalog
-        .create_table(&id, spec(options, partitioned), false)
-        .await
-        .unwrap();
+    let (catalog, id) = in_memory(spec(options, partitioned)).await;
     catalog.load_table(&id).await.unwrap()
 }
 
@@ -792,14 +780,6 @@ async fn run_model(run: Run, ops: Vec<Op>) {
     }
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
-
 /// Buckets (fixed, or dynamic: -1), partitioned, write-only, tiny files.
 fn runs() -> impl Strategy<Value = (i32, bool, bool, bool)> {
     (
@@ -907,7 +887,7 @@ async fn run_changelog(ops: Vec<Op>, write_only: bool) {
         let id = changes.snapshot_id;
         let batches: Vec<RecordBatch> = changes.batches.try_collect().await.unwrap();
         for b in &batches {
-            let kinds = b.column(0).as_any().downcast_ref::<Int8Array>().unwrap();
+            let kinds = column::<Int8Array>(b, 0);
             let (k, a, bb) = (ints(b, 1), ints(b, 2), ints(b, 3));
             for i in 0..b.num_rows() {
                 let key = k.value(i);

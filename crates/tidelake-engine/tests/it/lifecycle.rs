@@ -2,71 +2,28 @@
 //! consumers and an interrupted run), rollback, and orphan-file removal.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use arrow_array::{Array, ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow_array::{Array, Int32Array, Int64Array, RecordBatch, StringArray};
 use futures::TryStreamExt;
 use tidelake_engine::manifests::ManifestStore;
 use tidelake_engine::{
-    Catalog, ColumnSpec, CompactOptions, DataType, DataTypeKind, ExpireOptions, Identifier,
-    OrphanOptions, RowKind, Table, TableSpec,
+    Catalog, CompactOptions, ExpireOptions, Identifier, OrphanOptions, RowKind, Table,
 };
 use tidelake_store::{FaultPlan, WarehouseStore};
+use tidelake_testkit::oracle::{oracle_script, ORACLE_TIMEOUT};
+use tidelake_testkit::process::run;
+use tidelake_testkit::table::{column, on_disk, tagged_batch, tagged_spec};
 
 type Row = (i32, i64, Option<String>);
-
-fn col(name: &str, kind: DataTypeKind, nullable: bool) -> ColumnSpec {
-    ColumnSpec {
-        name: name.into(),
-        data_type: DataType::new(kind, nullable),
-        comment: None,
-    }
-}
-
-/// Partitioned by `p`, primary key (p, id), dynamic buckets (so commits
-/// write index files too).
-fn spec(options: &[(&str, &str)]) -> TableSpec {
-    TableSpec {
-        columns: vec![
-            col("p", DataTypeKind::Int, false),
-            col("id", DataTypeKind::BigInt, false),
-            col("name", DataTypeKind::VarChar(i32::MAX as u32), true),
-        ],
-        primary_keys: vec!["p".into(), "id".into()],
-        partition_keys: vec!["p".into()],
-        options: options
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<BTreeMap<_, _>>(),
-        comment: None,
-    }
-}
-
-fn batch(table: &Table, rows: &[(i32, i64)], tag: &str) -> RecordBatch {
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(Int32Array::from(
-            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
-        )),
-        Arc::new(Int64Array::from(
-            rows.iter().map(|r| r.1).collect::<Vec<_>>(),
-        )),
-        Arc::new(StringArray::from(
-            rows.iter()
-                .map(|r| format!("{tag}-{}", r.1))
-                .collect::<Vec<_>>(),
-        )),
-    ];
-    RecordBatch::try_new(table.arrow_schema(), cols).unwrap()
-}
 
 async fn collect(plan: tidelake_engine::ScanPlan) -> Vec<Row> {
     let batches: Vec<RecordBatch> = plan.read_all().try_collect().await.unwrap();
     let mut out = Vec::new();
     for b in batches {
-        let p = b.column(0).as_any().downcast_ref::<Int32Array>().unwrap();
-        let ids = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
-        let names = b.column(2).as_any().downcast_ref::<StringArray>().unwrap();
+        let p = column::<Int32Array>(&b, 0);
+        let ids = column::<Int64Array>(&b, 1);
+        let names = column::<StringArray>(&b, 2);
         for i in 0..b.num_rows() {
             out.push((
                 p.value(i),
@@ -88,14 +45,7 @@ async fn read_tag(table: &Table, tag: &str) -> Vec<Row> {
 }
 
 async fn setup(options: &[(&str, &str)]) -> (Catalog, Identifier, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let catalog = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
-    let id = Identifier::new("default", "t");
-    catalog
-        .create_table(&id, spec(options), false)
-        .await
-        .unwrap();
-    (catalog, id, dir)
+    on_disk(tagged_spec(true, options)).await
 }
 
 /// Options that keep automatic expiration out of the way, and merge
@@ -128,16 +78,19 @@ async fn commit_history(table: &Table, n: usize) -> BTreeMap<i64, Vec<Row>> {
             let mut w = table.writer();
             let base = (i as i64) * 3;
             let upserts: Vec<(i32, i64)> = (base..base + 5).map(|k| ((k % 2) as i32, k)).collect();
-            w.write(batch(table, &upserts, &format!("c{i}")), RowKind::Insert)
-                .await
-                .unwrap();
+            w.write(
+                tagged_batch(table, &upserts, &format!("c{i}")),
+                RowKind::Insert,
+            )
+            .await
+            .unwrap();
             for (p, k) in &upserts {
                 model.insert((*p, *k), format!("c{i}-{k}"));
             }
             if i >= 2 {
                 let k = base - 4;
                 let gone = [((k % 2) as i32, k)];
-                w.write(batch(table, &gone, "x"), RowKind::Delete)
+                w.write(tagged_batch(table, &gone, "x"), RowKind::Delete)
                     .await
                     .unwrap();
                 model.remove(&gone[0]);
@@ -413,7 +366,7 @@ async fn commits_expire_by_table_options_unless_write_only() {
     let table = catalog.load_table(&id).await.unwrap();
     for i in 0..6 {
         let mut w = table.writer();
-        w.write(batch(&table, &[(0, i)], "w"), RowKind::Insert)
+        w.write(tagged_batch(&table, &[(0, i)], "w"), RowKind::Insert)
             .await
             .unwrap();
         w.commit().await.unwrap();
@@ -441,9 +394,15 @@ async fn commits_expire_by_table_options_unless_write_only() {
     let bad = [("snapshot.time-retained", "a while")];
     let dir = tempfile::tempdir().unwrap();
     let catalog = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
-    assert!(catalog.create_table(&id, spec(&bad), false).await.is_err());
+    assert!(catalog
+        .create_table(&id, tagged_spec(true, &bad), false)
+        .await
+        .is_err());
     let bad = [("snapshot.num-retained.min", "0")];
-    assert!(catalog.create_table(&id, spec(&bad), false).await.is_err());
+    assert!(catalog
+        .create_table(&id, tagged_spec(true, &bad), false)
+        .await
+        .is_err());
 }
 
 #[tokio::test]
@@ -496,7 +455,7 @@ async fn rollback_to_snapshot_and_tag() {
     assert!(orphans.is_empty(), "{orphans:?}");
     // Writing continues from snapshot 6.
     let mut w = table.writer();
-    w.write(batch(&table, &[(0, 1000)], "after"), RowKind::Insert)
+    w.write(tagged_batch(&table, &[(0, 1000)], "after"), RowKind::Insert)
         .await
         .unwrap();
     let next = w.commit().await.unwrap().unwrap();
@@ -694,39 +653,31 @@ async fn interrupted_expiration_leaves_retained_snapshots_readable() {
 /// Python environment it fails under CI and is skipped, with a note, elsewhere.
 #[tokio::test]
 async fn pypaimon_reads_the_table_after_lifecycle_operations() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let python = std::env::var_os("TIDELAKE_PYTHON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| root.join(".venv/bin/python"));
-    if !python.exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set but the oracle Python {} is missing",
-            python.display()
-        );
-        eprintln!("note: skipped: no {}", python.display());
+    let Some(python) = tidelake_testkit::python::or_skip("the pypaimon lifecycle check") else {
         return;
-    }
+    };
     let (catalog, id, dir) = setup(MANUAL).await;
     let table = catalog.load_table(&id).await.unwrap();
     let expected = commit_history(&table, 9).await;
     table.create_tag("t2", Some(2)).await.unwrap();
     table.expire_snapshots(expire(3, 1)).await.unwrap();
     let oracle_read = |snapshot: i64| {
-        let out = std::process::Command::new(&python)
-            .arg(root.join("tests/oracle/oracle.py"))
-            .args(["read", "--warehouse"])
-            .arg(dir.path())
-            .args(["--table", "default.t", "--impl", "pypaimon", "--snapshot"])
-            .arg(snapshot.to_string())
-            .output()
-            .unwrap();
+        let out = run(
+            std::process::Command::new(&python)
+                .arg(oracle_script())
+                .args(["read", "--warehouse"])
+                .arg(dir.path())
+                .args(["--table", "default.t", "--impl", "pypaimon", "--snapshot"])
+                .arg(snapshot.to_string()),
+            "",
+            ORACLE_TIMEOUT,
+        );
         assert!(
             out.status.success(),
             "pypaimon failed on snapshot {snapshot}: {}",
-            String::from_utf8_lossy(&out.stderr)
+            out.stderr
         );
-        String::from_utf8(out.stdout).unwrap()
+        out.stdout
     };
     let check = |snapshot: i64, rows: &[Row]| {
         let text = oracle_read(snapshot);

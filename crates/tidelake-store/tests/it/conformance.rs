@@ -2,14 +2,10 @@
 //! run against memory, a local folder (tempdir) and a real S3-compatible
 //! server (moto on loopback).
 
-mod support {
-    pub mod moto;
-}
-
 use bytes::Bytes;
 use object_store::ObjectStoreExt;
-use support::moto::{MotoServer, BUCKET};
 use tidelake_store::{FaultPlan, OpenOptions, PutOutcome, StoreError, WarehouseStore};
+use tidelake_testkit::moto::{MotoServer, BUCKET};
 
 /// A store under test, and how to open it again.
 struct Backend {

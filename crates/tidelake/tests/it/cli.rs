@@ -1,70 +1,40 @@
 //! The `tidelake` binary end to end: -e/-f/stdin, output formats, exit
 //! codes and one-line errors. Each test uses its own temporary warehouse.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
-fn tidelake(warehouse: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tidelake"));
-    command
-        .arg("--warehouse")
-        .arg(warehouse)
-        .env_remove("TIDELAKE_WAREHOUSE")
-        .env_remove("RUST_LOG");
-    command
-}
+use tidelake_testkit::process::Finished;
 
-fn run(command: &mut Command) -> Output {
-    command.output().expect("the tidelake binary runs")
-}
+use crate::TIDELAKE;
 
-fn run_with_stdin(command: &mut Command, stdin: &str) -> Output {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the tidelake binary starts");
-    child
-        .stdin
-        .take()
-        .expect("stdin is piped")
-        .write_all(stdin.as_bytes())
-        .expect("stdin takes the script");
-    child
-        .wait_with_output()
-        .expect("the tidelake binary finishes")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8(output.stdout.clone()).expect("stdout is UTF-8")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8(output.stderr.clone()).expect("stderr is UTF-8")
+fn run(command: &mut Command) -> Finished {
+    TIDELAKE.run(command, "")
 }
 
 fn setup(warehouse: &Path) {
-    let output = run(tidelake(warehouse).args([
+    let output = run(TIDELAKE.command(warehouse).args([
         "sql",
         "-e",
         "CREATE TABLE t (id BIGINT, name STRING, amount DECIMAL(10, 2), ts TIMESTAMP(3), PRIMARY KEY (id) NOT ENFORCED)",
         "-e",
         "INSERT INTO t VALUES (1, 'a, \"b\"', 12.5, TIMESTAMP '2024-01-02 03:04:05.678'), (2, NULL, NULL, NULL)",
     ]));
-    assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(stdout(&output), "CREATE TABLE\nINSERT 0 2\n");
+    assert!(output.status.success(), "{}", output.stderr);
+    assert_eq!(output.stdout, "CREATE TABLE\nINSERT 0 2\n");
 }
 
 #[test]
 fn table_format_is_the_default() {
     let dir = tempfile::tempdir().unwrap();
     setup(dir.path());
-    let output = run(tidelake(dir.path()).args(["sql", "-e", "SELECT * FROM t ORDER BY id"]));
-    assert!(output.status.success(), "{}", stderr(&output));
+    let output =
+        run(TIDELAKE
+            .command(dir.path())
+            .args(["sql", "-e", "SELECT * FROM t ORDER BY id"]));
+    assert!(output.status.success(), "{}", output.stderr);
     assert_eq!(
-        stdout(&output),
+        output.stdout,
         "\
 +----+--------+--------+-------------------------+
 | id | name   | amount | ts                      |
@@ -75,14 +45,14 @@ fn table_format_is_the_default() {
 (2 rows)
 "
     );
-    assert_eq!(stderr(&output), "");
+    assert_eq!(output.stderr, "");
 }
 
 #[test]
 fn csv_is_rfc4180_with_a_header_and_statuses_on_stderr() {
     let dir = tempfile::tempdir().unwrap();
     setup(dir.path());
-    let output = run(tidelake(dir.path()).args([
+    let output = run(TIDELAKE.command(dir.path()).args([
         "sql",
         "--format",
         "csv",
@@ -91,28 +61,28 @@ fn csv_is_rfc4180_with_a_header_and_statuses_on_stderr() {
         "-e",
         "SELECT * FROM t ORDER BY id",
     ]));
-    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(output.status.success(), "{}", output.stderr);
     assert_eq!(
-        stdout(&output),
+        output.stdout,
         "id,name,amount,ts\n1,\"a, \"\"b\"\"\",12.50,2024-01-02T03:04:05.678\n2,,,\n3,\"line\nbreak\",1.00,\n"
     );
-    assert_eq!(stderr(&output), "INSERT 0 1\n");
+    assert_eq!(output.stderr, "INSERT 0 1\n");
 }
 
 #[test]
 fn json_is_one_object_per_line() {
     let dir = tempfile::tempdir().unwrap();
     setup(dir.path());
-    let output = run(tidelake(dir.path()).args([
+    let output = run(TIDELAKE.command(dir.path()).args([
         "sql",
         "--format",
         "json",
         "-e",
         "SELECT * FROM t ORDER BY id",
     ]));
-    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(output.status.success(), "{}", output.stderr);
     assert_eq!(
-        stdout(&output),
+        output.stdout,
         "{\"id\":1,\"name\":\"a, \\\"b\\\"\",\"amount\":12.50,\"ts\":\"2024-01-02T03:04:05.678\"}\n\
          {\"id\":2,\"name\":null,\"amount\":null,\"ts\":null}\n"
     );
@@ -122,31 +92,34 @@ fn json_is_one_object_per_line() {
 fn empty_results_still_name_their_columns() {
     let dir = tempfile::tempdir().unwrap();
     setup(dir.path());
-    let csv = run(tidelake(dir.path()).args([
+    let csv = run(TIDELAKE.command(dir.path()).args([
         "sql",
         "--format",
         "csv",
         "-e",
         "SELECT id, name FROM t WHERE id > 100",
     ]));
-    assert_eq!(stdout(&csv), "id,name\n");
-    let json = run(tidelake(dir.path()).args([
+    assert_eq!(csv.stdout, "id,name\n");
+    let json = run(TIDELAKE.command(dir.path()).args([
         "sql",
         "--format",
         "json",
         "-e",
         "SELECT id FROM t WHERE id > 100",
     ]));
-    assert_eq!(stdout(&json), "");
-    let table = run(tidelake(dir.path()).args(["sql", "-e", "SELECT id FROM t WHERE id > 100"]));
-    assert_eq!(stdout(&table), "+----+\n| id |\n+----+\n+----+\n(0 rows)\n");
+    assert_eq!(json.stdout, "");
+    let table =
+        run(TIDELAKE
+            .command(dir.path())
+            .args(["sql", "-e", "SELECT id FROM t WHERE id > 100"]));
+    assert_eq!(table.stdout, "+----+\n| id |\n+----+\n+----+\n(0 rows)\n");
 }
 
 #[test]
 fn the_first_failing_statement_stops_the_run_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
     setup(dir.path());
-    let output = run(tidelake(dir.path()).args([
+    let output = run(TIDELAKE.command(dir.path()).args([
         "sql",
         "-e",
         "INSERT INTO t VALUES (5, 'five', NULL, NULL)",
@@ -156,27 +129,30 @@ fn the_first_failing_statement_stops_the_run_with_one_line() {
         "INSERT INTO t VALUES (6, 'six', NULL, NULL)",
     ]));
     assert_eq!(output.status.code(), Some(1));
-    assert_eq!(stdout(&output), "INSERT 0 1\n");
+    assert_eq!(output.stdout, "INSERT 0 1\n");
     assert_eq!(
-        stderr(&output),
+        output.stderr,
         "error[42P01]: table 'default.missing' does not exist\n"
     );
-    let ids = run(tidelake(dir.path()).args([
+    let ids = run(TIDELAKE.command(dir.path()).args([
         "sql",
         "--format",
         "csv",
         "-e",
         "SELECT id FROM t ORDER BY id",
     ]));
-    assert_eq!(stdout(&ids), "id\n1\n2\n5\n");
+    assert_eq!(ids.stdout, "id\n1\n2\n5\n");
 }
 
 #[test]
 fn multi_line_errors_are_printed_on_one_line() {
     let dir = tempfile::tempdir().unwrap();
-    let output = run(tidelake(dir.path()).args(["sql", "-e", "SELECT 1;\nSELECT (1\nFROM t"]));
+    let output =
+        run(TIDELAKE
+            .command(dir.path())
+            .args(["sql", "-e", "SELECT 1;\nSELECT (1\nFROM t"]));
     assert_eq!(output.status.code(), Some(1));
-    let err = stderr(&output);
+    let err = output.stderr;
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.starts_with("error[42601]: syntax error at line 3, column 1"),
@@ -193,7 +169,7 @@ fn files_and_inline_statements_run_in_command_line_order() {
         "-- a comment; with a semicolon\nINSERT INTO n VALUES (2);\n/* another; */ INSERT INTO n VALUES (3);\n",
     )
     .unwrap();
-    let output = run(tidelake(&dir.path().join("wh")).args([
+    let output = run(TIDELAKE.command(&dir.path().join("wh")).args([
         "sql",
         "--format",
         "csv",
@@ -204,10 +180,10 @@ fn files_and_inline_statements_run_in_command_line_order() {
         "-e",
         "SELECT x FROM n ORDER BY x",
     ]));
-    assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(stdout(&output), "x\n1\n2\n3\n");
+    assert!(output.status.success(), "{}", output.stderr);
+    assert_eq!(output.stdout, "x\n1\n2\n3\n");
     assert_eq!(
-        stderr(&output),
+        output.stderr,
         "CREATE TABLE\nINSERT 0 1\nINSERT 0 1\nINSERT 0 1\n"
     );
 }
@@ -215,61 +191,64 @@ fn files_and_inline_statements_run_in_command_line_order() {
 #[test]
 fn a_missing_file_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let output = run(tidelake(dir.path()).args(["sql", "-f", "/nonexistent/script.sql"]));
+    let output = run(TIDELAKE
+        .command(dir.path())
+        .args(["sql", "-f", "/nonexistent/script.sql"]));
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        stderr(&output).starts_with("error: cannot read '/nonexistent/script.sql'"),
+        output
+            .stderr
+            .starts_with("error: cannot read '/nonexistent/script.sql'"),
         "{}",
-        stderr(&output)
+        output.stderr
     );
 }
 
 #[test]
 fn statements_are_read_from_stdin_without_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
-    let output = run_with_stdin(
-        tidelake(dir.path()).args(["sql", "--format", "json"]),
+    let output = TIDELAKE.run(
+        TIDELAKE.command(dir.path()).args(["sql", "--format", "json"]),
         "CREATE TABLE s (k INT, v STRING, PRIMARY KEY (k));\nINSERT INTO s VALUES (1, 'a');\nINSERT INTO s VALUES (1, 'b');\nSELECT * FROM s;\n",
     );
-    assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(stdout(&output), "{\"k\":1,\"v\":\"b\"}\n");
-    let failing = run_with_stdin(
-        tidelake(dir.path()).arg("sql"),
+    assert!(output.status.success(), "{}", output.stderr);
+    assert_eq!(output.stdout, "{\"k\":1,\"v\":\"b\"}\n");
+    let failing = TIDELAKE.run(
+        TIDELAKE.command(dir.path()).arg("sql"),
         "SELECT * FROM s;\nSELEC 1;\nSELECT 2;\n",
     );
     assert_eq!(failing.status.code(), Some(1));
     assert!(
-        stderr(&failing).starts_with("error[42601]: syntax error"),
+        failing.stderr.starts_with("error[42601]: syntax error"),
         "{}",
-        stderr(&failing)
+        failing.stderr
     );
-    assert!(stdout(&failing).contains("(1 row)"), "{}", stdout(&failing));
-    assert!(
-        !stdout(&failing).contains("Int64(2)"),
-        "{}",
-        stdout(&failing)
-    );
+    assert!(failing.stdout.contains("(1 row)"), "{}", failing.stdout);
+    assert!(!failing.stdout.contains("Int64(2)"), "{}", failing.stdout);
 }
 
 #[test]
 fn the_warehouse_comes_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let warehouse = dir.path().join("from-env");
-    let output = run(Command::new(env!("CARGO_BIN_EXE_tidelake"))
-        .env("TIDELAKE_WAREHOUSE", &warehouse)
-        .args(["sql", "-e", "CREATE DATABASE envdb"]));
-    assert!(output.status.success(), "{}", stderr(&output));
+    let output = run(TIDELAKE.bare().env("TIDELAKE_WAREHOUSE", &warehouse).args([
+        "sql",
+        "-e",
+        "CREATE DATABASE envdb",
+    ]));
+    assert!(output.status.success(), "{}", output.stderr);
     assert!(warehouse.join("envdb.db").is_dir());
 }
 
 #[test]
 fn the_default_warehouse_is_in_the_working_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let output = run(Command::new(env!("CARGO_BIN_EXE_tidelake"))
+    let output = run(TIDELAKE
+        .bare()
         .current_dir(dir.path())
         .env_remove("TIDELAKE_WAREHOUSE")
         .args(["sql", "-e", "CREATE DATABASE here"]));
-    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(output.status.success(), "{}", output.stderr);
     assert!(dir.path().join("warehouse/here.db").is_dir());
 }
 
@@ -277,7 +256,7 @@ fn the_default_warehouse_is_in_the_working_directory() {
 fn time_travel_and_dml_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     setup(dir.path());
-    let output = run(tidelake(dir.path()).args([
+    let output = run(TIDELAKE.command(dir.path()).args([
         "sql",
         "-e",
         "UPDATE t SET name = 'z' WHERE id = 2",
@@ -288,9 +267,9 @@ fn time_travel_and_dml_through_the_cli() {
         "-e",
         "SELECT id, name FROM t ORDER BY id",
     ]));
-    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(output.status.success(), "{}", output.stderr);
     assert_eq!(
-        stdout(&output),
+        output.stdout,
         "\
 UPDATE 1
 DELETE 1
@@ -313,9 +292,9 @@ DELETE 1
 
 #[test]
 fn help_documents_the_commands() {
-    let output = run(Command::new(env!("CARGO_BIN_EXE_tidelake")).args(["sql", "--help"]));
+    let output = run(TIDELAKE.bare().args(["sql", "--help"]));
     assert!(output.status.success());
-    let help = stdout(&output);
+    let help = output.stdout;
     for needle in [
         "--execute",
         "--file",
@@ -327,9 +306,7 @@ fn help_documents_the_commands() {
     ] {
         assert!(help.contains(needle), "sql --help lacks {needle}:\n{help}");
     }
-    let top = stdout(&run(
-        Command::new(env!("CARGO_BIN_EXE_tidelake")).arg("--help")
-    ));
+    let top = run(TIDELAKE.bare().arg("--help")).stdout;
     assert!(
         top.contains("--warehouse") && top.contains("Examples:"),
         "{top}"
@@ -338,7 +315,7 @@ fn help_documents_the_commands() {
 
 #[test]
 fn bad_arguments_exit_with_status_2() {
-    let output = run(Command::new(env!("CARGO_BIN_EXE_tidelake")).args(["sql", "--format", "xml"]));
+    let output = run(TIDELAKE.bare().args(["sql", "--format", "xml"]));
     assert_eq!(output.status.code(), Some(2));
 }
 
@@ -346,7 +323,7 @@ fn bad_arguments_exit_with_status_2() {
 fn compact_is_a_dedicated_job_that_keeps_every_row() {
     let dir = tempfile::tempdir().expect("tempdir");
     let warehouse = dir.path().join("wh");
-    let output = run(tidelake(&warehouse).args([
+    let output = run(TIDELAKE.command(&warehouse).args([
         "sql",
         "-e",
         "CREATE TABLE o (id BIGINT NOT NULL, dt STRING NOT NULL, v INT, PRIMARY KEY (id, dt) NOT ENFORCED) \
@@ -358,8 +335,8 @@ fn compact_is_a_dedicated_job_that_keeps_every_row() {
         "-e",
         "DELETE FROM o WHERE id = 2",
     ]));
-    assert!(output.status.success(), "{}", stderr(&output));
-    let output = run(tidelake(&warehouse).args([
+    assert!(output.status.success(), "{}", output.stderr);
+    let output = run(TIDELAKE.command(&warehouse).args([
         "compact",
         "default.o",
         "--partition",
@@ -367,16 +344,18 @@ fn compact_is_a_dedicated_job_that_keeps_every_row() {
         "--format",
         "csv",
     ]));
-    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(output.status.success(), "{}", output.stderr);
     // Two runs are under the compaction trigger: a minor compaction has
     // nothing to do and commits nothing.
     assert_eq!(
-        stdout(&output),
+        output.stdout,
         "snapshot_id,files_in,files_out,bytes_in,bytes_out\n,0,0,0,0\n"
     );
-    let output = run(tidelake(&warehouse).args(["compact", "o", "--full"]));
-    assert!(output.status.success(), "{}", stderr(&output));
-    let output = run(tidelake(&warehouse).args([
+    let output = run(TIDELAKE
+        .command(&warehouse)
+        .args(["compact", "o", "--full"]));
+    assert!(output.status.success(), "{}", output.stderr);
+    let output = run(TIDELAKE.command(&warehouse).args([
         "sql",
         "--format",
         "csv",
@@ -385,13 +364,15 @@ fn compact_is_a_dedicated_job_that_keeps_every_row() {
         "-e",
         "SELECT count(*) FROM o$snapshots WHERE commit_kind = 'COMPACT'",
     ]));
-    assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(stdout(&output), "id,dt,v\n1,a,10\n3,b,3\ncount(*)\n1\n");
-    let output = run(tidelake(&warehouse).args(["compact", "default.nope"]));
+    assert!(output.status.success(), "{}", output.stderr);
+    assert_eq!(output.stdout, "id,dt,v\n1,a,10\n3,b,3\ncount(*)\n1\n");
+    let output = run(TIDELAKE
+        .command(&warehouse)
+        .args(["compact", "default.nope"]));
     assert!(!output.status.success());
     assert!(
-        stderr(&output).starts_with("error[42P01]"),
+        output.stderr.starts_with("error[42P01]"),
         "{}",
-        stderr(&output)
+        output.stderr
     );
 }

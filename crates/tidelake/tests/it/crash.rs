@@ -31,9 +31,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tidelake_testkit::cli::CLI_TIMEOUT;
+use tidelake_testkit::rng::Rng;
+
+use crate::TIDELAKE;
 
 /// Rounds per variant unless `TIDELAKE_CRASH_ROUNDS` says otherwise: the
 /// two variants together stay well under a minute on two busy cores.
@@ -57,53 +62,6 @@ const MARKER_DT: &str = "m";
 type Key = (i64, String);
 /// The table's rows: (id, dt) -> v (`pad` follows from `v`).
 type State = BTreeMap<Key, i64>;
-
-// ------------------------------------------------------------------ rng
-
-/// xorshift64*: small, seedable, good enough to drive a test.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        // splitmix64 scrambles nearby seeds apart; xorshift needs non-zero.
-        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        Rng((z ^ (z >> 31)) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi - lo)
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn chance(&mut self, p: f64) -> bool {
-        self.unit() < p
-    }
-
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            let j = self.below(i as u64 + 1) as usize;
-            items.swap(i, j);
-        }
-    }
-}
 
 // ----------------------------------------------------------- statements
 
@@ -250,16 +208,6 @@ const COMMON_OPTIONS: &[(&str, &str)] = &[
 
 // -------------------------------------------------------------- processes
 
-fn tidelake(warehouse: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tidelake"));
-    command
-        .arg("--warehouse")
-        .arg(warehouse)
-        .env_remove("TIDELAKE_WAREHOUSE")
-        .env_remove("RUST_LOG");
-    command
-}
-
 /// How a process of a round ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Ending {
@@ -302,15 +250,27 @@ impl Proc {
 }
 
 /// Runs the processes of a round to their end: each starts at its offset
-/// and gets SIGKILL once its delay has passed.
+/// and gets SIGKILL once its delay has passed. A scheduler, not a wait:
+/// it ticks every 2 ms to start, kill and reap on time, and fails if a
+/// process outlives [`CLI_TIMEOUT`].
 fn run_round(warehouse: &Path, procs: &mut [Proc]) {
     let t0 = Instant::now();
     while !procs.iter().all(Proc::done) {
         let now = Instant::now();
+        if let Some(hung) = procs
+            .iter()
+            .find(|p| p.child.is_some() && p.started.is_some_and(|s| now - s > CLI_TIMEOUT))
+        {
+            panic!(
+                "{} ran longer than {CLI_TIMEOUT:?}: {:?}",
+                hung.label, hung.args
+            );
+        }
         for p in procs.iter_mut() {
             if p.started.is_none() && now >= t0 + p.start_at {
                 let stderr = File::create(&p.stderr).expect("a stderr file");
-                let child = tidelake(warehouse)
+                let child = TIDELAKE
+                    .command(warehouse)
                     .args(&p.args)
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
@@ -501,15 +461,18 @@ impl Crash {
              PRIMARY KEY (id, dt) NOT ENFORCED) PARTITIONED BY (dt) WITH ({})",
             options.join(", ")
         );
-        let output = tidelake(&crash.warehouse)
-            .args(["sql", "-e", "CREATE DATABASE db", "-e", &create])
-            .output()
-            .expect("the tidelake binary runs");
+        let output = TIDELAKE.run(
+            TIDELAKE.command(&crash.warehouse).args([
+                "sql",
+                "-e",
+                "CREATE DATABASE db",
+                "-e",
+                &create,
+            ]),
+            "",
+        );
         if !output.status.success() {
-            crash.fail(format!(
-                "CREATE TABLE failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            ));
+            crash.fail(format!("CREATE TABLE failed: {}", output.stderr));
         }
         crash
     }
@@ -524,7 +487,7 @@ impl Crash {
         panic!(
             "crash test '{}', seed {}, {when}: {}\n\
              replay: TIDELAKE_CRASH_SEED={} TIDELAKE_CRASH_ROUNDS={rounds} \
-             cargo nextest run -p tidelake --test crash {}",
+             cargo nextest run --workspace -E 'binary_id(tidelake::it) & test(/^crash::{}$/)'",
             self.variant.name,
             self.seed,
             message.as_ref(),
@@ -536,20 +499,20 @@ impl Crash {
     /// Runs SQL statements (csv output); every query's first column `q`
     /// tags its rows, so the rows come back grouped by tag.
     fn query(&self, statements: &[String]) -> BTreeMap<String, Vec<Vec<String>>> {
-        let mut command = tidelake(&self.warehouse);
+        let mut command = TIDELAKE.command(&self.warehouse);
         command.args(["sql", "--format", "csv"]);
         for s in statements {
             command.arg("-e").arg(s);
         }
-        let output = command.output().expect("the tidelake binary runs");
+        let output = TIDELAKE.run(&mut command, "");
         if !output.status.success() {
             self.fail(format!(
                 "a read failed: {}\nstatements: {}",
-                String::from_utf8_lossy(&output.stderr).trim(),
+                output.stderr.trim(),
                 statements.join("; ")
             ));
         }
-        let text = String::from_utf8_lossy(&output.stdout);
+        let text = output.stdout;
         let mut grouped: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
         for line in text.lines() {
             // Headers start with the tag column's name; values never contain
@@ -945,21 +908,24 @@ impl Crash {
             )
         };
         let listing = |dry_run: bool| -> Vec<String> {
-            let output = tidelake(&self.warehouse)
-                .args(["sql", "--format", "csv", "-e", &call(dry_run)])
-                .output()
-                .expect("the tidelake binary runs");
+            let output = TIDELAKE.run(
+                TIDELAKE.command(&self.warehouse).args([
+                    "sql",
+                    "--format",
+                    "csv",
+                    "-e",
+                    &call(dry_run),
+                ]),
+                "",
+            );
             if !output.status.success() {
                 self.fail(format!(
                     "remove_orphan_files failed: {}",
-                    String::from_utf8_lossy(&output.stderr).trim()
+                    output.stderr.trim()
                 ));
             }
-            let mut paths: Vec<String> = String::from_utf8_lossy(&output.stdout)
-                .lines()
-                .skip(1)
-                .map(str::to_string)
-                .collect();
+            let mut paths: Vec<String> =
+                output.stdout.lines().skip(1).map(str::to_string).collect();
             paths.sort();
             paths
         };
@@ -1005,14 +971,16 @@ impl Crash {
         }
         self.check_snapshots(&listed, true, "after orphan removal");
 
-        let output = tidelake(&self.warehouse)
-            .args(["compact", "db.t", "--full"])
-            .output()
-            .expect("the tidelake binary runs");
+        let output = TIDELAKE.run(
+            TIDELAKE
+                .command(&self.warehouse)
+                .args(["compact", "db.t", "--full"]),
+            "",
+        );
         if !output.status.success() {
             self.fail(format!(
                 "the last full compaction failed: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
+                output.stderr.trim()
             ));
         }
         let (listed, latest) = self.read_latest();

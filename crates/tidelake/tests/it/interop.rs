@@ -11,14 +11,15 @@
 //! (which `scripts/test` creates). Without either, the tests fail when `CI`
 //! is set and are skipped with a note otherwise.
 //!
-//! The harness (JSON, processes, values) is shared with `interop_lsm.rs`.
-
-#[path = "support/oracle_harness.rs"]
-mod oracle_harness;
+//! The harness (JSON, the oracle, values) is `tidelake_testkit::oracle`.
 
 use std::process::Command;
 
-use oracle_harness::*;
+use tidelake_testkit::oracle::*;
+use tidelake_testkit::process::run;
+use tidelake_testkit::warehouse::KeptOnFailure;
+
+use crate::json_sql;
 
 // ------------------------------------------------------------ table kinds
 
@@ -318,10 +319,10 @@ fn write_script(kind: &TableKind) -> Vec<Step> {
 /// read exactly the model's rows at every snapshot, and so must Tidelake.
 fn tidelake_writes(kind: &TableKind) {
     let Some(python) = python() else { return };
-    let dir = TempDir::new(kind.name);
+    let dir = KeptOnFailure::new(kind.name);
     let warehouse = dir.path();
     let layout = Layout::all_types();
-    tidelake(
+    json_sql(
         warehouse,
         &[
             &format!("CREATE DATABASE IF NOT EXISTS {DATABASE}"),
@@ -334,7 +335,7 @@ fn tidelake_writes(kind: &TableKind) {
     for step in write_script(kind) {
         let sql = step.sql(kind.name, &layout);
         let before = latest_snapshot(warehouse, kind.name);
-        tidelake(warehouse, &[&sql]);
+        json_sql(warehouse, &[&sql]);
         step.apply(&mut model, &layout);
         let after = latest_snapshot(warehouse, kind.name);
         match after {
@@ -349,7 +350,7 @@ fn tidelake_writes(kind: &TableKind) {
         .last()
         .cloned()
         .expect("the inserts made snapshots");
-    let own_read = tidelake(
+    let own_read = json_sql(
         warehouse,
         &[&format!("SELECT * FROM {DATABASE}.{}", kind.name)],
     );
@@ -416,16 +417,16 @@ fn tidelake_writes_primary_key_dynamic_bucket_partitioned() {
 #[test]
 fn tidelake_writes_null_and_escaped_partition_values() {
     let Some(python) = python() else { return };
-    let dir = TempDir::new("partitions");
+    let dir = KeptOnFailure::new("partitions");
     let warehouse = dir.path();
-    tidelake(
+    json_sql(
         warehouse,
         &[
             &format!("CREATE DATABASE IF NOT EXISTS {DATABASE}"),
             &format!("CREATE TABLE {DATABASE}.parts (id INT NOT NULL, p STRING, q INT, v DOUBLE) PARTITIONED BY (p, q)"),
         ],
     );
-    tidelake(
+    json_sql(
         warehouse,
         &[&format!(
             "INSERT INTO {DATABASE}.parts VALUES (1, NULL, NULL, CAST(1.5 AS DOUBLE)), \
@@ -474,7 +475,7 @@ fn tidelake_writes_null_and_escaped_partition_values() {
             ("actual", actual),
         ])
     };
-    let own_read = tidelake(warehouse, &[&format!("SELECT * FROM {DATABASE}.parts")]);
+    let own_read = json_sql(warehouse, &[&format!("SELECT * FROM {DATABASE}.parts")]);
     let mut jobs = vec![check(
         "parts: Tidelake's own SELECT *".into(),
         canon_job(&own_read),
@@ -499,7 +500,7 @@ const KIND_COLUMN: &str = "_kind";
 /// model itself.
 fn pypaimon_writes(kind: &TableKind) {
     let Some(python) = python() else { return };
-    let dir = TempDir::new(kind.name);
+    let dir = KeptOnFailure::new(kind.name);
     let warehouse = dir.path();
     let mut layout = Layout::all_types();
     // Exercise the SQL-standard spelling that Java Paimon writes.
@@ -609,7 +610,7 @@ fn pypaimon_writes(kind: &TableKind) {
     }
     oracle(&python, jobs);
 
-    let tidelake_read = tidelake(
+    let tidelake_read = json_sql(
         warehouse,
         &[&format!("SELECT * FROM {DATABASE}.{}", kind.name)],
     );
@@ -657,7 +658,7 @@ fn pypaimon_writes_primary_key_dynamic_bucket_partitioned() {
 /// A table pypaimon wrote, read by Tidelake: `spec` as the oracle takes it.
 fn tidelake_reads_spec(label: &str, spec: Json, fields: Json, expected: Vec<Json>) {
     let Some(python) = python() else { return };
-    let dir = TempDir::new(label);
+    let dir = KeptOnFailure::new(label);
     let warehouse = dir.path();
     let Json::Obj(members) = &spec else {
         panic!("a spec is an object")
@@ -691,7 +692,7 @@ fn tidelake_reads_spec(label: &str, spec: Json, fields: Json, expected: Vec<Json
         ));
     }
     oracle(&python, jobs);
-    let tidelake_read = tidelake(warehouse, &[&format!("SELECT * FROM {DATABASE}.{table}")]);
+    let tidelake_read = json_sql(warehouse, &[&format!("SELECT * FROM {DATABASE}.{table}")]);
     oracle(
         &python,
         vec![check(
@@ -841,7 +842,7 @@ fn oracle_self_tests_pass() {
     command
         .args(["-m", "unittest", "discover", "-s"])
         .arg(workspace_root().join("tests/oracle"));
-    let finished = run(command, "", ORACLE_TIMEOUT);
+    let finished = run(&mut command, "", ORACLE_TIMEOUT);
     assert!(
         finished.status.success(),
         "oracle self-tests failed:\n{}{}",

@@ -1,11 +1,11 @@
-//! The model of the LSM interop tests (`interop_lsm.rs`): typed cells
+//! The model of the LSM interop tests (`interop_lsm` of the `tidelake` crate): typed cells
 //! with their SQL and canonical encodings, and Paimon's merge semantics
 //! implemented directly from the table options, version by version.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use crate::oracle_harness::{sql_string, Json};
+use super::{sql_string, Json};
 
 // ---------------------------------------------------------------- values
 

@@ -1,36 +1,25 @@
 //! Catalog, schema evolution, time travel, overwrite, copy-on-write changes,
 //! concurrent commits and corrupt metadata, through the engine's API.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
 use futures::TryStreamExt;
 use tidelake_engine::{
-    Catalog, ColumnSpec, CompareOp, DataType, DataTypeKind, Datum, EngineError, Identifier,
-    Predicate, RowKind, SchemaChange, Table, TableSpec,
+    Catalog, CompareOp, DataType, DataTypeKind, Datum, EngineError, Identifier, Predicate, RowKind,
+    SchemaChange, Table, TableSpec,
 };
-
-fn col(name: &str, kind: DataTypeKind, nullable: bool) -> ColumnSpec {
-    ColumnSpec {
-        name: name.into(),
-        data_type: DataType::new(kind, nullable),
-        comment: None,
-    }
-}
+use tidelake_testkit::table::{col, column, on_disk, option_map, string};
 
 fn spec(pk: bool, options: &[(&str, &str)]) -> TableSpec {
     TableSpec {
         columns: vec![
             col("id", DataTypeKind::BigInt, false),
-            col("name", DataTypeKind::VarChar(i32::MAX as u32), true),
+            col("name", string(), true),
         ],
         primary_keys: if pk { vec!["id".into()] } else { vec![] },
         partition_keys: vec![],
-        options: options
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<BTreeMap<_, _>>(),
+        options: option_map(options),
         comment: None,
     }
 }
@@ -50,8 +39,8 @@ async fn read(table: &Table, snapshot: Option<i64>) -> Vec<(i64, Option<String>)
     let batches: Vec<RecordBatch> = plan.read_all().try_collect().await.unwrap();
     let mut out = Vec::new();
     for b in batches {
-        let ids = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-        let names = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+        let ids = column::<Int64Array>(&b, 0);
+        let names = column::<StringArray>(&b, 1);
         for i in 0..b.num_rows() {
             out.push((
                 ids.value(i),
@@ -64,14 +53,7 @@ async fn read(table: &Table, snapshot: Option<i64>) -> Vec<(i64, Option<String>)
 }
 
 async fn setup(pk: bool, options: &[(&str, &str)]) -> (Catalog, Identifier, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let catalog = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
-    let id = Identifier::new("default", "t");
-    catalog
-        .create_table(&id, spec(pk, options), false)
-        .await
-        .unwrap();
-    (catalog, id, dir)
+    on_disk(spec(pk, options)).await
 }
 
 #[tokio::test]
@@ -218,8 +200,8 @@ async fn added_columns_read_as_null_from_old_files() {
         .await
         .unwrap();
     let all = arrow_select::concat::concat_batches(&t.arrow_schema(), &batches).unwrap();
-    let qty = all.column(2).as_any().downcast_ref::<Int32Array>().unwrap();
-    let ids = all.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+    let qty = column::<Int32Array>(&all, 2);
+    let ids = column::<Int64Array>(&all, 0);
     for i in 0..all.num_rows() {
         match ids.value(i) {
             1 => assert!(qty.is_null(i)),
@@ -274,7 +256,7 @@ async fn append_rows_are_deleted_by_rewrite() {
     };
     let outcome = t
         .rewrite_append_files(Some(pred), |b| {
-            let ids = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+            let ids = column::<Int64Array>(b, 0);
             let keep: arrow_array::BooleanArray = ids.iter().map(|v| Some(v != Some(3))).collect();
             let kept = arrow_select::filter::filter_record_batch(b, &keep).unwrap();
             let n = (b.num_rows() - kept.num_rows()) as u64;
@@ -453,8 +435,8 @@ async fn point_lookups_read_only_the_keys_bucket() {
             let batches: Vec<RecordBatch> = plan.read_all().try_collect().await.unwrap();
             let mut found = Vec::new();
             for b in &batches {
-                let got = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-                let names = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+                let got = column::<Int64Array>(b, 0);
+                let names = column::<StringArray>(b, 1);
                 for i in 0..b.num_rows() {
                     if got.value(i) == key {
                         found.push(names.value(i).to_string());

@@ -17,162 +17,52 @@
 //! The seed is printed on stderr; replay with `TIDELAKE_JOBS_SEED=<seed>`.
 //! A replay repeats the data and the kill delays, not the exact instants.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tidelake_testkit::cli::latest_snapshot;
+use tidelake_testkit::process::{Spawned, Waited};
+use tidelake_testkit::rng::{seed, Rng};
+
+use crate::TIDELAKE;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
-
-/// splitmix64: seedable and small.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
-fn seed(test: &str) -> u64 {
-    let seed = std::env::var("TIDELAKE_JOBS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(7)
-        });
-    eprintln!("{test}: seed {seed} (replay with TIDELAKE_JOBS_SEED={seed})");
-    seed
-}
-
-fn tidelake(warehouse: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tidelake"));
-    command
-        .arg("--warehouse")
-        .arg(warehouse)
-        .env_remove("TIDELAKE_WAREHOUSE")
-        .env_remove("RUST_LOG");
-    command
-}
+const SEED_VAR: &str = "TIDELAKE_JOBS_SEED";
 
 fn sql(warehouse: &Path, statements: &[&str]) {
-    let mut command = tidelake(warehouse);
-    command.arg("sql");
-    for s in statements {
-        command.arg("-e").arg(s);
-    }
-    let output = command.output().expect("the tidelake binary runs");
-    assert!(
-        output.status.success(),
-        "{statements:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    TIDELAKE.sql(warehouse, statements, &[]);
 }
 
 /// The rows of a query as sorted CSV lines.
 fn query(warehouse: &Path, q: &str) -> Vec<String> {
-    let output = tidelake(warehouse)
-        .args(["sql", "--format", "csv", "-e", q])
-        .output()
-        .expect("the tidelake binary runs");
-    assert!(
-        output.status.success(),
-        "{q}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8_lossy(&output.stdout).to_string();
-    let mut rows: Vec<String> = text.lines().skip(1).map(str::to_string).collect();
-    rows.sort();
-    rows
+    TIDELAKE.query_csv(warehouse, q)
+}
+
+/// Waits for a job's end, failing with its stderr after [`TIMEOUT`].
+fn wait(job: &mut Spawned) -> std::process::ExitStatus {
+    match job.wait_exit(TIMEOUT) {
+        Some(status) => status,
+        None => {
+            job.kill();
+            panic!(
+                "job did not stop within {TIMEOUT:?}\nstderr: {}",
+                job.stderr()
+            )
+        }
+    }
 }
 
 /// The progress the sink's latest snapshot records for a job.
 fn progress(warehouse: &Path, sink: &str, key: &str) -> Option<i64> {
     let dir = warehouse.join(format!("db.db/{sink}/snapshot"));
-    let latest = latest_snapshot(warehouse, sink)?;
+    let latest = latest_snapshot(warehouse, "db", sink)?;
     let text = std::fs::read_to_string(dir.join(format!("snapshot-{latest}"))).ok()?;
     let at = text.find(&format!("\"{key}\""))? + key.len() + 2;
     let rest = &text[at..];
     let start = rest.find('"')? + 1;
     let end = start + rest[start..].find('"')?;
     rest[start..end].parse().ok()
-}
-
-/// A child whose stdout and stderr are collected as they come.
-struct Job {
-    child: Child,
-    out: Arc<Mutex<String>>,
-    err: Arc<Mutex<String>>,
-}
-
-fn collect(mut pipe: impl Read + Send + 'static, sink: Arc<Mutex<String>>) {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = pipe.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            if let Ok(mut s) = sink.lock() {
-                s.push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        }
-    });
-}
-
-impl Job {
-    fn start(warehouse: &Path, args: &[String]) -> Job {
-        let mut child = tidelake(warehouse)
-            .arg("stream")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("tidelake stream starts");
-        let out = Arc::new(Mutex::new(String::new()));
-        let err = Arc::new(Mutex::new(String::new()));
-        collect(child.stdout.take().expect("stdout"), out.clone());
-        collect(child.stderr.take().expect("stderr"), err.clone());
-        Job { child, out, err }
-    }
-
-    fn stdout(&self) -> String {
-        self.out.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-
-    fn stderr(&self) -> String {
-        self.err.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-
-    fn wait(&mut self) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("the child can be waited for") {
-                // Let the reader threads drain the pipes.
-                std::thread::sleep(Duration::from_millis(50));
-                return status;
-            }
-            if start.elapsed() > TIMEOUT {
-                let _ = self.child.kill();
-                panic!(
-                    "job did not stop within {TIMEOUT:?}\nstderr: {}",
-                    self.stderr()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
 }
 
 /// The sink rows a job must have written when the source is read up to a
@@ -245,50 +135,46 @@ fn spawn_writer(
     warehouse: PathBuf,
     statements: Vec<String>,
     seed: u64,
-) -> (Arc<AtomicBool>, std::thread::JoinHandle<()>) {
-    let done = Arc::new(AtomicBool::new(false));
-    let flag = done.clone();
-    let handle = std::thread::spawn(move || {
-        let mut rng = Rng(seed ^ 0x5EED);
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut rng = Rng::new(seed ^ 0x5EED);
         for s in &statements {
             sql(&warehouse, &[s]);
+            // Pacing, not synchronization: spreads the commits over the
+            // jobs' lifetimes so that the kills land between and inside them.
             std::thread::sleep(Duration::from_millis(rng.below(200)));
         }
-        flag.store(true, Ordering::SeqCst);
-    });
-    (done, handle)
+    })
 }
 
 /// While the writer writes: start the jobs, SIGKILL them after a random
 /// delay, check the insert-only sinks, start again. Then a run to idle and
 /// the final comparison.
 fn chaos(test: &str, seed: u64, warehouse: &Path, specs: &[Spec], statements: Vec<String>) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     // The first run reads the source's current rows while nothing writes:
     // a full read racing a lookup changelog's compaction would read the
     // newest changes twice (the reader's start, not the job, is at stake).
-    let mut first = Job::start(warehouse, &job_args(specs, &["--until-idle"]));
-    assert!(first.wait().success(), "{}", first.stderr());
-    let (done, writer) = spawn_writer(warehouse.to_path_buf(), statements, seed);
+    let first = TIDELAKE
+        .stream(warehouse, &job_args(specs, &["--until-idle"]))
+        .finish(TIMEOUT);
+    assert!(first.status.success(), "{}", first.stderr);
+    let writer = spawn_writer(warehouse.to_path_buf(), statements, seed);
     let mut kills = 0;
     let mut checks = 0;
     let mut round = 0;
-    while !done.load(Ordering::SeqCst) {
+    // Until the writer is done, or has failed (its panic surfaces at the join).
+    while !writer.is_finished() {
         round += 1;
-        let mut job = Job::start(warehouse, &job_args(specs, &[]));
+        let mut job = TIDELAKE.stream(warehouse, &job_args(specs, &[]));
         let delay = Duration::from_millis(40 + rng.below(500));
-        let started = Instant::now();
-        while started.elapsed() < delay {
-            if let Some(status) = job.child.try_wait().expect("the child can be waited for") {
-                panic!(
-                    "seed {seed}, round {round}: the jobs exited by themselves ({status})\nstderr: {}",
-                    job.stderr()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        if let Some(status) = job.wait_exit(delay) {
+            panic!(
+                "seed {seed}, round {round}: the jobs exited by themselves ({status})\nstderr: {}",
+                job.stderr()
+            );
         }
-        job.child.kill().expect("SIGKILL is delivered");
-        job.wait();
+        job.kill();
         kills += 1;
         for spec in specs.iter().filter(|s| s.check_each_kill) {
             let Some(next) = progress(warehouse, spec.sink, &spec.key()) else {
@@ -317,12 +203,13 @@ fn chaos(test: &str, seed: u64, warehouse: &Path, specs: &[Spec], statements: Ve
         }
     }
     writer.join().expect("the writer finishes");
-    let mut last = Job::start(warehouse, &job_args(specs, &["--until-idle"]));
-    let status = last.wait();
+    let last = TIDELAKE
+        .stream(warehouse, &job_args(specs, &["--until-idle"]))
+        .finish(TIMEOUT);
     assert!(
-        status.success(),
+        last.status.success(),
         "seed {seed}: the final run failed: {}",
-        last.stderr()
+        last.stderr
     );
     for spec in specs {
         let expected = match spec.model {
@@ -348,21 +235,6 @@ fn chaos(test: &str, seed: u64, warehouse: &Path, specs: &[Spec], statements: Ve
     );
 }
 
-/// The newest snapshot id of a table, from its snapshot files.
-fn latest_snapshot(warehouse: &Path, table: &str) -> Option<i64> {
-    std::fs::read_dir(warehouse.join(format!("db.db/{table}/snapshot")))
-        .ok()?
-        .filter_map(|e| {
-            e.ok()?
-                .file_name()
-                .to_str()?
-                .strip_prefix("snapshot-")?
-                .parse::<i64>()
-                .ok()
-        })
-        .max()
-}
-
 fn setup(warehouse: &Path, statements: &[&str]) {
     let mut all = vec!["CREATE DATABASE db"];
     all.extend(statements);
@@ -386,8 +258,8 @@ fn per_row_jobs_are_exactly_once_through_sigkills() {
             "INSERT INTO db.accounts VALUES (0, 'o0', 150)",
         ],
     );
-    let seed = seed("per_row");
-    let mut rng = Rng(seed ^ 1);
+    let seed = seed("per_row", SEED_VAR);
+    let mut rng = Rng::new(seed ^ 1);
     let mut statements = Vec::new();
     let (mut click, mut account) = (1u64, 1u64);
     for i in 0..30 {
@@ -478,8 +350,8 @@ fn aggregate_jobs_are_exactly_once_through_sigkills() {
             "INSERT INTO db.readings VALUES ('s0', 0)",
         ],
     );
-    let seed = seed("aggregate");
-    let mut rng = Rng(seed ^ 2);
+    let seed = seed("aggregate", SEED_VAR);
+    let mut rng = Rng::new(seed ^ 2);
     let mut statements = Vec::new();
     let mut order = 0u64;
     for i in 0..30 {
@@ -574,8 +446,8 @@ fn lookup_join_jobs_are_exactly_once_through_sigkills() {
             "INSERT INTO db.events VALUES (0, 0, 0)",
         ],
     );
-    let seed = seed("lookup");
-    let mut rng = Rng(seed ^ 3);
+    let seed = seed("lookup", SEED_VAR);
+    let mut rng = Rng::new(seed ^ 3);
     let mut event = 0u64;
     let statements: Vec<String> = (0..28)
         .map(|_| {
@@ -667,8 +539,8 @@ fn stream_join_jobs_are_exactly_once_through_sigkills() {
             "INSERT INTO db.orders VALUES (0, 0, 10), (1, 1, 20), (2, 9, 30)",
         ],
     );
-    let seed = seed("stream_join");
-    let mut rng = Rng(seed ^ 4);
+    let seed = seed("stream_join", SEED_VAR);
+    let mut rng = Rng::new(seed ^ 4);
     let statements: Vec<String> = (0..36).map(|_| join_change(&mut rng)).collect();
     chaos(
         "stream_join",
@@ -742,7 +614,7 @@ fn a_second_instance_of_a_job_cannot_double_commit() {
     ];
     // The slow instance processes a snapshot after the fast one has
     // committed it: their writes do not overlap, only the fence stops it.
-    let mut a = Job::start(wh, &args);
+    let mut a = TIDELAKE.stream(wh, &args);
     let slow: Vec<String> = args
         .iter()
         .map(|a| {
@@ -753,17 +625,18 @@ fn a_second_instance_of_a_job_cannot_double_commit() {
             }
         })
         .collect();
-    let mut b = Job::start(wh, &slow);
+    let mut b = TIDELAKE.stream(wh, &slow);
     // Writes until one instance has stopped; the other keeps running.
     let mut i = 0;
     let fenced = loop {
         i += 1;
         insert_src(wh, i);
-        std::thread::sleep(Duration::from_millis(100));
-        if let Some(status) = a.child.try_wait().expect("the child can be waited for") {
+        // Each commit gives the instances a chance to collide; the fenced
+        // one exits at once, so a short bounded wait for either suffices.
+        if let Some(status) = a.wait_exit(Duration::from_millis(50)) {
             break (status, a.stderr(), &mut b);
         }
-        if let Some(status) = b.child.try_wait().expect("the child can be waited for") {
+        if let Some(status) = b.wait_exit(Duration::from_millis(50)) {
             break (status, b.stderr(), &mut a);
         }
         assert!(
@@ -781,18 +654,16 @@ fn a_second_instance_of_a_job_cannot_double_commit() {
     for j in i + 1..i + 4 {
         insert_src(wh, j);
     }
-    let kill = Command::new("kill")
-        .args(["-TERM", &survivor.child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(kill.success());
-    let status = survivor.wait();
+    survivor.signal("TERM");
+    let status = wait(survivor);
     assert!(status.success(), "{}", survivor.stderr());
-    let mut last = Job::start(
-        wh,
-        &[args.clone(), vec!["--until-idle".to_string()]].concat(),
-    );
-    assert!(last.wait().success(), "{}", last.stderr());
+    let last = TIDELAKE
+        .stream(
+            wh,
+            &[args.clone(), vec!["--until-idle".to_string()]].concat(),
+        )
+        .finish(TIMEOUT);
+    assert!(last.status.success(), "{}", last.stderr);
     assert_eq!(
         query(wh, "SELECT * FROM db.sums"),
         query(wh, SUMS_BATCH),
@@ -805,7 +676,7 @@ fn sigterm_stops_a_job_after_a_commit() {
     let dir = tempfile::tempdir().expect("a temporary warehouse");
     let wh = dir.path();
     setup(wh, SUMS_TABLES);
-    let mut job = Job::start(
+    let mut job = TIDELAKE.stream(
         wh,
         &[
             "--job".to_string(),
@@ -820,25 +691,26 @@ fn sigterm_stops_a_job_after_a_commit() {
     );
     let start = Instant::now();
     let mut i = 0;
-    while !job.stdout().contains("job sums: committed sink snapshot") {
-        assert!(
-            start.elapsed() < TIMEOUT,
-            "no commit was printed\nstderr: {}",
-            job.stderr()
-        );
+    // Commits to the source until the job prints a commit of its own.
+    loop {
         i += 1;
         insert_src(wh, i);
-        std::thread::sleep(Duration::from_millis(50));
+        let committed = |out: &str| out.contains("job sums: committed sink snapshot");
+        match job.wait_for_stdout(Duration::from_millis(50), committed) {
+            Waited::Met => break,
+            Waited::Closed => panic!("the job exited\nstderr: {}", job.stderr()),
+            Waited::TimedOut => assert!(
+                start.elapsed() < TIMEOUT,
+                "no commit was printed\nstderr: {}",
+                job.stderr()
+            ),
+        }
     }
     for j in i + 1..i + 3 {
         insert_src(wh, j);
     }
-    let kill = Command::new("kill")
-        .args(["-TERM", &job.child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(kill.success());
-    let status = job.wait();
+    job.signal("TERM");
+    let status = wait(&mut job);
     assert!(
         status.success(),
         "SIGTERM is a clean stop: {}",
@@ -896,7 +768,7 @@ fn query_as_of(warehouse: &Path, q: &str) -> Vec<String> {
 /// table keeps every row it was given) minus the delay; the windows whose
 /// end it passes at s are counted with `date_bin` over the source as of s.
 fn tumbling_window_model(warehouse: &Path, upto: Option<i64>) -> Vec<String> {
-    let Some(last) = upto.or_else(|| latest_snapshot(warehouse, "events")) else {
+    let Some(last) = upto.or_else(|| latest_snapshot(warehouse, "db", "events")) else {
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -951,8 +823,8 @@ fn window_jobs_close_each_window_once_through_sigkills() {
             "INSERT INTO db.events VALUES (to_timestamp_millis(500), 'p0', 1)",
         ],
     );
-    let seed = seed("window");
-    let mut rng = Rng(seed ^ 4);
+    let seed = seed("window", SEED_VAR);
+    let mut rng = Rng::new(seed ^ 4);
     let mut base = 1_000i64;
     let statements: Vec<String> = (0..30)
         .map(|_| {

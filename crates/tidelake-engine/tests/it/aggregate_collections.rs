@@ -21,18 +21,7 @@ use tidelake_engine::{
     Catalog, ColumnSpec, CompactOptions, DataType, DataTypeKind, EngineError, Identifier, RowKind,
     Table, TableSpec,
 };
-
-fn col(name: &str, kind: DataTypeKind) -> ColumnSpec {
-    ColumnSpec {
-        name: name.into(),
-        data_type: DataType::new(kind, true),
-        comment: None,
-    }
-}
-
-fn string() -> DataTypeKind {
-    DataTypeKind::VarChar(i32::MAX as u32)
-}
+use tidelake_testkit::table::{block_on, col, option_map, string};
 
 fn array(element: DataTypeKind) -> DataTypeKind {
     DataTypeKind::Array(Box::new(DataType::new(element, true)))
@@ -75,10 +64,7 @@ async fn try_table(
         primary_keys: vec!["k".into()],
         columns: all,
         partition_keys: vec![],
-        options: options
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        options: option_map(&options),
         comment: None,
     };
     catalog.create_table(&id, spec, false).await?;
@@ -152,7 +138,7 @@ async fn aggregate(
         .collect();
     let mut results = Vec::new();
     for split in [true, false] {
-        let (c, id) = table(vec![col("v", kind.clone())], options).await;
+        let (c, id) = table(vec![col("v", kind.clone(), true)], options).await;
         if split {
             for r in &rows {
                 commit(&c, &id, std::slice::from_ref(r)).await.unwrap();
@@ -347,7 +333,7 @@ async fn wrong_types_and_options_are_refused_with_the_field_named() {
         ),
     ];
     for (kind, options, needles) in cases {
-        let Err(err) = try_table(vec![col("v", kind.clone())], &options).await else {
+        let Err(err) = try_table(vec![col("v", kind.clone(), true)], &options).await else {
             panic!("{kind:?} with {options:?} was accepted")
         };
         let err = err.to_string();
@@ -377,8 +363,8 @@ async fn nested_elements_survive_files_and_compaction() {
     ]);
     let (c, id) = table(
         vec![
-            col("pts", array(point)),
-            col("m", map(string(), array(Int))),
+            col("pts", array(point), true),
+            col("m", map(string(), array(Int)), true),
         ],
         &[
             ("fields.pts.aggregate-function", "collect"),
@@ -530,9 +516,9 @@ async fn run_ops(ops: &[Op], tiny_buffer: bool, compaction: bool) -> BTreeMap<i6
     }
     let (c, id) = table(
         vec![
-            col("c", array(Int)),
-            col("d", array(Int)),
-            col("m", map(string(), Int)),
+            col("c", array(Int), true),
+            col("d", array(Int), true),
+            col("m", map(string(), Int), true),
         ],
         &options,
     )
@@ -647,14 +633,6 @@ fn map_retract(acc: &mut Entries, input: &Entries) {
     if let (Some(a), Some(r)) = (acc, input) {
         a.retain(|(k, _)| !r.iter().any(|(rk, _)| rk == k));
     }
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
 }
 
 proptest! {

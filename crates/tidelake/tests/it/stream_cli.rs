@@ -3,158 +3,22 @@
 //! signals stop it cleanly; bad queries and expired snapshots fail with one
 //! line. Every wait is bounded, so a broken stream fails instead of hanging.
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tidelake_testkit::process::{wait_until, Finished};
+
+use crate::TIDELAKE;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-fn tidelake(warehouse: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tidelake"));
-    command
-        .arg("--warehouse")
-        .arg(warehouse)
-        .env_remove("TIDELAKE_WAREHOUSE")
-        .env_remove("RUST_LOG");
-    command
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).expect("output is UTF-8")
-}
-
 fn sql(warehouse: &Path, statements: &[&str]) {
-    let mut command = tidelake(warehouse);
-    command.arg("sql");
-    for s in statements {
-        command.arg("-e").arg(s);
-    }
-    let output = command.output().expect("the tidelake binary runs");
-    assert!(output.status.success(), "{}", text(&output.stderr));
+    TIDELAKE.sql(warehouse, statements, &[]);
 }
 
-fn stream(warehouse: &Path, args: &[&str]) -> Output {
-    let mut child = tidelake(warehouse)
-        .arg("stream")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tidelake stream starts");
-    let status = wait(&mut child);
-    let mut stdout = Vec::new();
-    let mut stderr = Vec::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_end(&mut stdout)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_end(&mut stderr)
-        .unwrap();
-    Output {
-        status,
-        stdout,
-        stderr,
-    }
-}
-
-/// Waits for the child, killing it (and failing) after the timeout.
-fn wait(child: &mut Child) -> ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("the child can be waited for") {
-            return status;
-        }
-        if start.elapsed() > TIMEOUT {
-            let _ = child.kill();
-            panic!("tidelake stream did not stop within {TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A `tidelake stream` child whose stdout is collected as it comes.
-struct Follower {
-    child: Child,
-    out: Arc<Mutex<String>>,
-    err: Arc<Mutex<String>>,
-}
-
-fn collect_into(mut pipe: impl Read + Send + 'static, sink: Arc<Mutex<String>>) {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = pipe.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-}
-
-impl Follower {
-    fn start(warehouse: &Path, args: &[&str]) -> Follower {
-        let mut child = tidelake(warehouse)
-            .arg("stream")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("tidelake stream starts");
-        let out = Arc::new(Mutex::new(String::new()));
-        let err = Arc::new(Mutex::new(String::new()));
-        collect_into(child.stdout.take().unwrap(), out.clone());
-        collect_into(child.stderr.take().unwrap(), err.clone());
-        Follower { child, out, err }
-    }
-
-    fn output(&self) -> String {
-        self.out.lock().unwrap().clone()
-    }
-
-    /// Waits until stdout contains `needle` (flushed per snapshot).
-    fn wait_for(&mut self, needle: &str) {
-        let start = Instant::now();
-        while !self.output().contains(needle) {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                std::thread::sleep(Duration::from_millis(100));
-                if !self.output().contains(needle) {
-                    panic!(
-                        "stream exited ({status}) without printing {needle:?}\nstdout:\n{}\nstderr:\n{}",
-                        self.output(),
-                        self.err.lock().unwrap()
-                    );
-                }
-                return;
-            }
-            if start.elapsed() > TIMEOUT {
-                let _ = self.child.kill();
-                panic!(
-                    "no {needle:?} within {TIMEOUT:?}; stdout:\n{}\nstderr:\n{}",
-                    self.output(),
-                    self.err.lock().unwrap()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn finish(mut self) -> (ExitStatus, String, String) {
-        let status = wait(&mut self.child);
-        // Let the reader threads drain the pipes.
-        std::thread::sleep(Duration::from_millis(100));
-        let err = self.err.lock().unwrap().clone();
-        (status, self.output(), err)
-    }
+/// `tidelake stream` run to its end.
+fn stream(warehouse: &Path, args: &[&str]) -> Finished {
+    TIDELAKE.stream(warehouse, args).finish(TIMEOUT)
 }
 
 fn setup(warehouse: &Path) {
@@ -176,7 +40,7 @@ fn csv_follows_commits_as_they_happen() {
     let dir = tempfile::tempdir().unwrap();
     let wh = dir.path();
     setup(wh);
-    let mut follower = Follower::start(
+    let mut follower = TIDELAKE.stream(
         wh,
         &[
             "-e",
@@ -190,13 +54,17 @@ fn csv_follows_commits_as_they_happen() {
         ],
     );
     // latest-full: the current row first.
-    follower.wait_for("+I,1,a\n");
+    follower.expect_stdout("+I,1,a\n", TIMEOUT);
     sql(wh, &["INSERT INTO t VALUES (2, 'b')"]);
-    follower.wait_for("+I,2,b\n");
+    follower.expect_stdout("+I,2,b\n", TIMEOUT);
     sql(wh, &["UPDATE t SET name = 'c' WHERE id = 1"]);
-    follower.wait_for(",1,c\n");
+    follower.expect_stdout(",1,c\n", TIMEOUT);
     sql(wh, &["DELETE FROM t WHERE id = 2"]);
-    let (status, out, err) = follower.finish();
+    let Finished {
+        status,
+        stdout: out,
+        stderr: err,
+    } = follower.finish(TIMEOUT);
     assert!(status.success(), "{err}");
     // Without a changelog producer an update is an upsert of the new row.
     assert_eq!(out, "_op,id,name\n+I,1,a\n+I,2,b\n+I,1,c\n-D,2,b\n");
@@ -226,8 +94,8 @@ fn json_applies_projection_and_filter_from_a_snapshot() {
             "--until-idle",
         ],
     );
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    let out = text(&output.stdout);
+    assert!(output.status.success(), "{}", output.stderr);
+    let out = output.stdout;
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
     let mut snapshot2: Vec<&str> = lines[..2].to_vec();
@@ -255,8 +123,8 @@ fn table_format_and_consumers_resume_where_they_stopped() {
         "--until-idle",
     ];
     let first = stream(wh, &args);
-    assert!(first.status.success(), "{}", text(&first.stderr));
-    let out = text(&first.stdout);
+    assert!(first.status.success(), "{}", first.stderr);
+    let out = first.stdout;
     assert!(out.starts_with("-- snapshot 1\n"), "{out}");
     assert!(out.contains("| +I  | 1  | a    |"), "{out}");
     assert!(out.ends_with("(1 row)\n"), "{out}");
@@ -267,13 +135,13 @@ fn table_format_and_consumers_resume_where_they_stopped() {
     // The restart prints only what the consumer has not seen yet, although
     // the default mode would print the whole table first.
     let second = stream(wh, &args);
-    assert!(second.status.success(), "{}", text(&second.stderr));
-    let out = text(&second.stdout);
+    assert!(second.status.success(), "{}", second.stderr);
+    let out = second.stdout;
     assert!(out.starts_with("-- snapshot 2\n"), "{out}");
     assert!(out.contains("| +I  | 5  | e    |"), "{out}");
     assert!(!out.contains("| a "), "{out}");
     let again = stream(wh, &args);
-    assert_eq!(text(&again.stdout), "", "nothing new");
+    assert_eq!(again.stdout, "", "nothing new");
 }
 
 #[cfg(unix)]
@@ -282,7 +150,7 @@ fn sigterm_stops_cleanly_and_records_the_consumer() {
     let dir = tempfile::tempdir().unwrap();
     let wh = dir.path();
     setup(wh);
-    let mut follower = Follower::start(
+    let mut follower = TIDELAKE.stream(
         wh,
         &[
             "-e",
@@ -298,19 +166,17 @@ fn sigterm_stops_cleanly_and_records_the_consumer() {
         ],
     );
     // The consumer file appears when the stream has opened its position.
-    let start = Instant::now();
-    while !consumer_file(wh, "sig").exists() {
-        assert!(start.elapsed() < TIMEOUT, "the stream never opened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(TIMEOUT, "the stream opens its position", || {
+        consumer_file(wh, "sig").exists()
+    });
     sql(wh, &["INSERT INTO t VALUES (7, 'g')"]);
-    follower.wait_for("+I,7,g\n");
-    let kill = Command::new("kill")
-        .args(["-TERM", &follower.child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(kill.success());
-    let (status, out, err) = follower.finish();
+    follower.expect_stdout("+I,7,g\n", TIMEOUT);
+    follower.signal("TERM");
+    let Finished {
+        status,
+        stdout: out,
+        stderr: err,
+    } = follower.finish(TIMEOUT);
     assert!(status.success(), "SIGTERM is a clean stop: {status} {err}");
     assert_eq!(out, "_op,id,name\n+I,7,g\n");
     assert_eq!(
@@ -341,8 +207,8 @@ fn hints_choose_the_start_and_incremental_reads_stop() {
             "csv",
         ],
     );
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    assert_eq!(text(&output.stdout), "_op,id\n+I,2\n+I,3\n");
+    assert!(output.status.success(), "{}", output.stderr);
+    assert_eq!(output.stdout, "_op,id\n+I,2\n+I,3\n");
 }
 
 #[test]
@@ -357,7 +223,7 @@ fn streaming_queries_that_cannot_apply_per_row_fail_with_one_line() {
     ] {
         let output = stream(wh, &["-e", query, "--until-idle"]);
         assert!(!output.status.success(), "{query}");
-        let err = text(&output.stderr);
+        let err = output.stderr;
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.starts_with("error["), "{err}");
         assert!(err.contains(needle), "{query}: {err}");
@@ -382,7 +248,7 @@ fn an_expired_start_snapshot_is_an_error_naming_it() {
         &["-e", "SELECT * FROM t", "--snapshot", "1", "--until-idle"],
     );
     assert!(!output.status.success());
-    let err = text(&output.stderr);
+    let err = output.stderr;
     assert!(err.contains("snapshot 1 "), "{err}");
     assert!(err.contains("expired"), "{err}");
     assert!(err.contains("consumer-id"), "{err}");

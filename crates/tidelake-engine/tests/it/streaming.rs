@@ -3,48 +3,19 @@
 //! expired snapshots, and rebuilding a table from its change history.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
-use arrow_array::{Array, ArrayRef, Int32Array, Int64Array, Int8Array, RecordBatch, StringArray};
+use arrow_array::{Array, Int32Array, Int64Array, Int8Array, RecordBatch, StringArray};
 use futures::TryStreamExt;
 use tidelake_engine::{
-    Catalog, ChangeReader, ChangeSource, ColumnSpec, CompactOptions, DataType, DataTypeKind,
-    ExpireOptions, Identifier, RowKind, StartMode, StreamOptions, Table, TableSpec,
+    Catalog, ChangeReader, ChangeSource, CompactOptions, ExpireOptions, Identifier, RowKind,
+    StartMode, StreamOptions, Table,
 };
 use tidelake_store::{FaultPlan, WarehouseStore};
+use tidelake_testkit::table::{column, on_disk_table, read_latest, tagged_batch, tagged_spec};
 
 type Key = (i32, i64);
 /// (row kind byte, p, id, name)
 type Change = (i8, i32, i64, Option<String>);
-
-fn col(name: &str, kind: DataTypeKind, nullable: bool) -> ColumnSpec {
-    ColumnSpec {
-        name: name.into(),
-        data_type: DataType::new(kind, nullable),
-        comment: None,
-    }
-}
-
-fn spec(primary_key: bool, options: &[(&str, &str)]) -> TableSpec {
-    TableSpec {
-        columns: vec![
-            col("p", DataTypeKind::Int, false),
-            col("id", DataTypeKind::BigInt, false),
-            col("name", DataTypeKind::VarChar(i32::MAX as u32), true),
-        ],
-        primary_keys: if primary_key {
-            vec!["p".into(), "id".into()]
-        } else {
-            Vec::new()
-        },
-        partition_keys: vec!["p".into()],
-        options: options
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<BTreeMap<_, _>>(),
-        comment: None,
-    }
-}
 
 /// Keeps automatic expiration out of the way.
 const MANUAL: &[(&str, &str)] = &[
@@ -54,38 +25,13 @@ const MANUAL: &[(&str, &str)] = &[
 ];
 
 async fn setup(primary_key: bool, options: &[(&str, &str)]) -> (Table, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let catalog = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
-    let id = Identifier::new("default", "t");
-    catalog
-        .create_table(&id, spec(primary_key, options), false)
-        .await
-        .unwrap();
-    let table = catalog.load_table(&id).await.unwrap();
-    (table, dir)
-}
-
-fn batch(table: &Table, rows: &[(i32, i64)], tag: &str) -> RecordBatch {
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(Int32Array::from(
-            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
-        )),
-        Arc::new(Int64Array::from(
-            rows.iter().map(|r| r.1).collect::<Vec<_>>(),
-        )),
-        Arc::new(StringArray::from(
-            rows.iter()
-                .map(|r| format!("{tag}-{}", r.1))
-                .collect::<Vec<_>>(),
-        )),
-    ];
-    RecordBatch::try_new(table.arrow_schema(), cols).unwrap()
+    on_disk_table(tagged_spec(primary_key, options)).await
 }
 
 /// Commits rows of one kind; returns the new snapshot id.
 async fn commit(table: &Table, rows: &[(i32, i64)], tag: &str, kind: RowKind) -> i64 {
     let mut w = table.writer();
-    w.write(batch(table, rows, tag), kind).await.unwrap();
+    w.write(tagged_batch(table, rows, tag), kind).await.unwrap();
     w.commit()
         .await
         .unwrap()
@@ -96,10 +42,10 @@ fn decode(batches: &[RecordBatch]) -> Vec<Change> {
     let mut out = Vec::new();
     for b in batches {
         assert_eq!(b.schema().field(0).name(), "_row_kind");
-        let kinds = b.column(0).as_any().downcast_ref::<Int8Array>().unwrap();
-        let p = b.column(1).as_any().downcast_ref::<Int32Array>().unwrap();
-        let ids = b.column(2).as_any().downcast_ref::<Int64Array>().unwrap();
-        let names = b.column(3).as_any().downcast_ref::<StringArray>().unwrap();
+        let kinds = column::<Int8Array>(b, 0);
+        let p = column::<Int32Array>(b, 1);
+        let ids = column::<Int64Array>(b, 2);
+        let names = column::<StringArray>(b, 3);
         for i in 0..b.num_rows() {
             out.push((
                 kinds.value(i),
@@ -150,13 +96,12 @@ fn options(mode: StartMode) -> StreamOptions {
 }
 
 async fn table_rows(table: &Table) -> Vec<Change> {
-    let plan = table.scan().plan().await.unwrap();
-    let batches: Vec<RecordBatch> = plan.read_all().try_collect().await.unwrap();
+    let batches = read_latest(table).await;
     let mut out = Vec::new();
     for b in batches {
-        let p = b.column(0).as_any().downcast_ref::<Int32Array>().unwrap();
-        let ids = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
-        let names = b.column(2).as_any().downcast_ref::<StringArray>().unwrap();
+        let p = column::<Int32Array>(&b, 0);
+        let ids = column::<Int64Array>(&b, 1);
+        let names = column::<StringArray>(&b, 2);
         for i in 0..b.num_rows() {
             out.push((
                 0,
@@ -646,9 +591,12 @@ async fn the_change_history_of_a_deduplicate_table_rebuilds_it() {
                     } else {
                         RowKind::Insert
                     };
-                    w.write(batch(&table, &rows, &format!("r{round}p{part}")), kind)
-                        .await
-                        .unwrap();
+                    w.write(
+                        tagged_batch(&table, &rows, &format!("r{round}p{part}")),
+                        kind,
+                    )
+                    .await
+                    .unwrap();
                 }
                 w.commit().await.unwrap();
             }
@@ -714,7 +662,7 @@ async fn overwrites_are_skipped_unless_streaming_read_overwrite() {
     let mut reading = open(true).await.unwrap();
     let mut w = table.writer();
     w.set_overwrite(true);
-    w.write(batch(&table, &[(0, 7)], "o"), RowKind::Insert)
+    w.write(tagged_batch(&table, &[(0, 7)], "o"), RowKind::Insert)
         .await
         .unwrap();
     let s2 = w.commit().await.unwrap().unwrap();

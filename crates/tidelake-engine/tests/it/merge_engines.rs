@@ -16,16 +16,9 @@ use tidelake_engine::{
     Catalog, ColumnSpec, CompactOptions, DataType, DataTypeKind, EngineError, Identifier, RowKind,
     Table, TableSpec,
 };
+use tidelake_testkit::table::{block_on, col, option_map, string};
 
 type Row = Vec<Option<String>>;
-
-fn col(name: &str, kind: DataTypeKind) -> ColumnSpec {
-    ColumnSpec {
-        name: name.into(),
-        data_type: DataType::new(kind, true),
-        comment: None,
-    }
-}
 
 /// A table keyed by its first column. Inline compaction is off (unless
 /// the options say otherwise) so that reads merge every written file.
@@ -76,10 +69,7 @@ async fn create(
         primary_keys: columns[..keys].iter().map(|c| c.name.clone()).collect(),
         partition_keys: columns[1..keys].iter().map(|c| c.name.clone()).collect(),
         columns,
-        options: options
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<BTreeMap<_, _>>(),
+        options: option_map(&options),
         comment: None,
     };
     catalog.create_table(&id, spec, false).await?;
@@ -155,10 +145,6 @@ fn row(cells: &[Option<&str>]) -> Row {
 
 use DataTypeKind::{BigInt, Boolean, Double, Int};
 
-fn string() -> DataTypeKind {
-    DataTypeKind::VarChar(i32::MAX as u32)
-}
-
 const I: RowKind = RowKind::Insert;
 const D: RowKind = RowKind::Delete;
 const UB: RowKind = RowKind::UpdateBefore;
@@ -168,10 +154,10 @@ async fn partial_update_fills_in_non_null_fields() {
     // Paimon's documentation example.
     let (c, id) = table(
         vec![
-            col("k", Int),
-            col("a", Double),
-            col("b", BigInt),
-            col("s", string()),
+            col("k", Int, true),
+            col("a", Double, true),
+            col("b", BigInt, true),
+            col("s", string(), true),
         ],
         &[("merge-engine", "partial-update"), ("bucket", "1")],
     )
@@ -203,10 +189,10 @@ async fn partial_update_fills_in_non_null_fields() {
     // The same rows in one buffer give the same row.
     let (c2, id2) = table(
         vec![
-            col("k", Int),
-            col("a", Double),
-            col("b", BigInt),
-            col("s", string()),
+            col("k", Int, true),
+            col("a", Double, true),
+            col("b", BigInt, true),
+            col("s", string(), true),
         ],
         &[("merge-engine", "partial-update"), ("bucket", "1")],
     )
@@ -227,7 +213,13 @@ async fn partial_update_fills_in_non_null_fields() {
 
 #[tokio::test]
 async fn partial_update_refuses_deletes_unless_configured() {
-    let cols = || vec![col("k", Int), col("a", Int), col("b", Int)];
+    let cols = || {
+        vec![
+            col("k", Int, true),
+            col("a", Int, true),
+            col("b", Int, true),
+        ]
+    };
     let (c, id) = table(cols(), &[("merge-engine", "partial-update")]).await;
     commit(&c, &id, &[(I, vec![Some("1"), Some("1"), None])])
         .await
@@ -303,7 +295,12 @@ async fn partial_update_refuses_deletes_unless_configured() {
 #[tokio::test]
 async fn key_and_partition_columns_survive_retractions() {
     let (c, id) = partitioned_table(
-        vec![col("k", Int), col("p", Int), col("a", Int), col("q", Int)],
+        vec![
+            col("k", Int, true),
+            col("p", Int, true),
+            col("a", Int, true),
+            col("q", Int, true),
+        ],
         &[
             ("merge-engine", "partial-update"),
             ("fields.q.sequence-group", "a"),
@@ -351,7 +348,12 @@ async fn key_and_partition_columns_survive_retractions() {
     assert_eq!(read(&c, &id).await.unwrap(), want);
 
     let (c, id) = partitioned_table(
-        vec![col("k", Int), col("p", Int), col("v", Int), col("l", Int)],
+        vec![
+            col("k", Int, true),
+            col("p", Int, true),
+            col("v", Int, true),
+            col("l", Int, true),
+        ],
         &[
             ("merge-engine", "aggregation"),
             ("fields.v.aggregate-function", "sum"),
@@ -395,13 +397,13 @@ async fn partial_update_sequence_groups() {
     // Paimon's documentation example.
     let (c, id) = table(
         vec![
-            col("k", Int),
-            col("a", Int),
-            col("b", Int),
-            col("g_1", Int),
-            col("c", Int),
-            col("d", Int),
-            col("g_2", Int),
+            col("k", Int, true),
+            col("a", Int, true),
+            col("b", Int, true),
+            col("g_1", Int, true),
+            col("c", Int, true),
+            col("d", Int, true),
+            col("g_2", Int, true),
         ],
         &[
             ("merge-engine", "partial-update"),
@@ -503,9 +505,9 @@ async fn partial_update_sequence_groups() {
 async fn aggregation_documentation_example() {
     let (c, id) = table(
         vec![
-            col("product_id", BigInt),
-            col("price", Double),
-            col("sales", BigInt),
+            col("product_id", BigInt, true),
+            col("price", Double, true),
+            col("sales", BigInt, true),
         ],
         &[
             ("merge-engine", "aggregation"),
@@ -540,7 +542,7 @@ async fn aggregate(
         ("fields.v.aggregate-function", func),
     ];
     options.extend_from_slice(extra);
-    let (c, id) = table(vec![col("k", Int), col("v", kind)], &options).await;
+    let (c, id) = table(vec![col("k", Int, true), col("v", kind, true)], &options).await;
     let rows: Vec<(RowKind, Vec<Option<&str>>)> = rows
         .iter()
         .map(|(k, v)| (*k, vec![Some("1"), *v]))
@@ -666,7 +668,11 @@ async fn every_aggregate_function() {
     );
     // The default function is last_non_null_value; fields.default-aggregate-function overrides it.
     let (c, id) = table(
-        vec![col("k", Int), col("v", Int), col("w", Int)],
+        vec![
+            col("k", Int, true),
+            col("v", Int, true),
+            col("w", Int, true),
+        ],
         &[
             ("merge-engine", "aggregation"),
             ("fields.w.aggregate-function", "sum"),
@@ -684,7 +690,7 @@ async fn every_aggregate_function() {
         vec![row(&[Some("1"), Some("1"), Some("3")])]
     );
     let (c, id) = table(
-        vec![col("k", Int), col("v", Int)],
+        vec![col("k", Int, true), col("v", Int, true)],
         &[
             ("merge-engine", "aggregation"),
             ("fields.default-aggregate-function", "sum"),
@@ -832,7 +838,8 @@ async fn bad_options_are_refused_with_the_field_named() {
         let mut options = vec![("merge-engine", "aggregation")];
         options.extend(extra);
         // Refused when the table is created, before any row is written.
-        let Err(err) = try_table(vec![col("k", Int), col("v", kind)], &options).await else {
+        let Err(err) = try_table(vec![col("k", Int, true), col("v", kind, true)], &options).await
+        else {
             panic!("{options:?} was accepted")
         };
         let err = err.to_string();
@@ -863,7 +870,15 @@ async fn bad_options_are_refused_with_the_field_named() {
     for (extra, needle) in pu {
         let mut options = vec![("merge-engine", "partial-update")];
         options.extend(extra);
-        let Err(err) = try_table(vec![col("k", Int), col("v", Int), col("g", Int)], &options).await
+        let Err(err) = try_table(
+            vec![
+                col("k", Int, true),
+                col("v", Int, true),
+                col("g", Int, true),
+            ],
+            &options,
+        )
+        .await
         else {
             panic!("{options:?} was accepted")
         };
@@ -876,7 +891,11 @@ async fn bad_options_are_refused_with_the_field_named() {
 async fn sequence_field_orders_every_engine() {
     for engine in ["deduplicate", "partial-update", "aggregation"] {
         let (c, id) = table(
-            vec![col("k", Int), col("ts", Int), col("s", string())],
+            vec![
+                col("k", Int, true),
+                col("ts", Int, true),
+                col("s", string(), true),
+            ],
             &[("merge-engine", engine), ("sequence.field", "ts")],
         )
         .await;
@@ -896,7 +915,7 @@ async fn sequence_field_orders_every_engine() {
     }
     // Paimon refuses sequence.field on first-row tables.
     let Err(err) = try_table(
-        vec![col("k", Int), col("ts", Int)],
+        vec![col("k", Int, true), col("ts", Int, true)],
         &[("merge-engine", "first-row"), ("sequence.field", "ts")],
     )
     .await
@@ -965,18 +984,23 @@ async fn run_ops(
     let (c, id) = if partitioned {
         partitioned_table(
             vec![
-                col("k", Int),
-                col("p", Int),
-                col("a", Int),
-                col("b", Int),
-                col("q", Int),
+                col("k", Int, true),
+                col("p", Int, true),
+                col("a", Int, true),
+                col("b", Int, true),
+                col("q", Int, true),
             ],
             &options,
         )
         .await
     } else {
         table(
-            vec![col("k", Int), col("a", Int), col("b", Int), col("q", Int)],
+            vec![
+                col("k", Int, true),
+                col("a", Int, true),
+                col("b", Int, true),
+                col("q", Int, true),
+            ],
             &options,
         )
         .await
@@ -1178,14 +1202,6 @@ fn model_dedup_ignore_delete(ops: &[Op]) -> BTreeMap<i32, Row> {
     state
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
@@ -1280,7 +1296,7 @@ proptest! {
 #[tokio::test]
 async fn compaction_keeps_aggregates() {
     let (c, id) = table(
-        vec![col("k", Int), col("v", Int)],
+        vec![col("k", Int, true), col("v", Int, true)],
         &[
             ("merge-engine", "aggregation"),
             ("fields.v.aggregate-function", "sum"),
@@ -1306,7 +1322,7 @@ async fn compaction_keeps_aggregates() {
 
 #[tokio::test]
 async fn first_row_refuses_deletes_unless_ignored() {
-    let cols = || vec![col("k", Int), col("v", Int)];
+    let cols = || vec![col("k", Int, true), col("v", Int, true)];
     let (c, id) = table(cols(), &[("merge-engine", "first-row")]).await;
     commit(&c, &id, &[(I, vec![Some("1"), Some("1")])])
         .await

@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow_array::{Array, Int32Array, Int64Array, RecordBatch, StringArray};
-use futures::TryStreamExt;
 use proptest::prelude::*;
 use tidelake_engine::{
     Catalog, ColumnSpec, DataType, DataTypeKind, Identifier, RowKind, TableSpec,
 };
+use tidelake_testkit::table::{column, in_memory, read_latest};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -93,12 +93,11 @@ fn batch(
 
 async fn read_all(catalog: &Catalog, id: &Identifier) -> HashMap<i64, Option<i32>> {
     let table = catalog.load_table(id).await.unwrap();
-    let plan = table.scan().plan().await.unwrap();
-    let batches: Vec<RecordBatch> = plan.read_all().try_collect().await.unwrap();
+    let batches = read_latest(&table).await;
     let mut out = HashMap::new();
     for b in batches {
-        let k = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-        let v = b.column(1).as_any().downcast_ref::<Int32Array>().unwrap();
+        let k = column::<Int64Array>(&b, 0);
+        let v = column::<Int32Array>(&b, 1);
         for i in 0..b.num_rows() {
             let prev = out.insert(
                 k.value(i),
@@ -111,12 +110,7 @@ async fn read_all(catalog: &Catalog, id: &Identifier) -> HashMap<i64, Option<i32
 }
 
 async fn run(ops: Vec<Op>, buckets: i32, partitioned: bool, buffer: &str) {
-    let catalog = Catalog::open("memory://").await.unwrap();
-    let id = Identifier::new("default", "t");
-    catalog
-        .create_table(&id, spec(buckets, partitioned, buffer), false)
-        .await
-        .unwrap();
+    let (catalog, id) = in_memory(spec(buckets, partitioned, buffer)).await;
     let table = catalog.load_table(&id).await.unwrap();
     let schema = table.arrow_schema();
     let mut model: HashMap<i64, Option<i32>> = HashMap::new();
