@@ -3,6 +3,7 @@
 //! come from `tidelake-testkit`.
 
 mod aggregate_collections;
+mod ambiguous_commit;
 mod changelog;
 mod compaction;
 mod deletion_vectors;

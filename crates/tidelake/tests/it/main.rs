@@ -3,6 +3,7 @@
 //! interoperability with pypaimon, streams and continuous jobs.
 
 mod cli;
+mod concurrent_writers;
 mod crash;
 mod interop;
 mod interop_lsm;

@@ -7,20 +7,18 @@
 //! warehouse checks after every step that the table reads, and equals a
 //! model of what was acknowledged. Local disk and S3 (moto) alike.
 
-#[path = "../../tidelake-store/tests/support/moto.rs"]
-mod moto;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch};
 use futures::TryStreamExt;
-use moto::{MotoServer, BUCKET};
 use tidelake_engine::{
     Catalog, ColumnSpec, CompactOptions, DataType, DataTypeKind, EngineError, Identifier, RowKind,
     Table, TableSpec,
 };
 use tidelake_store::{FaultPlan, OpenOptions, WarehouseStore};
+use tidelake_testkit::moto::{MotoServer, BUCKET};
+use tidelake_testkit::rng::Rng;
 
 type Model = BTreeMap<i64, i64>;
 
@@ -83,19 +81,6 @@ async fn latest_id(clean: &Catalog, id: &Identifier) -> Option<i64> {
         .map(|s| s.id)
 }
 
-/// A tiny deterministic generator for the workload (the store has its own).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self, bound: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % bound
-    }
-}
-
 /// What one step tried: rows upserted and keys deleted.
 struct Change {
     upserts: Vec<(i64, i64)>,
@@ -104,10 +89,10 @@ struct Change {
 
 impl Change {
     fn random(rng: &mut Rng, step: i64) -> Change {
-        let upserts = (0..1 + rng.next(6))
-            .map(|_| (rng.next(40) as i64, step))
+        let upserts = (0..1 + rng.below(6))
+            .map(|_| (rng.below(40) as i64, step))
             .collect();
-        let deletes = (0..rng.next(3)).map(|_| rng.next(40) as i64).collect();
+        let deletes = (0..rng.below(3)).map(|_| rng.below(40) as i64).collect();
         Change { upserts, deletes }
     }
 
@@ -140,7 +125,7 @@ async fn run(clean: &Catalog, faulty: &Catalog, seed: u64, steps: i64) -> (usize
     let id = Identifier::new("default", "t");
     clean.create_table(&id, spec(), true).await.unwrap();
     let mut model = read(clean, &id).await;
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let (mut failed, mut unknown) = (0, 0);
     for step in 1..=steps {
         let Ok(table) = faulty.load_table(&id).await else {
@@ -149,7 +134,7 @@ async fn run(clean: &Catalog, faulty: &Catalog, seed: u64, steps: i64) -> (usize
         };
         let before = latest_id(clean, &id).await;
         if step % 5 == 0 {
-            let full = rng.next(2) == 0;
+            let full = rng.chance(0.5);
             let result = table
                 .compact(CompactOptions {
                     full,

@@ -4,33 +4,17 @@
 //! in the snapshots' properties.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::{Command, Output};
 
-fn tidelake(warehouse: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tidelake"));
-    command
-        .arg("--warehouse")
-        .arg(warehouse)
-        .env_remove("TIDELAKE_WAREHOUSE")
-        .env_remove("RUST_LOG");
-    command
-}
+use tidelake_testkit::cli::CLI_TIMEOUT;
+use tidelake_testkit::process::Spawned;
 
-fn checked(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "tidelake failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("stdout is UTF-8")
-}
+use crate::TIDELAKE;
 
 const WRITERS: i64 = 4;
 const STATEMENTS: i64 = 15;
 
-/// Writer `w`'s statement `s`: two new keys of its own, and an overwrite of
-/// key 0 and of a key shared by all writers (so buckets overlap).
+/// Writer `w`'s statement `s`: two new keys of its own, and one of the
+/// keys 0..3 that all writers overwrite (so their buckets overlap).
 fn statement(w: i64, s: i64) -> String {
     let own = 1_000 * (w + 1) + 2 * s;
     format!(
@@ -40,54 +24,40 @@ fn statement(w: i64, s: i64) -> String {
     )
 }
 
-/// Runs one query, returns its CSV lines after the header.
-fn query(warehouse: &Path, sql: &str) -> Vec<String> {
-    let out = checked(
-        tidelake(warehouse)
-            .args(["sql", "--format", "csv", "-e", sql])
-            .output()
-            .unwrap(),
-    );
-    out.lines().skip(1).map(str::to_string).collect()
-}
-
 #[test]
 fn four_processes_inserting_at_once_all_commit() {
     let dir = tempfile::tempdir().unwrap();
     let warehouse = dir.path();
-    checked(
-        tidelake(warehouse)
-            .args([
-                "sql",
-                "-e",
-                "CREATE TABLE t (k BIGINT NOT NULL, w BIGINT, s BIGINT, PRIMARY KEY (k) NOT ENFORCED) WITH ('bucket' = '2')",
-            ])
-            .output()
-            .unwrap(),
+    TIDELAKE.sql(
+        warehouse,
+        &["CREATE TABLE t (k BIGINT NOT NULL, w BIGINT, s BIGINT, PRIMARY KEY (k) NOT ENFORCED) WITH ('bucket' = '2')"],
+        &[],
     );
     let children: Vec<_> = (0..WRITERS)
         .map(|w| {
-            let mut command = tidelake(warehouse);
+            let mut command = TIDELAKE.command(warehouse);
             command.arg("sql");
             for s in 0..STATEMENTS {
                 command.arg("-e").arg(statement(w, s));
             }
-            command
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
+            Spawned::start(&mut command)
         })
         .collect();
     for child in children {
-        let out = checked(child.wait_with_output().unwrap());
+        let finished = child.finish(CLI_TIMEOUT);
+        assert!(
+            finished.status.success(),
+            "a writer failed: {}",
+            finished.stderr
+        );
+        let out = finished.stdout;
         assert_eq!(out.lines().count() as i64, STATEMENTS, "{out}");
     }
 
     // Own keys are exact; the shared keys 0..3 hold some writer's last
     // write to them (which one depends on the commit order).
     let mut table: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
-    for line in query(warehouse, "SELECT k, w, s FROM t ORDER BY k") {
+    for line in TIDELAKE.query_csv(warehouse, "SELECT k, w, s FROM t ORDER BY k") {
         let v: Vec<i64> = line.split(',').map(|x| x.parse().unwrap()).collect();
         table.insert(v[0], (v[1], v[2]));
     }
@@ -103,12 +73,12 @@ fn four_processes_inserting_at_once_all_commit() {
     assert_eq!(table.len() as i64, 2 * WRITERS * STATEMENTS + 3);
 
     // Every statement is one APPEND snapshot; the retries are recorded.
-    let appends = query(
+    let appends = TIDELAKE.query_csv(
         warehouse,
         "SELECT count(*) FROM t$snapshots WHERE commit_kind = 'APPEND'",
     );
     assert_eq!(appends, [(WRITERS * STATEMENTS).to_string()]);
-    let retries = query(
+    let retries = TIDELAKE.query_csv(
         warehouse,
         "SELECT coalesce(sum(CAST(regexp_replace(properties, '.*\"tidelake.commit.retries\":\"([0-9]+)\".*', '${1}') AS BIGINT)), 0) \
          FROM t$snapshots WHERE properties LIKE '%tidelake.commit.retries%'",
