@@ -16,18 +16,6 @@ BENCH_DIR = Path(__file__).resolve().parent
 DATA_ROOT = BENCH_DIR / "data"
 TPCH_QUERY_DIR = BENCH_DIR / "tpch"
 
-# The order the workloads run in; later ones read the state earlier ones left.
-WORKLOADS = ["ingest", "upsert", "scan", "lookup", "compact", "tpch", "stream_job"]
-# What each workload needs to have run before it, on the same system.
-PREREQUISITES = {
-    "ingest": [],
-    "upsert": ["ingest"],
-    "scan": ["ingest", "upsert"],
-    "lookup": ["ingest", "upsert"],
-    "compact": ["ingest", "upsert"],
-    "tpch": [],
-    "stream_job": [],
-}
 SYSTEMS = ["tidelake", "pypaimon", "pypaimon_rust", "deltalake", "pyiceberg", "duckdb", "parquet"]
 
 PRIMARY_KEY = ["dt", "order_id"]
@@ -116,6 +104,10 @@ class ScaleDir:
 
     def work_dir(self, system: str) -> Path:
         return self.root / "work" / system
+
+    def saved_dir(self, system: str) -> Path:
+        """Saved copies of a system's orders table, one folder per state (see table_state.py)."""
+        return self.root / "saved" / system
 
     def ingest_files(self) -> list[Path]:
         return sorted(self.ingest_dir.glob("chunk-*.parquet"))

@@ -100,6 +100,19 @@ def ratio(tidelake: dict | None, peer: dict) -> str:
     return f"{a / b:.2f}×{partial}"
 
 
+def shape_note(shape: dict, verb: str) -> str:
+    """What the table a measurement read (or left) held, from its JSON line."""
+    if "shape_error" in shape:
+        return f"{verb} a table of unknown shape ({shape['shape_error'][:80]})".replace("|", "/")
+    note = f"{verb} {shape.get('data_files', 0):,} files"
+    if "sorted_runs_per_bucket_max" in shape:
+        runs = shape["sorted_runs_per_bucket_max"]
+        note += f", up to {runs} sorted run{'' if runs == 1 else 's'} per bucket"
+    if shape.get("delete_files"):
+        note += f", {shape['delete_files']:,} delete files"
+    return note
+
+
 def details(r: dict) -> str:
     parts = []
     if "p50_ms" in r:
@@ -111,6 +124,9 @@ def details(r: dict) -> str:
         )
     if "load_seconds" in r:
         parts.append(f"load {r['load_seconds']:.1f} s")
+    for key, verb in (("table_read", "read"), ("table_written", "left")):
+        if r.get(key):
+            parts.append(shape_note(r[key], verb))
     if r.get("table_bytes"):
         parts.append(f"on disk {human_bytes(r['table_bytes'])}")
     if r.get("check") == "mismatch":

@@ -17,8 +17,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
-from common import BENCH_DIR, DATA_ROOT, LOOKUP_BUDGET_ENV, PREREQUISITES, SYSTEMS, TPCH_QUERY_DIR, ScaleDir
+import table_shape
+import table_state
+from common import BENCH_DIR, DATA_ROOT, LOOKUP_BUDGET_ENV, SYSTEMS, TPCH_QUERY_DIR, ScaleDir
 from gen_data import add_scale_arguments, scale_from_args
 
 # Workloads as the driver runs them; `compact` brings its scans along.
@@ -27,8 +30,6 @@ MEASUREMENTS = {
     "scan": ["scan_full", "scan_projection", "scan_filter"],
     "scan_compacted": ["scan_full_compacted", "scan_projection_compacted", "scan_filter_compacted"],
 }
-# Workloads whose results later ones build on.
-STATEFUL = {"ingest", "upsert"}
 # Seconds per (workload, system) process. A full run stays near 30 minutes on
 # 2 cores only because the slowest peers' upserts are cut short: the record
 # then says how many commits finished and at what speed.
@@ -61,34 +62,6 @@ def expand_only(only: list[str]) -> list[str]:
         else:
             raise SystemExit(f"unknown workload '{name}' (one of {', '.join(RUN_ORDER)})")
     return [w for w in RUN_ORDER if w in chosen]
-
-
-def reads_earlier_state(workload: str) -> bool:
-    """Whether a workload reads the table earlier workloads left (so it is
-    skipped on a system whose ingest or upsert failed); TPC-H and the
-    continuous job make their own tables."""
-    if workload in STATEFUL:
-        return False
-    return bool(PREREQUISITES.get(workload.replace("scan_compacted", "compact"), ["ingest"]))
-
-
-def stage_file(data: ScaleDir, system: str) -> Path:
-    return data.work_dir(system) / "stages.json"
-
-
-def completed_stages(data: ScaleDir, system: str) -> set[str]:
-    try:
-        return set(json.loads(stage_file(data, system).read_text()))
-    except (OSError, ValueError):
-        return set()
-
-
-def mark_stage(data: ScaleDir, system: str, workload: str) -> None:
-    stages = set() if workload == "ingest" else completed_stages(data, system)
-    stages.add(workload)
-    path = stage_file(data, system)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(sorted(stages)))
 
 
 def command_for(system: str, workload: str, data: ScaleDir, tidelake_bin: Path, preset: str = "full") -> list[str]:
@@ -187,6 +160,80 @@ def summary_line(r: dict) -> str:
     return f"{r['workload']:<26} {r['system']:<14} {r.get('status')}: {r.get('reason', '')}"
 
 
+class Runner:
+    """Runs workloads on systems, each on the state of the orders table it
+    reads (see table_state.py): a workload whose state the table does not
+    hold gets it restored from a saved copy or rebuilt by running the
+    workloads that make it first (their results are recorded too). Each
+    record of a workload on the orders table carries the table's shape."""
+
+    def __init__(self, data: ScaleDir, tidelake_bin: Path, timeouts: dict, preset: str, record: Callable[[dict], None]):
+        self.data = data
+        self.tidelake_bin = tidelake_bin
+        self.timeouts = timeouts  # seconds per workload, "*" for the rest
+        self.preset = preset
+        self.record = record
+        self.failed: dict[str, str] = {}  # system -> the workload that changed its table and failed this run
+
+    def run(self, system: str, workload: str) -> None:
+        needed = table_state.READS.get(workload)
+        if needed is not None and self.skip_reason(system, workload) is None:
+            saved = table_state.saved_states(self.data, system)
+            restore, steps = table_state.plan(needed, table_state.live_state(self.data, system), set(saved))
+            if restore is not None:
+                log(f"{system}: restoring its {table_state.state_name(restore)} table from {saved[restore]}")
+                table_state.restore(self.data, system, restore)
+            for step in steps:
+                self.step(system, step)
+        self.step(system, workload)
+
+    def skip_reason(self, system: str, workload: str) -> str | None:
+        """Why a workload cannot run: a workload that built the table it reads failed."""
+        failed = self.failed.get(system)
+        if failed is not None and failed in table_state.READS.get(workload, ()):
+            return f"{failed} failed"
+        return None
+
+    def step(self, system: str, step: str) -> None:
+        reason = self.skip_reason(system, step)
+        if reason is not None:
+            records = [{"workload": n, "system": system, "status": "skipped", "reason": reason} for n in MEASUREMENTS.get(step, [step])]
+            self.emit_all(records, {})
+            return
+        shapes = {}
+        if step in table_state.READS:
+            shapes["table_read"] = self.shape(system, step, reading=True)
+        if step in table_state.CHANGES:
+            copy = table_state.before_change(self.data, system, step)
+            if copy is not None:
+                log(f"{system}: saved its {copy.name} table to {copy} before {step} changes it")
+        log(f"{step} on {system}")
+        timeout = self.timeouts.get(step, self.timeouts["*"])
+        records = run_one(system, step, self.data, self.tidelake_bin, timeout, self.preset)
+        ok = all(r.get("status") in ("ok", "n/a", "incomplete") for r in records)
+        if step in table_state.CHANGES:
+            if ok:
+                table_state.after_change(self.data, system, step)
+                shapes["table_written"] = self.shape(system, step, reading=False)
+            else:
+                self.failed.setdefault(system, step)
+        self.emit_all(records, shapes)
+
+    def shape(self, system: str, step: str, reading: bool) -> dict | None:
+        shape = table_shape.describe(self.data, system, reading)
+        if shape is not None and shape["path"].startswith("work/"):
+            state = table_state.live_state(self.data, system)
+            shape["stages"] = list(state) if state is not None else None
+        return shape
+
+    def emit_all(self, records: list[dict], shapes: dict) -> None:
+        for record in records:
+            # Only measurements that read or wrote the table carry its shape.
+            if record.get("status") in ("ok", "incomplete"):
+                record.update({k: v for k, v in shapes.items() if v is not None})
+            self.record(record)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_scale_arguments(parser)
@@ -208,7 +255,7 @@ def main() -> int:
         raise SystemExit(f"unknown system(s) {unknown} (of {', '.join(SYSTEMS)})")
     only = [w for part in args.only for w in part.split(",") if w]
     workloads = expand_only(only) if only else list(RUN_ORDER)
-    timeouts = DEFAULT_TIMEOUT.get(args.preset, DEFAULT_TIMEOUT["full"])
+    timeouts = {"*": args.timeout} if args.timeout else DEFAULT_TIMEOUT.get(args.preset, DEFAULT_TIMEOUT["full"])
     os.environ[LOOKUP_BUDGET_ENV] = str(args.lookup_budget or LOOKUP_BUDGET.get(args.preset, 60))
     tidelake_bin = args.tidelake_bin or Path(
         os.environ.get("TIDELAKE_BENCH_BIN", Path.home() / ".cache/tidelake-target/release/tidelake-bench")
@@ -226,42 +273,23 @@ def main() -> int:
     results_dir.mkdir(parents=True, exist_ok=True)
     stamp = dt_module.datetime.now().strftime("%Y%m%d-%H%M%S")
     results_path = results_dir / f"{stamp}.jsonl"
-    failed: dict[str, str] = {}  # system -> the stateful workload that failed this run
     all_records = []
     with results_path.open("w") as sink:
+
+        def record(r: dict) -> None:
+            r["scale"] = scale.name
+            sink.write(json.dumps(r) + "\n")
+            sink.flush()
+            all_records.append(r)
+            if args.json:
+                print(json.dumps(r), flush=True)
+            else:
+                log(summary_line(r))
+
+        runner = Runner(data, tidelake_bin, timeouts, args.preset, record)
         for workload in workloads:
             for system in systems:
-                todo = [workload]
-                if only:
-                    # Run missing prerequisites first (their results are recorded too).
-                    have = completed_stages(data, system)
-                    todo = [p for p in PREREQUISITES.get(workload.replace("scan_compacted", "compact"), []) if p not in have]
-                    todo = [p for p in todo if p not in workloads] + [workload]
-                for step in todo:
-                    if system in failed and reads_earlier_state(step):
-                        records = [
-                            {"workload": n, "system": system, "status": "skipped", "reason": f"{failed[system]} failed"}
-                            for n in MEASUREMENTS.get(step, [step])
-                        ]
-                    else:
-                        log(f"{step} on {system}")
-                        timeout = args.timeout or timeouts.get(step, timeouts["*"])
-                        records = run_one(system, step, data, tidelake_bin, timeout, args.preset)
-                    ok = all(r.get("status") in ("ok", "n/a", "incomplete") for r in records)
-                    if step in STATEFUL:
-                        if ok:
-                            mark_stage(data, system, step)
-                        else:
-                            failed.setdefault(system, step)
-                    for record in records:
-                        record["scale"] = scale.name
-                        sink.write(json.dumps(record) + "\n")
-                        sink.flush()
-                        all_records.append(record)
-                        if args.json:
-                            print(json.dumps(record), flush=True)
-                        else:
-                            log(summary_line(record))
+                runner.run(system, workload)
     log(f"done in {time.time() - started:.0f} s; results in {results_path}")
     full_run = args.preset in ("full", "issue") and not only and not args.systems
     if full_run or args.report:

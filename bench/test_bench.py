@@ -205,10 +205,6 @@ class DriverTest(unittest.TestCase):
         self.assertNotIn("--rate", suite.command_for("tidelake", "scan", data, Path("/bin/tb"), "quick"))
         self.assertIn("stream_job", suite.RUN_ORDER)
 
-    def test_a_failed_upsert_skips_only_what_reads_its_table(self):
-        self.assertTrue(all(suite.reads_earlier_state(w) for w in ["scan", "lookup", "compact", "scan_compacted"]))
-        self.assertFalse(any(suite.reads_earlier_state(w) for w in ["ingest", "upsert", "tpch", "stream_job"]))
-
     def test_a_missing_tidelake_binary_is_reported(self):
         records = suite.run_one("tidelake", "scan", ScaleDir(Path("/nonexistent")), Path("/nonexistent/bin"), 5)
         self.assertEqual([r["workload"] for r in records], ["scan_full", "scan_projection", "scan_filter"])
@@ -232,6 +228,22 @@ class ReportTest(unittest.TestCase):
         self.assertIn("timeout", text)
         self.assertIn("**wrong result**", text)
         self.assertNotIn("## TPC-H", text)
+
+    def test_notes_tell_the_shape_of_the_table_read_and_left(self):
+        shape = {"path": "work/tidelake/warehouse/bench.db/orders", "format": "paimon", "data_files": 440,
+                 "sorted_runs_per_bucket_max": 11, "stages": ["ingest", "upsert"]}
+        compacted = {**shape, "data_files": 40, "sorted_runs_per_bucket_max": 1}
+        records = [
+            {"workload": "scan_full", "system": "tidelake", "status": "ok", "rows": 5, "seconds": 1.0, "rows_per_s": 5.0, "table_read": shape},
+            {"workload": "compact", "system": "tidelake", "status": "ok", "rows": 5, "seconds": 1.0, "rows_per_s": 5.0,
+             "table_read": shape, "table_written": compacted},
+            {"workload": "scan_full", "system": "pyiceberg", "status": "ok", "rows": 5, "seconds": 1.0, "rows_per_s": 5.0,
+             "table_read": {"path": "work/pyiceberg", "format": "iceberg", "shape_error": "OSError: gone"}},
+        ]
+        text = report.render(records, MICRO, "bench/run", 1.0)
+        self.assertIn("read 440 files, up to 11 sorted runs per bucket |", text)
+        self.assertIn("read 440 files, up to 11 sorted runs per bucket; left 40 files, up to 1 sorted run per bucket", text)
+        self.assertIn("read a table of unknown shape (OSError: gone)", text)
 
     def test_the_stream_job_shows_its_delays_and_why_peers_cannot_run_it(self):
         records = [

@@ -4,41 +4,20 @@
 //! processes creating the same table cannot both succeed.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fmt;
 
 use tidelake_format::schema::TableSchema;
 use tidelake_format::types::{DataField, DataType};
 use tidelake_store::{PutOutcome, WarehouseStore};
 
 use crate::error::{EngineError, Result};
+use crate::kv::TablePaths;
 use crate::options::TableOptions;
-use crate::snapshots::{SnapshotReader, TablePaths};
+use crate::snapshots::SnapshotReader;
+pub use crate::table::Identifier;
 use crate::table::Table;
 
 /// The database every session starts in; it always exists.
 pub const DEFAULT_DATABASE: &str = "default";
-
-/// `database.table`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Identifier {
-    pub database: String,
-    pub table: String,
-}
-
-impl Identifier {
-    pub fn new(database: impl Into<String>, table: impl Into<String>) -> Self {
-        Identifier {
-            database: database.into(),
-            table: table.into(),
-        }
-    }
-}
-
-impl fmt::Display for Identifier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.database, self.table)
-    }
-}
 
 /// One column of a table to create.
 #[derive(Clone, Debug)]
@@ -329,14 +308,14 @@ impl Catalog {
             return Err(EngineError::DatabaseNotFound(id.database.clone()));
         }
         let schema = Self::schema_from_spec(spec)?;
-        crate::table::TableLayout::new(schema.clone())?;
+        crate::table::checked_layout(schema.clone())?;
         let paths = Self::table_paths(id);
         let json = schema
             .to_json()
             .map_err(|e| EngineError::format(paths.schema(0), e))?;
         match self
             .store
-            .put_if_absent(&paths.schema(0), json.into_bytes().into())
+            .create_if_absent(&paths.schema(0), json.into_bytes().into())
             .await?
         {
             PutOutcome::Created => Ok(()),
@@ -377,7 +356,7 @@ impl Catalog {
             for change in &changes {
                 apply_change(&mut schema, change, id)?;
             }
-            crate::table::TableLayout::new(schema.clone())?;
+            crate::table::checked_layout(schema.clone())?;
             schema.id += 1;
             schema.time_millis = chrono::Utc::now().timestamp_millis();
             let path = table.paths().schema(schema.id);
@@ -386,7 +365,7 @@ impl Catalog {
                 .map_err(|e| EngineError::format(path.clone(), e))?;
             if let PutOutcome::Created = self
                 .store
-                .put_if_absent(&path, json.into_bytes().into())
+                .create_if_absent(&path, json.into_bytes().into())
                 .await?
             {
                 return Ok(());

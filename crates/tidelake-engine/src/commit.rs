@@ -16,13 +16,12 @@
 //! So a snapshot only ever references files that were fully written before
 //! it, and a failed or lost commit leaves at most unreferenced files behind.
 //!
-//! Exactly-once writers (streaming jobs) record their progress in snapshot
-//! properties under [`CARRIED_PROPERTY_PREFIX`] and commit with a
-//! [`PropertyFence`]: at step 2 of every attempt, each snapshot committed
-//! since the writer read its progress is checked, and a different recorded
-//! progress refuses the commit (another instance of the writer got there
-//! first). Such properties are carried into every later snapshot, so the
-//! latest snapshot always holds each job's newest progress.
+//! Exactly-once writers record their position as progress (see
+//! [`crate::progress`]) and commit fenced by it: at step 2 of every attempt,
+//! each snapshot committed since the writer read its position is checked,
+//! and a different recorded position refuses the commit (another instance
+//! of the writer got there first). Progress is carried into every later
+//! snapshot, so the latest snapshot always holds each owner's position.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -33,10 +32,11 @@ use tidelake_format::manifest::{
     ManifestEntry, ManifestFileMeta, SimpleStats,
 };
 use tidelake_format::snapshot::{CommitKind, Snapshot};
-use tidelake_store::PutOutcome;
+use tidelake_store::{PutOutcome, StoreError};
 
 use crate::error::{EngineError, Result};
 use crate::manifests::ManifestStore;
+use crate::progress::{carried_properties, OwnerProgress};
 use crate::table::Table;
 
 /// The files one writer changed in one bucket.
@@ -80,28 +80,6 @@ pub struct CommitRequest {
     pub watermark: Option<i64>,
 }
 
-/// Snapshot properties whose key starts with this are copied from each
-/// snapshot into the next one (unless the commit sets them itself): a
-/// streaming job's progress stays in the latest snapshot whoever commits
-/// after it (compactions, other writers), and so survives the expiration of
-/// the snapshot that recorded it.
-pub const CARRIED_PROPERTY_PREFIX: &str = "tidelake.job.";
-
-/// A precondition on snapshot properties, for writers that record their
-/// progress in them (streaming jobs) and must never commit twice from the
-/// same progress.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PropertyFence {
-    /// The latest snapshot when the writer read `expected` (`None`: the
-    /// table had none). Every snapshot committed after it is checked.
-    pub read_at: Option<i64>,
-    /// Per key, its value as of `read_at` (`None`: absent). A later
-    /// snapshot holding one of these keys with another value means that
-    /// someone else recorded progress meanwhile: the commit is refused with
-    /// a conflict, and nothing is written.
-    pub expected: BTreeMap<String, Option<String>>,
-}
-
 /// Upper bound of entries in one manifest file.
 const MAX_ENTRIES_PER_MANIFEST: usize = 20_000;
 
@@ -112,12 +90,10 @@ pub(crate) struct Committer<'a> {
 
 impl<'a> Committer<'a> {
     pub fn new(table: &'a Table) -> Result<Self> {
-        let manifests = ManifestStore::new(
-            table.store.clone(),
-            table.paths().clone(),
-            &table.layout.options.manifest_compression,
-        )?;
-        Ok(Committer { table, manifests })
+        Ok(Committer {
+            table,
+            manifests: table.manifest_store()?,
+        })
     }
 
     fn conflict(&self, message: impl Into<String>) -> EngineError {
@@ -138,12 +114,13 @@ impl<'a> Committer<'a> {
         self.commit_fenced(request, None).await
     }
 
-    /// Commits if `fence` holds at the commit point. With a fence, a commit
-    /// without files still creates a snapshot: it records progress.
+    /// Commits if nobody recorded other positions for `fence`'s owner since
+    /// it was read. With a fence, a commit without files still creates a
+    /// snapshot: it records progress.
     pub async fn commit_fenced(
         &self,
         request: CommitRequest,
-        fence: Option<PropertyFence>,
+        fence: Option<&OwnerProgress>,
     ) -> Result<Option<i64>> {
         let mut change: Vec<ManifestEntry> = Vec::new();
         for m in &request.messages {
@@ -174,10 +151,10 @@ impl<'a> Committer<'a> {
         let schema_id = self.table.layout.schema.id;
         let mut backoff = Duration::from_millis(20);
         // Snapshots up to this one passed the fence (kept across attempts).
-        let mut fence_checked = fence.as_ref().and_then(|f| f.read_at).unwrap_or(0);
+        let mut fence_checked = fence.and_then(|f| f.read_at).unwrap_or(0);
         for attempt in 0..=options.commit_max_retries {
             let latest = self.table.reader.latest_snapshot().await?;
-            if let Some(fence) = &fence {
+            if let Some(fence) = fence {
                 self.check_fence(fence, latest.as_ref(), &mut fence_checked)
                     .await?;
             }
@@ -232,10 +209,7 @@ impl<'a> Committer<'a> {
                 .try_commit(&request, latest.as_ref(), &entries, &changelog, schema_id)
                 .await?
             {
-                Some(id) => {
-                    crate::lifecycle::expire_after_commit(self.table).await;
-                    return Ok(Some(id));
-                }
+                Some(id) => return Ok(Some(id)),
                 None => {
                     tracing::debug!(table = %self.table.id, attempt, "snapshot id taken by another writer; retrying");
                     tokio::time::sleep(backoff).await;
@@ -255,7 +229,7 @@ impl<'a> Committer<'a> {
     /// are skipped: carried properties keep their values in later ones.
     async fn check_fence(
         &self,
-        fence: &PropertyFence,
+        fence: &OwnerProgress,
         latest: Option<&Snapshot>,
         checked: &mut i64,
     ) -> Result<()> {
@@ -274,22 +248,14 @@ impl<'a> Committer<'a> {
             } else {
                 self.table.reader.snapshot(id).await?
             };
-            let properties = snapshot.as_ref().and_then(|s| s.properties.as_ref());
-            for (key, expected) in &fence.expected {
-                let Some(found) = properties.and_then(|p| p.get(key)) else {
-                    continue;
-                };
-                if expected.as_ref() != Some(found) {
-                    return Err(self.conflict(format!(
-                        "snapshot {id} records '{key}' = '{found}', but this commit expected {} (as of snapshot {}): another writer recorded progress meanwhile (a second instance of the same job?); nothing was committed",
-                        expected
-                            .as_ref()
-                            .map_or("no value".to_string(), |v| format!("'{v}'")),
-                        fence
-                            .read_at
-                            .map_or("none".to_string(), |r| r.to_string()),
-                    )));
-                }
+            let properties = snapshot.and_then(|s| s.properties).unwrap_or_default();
+            if let Some((key, expected, found)) = fence.disagreement(&properties) {
+                return Err(self.conflict(format!(
+                    "snapshot {id} records '{key}' = '{found}', but this commit expected {} (as of snapshot {}): another writer recorded progress for '{}' meanwhile (a second instance of it?); nothing was committed",
+                    expected.map_or("no value".to_string(), |v| format!("'{v}'")),
+                    fence.read_at.map_or("none".to_string(), |r| r.to_string()),
+                    fence.owner.name(),
+                )));
             }
             *checked = id;
             id += 1;
@@ -398,8 +364,7 @@ impl<'a> Committer<'a> {
                 .map(|e| &e.file)
                 .chain(m.new_files.iter())
                 .collect();
-            if let Some(problem) =
-                crate::compact::levels_overlap(&files, &self.table.layout.key_types)
+            if let Some(problem) = crate::lsm::levels_overlap(&files, &self.table.layout.key_types)
             {
                 return Err(self.conflict(format!(
                     "bucket {} was compacted concurrently ({problem}); retry the compaction",
@@ -425,6 +390,8 @@ impl<'a> Committer<'a> {
             .await;
         match result {
             Ok(Some(id)) => Ok(Some(id)),
+            // The snapshot may be live and reference what this attempt wrote.
+            Err(e) if e.is_commit_unknown() => Err(e),
             other => {
                 self.manifests.delete_quietly(&written).await;
                 other
@@ -541,20 +508,21 @@ impl<'a> Committer<'a> {
             changelog_record_count: Some(changelog_rows),
             watermark: latest.and_then(|s| s.watermark).max(request.watermark),
             statistics: None,
-            properties: carried_properties(latest, &request.properties),
+            properties: carried_properties(
+                latest.and_then(|s| s.properties.as_ref()),
+                &request.properties,
+            ),
             next_row_id: latest.and_then(|s| s.next_row_id),
         };
         let path = self.table.paths().snapshot(id);
         let json = snapshot
             .to_json()
             .map_err(|e| EngineError::format(path.clone(), e))?;
-        match self
-            .table
-            .store
-            .put_if_absent(&path, Bytes::from(json.into_bytes()))
-            .await?
-        {
-            PutOutcome::Created => {
+        let ours = self
+            .publish(id, &path, Bytes::from(json.into_bytes()))
+            .await?;
+        match ours {
+            true => {
                 let hint = self.table.paths().latest_hint();
                 if let Err(e) = self
                     .table
@@ -574,7 +542,26 @@ impl<'a> Committer<'a> {
                 tracing::debug!(table = %self.table.id, snapshot = id, "committed");
                 Ok(Some(id))
             }
-            PutOutcome::AlreadyExists => Ok(None),
+            false => Ok(None),
+        }
+    }
+
+    /// Creates `snapshot-{id}` if absent: `true` when this attempt's
+    /// snapshot is the one there (committed), `false` when another
+    /// writer's is (lost the race; nothing of ours is referenced). The
+    /// snapshot names its own fresh manifest lists, so its bytes identify
+    /// the attempt, which is what the store's resolution of an ambiguous
+    /// create relies on. An unresolved outcome is
+    /// [`EngineError::CommitUnknown`]: the caller deletes nothing.
+    async fn publish(&self, id: i64, path: &str, json: Bytes) -> Result<bool> {
+        match self.table.store.create_if_absent(path, json).await {
+            Ok(outcome) => Ok(outcome == PutOutcome::Created),
+            Err(StoreError::OutcomeUnknown { message, .. }) => Err(EngineError::CommitUnknown {
+                table: self.table.id.to_string(),
+                snapshot: id,
+                message,
+            }),
+            Err(e) => Err(e.into()),
         }
     }
 }
@@ -669,29 +656,6 @@ impl Committer<'_> {
             .map_err(|e| EngineError::format(path.clone(), e))?;
         self.table.store.put(&path, Bytes::from(bytes)).await?;
         Ok(name)
-    }
-}
-
-/// The properties of a new snapshot: the carried ones of `latest`, then
-/// the commit's own.
-fn carried_properties(
-    latest: Option<&Snapshot>,
-    own: &BTreeMap<String, String>,
-) -> Option<BTreeMap<String, String>> {
-    let mut properties: BTreeMap<String, String> = latest
-        .and_then(|s| s.properties.as_ref())
-        .map(|p| {
-            p.iter()
-                .filter(|(k, _)| k.starts_with(CARRIED_PROPERTY_PREFIX))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
-    properties.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
-    if properties.is_empty() {
-        None
-    } else {
-        Some(properties)
     }
 }
 

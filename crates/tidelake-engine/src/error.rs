@@ -25,9 +25,37 @@ pub enum EngineError {
     /// Input that does not fit the table (types, nulls, keys, options).
     #[error("{0}")]
     InvalidInput(String),
+    /// Rows with another number of values than the table has columns.
+    #[error("table '{table}' has {expected} columns but {given} values were given per row")]
+    ColumnCountMismatch {
+        table: String,
+        expected: usize,
+        given: usize,
+    },
+    /// A value that cannot become the column's type.
+    #[error("column '{column}' of table '{table}' is {expected} but a value of type {given} was given: {detail}")]
+    TypeMismatch {
+        table: String,
+        column: String,
+        expected: String,
+        given: String,
+        detail: String,
+    },
     /// Another writer committed something this commit cannot be combined with.
     #[error("commit conflict on table '{table}': {message}")]
     CommitConflict { table: String, message: String },
+    /// The store did not say whether `snapshot-{snapshot}` was created by
+    /// this commit, and reading it back did not tell either. Nothing this
+    /// commit wrote was deleted, since a live snapshot may reference it.
+    #[error("the outcome of the commit of snapshot {snapshot} of table '{table}' is unknown: {message}. Nothing was deleted: read the table's latest snapshots to see whether the change is there before repeating it")]
+    CommitUnknown {
+        table: String,
+        snapshot: i64,
+        message: String,
+    },
+    /// A broken internal invariant: a bug in Tidelake, not bad input.
+    #[error("internal error (a bug in Tidelake): {0}")]
+    Internal(String),
     /// A metadata or data file that exists but cannot be decoded.
     #[error("corrupt file '{path}': {message}")]
     Corrupt { path: String, message: String },
@@ -62,6 +90,17 @@ impl EngineError {
 
     pub fn invalid(message: impl Into<String>) -> Self {
         EngineError::InvalidInput(message.into())
+    }
+
+    /// A broken internal invariant (a bug, not bad input).
+    pub fn internal(message: impl Into<String>) -> Self {
+        EngineError::Internal(message.into())
+    }
+
+    /// True when a commit's outcome is unknown: the caller must keep every
+    /// file the commit may reference.
+    pub fn is_commit_unknown(&self) -> bool {
+        matches!(self, EngineError::CommitUnknown { .. })
     }
 }
 

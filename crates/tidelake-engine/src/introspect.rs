@@ -23,11 +23,7 @@ const TAG_PREFIX: &str = "tag-";
 
 /// The manifest reader of a table (with its manifest codec option).
 pub fn manifest_store(table: &Table) -> Result<ManifestStore> {
-    ManifestStore::new(
-        table.store.clone(),
-        table.paths().clone(),
-        &table.options().manifest_compression,
-    )
+    table.manifest_store()
 }
 
 /// One tag: its snapshot plus what Paimon's Java `Tag` adds to the
@@ -210,7 +206,9 @@ pub fn data_file_uri(
     format!(
         "{}/{}",
         table.store.uri().trim_end_matches('/'),
-        crate::read::file::data_file_path(table, partition_path, bucket, file)
+        table
+            .paths()
+            .data_file(partition_path, bucket, &file.file_name)
     )
 }
 

@@ -10,29 +10,70 @@
 //! `tidelake-format`) and storage (through `tidelake-store`), and must not
 //! know SQL, query planning, wire protocols or the command line: callers hand
 //! it Arrow batches and predicates, and get Arrow batches back.
+//!
+//! ## Layers
+//!
+//! Top to bottom:
+//!
+//! ```text
+//!   catalog                          opens and creates tables, changes schemas
+//!   orchestrate                      a commit and what follows it (expiration,
+//!                                    inline and background compaction)
+//!   lifecycle                        expiration, tags, rollback, consumers
+//!   write                            TableWriter: route, buffer, sort, flush
+//!   compact                          plan and rewrite buckets (commits nothing)
+//!   read                             scans, merge-on-read, streaming reads
+//!   commit                           the commit protocol
+//!   files | index | introspect       data-file writing, index files, metadata
+//!   table                            the handle: store, paths, layout, snapshots
+//!   progress                         fenced progress in snapshot properties
+//!   manifests | snapshots | mergefn  manifest and snapshot files, merge engines
+//!   lsm | layout                     sorted runs, level overlap, sections, keys
+//!   kv | options | stats             column names, RowKind, paths; options
+//!   error
+//! ```
+//!
+//! Each module uses only modules of lower layers (never its own layer, never
+//! a higher one), so the module graph has no cycle. Operations that span
+//! layers are `impl Table` / `impl TableWriter` blocks in the higher module
+//! (e.g. `Table::scan` in `read`, `Table::compact` and `TableWriter::commit` in
+//! `orchestrate`): the edge points from the higher module to the handle.
+//! `layers_test.rs` checks this from the sources, and a new module must be
+//! given a layer there:
+//! `cargo nextest run --workspace -E 'test(/layers_test/)'`.
 
-pub mod catalog;
+mod catalog;
 pub mod commit;
-pub mod compact;
-pub mod error;
+mod compact;
+mod error;
+mod files;
 mod index;
 pub mod introspect;
-pub mod lifecycle;
+mod kv;
+mod layout;
+mod lifecycle;
+mod lsm;
 pub mod manifests;
 mod mergefn;
 pub mod options;
+mod orchestrate;
+pub mod progress;
 pub mod read;
 pub mod snapshots;
 pub mod stats;
-pub mod table;
-pub mod write;
+mod table;
+mod write;
+
+#[cfg(test)]
+mod layers_test;
 
 pub use catalog::{Catalog, ColumnSpec, Identifier, SchemaChange, TableSpec, DEFAULT_DATABASE};
-pub use compact::{
-    BackgroundCompactor, BackgroundSummary, CompactOptions, CompactOutcome, CompactionHandle,
-};
+pub use compact::{CompactOptions, CompactOutcome, CompactionHandle};
 pub use error::{EngineError, Result};
+pub use kv::RowKind;
 pub use lifecycle::{ExpireOptions, ExpireOutcome, OrphanOptions};
+pub use orchestrate::{BackgroundCompactor, BackgroundSummary};
+pub use progress::{read_progress, OwnerProgress, ProgressOwner, PROGRESS_PREFIX};
 pub use read::predicate::{CompareOp, Predicate};
 pub use read::scan::{ScanBuilder, ScanPlan, Split};
 pub use read::stream::{
@@ -43,4 +84,5 @@ pub use table::Table;
 pub use tidelake_format::binary_row::Datum;
 pub use tidelake_format::schema::TableSchema;
 pub use tidelake_format::types::{DataField, DataType, DataTypeKind};
-pub use write::{RowKind, TableWriter};
+pub use tidelake_store::StoreError;
+pub use write::{BatchChange, RewriteOutcome, TableWriter};

@@ -12,7 +12,7 @@ use tidelake_format::snapshot::Snapshot;
 use tidelake_store::WarehouseStore;
 
 use crate::error::{EngineError, Result};
-use crate::snapshots::TablePaths;
+use crate::kv::TablePaths;
 
 /// Manifest I/O for one table.
 #[derive(Clone)]
@@ -91,7 +91,7 @@ impl ManifestStore {
 
     /// Writes entries as one or more manifest files (split so that no file
     /// holds more than `max_entries`), returning their metas.
-    pub async fn write_manifests(
+    pub(crate) async fn write_manifests(
         &self,
         entries: &[ManifestEntry],
         schema_id: i64,
@@ -126,7 +126,7 @@ impl ManifestStore {
         Ok(metas)
     }
 
-    pub async fn write_list(&self, metas: &[ManifestFileMeta]) -> Result<(String, i64)> {
+    pub(crate) async fn write_list(&self, metas: &[ManifestFileMeta]) -> Result<(String, i64)> {
         let name = format!("manifest-list-{}-0", uuid::Uuid::new_v4());
         let path = self.paths.manifest(&name);
         let bytes = write_manifest_list(metas, self.codec)
@@ -137,7 +137,7 @@ impl ManifestStore {
     }
 
     /// Deletes manifest files written by a commit attempt that lost.
-    pub async fn delete_quietly(&self, names: &[String]) {
+    pub(crate) async fn delete_quietly(&self, names: &[String]) {
         for n in names {
             if let Err(e) = self.store.delete(&self.paths.manifest(n)).await {
                 tracing::warn!("could not delete unused manifest {n}: {e}");
@@ -148,7 +148,7 @@ impl ManifestStore {
 
 /// Folds entries in commit order: an ADD is live until a DELETE of the same
 /// file follows it. The result keeps the order in which files were added.
-pub fn fold_entries(entries: impl Iterator<Item = ManifestEntry>) -> Vec<ManifestEntry> {
+pub(crate) fn fold_entries(entries: impl Iterator<Item = ManifestEntry>) -> Vec<ManifestEntry> {
     let mut live: Vec<Option<ManifestEntry>> = Vec::new();
     let mut position: HashMap<FileIdentity, usize> = HashMap::new();
     for e in entries {

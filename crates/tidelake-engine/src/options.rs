@@ -266,10 +266,9 @@ impl TableOptions {
             )));
         }
         let snapshot_time_retained_millis =
-            crate::lifecycle::parse_duration_millis(get("snapshot.time-retained").unwrap_or("1 h"))
-                .map_err(|e| {
-                    EngineError::invalid(format!("option 'snapshot.time-retained': {e}"))
-                })?;
+            parse_duration_millis(get("snapshot.time-retained").unwrap_or("1 h")).map_err(|e| {
+                EngineError::invalid(format!("option 'snapshot.time-retained': {e}"))
+            })?;
         let snapshot_expire_limit: usize = parse_num(
             "snapshot.expire.limit",
             get("snapshot.expire.limit").unwrap_or("10"),
@@ -356,9 +355,46 @@ impl TableOptions {
     }
 }
 
+/// Parses a Paimon duration such as `1 h`, `30 min`, `7d`, `500 ms` or
+/// `90s` (a bare number is milliseconds) into milliseconds.
+pub fn parse_duration_millis(text: &str) -> Result<i64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let bad = || {
+        EngineError::invalid(format!(
+            "'{text}' is not a duration (e.g. '1 h', '30 min', '7d', '500 ms')"
+        ))
+    };
+    let amount: i64 = digits.parse().map_err(|_| bad())?;
+    let millis_per_unit: i64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => 1,
+        "s" | "sec" | "secs" | "second" | "seconds" => 1_000,
+        "m" | "min" | "minute" | "minutes" => 60_000,
+        "h" | "hour" | "hours" => 3_600_000,
+        "d" | "day" | "days" => 86_400_000,
+        _ => return Err(bad()),
+    };
+    amount.checked_mul(millis_per_unit).ok_or_else(bad)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_parse_like_paimon() {
+        assert_eq!(parse_duration_millis("1 h").unwrap(), 3_600_000);
+        assert_eq!(parse_duration_millis("30 min").unwrap(), 1_800_000);
+        assert_eq!(parse_duration_millis("7d").unwrap(), 7 * 86_400_000);
+        assert_eq!(parse_duration_millis("90s").unwrap(), 90_000);
+        assert_eq!(parse_duration_millis("250").unwrap(), 250);
+        assert_eq!(parse_duration_millis(" 2 hours ").unwrap(), 7_200_000);
+        assert!(parse_duration_millis("soon").is_err());
+        assert!(parse_duration_millis("1 fortnight").is_err());
+        assert!(parse_duration_millis("").is_err());
+        assert!(parse_duration_millis("99999999999999999 d").is_err());
+    }
 
     #[test]
     fn sizes_parse_like_paimon() {

@@ -9,46 +9,7 @@ use tidelake_format::snapshot::Snapshot;
 use tidelake_store::{StoreError, WarehouseStore};
 
 use crate::error::{EngineError, Result};
-
-/// Paths of one table's metadata, relative to the warehouse root.
-#[derive(Clone, Debug)]
-pub struct TablePaths {
-    pub root: String,
-}
-
-impl TablePaths {
-    pub fn new(root: impl Into<String>) -> Self {
-        TablePaths { root: root.into() }
-    }
-    pub fn snapshot_dir(&self) -> String {
-        format!("{}/snapshot", self.root)
-    }
-    pub fn snapshot(&self, id: i64) -> String {
-        format!("{}/snapshot/snapshot-{id}", self.root)
-    }
-    pub fn latest_hint(&self) -> String {
-        format!("{}/snapshot/LATEST", self.root)
-    }
-    pub fn earliest_hint(&self) -> String {
-        format!("{}/snapshot/EARLIEST", self.root)
-    }
-    pub fn schema_dir(&self) -> String {
-        format!("{}/schema", self.root)
-    }
-    pub fn schema(&self, id: i64) -> String {
-        format!("{}/schema/schema-{id}", self.root)
-    }
-    pub fn manifest(&self, name: &str) -> String {
-        format!("{}/manifest/{name}", self.root)
-    }
-    pub fn index(&self, name: &str) -> String {
-        format!("{}/index/{name}", self.root)
-    }
-    /// `partition_path` ends with '/' or is empty.
-    pub fn bucket_dir(&self, partition_path: &str, bucket: i32) -> String {
-        format!("{}/{partition_path}bucket-{bucket}", self.root)
-    }
-}
+pub use crate::kv::TablePaths;
 
 fn parse_numbered(name: &str, prefix: &str) -> Option<i64> {
     name.strip_prefix(prefix)?.parse::<i64>().ok()

@@ -146,7 +146,7 @@ fn truncate_max(d: Datum, len: Option<usize>) -> Datum {
 
 /// Statistics of one column. `truncate`: `Some(0)` keeps only null counts,
 /// `Some(n)` shortens strings to n characters, `None` keeps them whole.
-pub fn column_stats(
+pub(crate) fn column_stats(
     array: &ArrayRef,
     ty: &DataType,
     truncate: Option<usize>,
@@ -193,7 +193,7 @@ pub fn column_stats(
 }
 
 /// Encodes per-column statistics as Paimon's `SimpleStats`.
-pub fn encode_stats(stats: &[ColumnStats], types: &[DataType]) -> Result<SimpleStats> {
+pub(crate) fn encode_stats(stats: &[ColumnStats], types: &[DataType]) -> Result<SimpleStats> {
     let mins: Vec<Datum> = stats.iter().map(|s| s.min.clone()).collect();
     let maxs: Vec<Datum> = stats.iter().map(|s| s.max.clone()).collect();
     Ok(SimpleStats {
@@ -227,7 +227,7 @@ pub fn decode_stats(stats: &SimpleStats, types: &[DataType]) -> Option<Vec<Colum
 
 /// Min/max/null counts of the partitions of manifest entries (a manifest's
 /// `_PARTITION_STATS`).
-pub fn partition_stats(types: &[DataType], entries: &[ManifestEntry]) -> SimpleStats {
+pub(crate) fn partition_stats(types: &[DataType], entries: &[ManifestEntry]) -> SimpleStats {
     let mut acc: Vec<ColumnStats> = types
         .iter()
         .map(|_| ColumnStats {

@@ -1,120 +1,53 @@
-//! A handle on one table: its schema, options and the derived facts every
-//! reader and writer needs (key columns, bucket keys, partition columns).
+//! A handle on one table: where it lives, its schema and layout, and its
+//! snapshots. The operations on a table (scans, writers, compaction,
+//! lifecycle) are defined by the modules above, in their own `impl Table`
+//! blocks.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use arrow_schema::SchemaRef;
 use tidelake_format::schema::TableSchema;
-use tidelake_format::types::DataType;
 use tidelake_store::WarehouseStore;
 
-use crate::catalog::Identifier;
 use crate::error::{EngineError, Result};
+use crate::kv::TablePaths;
+use crate::layout::TableLayout;
+use crate::manifests::ManifestStore;
+use crate::mergefn::MergeFunction;
 use crate::options::TableOptions;
-use crate::read::scan::ScanBuilder;
-use crate::snapshots::{SnapshotReader, TablePaths};
-use crate::write::TableWriter;
+use crate::snapshots::SnapshotReader;
 
-/// Facts derived once from a schema.
-#[derive(Debug)]
-pub(crate) struct TableLayout {
-    pub schema: TableSchema,
-    pub options: TableOptions,
-    pub arrow_schema: SchemaRef,
-    /// Indexes (into `schema.fields`) of the trimmed primary key.
-    pub key_indices: Vec<usize>,
-    pub key_types: Vec<DataType>,
-    pub partition_indices: Vec<usize>,
-    pub partition_types: Vec<DataType>,
-    pub bucket_key_indices: Vec<usize>,
-    pub bucket_key_types: Vec<DataType>,
-    /// Indexes of `sequence.field` columns.
-    pub sequence_indices: Vec<usize>,
+/// `database.table`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Identifier {
+    pub database: String,
+    pub table: String,
 }
 
-impl TableLayout {
-    /// Derives the layout and checks the options against the columns (merge
-    /// functions, sequence groups), so a bad table is refused when it is
-    /// created or opened rather than at its first flush.
-    pub(crate) fn new(schema: TableSchema) -> Result<Self> {
-        let options = TableOptions::from_map(&schema.options, !schema.primary_keys.is_empty())?;
-        let index_of = |name: &str| -> Result<usize> {
-            schema
-                .fields
-                .iter()
-                .position(|f| f.name == name)
-                .ok_or_else(|| EngineError::Corrupt {
-                    path: format!("schema-{}", schema.id),
-                    message: format!("key column '{name}' is not a field"),
-                })
-        };
-        let key_names = if schema.primary_keys.is_empty() {
-            Vec::new()
-        } else {
-            schema.trimmed_primary_keys()
-        };
-        let key_indices = key_names
-            .iter()
-            .map(|n| index_of(n))
-            .collect::<Result<Vec<_>>>()?;
-        let partition_indices = schema
-            .partition_keys
-            .iter()
-            .map(|n| index_of(n))
-            .collect::<Result<Vec<_>>>()?;
-        let bucket_names = if options.bucket > 0 {
-            schema.bucket_keys()
-        } else {
-            key_names.clone()
-        };
-        let bucket_key_indices = bucket_names
-            .iter()
-            .map(|n| index_of(n))
-            .collect::<Result<Vec<_>>>()?;
-        let sequence_indices = options
-            .sequence_fields
-            .iter()
-            .map(|n| index_of(n))
-            .collect::<Result<Vec<_>>>()?;
-        let types = |idx: &[usize]| {
-            idx.iter()
-                .map(|i| schema.fields[*i].data_type.clone())
-                .collect::<Vec<_>>()
-        };
-        Ok(TableLayout {
-            arrow_schema: schema.arrow_schema(),
-            key_types: types(&key_indices),
-            partition_types: types(&partition_indices),
-            bucket_key_types: types(&bucket_key_indices),
-            key_indices,
-            partition_indices,
-            bucket_key_indices,
-            sequence_indices,
-            options,
-            schema,
-        })
-        .and_then(|layout| {
-            crate::mergefn::MergeFunction::for_table(&layout)?;
-            let producer = layout.options.changelog_producer;
-            if layout.options.merge_engine == crate::options::MergeEngine::FirstRow
-                && !matches!(
-                    producer,
-                    crate::options::ChangelogProducer::None
-                        | crate::options::ChangelogProducer::Lookup
-                )
-            {
-                return Err(EngineError::invalid(
-                    "the first-row merge engine supports 'changelog-producer' = 'none' or 'lookup' only (the first version of a key never changes, so only lookup can tell a new key from a repeated one)",
-                ));
-            }
-            Ok(layout)
-        })
+impl Identifier {
+    pub fn new(database: impl Into<String>, table: impl Into<String>) -> Self {
+        Identifier {
+            database: database.into(),
+            table: table.into(),
+        }
     }
+}
 
-    pub fn is_primary_key(&self) -> bool {
-        !self.schema.primary_keys.is_empty()
+impl fmt::Display for Identifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.database, self.table)
     }
+}
+
+/// Derives a schema's layout and checks its options against its columns
+/// (merge functions, sequence groups), so a bad table is refused when it is
+/// created or opened rather than at its first flush.
+pub(crate) fn checked_layout(schema: TableSchema) -> Result<TableLayout> {
+    let layout = TableLayout::new(schema)?;
+    MergeFunction::for_table(&layout)?;
+    Ok(layout)
 }
 
 /// A table of the warehouse, as of the schema it was loaded with.
@@ -134,7 +67,7 @@ impl Table {
         reader: SnapshotReader,
         schema: TableSchema,
     ) -> Result<Self> {
-        let layout = TableLayout::new(schema)?;
+        let layout = checked_layout(schema)?;
         Ok(Table {
             store,
             id,
@@ -184,12 +117,13 @@ impl Table {
         &self.store
     }
 
-    pub fn scan(&self) -> ScanBuilder {
-        ScanBuilder::new(self.clone())
-    }
-
-    pub fn writer(&self) -> TableWriter {
-        TableWriter::new(self.clone())
+    /// The table's manifests, compressed as its options say.
+    pub(crate) fn manifest_store(&self) -> Result<ManifestStore> {
+        ManifestStore::new(
+            self.store.clone(),
+            self.paths().clone(),
+            &self.layout.options.manifest_compression,
+        )
     }
 
     /// The schema a data file was written with (files carry their schema id).

@@ -25,6 +25,7 @@ use datafusion::execution::SessionState;
 use datafusion::logical_expr::{DmlStatement, Expr, LogicalPlan, WriteOp};
 use datafusion::physical_plan::{execute_stream, PhysicalExpr};
 use futures::StreamExt;
+use tidelake_engine::introspect::CommitKind;
 use tidelake_engine::options::MergeEngine;
 use tidelake_engine::{EngineError, RowKind, Table};
 
@@ -151,7 +152,8 @@ async fn write_by_key(
     .await;
     match written {
         Ok(rows) => {
-            writer.commit().await?;
+            let properties = crate::retry::commit_properties(state.config());
+            writer.commit_with(CommitKind::Append, properties).await?;
             Ok(rows)
         }
         Err(e) => {

@@ -7,7 +7,7 @@ use std::fmt;
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::{DataFusionError, SchemaError};
 use datafusion::sql::sqlparser::parser::ParserError;
-use tidelake_engine::EngineError;
+use tidelake_engine::{EngineError, StoreError};
 
 /// Result of the SQL layer.
 pub type Result<T, E = SqlError> = std::result::Result<T, E>;
@@ -101,6 +101,9 @@ pub enum SqlError {
     /// Another writer committed a change this statement cannot be combined with.
     #[error("{0}")]
     CommitConflict(String),
+    /// The store never said whether the statement's commit happened.
+    #[error("{0}")]
+    CommitUnknown(String),
     /// A metadata or data file that is corrupt or missing.
     #[error("{0}")]
     Corrupt(String),
@@ -137,6 +140,7 @@ impl SqlError {
             SqlError::NotNull { .. } | SqlError::NotNullViolation(_) => "23502",
             SqlError::Unsupported(_) => "0A000",
             SqlError::CommitConflict(_) => "40001",
+            SqlError::CommitUnknown(_) => "40003",
             SqlError::Corrupt(_) => "XX001",
             SqlError::Io(_) => "58030",
             SqlError::ResourcesExhausted(_) => "53000",
@@ -166,20 +170,20 @@ impl SqlError {
             EngineError::TableNotFound(t) => SqlError::UndefinedTable(t.clone()),
             EngineError::TableAlreadyExists(t) => SqlError::DuplicateTable(t.clone()),
             EngineError::ColumnNotFound { .. } => SqlError::UndefinedColumn(e.to_string()),
-            EngineError::InvalidInput(m) => classify_invalid_input(m),
+            EngineError::InvalidInput(m) => SqlError::InvalidParameter(m.clone()),
+            EngineError::ColumnCountMismatch { .. } => SqlError::Plan(e.to_string()),
+            EngineError::TypeMismatch { .. } => SqlError::DatatypeMismatch(e.to_string()),
             EngineError::CommitConflict { .. } => SqlError::CommitConflict(e.to_string()),
             EngineError::Corrupt { .. }
             | EngineError::Format { .. }
             | EngineError::Parquet { .. } => SqlError::Corrupt(e.to_string()),
-            EngineError::Store(store) => {
-                let message = store.to_string();
-                // A file that metadata refers to is gone: the table is damaged.
-                if message.starts_with("object '") && message.ends_with("' not found") {
-                    SqlError::Corrupt(format!("a file of the table is missing: {message}"))
-                } else {
-                    SqlError::Io(message)
-                }
+            EngineError::CommitUnknown { .. } => SqlError::CommitUnknown(e.to_string()),
+            EngineError::Internal(_) => SqlError::Internal(e.to_string()),
+            // A file that metadata refers to is gone: the table is damaged.
+            EngineError::Store(store @ StoreError::NotFound { .. }) => {
+                SqlError::Corrupt(format!("a file of the table is missing: {store}"))
             }
+            EngineError::Store(store) => SqlError::Io(store.to_string()),
             EngineError::Arrow(a) => from_arrow(a),
             EngineError::Unsupported(_) => SqlError::Unsupported(e.to_string()),
         }
@@ -364,16 +368,6 @@ fn classify_execution(message: &str) -> SqlError {
         classify_cast(message)
     } else {
         SqlError::Execution(message.to_string())
-    }
-}
-
-fn classify_invalid_input(message: &str) -> SqlError {
-    if message.contains("values were given per row") {
-        SqlError::Plan(message.to_string())
-    } else if message.contains("but a value of type") {
-        SqlError::DatatypeMismatch(message.to_string())
-    } else {
-        SqlError::InvalidParameter(message.to_string())
     }
 }
 

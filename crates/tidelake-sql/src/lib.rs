@@ -35,10 +35,12 @@ mod ddl;
 mod describe;
 mod dml;
 mod error;
+mod insert;
 mod lexer;
 mod predicate;
 mod procedures;
 mod provider;
+mod retry;
 mod session;
 mod system_tables;
 pub mod watermark;
@@ -47,6 +49,7 @@ pub use catalog::{TidelakeCatalog, TidelakeDatabase, SNAPSHOT_SUFFIX};
 pub use error::{Position, Result, SqlError};
 pub use lexer::statement_is_complete;
 pub use provider::TidelakeTable;
+pub use retry::RETRIES_PROPERTY;
 pub use session::{
     sql_config, CommandStatus, QueryHandler, QueryStream, Session, StatementResult,
     StreamingResult, CATALOG_NAME,

@@ -23,6 +23,7 @@ use datafusion::physical_plan::{
     PlanProperties, SendableRecordBatchStream,
 };
 use futures::{StreamExt, TryStreamExt};
+use tidelake_engine::introspect::CommitKind;
 use tidelake_engine::{Predicate, RowKind, ScanPlan, Table};
 
 use crate::error::SqlError;
@@ -494,6 +495,7 @@ async fn write_all(
 ) -> Result<u64, SqlError> {
     let mut writer = table.writer();
     writer.set_overwrite(overwrite);
+    let properties = crate::retry::commit_properties(context.session_config());
     let written: Result<u64, SqlError> = async {
         let mut stream = execute_stream(input, context)?;
         let mut rows = 0u64;
@@ -508,7 +510,7 @@ async fn write_all(
     .await;
     match written {
         Ok(rows) => {
-            writer.commit().await?;
+            writer.commit_with(CommitKind::Append, properties).await?;
             Ok(rows)
         }
         Err(e) => {

@@ -23,7 +23,9 @@ use crate::ddl::{is_ddl, parse_ddl, CreateTable, DdlStatement, TableName};
 use crate::describe::{create_statement, describe_batch, names_batch};
 use crate::dml::execute_dml;
 use crate::error::{Result, SqlError};
+use crate::insert::plan_insert_around_nested_values;
 use crate::lexer::{shift_position, split_statements, RawStatement};
+use crate::retry;
 
 /// The name of the warehouse's catalog in DataFusion (`tidelake.db.table`).
 pub const CATALOG_NAME: &str = "tidelake";
@@ -122,6 +124,17 @@ impl StreamingResult {
             StreamingResult::Rows(q) => q.collect().await,
             StreamingResult::Status(s) => Ok(StatementResult::Status(s)),
         }
+    }
+}
+
+/// A complete result, as a stream.
+fn streaming(result: StatementResult) -> StreamingResult {
+    match result {
+        StatementResult::Rows { schema, batches } => StreamingResult::Rows(QueryStream {
+            schema,
+            stream: futures::stream::iter(batches.into_iter().map(Ok)).boxed(),
+        }),
+        StatementResult::Status(s) => StreamingResult::Status(s),
     }
 }
 
@@ -233,7 +246,7 @@ impl Session {
     ) -> Result<usize> {
         let statements = split_statements(sql)?;
         for statement in &statements {
-            let result = self.run(statement).await?.collect().await?;
+            let result = self.run_to_completion(statement).await?;
             on_result(result);
         }
         Ok(statements.len())
@@ -251,13 +264,56 @@ impl Session {
             0 => Err(SqlError::syntax("no statement was given", None)),
             1 => {
                 let statement = statements.remove(0);
-                self.run(&statement).await
+                if retry::is_write(&statement) {
+                    // A write is done when it commits: run it to the end,
+                    // again if it loses a commit race.
+                    Ok(streaming(self.run_to_completion(&statement).await?))
+                } else {
+                    self.run(&statement).await
+                }
             }
             n => Err(SqlError::syntax(
                 format!("expected one statement, found {n}"),
                 None,
             )),
         }
+    }
+
+    /// Runs a statement and collects its result; a write statement that
+    /// loses a commit race runs again (see [`crate::retry`]).
+    async fn run_to_completion(&self, statement: &RawStatement) -> Result<StatementResult> {
+        if !retry::is_write(statement) {
+            return self.run(statement).await?.collect().await;
+        }
+        let mut retries = 0;
+        loop {
+            self.set_statement_attempt(retries);
+            let result = async { self.run(statement).await?.collect().await }.await;
+            match result {
+                Err(SqlError::CommitConflict(message))
+                    if retries < retry::MAX_STATEMENT_RETRIES =>
+                {
+                    retries += 1;
+                    tracing::info!(
+                        retry = retries,
+                        "commit conflict, running the statement again: {message}"
+                    );
+                    tokio::time::sleep(retry::backoff(retries)).await;
+                }
+                other => {
+                    self.set_statement_attempt(0);
+                    return other;
+                }
+            }
+        }
+    }
+
+    fn set_statement_attempt(&self, retries: u32) {
+        self.ctx
+            .state_ref()
+            .write()
+            .config_mut()
+            .set_extension(Arc::new(retry::StatementAttempt { retries }));
     }
 
     async fn run(&self, statement: &RawStatement) -> Result<StreamingResult> {
@@ -269,13 +325,7 @@ impl Session {
                 &statement.text,
             )
             .await?;
-            return Ok(match result {
-                StatementResult::Rows { schema, batches } => StreamingResult::Rows(QueryStream {
-                    schema,
-                    stream: futures::stream::iter(batches.into_iter().map(Ok)).boxed(),
-                }),
-                StatementResult::Status(s) => StreamingResult::Status(s),
-            });
+            return Ok(streaming(result));
         }
         if is_ddl(statement) {
             let ddl = parse_ddl(statement)?;
@@ -456,7 +506,10 @@ impl Session {
             ));
         }
         let state = self.ctx.state();
-        let plan = state.statement_to_plan(parsed).await?;
+        let plan = match plan_insert_around_nested_values(&self.ctx, &state, &parsed).await? {
+            Some(plan) => plan,
+            None => state.statement_to_plan(parsed).await?,
+        };
         refuse_foreign_statements(&plan)?;
         match &plan {
             LogicalPlan::Dml(dml)

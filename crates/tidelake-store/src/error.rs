@@ -57,6 +57,15 @@ pub enum StoreError {
     )]
     UnsafeCommits { uri: String, reason: String },
 
+    /// A create-if-absent whose outcome could not be found out: the store
+    /// neither confirmed it nor showed the object after several tries.
+    #[error("{op} of '{path}': the outcome is unknown ({message})")]
+    OutcomeUnknown {
+        op: &'static str,
+        path: String,
+        message: String,
+    },
+
     /// A fault injected by a [`FaultPlan`](crate::FaultPlan) (simulation tests only).
     #[error("injected fault in {op} of '{path}'{}", if *.written { " (after the object was written)" } else { "" })]
     Injected {
@@ -68,6 +77,24 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// True when the operation certainly took no effect: it was refused
+    /// before anything was sent (a bad path or URI, a store refused for
+    /// commits), or a simulated fault says so. Any other error of a write
+    /// may have come after the write took effect: an ambiguous outcome.
+    pub fn certainly_not_applied(&self) -> bool {
+        match self {
+            StoreError::InvalidPath { .. }
+            | StoreError::InvalidUri { .. }
+            | StoreError::InvalidRange { .. }
+            | StoreError::UnsafeCommits { .. } => true,
+            StoreError::Injected { written, .. } => !written,
+            StoreError::NotFound { .. }
+            | StoreError::Io { .. }
+            | StoreError::LocalIo { .. }
+            | StoreError::OutcomeUnknown { .. } => false,
+        }
+    }
+
     /// Maps an object_store error, turning its NotFound into ours so callers
     /// can match on one variant whatever the backend.
     pub(crate) fn from_backend(op: &'static str, path: &str, source: object_store::Error) -> Self {

@@ -10,10 +10,13 @@
 //! - reads: `get`, `get_range`, `head`, `exists`, `list`, `list_dir`;
 //! - writes: `put`, `put_if_absent`, `create_dir`, `delete`, `delete_dir`.
 //!
-//! Reads and writes fail *before* touching the backend, except the
-//! ambiguous-create fault: `put_if_absent` creates the object and then reports
-//! [`StoreError::Injected`] with `written: true`, as a commit whose
-//! acknowledgement was lost would. Reads through
+//! Reads and writes fail *before* touching the backend, except the two
+//! ambiguous-create faults: `put_if_absent` creates the object and then
+//! either reports [`StoreError::Injected`] with `written: true`, as a commit
+//! whose acknowledgement was lost would, or reports
+//! [`PutOutcome::AlreadyExists`](crate::PutOutcome::AlreadyExists), as an S3
+//! request that the HTTP client retried after the first try had created the
+//! object does. Reads through
 //! [`object_store()`](crate::WarehouseStore::object_store) bypass the faults.
 
 use std::collections::BTreeSet;
@@ -29,6 +32,8 @@ pub struct FaultPlan {
     read_failure_rate: f64,
     write_failure_rate: f64,
     ambiguous_create_rate: f64,
+    exists_after_create_rate: f64,
+    outage_after_ambiguous_create: bool,
 }
 
 impl FaultPlan {
@@ -64,6 +69,34 @@ impl FaultPlan {
         self.ambiguous_create_rate = clamp_rate(rate);
         self
     }
+
+    /// Makes this fraction (0.0..=1.0) of successful `put_if_absent` calls
+    /// report `AlreadyExists` for the object they created themselves.
+    pub fn report_exists_after_create(mut self, rate: f64) -> FaultPlan {
+        self.exists_after_create_rate = clamp_rate(rate);
+        self
+    }
+}
+
+impl FaultPlan {
+    /// After the first `put_if_absent` that fails although it created its
+    /// object, every later operation fails too: the network went down
+    /// right after the write, so nothing can be read back.
+    pub fn outage_after_ambiguous_create(mut self) -> FaultPlan {
+        self.outage_after_ambiguous_create = true;
+        self
+    }
+}
+
+/// What a `put_if_absent` that created its object reports under a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AfterCreate {
+    /// The truth: created.
+    Created,
+    /// An error, though the object was written.
+    Fail,
+    /// `AlreadyExists`, though this very call created the object.
+    ReportExists,
 }
 
 fn clamp_rate(rate: f64) -> f64 {
@@ -101,6 +134,8 @@ struct InjectorState {
     operations: u64,
     injected: u64,
     rng: SplitMix64,
+    /// Set by an ambiguous create under `outage_after_ambiguous_create`.
+    outage: bool,
 }
 
 impl FaultInjector {
@@ -112,6 +147,7 @@ impl FaultInjector {
                 operations: 0,
                 injected: 0,
                 rng,
+                outage: false,
             }),
         }
     }
@@ -128,7 +164,7 @@ impl FaultInjector {
             OpKind::Write => self.plan.write_failure_rate,
         };
         let nth = self.plan.failing_operations.contains(&state.operations);
-        if nth || draw < rate {
+        if nth || draw < rate || state.outage {
             state.injected += 1;
             return Err(StoreError::Injected {
                 op,
@@ -139,19 +175,26 @@ impl FaultInjector {
         Ok(())
     }
 
-    /// Decides whether a `put_if_absent` that created its object reports failure.
-    pub(crate) fn after_create(&self, path: &str) -> Result<()> {
+    /// Decides what a `put_if_absent` that created its object reports. One
+    /// draw whatever the plan, so adding a rate shifts no other fault.
+    pub(crate) fn after_create(&self) -> AfterCreate {
         let mut state = self.lock();
         let draw = state.rng.next_unit();
-        if draw < self.plan.ambiguous_create_rate {
+        let fail = self.plan.ambiguous_create_rate;
+        let report = if draw < fail {
+            AfterCreate::Fail
+        } else if draw < fail + self.plan.exists_after_create_rate {
+            AfterCreate::ReportExists
+        } else {
+            AfterCreate::Created
+        };
+        if report != AfterCreate::Created {
             state.injected += 1;
-            return Err(StoreError::Injected {
-                op: "put_if_absent",
-                path: path.to_string(),
-                written: true,
-            });
         }
-        Ok(())
+        if report == AfterCreate::Fail && self.plan.outage_after_ambiguous_create {
+            state.outage = true;
+        }
+        report
     }
 
     pub(crate) fn stats(&self) -> FaultStats {
@@ -242,18 +285,43 @@ mod tests {
     }
 
     #[test]
-    fn ambiguous_create_reports_written() {
-        let injector = FaultInjector::new(FaultPlan::new(1).fail_after_create(1.0));
-        match injector.after_create("t/snapshot/snapshot-1") {
-            Err(StoreError::Injected { op, path, written }) => {
-                assert_eq!(op, "put_if_absent");
-                assert_eq!(path, "t/snapshot/snapshot-1");
-                assert!(written);
-            }
-            other => panic!("expected an injected fault, got {other:?}"),
-        }
+    fn ambiguous_creates_are_drawn_by_rate() {
+        let fail = FaultInjector::new(FaultPlan::new(1).fail_after_create(1.0));
+        assert_eq!(fail.after_create(), AfterCreate::Fail);
+        let exists = FaultInjector::new(FaultPlan::new(1).report_exists_after_create(1.0));
+        assert_eq!(exists.after_create(), AfterCreate::ReportExists);
+        assert_eq!(exists.stats().injected, 1);
         let quiet = FaultInjector::new(FaultPlan::new(1));
-        assert!(quiet.after_create("x").is_ok());
+        assert_eq!(quiet.after_create(), AfterCreate::Created);
+        assert_eq!(quiet.stats().injected, 0);
+        let mixed = FaultInjector::new(
+            FaultPlan::new(9)
+                .fail_after_create(0.3)
+                .report_exists_after_create(0.3),
+        );
+        let draws: Vec<AfterCreate> = (0..1000).map(|_| mixed.after_create()).collect();
+        for kind in [
+            AfterCreate::Fail,
+            AfterCreate::ReportExists,
+            AfterCreate::Created,
+        ] {
+            let n = draws.iter().filter(|d| **d == kind).count();
+            assert!((200..500).contains(&n), "{kind:?}: {n} of 1000");
+        }
+    }
+
+    #[test]
+    fn an_outage_follows_the_first_ambiguous_create() {
+        let injector = FaultInjector::new(
+            FaultPlan::new(5)
+                .fail_after_create(1.0)
+                .outage_after_ambiguous_create(),
+        );
+        assert!(injector.before("get", OpKind::Read, "p").is_ok());
+        assert_eq!(injector.after_create(), AfterCreate::Fail);
+        assert!(outcomes(&injector, &[OpKind::Read, OpKind::Write])
+            .iter()
+            .all(|failed| *failed));
     }
 
     #[test]

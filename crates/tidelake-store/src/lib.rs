@@ -17,7 +17,7 @@
 //! file means or whether a commit is valid. Those belong to `tidelake-format`
 //! and `tidelake-engine`.
 //!
-//! The conformance suite in `tests/conformance.rs` runs one set of checks
+//! The conformance suite in `tests/it/conformance.rs` runs one set of checks
 //! against memory, a local folder and a real S3-compatible server (moto).
 
 mod error;

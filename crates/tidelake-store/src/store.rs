@@ -17,7 +17,7 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
 use tokio::sync::OnceCell;
 
 use crate::error::{Result, StoreError};
-use crate::faults::{FaultInjector, FaultPlan, FaultStats, OpKind};
+use crate::faults::{AfterCreate, FaultInjector, FaultPlan, FaultStats, OpKind};
 use crate::local::{write_atomically, LocalWrite};
 use crate::path::{is_hidden, join, normalize_prefix, relative, validate_object_path, DIR_MARKER};
 use crate::uri::{self, Location};
@@ -28,6 +28,11 @@ pub const DEFAULT_WAREHOUSE: &str = "./warehouse";
 /// Environment variable that opts in to non-atomic commits on object stores
 /// without conditional writes (see [`OpenOptions::allow_unsafe_commits`]).
 pub const ALLOW_UNSAFE_COMMITS_ENV: &str = "TIDELAKE_ALLOW_UNSAFE_COMMITS";
+
+/// How many times [`WarehouseStore::create_if_absent`] tries to create an
+/// object or read it back before it calls the outcome unknown (about 3 s
+/// of backoff in all).
+const CREATE_ROUNDS: u32 = 6;
 
 /// Outcome of [`WarehouseStore::put_if_absent`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +83,7 @@ impl OpenOptions {
 
 /// The storage of one warehouse: a local folder, memory, or an S3 prefix.
 ///
-/// # Contract (the same on every backend; `tests/conformance.rs` checks it)
+/// # Contract (the same on every backend; `tests/it/conformance.rs` checks it)
 ///
 /// * **Paths** are relative to the warehouse root, use '/', never start or
 ///   (for objects) end with '/', and have no empty, `.` or `..` segments nor
@@ -354,10 +359,85 @@ impl WarehouseStore {
         };
         if outcome == PutOutcome::Created {
             if let Some(faults) = &self.faults {
-                faults.after_create(rel)?;
+                match faults.after_create() {
+                    AfterCreate::Created => {}
+                    AfterCreate::Fail => {
+                        return Err(StoreError::Injected {
+                            op: OP,
+                            path: rel.to_string(),
+                            written: true,
+                        })
+                    }
+                    AfterCreate::ReportExists => return Ok(PutOutcome::AlreadyExists),
+                }
             }
         }
         Ok(outcome)
+    }
+
+    /// Like [`put_if_absent`](Self::put_if_absent), but never ambiguous:
+    /// `Created` means the object at `rel` holds `data` and this call (or
+    /// an earlier try of it) put it there; `AlreadyExists` means another
+    /// writer's object is there.
+    ///
+    /// `data` must be unique to the caller (a commit's snapshot names its
+    /// own fresh manifest lists): the object is identified by its bytes.
+    /// `AlreadyExists` is checked by reading the object back and comparing;
+    /// an error that may have come after the write repeats the identical
+    /// create, which either creates the object now or finds the one there.
+    /// A try still in flight can never land later: the path is taken either
+    /// way. When no round gives an answer the result is
+    /// [`StoreError::OutcomeUnknown`], and the caller must keep everything
+    /// the object may reference.
+    pub async fn create_if_absent(&self, rel: &str, data: Bytes) -> Result<PutOutcome> {
+        const OP: &str = "create_if_absent";
+        let mut backoff = std::time::Duration::from_millis(50);
+        let mut last_problem = String::new();
+        // Once a try may have created the object, a later try that surely
+        // did nothing settles nothing: only reading the object back does.
+        let mut maybe_created = false;
+        for round in 0..CREATE_ROUNDS {
+            if round > 0 {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(2));
+            }
+            match self.put_if_absent(rel, data.clone()).await {
+                Ok(PutOutcome::Created) => return Ok(PutOutcome::Created),
+                Ok(PutOutcome::AlreadyExists) => match self.get(rel).await {
+                    Ok(there) if there == data => return Ok(PutOutcome::Created),
+                    Ok(_) => return Ok(PutOutcome::AlreadyExists),
+                    Err(StoreError::NotFound { .. }) => {
+                        // Reported as existing, then gone: deleted meanwhile
+                        // (an expired snapshot). Creating it again could
+                        // revive what was deliberately removed.
+                        return Err(StoreError::OutcomeUnknown {
+                            op: OP,
+                            path: rel.to_string(),
+                            message: "reported as existing, but gone when read back".into(),
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!(
+                            path = rel,
+                            round,
+                            "could not read back an existing object: {e}"
+                        );
+                        last_problem = format!("reading it back failed: {e}");
+                    }
+                },
+                Err(e) if e.certainly_not_applied() && !maybe_created => return Err(e),
+                Err(e) => {
+                    tracing::warn!(path = rel, round, "ambiguous create, resolving: {e}");
+                    maybe_created |= !e.certainly_not_applied();
+                    last_problem = format!("creating it failed: {e}");
+                }
+            }
+        }
+        Err(StoreError::OutcomeUnknown {
+            op: OP,
+            path: rel.to_string(),
+            message: format!("{CREATE_ROUNDS} tries gave no answer; the last: {last_problem}"),
+        })
     }
 
     /// Every object under the directory `prefix` (recursively), sorted by path.

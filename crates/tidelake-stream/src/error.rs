@@ -51,13 +51,17 @@ impl StreamError {
     }
 
     /// Whether running the job again may succeed: commit conflicts with
-    /// other writers that outlasted the job's own retries, and store I/O.
+    /// other writers that outlasted the job's own retries, store I/O, and
+    /// commits whose outcome is unknown (a rerun reads from the sink whether
+    /// the commit happened).
     /// Never a fenced job (it would fence the running instance, or be
     /// fenced again), nor a statement or data the job cannot process.
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            StreamError::Sql(SqlError::CommitConflict(_) | SqlError::Io(_))
+            StreamError::Sql(
+                SqlError::CommitConflict(_) | SqlError::CommitUnknown(_) | SqlError::Io(_)
+            )
         )
     }
 }
@@ -88,6 +92,7 @@ mod tests {
     fn only_conflicts_with_writers_and_io_are_transient() {
         assert!(StreamError::Sql(SqlError::CommitConflict("race".into())).is_transient());
         assert!(StreamError::Sql(SqlError::Io("reset".into())).is_transient());
+        assert!(StreamError::Sql(SqlError::CommitUnknown("lost".into())).is_transient());
         assert!(!StreamError::Sql(SqlError::Plan("bad".into())).is_transient());
         assert!(!StreamError::Sql(SqlError::DivisionByZero).is_transient());
         let fenced = StreamError::Fenced {

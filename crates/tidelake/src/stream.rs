@@ -61,7 +61,7 @@ Examples:
 Continuous jobs (--job NAME -e \"INSERT INTO db.sink SELECT ... FROM db.source ...\"):
 each source snapshot is processed as it is committed and written to the sink
 in one commit with the job's progress (sink snapshot property
-tidelake.job.NAME.DB.TABLE = next source snapshot), so a crash neither loses
+tidelake.progress.job.NAME.DB.TABLE = next source snapshot), so a crash neither loses
 nor repeats a change; the same command resumes where it stopped (a job that
 never committed starts per the source's scan.mode, default latest-full). A
 second instance of a running job stops at its first commit. Shapes:
@@ -87,9 +87,9 @@ Not supported: FULL OUTER joins of streams, aggregates over a stream join,
 SESSION and CUMULATE windows.
 Several --job/-e pairs run in one process: a job that fails is reported on
 stderr (error[CODE]: job 'NAME': ...) and the others keep running; a job that
-fails with a transient error (a commit conflict, store I/O) is restarted from
-its committed progress, up to --max-restarts times in a row. The exit status
-is non-zero if any job failed.
+fails with a transient error (a commit conflict, store I/O, a commit whose
+outcome is unknown) is restarted from its committed progress, up to
+--max-restarts times in a row. The exit status is non-zero if any job failed.
   tidelake stream --job daily -e \"INSERT INTO shop.daily SELECT dt, count(*), sum(amount)
       FROM shop.payments GROUP BY dt\" --commit-interval 1s
   tidelake stream --job a -e \"INSERT ...\" --job b -e \"INSERT ...\"   (two jobs)";
@@ -110,7 +110,8 @@ pub struct StreamArgs {
     #[arg(long, value_name = "DURATION", default_value = "0ms", value_parser = parse_commit_interval)]
     commit_interval: Duration,
     /// With --job: restart a job that failed with a transient error (a
-    /// commit conflict, store I/O) up to N times in a row, after 1s, 2s,
+    /// commit conflict, store I/O, an unknown commit outcome) up to N times
+    /// in a row, after 1s, 2s,
     /// 4s... (at most 30s); 0 reports the failure at once
     #[arg(long, value_name = "N", default_value_t = RestartPolicy::default().max_restarts)]
     max_restarts: u32,

@@ -27,12 +27,14 @@ use futures::StreamExt;
 use tidelake_format::manifest::DataFileMeta;
 
 use super::rewrite::{merged_stream, FileRoller};
-use super::{compare_key_rows, sorted_runs, BucketTask, SortedRun};
+use super::BucketTask;
 use crate::error::Result;
+use crate::files::kv_file_schema;
+use crate::kv::{keep_additions, RowKind};
+use crate::lsm::{compare_key_rows, sorted_runs, SortedRun};
 use crate::options::ChangelogProducer;
 use crate::read::scan::Split;
 use crate::table::Table;
-use crate::write::{kv_file_schema, RowKind};
 
 /// The changelog files of compacting `task` in the bucket of `split` (whose
 /// `files` are all its live files), or none when the producer makes none.
@@ -46,7 +48,7 @@ pub(crate) async fn bucket_changelog(
     let Some((before, after)) = states_to_compare(table, split, task, max_level) else {
         return Ok(Vec::new());
     };
-    let dir = format!("{}bucket-{}", split.partition_path, split.bucket);
+    let dir = crate::kv::TablePaths::relative_bucket_dir(&split.partition_path, split.bucket);
     let mut writer = FileRoller::changelog(table, dir);
     let before = merged_stream(table, split, &before, false);
     let after = merged_stream(table, split, &after, false);
@@ -168,15 +170,8 @@ fn visible(batch: RecordBatch, kind_column: usize) -> Result<RecordBatch> {
     else {
         return Ok(batch);
     };
-    if kinds.values().iter().all(|k| *k == 0 || *k == 2) {
-        return Ok(batch);
-    }
-    let keep: arrow_array::BooleanArray = kinds
-        .values()
-        .iter()
-        .map(|k| Some(*k == 0 || *k == 2))
-        .collect();
-    Ok(arrow_select::filter::filter_record_batch(&batch, &keep)?)
+    let kinds = kinds.clone();
+    keep_additions(batch, kinds.values())
 }
 
 impl Comparer {

@@ -44,9 +44,7 @@ use super::rewrite::{kv_read_columns, merge_kv_streams, open_run, FileRoller};
 use super::BucketTask;
 use crate::error::{EngineError, Result};
 use crate::options::MergeEngine;
-use crate::read::file::{
-    data_file_path, output_schema, read_data_file, read_file_rows, ReadColumn,
-};
+use crate::read::file::{output_schema, read_data_file, read_file_rows, ReadColumn};
 use crate::read::scan::Split;
 use crate::table::Table;
 
@@ -86,8 +84,8 @@ pub(crate) async fn rewrite_bucket(
     {
         // Unpicked runs must be older than the output: only then is the
         // looked-up row the oldest version of its key.
-        return Err(EngineError::invalid(format!(
-            "internal: compaction into level {} of bucket {} leaves file {} at level {} below it",
+        return Err(EngineError::internal(format!(
+            "compaction into level {} of bucket {} leaves file {} at level {} below it",
             task.output_level, split.bucket, f.file_name, f.level
         )));
     }
@@ -100,7 +98,7 @@ pub(crate) async fn rewrite_bucket(
         .collect();
     let found = find_old_rows(table, split, task, &above).await?;
     let old_rows = &found.rows;
-    let dir = format!("{}bucket-{}", split.partition_path, split.bucket);
+    let dir = crate::kv::TablePaths::relative_bucket_dir(&split.partition_path, split.bucket);
     let mut roller = FileRoller::new(table, dir, task.output_level);
     let with_vectors = split.deletion_vectors.is_some();
     let result = async {
@@ -268,9 +266,9 @@ async fn find_old_rows(
         .collect();
     let overlaps = |f: &DataFileMeta| {
         picked_ranges.iter().any(|(min, max)| {
-            let below = super::compare_key_rows(&f.max_key, min, key_types)
+            let below = crate::lsm::compare_key_rows(&f.max_key, min, key_types)
                 == Some(std::cmp::Ordering::Less);
-            let above = super::compare_key_rows(&f.min_key, max, key_types)
+            let above = crate::lsm::compare_key_rows(&f.min_key, max, key_types)
                 == Some(std::cmp::Ordering::Greater);
             !below && !above
         })
@@ -393,7 +391,9 @@ async fn probe_file(
     let nk = key_columns.len();
     let mut columns = key_columns.to_vec();
     columns.push(ReadColumn::ValueKind);
-    let path = data_file_path(table, &split.partition_path, split.bucket, file);
+    let path = table
+        .paths()
+        .data_file(&split.partition_path, split.bucket, &file.file_name);
     let deleted = split
         .deletion_vectors
         .as_ref()
@@ -410,7 +410,7 @@ async fn probe_file(
             .column(nk)
             .as_any()
             .downcast_ref::<Int8Array>()
-            .ok_or_else(|| EngineError::invalid("internal: value kind column is not TINYINT"))?;
+            .ok_or_else(|| EngineError::internal("value kind column is not TINYINT"))?;
         for (i, row) in rows.iter().enumerate() {
             let row = row.as_ref();
             while next_key < keys.len() && keys.get(next_key) < row {
@@ -468,10 +468,7 @@ async fn write_merged(
             by_level.entry(o.file.level).or_default().push(o);
         }
         for (_, mut files) in by_level {
-            files.sort_by(|a, b| {
-                super::compare_key_rows(&a.file.min_key, &b.file.min_key, &table.layout.key_types)
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            });
+            crate::lsm::sort_by_min_key(&mut files, &table.layout.key_types, |o| &o.file.min_key);
             streams.push(old_row_stream(table, split, &files, &columns));
         }
     }
@@ -526,7 +523,7 @@ fn old_row_stream(
         .then(move |(file, positions)| {
             let table = table.clone();
             let columns = columns.clone();
-            let path = data_file_path(&table, &partition_path, bucket, &file);
+            let path = table.paths().data_file(&partition_path, bucket, &file.file_name);
             async move {
                 read_file_rows(&table, &path, &file, &columns, BATCH_SIZE, &positions).await
             }
@@ -541,16 +538,8 @@ fn additions(batch: &RecordBatch, kind_column: usize) -> Result<RecordBatch> {
         .column(kind_column)
         .as_any()
         .downcast_ref::<Int8Array>()
-        .ok_or_else(|| EngineError::invalid("internal: value kind column is not TINYINT"))?;
-    if kinds.values().iter().all(|k| *k == 0 || *k == 2) {
-        return Ok(batch.clone());
-    }
-    let keep: arrow_array::BooleanArray = kinds
-        .values()
-        .iter()
-        .map(|k| Some(*k == 0 || *k == 2))
-        .collect();
-    Ok(arrow_select::filter::filter_record_batch(batch, &keep)?)
+        .ok_or_else(|| EngineError::internal("value kind column is not TINYINT"))?;
+    crate::kv::keep_additions(batch.clone(), kinds.values())
 }
 
 /// Step 4: the vectors of the files that stay, with the new deletions.
@@ -675,7 +664,10 @@ mod tests {
         )
         .unwrap();
         let mut writer = table.writer();
-        writer.write(batch, crate::RowKind::Insert).await.unwrap();
+        writer
+            .write(batch, crate::kv::RowKind::Insert)
+            .await
+            .unwrap();
         writer.commit().await.unwrap();
     }
 
@@ -739,8 +731,10 @@ mod tests {
         let index_path = table
             .paths()
             .index(&second.index_entries[0].index_file.file_name);
-        super::super::commit_prepared(&table, first).await.unwrap();
-        let err = super::super::commit_prepared(&table, second)
+        crate::orchestrate::commit_prepared(&table, first)
+            .await
+            .unwrap();
+        let err = crate::orchestrate::commit_prepared(&table, second)
             .await
             .unwrap_err();
         assert!(matches!(err, EngineError::CommitConflict { .. }), "{err}");
@@ -779,7 +773,7 @@ mod tests {
             .unwrap();
         // It carries a new level-0 file (key 20), as a writer that deletes
         // by vector would.
-        let kv = crate::write::kv_file_schema(&table.layout);
+        let kv = crate::files::kv_file_schema(&table.layout);
         let long = |v: i64| Arc::new(arrow_array::Int64Array::from(vec![v])) as ArrayRef;
         let row = RecordBatch::try_new(
             kv,
@@ -792,11 +786,11 @@ mod tests {
             ],
         )
         .unwrap();
-        let content = crate::write::FileContent {
+        let content = crate::files::FileContent {
             batch: row,
             sequence_range: None,
         };
-        let file = crate::write::write_data_file(&table, "bucket-0", content)
+        let file = crate::files::write_data_file(&table, "bucket-0", content)
             .await
             .unwrap();
         let request = crate::commit::CommitRequest {
@@ -827,7 +821,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_ne!(index_files(&table).await, before);
-        let err = super::super::commit_prepared(&table, prepared)
+        let err = crate::orchestrate::commit_prepared(&table, prepared)
             .await
             .unwrap_err();
         assert!(err.to_string().contains("deletion vectors"), "{err}");
@@ -840,7 +834,7 @@ mod tests {
             .await
             .unwrap();
         commit_rows(&table, &[(2, 2), (11, 2)]).await;
-        super::super::commit_prepared(&table, prepared)
+        crate::orchestrate::commit_prepared(&table, prepared)
             .await
             .unwrap();
         let mut expected: Vec<(i64, i64)> =

@@ -13,30 +13,29 @@
 //! of the compacted keys are marked deleted instead of kept below the
 //! output, and retractions are never written above level 0.
 
-mod background;
 mod changelog;
 mod lookup;
 mod pick;
+mod queue;
 mod rewrite;
 
-use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
-use tidelake_format::binary_row::deserialize_binary_row;
 use tidelake_format::manifest::{DataFileMeta, IndexManifestEntry};
 use tidelake_format::snapshot::CommitKind;
-use tidelake_format::types::DataType;
 
-use crate::commit::{CommitMessage, CommitRequest, Committer};
+use crate::commit::{CommitMessage, CommitRequest};
 use crate::error::{EngineError, Result};
+use crate::lsm::{sorted_runs, BucketId, SortedRun};
 use crate::options::{ChangelogProducer, MergeEngine};
 use crate::read::deletion::BucketVectors;
 use crate::read::predicate::Predicate;
 use crate::read::scan::Split;
 use crate::table::Table;
 
-pub use background::{BackgroundCompactor, BackgroundSummary, CompactionHandle};
 pub(crate) use pick::{CompactUnit, RunSize, UniversalPicker};
+pub(crate) use queue::CompactRequest;
+pub use queue::CompactionHandle;
 
 /// What `Table::compact` should do.
 #[derive(Clone, Debug, Default)]
@@ -59,78 +58,6 @@ pub struct CompactOutcome {
     pub files_out: usize,
     pub bytes_in: u64,
     pub bytes_out: u64,
-}
-
-/// Partition and bucket of a table.
-pub(crate) type BucketId = (Vec<u8>, i32);
-
-/// One sorted run of a bucket: a level-0 file, or all files of a level ≥ 1
-/// in key order.
-#[derive(Clone, Debug)]
-pub(crate) struct SortedRun {
-    pub level: usize,
-    pub files: Vec<DataFileMeta>,
-}
-
-impl SortedRun {
-    fn bytes(&self) -> u64 {
-        self.files.iter().map(|f| f.file_size.max(0) as u64).sum()
-    }
-}
-
-/// Orders two serialized keys (BinaryRow) of the table's key types.
-pub(crate) fn compare_key_rows(a: &[u8], b: &[u8], key_types: &[DataType]) -> Option<Ordering> {
-    let a = deserialize_binary_row(a, key_types).ok()?;
-    let b = deserialize_binary_row(b, key_types).ok()?;
-    for (x, y) in a.iter().zip(&b) {
-        match x.cmp_same_type(y)? {
-            Ordering::Equal => continue,
-            other => return Some(other),
-        }
-    }
-    Some(Ordering::Equal)
-}
-
-/// A bucket's sorted runs, newest first: level-0 files by descending
-/// sequence numbers, then each non-empty level ≥ 1 with its files in key
-/// order.
-pub(crate) fn sorted_runs(files: &[DataFileMeta], key_types: &[DataType]) -> Vec<SortedRun> {
-    let mut level0: Vec<&DataFileMeta> = files.iter().filter(|f| f.level <= 0).collect();
-    level0.sort_by(|a, b| {
-        b.max_sequence_number
-            .cmp(&a.max_sequence_number)
-            .then_with(|| b.min_sequence_number.cmp(&a.min_sequence_number))
-            .then_with(|| a.file_name.cmp(&b.file_name))
-    });
-    let mut runs: Vec<SortedRun> = level0
-        .into_iter()
-        .map(|f| SortedRun {
-            level: 0,
-            files: vec![f.clone()],
-        })
-        .collect();
-    let mut levels: Vec<usize> = files
-        .iter()
-        .filter(|f| f.level > 0)
-        .map(|f| f.level as usize)
-        .collect();
-    levels.sort_unstable();
-    levels.dedup();
-    for level in levels {
-        let mut in_level: Vec<DataFileMeta> = files
-            .iter()
-            .filter(|f| f.level as usize == level && f.level > 0)
-            .cloned()
-            .collect();
-        in_level.sort_by(|a, b| {
-            compare_key_rows(&a.min_key, &b.min_key, key_types).unwrap_or(Ordering::Equal)
-        });
-        runs.push(SortedRun {
-            level,
-            files: in_level,
-        });
-    }
-    runs
 }
 
 /// The work of one bucket: merge `runs` into `output_level`.
@@ -252,21 +179,9 @@ fn has_retracts(files: &[DataFileMeta]) -> bool {
     files.iter().any(|f| f.delete_row_count.unwrap_or(1) > 0)
 }
 
-/// Compacts the buckets of `table` (all, or those in `only`), and commits
-/// one COMPACT snapshot.
-pub(crate) async fn compact_table(
-    table: &Table,
-    options: &CompactOptions,
-    only: Option<&HashSet<BucketId>>,
-) -> Result<CompactOutcome> {
-    let table = &with_latest_schema(table).await?;
-    let prepared = prepare(table, options, only).await?;
-    commit_prepared(table, prepared).await
-}
-
 /// The table as of its latest schema: a handle loaded before a schema change
 /// would otherwise rewrite newer files without their new columns.
-async fn with_latest_schema(table: &Table) -> Result<Table> {
+pub(crate) async fn with_latest_schema(table: &Table) -> Result<Table> {
     match table.reader.latest_schema().await? {
         Some(schema) if schema.id != table.layout.schema.id => Table::new(
             table.store.clone(),
@@ -394,42 +309,39 @@ pub(crate) async fn prepare(
     })
 }
 
-/// Commits prepared work as one COMPACT snapshot; on failure its output
-/// files are deleted.
-pub(crate) async fn commit_prepared(table: &Table, prepared: Prepared) -> Result<CompactOutcome> {
-    let Prepared {
-        base_snapshot_id,
-        messages,
-        written,
-        mut outcome,
-        index_entries,
-        vectors_replaced,
-    } = prepared;
-    if messages.is_empty() {
-        return Ok(outcome);
+impl Prepared {
+    /// The COMPACT commit of the prepared work; `None` when nothing was
+    /// rewritten.
+    pub(crate) fn commit_request(&self) -> Option<CommitRequest> {
+        if self.messages.is_empty() {
+            return None;
+        }
+        Some(CommitRequest {
+            watermark: None,
+            messages: self.messages.clone(),
+            kind: CommitKind::Compact,
+            overwrite_partitions: None,
+            base_snapshot_id: self.base_snapshot_id,
+            commit_user: uuid::Uuid::new_v4().to_string(),
+            commit_identifier: i64::MAX,
+            properties: Default::default(),
+            index_entries: self.index_entries.clone(),
+            index_loaded_from: Default::default(),
+            deletion_vectors_replaced: self.vectors_replaced.clone(),
+        })
     }
-    let request = CommitRequest {
-        watermark: None,
-        messages,
-        kind: CommitKind::Compact,
-        overwrite_partitions: None,
-        base_snapshot_id,
-        commit_user: uuid::Uuid::new_v4().to_string(),
-        commit_identifier: i64::MAX,
-        properties: Default::default(),
-        index_entries: index_entries.clone(),
-        index_loaded_from: Default::default(),
-        deletion_vectors_replaced: vectors_replaced,
-    };
-    match Committer::new(table)?.commit(request).await {
-        Ok(id) => {
-            outcome.snapshot_id = id;
-            Ok(outcome)
+
+    /// What the compaction did, once committed as `snapshot_id`.
+    pub(crate) fn outcome(self, snapshot_id: Option<i64>) -> CompactOutcome {
+        CompactOutcome {
+            snapshot_id,
+            ..self.outcome
         }
-        Err(e) => {
-            delete_outputs(table, &written, &index_entries).await;
-            Err(e)
-        }
+    }
+
+    /// Deletes the output files (when the commit failed).
+    pub(crate) async fn discard(&self, table: &Table) {
+        delete_outputs(table, &self.written, &self.index_entries).await;
     }
 }
 
@@ -445,12 +357,11 @@ async fn delete_outputs(
     let mut paths = Vec::new();
     for (split, files) in written {
         for f in files {
-            paths.push(crate::read::file::data_file_path(
-                table,
-                &split.partition_path,
-                split.bucket,
-                f,
-            ));
+            paths.push(
+                table
+                    .paths()
+                    .data_file(&split.partition_path, split.bucket, &f.file_name),
+            );
         }
     }
     for e in index_entries {
@@ -461,49 +372,6 @@ async fn delete_outputs(
             tracing::warn!("could not delete uncommitted compaction output {path}: {e}");
         }
     }
-}
-
-/// Inline compaction by a writer: after its commit, of the buckets it wrote
-/// (those at `num-sorted-run.compaction-trigger` runs get compacted); before
-/// it accepts data, of buckets at `num-sorted-run.stop-trigger`. Each makes
-/// a COMPACT snapshot of its own. A failure (e.g. a concurrent compaction
-/// won) is only logged: the writer's data is unaffected either way.
-pub(crate) async fn compact_inline(table: &Table, written: &HashSet<BucketId>, full: bool) {
-    if !compacts_inline(table) || written.is_empty() {
-        return;
-    }
-    let options = CompactOptions {
-        full,
-        partition: None,
-    };
-    match compact_table(table, &options, Some(written)).await {
-        Ok(outcome) => {
-            if let Some(id) = outcome.snapshot_id {
-                tracing::debug!(table = %table.id, snapshot = id, files_in = outcome.files_in, files_out = outcome.files_out, "inline compaction committed");
-            }
-        }
-        Err(e) => tracing::warn!(table = %table.id, "inline compaction skipped: {e}"),
-    }
-}
-
-/// The number of sorted runs of each bucket among the live files of a
-/// snapshot (each level-0 file, plus each non-empty level ≥ 1).
-pub(crate) fn runs_per_bucket(
-    live: &[tidelake_format::manifest::ManifestEntry],
-) -> HashMap<BucketId, usize> {
-    let mut levels: HashMap<BucketId, (usize, HashSet<i32>)> = HashMap::new();
-    for e in live {
-        let (level0, higher) = levels.entry((e.partition.clone(), e.bucket)).or_default();
-        if e.file.level <= 0 {
-            *level0 += 1;
-        } else {
-            higher.insert(e.file.level);
-        }
-    }
-    levels
-        .into_iter()
-        .map(|(bucket, (level0, higher))| (bucket, level0 + higher.len()))
-        .collect()
 }
 
 /// Whether writers of this table compact inline (primary key, not
@@ -566,119 +434,10 @@ pub(crate) async fn merge_uncommitted_files(
     Ok(merged)
 }
 
-impl Table {
-    /// Compacts the table as of its latest snapshot: with `full`, every
-    /// bucket into one sorted run at the highest level; otherwise the buckets
-    /// universal compaction picks. Commits one COMPACT snapshot. Fails with
-    /// `CommitConflict` (and leaves no trace) when a concurrent commit
-    /// removed an input file; the caller may then retry.
-    pub async fn compact(&self, options: CompactOptions) -> Result<CompactOutcome> {
-        compact_table(self, &options, None).await
-    }
-}
-
-/// Checks that after a commit no two files of one level ≥ 1 of a bucket
-/// overlap in keys (each such level must stay one sorted run). `files` are
-/// the bucket's live files once the commit applies.
-pub(crate) fn levels_overlap(files: &[&DataFileMeta], key_types: &[DataType]) -> Option<String> {
-    let mut by_level: std::collections::BTreeMap<i32, Vec<&DataFileMeta>> = Default::default();
-    for f in files.iter().filter(|f| f.level > 0) {
-        by_level.entry(f.level).or_default().push(f);
-    }
-    for (level, mut in_level) in by_level {
-        in_level.sort_by(|a, b| {
-            compare_key_rows(&a.min_key, &b.min_key, key_types).unwrap_or(Ordering::Equal)
-        });
-        for pair in in_level.windows(2) {
-            if compare_key_rows(&pair[0].max_key, &pair[1].min_key, key_types)
-                != Some(Ordering::Less)
-            {
-                return Some(format!(
-                    "files {} and {} of level {level} overlap in keys",
-                    pair[0].file_name, pair[1].file_name
-                ));
-            }
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tidelake_format::binary_row::{serialize_binary_row, Datum};
-    use tidelake_format::types::DataTypeKind;
-
-    fn key_types() -> Vec<DataType> {
-        vec![DataType::new(DataTypeKind::BigInt, false)]
-    }
-
-    fn file(name: &str, level: i32, keys: (i64, i64), seqs: (i64, i64)) -> DataFileMeta {
-        let types = key_types();
-        let key = |k| serialize_binary_row(&[Datum::BigInt(k)], &types).unwrap();
-        DataFileMeta {
-            file_name: name.into(),
-            file_size: 100,
-            row_count: 1,
-            min_key: key(keys.0),
-            max_key: key(keys.1),
-            key_stats: tidelake_format::manifest::SimpleStats::empty(),
-            value_stats: tidelake_format::manifest::SimpleStats::empty(),
-            min_sequence_number: seqs.0,
-            max_sequence_number: seqs.1,
-            schema_id: 0,
-            level,
-            extra_files: Vec::new(),
-            creation_time: None,
-            delete_row_count: Some(0),
-            embedded_index: None,
-            file_source: Some(0),
-            value_stats_cols: None,
-            external_path: None,
-            first_row_id: None,
-            write_cols: None,
-        }
-    }
-
-    #[test]
-    fn runs_are_newest_first_and_levels_in_key_order() {
-        let files = vec![
-            file("old0", 0, (0, 9), (0, 4)),
-            file("l3b", 3, (50, 60), (0, 1)),
-            file("new0", 0, (0, 9), (5, 9)),
-            file("l3a", 3, (10, 20), (0, 1)),
-            file("l1", 1, (0, 100), (2, 3)),
-        ];
-        let runs = sorted_runs(&files, &key_types());
-        let shape: Vec<(usize, Vec<&str>)> = runs
-            .iter()
-            .map(|r| {
-                (
-                    r.level,
-                    r.files.iter().map(|f| f.file_name.as_str()).collect(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            shape,
-            vec![
-                (0, vec!["new0"]),
-                (0, vec!["old0"]),
-                (1, vec!["l1"]),
-                (3, vec!["l3a", "l3b"]),
-            ]
-        );
-    }
-
-    #[test]
-    fn overlapping_files_in_a_level_are_reported() {
-        let a = file("a", 2, (0, 10), (0, 0));
-        let b = file("b", 2, (10, 20), (0, 0));
-        let c = file("c", 2, (11, 20), (0, 0));
-        let zero = file("z", 0, (0, 100), (0, 0));
-        assert!(levels_overlap(&[&a, &b], &key_types()).is_some());
-        assert!(levels_overlap(&[&a, &c, &zero], &key_types()).is_none());
-    }
+    use tidelake_format::types::{DataType, DataTypeKind};
 
     /// A table `(k BIGINT primary key, v BIGINT)` in one bucket, never
     /// compacted inline, so each test decides when compactions run.
@@ -704,7 +463,7 @@ mod tests {
         catalog.load_table(&id).await.unwrap()
     }
 
-    async fn commit_rows(table: &Table, rows: &[(i64, i64)], kind: crate::RowKind) {
+    async fn commit_rows(table: &Table, rows: &[(i64, i64)], kind: crate::kv::RowKind) {
         use std::sync::Arc;
         let batch = arrow_array::RecordBatch::try_new(
             table.arrow_schema(),
@@ -747,7 +506,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_writer_committing_during_a_compaction_keeps_its_rows() {
-        use crate::RowKind;
+        use crate::kv::RowKind;
         let table = two_column_table().await;
         commit_rows(&table, &[(1, 10), (2, 20)], RowKind::Insert).await;
         commit_rows(&table, &[(2, 21)], RowKind::Insert).await;
@@ -755,7 +514,9 @@ mod tests {
         // Lands between the compaction's plan and its commit.
         commit_rows(&table, &[(1, 0)], RowKind::Delete).await;
         commit_rows(&table, &[(3, 30)], RowKind::Insert).await;
-        let outcome = commit_prepared(&table, prepared).await.unwrap();
+        let outcome = crate::orchestrate::commit_prepared(&table, prepared)
+            .await
+            .unwrap();
         assert_eq!(outcome.snapshot_id, Some(5));
         assert_eq!(read_rows(&table).await, vec![(2, 21), (3, 30)]);
         let split = table.scan().plan().await.unwrap().splits()[0].clone();
@@ -767,7 +528,9 @@ mod tests {
             "the writer's files stay above the output"
         );
         // The next full compaction applies the delete and drops it.
-        compact_table(&table, &full(), None).await.unwrap();
+        crate::orchestrate::compact_table(&table, &full(), None)
+            .await
+            .unwrap();
         assert_eq!(read_rows(&table).await, vec![(2, 21), (3, 30)]);
         let split = table.scan().plan().await.unwrap().splits()[0].clone();
         assert_eq!(split.files.len(), 1);
@@ -776,7 +539,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_compaction_whose_inputs_were_compacted_meanwhile_fails_cleanly() {
-        use crate::RowKind;
+        use crate::kv::RowKind;
         let table = two_column_table().await;
         commit_rows(&table, &[(1, 10), (2, 20)], RowKind::Insert).await;
         commit_rows(&table, &[(1, 11)], RowKind::Insert).await;
@@ -787,18 +550,19 @@ mod tests {
             .iter()
             .flat_map(|(split, files)| {
                 files.iter().map(|f| {
-                    crate::read::file::data_file_path(
-                        &table,
-                        &split.partition_path,
-                        split.bucket,
-                        f,
-                    )
+                    table
+                        .paths()
+                        .data_file(&split.partition_path, split.bucket, &f.file_name)
                 })
             })
             .collect();
         assert_eq!(second_outputs.len(), 1);
-        commit_prepared(&table, first).await.unwrap();
-        let err = commit_prepared(&table, second).await.unwrap_err();
+        crate::orchestrate::commit_prepared(&table, first)
+            .await
+            .unwrap();
+        let err = crate::orchestrate::commit_prepared(&table, second)
+            .await
+            .unwrap_err();
         assert!(
             matches!(&err, EngineError::CommitConflict { message, .. } if message.contains("removed")),
             "{err}"
@@ -818,7 +582,7 @@ mod tests {
 
     #[tokio::test]
     async fn outputs_overlapping_within_a_level_are_refused() {
-        use crate::RowKind;
+        use crate::kv::RowKind;
         let table = two_column_table().await;
         commit_rows(&table, &[(1, 10), (5, 50)], RowKind::Insert).await;
         commit_rows(&table, &[(3, 30)], RowKind::Insert).await;
@@ -854,10 +618,12 @@ mod tests {
             });
         }
         let second = prepared.pop().unwrap();
-        commit_prepared(&table, prepared.pop().unwrap())
+        crate::orchestrate::commit_prepared(&table, prepared.pop().unwrap())
             .await
             .unwrap();
-        let err = commit_prepared(&table, second).await.unwrap_err();
+        let err = crate::orchestrate::commit_prepared(&table, second)
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("overlap"), "{err}");
         assert_eq!(read_rows(&table).await, vec![(1, 10), (3, 30), (5, 50)]);
     }

@@ -8,13 +8,14 @@ use futures::stream::{self, BoxStream};
 use futures::{StreamExt, TryStreamExt};
 use tidelake_format::manifest::DataFileMeta;
 
-use super::{BucketTask, SortedRun};
+use super::BucketTask;
 use crate::error::{EngineError, Result};
-use crate::read::file::{data_file_path, output_schema, read_live_file, ReadColumn};
+use crate::files::{kv_file_schema, write_changelog_file, write_data_file, FileContent};
+use crate::lsm::SortedRun;
+use crate::read::file::{output_schema, read_live_file, ReadColumn};
 use crate::read::merge::{merge_runs, MergeLayout, Pick};
 use crate::read::scan::Split;
 use crate::table::Table;
-use crate::write::{kv_file_schema, write_changelog_file, write_data_file, FileContent};
 
 const BATCH_SIZE: usize = 8192;
 
@@ -28,7 +29,7 @@ pub(crate) async fn rewrite_bucket(
     split: &Split,
     task: &BucketTask,
 ) -> Result<Vec<DataFileMeta>> {
-    let dir = format!("{}bucket-{}", split.partition_path, split.bucket);
+    let dir = crate::kv::TablePaths::relative_bucket_dir(&split.partition_path, split.bucket);
     let mut roller = FileRoller::new(table, dir, task.output_level);
     let result = async {
         if table.layout.is_primary_key() {
@@ -98,7 +99,9 @@ pub(super) fn open_run(
         .then(move |f| {
             let table = table.clone();
             let columns = columns.clone();
-            let path = data_file_path(&table, &partition_path, bucket, &f);
+            let path = table
+                .paths()
+                .data_file(&partition_path, bucket, &f.file_name);
             let deleted = vectors.as_ref().and_then(|v| v.get(&f.file_name).cloned());
             async move { read_live_file(&table, &path, &f, &columns, BATCH_SIZE, deleted).await }
         })
@@ -303,7 +306,10 @@ impl<'a> FileRoller<'a> {
     /// Deletes the files written so far (best effort: they are unreferenced).
     pub(super) async fn delete_written(&self, split: &Split) {
         for f in &self.files {
-            let path = data_file_path(self.table, &split.partition_path, split.bucket, f);
+            let path =
+                self.table
+                    .paths()
+                    .data_file(&split.partition_path, split.bucket, &f.file_name);
             if let Err(err) = self.table.store.delete(&path).await {
                 tracing::warn!("could not delete unused compaction output {path}: {err}");
             }

@@ -17,7 +17,7 @@ use crate::table::Table;
 const CONSUMER_PREFIX: &str = "consumer-";
 
 /// The option naming how long a consumer may stay idle before it is removed.
-pub const CONSUMER_EXPIRATION_TIME: &str = "consumer.expiration-time";
+const CONSUMER_EXPIRATION_TIME: &str = "consumer.expiration-time";
 
 #[derive(Serialize, Deserialize)]
 struct ConsumerFile {
@@ -119,7 +119,7 @@ impl Table {
         let Some(text) = self.schema().options.get(CONSUMER_EXPIRATION_TIME) else {
             return Ok(Vec::new());
         };
-        let max_idle = super::parse_duration_millis(text).map_err(|e| {
+        let max_idle = crate::options::parse_duration_millis(text).map_err(|e| {
             EngineError::invalid(format!("option '{CONSUMER_EXPIRATION_TIME}': {e}"))
         })?;
         let cutoff = now_millis.saturating_sub(max_idle);

@@ -12,10 +12,9 @@ mod refs;
 mod rollback;
 mod tags;
 
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 use crate::table::Table;
 
-pub use consumers::CONSUMER_EXPIRATION_TIME;
 pub(crate) use expire::expire_after_commit;
 pub use expire::{ExpireOptions, ExpireOutcome};
 pub use orphans::OrphanOptions;
@@ -31,46 +30,9 @@ pub(crate) async fn min_consumer_snapshot(table: &Table) -> Result<Option<i64>> 
         .min())
 }
 
-/// Parses a Paimon duration such as `1 h`, `30 min`, `7d`, `500 ms` or
-/// `90s` (a bare number is milliseconds) into milliseconds.
-pub fn parse_duration_millis(text: &str) -> Result<i64> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let bad = || {
-        EngineError::invalid(format!(
-            "'{text}' is not a duration (e.g. '1 h', '30 min', '7d', '500 ms')"
-        ))
-    };
-    let amount: i64 = digits.parse().map_err(|_| bad())?;
-    let millis_per_unit: i64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => 1,
-        "s" | "sec" | "secs" | "second" | "seconds" => 1_000,
-        "m" | "min" | "minute" | "minutes" => 60_000,
-        "h" | "hour" | "hours" => 3_600_000,
-        "d" | "day" | "days" => 86_400_000,
-        _ => return Err(bad()),
-    };
-    amount.checked_mul(millis_per_unit).ok_or_else(bad)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_like_paimon() {
-        assert_eq!(parse_duration_millis("1 h").unwrap(), 3_600_000);
-        assert_eq!(parse_duration_millis("30 min").unwrap(), 1_800_000);
-        assert_eq!(parse_duration_millis("7d").unwrap(), 7 * 86_400_000);
-        assert_eq!(parse_duration_millis("90s").unwrap(), 90_000);
-        assert_eq!(parse_duration_millis("250").unwrap(), 250);
-        assert_eq!(parse_duration_millis(" 2 hours ").unwrap(), 7_200_000);
-        assert!(parse_duration_millis("soon").is_err());
-        assert!(parse_duration_millis("1 fortnight").is_err());
-        assert!(parse_duration_millis("").is_err());
-        assert!(parse_duration_millis("99999999999999999 d").is_err());
-    }
 
     /// Callers run these on tokio tasks, and commits await expiration: the
     /// futures must be `Send` (checked at compile time).

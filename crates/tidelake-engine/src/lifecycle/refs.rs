@@ -12,6 +12,7 @@ use tidelake_format::snapshot::Snapshot;
 use tidelake_store::StoreError;
 
 use crate::error::{EngineError, Result};
+use crate::kv::TablePaths;
 use crate::manifests::{fold_entries, ManifestStore};
 use crate::table::Table;
 
@@ -66,11 +67,7 @@ fn not_found(e: &EngineError) -> bool {
 
 impl<'a> RefWalker<'a> {
     pub fn new(table: &'a Table) -> Result<Self> {
-        let manifests = ManifestStore::new(
-            table.store.clone(),
-            table.paths().clone(),
-            &table.layout.options.manifest_compression,
-        )?;
+        let manifests = table.manifest_store()?;
         Ok(RefWalker {
             table,
             manifests,
@@ -104,7 +101,8 @@ impl<'a> RefWalker<'a> {
             self.partition_dirs.insert(entry.partition.clone(), dir);
         }
         let dir = &self.partition_dirs[&entry.partition];
-        Ok(format!("{dir}bucket-{}/{file_name}", entry.bucket))
+        let bucket_dir = TablePaths::relative_bucket_dir(dir, entry.bucket);
+        Ok(format!("{bucket_dir}/{file_name}"))
     }
 
     /// The paths of an entry's data file and its extra files; files stored

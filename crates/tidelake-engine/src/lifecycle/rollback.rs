@@ -42,7 +42,7 @@ impl Table {
                 .map_err(|e| EngineError::format(path.clone(), e))?;
             if self
                 .store
-                .put_if_absent(&path, Bytes::from(json.into_bytes()))
+                .create_if_absent(&path, Bytes::from(json.into_bytes()))
                 .await?
                 == PutOutcome::AlreadyExists
             {

@@ -30,8 +30,8 @@ use arrow_array::{new_null_array, Array, ArrayRef};
 use arrow_schema::DataType as ArrowType;
 
 use crate::error::{EngineError, Result};
+use crate::layout::TableLayout;
 use crate::options::MergeEngine;
-use crate::table::TableLayout;
 use nested::{Collected, Equality, NestedKind};
 use tidelake_format::types::{DataType, DataTypeKind};
 use value::{Arith, Scalar};
@@ -41,7 +41,7 @@ const KIND_UPDATE_BEFORE: i8 = 1;
 const KIND_DELETE: i8 = 3;
 
 fn is_add(kind: i8) -> bool {
-    kind == 0 || kind == 2
+    crate::kv::is_addition(kind)
 }
 
 /// Paimon's field aggregate functions this engine implements.
@@ -645,8 +645,8 @@ impl MergeFunction {
             Cell::Pick(None) => Ok(Scalar::Null),
             Cell::Pick(Some((s, r))) => value::read(cols.column(*s, field), *r),
             Cell::Value(v) => Ok(v.clone()),
-            Cell::Nested(_) => Err(EngineError::invalid(
-                "internal: a collected ARRAY or MAP is not a single value",
+            Cell::Nested(_) => Err(EngineError::internal(
+                "a collected ARRAY or MAP is not a single value",
             )),
         }
     }
@@ -776,8 +776,8 @@ impl MergeFunction {
                     spec.equality.as_deref(),
                     &mut st.cells[i],
                 ) else {
-                    return Err(EngineError::invalid(format!(
-                        "internal: field '{name}' has no collected state"
+                    return Err(EngineError::internal(format!(
+                        "field '{name}' has no collected state"
                     )));
                 };
                 let input = nested::Input {
@@ -812,9 +812,7 @@ impl MergeFunction {
             }
             AggFunc::ListAgg => {
                 let Cell::Value(acc) = &st.cells[i] else {
-                    return Err(EngineError::invalid(
-                        "internal: aggregate state is not a value",
-                    ));
+                    return Err(EngineError::internal("aggregate state is not a value"));
                 };
                 // As Paimon: blank strings add nothing, and a blank
                 // accumulator is replaced.
@@ -827,8 +825,8 @@ impl MergeFunction {
                         Scalar::Str(value::listagg(a, &b, delimiter, spec.distinct))
                     }
                     _ => {
-                        return Err(EngineError::invalid(format!(
-                            "internal: field '{name}' holds values of an unexpected type"
+                        return Err(EngineError::internal(format!(
+                            "field '{name}' holds values of an unexpected type"
                         )))
                     }
                 };
@@ -836,9 +834,7 @@ impl MergeFunction {
             }
             AggFunc::Sum | AggFunc::Product | AggFunc::BoolAnd | AggFunc::BoolOr => {
                 let Cell::Value(acc) = &st.cells[i] else {
-                    return Err(EngineError::invalid(
-                        "internal: aggregate state is not a value",
-                    ));
+                    return Err(EngineError::internal("aggregate state is not a value"));
                 };
                 let input = self.read(cols, v, i)?;
                 let next = if input.is_null() {
@@ -872,8 +868,8 @@ impl MergeFunction {
                             Scalar::Bool(*a || *b)
                         }
                         _ => {
-                            return Err(EngineError::invalid(format!(
-                                "internal: field '{name}' holds values of an unexpected type"
+                            return Err(EngineError::internal(format!(
+                                "field '{name}' holds values of an unexpected type"
                             )))
                         }
                     }
@@ -912,8 +908,8 @@ impl MergeFunction {
                                 spec.equality.as_deref(),
                                 &mut st.cells[i],
                             ) else {
-                                return Err(EngineError::invalid(format!(
-                                    "internal: field '{}' has no collected state",
+                                return Err(EngineError::internal(format!(
+                                    "field '{}' has no collected state",
                                     self.field_names[i]
                                 )));
                             };

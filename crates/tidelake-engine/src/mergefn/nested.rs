@@ -64,8 +64,8 @@ impl Equality {
             ArrowType::Map(entries, _) => match entries.data_type() {
                 ArrowType::Struct(fields) if fields.len() == 2 => fields[0].data_type().clone(),
                 other => {
-                    return Err(EngineError::invalid(format!(
-                        "internal: field '{field}' has map entries of type {other}"
+                    return Err(EngineError::internal(format!(
+                        "field '{field}' has map entries of type {other}"
                     )))
                 }
             },
@@ -122,8 +122,8 @@ fn compared_child(array: &dyn Array) -> Result<&ArrayRef> {
     if let Some(map) = array.as_map_opt() {
         return Ok(map.keys());
     }
-    Err(EngineError::invalid(format!(
-        "internal: collect or merge_map over a {} column",
+    Err(EngineError::internal(format!(
+        "collect or merge_map over a {} column",
         array.data_type()
     )))
 }
@@ -138,8 +138,8 @@ fn range_of(array: &dyn Array, row: usize) -> Result<Option<Range<usize>>> {
     } else if let Some(map) = array.as_map_opt() {
         map.value_offsets()
     } else {
-        return Err(EngineError::invalid(format!(
-            "internal: collect or merge_map over a {} column",
+        return Err(EngineError::internal(format!(
+            "collect or merge_map over a {} column",
             array.data_type()
         )));
     };
@@ -209,7 +209,7 @@ fn ensure_keys<'c>(
     }
     acc.keys
         .as_mut()
-        .ok_or_else(|| EngineError::invalid("internal: collected keys missing"))
+        .ok_or_else(|| EngineError::internal("collected keys missing"))
 }
 
 /// Adds `input` to `acc` (Paimon's `agg`).
@@ -268,7 +268,7 @@ fn unique(c: Collected, kind: NestedKind) -> Result<Collected> {
 
 /// Adds `new` (with keys) to `acc` (with keys and positions).
 fn absorb(acc: &mut Collected, new: Collected, kind: NestedKind) -> Result<()> {
-    let missing = || EngineError::invalid("internal: collected keys missing");
+    let missing = || EngineError::internal("collected keys missing");
     let (Some(keys), Some(position), Some(new_keys)) =
         (acc.keys.as_mut(), acc.position.as_mut(), new.keys)
     else {
@@ -382,7 +382,7 @@ pub(crate) fn build<'a>(
 ) -> Result<ArrayRef> {
     let first = sources
         .first()
-        .ok_or_else(|| EngineError::invalid("internal: no source columns to build from"))?;
+        .ok_or_else(|| EngineError::internal("no source columns to build from"))?;
     let t = first.data_type().clone();
     let mut indices: Vec<ElementRef> = Vec::new();
     let mut offsets: Vec<i32> = vec![0];
@@ -394,7 +394,7 @@ pub(crate) fn build<'a>(
             OutRow::Copy(slot, r) => {
                 let array = sources
                     .get(slot)
-                    .ok_or_else(|| EngineError::invalid("internal: element of an unknown slot"))?;
+                    .ok_or_else(|| EngineError::internal("element of an unknown slot"))?;
                 match range_of(*array, r)? {
                     None => valid.push(false),
                     Some(range) => {
@@ -437,8 +437,8 @@ pub(crate) fn build<'a>(
                     a.as_map_opt()
                         .map(|m| m.entries() as &dyn Array)
                         .ok_or_else(|| {
-                            EngineError::invalid(format!(
-                                "internal: merge_map over a {} column",
+                            EngineError::internal(format!(
+                                "merge_map over a {} column",
                                 a.data_type()
                             ))
                         })
@@ -448,7 +448,7 @@ pub(crate) fn build<'a>(
             let entries = entries
                 .as_struct_opt()
                 .cloned()
-                .ok_or_else(|| EngineError::invalid("internal: map entries are not a struct"))?;
+                .ok_or_else(|| EngineError::internal("map entries are not a struct"))?;
             Ok(Arc::new(MapArray::try_new(
                 field.clone(),
                 offsets,
@@ -457,8 +457,8 @@ pub(crate) fn build<'a>(
                 *sorted,
             )?))
         }
-        other => Err(EngineError::invalid(format!(
-            "internal: collect or merge_map output of type {other}"
+        other => Err(EngineError::internal(format!(
+            "collect or merge_map output of type {other}"
         ))),
     }
 }

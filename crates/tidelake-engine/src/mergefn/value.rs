@@ -127,17 +127,15 @@ pub(crate) fn read(array: &dyn Array, row: usize) -> Result<Scalar> {
         ArrowType::Utf8 => Scalar::Str(array.as_string::<i32>().value(row).to_string()),
         ArrowType::LargeUtf8 => Scalar::Str(array.as_string::<i64>().value(row).to_string()),
         other => {
-            return Err(EngineError::invalid(format!(
-                "internal: aggregate functions cannot compute on {other} values"
+            return Err(EngineError::internal(format!(
+                "aggregate functions cannot compute on {other} values"
             )))
         }
     })
 }
 
 fn wrong(t: &ArrowType, v: &Scalar) -> EngineError {
-    EngineError::invalid(format!(
-        "internal: value {v:?} does not fit an aggregated {t} column"
-    ))
+    EngineError::internal(format!("value {v:?} does not fit an aggregated {t} column"))
 }
 
 /// Builds an array of type `t` from computed values.
@@ -233,8 +231,8 @@ pub(crate) fn build(t: &ArrowType, values: &[Scalar]) -> Result<ArrayRef> {
             }
         }
         other => {
-            return Err(EngineError::invalid(format!(
-                "internal: aggregate functions cannot produce {other} values"
+            return Err(EngineError::internal(format!(
+                "aggregate functions cannot produce {other} values"
             )))
         }
     })

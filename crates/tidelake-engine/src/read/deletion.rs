@@ -44,7 +44,7 @@ pub struct BucketVectors {
 
 impl BucketVectors {
     /// Vectors of the given files, as read from `index_files`.
-    pub fn new(
+    pub(crate) fn new(
         index_files: Vec<String>,
         vectors: impl IntoIterator<Item = (String, DeletionVector)>,
     ) -> BucketVectors {

@@ -22,8 +22,8 @@ use tidelake_format::types::DataField;
 use tidelake_store::WarehouseStore;
 
 use crate::error::{EngineError, Result};
+use crate::kv::{KEY_PREFIX, SEQUENCE_COLUMN, VALUE_KIND_COLUMN};
 use crate::table::Table;
-use crate::write::{KEY_PREFIX, SEQUENCE_COLUMN, VALUE_KIND_COLUMN};
 
 /// A column to read from a data file.
 #[derive(Clone, Debug)]
@@ -65,22 +65,6 @@ pub(crate) fn output_schema(columns: &[ReadColumn]) -> SchemaRef {
             .map(ReadColumn::output_field)
             .collect::<Vec<_>>(),
     ))
-}
-
-/// The relative path of a data file of a bucket.
-pub(crate) fn data_file_path(
-    table: &Table,
-    partition_path: &str,
-    bucket: i32,
-    file: &DataFileMeta,
-) -> String {
-    format!(
-        "{}/{}bucket-{}/{}",
-        table.paths().root,
-        partition_path,
-        bucket,
-        file.file_name
-    )
 }
 
 /// Streams the requested columns of one file.
@@ -127,8 +111,8 @@ pub(crate) async fn read_file_rows(
         match ranges.last_mut() {
             Some(last) if last.end == p => last.end = p + 1,
             Some(last) if last.end > p => {
-                return Err(EngineError::invalid(format!(
-                    "internal: row positions of '{path}' are not ascending"
+                return Err(EngineError::internal(format!(
+                    "row positions of '{path}' are not ascending"
                 )))
             }
             _ => ranges.push(p..p + 1),

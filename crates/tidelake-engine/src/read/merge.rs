@@ -17,9 +17,10 @@ use futures::StreamExt;
 use std::sync::Arc;
 
 use crate::error::{EngineError, Result};
+use crate::kv::{additions_mask, is_addition};
+use crate::layout::TableLayout;
 use crate::mergefn::{MergeFunction, MergedRows, Version, VersionColumns};
 use crate::options::MergeEngine;
-use crate::table::TableLayout;
 
 /// How the versions of one key combine.
 #[derive(Clone, Debug)]
@@ -49,8 +50,8 @@ impl Pick {
         Ok(match MergeFunction::for_table(layout)? {
             Some(function) => {
                 if value_columns.len() != function.num_fields() {
-                    return Err(EngineError::invalid(format!(
-                        "internal: merging needs all {} fields, got {}",
+                    return Err(EngineError::internal(format!(
+                        "merging needs all {} fields, got {}",
                         function.num_fields(),
                         value_columns.len()
                     )));
@@ -263,12 +264,8 @@ impl Merger {
                 .layout
                 .output_columns
                 .contains(&self.layout.kind_column);
-            let kinds = self.merged.kinds();
-            if !self.layout.keep_retracts
-                && !rewrites_files
-                && kinds.iter().any(|k| *k == 1 || *k == 3)
-            {
-                keep = Some(kinds.iter().map(|k| Some(*k == 0 || *k == 2)).collect());
+            if !self.layout.keep_retracts && !rewrites_files {
+                keep = additions_mask(self.merged.kinds());
             }
             let rows = self.merged.len();
             self.merged.clear();
@@ -332,7 +329,7 @@ impl Merger {
                 let candidate = (c.slot, c.pos, kind);
                 winner = match (&self.layout.pick, winner) {
                     (Pick::Last, _) => Some(candidate),
-                    (Pick::First, None) if kind == 0 || kind == 2 => Some(candidate),
+                    (Pick::First, None) if is_addition(kind) => Some(candidate),
                     (Pick::First, w) => w,
                     (Pick::Merge(_), _) => {
                         self.versions.push(Version {
@@ -353,7 +350,7 @@ impl Merger {
                 }
             }
             if let Some((slot, pos, kind)) = winner {
-                if self.layout.keep_retracts || kind == 0 || kind == 2 {
+                if self.layout.keep_retracts || is_addition(kind) {
                     self.picked.push((slot, pos));
                 }
             }
@@ -379,7 +376,7 @@ impl Merger {
     fn cursor(&self, run: usize) -> Result<&Cursor> {
         self.cursors[run]
             .as_ref()
-            .ok_or_else(|| EngineError::invalid("internal: empty merge cursor"))
+            .ok_or_else(|| EngineError::internal("empty merge cursor"))
     }
 }
 
@@ -388,7 +385,7 @@ fn downcast<T: 'static>(batch: &RecordBatch, i: usize) -> Result<&T> {
         .column(i)
         .as_any()
         .downcast_ref::<T>()
-        .ok_or_else(|| EngineError::invalid(format!("internal: column {i} has an unexpected type")))
+        .ok_or_else(|| EngineError::internal(format!("column {i} has an unexpected type")))
 }
 
 /// Merges sorted runs into one stream of batches sorted by key.

@@ -1,7 +1,6 @@
 //! Planning a read: which files of which buckets, after partition pruning
 //! and statistics-based skipping; and reading a planned split.
 
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -16,11 +15,11 @@ use tidelake_format::manifest::{DataFileMeta, ManifestEntry};
 use tidelake_format::snapshot::Snapshot;
 
 use super::deletion::{load_bucket_vectors, BucketVectors};
-use super::file::{data_file_path, output_schema, read_data_file, read_live_file, ReadColumn};
+use super::file::{output_schema, read_data_file, read_live_file, ReadColumn};
 use super::merge::{merge_runs, MergeLayout, Pick};
 use super::predicate::Predicate;
 use crate::error::{EngineError, Result};
-use crate::manifests::ManifestStore;
+use crate::lsm::sections;
 use crate::options::MergeEngine;
 use crate::stats::decode_stats;
 use crate::table::Table;
@@ -111,8 +110,14 @@ pub struct ScanPlan {
     projected_schema: SchemaRef,
 }
 
+impl Table {
+    pub fn scan(&self) -> ScanBuilder {
+        ScanBuilder::new(self.clone())
+    }
+}
+
 impl ScanBuilder {
-    pub(crate) fn new(table: Table) -> Self {
+    fn new(table: Table) -> Self {
         ScanBuilder {
             table,
             projection: None,
@@ -202,11 +207,7 @@ impl ScanBuilder {
                 projected_schema,
             });
         };
-        let ms = ManifestStore::new(
-            table.store.clone(),
-            table.paths().clone(),
-            &layout.options.manifest_compression,
-        )?;
+        let ms = table.manifest_store()?;
         let partition_names = layout.schema.partition_keys.clone();
         let partition_pred = self
             .predicate
@@ -447,87 +448,6 @@ fn values_may_match(table: &Table, pred: &Predicate, file: &DataFileMeta) -> boo
     )
 }
 
-fn compare_keys(a: &[Datum], b: &[Datum]) -> Option<Ordering> {
-    for (x, y) in a.iter().zip(b) {
-        match x.cmp_same_type(y)? {
-            Ordering::Equal => continue,
-            o => return Some(o),
-        }
-    }
-    Some(Ordering::Equal)
-}
-
-/// Groups a bucket's files into sections whose key ranges do not overlap,
-/// each section a list of sorted runs (Paimon's interval partition). A
-/// section of one run needs no merge.
-fn sections(
-    files: &[DataFileMeta],
-    key_types: &[tidelake_format::types::DataType],
-) -> Vec<Vec<Vec<DataFileMeta>>> {
-    let decoded: Option<Vec<(Vec<Datum>, Vec<Datum>)>> = files
-        .iter()
-        .map(|f| {
-            Some((
-                deserialize_binary_row(&f.min_key, key_types).ok()?,
-                deserialize_binary_row(&f.max_key, key_types).ok()?,
-            ))
-        })
-        .collect();
-    let Some(ranges) = decoded else {
-        // Unreadable key ranges: merge everything, one run per file.
-        return vec![files.iter().map(|f| vec![f.clone()]).collect()];
-    };
-    let mut order: Vec<usize> = (0..files.len()).collect();
-    order.sort_by(|&a, &b| compare_keys(&ranges[a].0, &ranges[b].0).unwrap_or(Ordering::Equal));
-    let mut out: Vec<Vec<Vec<DataFileMeta>>> = Vec::new();
-    let mut section: Vec<(Vec<Datum>, Vec<usize>)> = Vec::new(); // runs: (max key, files)
-    let mut section_max: Option<Vec<Datum>> = None;
-    for i in order {
-        let (min, max) = &ranges[i];
-        let starts_new = match &section_max {
-            Some(m) => {
-                compare_keys(min, m) != Some(Ordering::Less)
-                    && compare_keys(min, m) != Some(Ordering::Equal)
-            }
-            None => true,
-        };
-        if starts_new && !section.is_empty() {
-            out.push(
-                section
-                    .drain(..)
-                    .map(|(_, fs)| fs.into_iter().map(|f| files[f].clone()).collect())
-                    .collect(),
-            );
-            section_max = None;
-        }
-        match section
-            .iter_mut()
-            .find(|(run_max, _)| compare_keys(min, run_max) == Some(Ordering::Greater))
-        {
-            Some(run) => {
-                run.0 = max.clone();
-                run.1.push(i);
-            }
-            None => section.push((max.clone(), vec![i])),
-        }
-        if section_max
-            .as_ref()
-            .is_none_or(|m| compare_keys(max, m) == Some(Ordering::Greater))
-        {
-            section_max = Some(max.clone());
-        }
-    }
-    if !section.is_empty() {
-        out.push(
-            section
-                .into_iter()
-                .map(|(_, fs)| fs.into_iter().map(|f| files[f].clone()).collect())
-                .collect(),
-        );
-    }
-    out
-}
-
 impl ScanPlan {
     pub fn splits(&self) -> &[Split] {
         &self.splits
@@ -621,7 +541,9 @@ fn read_append_split(
         .then(move |f| {
             let table = table.clone();
             let columns = columns.clone();
-            let path = data_file_path(&table, &split.partition_path, split.bucket, &f);
+            let path = table
+                .paths()
+                .data_file(&split.partition_path, split.bucket, &f.file_name);
             async move { read_data_file(&table, &path, &f, &columns, BATCH_SIZE).await }
         })
         .try_flatten()
@@ -651,7 +573,9 @@ fn read_unmerged_split(
         .then(move |f| {
             let table = table.clone();
             let columns = columns.clone();
-            let path = data_file_path(&table, &split.partition_path, split.bucket, &f);
+            let path = table
+                .paths()
+                .data_file(&split.partition_path, split.bucket, &f.file_name);
             let deleted = split.vector(&f);
             async move { read_live_file(&table, &path, &f, &columns, BATCH_SIZE, deleted).await }
         })
@@ -742,7 +666,11 @@ fn read_pk_split(
                     .then(move |f| {
                         let table = table.clone();
                         let columns = columns.clone();
-                        let path = data_file_path(&table, &split.partition_path, split.bucket, &f);
+                        let path = table.paths().data_file(
+                            &split.partition_path,
+                            split.bucket,
+                            &f.file_name,
+                        );
                         let deleted = split.vector(&f);
                         async move {
                             read_live_file(&table, &path, &f, &columns, BATCH_SIZE, deleted).await
@@ -793,22 +721,12 @@ fn visible_rows(
         .column(kind_column)
         .as_any()
         .downcast_ref::<Int8Array>()
-        .ok_or_else(|| EngineError::invalid("internal: value kind column is not TINYINT"))?;
+        .ok_or_else(|| EngineError::internal("value kind column is not TINYINT"))?;
     let projected = batch.project(output_columns)?;
     let projected = RecordBatch::try_new_with_options(
         output_schema.clone(),
         projected.columns().to_vec(),
         &arrow_array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
     )?;
-    if kinds.values().iter().all(|k| *k == 0 || *k == 2) {
-        return Ok(projected);
-    }
-    let mask: arrow_array::BooleanArray = kinds
-        .values()
-        .iter()
-        .map(|k| Some(*k == 0 || *k == 2))
-        .collect();
-    Ok(arrow_select::filter::filter_record_batch(
-        &projected, &mask,
-    )?)
+    crate::kv::keep_additions(projected, kinds.values())
 }

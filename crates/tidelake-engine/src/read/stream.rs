@@ -48,10 +48,9 @@ use tidelake_format::binary_row::deserialize_binary_row;
 use tidelake_format::manifest::{FileKind, ManifestEntry};
 use tidelake_format::snapshot::{CommitKind, Snapshot};
 
-use super::file::{data_file_path, read_data_file, ReadColumn};
+use super::file::{read_data_file, ReadColumn};
 use super::scan::Levels;
 use crate::error::{EngineError, Result};
-use crate::manifests::ManifestStore;
 use crate::options::ChangelogProducer;
 use crate::table::Table;
 
@@ -658,11 +657,7 @@ impl ChangeReader {
     /// The ADD entries of a manifest list, per bucket in sequence order, so
     /// that applying the rows in order applies each key's versions in order.
     async fn added_entries(&self, list: &str) -> Result<Vec<ManifestEntry>> {
-        let ms = ManifestStore::new(
-            self.table.store.clone(),
-            self.table.paths().clone(),
-            &self.table.layout.options.manifest_compression,
-        )?;
+        let ms = self.table.manifest_store()?;
         let mut entries = Vec::new();
         for meta in ms.read_list(list).await? {
             entries.extend(
@@ -715,7 +710,11 @@ impl ChangeReader {
                         &layout.options.partition_default_name,
                         layout.options.partition_legacy_name,
                     )?;
-                    let path = data_file_path(&table, &partition_path, entry.bucket, &entry.file);
+                    let path = table.paths().data_file(
+                        &partition_path,
+                        entry.bucket,
+                        &entry.file.file_name,
+                    );
                     read_data_file(&table, &path, &entry.file, &columns, BATCH_SIZE).await
                 }
             })
@@ -745,11 +744,7 @@ impl ChangeReader {
         &self,
         snapshot: &Snapshot,
     ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
-        let ms = ManifestStore::new(
-            self.table.store.clone(),
-            self.table.paths().clone(),
-            &self.table.layout.options.manifest_compression,
-        )?;
+        let ms = self.table.manifest_store()?;
         let mut touched = std::collections::BTreeSet::new();
         for meta in ms.read_list(&snapshot.delta_manifest_list).await? {
             for e in ms.read_manifest(&meta.file_name).await? {

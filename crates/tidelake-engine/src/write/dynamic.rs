@@ -93,7 +93,7 @@ impl DynamicBucketAssigner {
         let index = self
             .partitions
             .get_mut(partition)
-            .ok_or_else(|| EngineError::invalid("internal: partition index missing"))?;
+            .ok_or_else(|| EngineError::internal("partition index missing"))?;
         let mut out = Vec::with_capacity(hashes.len());
         for &h in hashes {
             if let Some(b) = index.hash_to_bucket.get(&h) {

@@ -4,14 +4,13 @@
 //! numbers that continue from the bucket's current maximum.
 
 mod dynamic;
-mod file;
 mod rewrite;
 mod route;
 mod sort;
 
 pub use rewrite::{BatchChange, RewriteOutcome};
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Int64Array, Int8Array, RecordBatch};
@@ -19,62 +18,13 @@ use arrow_schema::SchemaRef;
 use tidelake_format::manifest::DataFileMeta;
 use tidelake_format::snapshot::CommitKind;
 
-pub(crate) use file::{
-    kv_file_schema, write_changelog_file, write_data_file, FileContent, KEY_PREFIX,
-    SEQUENCE_COLUMN, VALUE_KIND_COLUMN,
-};
-
-use crate::commit::{CommitMessage, CommitRequest, Committer, PropertyFence};
+use crate::commit::{CommitMessage, CommitRequest};
+use crate::compact::CompactionHandle;
 use crate::error::{EngineError, Result};
-use crate::manifests::ManifestStore;
+use crate::files::kv_file_schema;
+use crate::kv::{RowKind, TablePaths};
+use crate::lsm::{runs_per_bucket, BucketId};
 use crate::table::Table;
-
-/// The kind of change a row is, as Paimon's `_VALUE_KIND` encodes it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RowKind {
-    Insert,
-    UpdateBefore,
-    UpdateAfter,
-    Delete,
-}
-
-impl RowKind {
-    pub fn to_byte(self) -> i8 {
-        match self {
-            RowKind::Insert => 0,
-            RowKind::UpdateBefore => 1,
-            RowKind::UpdateAfter => 2,
-            RowKind::Delete => 3,
-        }
-    }
-
-    pub fn from_byte(b: i8) -> Option<RowKind> {
-        Some(match b {
-            0 => RowKind::Insert,
-            1 => RowKind::UpdateBefore,
-            2 => RowKind::UpdateAfter,
-            3 => RowKind::Delete,
-            _ => return None,
-        })
-    }
-
-    /// Whether the row removes (rather than adds) a value.
-    pub fn is_retract(self) -> bool {
-        matches!(self, RowKind::UpdateBefore | RowKind::Delete)
-    }
-
-    /// `+I`, `-U`, `+U`, `-D`.
-    pub fn short_name(self) -> &'static str {
-        match self {
-            RowKind::Insert => "+I",
-            RowKind::UpdateBefore => "-U",
-            RowKind::UpdateAfter => "+U",
-            RowKind::Delete => "-D",
-        }
-    }
-}
-
-type BucketId = (Vec<u8>, i32);
 
 /// Rows of one bucket not yet written, and the files already written.
 struct BucketBuffer {
@@ -100,7 +50,7 @@ pub struct TableWriter {
     dynamic: Option<dynamic::DynamicBucketAssigner>,
     /// Where committed buckets go for compaction, when not compacted before
     /// `commit` returns (see [`TableWriter::compact_in_background`]).
-    background: Option<crate::compact::CompactionHandle>,
+    background: Option<CompactionHandle>,
     /// See [`TableWriter::set_watermark`].
     watermark: Option<i64>,
 }
@@ -113,8 +63,14 @@ struct BaseState {
     runs: HashMap<BucketId, usize>,
 }
 
+impl Table {
+    pub fn writer(&self) -> TableWriter {
+        TableWriter::new(self.clone())
+    }
+}
+
 impl TableWriter {
-    pub(crate) fn new(table: Table) -> Self {
+    fn new(table: Table) -> Self {
         let kv_schema = kv_file_schema(&table.layout);
         TableWriter {
             table,
@@ -149,63 +105,54 @@ impl TableWriter {
     /// next batch meanwhile). Tables whose readers need level 0 compacted at
     /// each commit (deletion vectors, first-row, the lookup changelog) still
     /// compact before `commit` returns.
-    pub fn compact_in_background(&mut self, handle: crate::compact::CompactionHandle) {
+    pub fn compact_in_background(&mut self, handle: CompactionHandle) {
         self.background = Some(handle);
     }
 
-    async fn base(&mut self) -> Result<&BaseState> {
-        // A second pass only when the first one compacted buckets that had
-        // reached `num-sorted-run.stop-trigger` (before accepting data).
-        for pass in 0..2 {
-            if self.base.is_some() {
-                break;
-            }
-            let snapshot = self.table.reader.latest_snapshot().await?;
-            let mut max_sequence = HashMap::new();
-            let mut stalled = std::collections::HashSet::new();
-            let mut runs = HashMap::new();
-            if let Some(s) = &snapshot {
-                let ms = ManifestStore::new(
-                    self.table.store.clone(),
-                    self.table.paths().clone(),
-                    &self.table.layout.options.manifest_compression,
-                )?;
-                let metas = ms.data_manifests(s).await?;
-                let live = ms.live_entries(&metas, &|_| true).await?;
-                runs = crate::compact::runs_per_bucket(&live);
-                if pass == 0 {
-                    stalled = crate::compact::buckets_at_stop_trigger(&self.table, &runs);
-                }
-                for e in live {
-                    let m = max_sequence.entry((e.partition, e.bucket)).or_insert(-1i64);
-                    *m = (*m).max(e.file.max_sequence_number);
+    /// Reads the state the writer starts from (once per commit). With
+    /// `stop_trigger`, buckets whose sorted runs reached
+    /// `num-sorted-run.stop-trigger` are returned instead and no state is
+    /// kept: the caller compacts them before accepting data, then asks again.
+    pub(crate) async fn load_base(&mut self, stop_trigger: bool) -> Result<HashSet<BucketId>> {
+        if self.base.is_some() {
+            return Ok(HashSet::new());
+        }
+        let snapshot = self.table.reader.latest_snapshot().await?;
+        let mut max_sequence = HashMap::new();
+        let mut runs = HashMap::new();
+        if let Some(s) = &snapshot {
+            let ms = self.table.manifest_store()?;
+            let metas = ms.data_manifests(s).await?;
+            let live = ms.live_entries(&metas, &|_| true).await?;
+            runs = runs_per_bucket(&live);
+            if stop_trigger {
+                let stalled = crate::compact::buckets_at_stop_trigger(&self.table, &runs);
+                if !stalled.is_empty() {
+                    return Ok(stalled);
                 }
             }
-            if stalled.is_empty() {
-                self.base = Some(BaseState {
-                    snapshot_id: snapshot.map(|s| s.id),
-                    max_sequence,
-                    runs,
-                });
-            } else {
-                crate::compact::compact_inline(&self.table, &stalled, false).await;
+            for e in live {
+                let m = max_sequence.entry((e.partition, e.bucket)).or_insert(-1i64);
+                *m = (*m).max(e.file.max_sequence_number);
             }
         }
-        self.base
-            .as_ref()
-            .ok_or_else(|| EngineError::invalid("internal: writer base missing"))
+        self.base = Some(BaseState {
+            snapshot_id: snapshot.map(|s| s.id),
+            max_sequence,
+            runs,
+        });
+        Ok(HashSet::new())
     }
 
-    /// Writes rows that all have the same kind.
-    pub async fn write(&mut self, batch: RecordBatch, kind: RowKind) -> Result<()> {
-        let kinds = vec![kind; batch.num_rows()];
-        self.write_with_kinds(batch, &kinds).await
-    }
-
-    /// Writes rows with a kind each. The batch has the table's columns, in order.
-    pub async fn write_with_kinds(&mut self, batch: RecordBatch, kinds: &[RowKind]) -> Result<()> {
+    /// Checks rows to write and conforms them to the table's columns;
+    /// `None` when there is nothing to write.
+    pub(crate) fn accept(
+        &self,
+        batch: RecordBatch,
+        kinds: &[RowKind],
+    ) -> Result<Option<RecordBatch>> {
         if batch.num_rows() == 0 {
-            return Ok(());
+            return Ok(None);
         }
         if kinds.len() != batch.num_rows() {
             return Err(EngineError::invalid(format!(
@@ -221,7 +168,15 @@ impl TableWriter {
                 self.table.id
             )));
         }
-        self.base().await?;
+        Ok(Some(batch))
+    }
+
+    /// Routes accepted rows to their buckets and buffers them (after
+    /// [`TableWriter::load_base`]), spilling when over budget.
+    pub(crate) async fn buffer(&mut self, batch: RecordBatch, kinds: &[RowKind]) -> Result<()> {
+        if self.base.is_none() {
+            return Err(EngineError::internal("writer base missing"));
+        }
         let mut routing = route::route(&self.table, &batch)?;
         if let Some(hashes) = routing.key_hashes.take() {
             if self.overwrite {
@@ -329,7 +284,7 @@ impl TableWriter {
         let batches = std::mem::take(&mut buffer.batches);
         self.buffered_bytes -= buffer.bytes;
         buffer.bytes = 0;
-        let dir = format!("{}bucket-{}", buffer.partition_path, id.1);
+        let dir = TablePaths::relative_bucket_dir(&buffer.partition_path, id.1);
         let flushed = sort::flush(&self.table, &self.kv_schema, &dir, batches).await?;
         if let Some(buffer) = self.buckets.get_mut(id) {
             buffer.files.extend(flushed.data);
@@ -370,9 +325,11 @@ impl TableWriter {
         )
         .await?;
         let old = std::mem::replace(&mut buffer.files, merged);
-        let dir = format!("{}bucket-{}", buffer.partition_path, id.1);
         for f in old {
-            let path = format!("{}/{}/{}", self.table.paths().root, dir, f.file_name);
+            let path = self
+                .table
+                .paths()
+                .data_file(&buffer.partition_path, id.1, &f.file_name);
             if let Err(e) = self.table.store.delete(&path).await {
                 tracing::warn!("could not delete merged uncommitted file {path}: {e}");
             }
@@ -380,46 +337,14 @@ impl TableWriter {
         Ok(())
     }
 
-    /// Flushes everything and commits one snapshot; returns its id, or `None`
-    /// when nothing was written. On error nothing is committed.
-    pub async fn commit(mut self) -> Result<Option<i64>> {
-        self.commit_with(CommitKind::Append, BTreeMap::new()).await
-    }
-
-    /// Like `commit`, with snapshot properties (e.g. a streaming job's progress).
-    pub async fn commit_with(
+    /// Flushes everything and describes it as a commit request (the
+    /// commit itself, and what follows it, is run by the orchestrator).
+    pub(crate) async fn prepare_commit(
         &mut self,
         kind: CommitKind,
         properties: BTreeMap<String, String>,
-    ) -> Result<Option<i64>> {
-        self.commit_fenced(kind, properties, None).await
-    }
-
-    /// Like `commit_with`, but refused with a conflict (nothing committed)
-    /// unless `fence` holds at the commit point; see [`PropertyFence`]. With
-    /// a fence, a writer that wrote no rows still commits a snapshot: it
-    /// records the properties (a job's progress over input without output).
-    pub async fn commit_fenced(
-        &mut self,
-        kind: CommitKind,
-        properties: BTreeMap<String, String>,
-        fence: Option<PropertyFence>,
-    ) -> Result<Option<i64>> {
+    ) -> Result<CommitRequest> {
         let ids: Vec<BucketId> = self.buckets.keys().cloned().collect();
-        let result = self.flush_and_commit(ids, kind, properties, fence).await;
-        if result.is_err() {
-            self.delete_written_files().await;
-        }
-        result
-    }
-
-    async fn flush_and_commit(
-        &mut self,
-        ids: Vec<BucketId>,
-        kind: CommitKind,
-        properties: BTreeMap<String, String>,
-        fence: Option<PropertyFence>,
-    ) -> Result<Option<i64>> {
         for id in ids {
             self.flush_bucket(&id).await?;
         }
@@ -452,7 +377,7 @@ impl TableWriter {
             }
             _ => (Vec::new(), Default::default()),
         };
-        let request = CommitRequest {
+        Ok(CommitRequest {
             index_entries,
             index_loaded_from,
             deletion_vectors_replaced: Default::default(),
@@ -464,57 +389,52 @@ impl TableWriter {
             commit_identifier: i64::MAX,
             properties,
             watermark: self.watermark,
-        };
-        let id = Committer::new(&self.table)?
-            .commit_fenced(request, fence)
-            .await?;
-        let written: std::collections::HashSet<BucketId> = self
+        })
+    }
+
+    /// After a successful commit: forgets the committed files and the
+    /// state read for them; returns the buckets that got data files.
+    pub(crate) fn finish_commit(&mut self) -> HashSet<BucketId> {
+        let written: HashSet<BucketId> = self
             .buckets
             .iter()
             .filter(|(_, b)| !b.files.is_empty())
             .map(|(k, _)| k.clone())
             .collect();
         self.buckets.clear();
-        if let Some(id) = id {
-            // `full-compaction.delta-commits`: every N-th snapshot (counted
-            // by id, so that any number of writers share one cadence) the
-            // writer compacts its buckets fully.
-            let full = self
-                .table
-                .layout
-                .options
-                .full_compaction_delta_commits
-                .is_some_and(|n| (id as u64).is_multiple_of(n));
-            let queued = match &self.background {
-                Some(handle) if !crate::compact::forces_level0_compaction(&self.table) => {
-                    handle.request(written.clone(), full)
-                }
-                _ => false,
-            };
-            if !queued {
-                crate::compact::compact_inline(&self.table, &written, full).await;
-            }
-        }
         self.base = None;
         self.dynamic = None;
-        Ok(id)
+        written
     }
 
-    async fn delete_written_files(&mut self) {
+    pub(crate) fn table(&self) -> &Table {
+        &self.table
+    }
+
+    /// Where committed buckets go for compaction, if given.
+    pub(crate) fn background(&self) -> Option<&CompactionHandle> {
+        self.background.as_ref()
+    }
+
+    /// Deletes the files written but not committed.
+    pub(crate) async fn delete_written_files(&mut self) {
         for ((_, bucket), b) in self.buckets.drain() {
             for f in b.files.iter().chain(&b.changelog) {
-                let path = format!(
-                    "{}/{}bucket-{}/{}",
-                    self.table.paths().root,
-                    b.partition_path,
-                    bucket,
-                    f.file_name
-                );
+                let path = self
+                    .table
+                    .paths()
+                    .data_file(&b.partition_path, bucket, &f.file_name);
                 if let Err(e) = self.table.store.delete(&path).await {
                     tracing::warn!("could not delete uncommitted file {path}: {e}");
                 }
             }
         }
+    }
+
+    /// Forgets the files written, keeping them: after a commit whose
+    /// outcome is unknown, a live snapshot may reference them.
+    pub(crate) fn forget_written_files(&mut self) {
+        self.buckets.clear();
     }
 
     /// Drops buffered rows and deletes files written but not committed.

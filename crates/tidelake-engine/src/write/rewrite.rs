@@ -7,10 +7,10 @@ use arrow_array::RecordBatch;
 use futures::TryStreamExt;
 use tidelake_format::snapshot::CommitKind;
 
-use super::file::{write_data_file, FileContent};
-use crate::commit::{CommitMessage, CommitRequest, Committer};
+use crate::commit::{CommitMessage, CommitRequest};
 use crate::error::{EngineError, Result};
-use crate::read::file::{data_file_path, read_data_file, ReadColumn};
+use crate::files::{write_data_file, FileContent};
+use crate::read::file::{read_data_file, ReadColumn};
 use crate::read::predicate::Predicate;
 use crate::table::Table;
 
@@ -25,14 +25,33 @@ pub struct RewriteOutcome {
 /// and how many rows were changed; `None` leaves the batch as it is.
 pub type BatchChange = Option<(RecordBatch, u64)>;
 
+/// Rewritten files waiting for their OVERWRITE commit.
+pub(crate) struct PreparedRewrite {
+    /// `None` when no row changed.
+    pub request: Option<CommitRequest>,
+    pub rows_changed: u64,
+    /// Paths of the files written.
+    written: Vec<String>,
+}
+
+impl PreparedRewrite {
+    /// Deletes the files written (when the commit failed).
+    pub(crate) async fn discard(&self, table: &Table) {
+        for p in &self.written {
+            let _ = table.store.delete(p).await;
+        }
+    }
+}
+
 impl Table {
     /// Rewrites the files of an append table that `candidates` may match,
-    /// applying `change` to each of their batches (all columns, table order).
-    pub async fn rewrite_append_files(
+    /// applying `change` to each of their batches (all columns, table
+    /// order); the commit is left to the caller.
+    pub(crate) async fn prepare_rewrite(
         &self,
         candidates: Option<Predicate>,
         mut change: impl FnMut(&RecordBatch) -> Result<BatchChange>,
-    ) -> Result<RewriteOutcome> {
+    ) -> Result<PreparedRewrite> {
         if self.is_primary_key_table() {
             return Err(EngineError::invalid(format!(
                 "table '{}' has a primary key: change it by writing rows with their kinds instead",
@@ -65,7 +84,11 @@ impl Table {
                     ..Default::default()
                 };
                 for file in &split.files {
-                    let path = data_file_path(self, &split.partition_path, split.bucket, file);
+                    let path = self.paths().data_file(
+                        &split.partition_path,
+                        split.bucket,
+                        &file.file_name,
+                    );
                     let batches: Vec<RecordBatch> =
                         read_data_file(self, &path, file, &columns, 65_536)
                             .await?
@@ -91,7 +114,10 @@ impl Table {
                         arrow_select::concat::concat_batches(&self.layout.arrow_schema, &out)?;
                     if all.num_rows() > 0 {
                         let range = (file.min_sequence_number, file.max_sequence_number);
-                        let dir = format!("{}bucket-{}", split.partition_path, split.bucket);
+                        let dir = crate::kv::TablePaths::relative_bucket_dir(
+                            &split.partition_path,
+                            split.bucket,
+                        );
                         let meta = write_data_file(
                             self,
                             &dir,
@@ -101,7 +127,11 @@ impl Table {
                             },
                         )
                         .await?;
-                        written.push(format!("{}/{}/{}", self.paths().root, dir, meta.file_name));
+                        written.push(self.paths().data_file(
+                            &split.partition_path,
+                            split.bucket,
+                            &meta.file_name,
+                        ));
                         message.new_files.push(meta);
                     }
                 }
@@ -112,37 +142,33 @@ impl Table {
             Ok(())
         }
         .await;
-        let committed = match result {
-            Ok(()) if messages.is_empty() => Ok(None),
-            Ok(()) => {
-                let request = CommitRequest {
-                    watermark: None,
-                    messages,
-                    kind: CommitKind::Overwrite,
-                    overwrite_partitions: None,
-                    base_snapshot_id,
-                    commit_user: uuid::Uuid::new_v4().to_string(),
-                    commit_identifier: i64::MAX,
-                    properties: Default::default(),
-                    index_entries: Vec::new(),
-                    index_loaded_from: Default::default(),
-                    deletion_vectors_replaced: Default::default(),
-                };
-                Committer::new(self)?.commit(request).await
-            }
-            Err(e) => Err(e),
+        let prepared = PreparedRewrite {
+            request: None,
+            rows_changed,
+            written,
         };
-        match committed {
-            Ok(snapshot_id) => Ok(RewriteOutcome {
-                rows_changed,
-                snapshot_id,
-            }),
-            Err(e) => {
-                for p in &written {
-                    let _ = self.store.delete(p).await;
-                }
-                Err(e)
-            }
+        if let Err(e) = result {
+            prepared.discard(self).await;
+            return Err(e);
         }
+        if messages.is_empty() {
+            return Ok(prepared);
+        }
+        Ok(PreparedRewrite {
+            request: Some(CommitRequest {
+                watermark: None,
+                messages,
+                kind: CommitKind::Overwrite,
+                overwrite_partitions: None,
+                base_snapshot_id,
+                commit_user: uuid::Uuid::new_v4().to_string(),
+                commit_identifier: i64::MAX,
+                properties: Default::default(),
+                index_entries: Vec::new(),
+                index_loaded_from: Default::default(),
+                deletion_vectors_replaced: Default::default(),
+            }),
+            ..prepared
+        })
     }
 }

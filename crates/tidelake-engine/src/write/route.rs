@@ -25,12 +25,11 @@ pub(crate) struct RouteGroup {
 pub(crate) fn conform(table: &Table, batch: RecordBatch) -> Result<RecordBatch> {
     let schema = table.arrow_schema();
     if batch.num_columns() != schema.fields().len() {
-        return Err(EngineError::invalid(format!(
-            "table '{}' has {} columns but {} values were given per row",
-            table.id,
-            schema.fields().len(),
-            batch.num_columns()
-        )));
+        return Err(EngineError::ColumnCountMismatch {
+            table: table.id.to_string(),
+            expected: schema.fields().len(),
+            given: batch.num_columns(),
+        });
     }
     let mut cols: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
     for (field, col) in schema.fields().iter().zip(batch.columns()) {
@@ -42,13 +41,13 @@ pub(crate) fn conform(table: &Table, batch: RecordBatch) -> Result<RecordBatch> 
                 ..Default::default()
             };
             arrow::compute::cast_with_options(col, field.data_type(), &options).map_err(|e| {
-                EngineError::invalid(format!(
-                    "column '{}' of table '{}' is {} but a value of type {} was given: {e}",
-                    field.name(),
-                    table.id,
-                    field.data_type(),
-                    col.data_type()
-                ))
+                EngineError::TypeMismatch {
+                    table: table.id.to_string(),
+                    column: field.name().clone(),
+                    expected: field.data_type().to_string(),
+                    given: col.data_type().to_string(),
+                    detail: e.to_string(),
+                }
             })?
         };
         if !field.is_nullable() && col.null_count() > 0 {

@@ -12,11 +12,13 @@ use arrow_row::{RowConverter, SortField};
 use arrow_schema::{DataType as ArrowType, Field, Schema, SchemaRef};
 use tidelake_format::manifest::DataFileMeta;
 
-use super::file::{kv_batch, write_changelog_file, write_data_file, FileContent};
 use crate::error::{EngineError, Result};
+use crate::files::{kv_batch, write_changelog_file, write_data_file, FileContent};
+use crate::kv::{is_retraction, keep_additions, SEQUENCE_COLUMN, VALUE_KIND_COLUMN};
+use crate::layout::TableLayout;
 use crate::mergefn::{ignore_delete, MergeFunction, MergedRows, Version, VersionColumns};
 use crate::options::{ChangelogProducer, MergeEngine};
-use crate::table::{Table, TableLayout};
+use crate::table::Table;
 
 /// Buffered rows: the table's columns, then sequence number and kind.
 pub(crate) fn staged_schema(layout: &TableLayout) -> SchemaRef {
@@ -26,8 +28,8 @@ pub(crate) fn staged_schema(layout: &TableLayout) -> SchemaRef {
         .iter()
         .map(|f| f.as_ref().clone())
         .collect();
-    fields.push(Field::new(super::SEQUENCE_COLUMN, ArrowType::Int64, false));
-    fields.push(Field::new(super::VALUE_KIND_COLUMN, ArrowType::Int8, false));
+    fields.push(Field::new(SEQUENCE_COLUMN, ArrowType::Int64, false));
+    fields.push(Field::new(VALUE_KIND_COLUMN, ArrowType::Int8, false));
     Arc::new(Schema::new(fields))
 }
 
@@ -167,7 +169,7 @@ fn merge_staged(
         .column(nv + 1)
         .as_any()
         .downcast_ref::<Int8Array>()
-        .ok_or_else(|| EngineError::invalid("internal: value kind column is not TINYINT"))?;
+        .ok_or_else(|| EngineError::internal("value kind column is not TINYINT"))?;
     let cols = StagedColumns(staged);
     let mut merged = MergedRows::default();
     let mut versions = Vec::new();
@@ -205,28 +207,20 @@ fn kinds_of(staged: &RecordBatch, kind_column: usize) -> Result<&Int8Array> {
         .column(kind_column)
         .as_any()
         .downcast_ref::<Int8Array>()
-        .ok_or_else(|| EngineError::invalid("internal: value kind column is not TINYINT"))
+        .ok_or_else(|| EngineError::internal("value kind column is not TINYINT"))
 }
 
 fn has_retractions(staged: &RecordBatch, kind_column: usize) -> Result<bool> {
     Ok(kinds_of(staged, kind_column)?
         .values()
         .iter()
-        .any(|k| *k == 1 || *k == 3))
+        .any(|k| is_retraction(*k)))
 }
 
 /// Drops -U/-D rows (`ignore-delete`).
 fn drop_retractions(staged: RecordBatch, kind_column: usize) -> Result<RecordBatch> {
-    if !has_retractions(&staged, kind_column)? {
-        return Ok(staged);
-    }
-    let kinds = kinds_of(&staged, kind_column)?;
-    let mask: arrow_array::BooleanArray = kinds
-        .values()
-        .iter()
-        .map(|k| Some(*k == 0 || *k == 2))
-        .collect();
-    Ok(arrow_select::filter::filter_record_batch(&staged, &mask)?)
+    let kinds = kinds_of(&staged, kind_column)?.clone();
+    keep_additions(staged, kinds.values())
 }
 
 /// Splits `rows` into chunks whose in-memory size is near `target` bytes.
@@ -316,7 +310,7 @@ pub(crate) async fn flush(
                 .column(nv)
                 .as_any()
                 .downcast_ref::<Int64Array>()
-                .ok_or_else(|| EngineError::invalid("internal: sequence column is not BIGINT"))?;
+                .ok_or_else(|| EngineError::internal("sequence column is not BIGINT"))?;
             let range = (seq.value(0), seq.value(seq.len() - 1));
             let batch =
                 RecordBatch::try_new(layout.arrow_schema.clone(), part.columns()[..nv].to_vec())?;

@@ -72,6 +72,9 @@ pub(super) async fn snapshots(table: &Table) -> Result<RecordBatch> {
             Field::new("changelog_record_count", ArrowType::Int64, true),
             Field::new("watermark", ArrowType::Int64, true),
             Field::new("next_row_id", ArrowType::Int64, true),
+            // Not in Paimon's table: the snapshot's properties as a JSON
+            // object (jobs' progress, statement retries), NULL when none.
+            Field::new("properties", ArrowType::Utf8, true),
         ],
         vec![
             longs(s.iter().map(|s| s.id)),
@@ -88,6 +91,11 @@ pub(super) async fn snapshots(table: &Table) -> Result<RecordBatch> {
             opt_longs(s.iter().map(|s| s.changelog_record_count)),
             opt_longs(s.iter().map(|s| s.watermark)),
             opt_longs(s.iter().map(|s| s.next_row_id)),
+            opt_strings(s.iter().map(|s| {
+                s.properties
+                    .as_ref()
+                    .and_then(|p| serde_json::to_string(p).ok())
+            })),
         ],
     )
 }

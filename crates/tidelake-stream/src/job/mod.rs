@@ -5,7 +5,7 @@
 //! The protocol:
 //! - A job's progress is the next source snapshot to read. It is recorded
 //!   in the properties of the sink snapshot that commits the output of all
-//!   snapshots before it (`tidelake.job.<job>.<db>.<table>`): output and
+//!   snapshots before it (`tidelake.progress.job.<job>.<db>.<table>`): output and
 //!   progress become visible together or not at all, so a crash at any
 //!   point neither loses nor repeats a change.
 //! - A (re)started job reads its progress from the sink (the newest
@@ -45,15 +45,15 @@ use std::time::{Duration, Instant};
 use futures::TryStreamExt;
 use tidelake_engine::introspect::CommitKind;
 use tidelake_engine::{
-    BackgroundCompactor, ChangeReader, ChangeSource, EngineError, RowKind, StartMode,
-    StreamOptions, TableWriter,
+    BackgroundCompactor, ChangeReader, ChangeSource, EngineError, ProgressOwner, RowKind,
+    StartMode, StreamOptions, TableWriter,
 };
 use tokio::sync::watch;
 
 use self::exec::{has_retractions, input_batch, per_row_output};
 use self::join::JoinJob;
 use self::plan::{plan_job, JobPlan, PlannedJob};
-use self::progress::{check_job_name, progress_key, read_progress, Progress};
+use self::progress::{check_job_name, job_owner, progress_key, read_progress, Progress};
 use crate::error::{Result, StreamError};
 use tidelake_sql::{Result as SqlResult, Session, SqlError};
 
@@ -137,6 +137,7 @@ enum Runner {
 /// A job over one streamed source.
 struct SourceJob {
     name: String,
+    owner: ProgressOwner,
     key: String,
     plan: JobPlan,
     options: JobOptions,
@@ -157,7 +158,7 @@ impl StreamingJob {
         let plan = match plan_job(session.catalog(), &session.current_database(), sql).await? {
             PlannedJob::Single(plan) => plan,
             PlannedJob::Join(plan) => {
-                let job = JoinJob::new(name, plan, options);
+                let job = JoinJob::new(name, plan, options)?;
                 tracing::info!(job = name, shape = %job.shape(), sources = %job.sources(), sink = %job.sink().identifier(), "job prepared");
                 return Ok(StreamingJob {
                     runner: Runner::Join(Box::new(job)),
@@ -188,11 +189,13 @@ impl StreamingJob {
             ))
             .into());
         }
-        let key = progress_key(name, plan.source.identifier());
+        let owner = job_owner(name)?;
+        let key = progress_key(name, plan.source.identifier())?;
         tracing::info!(job = name, shape = %plan.shape, source = %plan.source.identifier(), sink = %plan.sink.identifier(), "job prepared");
         Ok(StreamingJob {
             runner: Runner::Source(Box::new(SourceJob {
                 name: name.to_string(),
+                owner,
                 key,
                 plan,
                 options,
@@ -600,15 +603,15 @@ impl SourceJob {
         }
         let mut properties = BTreeMap::from([(self.key.clone(), position.to_string())]);
         if let (Some(_), Some(watermark)) = (&self.plan.window, pending.watermark) {
-            properties.insert(window::watermark_key(&self.name), watermark.to_string());
+            properties.insert(window::watermark_key(&self.owner), watermark.to_string());
             // Paimon's snapshot field, in milliseconds, for other engines.
             pending.writer.set_watermark(watermark.div_euclid(1_000));
         }
-        let fence = progress.fence(&self.key);
+        let fence = progress.fence(&self.owner);
         let committed_properties = properties.clone();
         let committed = pending
             .writer
-            .commit_fenced(CommitKind::Append, properties, Some(fence))
+            .commit_fenced(CommitKind::Append, properties, Some(&fence))
             .await;
         match committed {
             Ok(Some(id)) => {
@@ -666,7 +669,7 @@ impl SourceJob {
         if self.plan.window.is_none() {
             return Ok(None);
         }
-        let key = window::watermark_key(&self.name);
+        let key = window::watermark_key(&self.owner);
         progress
             .properties
             .get(&key)

@@ -1,24 +1,42 @@
 //! A job's progress: the next source snapshot to read, recorded in the
 //! properties of the sink snapshot that holds the output of everything
-//! before it (`tidelake.job.<job>.<db>.<table>` = snapshot id).
+//! before it, as the engine's fenced progress of owner `job.<job>`, slot
+//! `<db>.<table>` (`tidelake.progress.job.<job>.<db>.<table>` = snapshot id).
 //!
-//! The engine carries these properties into every later snapshot, so the
-//! latest sink snapshot normally holds them; snapshots committed by other
-//! engines do not, hence the walk back to the newest one that does.
+//! The engine carries progress into every later snapshot, so the latest
+//! sink snapshot normally holds it; snapshots committed by other engines do
+//! not, hence the walk back to the newest one that does. Progress recorded
+//! before the engine had progress owners (`tidelake.job.<job>.<db>.<table>`)
+//! is still read, so jobs resume across the upgrade.
 
 use std::collections::BTreeMap;
 
-use tidelake_engine::commit::{PropertyFence, CARRIED_PROPERTY_PREFIX};
-use tidelake_engine::{Identifier, Table};
+use tidelake_engine::{Identifier, OwnerProgress, ProgressOwner, Table, PROGRESS_PREFIX};
 
 use tidelake_sql::{Result, SqlError};
 
+/// The progress owner of a job (its name is checked by [`check_job_name`]).
+pub(crate) fn job_owner(job: &str) -> Result<ProgressOwner> {
+    ProgressOwner::new(format!("job.{job}")).map_err(SqlError::from)
+}
+
 /// The property that records `job`'s progress through `source`.
-pub(crate) fn progress_key(job: &str, source: &Identifier) -> String {
-    format!(
-        "{CARRIED_PROPERTY_PREFIX}{job}.{}.{}",
-        source.database, source.table
-    )
+pub(crate) fn progress_key(job: &str, source: &Identifier) -> Result<String> {
+    Ok(job_owner(job)?.key(&format!("{}.{}", source.database, source.table)))
+}
+
+/// Where the same progress was recorded before progress owners existed.
+fn legacy_key(key: &str) -> Option<String> {
+    key.strip_prefix(PROGRESS_PREFIX)
+        .and_then(|rest| rest.strip_prefix("job."))
+        .map(|rest| format!("tidelake.job.{rest}"))
+}
+
+/// The value of `key` in `properties`, or of its legacy form.
+fn recorded<'a>(properties: &'a BTreeMap<String, String>, key: &str) -> Option<&'a String> {
+    properties
+        .get(key)
+        .or_else(|| legacy_key(key).and_then(|legacy| properties.get(&legacy)))
 }
 
 /// Job names are part of property keys and of messages: plain words only.
@@ -51,12 +69,13 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
-    /// The commit precondition: nobody recorded other progress since.
-    pub fn fence(&self, key: &str) -> PropertyFence {
-        PropertyFence {
-            read_at: self.read_at,
-            expected: BTreeMap::from([(key.to_string(), self.next.map(|n| n.to_string()))]),
-        }
+    /// The commit precondition: nobody recorded other positions for the
+    /// job since (its source's and, for a window job, its watermark).
+    pub fn fence(&self, owner: &ProgressOwner) -> OwnerProgress {
+        let mut from = OwnerProgress::none(owner.clone(), self.read_at);
+        from.recorded_in = self.recorded_in;
+        from.positions = owner.positions_in(&self.properties);
+        from
     }
 }
 
@@ -76,7 +95,8 @@ pub(crate) async fn read_progress(sink: &Table, key: &str) -> Result<Progress> {
     let mut id = latest;
     while id >= earliest {
         if let Some(snapshot) = snapshots.snapshot(id).await? {
-            if let Some(value) = snapshot.properties.as_ref().and_then(|p| p.get(key)) {
+            let properties = snapshot.properties.clone().unwrap_or_default();
+            if let Some(value) = recorded(&properties, key) {
                 let next = value.trim().parse::<i64>().map_err(|_| {
                     SqlError::Corrupt(format!(
                         "snapshot {id} of sink '{}' records '{key}' = '{value}', which is not a snapshot id",
@@ -87,7 +107,7 @@ pub(crate) async fn read_progress(sink: &Table, key: &str) -> Result<Progress> {
                     read_at: Some(latest),
                     next: Some(next),
                     recorded_in: Some(id),
-                    properties: snapshot.properties.clone().unwrap_or_default(),
+                    properties,
                 });
             }
         }
@@ -112,16 +132,17 @@ pub(crate) struct PairProgress {
 }
 
 impl PairProgress {
-    /// The commit precondition over both keys.
-    pub fn fence(&self, keys: &[String; 2]) -> PropertyFence {
-        let values = match self.next {
-            Some((a, b)) => [Some(a.to_string()), Some(b.to_string())],
-            None => [None, None],
-        };
-        PropertyFence {
-            read_at: self.read_at,
-            expected: keys.iter().cloned().zip(values).collect(),
+    /// The commit precondition over both keys (the job's only positions).
+    pub fn fence(&self, owner: &ProgressOwner, keys: &[String; 2]) -> OwnerProgress {
+        let mut from = OwnerProgress::none(owner.clone(), self.read_at);
+        if let Some((a, b)) = self.next {
+            let properties = BTreeMap::from([
+                (keys[0].clone(), a.to_string()),
+                (keys[1].clone(), b.to_string()),
+            ]);
+            from.positions = owner.positions_in(&properties);
         }
+        from
     }
 }
 
@@ -148,7 +169,7 @@ pub(crate) async fn read_pair_progress(sink: &Table, keys: &[String; 2]) -> Resu
     while id >= earliest {
         if let Some(snapshot) = snapshots.snapshot(id).await? {
             let properties = snapshot.properties.unwrap_or_default();
-            match (properties.get(&keys[0]), properties.get(&keys[1])) {
+            match (recorded(&properties, &keys[0]), recorded(&properties, &keys[1])) {
                 (None, None) => {}
                 (Some(a), Some(b)) => {
                     return Ok(PairProgress {
@@ -180,29 +201,46 @@ mod tests {
 
     #[test]
     fn keys_name_the_job_and_the_source() {
-        let key = progress_key("orders_by_day", &Identifier::new("shop", "orders"));
-        assert_eq!(key, "tidelake.job.orders_by_day.shop.orders");
+        let key = progress_key("orders_by_day", &Identifier::new("shop", "orders")).unwrap();
+        assert_eq!(key, "tidelake.progress.job.orders_by_day.shop.orders");
+        assert_eq!(
+            legacy_key(&key).as_deref(),
+            Some("tidelake.job.orders_by_day.shop.orders")
+        );
         assert!(check_job_name("orders_by-day2").is_ok());
         for bad in ["", "a.b", "a b", "ü"] {
             assert!(check_job_name(bad).is_err(), "{bad:?}");
         }
+        let owner = job_owner("orders_by_day").unwrap();
         let fence = Progress {
             read_at: Some(7),
             next: None,
             recorded_in: None,
             properties: BTreeMap::new(),
         }
-        .fence(&key);
+        .fence(&owner);
         assert_eq!(fence.read_at, Some(7));
-        assert_eq!(fence.expected.get(&key), Some(&None));
+        assert!(fence.positions.is_empty());
         let keys = [key.clone(), format!("{key}2")];
         let pair = PairProgress {
             read_at: Some(9),
             next: Some((4, 6)),
         }
-        .fence(&keys);
+        .fence(&owner, &keys);
         assert_eq!(pair.read_at, Some(9));
-        assert_eq!(pair.expected.get(&keys[0]), Some(&Some("4".to_string())));
-        assert_eq!(pair.expected.get(&keys[1]), Some(&Some("6".to_string())));
+        assert_eq!(pair.positions.get("shop.orders"), Some(&"4".to_string()));
+        assert_eq!(pair.positions.get("shop.orders2"), Some(&"6".to_string()));
+    }
+
+    #[test]
+    fn legacy_progress_is_still_read() {
+        let key = progress_key("j", &Identifier::new("db", "src")).unwrap();
+        let old = BTreeMap::from([("tidelake.job.j.db.src".to_string(), "5".to_string())]);
+        assert_eq!(recorded(&old, &key), Some(&"5".to_string()));
+        let both = BTreeMap::from([
+            ("tidelake.job.j.db.src".to_string(), "5".to_string()),
+            (key.clone(), "6".to_string()),
+        ]);
+        assert_eq!(recorded(&both, &key), Some(&"6".to_string()));
     }
 }

@@ -23,7 +23,7 @@
 //!   the slide, and a row belongs to each one with `start <= ts < start + size`.
 //!
 //! The job keeps no state between steps but the watermark, which it records
-//! in the same sink commit as its progress (`tidelake.job.<job>.watermark`,
+//! in the same sink commit as its progress (`tidelake.progress.job.<job>.watermark`,
 //! microseconds since the epoch), so a restarted job resumes from both.
 //! When the watermark crosses window ends at snapshot `s`, the closing
 //! windows' rows are read from the source as of `s` (filtered by event
@@ -490,12 +490,10 @@ pub(crate) fn assign_windows(
     Ok(Some(RecordBatch::try_new(schema.clone(), columns)?))
 }
 
-/// The sink snapshot property that records a job's watermark.
-pub(crate) fn watermark_key(job: &str) -> String {
-    format!(
-        "{}{job}.watermark",
-        tidelake_engine::commit::CARRIED_PROPERTY_PREFIX
-    )
+/// The sink snapshot property that records a job's watermark: a position
+/// of the job's progress owner, fenced and carried like its source's.
+pub(crate) fn watermark_key(owner: &tidelake_engine::ProgressOwner) -> String {
+    owner.key("watermark")
 }
 
 /// Reads a recorded watermark.
@@ -819,7 +817,8 @@ mod tests {
             max_added_event_time(&change, "k", "ts").unwrap(),
             Some(7_000_000)
         );
-        assert_eq!(watermark_key("j"), "tidelake.job.j.watermark");
+        let owner = tidelake_engine::ProgressOwner::new("job.j").unwrap();
+        assert_eq!(watermark_key(&owner), "tidelake.progress.job.j.watermark");
         assert!(parse_recorded_watermark("k", "x").is_err());
     }
 }

@@ -69,11 +69,11 @@ async fn inner_join_of_two_streams_follows_updates_and_deletes_on_both_sides() {
     assert_eq!(job_ok(&s, "enrich", INNER_JOB).await.commits, 0);
     let properties = latest_properties(&s, "enriched").await;
     assert_eq!(
-        properties["tidelake.job.enrich.db.orders"],
+        properties["tidelake.progress.job.enrich.db.orders"],
         (latest_source_snapshot(&s, "orders").await + 1).to_string()
     );
     assert_eq!(
-        properties["tidelake.job.enrich.db.customers"],
+        properties["tidelake.progress.job.enrich.db.customers"],
         (latest_source_snapshot(&s, "customers").await + 1).to_string()
     );
 }

@@ -5,6 +5,7 @@
 //! in the sink's snapshots and survives other commits. Windows, joins of
 //! two streams and the supervisor have their own modules.
 
+mod job_faults;
 mod joins;
 mod supervisor;
 mod windows;
@@ -158,7 +159,7 @@ async fn projection_and_filter_resume_where_they_stopped() {
     );
     let next = latest_source_snapshot(&s, "clicks").await + 1;
     assert_eq!(
-        latest_properties(&s, "slow").await["tidelake.job.slow.db.clicks"],
+        latest_properties(&s, "slow").await["tidelake.progress.job.slow.db.clicks"],
         next.to_string()
     );
 }
@@ -460,7 +461,7 @@ async fn progress_is_carried_past_other_commits_to_the_sink() {
     .await;
     let statement = "INSERT INTO db.sums SELECT k, sum(v) FROM db.src GROUP BY k";
     job_ok(&s, "sums", statement).await;
-    let key = "tidelake.job.sums.db.src";
+    let key = "tidelake.progress.job.sums.db.src";
     let recorded = latest_properties(&s, "sums").await[key].clone();
     // Another writer and a compaction commit to the sink meanwhile.
     sql(
@@ -480,7 +481,8 @@ async fn progress_is_carried_past_other_commits_to_the_sink() {
     job_ok(&s, "sums_again", statement).await;
     let properties = latest_properties(&s, "sums").await;
     assert!(
-        properties.contains_key(key) && properties.contains_key("tidelake.job.sums_again.db.src")
+        properties.contains_key(key)
+            && properties.contains_key("tidelake.progress.job.sums_again.db.src")
     );
 }
 

@@ -122,7 +122,10 @@ async fn tumbling_windows_close_once_at_the_watermark_whatever_the_batching() {
         assert_eq!(rows(&s, WINDOW_SINK_QUERY).await, expected, "runs {runs:?}");
         let properties = latest_properties(&s, "per_window").await;
         // 41 s - 5 s, in microseconds.
-        assert_eq!(properties["tidelake.job.win.watermark"], "36000000");
+        assert_eq!(
+            properties["tidelake.progress.job.win.watermark"],
+            "36000000"
+        );
         // Paimon's own snapshot field, in milliseconds.
         let sink = s
             .catalog()
@@ -132,7 +135,10 @@ async fn tumbling_windows_close_once_at_the_watermark_whatever_the_batching() {
         let snapshot = sink.snapshots().latest_snapshot().await.unwrap().unwrap();
         assert_eq!(snapshot.watermark, Some(36_000));
         let next = latest_source_snapshot(&s, "clicks").await + 1;
-        assert_eq!(properties["tidelake.job.win.db.clicks"], next.to_string());
+        assert_eq!(
+            properties["tidelake.progress.job.win.db.clicks"],
+            next.to_string()
+        );
     }
     // The late row (4 s, bytes 32) and the row of 19.5 s (after [10, 20)
     // closed at 26 s) are in no window.

@@ -38,14 +38,14 @@ use std::time::{Duration, Instant};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::datasource::TableProvider;
 use tidelake_engine::introspect::CommitKind;
-use tidelake_engine::{BackgroundCompactor, EngineError, Table, TableWriter};
+use tidelake_engine::{BackgroundCompactor, EngineError, ProgressOwner, Table, TableWriter};
 use tokio::sync::watch;
 
 use self::delta::{
     column_types, difference, join_values, rows_matching, table_at, touched_keys, Touched,
 };
 use self::plan::{JoinPlan, Side};
-use super::progress::{progress_key, read_pair_progress, PairProgress};
+use super::progress::{job_owner, progress_key, read_pair_progress, PairProgress};
 use super::{
     pause, CommitError, JobCommit, JobOptions, JobSummary, IDLE_PROGRESS, MAX_CONFLICTS, MAX_DRAIN,
 };
@@ -57,6 +57,7 @@ pub(crate) struct JoinJob {
     name: String,
     plan: JoinPlan,
     options: JobOptions,
+    owner: ProgressOwner,
     /// Progress keys of the left and the right table.
     keys: [String; 2],
     consumer_id: String,
@@ -74,24 +75,26 @@ struct Step {
 }
 
 impl JoinJob {
-    pub fn new(name: &str, plan: JoinPlan, options: JobOptions) -> JoinJob {
+    pub fn new(name: &str, plan: JoinPlan, options: JobOptions) -> Result<JoinJob> {
+        let owner = job_owner(name)?;
         let keys = [
-            progress_key(name, plan.left.identifier()),
-            progress_key(name, plan.right.identifier()),
+            progress_key(name, plan.left.identifier())?,
+            progress_key(name, plan.right.identifier())?,
         ];
         let consumer_id = options
             .read_options
             .get("consumer-id")
             .cloned()
             .unwrap_or_else(|| name.to_string());
-        JoinJob {
+        Ok(JoinJob {
             name: name.to_string(),
             plan,
             options,
+            owner,
             keys,
             consumer_id,
             recorded: std::sync::Mutex::new(None),
-        }
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -409,10 +412,10 @@ impl JoinJob {
             (self.keys[0].clone(), step.next.0.to_string()),
             (self.keys[1].clone(), step.next.1.to_string()),
         ]);
-        let fence = progress.fence(&self.keys);
+        let fence = progress.fence(&self.owner, &self.keys);
         let committed = step
             .writer
-            .commit_fenced(CommitKind::Append, properties, Some(fence))
+            .commit_fenced(CommitKind::Append, properties, Some(&fence))
             .await;
         let from = progress.next.map_or(0, |(a, _)| a);
         match committed {

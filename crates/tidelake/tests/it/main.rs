@@ -1,0 +1,22 @@
+//! The `tidelake` binary end to end, one test binary (each file under
+//! `tests/` would link a binary of its own): the CLI, crash recovery,
+//! interoperability with pypaimon, streams and continuous jobs.
+
+mod cli;
+mod concurrent_writers;
+mod crash;
+mod interop;
+mod interop_lsm;
+mod stream_cli;
+mod stream_jobs;
+
+use tidelake_testkit::cli::Cli;
+
+/// The binary under test; only this crate's tests know where cargo built it.
+const TIDELAKE: Cli = Cli::new(env!("CARGO_BIN_EXE_tidelake"));
+
+/// Statements through the CLI with `--format json`; its stdout, failing
+/// the test unless every statement succeeds.
+fn json_sql(warehouse: &std::path::Path, statements: &[&str]) -> String {
+    TIDELAKE.sql(warehouse, statements, &["--format", "json"])
+}
