@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch};
 use serde_json::{json, Value};
 use tidelake_engine::{Catalog, Identifier, RowKind, Table};
-use tidelake_sql::{JobOptions, Session};
+use tidelake_sql::Session;
+use tidelake_stream::{JobOptions, StreamingJob};
 use tokio::sync::watch;
 
 use crate::error::{BenchError, Result};
@@ -35,7 +36,8 @@ pub struct StreamJob {
     pub commit_interval: Duration,
 }
 
-fn sql_error(e: tidelake_sql::SqlError) -> BenchError {
+/// A SQL or streaming error, as text.
+fn sql_error(e: impl std::fmt::Display) -> BenchError {
     BenchError::Sql(e.to_string())
 }
 
@@ -102,8 +104,7 @@ impl StreamJob {
             commit_interval: self.commit_interval,
             ..JobOptions::default()
         };
-        let job = session
-            .prepare_job(JOB, statement, options)
+        let job = StreamingJob::prepare(&session, JOB, statement, options)
             .await
             .map_err(sql_error)?;
         let key = job.progress_key().to_string();

@@ -2,14 +2,19 @@
 //!
 //! SQL over Tidelake tables with Apache DataFusion. It owns *what SQL
 //! means*: Paimon-shaped DDL (`CREATE TABLE ... PARTITIONED BY (...) WITH
-//! (...)`), `INSERT`/`INSERT OVERWRITE`, `UPDATE` and `DELETE` on
-//! primary-key and append tables, queries with everything DataFusion offers,
-//! time travel (`t VERSION AS OF 3` or `t$snapshot_3`; `t$snapshots`
-//! lists the snapshots), streaming reads of a table's changes
-//! ([`Session::stream_changes`]), continuous exactly-once jobs
-//! ([`Session::prepare_job`]: `INSERT INTO sink SELECT ... FROM source`
-//! applied to every new source snapshot), and errors with
+//! (...)`, watermarks included), `INSERT`/`INSERT OVERWRITE`, `UPDATE` and
+//! `DELETE` on primary-key and append tables, queries with everything
+//! DataFusion offers, time travel (`t VERSION AS OF 3` or `t$snapshot_3`;
+//! `t$snapshots` lists the snapshots), procedures, and errors with
 //! SQLSTATE-like codes.
+//!
+//! Streaming (continuous jobs, streaming `SELECT`) lives in
+//! `tidelake-stream`, above this crate: this crate must not know about it.
+//! What that crate builds on is a small public surface: the session's
+//! [`catalog`](Session::catalog) and [`current database`](Session::current_database),
+//! [`sql_config`] (DataFusion contexts that speak the session's SQL),
+//! [`TidelakeTable`] (a table, at a snapshot, as a DataFusion provider),
+//! [`watermark`] (what a table's declared watermark means) and [`SqlError`].
 //!
 //! It reads and writes tables only through `tidelake-engine` (Arrow batches,
 //! predicates, writers): it must not know file formats, object stores or
@@ -31,26 +36,22 @@ mod describe;
 mod dml;
 mod error;
 mod insert;
-mod job;
 mod lexer;
 mod predicate;
 mod procedures;
 mod provider;
 mod retry;
 mod session;
-mod stream;
 mod system_tables;
-mod watermark;
+pub mod watermark;
 
 pub use catalog::{TidelakeCatalog, TidelakeDatabase, SNAPSHOT_SUFFIX};
 pub use error::{Position, Result, SqlError};
-pub use job::{JobCommit, JobOptions, JobSummary, StreamingJob};
 pub use lexer::statement_is_complete;
 pub use provider::TidelakeTable;
 pub use retry::RETRIES_PROPERTY;
 pub use session::{
-    CommandStatus, QueryHandler, QueryStream, Session, StatementResult, StreamingResult,
-    CATALOG_NAME,
+    sql_config, CommandStatus, QueryHandler, QueryStream, Session, StatementResult,
+    StreamingResult, CATALOG_NAME,
 };
-pub use stream::{ChangeSet, ChangeStream, OP_COLUMN};
 pub use system_tables::SNAPSHOTS_SUFFIX;

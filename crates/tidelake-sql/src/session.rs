@@ -152,6 +152,22 @@ pub trait QueryHandler: Send + Sync {
     fn current_database(&self) -> String;
 }
 
+/// The DataFusion configuration of a session's statements, with `database`
+/// current: PostgreSQL's dialect, decimal literals, no information schema.
+/// Contexts outside a session (streaming queries, continuous jobs) start
+/// from it so that their SQL means what the session's does; the default
+/// catalog and database are created empty for them to register tables in.
+pub fn sql_config(database: &str) -> SessionConfig {
+    let mut config = SessionConfig::new()
+        .with_default_catalog_and_schema(CATALOG_NAME, database)
+        .with_create_default_catalog_and_schema(true)
+        .with_information_schema(false);
+    config.options_mut().sql_parser.dialect = Dialect::PostgreSQL;
+    // `12.50` is an exact numeric, as in PostgreSQL, not a float.
+    config.options_mut().sql_parser.parse_float_as_decimal = true;
+    config
+}
+
 /// A SQL session over one warehouse.
 pub struct Session {
     catalog: Catalog,
@@ -177,13 +193,7 @@ impl Session {
 
     /// A session over an already opened catalog (one per connection).
     pub async fn with_catalog(catalog: Catalog) -> Result<Session> {
-        let mut config = SessionConfig::new()
-            .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_DATABASE)
-            .with_create_default_catalog_and_schema(false)
-            .with_information_schema(false);
-        config.options_mut().sql_parser.dialect = Dialect::PostgreSQL;
-        // `12.50` is an exact numeric, as in PostgreSQL, not a float.
-        config.options_mut().sql_parser.parse_float_as_decimal = true;
+        let config = sql_config(DEFAULT_DATABASE).with_create_default_catalog_and_schema(false);
         let ctx = SessionContext::new_with_config(config);
         let tidelake = Arc::new(TidelakeCatalog::new(catalog.clone()));
         tidelake.refresh().await?;

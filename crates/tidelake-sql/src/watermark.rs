@@ -8,10 +8,15 @@
 //! Only the forms a continuous job can evaluate are accepted: `col` and
 //! `col - INTERVAL ...` (a fixed delay). Times are handled in microseconds
 //! since the epoch; every interval must be a whole number of them.
+//!
+//! DDL writes and shows these options; `tidelake-stream`'s window jobs read
+//! them back with [`watermark_of`] and parse window sizes with
+//! [`interval_micros`], so that a table's watermark means the same thing in
+//! both crates.
 
 use std::collections::BTreeMap;
 
-use datafusion::arrow::datatypes::{DataType as ArrowType, Schema, TimeUnit};
+use datafusion::arrow::datatypes::{DataType as ArrowType, Schema};
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, DateTimeField, Expr as SqlExpr, Interval, Value,
 };
@@ -29,7 +34,7 @@ pub(crate) const DATA_TYPE_KEY: &str = "schema.watermark.0.strategy.data-type";
 
 /// A watermark: `column - delay`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct WatermarkSpec {
+pub struct WatermarkSpec {
     pub column: String,
     /// Microseconds subtracted from the largest event time seen.
     pub delay_micros: i64,
@@ -92,7 +97,7 @@ fn scaled(amount: &str, unit: i64) -> Option<i64> {
 }
 
 /// An `INTERVAL 'n' UNIT` (or `INTERVAL 'n unit'`) in microseconds.
-pub(crate) fn interval_micros(expr: &SqlExpr) -> Result<i64> {
+pub fn interval_micros(expr: &SqlExpr) -> Result<i64> {
     let bad = |why: &str| {
         SqlError::InvalidParameter(format!(
             "{expr}: {why} (write INTERVAL '5' SECOND, MINUTE, HOUR, DAY or MILLISECOND)"
@@ -184,19 +189,9 @@ pub(crate) fn is_event_time(data_type: &ArrowType) -> bool {
     matches!(data_type, ArrowType::Timestamp(_, _))
 }
 
-/// Microseconds in one tick of a timestamp unit (`None`: finer, nanoseconds).
-pub(crate) fn unit_tick_micros(unit: &TimeUnit) -> Option<i64> {
-    match unit {
-        TimeUnit::Second => Some(1_000_000),
-        TimeUnit::Millisecond => Some(1_000),
-        TimeUnit::Microsecond => Some(1),
-        TimeUnit::Nanosecond => None,
-    }
-}
-
 /// The watermark a table's options declare, checked against its columns.
 /// `None` when no `schema.watermark.0.*` option is set.
-pub(crate) fn watermark_of(
+pub fn watermark_of(
     options: &BTreeMap<String, String>,
     schema: &Schema,
     table: &str,
@@ -230,7 +225,7 @@ pub(crate) fn watermark_of(
 
 /// Refuses a watermark on anything but TIMESTAMP / TIMESTAMP_LTZ.
 /// (`type_text`: the type as the message names it).
-pub(crate) fn check_event_time_type(
+pub fn check_event_time_type(
     data_type: &ArrowType,
     type_text: &str,
     column: &str,
@@ -311,7 +306,7 @@ mod tests {
         let schema = Schema::new(vec![
             datafusion::arrow::datatypes::Field::new(
                 "ts",
-                ArrowType::Timestamp(TimeUnit::Millisecond, None),
+                ArrowType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Millisecond, None),
                 true,
             ),
             datafusion::arrow::datatypes::Field::new("n", ArrowType::Int64, true),

@@ -2,8 +2,10 @@
 //! of Apache Paimon tables.
 //!
 //! It owns the command line (arguments, the interactive shell, output
-//! formats) and talks to tables only through `tidelake-sql`'s `Session`: it
-//! must not know engine internals (files, snapshots, writers).
+//! formats) and talks to tables only through `tidelake-sql`'s `Session`, and
+//! to streaming through `tidelake-stream` (streaming queries, jobs and their
+//! supervisor): it must not know engine internals (files, snapshots,
+//! writers).
 
 mod output;
 mod shell;
@@ -165,12 +167,17 @@ fn scripts_in_order(args: &SqlArgs, matches: &ArgMatches) -> Vec<Script> {
 
 /// Prints an error as one line: `error[CODE]: message`.
 fn report(error: &SqlError) {
-    let message = error
+    print_error(error.code(), error);
+}
+
+/// Prints `error[CODE]: message` on stderr, the message on one line.
+fn print_error(code: &str, message: &dyn std::fmt::Display) {
+    let message = message
         .to_string()
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");
-    eprintln!("error[{}]: {message}", error.code());
+    eprintln!("error[{code}]: {message}");
 }
 
 /// Runs statements, printing each result as it completes.
@@ -268,6 +275,6 @@ fn main() -> ExitCode {
             runtime.block_on(run_sql(&warehouse, args, &sub))
         }
         Command::Compact(args) => runtime.block_on(run_compact(&warehouse, args)),
-        Command::Stream(args) => runtime.block_on(stream::run_stream(&warehouse, args, report)),
+        Command::Stream(args) => runtime.block_on(stream::run_stream(&warehouse, args)),
     }
 }

@@ -5,10 +5,11 @@
 //! `--consumer-id`), so a restart prints nothing twice and misses nothing.
 //!
 //! With `--job NAME`, the statement is `INSERT INTO sink SELECT ...` and
-//! runs continuously as a job of `tidelake-sql` (exactly-once into the
+//! runs continuously as a job of `tidelake-stream` (exactly-once into the
 //! sink); one line is printed per commit. Several `--job`/`-e` pairs run
-//! several jobs in one process. A signal stops every job after its current
-//! commit.
+//! several jobs in one process under its supervisor: a job that fails is
+//! reported on stderr and the others go on; the exit status says whether
+//! any failed. A signal stops every job after its current commit.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -17,9 +18,14 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use tidelake_sql::{ChangeStream, JobCommit, JobOptions, Session, SqlError, StatementResult};
+use tidelake_sql::{Session, StatementResult};
+use tidelake_stream::{
+    shutdown_signal, ChangeStream, JobCommit, JobOptions, RestartPolicy, StreamError, StreamingJob,
+    Supervisor,
+};
 
 use crate::output::{print_result, Format};
+use crate::print_error;
 
 pub const STREAM_HELP: &str = "\
 The query is SELECT columns FROM one table [WHERE ...]; aggregations, joins,
@@ -67,8 +73,23 @@ second instance of a running job stops at its first commit. Shapes:
                 'merge-engine' = 'aggregation' and 'fields.<col>.aggregate-function'
                 sum for sum/count (retractions are subtracted), min, max (min
                 and max need an insert-only source)
+  stream join   ... FROM a [LEFT | RIGHT] JOIN b ON a.x = b.y (equalities), both
+                primary-key tables, into a sink whose primary key identifies
+                output rows; the sink follows changes on either side
+  window        SELECT window_start, window_end, keys, aggregates FROM
+                TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts), INTERVAL '1' MINUTE))
+                GROUP BY window_start, window_end, keys   (or HOP(TABLE src,
+                DESCRIPTOR(ts), slide, size)); src declares WATERMARK FOR ts,
+                and each window is written once, when the watermark passes
+                its end (later rows for it are dropped)
 A group whose rows are all retracted stays in the sink with zero counts.
-Joins of two streams and windows are not supported yet.
+Not supported: FULL OUTER joins of streams, aggregates over a stream join,
+SESSION and CUMULATE windows.
+Several --job/-e pairs run in one process: a job that fails is reported on
+stderr (error[CODE]: job 'NAME': ...) and the others keep running; a job that
+fails with a transient error (a commit conflict, store I/O, a commit whose
+outcome is unknown) is restarted from its committed progress, up to
+--max-restarts times in a row. The exit status is non-zero if any job failed.
   tidelake stream --job daily -e \"INSERT INTO shop.daily SELECT dt, count(*), sum(amount)
       FROM shop.payments GROUP BY dt\" --commit-interval 1s
   tidelake stream --job a -e \"INSERT ...\" --job b -e \"INSERT ...\"   (two jobs)";
@@ -88,6 +109,12 @@ pub struct StreamArgs {
     /// soon as the job has caught up)
     #[arg(long, value_name = "DURATION", default_value = "0ms", value_parser = parse_commit_interval)]
     commit_interval: Duration,
+    /// With --job: restart a job that failed with a transient error (a
+    /// commit conflict, store I/O, an unknown commit outcome) up to N times
+    /// in a row, after 1s, 2s,
+    /// 4s... (at most 30s); 0 reports the failure at once
+    #[arg(long, value_name = "N", default_value_t = RestartPolicy::default().max_restarts)]
+    max_restarts: u32,
     /// How to print changes
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -228,36 +255,16 @@ enum Stop {
     Signal,
 }
 
-/// Resolves when SIGINT or SIGTERM arrives.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!("cannot listen for SIGTERM: {e}");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-async fn follow(stream: &mut ChangeStream, args: &StreamArgs) -> Result<Stop, SqlError> {
+async fn follow(stream: &mut ChangeStream, args: &StreamArgs) -> Result<Stop, StreamError> {
     let printer = Printer {
         format: args.format,
         schema: stream.schema(),
     };
-    let io_error = |e: &dyn std::fmt::Display| SqlError::Io(format!("cannot print changes: {e}"));
+    let io_error = |e: &dyn std::fmt::Display| {
+        StreamError::from(tidelake_sql::SqlError::Io(format!(
+            "cannot print changes: {e}"
+        )))
+    };
     {
         let mut out = std::io::stdout().lock();
         printer.start(&mut out).map_err(|e| io_error(&e))?;
@@ -274,7 +281,7 @@ async fn follow(stream: &mut ChangeStream, args: &StreamArgs) -> Result<Stop, Sq
         // never leaves half a snapshot printed and recorded.
         let step = async {
             let Some(set) = stream.next_changes().await? else {
-                return Ok::<_, SqlError>(None);
+                return Ok::<_, StreamError>(None);
             };
             let (id, skipped) = (set.snapshot_id, set.skipped);
             Ok(Some((id, skipped, set.collect().await?)))
@@ -310,7 +317,7 @@ async fn follow(stream: &mut ChangeStream, args: &StreamArgs) -> Result<Stop, Sq
     }
 }
 
-pub async fn run_stream(warehouse: &str, args: StreamArgs, report: fn(&SqlError)) -> ExitCode {
+pub async fn run_stream(warehouse: &str, args: StreamArgs) -> ExitCode {
     let options = match args.read_options() {
         Ok(o) => o,
         Err(message) => {
@@ -319,7 +326,7 @@ pub async fn run_stream(warehouse: &str, args: StreamArgs, report: fn(&SqlError)
         }
     };
     if !args.jobs.is_empty() {
-        return run_jobs(warehouse, &args, options, report).await;
+        return run_jobs(warehouse, &args, options).await;
     }
     let [query] = args.execute.as_slice() else {
         eprintln!(
@@ -330,14 +337,14 @@ pub async fn run_stream(warehouse: &str, args: StreamArgs, report: fn(&SqlError)
     let session = match Session::open(warehouse).await {
         Ok(s) => s,
         Err(e) => {
-            report(&e);
+            print_error(e.code(), &e);
             return ExitCode::FAILURE;
         }
     };
-    let mut stream = match session.stream_changes(query, &options).await {
+    let mut stream = match ChangeStream::open(&session, query, &options).await {
         Ok(s) => s,
         Err(e) => {
-            report(&e);
+            print_error(e.code(), &e);
             return ExitCode::FAILURE;
         }
     };
@@ -348,7 +355,7 @@ pub async fn run_stream(warehouse: &str, args: StreamArgs, report: fn(&SqlError)
             ExitCode::SUCCESS
         }
         Err(e) => {
-            report(&e);
+            print_error(e.code(), &e);
             ExitCode::FAILURE
         }
     }
@@ -384,13 +391,13 @@ fn print_commit(format: Format, commit: &JobCommit) {
     }
 }
 
-/// Runs every `--job NAME -e SQL` pair until a signal (or their bounds);
-/// the first job to fail stops the others after their current commit.
+/// Runs every `--job NAME -e SQL` pair under a supervisor until a signal
+/// (or their bounds); a job that fails is reported at once and the others
+/// go on.
 async fn run_jobs(
     warehouse: &str,
     args: &StreamArgs,
     read_options: BTreeMap<String, String>,
-    report: fn(&SqlError),
 ) -> ExitCode {
     if args.jobs.len() != args.execute.len() {
         eprintln!(
@@ -408,7 +415,7 @@ async fn run_jobs(
     let session = match Session::open(warehouse).await {
         Ok(s) => s,
         Err(e) => {
-            report(&e);
+            print_error(e.code(), &e);
             return ExitCode::FAILURE;
         }
     };
@@ -419,9 +426,10 @@ async fn run_jobs(
         until_idle: args.until_idle,
         read_options,
     };
+    // Every statement is checked before any job starts.
     let mut jobs = Vec::new();
     for (name, sql) in args.jobs.iter().zip(&args.execute) {
-        match session.prepare_job(name, sql, options.clone()).await {
+        match StreamingJob::prepare(&session, name, sql, options.clone()).await {
             Ok(job) => jobs.push(job),
             Err(e) => {
                 report_job(name, &e);
@@ -429,59 +437,46 @@ async fn run_jobs(
             }
         }
     }
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let stop = std::sync::Arc::new(stop);
-    let on_signal = stop.clone();
-    let signals = tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("stopping the jobs after their current commit");
-        let _ = on_signal.send(true);
+    let mut supervisor = Supervisor::new(RestartPolicy {
+        max_restarts: args.max_restarts,
+        ..RestartPolicy::default()
     });
-    let mut running = tokio::task::JoinSet::new();
     for job in jobs {
-        let stopped = stopped.clone();
+        let name = job.name().to_string();
         let format = args.format;
-        running.spawn(async move {
-            let result = job
-                .run(stopped, &mut |commit| print_commit(format, commit))
-                .await;
-            (job.name().to_string(), result)
-        });
-    }
-    let mut failed = false;
-    while let Some(joined) = running.join_next().await {
-        match joined {
-            Ok((_, Ok(summary))) => {
-                tracing::info!(?summary, "job stopped");
-            }
-            Ok((name, Err(e))) => {
-                report_job(&name, &e);
-                failed = true;
-                let _ = stop.send(true);
-            }
-            Err(e) => {
-                eprintln!("error: a job task failed: {e}");
-                failed = true;
-                let _ = stop.send(true);
-            }
+        if let Err(e) = supervisor.spawn(job, move |commit| print_commit(format, commit)) {
+            report_job(&name, &e);
+            return ExitCode::FAILURE;
         }
     }
-    signals.abort();
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
+    let outcomes = supervisor
+        .run(shutdown_signal(), |outcome| match &outcome.result {
+            Ok(summary) => tracing::info!(job = %outcome.name, ?summary, "job stopped"),
+            Err(e) => report_job(&outcome.name, e),
+        })
+        .await;
+    let failed: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| o.result.is_err())
+        .map(|o| o.name.as_str())
+        .collect();
+    if failed.is_empty() {
+        return ExitCode::SUCCESS;
     }
+    if outcomes.len() > 1 {
+        eprintln!(
+            "error: {} of {} jobs failed: {}",
+            failed.len(),
+            outcomes.len(),
+            failed.join(", ")
+        );
+    }
+    ExitCode::FAILURE
 }
 
 /// `error[CODE]: job 'NAME': message`, on one line.
-fn report_job(name: &str, error: &SqlError) {
-    let message = error
-        .to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    eprintln!("error[{}]: job '{name}': {message}", error.code());
+fn report_job(name: &str, error: &StreamError) {
+    print_error(error.code(), &format_args!("job '{name}': {error}"));
 }
 
 #[cfg(test)]

@@ -13,13 +13,14 @@ use tidelake_engine::options::{ChangelogProducer, MergeEngine};
 use tidelake_engine::{Catalog, Identifier, Table};
 
 use super::analyze::{parse_job, Output, ParsedJob, TableName};
-use super::exec::{input_schema, JobContext, SinkMapping};
+use super::exec::{input_schema, SinkMapping};
 use super::join::plan::{plan_stream_join, JoinPlan};
 use super::window::{check_resolution, windowed_schema, WindowSpec};
-use crate::error::{Result, SqlError};
-use crate::provider::TidelakeTable;
-use crate::session::CATALOG_NAME;
-use crate::watermark::{check_event_time_type, watermark_of, WatermarkSpec};
+use crate::context::JobContext;
+use tidelake_sql::watermark::{check_event_time_type, watermark_of, WatermarkSpec};
+use tidelake_sql::TidelakeTable;
+use tidelake_sql::CATALOG_NAME;
+use tidelake_sql::{Result, SqlError};
 
 /// What the changes of a source look like.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -14,11 +14,12 @@ use tidelake_engine::options::MergeEngine;
 use tidelake_engine::{Catalog, Table};
 
 use super::analyze::{non_equi, StreamJoin, StreamJoinKind};
-use crate::error::{Result, SqlError};
+use crate::context::JobContext;
 use crate::job::analyze::{refuse, ParsedJob};
-use crate::job::exec::{JobContext, SinkMapping};
+use crate::job::exec::SinkMapping;
 use crate::job::plan::{identifier, reference, sink_mapping, walk, PlanFacts};
-use crate::provider::TidelakeTable;
+use tidelake_sql::TidelakeTable;
+use tidelake_sql::{Result, SqlError};
 
 /// One of the two joined tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

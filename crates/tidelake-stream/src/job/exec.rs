@@ -13,106 +13,11 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::catalog::MemorySchemaProvider;
-use datafusion::common::config::Dialect;
-use datafusion::common::TableReference;
-use datafusion::dataframe::DataFrame;
-use datafusion::datasource::{MemTable, TableProvider};
-use datafusion::execution::context::{SessionConfig, SessionContext};
-use datafusion::logical_expr::LogicalPlan;
-use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::Statement;
-use tidelake_engine::{RowKind, ROW_KIND_COLUMN};
+use tidelake_engine::RowKind;
 
 use super::analyze::{KIND_COLUMN, SEQ_COLUMN, SIGN_COLUMN};
-use crate::error::{Result, SqlError};
-use crate::session::CATALOG_NAME;
-
-/// A DataFusion context of one job: its own memory table for the source.
-pub(crate) struct JobContext {
-    ctx: SessionContext,
-}
-
-impl JobContext {
-    pub fn new(database: &str) -> JobContext {
-        let mut config = SessionConfig::new()
-            .with_default_catalog_and_schema(CATALOG_NAME, database)
-            .with_create_default_catalog_and_schema(true)
-            .with_information_schema(false);
-        // The same SQL as the session's statements.
-        config.options_mut().sql_parser.dialect = Dialect::PostgreSQL;
-        config.options_mut().sql_parser.parse_float_as_decimal = true;
-        JobContext {
-            ctx: SessionContext::new_with_config(config),
-        }
-    }
-
-    /// Registers a table under `catalog.db.table`, replacing any before.
-    pub fn register(&self, reference: TableReference, table: Arc<dyn TableProvider>) -> Result<()> {
-        if let (Some(catalog), Some(schema)) = (
-            self.ctx.catalog(CATALOG_NAME),
-            reference.schema().map(str::to_string),
-        ) {
-            if catalog.schema(&schema).is_none() {
-                catalog.register_schema(&schema, Arc::new(MemorySchemaProvider::new()))?;
-            }
-        }
-        self.ctx.deregister_table(reference.clone())?;
-        self.ctx.register_table(reference, table)?;
-        Ok(())
-    }
-
-    /// Makes the source read these batches (of `schema`).
-    pub fn set_source(
-        &self,
-        reference: &TableReference,
-        schema: SchemaRef,
-        batches: Vec<RecordBatch>,
-    ) -> Result<()> {
-        self.register(
-            reference.clone(),
-            Arc::new(MemTable::try_new(schema, vec![batches])?),
-        )
-    }
-
-    pub async fn plan(&self, statement: &Statement) -> Result<LogicalPlan> {
-        Ok(self
-            .ctx
-            .state()
-            .statement_to_plan(DfStatement::Statement(Box::new(statement.clone())))
-            .await?)
-    }
-
-    pub async fn run(&self, statement: &Statement) -> Result<Vec<RecordBatch>> {
-        let plan = self.plan(statement).await?;
-        Ok(DataFrame::new(self.ctx.state(), plan).collect().await?)
-    }
-
-    /// Reads a table through DataFusion, rows passing `filter` (which may
-    /// be used to skip files only loosely: callers filter exactly).
-    pub async fn scan(
-        &self,
-        table: Arc<dyn TableProvider>,
-        filter: datafusion::logical_expr::Expr,
-    ) -> Result<Vec<RecordBatch>> {
-        Ok(self
-            .ctx
-            .read_table(table)?
-            .filter(filter)?
-            .collect()
-            .await?)
-    }
-
-    /// The DataFusion context, for plans built without SQL.
-    pub fn session(&self) -> &SessionContext {
-        &self.ctx
-    }
-
-    /// Whether `name` is an aggregate function here.
-    pub fn is_aggregate(&self, name: &str) -> bool {
-        self.ctx.state().aggregate_functions().contains_key(name)
-    }
-}
+use crate::row_kinds::{kind_column, row_kinds};
+use tidelake_sql::{Result, SqlError};
 
 /// The source's columns followed by the hidden ones.
 pub(crate) fn input_schema(source: &Schema) -> SchemaRef {
@@ -130,20 +35,9 @@ pub(crate) fn input_batch(
     change: &RecordBatch,
     first_seq: i64,
 ) -> Result<RecordBatch> {
-    let kinds = change
-        .column_by_name(ROW_KIND_COLUMN)
-        .and_then(|c| c.as_any().downcast_ref::<Int8Array>())
-        .ok_or_else(|| SqlError::Internal("change batch without a row-kind column".into()))?;
-    let signs: Int8Array = kinds
-        .values()
-        .iter()
-        .map(|k| match RowKind::from_byte(*k) {
-            Some(kind) if kind.is_retract() => Ok(-1i8),
-            Some(_) => Ok(1i8),
-            None => Err(SqlError::Corrupt(format!(
-                "unknown row kind {k} in a change file"
-            ))),
-        })
+    let kinds = kind_column(change)?;
+    let signs: Int8Array = row_kinds(change)?
+        .map(|kind| kind.map(|k| if k.is_retract() { -1i8 } else { 1i8 }))
         .collect::<Result<Vec<i8>>>()?
         .into();
     let rows = change.num_rows() as i64;
@@ -227,6 +121,7 @@ pub(crate) fn per_row_output(
 mod tests {
     use super::*;
     use datafusion::arrow::array::StringArray;
+    use tidelake_engine::ROW_KIND_COLUMN;
 
     fn change(kinds: &[i8], ids: &[i64]) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![

@@ -46,8 +46,11 @@ use self::delta::{
 };
 use self::plan::{JoinPlan, Side};
 use super::progress::{job_owner, progress_key, read_pair_progress, PairProgress};
-use super::{pause, JobCommit, JobOptions, JobSummary, IDLE_PROGRESS, MAX_CONFLICTS, MAX_DRAIN};
-use crate::error::{Result, SqlError};
+use super::{
+    pause, CommitError, JobCommit, JobOptions, JobSummary, IDLE_PROGRESS, MAX_CONFLICTS, MAX_DRAIN,
+};
+use crate::error::StreamError;
+use tidelake_sql::{Result, SqlError};
 
 /// A join of two streams, ready to run.
 pub(crate) struct JoinJob {
@@ -152,7 +155,7 @@ impl JoinJob {
         stop: watch::Receiver<bool>,
         on_commit: &mut (dyn FnMut(&JobCommit) + Send),
         compactor: &BackgroundCompactor,
-    ) -> Result<JobSummary> {
+    ) -> crate::Result<JobSummary> {
         let mut stop = stop;
         let mut summary = JobSummary::default();
         let mut conflicts = 0u32;
@@ -195,15 +198,15 @@ impl JoinJob {
                     summary.next_snapshot = Some(commit.next_snapshot);
                     on_commit(&commit);
                 }
-                Err(CommitFailure::Retry(e)) => {
+                Err(CommitError::Retry(e)) => {
                     conflicts += 1;
                     if conflicts > MAX_CONFLICTS {
-                        return Err(e);
+                        return Err(e.into());
                     }
                     tracing::warn!(job = %self.name, attempt = conflicts, "commit conflict, redoing the step: {e}");
                     tokio::time::sleep(Duration::from_millis(50 << conflicts.min(5))).await;
                 }
-                Err(CommitFailure::Fatal(e)) => return Err(e),
+                Err(CommitError::Fatal(e)) => return Err(e),
             }
         }
     }
@@ -404,7 +407,7 @@ impl JoinJob {
         &self,
         mut step: Step,
         progress: &PairProgress,
-    ) -> std::result::Result<JobCommit, CommitFailure> {
+    ) -> std::result::Result<JobCommit, CommitError> {
         let properties = BTreeMap::from([
             (self.keys[0].clone(), step.next.0.to_string()),
             (self.keys[1].clone(), step.next.1.to_string()),
@@ -429,33 +432,28 @@ impl JoinJob {
                     rows_out: step.rows_out,
                 })
             }
-            Ok(None) => Err(CommitFailure::Fatal(SqlError::Internal(
-                "a fenced commit created no snapshot".into(),
-            ))),
+            Ok(None) => Err(CommitError::Fatal(
+                SqlError::Internal("a fenced commit created no snapshot".into()).into(),
+            )),
             Err(EngineError::CommitConflict { message, .. }) => {
                 match read_pair_progress(&self.plan.sink, &self.keys).await {
                     Ok(now) if now.next != progress.next => {
                         let show = |p: Option<(i64, i64)>| {
                             p.map_or("none".to_string(), |(a, b)| format!("({a}, {b})"))
                         };
-                        Err(CommitFailure::Fatal(SqlError::CommitConflict(format!(
-                            "job '{}' stops: sink '{}' records progress {} for it, but this instance started from {}: another instance of the job is running, and two instances never commit the same source snapshots ({message})",
-                            self.name,
-                            self.plan.sink.identifier(),
-                            show(now.next),
-                            show(progress.next),
-                        ))))
+                        Err(CommitError::Fatal(StreamError::Fenced {
+                            job: self.name.clone(),
+                            sink: self.plan.sink.identifier().to_string(),
+                            recorded: show(now.next),
+                            started_from: show(progress.next),
+                            detail: message,
+                        }))
                     }
-                    Ok(_) => Err(CommitFailure::Retry(SqlError::CommitConflict(message))),
-                    Err(e) => Err(CommitFailure::Fatal(e)),
+                    Ok(_) => Err(CommitError::Retry(SqlError::CommitConflict(message))),
+                    Err(e) => Err(CommitError::Fatal(e.into())),
                 }
             }
-            Err(e) => Err(CommitFailure::Fatal(e.into())),
+            Err(e) => Err(CommitError::Fatal(e.into())),
         }
     }
-}
-
-enum CommitFailure {
-    Retry(SqlError),
-    Fatal(SqlError),
 }

@@ -38,9 +38,9 @@ use datafusion::sql::sqlparser::parser::Parser;
 use super::dialect::JobDialect;
 use super::join::analyze::{read_stream_join, StreamJoin};
 use super::window::{self, WindowCall};
-use crate::error::{Result, SqlError};
-use crate::session::CATALOG_NAME;
-use crate::stream::{extract_options_hint, normalize};
+use crate::statement_text::{extract_options_hint, normalize};
+use tidelake_sql::CATALOG_NAME;
+use tidelake_sql::{Result, SqlError};
 
 /// Hidden columns of the changes a job's query reads: the row kind byte,
 /// its sign (+1 adds, -1 retracts) and the row's position in the batch.

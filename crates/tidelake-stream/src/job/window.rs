@@ -56,9 +56,8 @@ use datafusion::prelude::ident;
 use super::dialect::JobDialect;
 use super::plan::{JobPlan, WindowPlan};
 use super::Pending;
-use crate::error::{Result, SqlError};
-use crate::provider::TidelakeTable;
-use crate::watermark::{interval_micros, unit_tick_micros};
+use tidelake_sql::watermark::interval_micros;
+use tidelake_sql::{Result, SqlError, TidelakeTable};
 
 /// The columns a window adds to its source's rows.
 pub(crate) const WINDOW_START: &str = "window_start";
@@ -213,7 +212,7 @@ fn descriptor_column(expr: &SqlExpr, call: &str) -> Result<String> {
         return Err(bad());
     }
     match arguments(f)?.as_slice() {
-        [SqlExpr::Identifier(i)] => Ok(crate::stream::normalize(i)),
+        [SqlExpr::Identifier(i)] => Ok(crate::statement_text::normalize(i)),
         _ => Err(bad()),
     }
 }
@@ -340,7 +339,7 @@ pub(crate) fn check_window_grouping(select: &Select, call: &WindowCall) -> Resul
     for column in [WINDOW_START, WINDOW_END] {
         let named = exprs
             .iter()
-            .any(|e| last_ident(e).is_some_and(|i| crate::stream::normalize(i) == column));
+            .any(|e| last_ident(e).is_some_and(|i| crate::statement_text::normalize(i) == column));
         if !named {
             return Err(refuse(format!(
                 "a window aggregate that does not GROUP BY {WINDOW_START}, {WINDOW_END}: each window is computed once, so its groups must be per window"
@@ -357,6 +356,16 @@ pub(crate) fn windowed_schema(source: &Schema, time_type: &ArrowType) -> SchemaR
     fields.push(Arc::new(Field::new(WINDOW_START, time_type.clone(), false)));
     fields.push(Arc::new(Field::new(WINDOW_END, time_type.clone(), false)));
     Arc::new(Schema::new(fields))
+}
+
+/// Microseconds in one tick of a timestamp unit (`None`: finer, nanoseconds).
+fn unit_tick_micros(unit: &TimeUnit) -> Option<i64> {
+    match unit {
+        TimeUnit::Second => Some(1_000_000),
+        TimeUnit::Millisecond => Some(1_000),
+        TimeUnit::Microsecond => Some(1),
+        TimeUnit::Nanosecond => None,
+    }
 }
 
 /// Checks that window bounds are whole ticks of the event-time column.

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use tidelake_engine::{Identifier, OwnerProgress, ProgressOwner, Table, PROGRESS_PREFIX};
 
-use crate::error::{Result, SqlError};
+use tidelake_sql::{Result, SqlError};
 
 /// The progress owner of a job (its name is checked by [`check_job_name`]).
 pub(crate) fn job_owner(job: &str) -> Result<ProgressOwner> {

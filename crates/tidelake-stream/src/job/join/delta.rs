@@ -17,9 +17,9 @@ use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use tidelake_engine::{ChangeReader, ChangeSource, RowKind, StartMode, StreamOptions, Table};
 
-use crate::error::{Result, SqlError};
 use crate::job::exec::SinkMapping;
-use crate::provider::TidelakeTable;
+use tidelake_sql::TidelakeTable;
+use tidelake_sql::{Result, SqlError};
 
 /// The keys a run of snapshots touched.
 pub(crate) struct Touched {

@@ -14,13 +14,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, Int8Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::catalog::MemorySchemaProvider;
-use datafusion::common::config::Dialect;
 use datafusion::common::TableReference;
-use datafusion::datasource::MemTable;
-use datafusion::execution::context::{SessionConfig, SessionContext};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::{
     Expr as SqlExpr, Ident, ObjectNamePart, SelectItem, SetExpr, Statement, TableFactor,
@@ -29,10 +25,13 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
-use tidelake_engine::{ChangeReader, Identifier, RowKind, StreamOptions, ROW_KIND_COLUMN};
+use tidelake_engine::{ChangeReader, Identifier, StreamOptions};
+use tidelake_sql::{Session, SqlError, CATALOG_NAME};
 
-use crate::error::{Result, SqlError};
-use crate::session::{Session, CATALOG_NAME};
+use crate::context::JobContext;
+use crate::error::{Result, StreamError};
+use crate::row_kinds::row_kinds;
+use crate::statement_text::{extract_options_hint, normalize};
 
 /// The change-kind column of streamed rows.
 pub const OP_COLUMN: &str = "_op";
@@ -60,7 +59,7 @@ impl ChangeSet {
 /// A running streaming query; see the module documentation.
 pub struct ChangeStream {
     reader: ChangeReader,
-    ctx: SessionContext,
+    context: JobContext,
     table_ref: TableReference,
     input_schema: SchemaRef,
     /// The statement as DataFusion runs it (hint removed, `_op` selected).
@@ -68,12 +67,13 @@ pub struct ChangeStream {
     schema: SchemaRef,
 }
 
-impl Session {
-    /// Starts streaming the changes of the table a `SELECT` reads. `options`
-    /// are Paimon read options (`scan.mode`, `scan.snapshot-id`,
-    /// `consumer-id`, ...), overlaid by a hint in the statement.
-    pub async fn stream_changes(
-        &self,
+impl ChangeStream {
+    /// Starts streaming the changes of the table a `SELECT` reads (names
+    /// resolve in `session`'s current database). `options` are Paimon read
+    /// options (`scan.mode`, `scan.snapshot-id`, `consumer-id`, ...),
+    /// overlaid by a hint in the statement.
+    pub async fn open(
+        session: &Session,
         sql: &str,
         options: &BTreeMap<String, String>,
     ) -> Result<ChangeStream> {
@@ -83,15 +83,16 @@ impl Session {
         let database = name
             .database
             .clone()
-            .unwrap_or_else(|| self.current_database());
+            .unwrap_or_else(|| session.current_database());
         if name.catalog.as_deref().is_some_and(|c| c != CATALOG_NAME) {
             return Err(SqlError::UndefinedTable(format!(
                 "{}.{database}.{}",
                 name.catalog.unwrap_or_default(),
                 name.table
-            )));
+            ))
+            .into());
         }
-        let table = self
+        let table = session
             .catalog()
             .load_table(&Identifier::new(&database, &name.table))
             .await?;
@@ -104,27 +105,13 @@ impl Session {
         input_fields.extend(table.arrow_schema().fields().iter().cloned());
         let input_schema = Arc::new(Schema::new(input_fields));
 
-        let mut config = SessionConfig::new()
-            .with_default_catalog_and_schema(CATALOG_NAME, &database)
-            .with_create_default_catalog_and_schema(true)
-            .with_information_schema(false);
-        // The same SQL as the session's queries.
-        config.options_mut().sql_parser.dialect = Dialect::PostgreSQL;
-        config.options_mut().sql_parser.parse_float_as_decimal = true;
-        let ctx = SessionContext::new_with_config(config);
+        let context = JobContext::new(&database);
         let table_ref = TableReference::full(CATALOG_NAME, database.clone(), name.table.clone());
-        if let Some(catalog) = ctx.catalog(CATALOG_NAME) {
-            if catalog.schema(&database).is_none() {
-                catalog.register_schema(&database, Arc::new(MemorySchemaProvider::new()))?;
-            }
-        }
         // Plans the query once over no rows: checks it and fixes its schema.
         // The user's own query is checked first: with `_op` added, an
         // aggregate would fail on `_op` before the check could name it.
-        ctx.register_table(
-            table_ref.clone(),
-            Arc::new(MemTable::try_new(input_schema.clone(), vec![vec![]])?),
-        )?;
+        context.set_source(&table_ref, input_schema.clone(), Vec::new())?;
+        let ctx = context.session();
         check_per_row(ctx.sql(&user_sql).await?.logical_plan())?;
         let sql = statement.to_string();
         let frame = ctx.sql(&sql).await?;
@@ -135,7 +122,7 @@ impl Session {
         tracing::debug!(%sql, position = reader.position(), "streaming changes");
         Ok(ChangeStream {
             reader,
-            ctx,
+            context,
             table_ref,
             input_schema,
             sql,
@@ -172,7 +159,7 @@ impl ChangeStream {
         let Some(changes) = self.reader.next_changes().await? else {
             return Ok(None);
         };
-        let ctx = self.ctx.clone();
+        let context = self.context.clone();
         let table_ref = self.table_ref.clone();
         let input_schema = self.input_schema.clone();
         let sql = self.sql.clone();
@@ -180,17 +167,18 @@ impl ChangeStream {
             .batches
             .map_err(SqlError::from)
             .and_then(move |batch| {
-                let ctx = ctx.clone();
+                let context = context.clone();
                 let table_ref = table_ref.clone();
                 let input_schema = input_schema.clone();
                 let sql = sql.clone();
                 async move {
                     let input = with_op_column(&input_schema, &batch)?;
-                    run_on_batch(&ctx, &table_ref, &input_schema, &sql, input).await
+                    run_on_batch(&context, &table_ref, &input_schema, &sql, input).await
                 }
             })
             .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok::<_, SqlError>)))
             .try_flatten()
+            .map_err(StreamError::from)
             .try_filter(|b| futures::future::ready(b.num_rows() > 0))
             .boxed();
         let commit_kind = format!("{:?}", changes.commit_kind).to_ascii_uppercase();
@@ -205,35 +193,21 @@ impl ChangeStream {
 }
 
 async fn run_on_batch(
-    ctx: &SessionContext,
+    context: &JobContext,
     table_ref: &TableReference,
     schema: &SchemaRef,
     sql: &str,
     batch: RecordBatch,
-) -> Result<Vec<RecordBatch>> {
-    ctx.deregister_table(table_ref.clone())?;
-    ctx.register_table(
-        table_ref.clone(),
-        Arc::new(MemTable::try_new(schema.clone(), vec![vec![batch]])?),
-    )?;
-    Ok(ctx.sql(sql).await?.collect().await?)
+) -> tidelake_sql::Result<Vec<RecordBatch>> {
+    context.set_source(table_ref, schema.clone(), vec![batch])?;
+    Ok(context.session().sql(sql).await?.collect().await?)
 }
 
 /// The engine's row-kind byte as `_op` text.
-fn with_op_column(schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch> {
-    let kinds = batch
-        .column_by_name(ROW_KIND_COLUMN)
-        .and_then(|c| c.as_any().downcast_ref::<Int8Array>())
-        .ok_or_else(|| SqlError::Execution("change batch without a row-kind column".into()))?;
-    let ops: StringArray = kinds
-        .values()
-        .iter()
-        .map(|k| {
-            RowKind::from_byte(*k)
-                .map(|kind| Some(kind.short_name()))
-                .ok_or_else(|| SqlError::Corrupt(format!("unknown row kind {k} in a change file")))
-        })
-        .collect::<Result<_>>()?;
+fn with_op_column(schema: &SchemaRef, batch: &RecordBatch) -> tidelake_sql::Result<RecordBatch> {
+    let ops: StringArray = row_kinds(batch)?
+        .map(|kind| kind.map(|k| Some(k.short_name())))
+        .collect::<tidelake_sql::Result<_>>()?;
     let mut columns: Vec<ArrayRef> = vec![Arc::new(ops)];
     columns.extend(batch.columns().iter().skip(1).cloned());
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
@@ -248,16 +222,9 @@ struct StreamTableName {
     table: String,
 }
 
-pub(crate) fn normalize(ident: &Ident) -> String {
-    match ident.quote_style {
-        Some(_) => ident.value.clone(),
-        None => ident.value.to_lowercase(),
-    }
-}
-
 /// Parses a single `SELECT ... FROM table [WHERE ...]`, returns it with `_op`
 /// selected first (unless a wildcard already brings it) and its table.
-fn rewrite_query(sql: &str) -> Result<(Statement, StreamTableName)> {
+fn rewrite_query(sql: &str) -> tidelake_sql::Result<(Statement, StreamTableName)> {
     let not_streamable = |what: &str| {
         SqlError::Unsupported(format!(
             "a streaming query is SELECT columns FROM one table [WHERE ...]; {what} cannot apply to a stream of changes"
@@ -305,7 +272,7 @@ fn rewrite_query(sql: &str) -> Result<(Statement, StreamTableName)> {
             ObjectNamePart::Identifier(i) => Ok(normalize(i)),
             ObjectNamePart::Function(_) => Err(not_streamable("a computed table name")),
         })
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<tidelake_sql::Result<Vec<_>>>()?;
     let table = parts.pop().unwrap_or_default();
     let name = match parts.as_slice() {
         [] => StreamTableName {
@@ -341,7 +308,7 @@ fn rewrite_query(sql: &str) -> Result<(Statement, StreamTableName)> {
 }
 
 /// Only projections and filters over the table may run batch by batch.
-fn check_per_row(plan: &LogicalPlan) -> Result<()> {
+fn check_per_row(plan: &LogicalPlan) -> tidelake_sql::Result<()> {
     match plan {
         LogicalPlan::Projection(_)
         | LogicalPlan::Filter(_)
@@ -359,94 +326,9 @@ fn check_per_row(plan: &LogicalPlan) -> Result<()> {
     }
 }
 
-/// Removes a `/*+ OPTIONS('k'='v', ...) */` hint from the statement and
-/// returns its options.
-pub(crate) fn extract_options_hint(sql: &str) -> Result<(String, BTreeMap<String, String>)> {
-    let mut options = BTreeMap::new();
-    let Some(start) = sql.find("/*+") else {
-        return Ok((sql.to_string(), options));
-    };
-    let end = sql[start..]
-        .find("*/")
-        .map(|e| start + e + 2)
-        .ok_or_else(|| SqlError::Syntax {
-            message: "unterminated hint '/*+ ...'".into(),
-            position: None,
-        })?;
-    let body = sql[start + 3..end - 2].trim();
-    let bad = |why: &str| SqlError::Syntax {
-        message: format!("hint '/*+ {body} */': {why} (expected OPTIONS('key'='value', ...))"),
-        position: None,
-    };
-    let inner = body
-        .strip_prefix("OPTIONS")
-        .or_else(|| body.strip_prefix("options"))
-        .map(str::trim_start)
-        .and_then(|b| b.strip_prefix('('))
-        .and_then(|b| b.trim_end().strip_suffix(')'))
-        .ok_or_else(|| bad("not an OPTIONS hint"))?;
-    let mut rest = inner.trim();
-    while !rest.is_empty() {
-        let (key, after) = quoted(rest).ok_or_else(|| bad("a key must be a quoted string"))?;
-        let after = after
-            .trim_start()
-            .strip_prefix('=')
-            .ok_or_else(|| bad("missing '='"))?;
-        let (value, after) =
-            quoted(after.trim_start()).ok_or_else(|| bad("a value must be a quoted string"))?;
-        options.insert(key, value);
-        rest = after.trim_start();
-        if let Some(r) = rest.strip_prefix(',') {
-            rest = r.trim_start();
-        } else if !rest.is_empty() {
-            return Err(bad("options must be separated by ','"));
-        }
-    }
-    let mut cleaned = String::with_capacity(sql.len());
-    cleaned.push_str(&sql[..start]);
-    cleaned.push(' ');
-    cleaned.push_str(&sql[end..]);
-    Ok((cleaned, options))
-}
-
-/// A single-quoted SQL string at the start of `text` ('' escapes a quote),
-/// and what follows it.
-fn quoted(text: &str) -> Option<(String, &str)> {
-    let mut chars = text.strip_prefix('\'')?.char_indices().peekable();
-    let mut value = String::new();
-    while let Some((i, c)) = chars.next() {
-        if c == '\'' {
-            if chars.peek().map(|(_, n)| *n) == Some('\'') {
-                value.push('\'');
-                chars.next();
-                continue;
-            }
-            return Some((value, &text[i + 2..]));
-        }
-        value.push(c);
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hints_carry_options() {
-        let (sql, options) = extract_options_hint(
-            "SELECT * FROM t /*+ OPTIONS('scan.mode'='from-snapshot', 'scan.snapshot-id' = '3', 'x'='it''s') */ WHERE id > 1",
-        )
-        .unwrap();
-        assert_eq!(sql, "SELECT * FROM t   WHERE id > 1");
-        assert_eq!(options["scan.mode"], "from-snapshot");
-        assert_eq!(options["scan.snapshot-id"], "3");
-        assert_eq!(options["x"], "it's");
-        assert!(extract_options_hint("SELECT 1 /*+ OPTIONS('a') */").is_err());
-        assert!(extract_options_hint("SELECT 1 /*+ BROADCAST(t) */").is_err());
-        assert!(extract_options_hint("SELECT 1 /*+ OPTIONS('a'='b'").is_err());
-        assert_eq!(extract_options_hint("SELECT 1").unwrap().1.len(), 0);
-    }
 
     #[test]
     fn queries_gain_the_op_column_and_name_their_table() {

@@ -5,47 +5,17 @@
 //! applied twice shows as a doubled count) must end equal to the query run
 //! in batch over the source: exactly once.
 
-use std::time::Duration;
-
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use tidelake_engine::Catalog;
-use tidelake_sql::{JobOptions, Session, StatementResult};
 use tidelake_store::{FaultPlan, WarehouseStore};
-use tokio::sync::watch;
 
-fn render(batches: &[RecordBatch]) -> Vec<String> {
-    let options = FormatOptions::default().with_null("NULL");
-    let mut rows = Vec::new();
-    for b in batches {
-        let formatters: Vec<ArrayFormatter> = b
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
-            .collect();
-        for r in 0..b.num_rows() {
-            let row: Vec<String> = formatters.iter().map(|f| f.value(r).to_string()).collect();
-            rows.push(row.join("|"));
-        }
-    }
-    rows.sort();
-    rows
-}
-
-async fn rows(s: &Session, query: &str) -> Vec<String> {
-    let results = s.execute(query).await.unwrap();
-    let Some(StatementResult::Rows { batches, .. }) = results.last() else {
-        panic!("{query} returned no rows");
-    };
-    render(batches)
-}
+use super::*;
 
 /// Runs the job until it has nothing new, restarting it after failures.
 /// Returns how many runs failed.
 async fn run_to_idle(faulty: &Session) -> usize {
     for failures in 0..200 {
         let result = async {
-            let job = faulty.prepare_job("totals", JOB, until_idle()).await?;
+            let job = StreamingJob::prepare(faulty, "totals", JOB, until_idle()).await?;
             let (_stop, stopped) = watch::channel(false);
             job.run(stopped, &mut |_| {}).await
         }
@@ -75,14 +45,6 @@ async fn setup(uri: &str) -> Session {
         .await
         .unwrap();
     clean
-}
-
-fn until_idle() -> JobOptions {
-    JobOptions {
-        poll_interval: Duration::from_millis(5),
-        until_idle: true,
-        ..JobOptions::default()
-    }
 }
 
 async fn exactly_once_under(plan: FaultPlan) {
@@ -157,8 +119,7 @@ async fn a_job_stays_exactly_once_through_outages_after_its_commits() {
         let faulty = Session::with_catalog(Catalog::from_store(store))
             .await
             .unwrap();
-        let job = faulty
-            .prepare_job("totals", JOB, until_idle())
+        let job = StreamingJob::prepare(&faulty, "totals", JOB, until_idle())
             .await
             .unwrap();
         let (_stop, stopped) = watch::channel(false);
@@ -167,8 +128,7 @@ async fn a_job_stays_exactly_once_through_outages_after_its_commits() {
             unknown += 1;
         }
         // Catch up without faults, then compare.
-        let job = clean
-            .prepare_job("totals", JOB, until_idle())
+        let job = StreamingJob::prepare(&clean, "totals", JOB, until_idle())
             .await
             .unwrap();
         let (_stop, stopped) = watch::channel(false);

@@ -8,8 +8,8 @@ use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr as SqlExpr, Join, JoinConstraint, JoinOperator, TableFactor,
 };
 
-use crate::error::Result;
 use crate::job::analyze::{refuse, table_name, TableName};
+use tidelake_sql::Result;
 
 /// How the rows of the two streams are kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,7 +124,7 @@ pub(crate) fn non_equi(
     left: &TableName,
     right: &TableName,
     on: impl std::fmt::Display,
-) -> crate::error::SqlError {
+) -> tidelake_sql::SqlError {
     refuse(format!(
         "a non-equi join of two streams ({left} with {right} ON {on}): the condition must be an AND of equalities a.x = b.y between the two tables (other conditions may be added with AND)"
     ))

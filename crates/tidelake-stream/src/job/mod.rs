@@ -54,8 +54,8 @@ use self::exec::{has_retractions, input_batch, per_row_output};
 use self::join::JoinJob;
 use self::plan::{plan_job, JobPlan, PlannedJob};
 use self::progress::{check_job_name, job_owner, progress_key, read_progress, Progress};
-use crate::error::{Result, SqlError};
-use crate::session::Session;
+use crate::error::{Result, StreamError};
+use tidelake_sql::{Result as SqlResult, Session, SqlError};
 
 /// Input rows run through the query at once (bounds memory per step).
 const CHUNK_ROWS: usize = 64 * 1024;
@@ -145,16 +145,17 @@ struct SourceJob {
     consumer_id: Option<String>,
 }
 
-impl Session {
-    /// Checks a job statement against its tables and prepares it to run.
-    pub async fn prepare_job(
-        &self,
+impl StreamingJob {
+    /// Checks a job statement against the tables of `session`'s warehouse
+    /// (names resolve in its current database) and prepares it to run.
+    pub async fn prepare(
+        session: &Session,
         name: &str,
         sql: &str,
         options: JobOptions,
     ) -> Result<StreamingJob> {
         check_job_name(name)?;
-        let plan = match plan_job(self.catalog(), &self.current_database(), sql).await? {
+        let plan = match plan_job(session.catalog(), &session.current_database(), sql).await? {
             PlannedJob::Single(plan) => plan,
             PlannedJob::Join(plan) => {
                 let job = JoinJob::new(name, plan, options)?;
@@ -171,7 +172,8 @@ impl Session {
         if matches!(stream_options.mode, StartMode::Incremental { .. }) {
             return Err(SqlError::InvalidParameter(
                 "scan.mode 'incremental' is a bounded read; a job follows its source (use --until-idle to stop once it has caught up)".into(),
-            ));
+            )
+            .into());
         }
         // The sink's progress decides where to resume, not the consumer.
         let consumer_id = stream_options.consumer_id.take();
@@ -184,7 +186,8 @@ impl Session {
             return Err(SqlError::InvalidParameter(format!(
                 "job '{name}': a window job starts from a full snapshot of its source (by default its earliest snapshot, or scan.mode 'from-snapshot-full'), so that its watermark covers every row; it cannot start with {:?}",
                 stream_options.mode
-            )));
+            ))
+            .into());
         }
         let owner = job_owner(name)?;
         let key = progress_key(name, plan.source.identifier())?;
@@ -246,7 +249,7 @@ impl Pending {
 enum CommitError {
     /// Worth another try from the committed progress.
     Retry(SqlError),
-    Fatal(SqlError),
+    Fatal(StreamError),
 }
 
 impl StreamingJob {
@@ -392,7 +395,7 @@ impl SourceJob {
                     Err(e) => {
                         // Files the writer spilled are not committed: remove them.
                         pending.writer.abort().await;
-                        return Err(e);
+                        return Err(e.into());
                     }
                 }
             };
@@ -433,7 +436,7 @@ impl SourceJob {
                         Err(CommitError::Retry(e)) => {
                             conflicts += 1;
                             if conflicts > MAX_CONFLICTS {
-                                return Err(e);
+                                return Err(e.into());
                             }
                             tracing::warn!(job = %self.name, attempt = conflicts, "commit conflict, redoing the batch: {e}");
                             progress = read_progress(&self.plan.sink, &self.key).await?;
@@ -473,7 +476,7 @@ impl SourceJob {
         pending: &mut Pending,
         stop: &watch::Receiver<bool>,
         committed_snapshots: u64,
-    ) -> Result<bool> {
+    ) -> SqlResult<bool> {
         let mut read_any = false;
         // `None`: nothing committed after the position yet.
         while let Some(changes) = reader.next_changes().await? {
@@ -509,7 +512,7 @@ impl SourceJob {
         &self,
         batch: &datafusion::arrow::array::RecordBatch,
         pending: &mut Pending,
-    ) -> Result<()> {
+    ) -> SqlResult<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
@@ -538,7 +541,7 @@ impl SourceJob {
     }
 
     /// Runs the query over the pending input and writes its output.
-    async fn process(&self, pending: &mut Pending) -> Result<()> {
+    async fn process(&self, pending: &mut Pending) -> SqlResult<()> {
         if let Some(plan) = &self.plan.window {
             for step in std::mem::take(&mut pending.closing) {
                 let rows = window::close_windows(&self.plan, plan, &step).await?;
@@ -596,7 +599,7 @@ impl SourceJob {
     ) -> std::result::Result<(JobCommit, Progress), CommitError> {
         if let Err(e) = self.process(&mut pending).await {
             pending.writer.abort().await;
-            return Err(CommitError::Fatal(e));
+            return Err(CommitError::Fatal(e.into()));
         }
         let mut properties = BTreeMap::from([(self.key.clone(), position.to_string())]);
         if let (Some(_), Some(watermark)) = (&self.plan.window, pending.watermark) {
@@ -632,25 +635,29 @@ impl SourceJob {
                     },
                 ))
             }
-            Ok(None) => Err(CommitError::Fatal(SqlError::Internal(
-                "a fenced commit created no snapshot".into(),
-            ))),
+            Ok(None) => Err(CommitError::Fatal(
+                SqlError::Internal("a fenced commit created no snapshot".into()).into(),
+            )),
             Err(EngineError::CommitConflict { message, .. }) => {
                 // Fenced, or a writer racing on a sink bucket: the sink's
                 // progress tells which.
                 match read_progress(&self.plan.sink, &self.key).await {
                     Ok(now) if now.next != progress.next => {
-                        Err(CommitError::Fatal(SqlError::CommitConflict(format!(
-                            "job '{}' stops: sink '{}' records progress {} for it (snapshot {}), but this instance started from {}: another instance of the job is running, and two instances never commit the same source snapshot ({message})",
-                            self.name,
-                            self.plan.sink.identifier(),
-                            now.next.map_or("none".to_string(), |n| n.to_string()),
-                            now.recorded_in.map_or("none".to_string(), |n| n.to_string()),
-                            progress.next.map_or("none".to_string(), |n| n.to_string()),
-                        ))))
+                        let show = |n: Option<i64>| n.map_or("none".to_string(), |n| n.to_string());
+                        Err(CommitError::Fatal(StreamError::Fenced {
+                            job: self.name.clone(),
+                            sink: self.plan.sink.identifier().to_string(),
+                            recorded: format!(
+                                "{} (snapshot {})",
+                                show(now.next),
+                                show(now.recorded_in)
+                            ),
+                            started_from: show(progress.next),
+                            detail: message,
+                        }))
                     }
                     Ok(_) => Err(CommitError::Retry(SqlError::CommitConflict(message))),
-                    Err(e) => Err(CommitError::Fatal(e)),
+                    Err(e) => Err(CommitError::Fatal(e.into())),
                 }
             }
             Err(e) => Err(CommitError::Fatal(e.into())),
@@ -658,7 +665,7 @@ impl SourceJob {
     }
 
     /// The watermark a window job recorded with its progress.
-    fn recorded_watermark(&self, progress: &Progress) -> Result<Option<i64>> {
+    fn recorded_watermark(&self, progress: &Progress) -> SqlResult<Option<i64>> {
         if self.plan.window.is_none() {
             return Ok(None);
         }
