@@ -3,10 +3,11 @@
 //! them, plus failing reads and writes. The job is restarted after each
 //! failure, as a supervisor would; its aggregation sink (where a change
 //! applied twice shows as a doubled count) must end equal to the query run
-//! in batch over the source: exactly once.
+//! in batch over the source: exactly once. On local disk and on S3 (moto).
 
 use tidelake_engine::Catalog;
 use tidelake_store::{FaultPlan, WarehouseStore};
+use tidelake_testkit::moto::{MotoServer, BUCKET};
 
 use super::*;
 
@@ -31,9 +32,12 @@ async fn run_to_idle(faulty: &Session) -> usize {
 
 const JOB: &str = "INSERT INTO db.totals SELECT g, count(*), sum(v) FROM db.src GROUP BY g";
 
-/// A source and an aggregation sink, where a change applied twice shows.
-async fn setup(uri: &str) -> Session {
-    let clean = Session::open(uri).await.unwrap();
+/// A source and an aggregation sink, where a change applied twice shows,
+/// in the warehouse of `store`; a session on it without faults.
+async fn setup(store: &WarehouseStore) -> Session {
+    let clean = Session::with_catalog(Catalog::from_store(store.clone()))
+        .await
+        .unwrap();
     clean
         .execute(
             "CREATE DATABASE db;
@@ -47,11 +51,15 @@ async fn setup(uri: &str) -> Session {
     clean
 }
 
-async fn exactly_once_under(plan: FaultPlan) {
-    let dir = tempfile::tempdir().unwrap();
-    let uri = dir.path().to_str().unwrap();
-    let clean = setup(uri).await;
-    let store = WarehouseStore::with_faults(WarehouseStore::open(uri).await.unwrap(), plan);
+async fn local_store(dir: &tempfile::TempDir) -> WarehouseStore {
+    WarehouseStore::open(dir.path().to_str().unwrap())
+        .await
+        .unwrap()
+}
+
+async fn exactly_once_under(base: WarehouseStore, plan: FaultPlan) {
+    let clean = setup(&base).await;
+    let store = WarehouseStore::with_faults(base, plan);
     let faulty = Session::with_catalog(Catalog::from_store(store.clone()))
         .await
         .unwrap();
@@ -78,17 +86,35 @@ async fn exactly_once_under(plan: FaultPlan) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_stays_exactly_once_when_its_commits_are_reported_failed() {
-    exactly_once_under(FaultPlan::new(21).fail_after_create(0.5).fail_reads(0.02)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new(21).fail_after_create(0.5).fail_reads(0.02);
+    exactly_once_under(local_store(&dir).await, plan).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_stays_exactly_once_when_its_own_snapshots_are_reported_taken() {
-    exactly_once_under(
-        FaultPlan::new(22)
-            .report_exists_after_create(0.5)
-            .fail_writes(0.03),
-    )
-    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new(22)
+        .report_exists_after_create(0.5)
+        .fail_writes(0.03);
+    exactly_once_under(local_store(&dir).await, plan).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_stays_exactly_once_on_s3_whatever_its_commits_are_reported() {
+    let Some(server) = MotoServer::start_or_skip() else {
+        return;
+    };
+    for (seed, plan) in [
+        (23, FaultPlan::new(23).fail_after_create(0.5)),
+        (24, FaultPlan::new(24).report_exists_after_create(0.5)),
+    ] {
+        let uri = format!("s3://{BUCKET}/jobs-{seed}");
+        let store = WarehouseStore::open_with_options(&uri, &server.options())
+            .await
+            .unwrap();
+        exactly_once_under(store, plan).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,7 +124,7 @@ async fn a_job_stays_exactly_once_through_outages_after_its_commits() {
     // (the network is back), must find out from the sink what happened.
     let dir = tempfile::tempdir().unwrap();
     let uri = dir.path().to_str().unwrap();
-    let clean = setup(uri).await;
+    let clean = setup(&local_store(&dir).await).await;
     let mut unknown = 0;
     for round in 0..6i64 {
         clean
