@@ -73,7 +73,7 @@ pub use error::{EngineError, Result};
 pub use kv::RowKind;
 pub use lifecycle::{ExpireOptions, ExpireOutcome, OrphanOptions};
 pub use orchestrate::{BackgroundCompactor, BackgroundSummary};
-pub use progress::{read_progress, OwnerProgress, ProgressOwner, PROGRESS_PREFIX};
+pub use progress::{newest_recorded, read_progress, OwnerProgress, ProgressOwner, PROGRESS_PREFIX};
 pub use read::predicate::{CompareOp, Predicate};
 pub use read::scan::{ScanBuilder, ScanPlan, Split};
 pub use read::stream::{

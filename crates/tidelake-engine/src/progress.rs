@@ -120,35 +120,51 @@ impl OwnerProgress {
     }
 }
 
-/// Reads the newest positions `owner` recorded in a table. The latest
-/// snapshot holds them unless snapshots were committed by other engines
-/// (which do not carry them): then it walks back to the newest that does.
+/// Walks back from the latest snapshot to the newest one whose properties
+/// `find` recognises. Returns the latest snapshot id (`None`: no snapshot)
+/// and, if one was found, its id, its properties and what `find` returned.
+/// The latest snapshot holds every owner's progress unless snapshots were
+/// committed by other engines (which do not carry it): hence the walk.
+pub async fn newest_recorded<T>(
+    snapshots: &SnapshotReader,
+    mut find: impl FnMut(&BTreeMap<String, String>) -> Option<T>,
+) -> Result<(Option<i64>, Option<(i64, BTreeMap<String, String>, T)>)> {
+    let Some(latest) = snapshots.latest_snapshot_id().await? else {
+        return Ok((None, None));
+    };
+    let earliest = snapshots.earliest_snapshot_id().await?.unwrap_or(1);
+    for id in (earliest..=latest).rev() {
+        let Some(snapshot) = snapshots.snapshot(id).await? else {
+            continue;
+        };
+        let properties = snapshot.properties.unwrap_or_default();
+        if let Some(found) = find(&properties) {
+            return Ok((Some(latest), Some((id, properties, found))));
+        }
+    }
+    Ok((Some(latest), None))
+}
+
+/// Reads the newest positions `owner` recorded in a table.
 pub async fn read_progress(
     snapshots: &SnapshotReader,
     owner: &ProgressOwner,
 ) -> Result<OwnerProgress> {
-    let Some(latest) = snapshots.latest_snapshot_id().await? else {
-        return Ok(OwnerProgress::none(owner.clone(), None));
-    };
-    let earliest = snapshots.earliest_snapshot_id().await?.unwrap_or(1);
-    let mut id = latest;
-    while id >= earliest {
-        if let Some(snapshot) = snapshots.snapshot(id).await? {
-            let properties = snapshot.properties.unwrap_or_default();
-            let positions = owner.positions_in(&properties);
-            if !positions.is_empty() {
-                return Ok(OwnerProgress {
-                    owner: owner.clone(),
-                    read_at: Some(latest),
-                    recorded_in: Some(id),
-                    positions,
-                    properties,
-                });
-            }
-        }
-        id -= 1;
-    }
-    Ok(OwnerProgress::none(owner.clone(), Some(latest)))
+    let (latest, found) = newest_recorded(snapshots, |properties| {
+        let positions = owner.positions_in(properties);
+        (!positions.is_empty()).then_some(positions)
+    })
+    .await?;
+    Ok(match found {
+        Some((id, properties, positions)) => OwnerProgress {
+            owner: owner.clone(),
+            read_at: latest,
+            recorded_in: Some(id),
+            positions,
+            properties,
+        },
+        None => OwnerProgress::none(owner.clone(), latest),
+    })
 }
 
 /// The properties of a new snapshot: the progress carried from the latest

@@ -11,7 +11,9 @@
 
 use std::collections::BTreeMap;
 
-use tidelake_engine::{Identifier, OwnerProgress, ProgressOwner, Table, PROGRESS_PREFIX};
+use tidelake_engine::{
+    newest_recorded, Identifier, OwnerProgress, ProgressOwner, Table, PROGRESS_PREFIX,
+};
 
 use tidelake_sql::{Result, SqlError};
 
@@ -79,45 +81,32 @@ impl Progress {
     }
 }
 
-/// Reads the newest progress of `key` in `sink`, walking back from the
-/// latest snapshot.
+/// A recorded snapshot id, or a clear error naming where it was found.
+fn parse_position(sink: &Table, id: i64, key: &str, value: &str) -> Result<i64> {
+    value.trim().parse::<i64>().map_err(|_| {
+        SqlError::Corrupt(format!(
+            "snapshot {id} of sink '{}' records '{key}' = '{value}', which is not a snapshot id",
+            sink.identifier()
+        ))
+    })
+}
+
+/// Reads the newest progress of `key` in `sink`.
 pub(crate) async fn read_progress(sink: &Table, key: &str) -> Result<Progress> {
-    let snapshots = sink.snapshots();
-    let Some(latest) = snapshots.latest_snapshot_id().await? else {
+    let (latest, found) = newest_recorded(sink.snapshots(), |p| recorded(p, key).cloned()).await?;
+    let Some((id, properties, value)) = found else {
         return Ok(Progress {
-            read_at: None,
+            read_at: latest,
             next: None,
             recorded_in: None,
             properties: BTreeMap::new(),
         });
     };
-    let earliest = snapshots.earliest_snapshot_id().await?.unwrap_or(1);
-    let mut id = latest;
-    while id >= earliest {
-        if let Some(snapshot) = snapshots.snapshot(id).await? {
-            let properties = snapshot.properties.clone().unwrap_or_default();
-            if let Some(value) = recorded(&properties, key) {
-                let next = value.trim().parse::<i64>().map_err(|_| {
-                    SqlError::Corrupt(format!(
-                        "snapshot {id} of sink '{}' records '{key}' = '{value}', which is not a snapshot id",
-                        sink.identifier()
-                    ))
-                })?;
-                return Ok(Progress {
-                    read_at: Some(latest),
-                    next: Some(next),
-                    recorded_in: Some(id),
-                    properties,
-                });
-            }
-        }
-        id -= 1;
-    }
     Ok(Progress {
-        read_at: Some(latest),
-        next: None,
-        recorded_in: None,
-        properties: BTreeMap::new(),
+        read_at: latest,
+        next: Some(parse_position(sink, id, key, &value)?),
+        recorded_in: Some(id),
+        properties,
     })
 }
 
@@ -149,49 +138,31 @@ impl PairProgress {
 /// Reads the newest progress of both `keys` in `sink` from one snapshot
 /// (reading them separately could mix two commits).
 pub(crate) async fn read_pair_progress(sink: &Table, keys: &[String; 2]) -> Result<PairProgress> {
-    let snapshots = sink.snapshots();
-    let Some(latest) = snapshots.latest_snapshot_id().await? else {
-        return Ok(PairProgress {
-            read_at: None,
-            next: None,
-        });
-    };
-    let earliest = snapshots.earliest_snapshot_id().await?.unwrap_or(1);
-    let parse = |id: i64, key: &str, value: &str| {
-        value.trim().parse::<i64>().map_err(|_| {
-            SqlError::Corrupt(format!(
-                "snapshot {id} of sink '{}' records '{key}' = '{value}', which is not a snapshot id",
-                sink.identifier()
-            ))
-        })
-    };
-    let mut id = latest;
-    while id >= earliest {
-        if let Some(snapshot) = snapshots.snapshot(id).await? {
-            let properties = snapshot.properties.unwrap_or_default();
-            match (recorded(&properties, &keys[0]), recorded(&properties, &keys[1])) {
-                (None, None) => {}
-                (Some(a), Some(b)) => {
-                    return Ok(PairProgress {
-                        read_at: Some(latest),
-                        next: Some((parse(id, &keys[0], a)?, parse(id, &keys[1], b)?)),
-                    })
-                }
-                _ => {
-                    return Err(SqlError::Corrupt(format!(
-                        "snapshot {id} of sink '{}' records only one of '{}' and '{}', which a join job always commits together",
-                        sink.identifier(),
-                        keys[0],
-                        keys[1]
-                    )))
-                }
-            }
+    let (latest, found) = newest_recorded(sink.snapshots(), |p| {
+        match (recorded(p, &keys[0]), recorded(p, &keys[1])) {
+            (None, None) => None,
+            (a, b) => Some((a.cloned(), b.cloned())),
         }
-        id -= 1;
-    }
+    })
+    .await?;
+    let next = match found {
+        None => None,
+        Some((id, _, (Some(a), Some(b)))) => Some((
+            parse_position(sink, id, &keys[0], &a)?,
+            parse_position(sink, id, &keys[1], &b)?,
+        )),
+        Some((id, _, _)) => {
+            return Err(SqlError::Corrupt(format!(
+                "snapshot {id} of sink '{}' records only one of '{}' and '{}', which a join job always commits together",
+                sink.identifier(),
+                keys[0],
+                keys[1]
+            )))
+        }
+    };
     Ok(PairProgress {
-        read_at: Some(latest),
-        next: None,
+        read_at: latest,
+        next,
     })
 }
 
