@@ -10,8 +10,8 @@ use tidelake_format::types::{DataField, DataType};
 use tidelake_store::{PutOutcome, WarehouseStore};
 
 use crate::error::{EngineError, Result};
-pub use crate::evolution::ColumnPosition;
 use crate::evolution;
+pub use crate::evolution::ColumnPosition;
 use crate::kv::TablePaths;
 use crate::options::TableOptions;
 use crate::snapshots::SnapshotReader;
@@ -390,7 +390,10 @@ impl Catalog {
             return Err(EngineError::DatabaseNotFound(to.database.clone()));
         }
         let target = Self::table_paths(to);
-        let (dirs, _) = self.store.list_dir(&Self::database_path(&to.database)).await?;
+        let (dirs, _) = self
+            .store
+            .list_dir(&Self::database_path(&to.database))
+            .await?;
         if dirs.iter().any(|d| d.trim_end_matches('/') == target.root) {
             return Err(EngineError::TableAlreadyExists(to.to_string()));
         }
@@ -505,14 +508,7 @@ fn apply_change(
             name,
             data_type,
             keep_nullability,
-        } => evolution::set_type(
-            schema,
-            name,
-            data_type,
-            *keep_nullability,
-            has_rows,
-            &table,
-        )?,
+        } => evolution::set_type(schema, name, data_type, *keep_nullability, has_rows, &table)?,
         SchemaChange::UpdateColumnNullability { name, nullable } => {
             evolution::set_nullable(schema, name, *nullable, has_rows, &table)?
         }

@@ -196,7 +196,11 @@ async fn insert_rows(session: &Session, id: &Identifier, query: &str) -> Result<
 }
 
 /// `ALTER TABLE from RENAME TO to`.
-pub(crate) async fn rename_table(session: &Session, from: &TableName, to: &TableName) -> Result<()> {
+pub(crate) async fn rename_table(
+    session: &Session,
+    from: &TableName,
+    to: &TableName,
+) -> Result<()> {
     let from = session.identifier(from);
     let to = session.identifier(to);
     session.catalog().rename_table(&from, &to).await?;

@@ -73,7 +73,10 @@ async fn show_create_table_round_trips_after_every_change() {
         );
     }
     let last = show_create(&session, "t").await;
-    assert!(last.contains("'fields.amount.aggregate-function' = 'sum'"), "{last}");
+    assert!(
+        last.contains("'fields.amount.aggregate-function' = 'sum'"),
+        "{last}"
+    );
     assert!(last.contains("'sequence.field' = 'Version'"), "{last}");
     assert!(last.contains("PRIMARY KEY (\"Order Id\", dt)"), "{last}");
 }
@@ -91,7 +94,34 @@ async fn a_failed_ctas_leaves_no_folder() {
         .await;
     assert!(failed.is_err());
     assert!(!dir.path().join("default.db").join("bad").exists());
-    let failed = session.execute("CREATE TABLE bad2 AS SELECT nope FROM src").await;
+    let failed = session
+        .execute("CREATE TABLE bad2 AS SELECT nope FROM src")
+        .await;
     assert!(failed.is_err());
     assert!(!dir.path().join("default.db").join("bad2").exists());
+}
+
+#[tokio::test]
+async fn object_stores_refuse_to_rename_tables() {
+    let session = Session::open("memory://").await.unwrap();
+    session
+        .execute("CREATE TABLE t (a INT); INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    let refused = session
+        .execute("ALTER TABLE t RENAME TO u")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "0A000");
+    assert!(
+        refused
+            .to_string()
+            .contains("an object store cannot rename a folder"),
+        "{refused}"
+    );
+    assert_eq!(
+        session.execute("SELECT * FROM t").await.unwrap()[0].row_count(),
+        1
+    );
+    assert!(session.execute("SELECT * FROM u").await.is_err());
 }

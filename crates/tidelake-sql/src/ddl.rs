@@ -693,9 +693,9 @@ impl<'a> Parser<'a> {
                 break;
             }
         } else {
-            return Err(self.error(
-                "ADD, DROP, RENAME, ALTER, MODIFY, SET or RESET after ALTER TABLE name",
-            ));
+            return Err(
+                self.error("ADD, DROP, RENAME, ALTER, MODIFY, SET or RESET after ALTER TABLE name")
+            );
         }
         if changes.is_empty() {
             return Err(self.error("at least one change"));

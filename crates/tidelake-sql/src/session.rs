@@ -410,7 +410,9 @@ impl Session {
                 let sql = create_statement(&id.database, &id.table, provider.table().schema());
                 rows(names_batch("create_statement", &[sql])?)
             }
-            DdlStatement::CreateTable(create) if create.query.is_some() || create.like.is_some() => {
+            DdlStatement::CreateTable(create)
+                if create.query.is_some() || create.like.is_some() =>
+            {
                 let status = crate::create_from::create_table_from(self, create).await?;
                 Ok(StreamingResult::Status(status))
             }

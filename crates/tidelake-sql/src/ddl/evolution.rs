@@ -299,11 +299,21 @@ mod tests {
         assert_eq!(changes("ALTER TABLE t DROP COLUMN a").len(), 1);
         assert!(matches!(
             &changes("ALTER TABLE t ALTER COLUMN c TYPE BIGINT")[..],
-            [SchemaChange::UpdateColumnType { keep_nullability: true, .. }]
+            [SchemaChange::UpdateColumnType {
+                keep_nullability: true,
+                ..
+            }]
         ));
         assert!(matches!(
             &changes("ALTER TABLE t ALTER c SET DATA TYPE DECIMAL(10, 2) COMMENT 'x' FIRST")[..],
-            [SchemaChange::UpdateColumnType { .. }, SchemaChange::UpdateColumnComment { .. }, SchemaChange::UpdateColumnPosition { position: ColumnPosition::First, .. }]
+            [
+                SchemaChange::UpdateColumnType { .. },
+                SchemaChange::UpdateColumnComment { .. },
+                SchemaChange::UpdateColumnPosition {
+                    position: ColumnPosition::First,
+                    ..
+                }
+            ]
         ));
         assert!(matches!(
             &changes("ALTER TABLE t MODIFY c BIGINT NOT NULL COMMENT 'x' AFTER d")[..],
@@ -311,7 +321,10 @@ mod tests {
         ));
         assert!(matches!(
             &changes("ALTER TABLE t ADD COLUMN c INT AFTER a")[..],
-            [SchemaChange::AddColumn { .. }, SchemaChange::UpdateColumnPosition { .. }]
+            [
+                SchemaChange::AddColumn { .. },
+                SchemaChange::UpdateColumnPosition { .. }
+            ]
         ));
         assert!(matches!(
             &changes("ALTER TABLE t ALTER COLUMN c DROP NOT NULL")[..],
@@ -352,8 +365,8 @@ mod tests {
         assert!(create("CREATE TABLE t (a INT) AS SELECT 1").is_err());
         assert!(create("CREATE TABLE t").is_err());
         assert!(create("CREATE TABLE t AS").is_err());
-        let twice =
-            create("CREATE TABLE t (a INT, PRIMARY KEY (a)) WITH ('primary-key' = 'a')").unwrap_err();
+        let twice = create("CREATE TABLE t (a INT, PRIMARY KEY (a)) WITH ('primary-key' = 'a')")
+            .unwrap_err();
         assert!(twice.to_string().contains("declared twice"), "{twice}");
     }
 }

@@ -1,7 +1,8 @@
 //! Schema evolution as Paimon's readers see it: Tidelake renames, drops and
-//! widens columns (new `schema-N` files, stable field ids) with rows written
-//! before and after each change; pypaimon and pypaimon-rust must read the
-//! latest schema's rows exactly, and so must Tidelake.
+//! widens columns (new `schema-N` files, stable field ids), then renames the
+//! primary key (or the append table's bucket key), with rows written before
+//! and after each change; pypaimon and pypaimon-rust must read the latest
+//! schema's rows exactly, and so must Tidelake.
 
 use tidelake_testkit::oracle::*;
 use tidelake_testkit::warehouse::KeptOnFailure;
@@ -28,13 +29,26 @@ fn script(table: &str) -> Vec<(String, Vec<Row>)> {
             format!("INSERT INTO {t} VALUES (4, 40, 4.00, 'd')"),
             vec![(4, 40, "4.000", "d")],
         ),
-        (format!("ALTER TABLE {t} ALTER COLUMN qty TYPE BIGINT"), vec![]),
-        (format!("ALTER TABLE {t} MODIFY price DECIMAL(10, 3)"), vec![]),
         (
-            format!(
-                "INSERT INTO {t} VALUES (5, 5000000000, 12345.125, 'e'), (2, 21, 2.5, 'b2')"
-            ),
+            format!("ALTER TABLE {t} ALTER COLUMN qty TYPE BIGINT"),
+            vec![],
+        ),
+        (
+            format!("ALTER TABLE {t} MODIFY price DECIMAL(10, 3)"),
+            vec![],
+        ),
+        (
+            format!("INSERT INTO {t} VALUES (5, 5000000000, 12345.125, 'e'), (2, 21, 2.5, 'b2')"),
             vec![(5, 5_000_000_000, "12345.125", "e"), (2, 21, "2.500", "b2")],
+        ),
+        // The primary key (or the append table's bucket key) renamed.
+        (
+            format!("ALTER TABLE {t} RENAME COLUMN id TO order_id"),
+            vec![],
+        ),
+        (
+            format!("INSERT INTO {t} VALUES (6, 60, 6, 'f'), (3, 31, 3.5, 'c2')"),
+            vec![(6, 60, "6.000", "f"), (3, 31, "3.500", "c2")],
         ),
     ]
 }
@@ -72,7 +86,7 @@ fn evolve_and_read(table: &str, primary_key: bool) {
         .iter()
         .map(|(id, qty, price, note)| {
             Json::obj([
-                ("id", Json::Int((*id).into())),
+                ("order_id", Json::Int((*id).into())),
                 ("qty", Json::Int((*qty).into())),
                 ("price", Json::str(*price)),
                 ("note", Json::str(*note)),
@@ -80,12 +94,12 @@ fn evolve_and_read(table: &str, primary_key: bool) {
         })
         .collect();
     let fields = fields(&[
-        ("id", "INT NOT NULL"),
+        ("order_id", "INT NOT NULL"),
         ("qty", "BIGINT"),
         ("price", "DECIMAL(10, 3)"),
         ("note", "STRING"),
     ]);
-    let keys: &[&str] = if primary_key { &["id"] } else { &[] };
+    let keys: &[&str] = if primary_key { &["order_id"] } else { &[] };
     let check = |label: String, actual: Json| {
         Json::obj([
             ("op", Json::str("check")),
