@@ -310,7 +310,8 @@ pub(crate) fn set_type(
     // Primary-key columns are NOT NULL whatever the statement says (as in
     // CREATE TABLE), so `MODIFY id BIGINT` does not try to relax them.
     let is_key = schema.primary_keys.iter().any(|k| k == name);
-    if !keep_nullability && !(is_key && new.is_nullable()) {
+    let relaxes_key = is_key && new.is_nullable();
+    if !keep_nullability && !relaxes_key {
         set_nullable(schema, name, new.is_nullable(), has_rows, table)?;
     }
     Ok(())

@@ -408,7 +408,10 @@ impl<'a> Parser<'a> {
         if !has_body && !self.starts_table_clause() {
             return Err(self.error("'(' or AS"));
         }
-        while has_body {
+        loop {
+            if !has_body {
+                break;
+            }
             if self.is_keyword_at(0, "PRIMARY") || self.is_keyword_at(0, "CONSTRAINT") {
                 if !primary_key.is_empty() {
                     return Err(SqlError::syntax(
@@ -664,19 +667,7 @@ impl<'a> Parser<'a> {
             return Ok(statement);
         }
         if self.parse_keyword("ADD") {
-            if self.consume(&Token::LParen) {
-                loop {
-                    self.added_column(&mut changes)?;
-                    if self.consume(&Token::Comma) {
-                        continue;
-                    }
-                    self.expect(&Token::RParen)?;
-                    break;
-                }
-            } else {
-                self.parse_keyword("COLUMN");
-                self.added_column(&mut changes)?;
-            }
+            self.column_changes(Self::added_column, &mut changes)?;
         } else if self.parse_keyword("SET") {
             for (key, value) in self.options()? {
                 changes.push(SchemaChange::SetOption { key, value });

@@ -129,6 +129,25 @@ impl Parser<'_> {
         Ok(None)
     }
 
+    /// `(column, ...)` or `[COLUMN] column`, each parsed by `one` (the
+    /// columns of ADD and MODIFY).
+    pub(super) fn column_changes(
+        &mut self,
+        one: fn(&mut Self, &mut Vec<SchemaChange>) -> Result<()>,
+        changes: &mut Vec<SchemaChange>,
+    ) -> Result<()> {
+        if !self.consume(&Token::LParen) {
+            self.parse_keyword("COLUMN");
+            return one(self, changes);
+        }
+        loop {
+            one(self, changes)?;
+            if !self.consume(&Token::Comma) {
+                return self.expect(&Token::RParen);
+            }
+        }
+    }
+
     /// One column of `ADD`, with its position.
     pub(super) fn added_column(&mut self, changes: &mut Vec<SchemaChange>) -> Result<()> {
         let column = self.column_def(false)?;
@@ -246,19 +265,7 @@ impl Parser<'_> {
             self.parse_keyword("COLUMN");
             self.altered_column(&mut changes)?;
         } else if self.parse_keyword("MODIFY") {
-            if self.consume(&Token::LParen) {
-                loop {
-                    self.modified_column(&mut changes)?;
-                    if self.consume(&Token::Comma) {
-                        continue;
-                    }
-                    self.expect(&Token::RParen)?;
-                    break;
-                }
-            } else {
-                self.parse_keyword("COLUMN");
-                self.modified_column(&mut changes)?;
-            }
+            self.column_changes(Self::modified_column, &mut changes)?;
         } else {
             return Ok(None);
         }

@@ -100,16 +100,8 @@ fn evolve_and_read(table: &str, primary_key: bool) {
         ("note", "STRING"),
     ]);
     let keys: &[&str] = if primary_key { &["order_id"] } else { &[] };
-    let check = |label: String, actual: Json| {
-        Json::obj([
-            ("op", Json::str("check")),
-            ("label", Json::Str(label)),
-            ("fields", fields.clone()),
-            ("expected", Json::Arr(expected.clone())),
-            ("primary_keys", Json::strs(keys.iter().copied())),
-            ("actual", actual),
-        ])
-    };
+    let extra = [("primary_keys", Json::strs(keys.iter().copied()))];
+    let check = |label: String, actual: Json| check_job(label, &fields, &expected, &extra, actual);
     let own_read = json_sql(warehouse, &[&format!("SELECT * FROM {DATABASE}.{table}")]);
     let mut jobs = vec![check(
         format!("{table}: Tidelake's own SELECT *"),
