@@ -69,7 +69,8 @@ mod write;
 mod layers_test;
 
 pub use catalog::{
-    Catalog, ColumnPosition, ColumnSpec, Identifier, SchemaChange, TableSpec, DEFAULT_DATABASE,
+    is_valid_name, Catalog, ColumnPosition, ColumnSpec, Identifier, SchemaChange, TableSpec,
+    DEFAULT_DATABASE,
 };
 pub use compact::{CompactOptions, CompactOutcome, CompactionHandle};
 pub use error::{EngineError, Result};

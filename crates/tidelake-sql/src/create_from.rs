@@ -9,7 +9,7 @@
 
 use datafusion::arrow::datatypes::{DataType as ArrowType, Field};
 use datafusion::sql::sqlparser::tokenizer::Token;
-use tidelake_engine::{DataType, EngineError, Identifier};
+use tidelake_engine::{is_valid_name, DataType, EngineError, Identifier};
 
 use crate::ddl::{ColumnDef, CreateTable, TableName};
 use crate::describe::quote_identifier;
@@ -148,8 +148,14 @@ async fn query_columns(session: &Session, query: &str) -> Result<Vec<ColumnDef>>
         .fields()
         .iter()
         .map(|field| {
+            let name = field.name();
+            if !is_valid_name(name) {
+                return Err(SqlError::InvalidParameter(format!(
+                    "the query's column '{name}' cannot name a Paimon column (no '/', '\\', '$', control characters or leading '.'): give it a name with AS"
+                )));
+            }
             Ok(ColumnDef {
-                name: field.name().clone(),
+                name: name.clone(),
                 data_type: column_type(field)?,
                 comment: None,
                 primary_key: false,

@@ -3,12 +3,13 @@
 //! `'primary-key'` and `'partition'` options, and the `ALTER TABLE` forms of
 //! Flink and Spark:
 //!
-//! - `RENAME TO [db.]name`, `RENAME COLUMN a TO b`
+//! - `RENAME TO [db.]name`, `RENAME [COLUMN] a TO b`
 //! - `DROP [COLUMN] c`, `DROP (a, b)`, `DROP COLUMNS (a, b)`
 //! - `ALTER [COLUMN] c` followed by `TYPE t` / `SET DATA TYPE t`,
 //!   `COMMENT '...'`, `FIRST` / `AFTER x`, `SET NOT NULL` / `DROP NOT NULL`
 //! - `MODIFY c t [NOT NULL] [COMMENT '...'] [FIRST | AFTER x]`, `MODIFY (...)`
-//! - `ADD [COLUMN] c t ... [FIRST | AFTER x]` (positions on ADD).
+//! - `ADD [COLUMN] c t ... [FIRST | AFTER x]`, `ADD [COLUMNS] (...)`
+//!   (positions on ADD).
 
 use datafusion::sql::sqlparser::tokenizer::Token;
 use tidelake_engine::{ColumnPosition, SchemaChange};
@@ -136,10 +137,13 @@ impl Parser<'_> {
         one: fn(&mut Self, &mut Vec<SchemaChange>) -> Result<()>,
         changes: &mut Vec<SchemaChange>,
     ) -> Result<()> {
-        if !self.consume(&Token::LParen) {
+        // Spark writes `ADD COLUMNS (...)`, Flink `ADD (...)`.
+        let list = self.parse_keyword("COLUMNS") || self.peek() == Some(&Token::LParen);
+        if !list {
             self.parse_keyword("COLUMN");
             return one(self, changes);
         }
+        self.expect(&Token::LParen)?;
         loop {
             one(self, changes)?;
             if !self.consume(&Token::Comma) {
@@ -240,7 +244,8 @@ impl Parser<'_> {
                     to,
                 }));
             }
-            self.expect_keyword("COLUMN")?;
+            // Flink leaves out COLUMN.
+            self.parse_keyword("COLUMN");
             let from = self.identifier("a column name")?;
             self.expect_keyword("TO")?;
             let to = self.identifier("the new column name")?;
@@ -303,6 +308,11 @@ mod tests {
             [SchemaChange::RenameColumn { from, to }] if from == "a" && to == "B"
         ));
         assert_eq!(changes("ALTER TABLE t DROP (a, b)").len(), 2);
+        assert_eq!(changes("ALTER TABLE t RENAME a TO b").len(), 1);
+        assert_eq!(
+            changes("ALTER TABLE t ADD COLUMNS (a INT, b INT FIRST)").len(),
+            3
+        );
         assert_eq!(changes("ALTER TABLE t DROP COLUMN a").len(), 1);
         assert!(matches!(
             &changes("ALTER TABLE t ALTER COLUMN c TYPE BIGINT")[..],
