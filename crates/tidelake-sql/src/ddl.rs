@@ -466,6 +466,7 @@ impl<'a> Parser<'a> {
                 table.options = self.options()?;
             } else if self.parse_keyword("AS") {
                 table.query = Some(self.rest_as_query()?);
+            } else if self.spark_clause(&mut table)? {
             } else {
                 self.pos = start;
                 return Err(self.error("COMMENT, PARTITIONED BY, WITH (each at most once) or AS"));

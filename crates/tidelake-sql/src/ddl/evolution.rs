@@ -1,7 +1,7 @@
 //! The DDL of schema evolution, parsed with the tokens of [`super::Parser`]:
 //! `CREATE TABLE ... AS <query>` and `CREATE TABLE ... LIKE`, Paimon's
-//! `'primary-key'` and `'partition'` options, and the `ALTER TABLE` forms of
-//! Flink and Spark:
+//! `'primary-key'` and `'partition'` options, Spark's `USING paimon` and
+//! `TBLPROPERTIES (...)`, and the `ALTER TABLE` forms of Flink and Spark:
 //!
 //! - `RENAME TO [db.]name`, `RENAME [COLUMN] a TO b`
 //! - `DROP [COLUMN] c`, `DROP (a, b)`, `DROP COLUMNS (a, b)`
@@ -82,9 +82,42 @@ impl Parser<'_> {
     /// Whether the next word starts a clause that may follow the table name
     /// of `CREATE TABLE ... AS` directly.
     pub(super) fn starts_table_clause(&self) -> bool {
-        ["COMMENT", "PARTITIONED", "WITH", "AS"]
-            .iter()
-            .any(|kw| self.is_keyword_at(0, kw))
+        [
+            "COMMENT",
+            "PARTITIONED",
+            "WITH",
+            "AS",
+            "USING",
+            "TBLPROPERTIES",
+        ]
+        .iter()
+        .any(|kw| self.is_keyword_at(0, kw))
+    }
+
+    /// Spark's `USING paimon` and `TBLPROPERTIES (...)` (Spark's WITH).
+    pub(super) fn spark_clause(&mut self, table: &mut CreateTable) -> Result<bool> {
+        if self.parse_keyword("USING") {
+            let format = self.identifier("a table format")?;
+            if !format.eq_ignore_ascii_case("paimon") {
+                return Err(SqlError::Unsupported(format!(
+                    "USING {format}: tables in the warehouse are Paimon tables (USING paimon)"
+                )));
+            }
+            return Ok(true);
+        }
+        if self.parse_keyword("TBLPROPERTIES") {
+            let at = self.position_of(self.pos);
+            for (key, value) in self.options()? {
+                if table.options.insert(key.clone(), value).is_some() {
+                    return Err(SqlError::syntax(
+                        format!("option '{key}' is given twice"),
+                        at,
+                    ));
+                }
+            }
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// The rest of the statement after `AS`: the query of a CTAS.
@@ -375,6 +408,9 @@ mod tests {
         assert_eq!(c.primary_key, vec!["a", "b"]);
         assert_eq!(c.partition_keys, vec!["b"]);
         assert!(c.options.is_empty());
+        let c = create("CREATE TABLE t USING paimon PARTITIONED BY (b) TBLPROPERTIES ('primary-key' = 'a,b') AS SELECT 1 AS a, 2 AS b").unwrap();
+        assert_eq!(c.primary_key, vec!["a", "b"]);
+        assert!(create("CREATE TABLE t USING parquet AS SELECT 1").is_err());
         let c = create("CREATE TABLE t AS (SELECT 1)").unwrap();
         assert_eq!(c.query.as_deref(), Some("(SELECT 1)"));
         let c = create("CREATE TABLE b LIKE db.a").unwrap();
