@@ -31,6 +31,7 @@
 //! ```
 
 mod catalog;
+mod create_from;
 mod ddl;
 mod describe;
 mod dml;
