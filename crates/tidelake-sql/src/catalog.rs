@@ -339,7 +339,7 @@ pub(crate) async fn travel_provider(
 
 /// Any name DataFusion may ask for: a table, a past snapshot of one, or a
 /// system table.
-async fn load_any(
+pub(crate) async fn load_any(
     catalog: &Catalog,
     database: &str,
     name: &str,
@@ -452,10 +452,13 @@ impl SchemaProvider for TidelakeDatabase {
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>, DataFusionError> {
-        let provider = load_any(&self.catalog, &self.name, name)
-            .await
-            .map_err(to_df)?;
-        Ok(Some(provider))
+        // A missing table is None, as DataFusion expects: the name may be a
+        // table function's (see `builtins`).
+        match load_any(&self.catalog, &self.name, name).await {
+            Ok(provider) => Ok(Some(provider)),
+            Err(SqlError::UndefinedTable(_)) => Ok(None),
+            Err(e) => Err(to_df(e)),
+        }
     }
 
     fn table_exist(&self, name: &str) -> bool {

@@ -30,12 +30,16 @@
 //! # Ok(()) }
 //! ```
 
+mod builtins;
 mod catalog;
+mod copy;
 mod create_from;
 mod ddl;
 mod describe;
 mod dml;
 mod error;
+mod file_scans;
+mod files;
 mod insert;
 mod lexer;
 mod predicate;

@@ -11,6 +11,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::config::Dialect;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::context::{SessionConfig, SessionContext};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{Expr, LogicalPlan, WriteOp};
 use datafusion::sql::parser::{DFParserBuilder, Statement as DfStatement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
@@ -154,7 +155,7 @@ pub trait QueryHandler: Send + Sync {
 }
 
 /// The DataFusion configuration of a session's statements, with `database`
-/// current: PostgreSQL's dialect, decimal literals, no information schema.
+/// current: PostgreSQL's dialect, decimal literals, `information_schema`.
 /// Contexts outside a session (streaming queries, continuous jobs) start
 /// from it so that their SQL means what the session's does; the default
 /// catalog and database are created empty for them to register tables in.
@@ -162,7 +163,7 @@ pub fn sql_config(database: &str) -> SessionConfig {
     let mut config = SessionConfig::new()
         .with_default_catalog_and_schema(CATALOG_NAME, database)
         .with_create_default_catalog_and_schema(true)
-        .with_information_schema(false);
+        .with_information_schema(true);
     config.options_mut().sql_parser.dialect = Dialect::PostgreSQL;
     // `12.50` is an exact numeric, as in PostgreSQL, not a float.
     config.options_mut().sql_parser.parse_float_as_decimal = true;
@@ -199,7 +200,11 @@ impl Session {
         let mut config = config;
         let progress = Arc::new(StatementProgress::default());
         crate::progress::attach(&mut config, progress.clone());
-        let ctx = SessionContext::new_with_config(config);
+        let runtime = RuntimeEnvBuilder::new()
+            .with_object_store_registry(Arc::new(crate::files::FileStores::new(catalog.clone())))
+            .build_arc()?;
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        crate::file_scans::register(&ctx);
         let tidelake = Arc::new(TidelakeCatalog::new(catalog.clone()));
         tidelake.refresh().await?;
         ctx.register_catalog(CATALOG_NAME, tidelake.clone());
@@ -339,6 +344,23 @@ impl Session {
             )
             .await?;
             return Ok(streaming(result));
+        }
+        if crate::copy::is_copy(statement) {
+            match crate::copy::parse(statement)? {
+                crate::copy::Copy::From(copy) => {
+                    let (state, database) = (self.ctx.state(), self.current_database());
+                    let rows = crate::copy::copy_from(&state, &self.catalog, &database, copy).await?;
+                    return Ok(StreamingResult::Status(CommandStatus::with_rows("COPY", rows)));
+                }
+                crate::copy::Copy::To(text) => {
+                    let mut rewritten = split_statements(&text)?;
+                    if let Some(mut copy) = rewritten.pop() {
+                        copy.start = statement.start;
+                        return self.run_datafusion(&copy).await;
+                    }
+                }
+                crate::copy::Copy::DataFusion => {}
+            }
         }
         if is_ddl(statement) {
             let ddl = parse_ddl(statement)?;
@@ -522,16 +544,24 @@ impl Session {
         }
         let mut parsed = parsed.remove(0);
         exponent_literals_as_double(&mut parsed);
-        if let DfStatement::CreateExternalTable(_) | DfStatement::CopyTo(_) = parsed {
+        if let DfStatement::CreateExternalTable(_) = parsed {
             return Err(SqlError::Unsupported(
-                "CREATE EXTERNAL TABLE and COPY are not supported: tables live in the warehouse"
+                "CREATE EXTERNAL TABLE is not supported: tables live in the warehouse (read files with read_parquet, read_csv, read_json or FROM 'path')"
                     .into(),
             ));
         }
         let state = self.ctx.state();
-        let plan = match plan_insert_around_nested_values(&self.ctx, &state, &parsed).await? {
-            Some(plan) => plan,
-            None => state.statement_to_plan(parsed).await?,
+        let _scans = crate::file_scans::prepare(&state, &mut parsed).await?;
+        crate::builtins::refresh_for_introspection(&self.tidelake, &state, &parsed).await?;
+        let planned = async {
+            match plan_insert_around_nested_values(&self.ctx, &state, &parsed).await? {
+                Some(plan) => Ok(plan),
+                None => Ok(state.statement_to_plan(parsed).await?),
+            }
+        };
+        let plan = match planned.await {
+            Ok(plan) => plan,
+            Err(e) => return Err(crate::builtins::explain_missing_table(&self.catalog, e).await),
         };
         refuse_foreign_statements(&plan)?;
         match &plan {
@@ -549,6 +579,13 @@ impl Session {
                 let rows = execute_dml(&state, dml).await?;
                 Ok(StreamingResult::Status(CommandStatus::with_rows(
                     command, rows,
+                )))
+            }
+            LogicalPlan::Copy(_) => {
+                let batches = DataFrame::new(state, plan).collect().await?;
+                Ok(StreamingResult::Status(CommandStatus::with_rows(
+                    "COPY",
+                    count_of(&batches)?,
                 )))
             }
             LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(_)) => {
@@ -601,7 +638,6 @@ fn refuse_foreign_statements(plan: &LogicalPlan) -> Result<()> {
             "{} is not supported",
             words(s.name())
         ))),
-        LogicalPlan::Copy(_) => Err(SqlError::Unsupported("COPY is not supported".into())),
         LogicalPlan::Dml(dml) if dml.op == WriteOp::Ctas => Err(SqlError::Unsupported(
             "CREATE TABLE ... AS SELECT is not supported yet".into(),
         )),
