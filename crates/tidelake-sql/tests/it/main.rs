@@ -3,4 +3,5 @@
 //! binary (`tests/sqllogictest.rs`, no libtest harness).
 
 mod explain;
+mod s3_files;
 mod session;
