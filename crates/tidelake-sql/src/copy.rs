@@ -29,7 +29,9 @@ use datafusion::logical_expr::dml::InsertOp;
 use datafusion::object_store::{ObjectMeta, ObjectStoreExt};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
-use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, SendableRecordBatchStream};
+use datafusion::physical_plan::{
+    ExecutionPlan, ExecutionPlanProperties, SendableRecordBatchStream,
+};
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
 use futures::stream::BoxStream;
 use futures::StreamExt;
@@ -235,7 +237,12 @@ pub(crate) fn parse(statement: &RawStatement) -> Result<Copy> {
     let text = statement.text_for_datafusion();
     let tokens = tokenize(&text)?
         .into_iter()
-        .filter(|t| !matches!(t.token, Token::Whitespace(_) | Token::EOF | Token::SemiColon))
+        .filter(|t| {
+            !matches!(
+                t.token,
+                Token::Whitespace(_) | Token::EOF | Token::SemiColon
+            )
+        })
         .collect();
     let mut p = Parser {
         text: &text,
@@ -413,7 +420,10 @@ pub(crate) async fn copy_from(
     current_database: &str,
     copy: CopyFrom,
 ) -> Result<u64> {
-    let database = copy.database.clone().unwrap_or_else(|| current_database.to_string());
+    let database = copy
+        .database
+        .clone()
+        .unwrap_or_else(|| current_database.to_string());
     let provider = crate::catalog::load_provider(catalog, &database, &copy.table).await?;
     let options = from_options(&copy)?;
     let location = locate(state, &copy.path)?;
@@ -442,11 +452,10 @@ pub(crate) async fn copy_from(
     let batches = datafusion::physical_plan::collect(insert, state.task_ctx()).await?;
     let mut rows = 0;
     for batch in &batches {
-        if let Some(counts) = batch
-            .columns()
-            .first()
-            .and_then(|c| c.as_any().downcast_ref::<datafusion::arrow::array::UInt64Array>())
-        {
+        if let Some(counts) = batch.columns().first().and_then(|c| {
+            c.as_any()
+                .downcast_ref::<datafusion::arrow::array::UInt64Array>()
+        }) {
             rows += counts.iter().flatten().sum::<u64>();
         }
     }
@@ -488,16 +497,32 @@ async fn open_file(
                 .map(|f| Field::new(f.name(), ArrowType::Utf8, true))
                 .collect();
             let mapping = (0..fields.len()).map(Some).collect();
-            (Arc::new(Schema::new(fields)), mapping, if header { 2 } else { 1 })
+            (
+                Arc::new(Schema::new(fields)),
+                mapping,
+                if header { 2 } else { 1 },
+            )
         }
         Format::Json | Format::Parquet => {
             let format = request.file_format();
-            let schema = infer_schema(state, &*format, &location.store, &[meta.clone()], &path).await?;
+            let schema = infer_schema(
+                state,
+                &*format,
+                &location.store,
+                std::slice::from_ref(&meta),
+                &path,
+            )
+            .await?;
             let mapping = map_by_name(&schema, target, &path, table)?;
             (schema, mapping, 1)
         }
     };
-    let file = FileTable::with_schema(&request, location.store_url.clone(), vec![meta], file_schema)?;
+    let file = FileTable::with_schema(
+        &request,
+        location.store_url.clone(),
+        vec![meta],
+        file_schema,
+    )?;
     let plan = file.scan(state, None, &[], None).await?;
     let types = table
         .schema()
@@ -621,7 +646,10 @@ impl Converter {
         match self.format {
             Format::Csv => {
                 let inside: u64 = batch.columns().iter().map(|c| newlines(c, 0..row)).sum();
-                format!("line {}", self.first_line + before + self.extra_lines + inside)
+                format!(
+                    "line {}",
+                    self.first_line + before + self.extra_lines + inside
+                )
             }
             Format::Json => format!("line {}", before + 1),
             Format::Parquet => format!("row {}", before + 1),
@@ -675,12 +703,22 @@ impl Converter {
         Ok(RecordBatch::try_new(self.target.clone(), columns)?)
     }
 
-    fn bad_value(&self, batch: &RecordBatch, row: usize, column: usize, source: &ArrayRef) -> SqlError {
+    fn bad_value(
+        &self,
+        batch: &RecordBatch,
+        row: usize,
+        column: usize,
+        source: &ArrayRef,
+    ) -> SqlError {
         let field = self.target.field(column);
         let value = ArrayFormatter::try_new(source.as_ref(), &FormatOptions::default())
             .map(|f| f.value(row).to_string())
             .unwrap_or_default();
-        let strict = cast_with_options(&source.slice(row, 1), field.data_type(), &CastOptions::default());
+        let strict = cast_with_options(
+            &source.slice(row, 1),
+            field.data_type(),
+            &CastOptions::default(),
+        );
         let out_of_range = matches!(strict.map_err(SqlError::from), Err(SqlError::OutOfRange(_)));
         let sql_type = self.types.get(column).cloned().unwrap_or_default();
         let message = format!(
@@ -719,7 +757,8 @@ impl PartitionStream for CopySource {
 
     fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let files = self.files.clone();
-        let stream = futures::stream::iter(files).flat_map(move |file| file_stream(file, ctx.clone()));
+        let stream =
+            futures::stream::iter(files).flat_map(move |file| file_stream(file, ctx.clone()));
         Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream))
     }
 }
@@ -771,7 +810,9 @@ mod tests {
 
     #[test]
     fn copy_to_becomes_datafusion_copy() {
-        let Copy::To(sql) = parsed("COPY (SELECT 1 AS a) TO '/tmp/x.out' (FORMAT csv, HEADER false, DELIMITER ';')") else {
+        let Copy::To(sql) = parsed(
+            "COPY (SELECT 1 AS a) TO '/tmp/x.out' (FORMAT csv, HEADER false, DELIMITER ';')",
+        ) else {
             panic!("not a COPY TO");
         };
         assert_eq!(
@@ -790,13 +831,26 @@ mod tests {
 
     #[test]
     fn copy_from_takes_options() {
-        let Copy::From(from) = parsed("COPY shop.orders FROM 'data/*.csv' WITH (FORMAT csv, HEADER, DELIM '|')") else {
+        let Copy::From(from) =
+            parsed("COPY shop.orders FROM 'data/*.csv' WITH (FORMAT csv, HEADER, DELIM '|')")
+        else {
             panic!("not a COPY FROM");
         };
-        assert_eq!((from.database.as_deref(), from.table.as_str()), (Some("shop"), "orders"));
+        assert_eq!(
+            (from.database.as_deref(), from.table.as_str()),
+            (Some("shop"), "orders")
+        );
         assert_eq!(from.settings.get("header"), Some(&SettingValue::Bool(true)));
-        assert_eq!(from.settings.get("delim"), Some(&SettingValue::Text("|".into())));
-        let e = parse(&split_statements("COPY t (a) FROM 'x.csv'").unwrap().remove(0)).unwrap_err();
+        assert_eq!(
+            from.settings.get("delim"),
+            Some(&SettingValue::Text("|".into()))
+        );
+        let e = parse(
+            &split_statements("COPY t (a) FROM 'x.csv'")
+                .unwrap()
+                .remove(0),
+        )
+        .unwrap_err();
         assert_eq!(e.code(), "0A000");
     }
 }

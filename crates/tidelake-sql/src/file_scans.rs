@@ -106,10 +106,7 @@ pub(crate) fn register(ctx: &SessionContext) {
             }),
         );
     }
-    ctx.state_ref()
-        .write()
-        .config_mut()
-        .set_extension(scans);
+    ctx.state_ref().write().config_mut().set_extension(scans);
 }
 
 /// The canonical function a name calls, with DuckDB's aliases.
@@ -263,8 +260,8 @@ fn request_of(function: &str, format: Format, args: &[FunctionArg]) -> Result<Fi
             }
             other => {
                 return Err(SqlError::InvalidParameter(format!(
-                    "{function}: unexpected argument '{other}' (a path, then options as name => value)"
-                )))
+                "{function}: unexpected argument '{other}' (a path, then options as name => value)"
+            )))
             }
         };
         let value = setting_value(function, &name, value)?;
@@ -367,7 +364,9 @@ mod tests {
         assert_eq!(r.paths, vec!["a.csv".to_string()]);
         assert_eq!(r.csv.header, Some(false));
         assert_eq!(r.csv.delimiter, Some(b';'));
-        let args = args_of("SELECT * FROM read_parquet(['a.parquet', 'b.parquet'], hive_partitioning => true)");
+        let args = args_of(
+            "SELECT * FROM read_parquet(['a.parquet', 'b.parquet'], hive_partitioning => true)",
+        );
         let r = request_of("read_parquet", Format::Parquet, &args).unwrap();
         assert_eq!(r.paths.len(), 2);
         assert_eq!(r.hive, Some(true));

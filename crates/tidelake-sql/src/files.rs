@@ -350,7 +350,11 @@ fn hive_columns(
         .unwrap_or_default();
     for (file, p) in files.iter().zip(&pairs) {
         let these: Vec<&String> = p.iter().map(|(k, _)| k).collect();
-        if these.iter().map(|s| s.as_str()).ne(names.iter().map(String::as_str)) {
+        if these
+            .iter()
+            .map(|s| s.as_str())
+            .ne(names.iter().map(String::as_str))
+        {
             if !explicit {
                 return Ok((Vec::new(), vec![Vec::new(); files.len()]));
             }
@@ -523,7 +527,10 @@ impl TableProvider for FileTable {
             };
             return Ok(Arc::new(EmptyExec::new(schema)));
         }
-        let groups_wanted = state.config().target_partitions().clamp(1, self.files.len());
+        let groups_wanted = state
+            .config()
+            .target_partitions()
+            .clamp(1, self.files.len());
         let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); groups_wanted];
         for (i, file) in self.files.iter().enumerate() {
             groups[i % groups_wanted].push(file.clone());

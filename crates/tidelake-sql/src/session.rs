@@ -349,8 +349,11 @@ impl Session {
             match crate::copy::parse(statement)? {
                 crate::copy::Copy::From(copy) => {
                     let (state, database) = (self.ctx.state(), self.current_database());
-                    let rows = crate::copy::copy_from(&state, &self.catalog, &database, copy).await?;
-                    return Ok(StreamingResult::Status(CommandStatus::with_rows("COPY", rows)));
+                    let rows =
+                        crate::copy::copy_from(&state, &self.catalog, &database, copy).await?;
+                    return Ok(StreamingResult::Status(CommandStatus::with_rows(
+                        "COPY", rows,
+                    )));
                 }
                 crate::copy::Copy::To(text) => {
                     let mut rewritten = split_statements(&text)?;

@@ -144,7 +144,8 @@ async fn run_file(path: &Path) -> Result<(), String> {
     // (`control substitution on`, then `$WAREHOUSE`).
     runner.set_var("WAREHOUSE".to_string(), warehouse_var);
     let files = dir.path().join("files");
-    std::fs::create_dir_all(&files).map_err(|e| format!("cannot create {}: {e}", files.display()))?;
+    std::fs::create_dir_all(&files)
+        .map_err(|e| format!("cannot create {}: {e}", files.display()))?;
     runner.set_var("FILES".to_string(), files.to_string_lossy().to_string());
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     runner.set_var("DATA".to_string(), data.to_string_lossy().to_string());

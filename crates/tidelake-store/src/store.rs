@@ -228,15 +228,29 @@ impl WarehouseStore {
     /// `memory`, the warehouse's store if the warehouse is in memory. None
     /// for any other scheme. Paths in it are bucket keys, not relative to
     /// the warehouse.
-    pub fn store_for_bucket(&self, scheme: &str, bucket: &str) -> Result<Option<Arc<dyn ObjectStore>>> {
+    pub fn store_for_bucket(
+        &self,
+        scheme: &str,
+        bucket: &str,
+    ) -> Result<Option<Arc<dyn ObjectStore>>> {
         let own = Arc::clone(&self.backend.store);
         match (scheme, &self.backend.kind) {
-            ("s3", BackendKind::S3) if self.backend.uri.strip_prefix("s3://").is_some_and(|rest| {
-                rest.split('/').next() == Some(bucket)
-            }) => Ok(Some(own)),
+            ("s3", BackendKind::S3)
+                if self
+                    .backend
+                    .uri
+                    .strip_prefix("s3://")
+                    .is_some_and(|rest| rest.split('/').next() == Some(bucket)) =>
+            {
+                Ok(Some(own))
+            }
             ("s3", _) => {
                 let uri = format!("s3://{bucket}");
-                Ok(Some(Arc::new(s3_client(&uri, bucket, &self.backend.s3_options)?)))
+                Ok(Some(Arc::new(s3_client(
+                    &uri,
+                    bucket,
+                    &self.backend.s3_options,
+                )?)))
             }
             ("memory", BackendKind::Memory) => Ok(Some(own)),
             _ => Ok(None),

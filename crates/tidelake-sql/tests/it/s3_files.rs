@@ -42,27 +42,52 @@ async fn copy_to_and_read_files_on_s3() {
     let session = Session::with_catalog(Catalog::from_store(store))
         .await
         .unwrap();
-    run(&session, "CREATE TABLE t (id BIGINT NOT NULL, v STRING, PRIMARY KEY (id) NOT ENFORCED)").await;
-    run(&session, "INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c')").await;
+    run(
+        &session,
+        "CREATE TABLE t (id BIGINT NOT NULL, v STRING, PRIMARY KEY (id) NOT ENFORCED)",
+    )
+    .await;
+    run(
+        &session,
+        "INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c')",
+    )
+    .await;
 
     for bucket in [BUCKET, "exports"] {
-        let copied = run(&session, &format!("COPY t TO 's3://{bucket}/out/dt=1/t.parquet'")).await;
+        let copied = run(
+            &session,
+            &format!("COPY t TO 's3://{bucket}/out/dt=1/t.parquet'"),
+        )
+        .await;
         assert_eq!(status(&copied), "COPY 3");
-        let query = format!("SELECT sum(id), min(dt) FROM read_parquet('s3://{bucket}/out/*/*.parquet')");
+        let query =
+            format!("SELECT sum(id), min(dt) FROM read_parquet('s3://{bucket}/out/*/*.parquet')");
         assert_eq!(scalar(&session, &query).await, "6");
         let query = format!("SELECT count(*) FROM 's3://{bucket}/out/dt=1/t.parquet'");
         assert_eq!(scalar(&session, &query).await, "3");
     }
 
-    run(&session, "CREATE TABLE copy (id BIGINT NOT NULL, v STRING, PRIMARY KEY (id) NOT ENFORCED)").await;
+    run(
+        &session,
+        "CREATE TABLE copy (id BIGINT NOT NULL, v STRING, PRIMARY KEY (id) NOT ENFORCED)",
+    )
+    .await;
     let loaded = run(&session, "COPY copy FROM 's3://exports/out/**/*.parquet'").await;
     assert_eq!(status(&loaded), "COPY 3");
-    assert_eq!(scalar(&session, "SELECT string_agg(v, ',' ORDER BY id) FROM copy").await, "a,b,c");
+    assert_eq!(
+        scalar(&session, "SELECT string_agg(v, ',' ORDER BY id) FROM copy").await,
+        "a,b,c"
+    );
 
     let missing = session
         .execute("SELECT * FROM read_parquet('s3://exports/nothing/*.parquet')")
         .await
         .unwrap_err();
     assert_eq!(missing.code(), "58P01", "{missing}");
-    assert!(missing.to_string().contains("s3://exports/nothing/*.parquet"), "{missing}");
+    assert!(
+        missing
+            .to_string()
+            .contains("s3://exports/nothing/*.parquet"),
+        "{missing}"
+    );
 }
