@@ -17,8 +17,10 @@
 //! [`watermark`] (what a table's declared watermark means) and [`SqlError`].
 //!
 //! It reads and writes tables only through `tidelake-engine` (Arrow batches,
-//! predicates, writers): it must not know file formats, object stores or
-//! the layout of the warehouse. Protocol servers and the command line use
+//! predicates, writers): it must not know the file formats, object stores or
+//! layout of the warehouse. Files *outside* the warehouse (`read_parquet`,
+//! `FROM 'path'`, `COPY`) are DataFusion's formats over object stores that
+//! the warehouse's store configures (`files`, `file_scans`, `copy`). Protocol servers and the command line use
 //! it through [`QueryHandler`] and [`Session`].
 //!
 //! ```no_run
