@@ -4,7 +4,8 @@
 //!   loads files (a file, a folder or a glob; format from the option or the
 //!   extension) into a table through the table's INSERT path: one commit,
 //!   primary-key tables upsert. CSV columns map to the table's by position,
-//!   JSON and Parquet by name (a missing one is NULL). Every value is cast
+//!   JSON and Parquet by name (hive folders such as `dt=2026-11-01/` fill
+//!   columns the files lack; any other missing one is NULL). Every value is cast
 //!   to its column's type and NOT NULL is checked before anything is
 //!   written; the first bad row fails the statement, naming the file, the
 //!   line (CSV: counting the header; JSON: the line of the object) or the
@@ -481,27 +482,23 @@ async fn open_file(
 ) -> Result<CopyFile> {
     let path = display_path(location, &meta);
     let mut request = FileRequest::new(vec![path.clone()], options.format);
-    request.hive = Some(false);
     request.csv = options.csv.clone();
-    let (file_schema, mapping, first_line) = match options.format {
+    let (file_schema, first_line) = match options.format {
         Format::Csv => {
             let header = match options.csv.header {
                 Some(h) => h,
                 None => first_line_is_header(location, &meta, &options.csv, target).await?,
             };
             request.csv.header = Some(header);
+            // Columns by position: no extra columns from hive folders.
+            request.hive = Some(false);
             // Every field as text, so that a bad value is found by its row.
             let fields: Vec<Field> = target
                 .fields()
                 .iter()
                 .map(|f| Field::new(f.name(), ArrowType::Utf8, true))
                 .collect();
-            let mapping = (0..fields.len()).map(Some).collect();
-            (
-                Arc::new(Schema::new(fields)),
-                mapping,
-                if header { 2 } else { 1 },
-            )
+            (Arc::new(Schema::new(fields)), if header { 2 } else { 1 })
         }
         Format::Json | Format::Parquet => {
             let format = request.file_format();
@@ -513,16 +510,23 @@ async fn open_file(
                 &path,
             )
             .await?;
-            let mapping = map_by_name(&schema, target, &path, table)?;
-            (schema, mapping, 1)
+            (schema, 1)
         }
     };
+    let file_columns = file_schema.fields().len();
     let file = FileTable::with_schema(
         &request,
         location.store_url.clone(),
         vec![meta],
         file_schema,
     )?;
+    let mapping = match options.format {
+        Format::Csv => (0..file_columns).map(Some).collect(),
+        // Hive folders (`dt=2026-11-01/`) fill columns the files lack.
+        Format::Json | Format::Parquet => {
+            map_by_name(&file.schema(), file_columns, target, &path, table)?
+        }
+    };
     let plan = file.scan(state, None, &[], None).await?;
     let types = table
         .schema()
@@ -548,9 +552,11 @@ async fn open_file(
 }
 
 /// For each table column, the file column of the same name (exact, else
-/// case-insensitive); a file column the table lacks is an error.
+/// case-insensitive); a column of the file itself (the first
+/// `file_columns`, before hive folders) that the table lacks is an error.
 fn map_by_name(
     file: &Schema,
+    file_columns: usize,
     target: &Schema,
     path: &str,
     table: &Table,
@@ -563,7 +569,7 @@ fn map_by_name(
         })
     };
     let mapping: Vec<Option<usize>> = target.fields().iter().map(|f| find(f.name())).collect();
-    for (i, field) in file.fields().iter().enumerate() {
+    for (i, field) in file.fields().iter().enumerate().take(file_columns) {
         if !mapping.contains(&Some(i)) {
             return Err(SqlError::UndefinedColumn(format!(
                 "file '{path}' has column '{}', which table '{}' does not have",
