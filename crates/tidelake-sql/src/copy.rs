@@ -725,7 +725,15 @@ impl Converter {
             field.data_type(),
             &CastOptions::default(),
         );
-        let out_of_range = matches!(strict.map_err(SqlError::from), Err(SqlError::OutOfRange(_)));
+        // Text that is a number but does not fit the column is out of range
+        // (Arrow reports both as "cannot cast").
+        let text = value.trim();
+        let numeric_text = match field.data_type() {
+            t if t.is_integer() => text.parse::<i128>().is_ok(),
+            t => t.is_numeric() && text.parse::<f64>().is_ok(),
+        };
+        let out_of_range =
+            numeric_text || matches!(strict.map_err(SqlError::from), Err(SqlError::OutOfRange(_)));
         let sql_type = self.types.get(column).cloned().unwrap_or_default();
         let message = format!(
             "'{value}' is not a valid {sql_type} for column '{}' of table '{}' (file '{}', {})",
@@ -833,6 +841,64 @@ mod tests {
             parsed("COPY t TO '/tmp/x' STORED AS PARQUET"),
             Copy::DataFusion
         ));
+    }
+
+    fn csv_converter() -> Converter {
+        let target = Arc::new(Schema::new(vec![
+            Field::new("n", ArrowType::Int32, false),
+            Field::new("s", ArrowType::Utf8, true),
+        ]));
+        Converter {
+            file: "f.csv".into(),
+            format: Format::Csv,
+            first_line: 2,
+            rows_seen: 0,
+            extra_lines: 0,
+            mapping: vec![Some(0), Some(1)],
+            target,
+            table: "db.t".into(),
+            keys: vec!["n".into()],
+            types: vec!["INT".into(), "STRING".into()],
+        }
+    }
+
+    fn text_batch(n: &[Option<&str>], s: &[&str]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("n", ArrowType::Utf8, true),
+            Field::new("s", ArrowType::Utf8, true),
+        ]));
+        let n: ArrayRef = Arc::new(StringArray::from(n.to_vec()));
+        let s: ArrayRef = Arc::new(StringArray::from(s.to_vec()));
+        RecordBatch::try_new(schema, vec![n, s]).unwrap()
+    }
+
+    #[test]
+    fn bad_rows_are_placed_across_batches_and_quoted_line_breaks() {
+        let mut c = csv_converter();
+        // Lines 2-4 (a value spans two lines), then 5.
+        let first = text_batch(&[Some("1"), Some("2")], &["a\nb", "c"]);
+        assert_eq!(c.convert(&first).unwrap().num_rows(), 2);
+        let second = text_batch(&[Some("3"), Some("x")], &["d", "e\nf"]);
+        let e = c.convert(&second).unwrap_err();
+        assert_eq!(e.code(), "22P02");
+        assert!(e.to_string().contains("(file 'f.csv', line 6)"), "{e}");
+        let mut c = csv_converter();
+        let e = c
+            .convert(&text_batch(&[Some("1"), None], &["a", "b"]))
+            .unwrap_err();
+        assert_eq!(e.code(), "23502");
+        assert!(
+            e.to_string().contains("line 3, a primary key column"),
+            "{e}"
+        );
+        let e = csv_converter()
+            .convert(&text_batch(&[Some("99999999999")], &["a"]))
+            .unwrap_err();
+        assert_eq!(e.code(), "22003", "{e}");
+        let e = csv_converter()
+            .convert(&text_batch(&[Some("1.5")], &["a"]))
+            .unwrap_err();
+        assert_eq!(e.code(), "22P02", "{e}");
     }
 
     #[test]
