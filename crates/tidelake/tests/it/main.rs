@@ -8,6 +8,7 @@ mod crash;
 mod interop;
 mod interop_evolution;
 mod interop_lsm;
+mod quickstart;
 mod shell;
 mod stream_cli;
 mod stream_jobs;
