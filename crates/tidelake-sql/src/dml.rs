@@ -46,9 +46,15 @@ pub(crate) async fn execute_dml(state: &SessionState, dml: &DmlStatement) -> Res
         WriteOp::Delete => DmlKind::Delete,
         WriteOp::Update => DmlKind::Update,
         WriteOp::Truncate => {
-            return Err(SqlError::Unsupported(
-                "TRUNCATE is not supported; use DELETE FROM <table>".into(),
-            ))
+            let provider = source_as_provider(&dml.target)?;
+            let Some(ours) = provider.downcast_ref::<TidelakeTable>() else {
+                return Err(SqlError::Unsupported(format!(
+                    "table '{}' cannot be changed",
+                    dml.table_name
+                )));
+            };
+            crate::partitions::truncate(ours, state).await?;
+            return Ok(0);
         }
         ref other => {
             return Err(SqlError::Internal(format!(

@@ -37,6 +37,8 @@ mod dml;
 mod error;
 mod insert;
 mod lexer;
+mod merge;
+mod partitions;
 mod predicate;
 mod procedures;
 mod provider;

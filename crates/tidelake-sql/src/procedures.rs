@@ -48,12 +48,20 @@ fn parameters(procedure: &str) -> Option<&'static [&'static str]> {
         "delete_tag" => &["table", "tag"],
         "rollback_to" => &["table", "snapshot_id", "tag"],
         "remove_orphan_files" => &["table", "older_than", "dry_run"],
+        "drop_partition" => &["table", "partitions"],
+        "expire_partitions" => &[
+            "table",
+            "expiration_time",
+            "timestamp_formatter",
+            "timestamp_pattern",
+            "expire_strategy",
+            "max_expires",
+        ],
         _ => return None,
     })
 }
 
-const PROCEDURES: &str =
-    "compact, expire_snapshots, create_tag, delete_tag, rollback_to, remove_orphan_files";
+const PROCEDURES: &str = "compact, expire_snapshots, create_tag, delete_tag, rollback_to, remove_orphan_files, drop_partition, expire_partitions";
 
 fn syntax(message: impl Into<String>) -> SqlError {
     SqlError::syntax(message.into(), None)
@@ -339,10 +347,81 @@ pub(crate) async fn run_call(
                 batches: vec![batch],
             })
         }
+        "drop_partition" => {
+            let specs = crate::partitions::specs_from_argument(required(&call, "partitions")?)?;
+            crate::partitions::drop_specs(&table, &specs, false).await?;
+            result_rows(vec![("result", text("Success"))])
+        }
+        "expire_partitions" => expire_partitions(&call, &table).await,
         other => Err(SqlError::Unsupported(format!(
             "unknown procedure sys.{other}"
         ))),
     }
+}
+
+/// `sys.expire_partitions`: the arguments override the table's
+/// `partition.*` options; `expiration_time` is needed from one of them.
+async fn expire_partitions(call: &Call, table: &Table) -> Result<StatementResult> {
+    let configured = tidelake_engine::PartitionExpireOptions::from_table(table)?;
+    let expiration_millis = match (call.args.get("expiration_time"), &configured) {
+        (Some(text), _) => tidelake_engine::options::parse_duration_millis(text)
+            .map_err(|e| SqlError::InvalidParameter(format!("expiration_time: {e}")))?,
+        (None, Some(c)) => c.expiration_millis,
+        (None, None) => {
+            return Err(SqlError::InvalidParameter(format!(
+                "sys.expire_partitions needs 'expiration_time' (table '{}' sets no partition.expiration-time)",
+                table.identifier()
+            )))
+        }
+    };
+    if table.partition_keys().is_empty() {
+        return Err(SqlError::Unsupported(format!(
+            "sys.expire_partitions is not allowed on table '{}': it is not partitioned",
+            table.identifier()
+        )));
+    }
+    let strategy = match call.args.get("expire_strategy") {
+        Some(s) => tidelake_engine::ExpireStrategy::parse(s)?,
+        None => configured
+            .as_ref()
+            .map_or(tidelake_engine::ExpireStrategy::ValuesTime, |c| c.strategy),
+    };
+    let options = tidelake_engine::PartitionExpireOptions {
+        expiration_millis,
+        timestamp_formatter: call
+            .args
+            .get("timestamp_formatter")
+            .cloned()
+            .or_else(|| configured.as_ref().and_then(|c| c.timestamp_formatter.clone())),
+        timestamp_pattern: call
+            .args
+            .get("timestamp_pattern")
+            .cloned()
+            .or_else(|| configured.as_ref().and_then(|c| c.timestamp_pattern.clone())),
+        strategy,
+        max_expires: number(call, "max_expires")?
+            .or(configured.as_ref().map(|c| c.max_expires))
+            .unwrap_or(100),
+    };
+    let expired = table.expire_partitions(&options, now_millis()).await?;
+    let mut names = crate::partitions::partition_names(table, &expired);
+    if names.is_empty() {
+        // Paimon's procedure answers so when nothing expired.
+        names.push("No expired partitions.".to_string());
+    }
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "expired_partitions",
+        DataType::Utf8,
+        false,
+    )]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(StringArray::from(names)) as ArrayRef],
+    )?;
+    Ok(StatementResult::Rows {
+        schema,
+        batches: vec![batch],
+    })
 }
 
 async fn compact(call: &Call, table: &Table) -> Result<StatementResult> {
@@ -416,7 +495,7 @@ fn partition_spec_predicate(table: &Table, spec: &str) -> Result<Predicate> {
 }
 
 /// A value typed as the column, from its text (Arrow's cast rules).
-fn datum_from_text(text: &str, ty: &tidelake_engine::DataType) -> Result<Datum> {
+pub(crate) fn datum_from_text(text: &str, ty: &tidelake_engine::DataType) -> Result<Datum> {
     let strings: ArrayRef = Arc::new(StringArray::from(vec![text]));
     let options = datafusion::arrow::compute::CastOptions {
         safe: false,

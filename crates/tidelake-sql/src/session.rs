@@ -40,7 +40,7 @@ pub struct CommandStatus {
 }
 
 impl CommandStatus {
-    fn new(command: &'static str) -> Self {
+    pub(crate) fn new(command: &'static str) -> Self {
         CommandStatus {
             command,
             rows: None,
@@ -327,6 +327,16 @@ impl Session {
             .await?;
             return Ok(streaming(result));
         }
+        if crate::partitions::is_partition_statement(statement) {
+            let parsed = crate::partitions::parse_partition_statement(statement)?;
+            let result = crate::partitions::run_partition_statement(
+                &self.catalog,
+                &self.current_database(),
+                parsed,
+            )
+            .await?;
+            return Ok(streaming(result));
+        }
         if is_ddl(statement) {
             let ddl = parse_ddl(statement)?;
             self.run_ddl(ddl).await
@@ -477,7 +487,11 @@ impl Session {
     }
 
     async fn run_datafusion(&self, statement: &RawStatement) -> Result<StreamingResult> {
-        let text = statement.text_for_datafusion();
+        let mut text = statement.text_for_datafusion();
+        let static_partition = crate::partitions::strip_insert_partition(&text)?.map(|(rest, spec)| {
+            text = rest;
+            spec
+        });
         let dialect = PostgreSqlDialect {};
         let parsed = DFParserBuilder::new(text.as_str())
             .with_dialect(&dialect)
@@ -506,6 +520,13 @@ impl Session {
             ));
         }
         let state = self.ctx.state();
+        if let Some(spec) = static_partition {
+            let rows =
+                crate::partitions::run_partitioned_insert(&self.ctx, &state, &parsed, spec).await?;
+            return Ok(StreamingResult::Status(CommandStatus::with_rows(
+                "INSERT", rows,
+            )));
+        }
         let plan = match plan_insert_around_nested_values(&self.ctx, &state, &parsed).await? {
             Some(plan) => plan,
             None => state.statement_to_plan(parsed).await?,
@@ -518,14 +539,23 @@ impl Session {
                     WriteOp::Delete | WriteOp::Update | WriteOp::Truncate
                 ) =>
             {
-                let command = if dml.op == WriteOp::Update {
-                    "UPDATE"
-                } else {
-                    "DELETE"
+                let command = match dml.op {
+                    WriteOp::Update => "UPDATE",
+                    WriteOp::Truncate => "TRUNCATE TABLE",
+                    _ => "DELETE",
                 };
                 let rows = execute_dml(&state, dml).await?;
+                if dml.op == WriteOp::Truncate {
+                    return Ok(StreamingResult::Status(CommandStatus::new(command)));
+                }
                 Ok(StreamingResult::Status(CommandStatus::with_rows(
                     command, rows,
+                )))
+            }
+            LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::MergeInto(_)) => {
+                let rows = crate::merge::execute_merge(&state, dml).await?;
+                Ok(StreamingResult::Status(CommandStatus::with_rows(
+                    "MERGE", rows,
                 )))
             }
             LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(_)) => {

@@ -2,4 +2,5 @@
 //! would link a binary of its own). The sqllogictest files run in their own
 //! binary (`tests/sqllogictest.rs`, no libtest harness).
 
+mod merge;
 mod session;
