@@ -88,6 +88,4 @@ pub use tidelake_format::binary_row::Datum;
 pub use tidelake_format::schema::TableSchema;
 pub use tidelake_format::types::{DataField, DataType, DataTypeKind};
 pub use tidelake_store::StoreError;
-pub use write::{
-    BatchChange, OverwriteScope, PreparedAppendRewrite, RewriteOutcome, TableWriter,
-};
+pub use write::{BatchChange, OverwriteScope, PreparedAppendRewrite, RewriteOutcome, TableWriter};

@@ -88,8 +88,8 @@ pub(crate) async fn execute_merge(state: &SessionState, dml: &DmlStatement) -> R
         table_ref: &dml.table_name,
     };
     if table.is_primary_key_table() {
-        let target = LogicalPlanBuilder::scan(dml.table_name.clone(), dml.target.clone(), None)?
-            .build()?;
+        let target =
+            LogicalPlanBuilder::scan(dml.table_name.clone(), dml.target.clone(), None)?.build()?;
         merge.by_key(target, dml.input.as_ref().clone()).await
     } else {
         merge.rewrite_append(dml.input.as_ref().clone()).await
@@ -154,7 +154,12 @@ impl Merge<'_> {
     /// projected to the table's columns as each row's action makes them,
     /// then [`ACTION`], [`TARGET_MARK`] and the `carried` columns; rows that
     /// match no target row and take no action are left out.
-    fn plan(&self, target: LogicalPlan, source: LogicalPlan, carried: &[&str]) -> Result<LogicalPlan> {
+    fn plan(
+        &self,
+        target: LogicalPlan,
+        source: LogicalPlan,
+        carried: &[&str],
+    ) -> Result<LogicalPlan> {
         let mut target_columns: Vec<Expr> = target
             .schema()
             .columns()
@@ -217,7 +222,8 @@ impl Merge<'_> {
         let mut exprs = Vec::with_capacity(schema.fields().len());
         for (index, field) in schema.fields().iter().enumerate() {
             let current = Expr::Column(Column::new(Some(self.table_ref.clone()), field.name()));
-            let mut branches = None::<datafusion::logical_expr::conditional_expressions::CaseBuilder>;
+            let mut branches =
+                None::<datafusion::logical_expr::conditional_expressions::CaseBuilder>;
             for (i, clause) in self.op.clauses.iter().enumerate() {
                 let value = match &clause.action {
                     MergeIntoAction::Update(assignments) => {
@@ -297,12 +303,16 @@ impl Merge<'_> {
                         None => converter.insert(RowConverter::new(
                             key_indices
                                 .iter()
-                                .map(|i| SortField::new(batch.schema().field(*i).data_type().clone()))
+                                .map(|i| {
+                                    SortField::new(batch.schema().field(*i).data_type().clone())
+                                })
                                 .collect(),
                         )?),
                     };
-                    let keys: Vec<ArrayRef> =
-                        key_indices.iter().map(|i| batch.column(*i).clone()).collect();
+                    let keys: Vec<ArrayRef> = key_indices
+                        .iter()
+                        .map(|i| batch.column(*i).clone())
+                        .collect();
                     let keys = converter.convert_columns(&keys)?;
                     for row in 0..batch.num_rows() {
                         if present.is_valid(row) && !seen.insert(keys.row(row).owned()) {
@@ -324,7 +334,10 @@ impl Merge<'_> {
                 let values = table_columns(&batch, columns)?;
                 let values = take_record_batch(&values, &UInt64Array::from(chosen))?;
                 let upserts = BooleanArray::from(
-                    kinds.iter().map(|k| *k == RowKind::Insert).collect::<Vec<_>>(),
+                    kinds
+                        .iter()
+                        .map(|k| *k == RowKind::Insert)
+                        .collect::<Vec<_>>(),
                 );
                 check_not_null(self.table, &filter_record_batch(&values, &upserts)?)?;
                 rows += values.num_rows() as u64;
@@ -359,12 +372,20 @@ impl Merge<'_> {
             table_ref: self.table_ref.clone(),
         });
         let prepared = {
-            let (source, matched, failure, context) =
-                (source.clone(), matched.clone(), failure.clone(), context.clone());
+            let (source, matched, failure, context) = (
+                source.clone(),
+                matched.clone(),
+                failure.clone(),
+                context.clone(),
+            );
             self.table
                 .prepare_append_rewrite(None, move |batch| {
-                    let (source, matched, failure, context) =
-                        (source.clone(), matched.clone(), failure.clone(), context.clone());
+                    let (source, matched, failure, context) = (
+                        source.clone(),
+                        matched.clone(),
+                        failure.clone(),
+                        context.clone(),
+                    );
                     Box::pin(async move {
                         context
                             .change_batch(batch, &source, &matched)
@@ -458,7 +479,10 @@ fn mem_plan(
     columns.push(positions);
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
     let table = MemTable::try_new(schema, vec![vec![batch]])?;
-    Ok(LogicalPlanBuilder::scan(name.clone(), provider_as_source(Arc::new(table)), None)?.build()?)
+    Ok(
+        LogicalPlanBuilder::scan(name.clone(), provider_as_source(Arc::new(table)), None)?
+            .build()?,
+    )
 }
 
 /// The source of an append-table MERGE, run once: its rows (columns named
@@ -642,7 +666,8 @@ impl AppendContext {
             if chosen.is_empty() {
                 continue;
             }
-            let values = take_record_batch(&table_columns(result, columns)?, &UInt64Array::from(chosen))?;
+            let values =
+                take_record_batch(&table_columns(result, columns)?, &UInt64Array::from(chosen))?;
             check_not_null(&self.table, &values)?;
             out.push(conform(&self.table, &values)?);
         }

@@ -265,7 +265,9 @@ pub(crate) async fn run_partition_statement(
 ) -> Result<crate::session::StatementResult> {
     let id = |name: &TableName| {
         Identifier::new(
-            name.database.clone().unwrap_or_else(|| current_database.to_string()),
+            name.database
+                .clone()
+                .unwrap_or_else(|| current_database.to_string()),
             name.table.clone(),
         )
     };
@@ -277,7 +279,8 @@ pub(crate) async fn run_partition_statement(
     match statement {
         PartitionStatement::Show { table, spec } => {
             let table = catalog.load_table(&id(&table)).await?;
-            let partitions = matching(&table, spec.as_deref().unwrap_or(&[]), "SHOW PARTITIONS").await?;
+            let partitions =
+                matching(&table, spec.as_deref().unwrap_or(&[]), "SHOW PARTITIONS").await?;
             let names: Vec<String> = partitions.into_iter().map(|p| p.name).collect();
             let schema = Arc::new(Schema::new(vec![Field::new(
                 "partition",
@@ -322,7 +325,10 @@ pub(crate) async fn drop_specs(
     if_exists: bool,
 ) -> Result<Vec<PartitionInfo>> {
     if specs.is_empty() {
-        return Err(SqlError::syntax("DROP PARTITION needs a PARTITION (...) spec", None));
+        return Err(SqlError::syntax(
+            "DROP PARTITION needs a PARTITION (...) spec",
+            None,
+        ));
     }
     let live = matching(table, &[], "DROP PARTITION").await?;
     let mut dropped: BTreeMap<Vec<u8>, PartitionInfo> = BTreeMap::new();
@@ -423,7 +429,9 @@ async fn matching(table: &Table, spec: &[(String, String)], what: &str) -> Resul
 }
 
 fn matches_spec_texts(texts: &[Option<String>], spec: &TypedSpec) -> bool {
-    spec.values.iter().all(|(i, text)| texts.get(*i) == Some(text))
+    spec.values
+        .iter()
+        .all(|(i, text)| texts.get(*i) == Some(text))
 }
 
 /// A partition with its values as text and its name: `dt=2026-11-01/hr=3`,
@@ -507,7 +515,8 @@ pub(crate) fn strip_insert_partition(text: &str) -> Result<Option<(String, Spec)
         .filter(|t| !matches!(t.token, Token::Whitespace(_) | Token::EOF))
         .collect();
     let at = |i: usize| word(tokens.get(i).map(|t| &t.token));
-    if at(0).as_deref() != Some("INSERT") || !matches!(at(1).as_deref(), Some("INTO" | "OVERWRITE")) {
+    if at(0).as_deref() != Some("INSERT") || !matches!(at(1).as_deref(), Some("INTO" | "OVERWRITE"))
+    {
         return Ok(None);
     }
     let mut i = 2;
@@ -531,7 +540,9 @@ pub(crate) fn strip_insert_partition(text: &str) -> Result<Option<(String, Spec)
     let end = tokens[p.pos - 1].span.end;
     let lines = crate::lexer::LineIndex::new(text);
     let (Some(from), Some(to)) = (lines.offset(start), lines.offset(end)) else {
-        return Err(SqlError::Internal("a PARTITION clause has no place in the text".into()));
+        return Err(SqlError::Internal(
+            "a PARTITION clause has no place in the text".into(),
+        ));
     };
     Ok(Some((format!("{} {}", &text[..from], &text[to..]), spec)))
 }
@@ -547,9 +558,17 @@ pub(crate) async fn run_partitioned_insert(
     let insert = match statement {
         DfStatement::Statement(inner) => match inner.as_ref() {
             SqlStatement::Insert(insert) => insert,
-            _ => return Err(SqlError::Internal("a PARTITION clause outside an INSERT".into())),
+            _ => {
+                return Err(SqlError::Internal(
+                    "a PARTITION clause outside an INSERT".into(),
+                ))
+            }
         },
-        _ => return Err(SqlError::Internal("a PARTITION clause outside an INSERT".into())),
+        _ => {
+            return Err(SqlError::Internal(
+                "a PARTITION clause outside an INSERT".into(),
+            ))
+        }
     };
     let TableObject::TableName(name) = &insert.table else {
         return Err(SqlError::Unsupported(
@@ -618,7 +637,10 @@ async fn plan_with_static_values(
     spec: &Spec,
 ) -> Result<LogicalPlan> {
     let Some(source) = &insert.source else {
-        return Err(SqlError::syntax("INSERT ... PARTITION needs a query or VALUES", None));
+        return Err(SqlError::syntax(
+            "INSERT ... PARTITION needs a query or VALUES",
+            None,
+        ));
     };
     let target = table.arrow_schema();
     let is_static = |name: &str| spec.iter().any(|(k, _)| k == name);
@@ -701,8 +723,10 @@ mod tests {
                 spec: Some(vec![("dt".into(), "2026-11-01".into())]),
             }
         );
-        let PartitionStatement::Drop { specs, if_exists, .. } =
-            parse("ALTER TABLE t DROP IF EXISTS PARTITION (dt='a', hr=3), PARTITION (dt='b')").unwrap()
+        let PartitionStatement::Drop {
+            specs, if_exists, ..
+        } = parse("ALTER TABLE t DROP IF EXISTS PARTITION (dt='a', hr=3), PARTITION (dt='b')")
+            .unwrap()
         else {
             panic!("not a drop");
         };
@@ -711,7 +735,9 @@ mod tests {
         assert_eq!(specs[0][1], ("hr".into(), "3".into()));
         assert!(parse("ALTER TABLE t ADD PARTITION (dt='a') PARTITION (dt='b')").is_ok());
         assert!(parse("ALTER TABLE t DROP PARTITION (dt)").is_err());
-        let statement = split_statements("ALTER TABLE t DROP COLUMN c").unwrap().remove(0);
+        let statement = split_statements("ALTER TABLE t DROP COLUMN c")
+            .unwrap()
+            .remove(0);
         assert!(!is_partition_statement(&statement));
     }
 

@@ -388,16 +388,16 @@ async fn expire_partitions(call: &Call, table: &Table) -> Result<StatementResult
     };
     let options = tidelake_engine::PartitionExpireOptions {
         expiration_millis,
-        timestamp_formatter: call
-            .args
-            .get("timestamp_formatter")
-            .cloned()
-            .or_else(|| configured.as_ref().and_then(|c| c.timestamp_formatter.clone())),
-        timestamp_pattern: call
-            .args
-            .get("timestamp_pattern")
-            .cloned()
-            .or_else(|| configured.as_ref().and_then(|c| c.timestamp_pattern.clone())),
+        timestamp_formatter: call.args.get("timestamp_formatter").cloned().or_else(|| {
+            configured
+                .as_ref()
+                .and_then(|c| c.timestamp_formatter.clone())
+        }),
+        timestamp_pattern: call.args.get("timestamp_pattern").cloned().or_else(|| {
+            configured
+                .as_ref()
+                .and_then(|c| c.timestamp_pattern.clone())
+        }),
         strategy,
         max_expires: number(call, "max_expires")?
             .or(configured.as_ref().map(|c| c.max_expires))

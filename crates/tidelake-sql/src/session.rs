@@ -488,10 +488,11 @@ impl Session {
 
     async fn run_datafusion(&self, statement: &RawStatement) -> Result<StreamingResult> {
         let mut text = statement.text_for_datafusion();
-        let static_partition = crate::partitions::strip_insert_partition(&text)?.map(|(rest, spec)| {
-            text = rest;
-            spec
-        });
+        let static_partition =
+            crate::partitions::strip_insert_partition(&text)?.map(|(rest, spec)| {
+                text = rest;
+                spec
+            });
         let dialect = PostgreSqlDialect {};
         let parsed = DFParserBuilder::new(text.as_str())
             .with_dialect(&dialect)

@@ -15,9 +15,7 @@ mod partitions;
 mod writer;
 
 pub use background::{BackgroundCompactor, BackgroundSummary};
-pub use partitions::{
-    parse_partition_time, ExpireStrategy, PartitionExpireOptions, PartitionInfo,
-};
+pub use partitions::{parse_partition_time, ExpireStrategy, PartitionExpireOptions, PartitionInfo};
 
 use std::collections::HashSet;
 

@@ -50,22 +50,23 @@ impl Table {
                 None => {
                     let values = deserialize_binary_row(&e.partition, &self.layout.partition_types)
                         .map_err(|err| EngineError::format("partition", err))?;
-                    by_partition.entry(e.partition.clone()).or_insert(PartitionInfo {
-                        partition: e.partition.clone(),
-                        values,
-                        record_count: 0,
-                        file_count: 0,
-                        file_size_bytes: 0,
-                        last_file_creation_millis: None,
-                    })
+                    by_partition
+                        .entry(e.partition.clone())
+                        .or_insert(PartitionInfo {
+                            partition: e.partition.clone(),
+                            values,
+                            record_count: 0,
+                            file_count: 0,
+                            file_size_bytes: 0,
+                            last_file_creation_millis: None,
+                        })
                 }
             };
             info.record_count += e.file.row_count;
             info.file_count += 1;
             info.file_size_bytes += e.file.file_size;
-            info.last_file_creation_millis = info
-                .last_file_creation_millis
-                .max(e.file.creation_time);
+            info.last_file_creation_millis =
+                info.last_file_creation_millis.max(e.file.creation_time);
         }
         Ok(by_partition.into_values().collect())
     }
@@ -222,16 +223,20 @@ pub fn parse_partition_time(text: &str, formatter: Option<&str>) -> Option<i64> 
         if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
             return Some(t.and_utc().timestamp_millis());
         }
-        if let Ok(d) = NaiveDate::parse_from_str(text, format) {
-            return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_millis());
-        }
-    }
-    // A formatter of hours without minutes (`yyyy-MM-dd HH`): chrono needs
-    // the minutes, so parse with them added.
-    if let Some(f) = formatter {
-        let format = format!("{}:%M", java_to_chrono(f));
-        if let Ok(t) = NaiveDateTime::parse_from_str(&format!("{text}:00"), &format) {
-            return Some(t.and_utc().timestamp_millis());
+        // Hours without minutes (`yyyy-MM-dd HH`): chrono needs the
+        // minutes, so parse with them added.
+        if format.contains("%H") && !format.contains("%M") {
+            let with_minutes = format!("{format}:%M");
+            if let Ok(t) = NaiveDateTime::parse_from_str(&format!("{text}:00"), &with_minutes) {
+                return Some(t.and_utc().timestamp_millis());
+            }
+        } else if !format.contains("%H") {
+            // A date alone means its midnight.
+            if let Ok(d) = NaiveDate::parse_from_str(text, format) {
+                return d
+                    .and_hms_opt(0, 0, 0)
+                    .map(|t| t.and_utc().timestamp_millis());
+            }
         }
     }
     None
@@ -413,14 +418,21 @@ mod tests {
             parse_partition_time("2026-11-01 01:00:00", None),
             Some(day + 3_600_000)
         );
-        assert_eq!(parse_partition_time("20261101", Some("yyyyMMdd")), Some(day));
+        assert_eq!(
+            parse_partition_time("20261101", Some("yyyyMMdd")),
+            Some(day)
+        );
         assert_eq!(
             parse_partition_time("2026-11-01 01", Some("yyyy-MM-dd HH")),
             Some(day + 3_600_000)
         );
         assert_eq!(parse_partition_time("nope", None), None);
         assert_eq!(
-            substitute("$dt $hour:00:00", &["dt".into(), "hour".into()], &["2026-11-01".into(), "3".into()]),
+            substitute(
+                "$dt $hour:00:00",
+                &["dt".into(), "hour".into()],
+                &["2026-11-01".into(), "3".into()]
+            ),
             "2026-11-01 3:00:00"
         );
     }

@@ -97,7 +97,11 @@ async fn rows(session: &Session, table: &str) -> BTreeMap<i64, i64> {
         let v = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
         for i in 0..b.num_rows() {
             assert!(!v.is_null(i), "the model has no NULL values");
-            assert!(out.insert(k.value(i), v.value(i)).is_none(), "key {} twice", k.value(i));
+            assert!(
+                out.insert(k.value(i), v.value(i)).is_none(),
+                "key {} twice",
+                k.value(i)
+            );
         }
     }
     out
@@ -109,7 +113,10 @@ async fn run(create: &str, steps: Vec<Step>) {
     session.execute(create).await.unwrap();
     let mut model = BTreeMap::new();
     for step in steps {
-        let sql = format!("MERGE INTO t USING {} AS s {MERGE}", source_sql(&model, &step));
+        let sql = format!(
+            "MERGE INTO t USING {} AS s {MERGE}",
+            source_sql(&model, &step)
+        );
         let result = session.execute(&sql).await;
         match apply(&model, &step) {
             Some(next) => {
