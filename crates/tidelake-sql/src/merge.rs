@@ -33,7 +33,7 @@ use datafusion::arrow::compute::{concat_batches, filter_record_batch, take_recor
 use datafusion::arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::{Column, TableReference};
-use datafusion::datasource::{provider_as_source, source_as_provider, MemTable};
+use datafusion::datasource::{provider_as_source, MemTable};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::dml::{
     MergeIntoAction, MergeIntoClause, MergeIntoClauseKind, MergeIntoOp,
@@ -48,7 +48,7 @@ use tidelake_engine::options::MergeEngine;
 use tidelake_engine::{EngineError, RowKind, Table};
 
 use crate::error::{Result, SqlError};
-use crate::provider::{check_not_null, TidelakeTable};
+use crate::provider::check_not_null;
 
 /// Marks joined rows that have a target row (NULL when the source row
 /// matched none).
@@ -66,20 +66,7 @@ pub(crate) async fn execute_merge(state: &SessionState, dml: &DmlStatement) -> R
     let WriteOp::MergeInto(op) = &dml.op else {
         return Err(SqlError::Internal(format!("{} is not a MERGE", dml.op)));
     };
-    let provider = source_as_provider(&dml.target)?;
-    let Some(ours) = provider.downcast_ref::<TidelakeTable>() else {
-        return Err(SqlError::Unsupported(format!(
-            "'{}' is a system table: it can only be queried",
-            dml.table_name
-        )));
-    };
-    if let Some(snapshot) = ours.snapshot() {
-        return Err(SqlError::Unsupported(format!(
-            "table '{}' as of snapshot {snapshot} is read-only",
-            ours.table().identifier()
-        )));
-    }
-    let table = ours.table().clone();
+    let table = crate::dml::writable_table(dml)?;
     check_clauses(&table, &op.clauses)?;
     let merge = Merge {
         state,

@@ -11,26 +11,21 @@
 //! partition with those values (Paimon and Spark do the same).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType as ArrowType, Field, Schema};
-use datafusion::common::{Column, ScalarValue};
+use datafusion::common::ScalarValue;
 use datafusion::execution::context::{SessionContext, SessionState};
-use datafusion::logical_expr::{cast, lit, Expr, LogicalPlan, Projection};
-use datafusion::physical_plan::execute_stream;
+use datafusion::logical_expr::{lit, Expr, LogicalPlan};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::planner::object_name_to_table_reference;
 use datafusion::sql::sqlparser::ast::{Insert, Statement as SqlStatement, TableObject};
 use datafusion::sql::sqlparser::tokenizer::Token;
-use futures::StreamExt;
 use tidelake_engine::introspect::{value_text, ValueText};
 use tidelake_engine::{Catalog, Identifier, OverwriteScope, PartitionInfo, RowKind, Table};
 
-use crate::ddl::TableName;
+use crate::ddl::{Parser, TableName};
 use crate::error::{Result, SqlError};
 use crate::lexer::RawStatement;
-use crate::provider::{check_not_null, TidelakeTable};
+use crate::provider::{write_rows, TidelakeTable};
 
 /// `k = v` pairs of a `PARTITION (...)` clause, values as written.
 pub(crate) type Spec = Vec<(String, String)>;
@@ -88,126 +83,46 @@ pub(crate) fn is_partition_statement(statement: &RawStatement) -> bool {
     }
 }
 
-struct Parser<'a> {
-    tokens: Vec<&'a Token>,
-    pos: usize,
-}
-
-impl<'a> Parser<'a> {
-    fn error(&self, expected: &str) -> SqlError {
-        let found = self
-            .tokens
-            .get(self.pos)
-            .map_or("the end of the statement".to_string(), |t| format!("'{t}'"));
-        SqlError::syntax(format!("expected {expected}, found {found}"), None)
+/// `PARTITION (k = v, ...)`, after the keyword.
+fn spec(p: &mut Parser) -> Result<Spec> {
+    if !p.consume(&Token::LParen) {
+        return Err(p.error("'(' after PARTITION"));
     }
-
-    fn keyword(&mut self, kw: &str) -> bool {
-        if word(self.tokens.get(self.pos).copied()).as_deref() == Some(kw) {
-            self.pos += 1;
-            true
-        } else {
-            false
+    let mut spec = Vec::new();
+    loop {
+        let key = p.identifier("a partition column")?;
+        if !p.consume(&Token::Eq) {
+            return Err(p.error(&format!(
+                "'=' and a value after '{key}' (every column of a PARTITION spec needs a value; in an INSERT, leave the columns that come from the query out of it)"
+            )));
         }
-    }
-
-    fn expect_keyword(&mut self, kw: &str) -> Result<()> {
-        if self.keyword(kw) {
-            Ok(())
-        } else {
-            Err(self.error(kw))
+        let negative = p.consume(&Token::Minus);
+        let value = match p.peek() {
+            Some(Token::SingleQuotedString(s)) if !negative => s.clone(),
+            Some(Token::Number(n, _)) if negative => format!("-{n}"),
+            Some(Token::Number(n, _)) => n.clone(),
+            Some(Token::Word(w)) if w.quote_style.is_none() && !negative => w.value.clone(),
+            _ => return Err(p.error(&format!("a value for partition column '{key}'"))),
+        };
+        p.pos += 1;
+        spec.push((key, value));
+        if p.consume(&Token::RParen) {
+            return Ok(spec);
         }
-    }
-
-    fn token(&mut self, t: &Token) -> bool {
-        if self.tokens.get(self.pos) == Some(&t) {
-            self.pos += 1;
-            true
-        } else {
-            false
+        if !p.consume(&Token::Comma) {
+            return Err(p.error("',' or ')' in the PARTITION spec"));
         }
-    }
-
-    fn identifier(&mut self, what: &str) -> Result<String> {
-        match self.tokens.get(self.pos) {
-            Some(Token::Word(w)) => {
-                self.pos += 1;
-                Ok(match w.quote_style {
-                    Some(_) => w.value.clone(),
-                    None => w.value.to_lowercase(),
-                })
-            }
-            _ => Err(self.error(what)),
-        }
-    }
-
-    fn table_name(&mut self) -> Result<TableName> {
-        let first = self.identifier("a table name")?;
-        if self.token(&Token::Period) {
-            let table = self.identifier("a table name after '.'")?;
-            return Ok(TableName {
-                database: Some(first),
-                table,
-            });
-        }
-        Ok(TableName {
-            database: None,
-            table: first,
-        })
-    }
-
-    /// `PARTITION (k = v, ...)`, after the keyword.
-    fn spec(&mut self) -> Result<Spec> {
-        if !self.token(&Token::LParen) {
-            return Err(self.error("'(' after PARTITION"));
-        }
-        let mut spec = Vec::new();
-        loop {
-            let key = self.identifier("a partition column")?;
-            if !self.token(&Token::Eq) {
-                return Err(self.error(&format!(
-                    "'=' and a value after '{key}' (every column of a PARTITION spec needs a value; in an INSERT, leave the columns that come from the query out of it)"
-                )));
-            }
-            let negative = self.token(&Token::Minus);
-            let value = match self.tokens.get(self.pos) {
-                Some(Token::SingleQuotedString(s)) if !negative => s.clone(),
-                Some(Token::Number(n, _)) if negative => format!("-{n}"),
-                Some(Token::Number(n, _)) => n.clone(),
-                Some(Token::Word(w)) if w.quote_style.is_none() && !negative => w.value.clone(),
-                _ => return Err(self.error(&format!("a value for partition column '{key}'"))),
-            };
-            self.pos += 1;
-            spec.push((key, value));
-            if self.token(&Token::RParen) {
-                return Ok(spec);
-            }
-            if !self.token(&Token::Comma) {
-                return Err(self.error("',' or ')' in the PARTITION spec"));
-            }
-        }
-    }
-
-    fn end(&mut self) -> Result<()> {
-        self.token(&Token::SemiColon);
-        if self.pos < self.tokens.len() {
-            return Err(self.error("the end of the statement"));
-        }
-        Ok(())
     }
 }
 
 /// Parses a statement for which [`is_partition_statement`] holds.
 pub(crate) fn parse_partition_statement(statement: &RawStatement) -> Result<PartitionStatement> {
-    let mut p = Parser {
-        tokens: statement.tokens.iter().map(|t| &t.token).collect(),
-        pos: 0,
-    };
-    let parsed = if p.keyword("SHOW") {
+    let mut p = Parser::new(statement);
+    let parsed = if p.parse_keyword("SHOW") {
         p.expect_keyword("PARTITIONS")?;
         let table = p.table_name()?;
-        let spec = if p.keyword("PARTITION") {
-            Some(p.spec()?)
+        let spec = if p.parse_keyword("PARTITION") {
+            Some(spec(&mut p)?)
         } else {
             None
         };
@@ -216,17 +131,13 @@ pub(crate) fn parse_partition_statement(statement: &RawStatement) -> Result<Part
         p.expect_keyword("ALTER")?;
         p.expect_keyword("TABLE")?;
         let table = p.table_name()?;
-        if p.keyword("ADD") {
-            let if_not_exists = p.keyword("IF");
-            if if_not_exists {
-                p.expect_keyword("NOT")?;
-                p.expect_keyword("EXISTS")?;
-            }
+        if p.parse_keyword("ADD") {
+            let if_not_exists = p.if_not_exists()?;
             let mut specs = Vec::new();
             // Spark separates the specs of ADD with spaces, those of DROP with commas.
-            while p.keyword("PARTITION") {
-                specs.push(p.spec()?);
-                p.token(&Token::Comma);
+            while p.parse_keyword("PARTITION") {
+                specs.push(spec(&mut p)?);
+                p.consume(&Token::Comma);
             }
             PartitionStatement::Add {
                 table,
@@ -235,14 +146,11 @@ pub(crate) fn parse_partition_statement(statement: &RawStatement) -> Result<Part
             }
         } else {
             p.expect_keyword("DROP")?;
-            let if_exists = p.keyword("IF");
-            if if_exists {
-                p.expect_keyword("EXISTS")?;
-            }
+            let if_exists = p.if_exists()?;
             let mut specs = Vec::new();
-            while p.keyword("PARTITION") {
-                specs.push(p.spec()?);
-                if !p.token(&Token::Comma) {
+            while p.parse_keyword("PARTITION") {
+                specs.push(spec(&mut p)?);
+                if !p.consume(&Token::Comma) {
                     break;
                 }
             }
@@ -253,7 +161,7 @@ pub(crate) fn parse_partition_statement(statement: &RawStatement) -> Result<Part
             }
         }
     };
-    p.end()?;
+    p.expect_end()?;
     Ok(parsed)
 }
 
@@ -282,17 +190,9 @@ pub(crate) async fn run_partition_statement(
             let partitions =
                 matching(&table, spec.as_deref().unwrap_or(&[]), "SHOW PARTITIONS").await?;
             let names: Vec<String> = partitions.into_iter().map(|p| p.name).collect();
-            let schema = Arc::new(Schema::new(vec![Field::new(
-                "partition",
-                ArrowType::Utf8,
-                false,
-            )]));
-            let batch = RecordBatch::try_new(
-                schema.clone(),
-                vec![Arc::new(StringArray::from(names)) as ArrayRef],
-            )?;
+            let batch = crate::describe::names_batch("partition", &names)?;
             Ok(crate::session::StatementResult::Rows {
-                schema,
+                schema: batch.schema(),
                 batches: vec![batch],
             })
         }
@@ -493,57 +393,34 @@ pub(crate) fn partition_names(table: &Table, partitions: &[PartitionInfo]) -> Ve
         .collect()
 }
 
-/// `TRUNCATE TABLE t`: an OVERWRITE commit of no rows.
-pub(crate) async fn truncate(ours: &TidelakeTable, state: &SessionState) -> Result<()> {
-    if let Some(snapshot) = ours.snapshot() {
-        return Err(SqlError::Unsupported(format!(
-            "table '{}' as of snapshot {snapshot} is read-only",
-            ours.table().identifier()
-        )));
-    }
-    let properties = crate::retry::commit_properties(state.config());
-    ours.table().truncate(properties).await?;
-    Ok(())
-}
-
 /// `INSERT {INTO | OVERWRITE} [TABLE] name PARTITION (k = v, ...) ...`: the
 /// text without its PARTITION clause (which PostgreSQL's grammar would take
 /// for a table alias) and the clause's spec; `None` for other statements.
 pub(crate) fn strip_insert_partition(text: &str) -> Result<Option<(String, Spec)>> {
-    let tokens: Vec<_> = crate::lexer::tokenize(text)?
-        .into_iter()
-        .filter(|t| !matches!(t.token, Token::Whitespace(_) | Token::EOF))
-        .collect();
-    let at = |i: usize| word(tokens.get(i).map(|t| &t.token));
-    if at(0).as_deref() != Some("INSERT") || !matches!(at(1).as_deref(), Some("INTO" | "OVERWRITE"))
-    {
+    let Some(statement) = crate::lexer::split_statements(text)?.into_iter().next() else {
         return Ok(None);
-    }
-    let mut i = 2;
-    if at(i).as_deref() == Some("TABLE") {
-        i += 1;
-    }
-    // The table name: `t` or `db.t`.
-    i += 1;
-    if tokens.get(i).map(|t| &t.token) == Some(&Token::Period) {
-        i += 2;
-    }
-    if at(i).as_deref() != Some("PARTITION") {
-        return Ok(None);
-    }
-    let start = tokens[i].span.start;
-    let mut p = Parser {
-        tokens: tokens.iter().map(|t| &t.token).collect(),
-        pos: i + 1,
     };
-    let spec = p.spec()?;
-    let end = tokens[p.pos - 1].span.end;
-    let lines = crate::lexer::LineIndex::new(text);
-    let (Some(from), Some(to)) = (lines.offset(start), lines.offset(end)) else {
+    let mut p = Parser::new(&statement);
+    if !p.parse_keyword("INSERT") || !(p.parse_keyword("INTO") || p.parse_keyword("OVERWRITE")) {
+        return Ok(None);
+    }
+    p.parse_keyword("TABLE");
+    if p.table_name().is_err() || !p.parse_keyword("PARTITION") {
+        return Ok(None);
+    }
+    let first = p.pos - 1;
+    let spec = spec(&mut p)?;
+    let tokens = &statement.tokens;
+    let lines = crate::lexer::LineIndex::new(&statement.text);
+    let (Some(from), Some(to)) = (
+        lines.offset(tokens[first].span.start),
+        lines.offset(tokens[p.pos - 1].span.end),
+    ) else {
         return Err(SqlError::Internal(
             "a PARTITION clause has no place in the text".into(),
         ));
     };
+    let text = &statement.text;
     Ok(Some((format!("{} {}", &text[..from], &text[to..]), spec)))
 }
 
@@ -600,31 +477,16 @@ pub(crate) async fn run_partitioned_insert(
         ));
     }
     let physical = state.create_physical_plan(&plan).await?;
-    let written: Result<u64> = async {
-        let mut stream = execute_stream(physical, state.task_ctx())?;
-        let mut rows = 0u64;
-        while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            check_not_null(&table, &batch)?;
-            rows += batch.num_rows() as u64;
-            writer.write(batch, RowKind::Insert).await?;
-        }
-        Ok(rows)
-    }
-    .await;
-    match written {
-        Ok(rows) => {
-            let properties = crate::retry::commit_properties(state.config());
-            writer
-                .commit_with(tidelake_engine::introspect::CommitKind::Append, properties)
-                .await?;
-            Ok(rows)
-        }
-        Err(e) => {
-            writer.abort().await;
-            Err(e)
-        }
-    }
+    let properties = crate::retry::commit_properties(state.config());
+    write_rows(
+        &table,
+        writer,
+        physical,
+        state.task_ctx(),
+        RowKind::Insert,
+        properties,
+    )
+    .await
 }
 
 /// The query of the INSERT, planned on its own, with the static values
@@ -678,26 +540,14 @@ async fn plan_with_static_values(
             None,
         ));
     }
-    let exprs: Vec<Expr> = target
-        .fields()
+    let fixed: Vec<(usize, Expr)> = spec
         .iter()
-        .enumerate()
-        .map(|(index, field)| {
-            let value = if let Some((_, v)) = spec.iter().find(|(k, _)| k == field.name()) {
-                lit(ScalarValue::Utf8(Some(v.clone())))
-            } else {
-                match filled.iter().position(|p| *p == index) {
-                    Some(j) => Expr::Column(Column::from(source_schema.qualified_field(j))),
-                    None => lit(ScalarValue::Null),
-                }
-            };
-            cast(value, field.data_type().clone()).alias(field.name())
+        .filter_map(|(k, v)| {
+            let index = target.index_of(k).ok()?;
+            Some((index, lit(ScalarValue::Utf8(Some(v.clone())))))
         })
         .collect();
-    Ok(LogicalPlan::Projection(Projection::try_new(
-        exprs,
-        Arc::new(source_plan),
-    )?))
+    crate::insert::onto_target(&target, &filled, &fixed, source_plan)
 }
 
 #[cfg(test)]

@@ -488,8 +488,9 @@ impl Session {
 
     async fn run_datafusion(&self, statement: &RawStatement) -> Result<StreamingResult> {
         let mut text = statement.text_for_datafusion();
-        let static_partition =
-            crate::partitions::strip_insert_partition(&text)?.map(|(rest, spec)| {
+        let static_partition = crate::partitions::strip_insert_partition(&text)
+            .map_err(|e| in_script(e, statement))?
+            .map(|(rest, spec)| {
                 text = rest;
                 spec
             });
@@ -498,13 +499,7 @@ impl Session {
             .with_dialect(&dialect)
             .build()
             .and_then(|mut p| p.parse_statements())
-            .map_err(|e| match SqlError::from(e) {
-                SqlError::Syntax { message, position } => SqlError::Syntax {
-                    message,
-                    position: position.map(|p| shift_position(statement.start, p)),
-                },
-                other => other,
-            })?;
+            .map_err(|e| in_script(SqlError::from(e), statement))?;
         let mut parsed: Vec<DfStatement> = parsed.into_iter().collect();
         if parsed.len() != 1 {
             return Err(SqlError::Internal(format!(
@@ -586,6 +581,17 @@ impl Session {
                 Ok(StreamingResult::Rows(QueryStream { schema, stream }))
             }
         }
+    }
+}
+
+/// A syntax error's position in the statement, as a position in the script.
+fn in_script(e: SqlError, statement: &RawStatement) -> SqlError {
+    match e {
+        SqlError::Syntax { message, position } => SqlError::Syntax {
+            message,
+            position: position.map(|p| shift_position(statement.start, p)),
+        },
+        other => other,
     }
 }
 
