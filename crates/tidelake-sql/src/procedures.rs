@@ -409,17 +409,9 @@ async fn expire_partitions(call: &Call, table: &Table) -> Result<StatementResult
         // Paimon's procedure answers so when nothing expired.
         names.push("No expired partitions.".to_string());
     }
-    let schema = Arc::new(Schema::new(vec![Field::new(
-        "expired_partitions",
-        DataType::Utf8,
-        false,
-    )]));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![Arc::new(StringArray::from(names)) as ArrayRef],
-    )?;
+    let batch = crate::describe::names_batch("expired_partitions", &names)?;
     Ok(StatementResult::Rows {
-        schema,
+        schema: batch.schema(),
         batches: vec![batch],
     })
 }
@@ -461,37 +453,30 @@ async fn compact(call: &Call, table: &Table) -> Result<StatementResult> {
 fn partition_spec_predicate(table: &Table, spec: &str) -> Result<Predicate> {
     let schema = table.schema();
     let mut alternatives = Vec::new();
-    for partition in spec.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+    for partition in crate::partitions::specs_from_argument(spec)? {
         let mut conjuncts = Vec::new();
-        for pair in partition.split(',') {
-            let (key, value) = pair.split_once('=').ok_or_else(|| {
-                SqlError::InvalidParameter(format!("partitions: '{pair}' is not key=value"))
-            })?;
-            let key = key.trim();
-            if !table.partition_keys().iter().any(|k| k == key) {
+        for (key, value) in partition {
+            if !table.partition_keys().contains(&key) {
                 return Err(SqlError::InvalidParameter(format!(
                     "partitions: '{key}' is not a partition column of table '{}'",
                     table.identifier()
                 )));
             }
             let field = schema
-                .field(key)
-                .ok_or_else(|| SqlError::UndefinedColumn(key.to_string()))?;
+                .field(&key)
+                .ok_or_else(|| SqlError::UndefinedColumn(key.clone()))?;
             conjuncts.push(Predicate::Compare {
-                column: key.to_string(),
+                value: datum_from_text(&value, &field.data_type)?,
+                column: key,
                 op: CompareOp::Eq,
-                value: datum_from_text(value.trim(), &field.data_type)?,
             });
         }
         alternatives.push(Predicate::And(conjuncts));
     }
-    match alternatives.len() {
-        0 => Err(SqlError::InvalidParameter(
-            "partitions: no partition was given".into(),
-        )),
-        1 => Ok(alternatives.remove(0)),
-        _ => Ok(Predicate::Or(alternatives)),
-    }
+    Ok(match alternatives.len() {
+        1 => alternatives.remove(0),
+        _ => Predicate::Or(alternatives),
+    })
 }
 
 /// A value typed as the column, from its text (Arrow's cast rules).
