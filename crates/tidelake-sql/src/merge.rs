@@ -16,6 +16,10 @@
 //!   anywhere then go through the NOT MATCHED clauses, and the new rows and
 //!   rewritten files make one commit (OVERWRITE when files were replaced).
 //!
+//! A NOT MATCHED row whose key is in the table already (the ON condition
+//! asked for more than the key) replaces that row: a primary-key table has
+//! one row per key, and an insert is an upsert (as in Paimon).
+//!
 //! Refused: changing a primary-key or partition column (the row would move
 //! to another key or partition: Paimon refuses too), a target row matched by
 //! more than one source row (the SQL standard's cardinality violation, SQLSTATE
@@ -478,6 +482,8 @@ fn mem_plan(
 struct Materialized {
     batch: RecordBatch,
     names: Vec<(Option<TableReference>, String)>,
+    /// [`Materialized::plan`] of every row, joined with each target batch.
+    all: Option<LogicalPlan>,
 }
 
 const SOURCE_NAME: &str = "__tidelake_merge_source";
@@ -502,7 +508,13 @@ impl Materialized {
                 .collect::<Vec<_>>(),
         ));
         let batch = RecordBatch::try_new(renamed, batch.columns().to_vec())?;
-        Ok(Materialized { batch, names })
+        let mut source = Materialized {
+            batch,
+            names,
+            all: None,
+        };
+        source.all = Some(source.plan(None)?);
+        Ok(source)
     }
 
     fn rows(&self) -> usize {
@@ -572,7 +584,11 @@ impl AppendContext {
     ) -> Result<Option<(RecordBatch, u64)>> {
         let columns = self.table.arrow_schema().fields().len();
         let target = batch_plan(&self.table_ref, &batch, TARGET_POS)?;
-        let results = self.run(target, source.plan(None)?).await?;
+        let all = match &source.all {
+            Some(plan) => plan.clone(),
+            None => source.plan(None)?,
+        };
+        let results = self.run(target, all).await?;
         let merge = self.merge();
         let mut changed_rows: HashSet<u64> = HashSet::new();
         let mut touched: HashSet<u64> = HashSet::new();
