@@ -232,7 +232,7 @@ impl TableWriter {
         if let Some(hashes) = routing.key_hashes.take() {
             if self.overwrite {
                 return Err(EngineError::Unsupported(
-                    "INSERT OVERWRITE into a dynamic-bucket table is not supported yet".into(),
+                    "INSERT OVERWRITE into a dynamic-bucket table ('bucket' = '-1') is not supported yet: the key index of the replaced partitions would have to be rebuilt (a table with a fixed 'bucket' count can be overwritten)".into(),
                 ));
             }
             let assigner = match &mut self.dynamic {
