@@ -78,7 +78,7 @@ pub use orchestrate::{
 };
 pub use progress::{newest_recorded, read_progress, OwnerProgress, ProgressOwner, PROGRESS_PREFIX};
 pub use read::predicate::{CompareOp, Predicate};
-pub use read::scan::{ScanBuilder, ScanPlan, Split};
+pub use read::scan::{ScanBuilder, ScanPlan, ScanStats, Split};
 pub use read::stream::{
     ChangeReader, ChangeSource, SnapshotChanges, SnapshotRef, StartMode, StreamOptions,
     ROW_KIND_COLUMN,

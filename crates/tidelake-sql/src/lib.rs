@@ -43,6 +43,7 @@ mod merge;
 mod partitions;
 mod predicate;
 mod procedures;
+mod progress;
 mod provider;
 mod retry;
 mod session;
@@ -52,6 +53,7 @@ pub mod watermark;
 pub use catalog::{TidelakeCatalog, TidelakeDatabase, SNAPSHOT_SUFFIX};
 pub use error::{Position, Result, SqlError};
 pub use lexer::statement_is_complete;
+pub use progress::StatementProgress;
 pub use provider::TidelakeTable;
 pub use retry::RETRIES_PROPERTY;
 pub use session::{

@@ -332,6 +332,7 @@ impl Merge<'_> {
                 );
                 check_not_null(self.table, &filter_record_batch(&values, &upserts)?)?;
                 rows += values.num_rows() as u64;
+                crate::progress::count_rows_written(self.state.config(), values.num_rows());
                 writer.write_with_kinds(values, &kinds).await?;
             }
             Ok(rows)

@@ -25,6 +25,7 @@ use crate::dml::execute_dml;
 use crate::error::{Result, SqlError};
 use crate::insert::plan_insert_around_nested_values;
 use crate::lexer::{shift_position, split_statements, RawStatement};
+use crate::progress::StatementProgress;
 use crate::retry;
 
 /// The name of the warehouse's catalog in DataFusion (`tidelake.db.table`).
@@ -173,6 +174,7 @@ pub struct Session {
     catalog: Catalog,
     tidelake: Arc<TidelakeCatalog>,
     ctx: SessionContext,
+    progress: Arc<StatementProgress>,
 }
 
 impl fmt::Debug for Session {
@@ -194,6 +196,9 @@ impl Session {
     /// A session over an already opened catalog (one per connection).
     pub async fn with_catalog(catalog: Catalog) -> Result<Session> {
         let config = sql_config(DEFAULT_DATABASE).with_create_default_catalog_and_schema(false);
+        let mut config = config;
+        let progress = Arc::new(StatementProgress::default());
+        crate::progress::attach(&mut config, progress.clone());
         let ctx = SessionContext::new_with_config(config);
         let tidelake = Arc::new(TidelakeCatalog::new(catalog.clone()));
         tidelake.refresh().await?;
@@ -202,11 +207,18 @@ impl Session {
             catalog,
             tidelake,
             ctx,
+            progress,
         })
     }
 
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    /// The progress of the statement this session is running (reset as
+    /// each statement starts), for a caller to show while it waits.
+    pub fn progress(&self) -> Arc<StatementProgress> {
+        self.progress.clone()
     }
 
     pub fn current_database(&self) -> String {
@@ -282,6 +294,7 @@ impl Session {
     /// Runs a statement and collects its result; a write statement that
     /// loses a commit race runs again (see [`crate::retry`]).
     async fn run_to_completion(&self, statement: &RawStatement) -> Result<StatementResult> {
+        self.progress.reset();
         if !retry::is_write(statement) {
             return self.run(statement).await?.collect().await;
         }

@@ -2,5 +2,6 @@
 //! would link a binary of its own). The sqllogictest files run in their own
 //! binary (`tests/sqllogictest.rs`, no libtest harness).
 
+mod explain;
 mod merge;
 mod session;
