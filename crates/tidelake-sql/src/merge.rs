@@ -35,7 +35,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::{concat_batches, filter_record_batch, take_record_batch};
 use datafusion::arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
-use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::common::{Column, TableReference};
 use datafusion::datasource::{provider_as_source, MemTable};
 use datafusion::execution::SessionState;
@@ -271,66 +271,21 @@ impl Merge<'_> {
     async fn by_key(&self, target: LogicalPlan, source: LogicalPlan) -> Result<u64> {
         let plan = self.plan(target, source, &[])?;
         let physical = self.state.create_physical_plan(&plan).await?;
-        let columns = self.table.arrow_schema().fields().len();
-        let key_indices: Vec<usize> = self
-            .table
-            .primary_keys()
-            .iter()
-            .filter_map(|k| self.table.arrow_schema().index_of(k).ok())
-            .collect();
-        let check_cardinality = has_matched(&self.op.clauses);
+        let mut matched = has_matched(&self.op.clauses).then(|| MatchedKeys::new(self.table));
         let mut writer = self.table.writer();
         let written: Result<u64> = async {
             let mut stream = execute_stream(physical, self.state.task_ctx())?;
-            let mut seen = HashSet::new();
-            let mut converter = None;
             let mut rows = 0u64;
             while let Some(batch) = stream.next().await {
                 let batch = batch?;
-                let (actions, present) = action_columns(&batch, columns)?;
-                if check_cardinality {
-                    let converter = match &mut converter {
-                        Some(c) => c,
-                        None => converter.insert(RowConverter::new(
-                            key_indices
-                                .iter()
-                                .map(|i| {
-                                    SortField::new(batch.schema().field(*i).data_type().clone())
-                                })
-                                .collect(),
-                        )?),
-                    };
-                    let keys: Vec<ArrayRef> = key_indices
-                        .iter()
-                        .map(|i| batch.column(*i).clone())
-                        .collect();
-                    let keys = converter.convert_columns(&keys)?;
-                    for row in 0..batch.num_rows() {
-                        if present.is_valid(row) && !seen.insert(keys.row(row).owned()) {
-                            return Err(self.cardinality_error());
-                        }
+                if let Some(matched) = &mut matched {
+                    if !matched.add(&batch)? {
+                        return Err(self.cardinality_error());
                     }
                 }
-                let chosen: Vec<u64> = (0..batch.num_rows())
-                    .filter(|r| actions.value(*r) >= 0)
-                    .map(|r| r as u64)
-                    .collect();
-                if chosen.is_empty() {
+                let Some((values, kinds)) = self.changes(&batch)? else {
                     continue;
-                }
-                let kinds: Vec<RowKind> = chosen
-                    .iter()
-                    .filter_map(|r| self.row_kind(actions.value(*r as usize)))
-                    .collect();
-                let values = table_columns(&batch, columns)?;
-                let values = take_record_batch(&values, &UInt64Array::from(chosen))?;
-                let upserts = BooleanArray::from(
-                    kinds
-                        .iter()
-                        .map(|k| *k == RowKind::Insert)
-                        .collect::<Vec<_>>(),
-                );
-                check_not_null(self.table, &filter_record_batch(&values, &upserts)?)?;
+                };
                 rows += values.num_rows() as u64;
                 crate::progress::count_rows_written(self.state.config(), values.num_rows());
                 writer.write_with_kinds(values, &kinds).await?;
@@ -351,64 +306,59 @@ impl Merge<'_> {
         }
     }
 
+    /// The rows a result batch writes to a primary-key table and their
+    /// kinds (upserts checked for NULLs in NOT NULL columns); `None` when
+    /// no row of it takes an action.
+    fn changes(&self, batch: &RecordBatch) -> Result<Option<(RecordBatch, Vec<RowKind>)>> {
+        let columns = self.table.arrow_schema().fields().len();
+        let (actions, _) = action_columns(batch, columns)?;
+        let chosen: Vec<u64> = (0..batch.num_rows())
+            .filter(|r| actions.value(*r) >= 0)
+            .map(|r| r as u64)
+            .collect();
+        if chosen.is_empty() {
+            return Ok(None);
+        }
+        let kinds: Vec<RowKind> = chosen
+            .iter()
+            .filter_map(|r| self.row_kind(actions.value(*r as usize)))
+            .collect();
+        let values =
+            take_record_batch(&table_columns(batch, columns)?, &UInt64Array::from(chosen))?;
+        let upserts: BooleanArray = kinds.iter().map(|k| Some(*k == RowKind::Insert)).collect();
+        check_not_null(self.table, &filter_record_batch(&values, &upserts)?)?;
+        Ok(Some((values, kinds)))
+    }
+
     /// Append table: matched rows rewritten in their files, unmatched source
     /// rows inserted, one commit.
     async fn rewrite_append(&self, source: LogicalPlan) -> Result<u64> {
-        let source = Arc::new(Materialized::new(self.state, source).await?);
-        let matched = Arc::new(Mutex::new(vec![false; source.rows()]));
-        let failure: Arc<Mutex<Option<SqlError>>> = Arc::new(Mutex::new(None));
+        let source = Materialized::new(self.state, source).await?;
         let context = Arc::new(AppendContext {
             state: self.state.clone(),
             op: self.op.clone(),
             table: self.table.clone(),
             table_ref: self.table_ref.clone(),
+            matched: Mutex::new(vec![false; source.rows()]),
+            source,
+            failure: Mutex::new(None),
         });
-        let prepared = {
-            let (source, matched, failure, context) = (
-                source.clone(),
-                matched.clone(),
-                failure.clone(),
-                context.clone(),
-            );
-            self.table
-                .prepare_append_rewrite(None, move |batch| {
-                    let (source, matched, failure, context) = (
-                        source.clone(),
-                        matched.clone(),
-                        failure.clone(),
-                        context.clone(),
-                    );
-                    Box::pin(async move {
-                        context
-                            .change_batch(batch, &source, &matched)
-                            .await
-                            .map_err(|e| {
-                                let message = e.to_string();
-                                if let Ok(mut slot) = failure.lock() {
-                                    *slot = Some(e);
-                                }
-                                EngineError::invalid(message)
-                            })
-                    })
-                })
-                .await
-        };
+        let per_batch = context.clone();
+        let prepared = self
+            .table
+            .prepare_append_rewrite(None, move |batch| {
+                let context = per_batch.clone();
+                Box::pin(async move { context.change_batch_or_record(batch).await })
+            })
+            .await;
         let prepared = match prepared {
             Ok(p) => p,
             Err(e) => {
-                let ours = failure.lock().ok().and_then(|mut f| f.take());
+                let ours = context.failure.lock().ok().and_then(|mut f| f.take());
                 return Err(ours.unwrap_or_else(|| e.into()));
             }
         };
-        let inserts = async {
-            let unmatched: Vec<bool> = match matched.lock() {
-                Ok(m) => m.iter().map(|m| !m).collect(),
-                Err(_) => return Err(SqlError::Internal("a MERGE worker panicked".into())),
-            };
-            context.inserts(&source, &unmatched).await
-        }
-        .await;
-        let inserts = match inserts {
+        let inserts = match context.inserts().await {
             Ok(i) => i,
             Err(e) => {
                 prepared.discard(self.table).await;
@@ -421,6 +371,58 @@ impl Merge<'_> {
             .commit_append_rewrite(prepared, inserts, properties)
             .await?;
         Ok(outcome.rows_changed)
+    }
+}
+
+/// The primary keys of the target rows matched so far (for the
+/// cardinality check of a primary-key table).
+struct MatchedKeys {
+    key_indices: Vec<usize>,
+    columns: usize,
+    converter: Option<RowConverter>,
+    seen: HashSet<OwnedRow>,
+}
+
+impl MatchedKeys {
+    fn new(table: &Table) -> MatchedKeys {
+        let schema = table.arrow_schema();
+        MatchedKeys {
+            key_indices: table
+                .primary_keys()
+                .iter()
+                .filter_map(|k| schema.index_of(k).ok())
+                .collect(),
+            columns: schema.fields().len(),
+            converter: None,
+            seen: HashSet::new(),
+        }
+    }
+
+    /// Adds the keys of the batch's matched rows; `false` when one was
+    /// matched before (by another source row).
+    fn add(&mut self, batch: &RecordBatch) -> Result<bool> {
+        let (_, present) = action_columns(batch, self.columns)?;
+        let converter = match &mut self.converter {
+            Some(c) => c,
+            None => self.converter.insert(RowConverter::new(
+                self.key_indices
+                    .iter()
+                    .map(|i| SortField::new(batch.schema().field(*i).data_type().clone()))
+                    .collect(),
+            )?),
+        };
+        let keys: Vec<ArrayRef> = self
+            .key_indices
+            .iter()
+            .map(|i| batch.column(*i).clone())
+            .collect();
+        let keys = converter.convert_columns(&keys)?;
+        for row in 0..batch.num_rows() {
+            if present.is_valid(row) && !self.seen.insert(keys.row(row).owned()) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 }
 
@@ -555,6 +557,11 @@ struct AppendContext {
     op: MergeIntoOp,
     table: Table,
     table_ref: TableReference,
+    source: Materialized,
+    /// Which source rows matched a target row, in any batch so far.
+    matched: Mutex<Vec<bool>>,
+    /// The error that stopped the rewrite (the engine only carries its text).
+    failure: Mutex<Option<SqlError>>,
 }
 
 impl AppendContext {
@@ -577,12 +584,22 @@ impl AppendContext {
 
     /// One batch of a target file: its matched rows updated or removed, the
     /// source rows that matched recorded in `matched`.
-    async fn change_batch(
+    /// [`AppendContext::change_batch`], its error kept for the statement.
+    async fn change_batch_or_record(
         &self,
         batch: RecordBatch,
-        source: &Materialized,
-        matched: &Mutex<Vec<bool>>,
-    ) -> Result<Option<(RecordBatch, u64)>> {
+    ) -> tidelake_engine::Result<Option<(RecordBatch, u64)>> {
+        self.change_batch(batch).await.map_err(|e| {
+            let message = e.to_string();
+            if let Ok(mut slot) = self.failure.lock() {
+                *slot = Some(e);
+            }
+            EngineError::invalid(message)
+        })
+    }
+
+    async fn change_batch(&self, batch: RecordBatch) -> Result<Option<(RecordBatch, u64)>> {
+        let source = &self.source;
         let columns = self.table.arrow_schema().fields().len();
         let target = batch_plan(&self.table_ref, &batch, TARGET_POS)?;
         let all = match &source.all {
@@ -607,7 +624,7 @@ impl AppendContext {
                 if has_matched(&self.op.clauses) && !touched.insert(pos) {
                     return Err(merge.cardinality_error());
                 }
-                if let Ok(mut m) = matched.lock() {
+                if let Ok(mut m) = self.matched.lock() {
                     if let Some(slot) = m.get_mut(source_pos.value(row) as usize) {
                         *slot = true;
                     }
@@ -647,7 +664,12 @@ impl AppendContext {
 
     /// The rows the NOT MATCHED clauses insert for the source rows that
     /// matched no target row.
-    async fn inserts(&self, source: &Materialized, unmatched: &[bool]) -> Result<Vec<RecordBatch>> {
+    async fn inserts(&self) -> Result<Vec<RecordBatch>> {
+        let unmatched: Vec<bool> = match self.matched.lock() {
+            Ok(m) => m.iter().map(|m| !m).collect(),
+            Err(_) => return Err(SqlError::Internal("a MERGE worker panicked".into())),
+        };
+        let (source, unmatched) = (&self.source, unmatched.as_slice());
         let inserts_any = self
             .op
             .clauses
