@@ -648,18 +648,27 @@ impl AppendContext {
         if changed_rows.is_empty() {
             return Ok(None);
         }
-        let keep = BooleanArray::from(
-            (0..batch.num_rows() as u64)
-                .map(|p| !changed_rows.contains(&p))
-                .collect::<Vec<_>>(),
-        );
-        let mut parts = vec![filter_record_batch(&batch, &keep)?];
+        let out = self.replace_rows(&batch, &changed_rows, updated)?;
+        Ok(Some((out, changed_rows.len() as u64)))
+    }
+
+    /// The batch without its `changed` rows (by position), with the
+    /// `updated` rows added.
+    fn replace_rows(
+        &self,
+        batch: &RecordBatch,
+        changed: &HashSet<u64>,
+        updated: Vec<RecordBatch>,
+    ) -> Result<RecordBatch> {
+        let keep: BooleanArray = (0..batch.num_rows() as u64)
+            .map(|p| Some(!changed.contains(&p)))
+            .collect();
+        let mut parts = vec![filter_record_batch(batch, &keep)?];
         for u in updated {
             check_not_null(&self.table, &u)?;
             parts.push(conform(&self.table, &u)?);
         }
-        let out = concat_batches(&self.table.arrow_schema(), &parts)?;
-        Ok(Some((out, changed_rows.len() as u64)))
+        Ok(concat_batches(&self.table.arrow_schema(), &parts)?)
     }
 
     /// The rows the NOT MATCHED clauses insert for the source rows that
