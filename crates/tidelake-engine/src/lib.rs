@@ -46,6 +46,7 @@ mod catalog;
 pub mod commit;
 mod compact;
 mod error;
+mod evolution;
 mod files;
 mod index;
 pub mod introspect;
@@ -67,7 +68,10 @@ mod write;
 #[cfg(test)]
 mod layers_test;
 
-pub use catalog::{Catalog, ColumnSpec, Identifier, SchemaChange, TableSpec, DEFAULT_DATABASE};
+pub use catalog::{
+    is_valid_name, Catalog, ColumnPosition, ColumnSpec, Identifier, SchemaChange, TableSpec,
+    DEFAULT_DATABASE,
+};
 pub use compact::{CompactOptions, CompactOutcome, CompactionHandle};
 pub use error::{EngineError, Result};
 pub use kv::RowKind;

@@ -33,6 +33,7 @@
 //! ```
 
 mod catalog;
+mod create_from;
 mod ddl;
 mod describe;
 mod dml;

@@ -358,7 +358,7 @@ impl Session {
         }
     }
 
-    fn identifier(&self, name: &TableName) -> Identifier {
+    pub(crate) fn identifier(&self, name: &TableName) -> Identifier {
         let database = name
             .database
             .clone()
@@ -420,6 +420,16 @@ impl Session {
                 let sql = create_statement(&id.database, &id.table, provider.table().schema());
                 rows(names_batch("create_statement", &[sql])?)
             }
+            DdlStatement::CreateTable(create)
+                if create.query.is_some() || create.like.is_some() =>
+            {
+                let status = crate::create_from::create_table_from(self, create).await?;
+                Ok(StreamingResult::Status(status))
+            }
+            DdlStatement::RenameTable { from, to } => {
+                crate::create_from::rename_table(self, &from, &to).await?;
+                status("ALTER TABLE")
+            }
             DdlStatement::CreateTable(create) => {
                 self.create_table(create).await?;
                 status("CREATE TABLE")
@@ -437,7 +447,7 @@ impl Session {
         }
     }
 
-    async fn create_table(&self, create: CreateTable) -> Result<()> {
+    pub(crate) async fn create_table(&self, create: CreateTable) -> Result<()> {
         let id = self.identifier(&create.name);
         let (columns, primary_keys) = create.columns_and_key()?;
         let mut seen = std::collections::HashSet::new();
@@ -499,7 +509,7 @@ impl Session {
         Ok(())
     }
 
-    async fn run_datafusion(&self, statement: &RawStatement) -> Result<StreamingResult> {
+    pub(crate) async fn run_datafusion(&self, statement: &RawStatement) -> Result<StreamingResult> {
         let mut text = statement.text_for_datafusion();
         let static_partition = crate::partitions::strip_insert_partition(&text)
             .map_err(|e| in_script(e, statement))?

@@ -564,6 +564,44 @@ impl WarehouseStore {
         }
     }
 
+    /// Whether [`rename_dir`](Self::rename_dir) works here: local disk only.
+    pub fn renames_folders(&self) -> bool {
+        matches!(self.backend.kind, BackendKind::Local(_))
+    }
+
+    /// Moves the folder `from` to `to` in one step (a rename on local disk;
+    /// `to`'s parent must exist and `to` must not). Object stores have no
+    /// folders to move: there it fails without touching anything.
+    pub async fn rename_dir(&self, from: &str, to: &str) -> Result<()> {
+        const OP: &str = "rename_dir";
+        self.check(OP, OpKind::Write, from)?;
+        let from = normalize_prefix(from)?;
+        let to = normalize_prefix(to)?;
+        if from.is_empty() || to.is_empty() {
+            return Err(StoreError::invalid_path(
+                from,
+                "refusing to rename the warehouse root",
+            ));
+        }
+        let BackendKind::Local(root) = &self.backend.kind else {
+            return Err(StoreError::InvalidUri {
+                uri: self.uri(),
+                message: "an object store cannot rename a folder".into(),
+            });
+        };
+        let target = root.join(to);
+        match tokio::fs::symlink_metadata(&target).await {
+            Ok(_) => {
+                return Err(StoreError::invalid_path(to, "the target already exists"));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::local_io(OP, to, e)),
+        }
+        tokio::fs::rename(root.join(from), &target)
+            .await
+            .map_err(|e| StoreError::local_io(OP, from, e))
+    }
+
     fn check(&self, op: &'static str, kind: OpKind, path: &str) -> Result<()> {
         match &self.faults {
             Some(faults) => faults.before(op, kind, path),

@@ -6,6 +6,7 @@ mod cli;
 mod concurrent_writers;
 mod crash;
 mod interop;
+mod interop_evolution;
 mod interop_lsm;
 mod shell;
 mod stream_cli;
