@@ -76,7 +76,10 @@ pub use compact::{CompactOptions, CompactOutcome, CompactionHandle};
 pub use error::{EngineError, Result};
 pub use kv::RowKind;
 pub use lifecycle::{ExpireOptions, ExpireOutcome, OrphanOptions};
-pub use orchestrate::{BackgroundCompactor, BackgroundSummary};
+pub use orchestrate::{
+    parse_partition_time, BackgroundCompactor, BackgroundSummary, ExpireStrategy,
+    PartitionExpireOptions, PartitionInfo,
+};
 pub use progress::{newest_recorded, read_progress, OwnerProgress, ProgressOwner, PROGRESS_PREFIX};
 pub use read::predicate::{CompareOp, Predicate};
 pub use read::scan::{ScanBuilder, ScanPlan, ScanStats, Split};
@@ -89,4 +92,4 @@ pub use tidelake_format::binary_row::Datum;
 pub use tidelake_format::schema::TableSchema;
 pub use tidelake_format::types::{DataField, DataType, DataTypeKind};
 pub use tidelake_store::StoreError;
-pub use write::{BatchChange, RewriteOutcome, TableWriter};
+pub use write::{BatchChange, OverwriteScope, PreparedAppendRewrite, RewriteOutcome, TableWriter};

@@ -60,8 +60,10 @@ fn the_readme_quickstart_runs() {
     sql(&warehouse, "DELETE FROM shop.orders WHERE id = 2", "table");
     sql(
         &warehouse,
-        "MERGE INTO shop.orders o USING (SELECT 1 AS id, '2026-11-01' AS dt, 5.00 AS amount) s
-           ON o.id = s.id AND o.dt = s.dt WHEN MATCHED THEN UPDATE SET amount = s.amount",
+        "MERGE INTO shop.orders t USING (VALUES (1, '2026-11-01', 5.00)) AS s(id, dt, amount)
+           ON t.id = s.id AND t.dt = s.dt
+           WHEN MATCHED THEN UPDATE SET amount = t.amount + s.amount
+           WHEN NOT MATCHED THEN INSERT (id, dt, amount) VALUES (s.id, s.dt, s.amount)",
         "table",
     );
     let totals = sql(
@@ -69,7 +71,7 @@ fn the_readme_quickstart_runs() {
         "SELECT count(*) AS n, sum(CASE WHEN id = 1 THEN amount END) AS merged FROM shop.orders",
         "csv",
     );
-    assert_eq!(totals, "n,merged\n39,5.00\n");
+    assert_eq!(totals, "n,merged\n39,55.43\n");
     let export = format!(
         "COPY (SELECT * FROM shop.orders WHERE dt = '2026-11-01') TO '{}'",
         out.display()
@@ -77,8 +79,40 @@ fn the_readme_quickstart_runs() {
     sql(&warehouse, &export, "table");
     let back = sql(
         &warehouse,
-        &format!("SELECT count(*) AS n FROM read_parquet('{}')", out.display()),
+        &format!(
+            "SELECT count(*) AS n FROM read_parquet('{}')",
+            out.display()
+        ),
         "csv",
     );
     assert_eq!(back, "n\n13\n");
+    let partitions = sql(&warehouse, "SHOW PARTITIONS shop.orders", "csv");
+    assert_eq!(
+        partitions,
+        "partition\ndt=2026-11-01\ndt=2026-11-02\ndt=2026-11-03\n"
+    );
+    let kept = sql(
+        &warehouse,
+        "SELECT count(*) AS n FROM shop.orders WHERE dt = '2026-11-02' AND amount > 100",
+        "csv",
+    );
+    let kept = kept.trim().trim_start_matches("n\n").to_string();
+    sql(
+        &warehouse,
+        "INSERT OVERWRITE shop.orders PARTITION (dt = '2026-11-02') \
+         SELECT id, customer, amount, ts FROM shop.orders WHERE dt = '2026-11-02' AND amount > 100",
+        "table",
+    );
+    sql(
+        &warehouse,
+        "ALTER TABLE shop.orders DROP PARTITION (dt = '2026-11-03')",
+        "table",
+    );
+    let left = sql(
+        &warehouse,
+        "SELECT dt, count(*) AS n FROM shop.orders GROUP BY dt ORDER BY dt",
+        "csv",
+    );
+    assert!(kept.parse::<u32>().unwrap() < 14, "{kept}");
+    assert_eq!(left, format!("dt,n\n2026-11-01,13\n2026-11-02,{kept}\n"));
 }
