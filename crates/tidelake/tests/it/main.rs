@@ -7,6 +7,7 @@ mod concurrent_writers;
 mod crash;
 mod interop;
 mod interop_lsm;
+mod serve;
 mod shell;
 mod stream_cli;
 mod stream_jobs;
