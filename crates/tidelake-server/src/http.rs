@@ -26,7 +26,7 @@ use axum::Router;
 use tidelake_sql::{Session, SqlError};
 use tokio::net::TcpListener;
 
-use crate::pg::connection::{Connection, Outcome};
+use crate::pg::connection::{command_tag, Connection, Outcome};
 use crate::values::json_value;
 use crate::{ServerError, Shared, StatementError};
 
@@ -68,7 +68,10 @@ fn sql_of(headers: &HeaderMap, body: &[u8]) -> Result<String, StatementError> {
         || body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     if is_json {
         let request: Request = serde_json::from_slice(body).map_err(|e| {
-            StatementError::refused("22P02", format!("the body is not JSON {{\"sql\": \"...\"}}: {e}"))
+            StatementError::refused(
+                "22P02",
+                format!("the body is not JSON {{\"sql\": \"...\"}}: {e}"),
+            )
         })?;
         Ok(request.sql)
     } else {
@@ -77,14 +80,22 @@ fn sql_of(headers: &HeaderMap, body: &[u8]) -> Result<String, StatementError> {
     }
 }
 
-async fn statements(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn statements(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     match run(shared, &headers, &body).await {
         Ok(body) => json(StatusCode::OK, body),
         Err(e) => failure(&e),
     }
 }
 
-async fn run(shared: Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> Result<String, StatementError> {
+async fn run(
+    shared: Arc<Shared>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<String, StatementError> {
     let sql = sql_of(headers, body)?;
     let statements = Session::split(&sql)?;
     if statements.is_empty() {
@@ -138,11 +149,7 @@ async fn answer(outcome: Outcome) -> Result<String, StatementError> {
             let _ = write!(out, "],\"status\":\"{tag} {rows}\"}}");
         }
         Outcome::Status { command, rows } => {
-            let status = match (command.as_str(), rows) {
-                ("INSERT", Some(n)) => format!("INSERT 0 {n}"),
-                (c, Some(n)) => format!("{c} {n}"),
-                (c, None) => c.to_string(),
-            };
+            let status = command_tag(&command, rows);
             out = serde_json::json!({"columns": [], "rows": [], "status": status}).to_string();
         }
         Outcome::Begin => out = r#"{"columns":[],"rows":[],"status":"BEGIN"}"#.into(),

@@ -83,7 +83,10 @@ impl Shared {
 
     fn cancel(&self, pid: i32, secret: &SecretKey) {
         let map = self.connections.lock().unwrap_or_else(|e| e.into_inner());
-        match map.get(&(pid, secret.to_bytes().to_vec())).and_then(Weak::upgrade) {
+        match map
+            .get(&(pid, secret.to_bytes().to_vec()))
+            .and_then(Weak::upgrade)
+        {
             Some(conn) => {
                 tracing::info!(pid, "cancel request: cancelling the running statement");
                 conn.cancel();

@@ -84,7 +84,10 @@ pub(crate) fn decimal_text(unscaled: &str, scale: i8) -> String {
 pub(crate) fn decimal_value(array: &ArrayRef, row: usize) -> Option<String> {
     match array.data_type() {
         DataType::Decimal128(_, scale) => Some(decimal_text(
-            &array.as_primitive::<Decimal128Type>().value(row).to_string(),
+            &array
+                .as_primitive::<Decimal128Type>()
+                .value(row)
+                .to_string(),
             *scale,
         )),
         DataType::Decimal256(_, scale) => {
@@ -188,7 +191,12 @@ pub(crate) fn pg_text(array: &ArrayRef, row: usize) -> String {
     match array.data_type() {
         DataType::Boolean => {
             let b = array.as_any().downcast_ref::<BooleanArray>();
-            if b.is_some_and(|b| b.value(row)) { "t" } else { "f" }.into()
+            if b.is_some_and(|b| b.value(row)) {
+                "t"
+            } else {
+                "f"
+            }
+            .into()
         }
         DataType::Float16 => float_text(f64::from(
             array.as_primitive::<Float16Type>().value(row).to_f32(),
@@ -346,7 +354,8 @@ pub(crate) fn json_value(array: &ArrayRef, row: usize, out: &mut String) {
             out.push_str(&decimal_value(array, row).unwrap_or_else(|| "null".into()))
         }
         DataType::Timestamp(_, tz) => {
-            let text = timestamp_text(timestamp_value(array, row).unwrap_or(0)).replacen(' ', "T", 1);
+            let text =
+                timestamp_text(timestamp_value(array, row).unwrap_or(0)).replacen(' ', "T", 1);
             json_string(&if tz.is_some() { text + "Z" } else { text }, out);
         }
         DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => {

@@ -100,7 +100,10 @@ pub fn is_catalog_query(sql: &str) -> bool {
     }
     !has_from(&lower) && {
         let items = select_items(&lower);
-        !items.is_empty() && items.iter().all(|i| function_value(&i.expr, "", "", "").is_some())
+        !items.is_empty()
+            && items
+                .iter()
+                .all(|i| function_value(&i.expr, "", "", "").is_some())
     }
 }
 
@@ -139,7 +142,10 @@ pub async fn answer(sql: &str, cx: &Context<'_>) -> Result<RecordBatch, SqlError
                     .unwrap_or(Value::Null)
             })
             .collect()]
-    } else if relations.iter().any(|r| EMPTY_CATALOGS.contains(&r.as_str())) {
+    } else if relations
+        .iter()
+        .any(|r| EMPTY_CATALOGS.contains(&r.as_str()))
+    {
         Vec::new()
     } else {
         let main = main_relation(&lower).unwrap_or_else(|| relations[0].clone());
@@ -165,9 +171,21 @@ fn main_relation(lower: &str) -> Option<String> {
 
 /// One row of a catalog relation.
 enum Record {
-    Database { name: String, oid: i64 },
-    Table { database: String, table: String, oid: i64 },
-    Column { name: String, data_type: DataType, nullable: bool, number: i64 },
+    Database {
+        name: String,
+        oid: i64,
+    },
+    Table {
+        database: String,
+        table: String,
+        oid: i64,
+    },
+    Column {
+        name: String,
+        data_type: DataType,
+        nullable: bool,
+        number: i64,
+    },
 }
 
 impl Record {
@@ -193,8 +211,17 @@ impl Record {
                     Value::Null
                 }
             }
-            Record::Table { database, table, oid } => table_value(&alias, &expr, database, table, *oid, user),
-            Record::Column { name, data_type, nullable, number } => {
+            Record::Table {
+                database,
+                table,
+                oid,
+            } => table_value(&alias, &expr, database, table, *oid, user),
+            Record::Column {
+                name,
+                data_type,
+                nullable,
+                number,
+            } => {
                 if has("pg_get_expr") || has("adbin") || has("collname") {
                     // Defaults and collations: Tidelake columns have none.
                     Value::Null
@@ -220,7 +247,14 @@ impl Record {
     }
 }
 
-fn table_value(alias: &str, expr: &str, database: &str, table: &str, oid: i64, user: &str) -> Value {
+fn table_value(
+    alias: &str,
+    expr: &str,
+    database: &str,
+    table: &str,
+    oid: i64,
+    user: &str,
+) -> Value {
     let has = |k: &str| expr.contains(k);
     match alias {
         "schema" => return text(database),
@@ -242,7 +276,11 @@ fn table_value(alias: &str, expr: &str, database: &str, table: &str, oid: i64, u
         Value::Int(0)
     } else if has("relkind") {
         text("r")
-    } else if has("relhas") || has("relrowsecurity") || has("relforcerowsecurity") || has("relispartition") {
+    } else if has("relhas")
+        || has("relrowsecurity")
+        || has("relforcerowsecurity")
+        || has("relispartition")
+    {
         Value::Bool(false)
     } else if has("reloptions") || has("reloftype") {
         text("")
@@ -310,7 +348,10 @@ async fn records(relation: &str, lower: &str, cx: &Context<'_>) -> Result<Vec<Re
                 .into_iter()
                 .enumerate()
                 .filter(|(_, d)| pattern.as_ref().is_none_or(|p| p.is_match(d)))
-                .map(|(i, name)| Record::Database { name, oid: 1 + i as i64 })
+                .map(|(i, name)| Record::Database {
+                    name,
+                    oid: 1 + i as i64,
+                })
                 .collect())
         }
         "pg_class" | "tables" => {
@@ -329,16 +370,27 @@ async fn records(relation: &str, lower: &str, cx: &Context<'_>) -> Result<Vec<Re
                 if visible_only && database != current {
                     continue;
                 }
-                if schema_pattern.as_ref().is_some_and(|p| !p.is_match(&database)) {
+                if schema_pattern
+                    .as_ref()
+                    .is_some_and(|p| !p.is_match(&database))
+                {
                     continue;
                 }
-                let tables = names(cx.session, &format!("SHOW TABLES IN {}", quote_ident(&database))).await?;
+                let tables = names(
+                    cx.session,
+                    &format!("SHOW TABLES IN {}", quote_ident(&database)),
+                )
+                .await?;
                 for table in tables {
                     let oid = cx.oids.oid(&database, &table);
                     let keep = only_oid.is_none_or(|o| o == oid)
                         && table_pattern.as_ref().is_none_or(|p| p.is_match(&table));
                     if keep {
-                        out.push(Record::Table { database: database.clone(), table, oid });
+                        out.push(Record::Table {
+                            database: database.clone(),
+                            table,
+                            oid,
+                        });
                     }
                 }
             }
@@ -348,7 +400,11 @@ async fn records(relation: &str, lower: &str, cx: &Context<'_>) -> Result<Vec<Re
             let Some((database, table)) = oid_filter(lower).and_then(|o| cx.oids.table(o)) else {
                 return Ok(Vec::new());
             };
-            let sql = format!("SELECT * FROM {}.{} LIMIT 0", quote_ident(&database), quote_ident(&table));
+            let sql = format!(
+                "SELECT * FROM {}.{} LIMIT 0",
+                quote_ident(&database),
+                quote_ident(&table)
+            );
             let schema = match cx.session.execute_stream(&sql).await? {
                 tidelake_sql::StreamingResult::Rows(q) => q.schema,
                 tidelake_sql::StreamingResult::Status(_) => return Ok(Vec::new()),
@@ -376,7 +432,9 @@ fn quote_ident(name: &str) -> String {
 /// The first column of a statement's rows, as text.
 async fn names(session: &Arc<dyn QueryHandler>, sql: &str) -> Result<Vec<String>, SqlError> {
     let mut out = Vec::new();
-    if let StatementResult::Rows { batches, .. } = session.execute_stream(sql).await?.collect().await? {
+    if let StatementResult::Rows { batches, .. } =
+        session.execute_stream(sql).await?.collect().await?
+    {
         for batch in batches {
             if let Some(column) = batch.columns().first() {
                 for row in 0..batch.num_rows() {
@@ -391,9 +449,8 @@ async fn names(session: &Arc<dyn QueryHandler>, sql: &str) -> Result<Vec<String>
 /// `x.oid = '16385'` or `attrelid = '16385'`.
 fn oid_filter(lower: &str) -> Option<i64> {
     static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
-    let re = RE.get_or_init(|| {
-        Regex::new(r"(?:\boid|attrelid)\s*=\s*'?(\d+)'?").expect("a valid regex")
-    });
+    let re = RE
+        .get_or_init(|| Regex::new(r"(?:\boid|attrelid)\s*=\s*'?(\d+)'?").expect("a valid regex"));
     re.captures(lower)?.get(1)?.as_str().parse().ok()
 }
 
@@ -402,7 +459,11 @@ fn relkinds(lower: &str) -> Option<Vec<char>> {
     static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     let re = RE.get_or_init(|| Regex::new(r"relkind\s+in\s*\(([^)]*)\)").expect("a valid regex"));
     let list = re.captures(lower)?.get(1)?.as_str();
-    Some(list.split(',').filter_map(|k| k.trim().trim_matches('\'').chars().next()).collect())
+    Some(
+        list.split(',')
+            .filter_map(|k| k.trim().trim_matches('\'').chars().next())
+            .collect(),
+    )
 }
 
 /// A name pattern psql states as `column OPERATOR(pg_catalog.~) '^(t)$'`.
@@ -445,11 +506,10 @@ impl Item {
     }
 }
 
-/// Byte offset of a keyword at parenthesis depth 0, outside quotes.
-fn top_level_keyword(lower: &str, keyword: &str) -> Option<usize> {
-    let b = lower.as_bytes();
-    let mut depth = 0i32;
-    let mut i = 0;
+/// Byte offsets at parenthesis depth 0 outside quotes.
+fn top_level_offsets(text: &str) -> Vec<usize> {
+    let b = text.as_bytes();
+    let (mut depth, mut i, mut out) = (0i32, 0, Vec::new());
     while i < b.len() {
         match b[i] {
             b'\'' | b'"' => {
@@ -461,18 +521,23 @@ fn top_level_keyword(lower: &str, keyword: &str) -> Option<usize> {
             }
             b'(' => depth += 1,
             b')' => depth -= 1,
-            _ if depth == 0
-                && lower[i..].starts_with(keyword)
-                && (i == 0 || !b[i - 1].is_ascii_alphanumeric() && b[i - 1] != b'_')
-                && b.get(i + keyword.len()).is_none_or(|c| !c.is_ascii_alphanumeric() && *c != b'_') =>
-            {
-                return Some(i);
-            }
+            _ if depth == 0 => out.push(i),
             _ => {}
         }
         i += 1;
     }
-    None
+    out
+}
+
+/// Byte offset of a keyword at parenthesis depth 0, outside quotes.
+fn top_level_keyword(lower: &str, keyword: &str) -> Option<usize> {
+    let b = lower.as_bytes();
+    let is_word = |c: &u8| c.is_ascii_alphanumeric() || *c == b'_';
+    top_level_offsets(lower).into_iter().find(|&i| {
+        lower[i..].starts_with(keyword)
+            && (i == 0 || !is_word(&b[i - 1]))
+            && b.get(i + keyword.len()).is_none_or(|c| !is_word(c))
+    })
 }
 
 /// The items of the outermost SELECT list.
@@ -513,27 +578,13 @@ fn select_items(sql: &str) -> Vec<Item> {
 }
 
 fn split_top_level(list: &str) -> Vec<&str> {
-    let b = list.as_bytes();
-    let (mut depth, mut start, mut out) = (0i32, 0, Vec::new());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'\'' | b'"' => {
-                let q = b[i];
-                i += 1;
-                while i < b.len() && b[i] != q {
-                    i += 1;
-                }
-            }
-            b'(' => depth += 1,
-            b')' => depth -= 1,
-            b',' if depth == 0 => {
-                out.push(&list[start..i]);
-                start = i + 1;
-            }
-            _ => {}
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in top_level_offsets(list) {
+        if list.as_bytes()[i] == b',' {
+            out.push(&list[start..i]);
+            start = i + 1;
         }
-        i += 1;
     }
     out.push(&list[start..]);
     out
@@ -547,14 +598,18 @@ fn batch(items: &[Item], rows: Vec<Vec<Value>>) -> Result<RecordBatch, SqlError>
         let values: Vec<&Value> = rows.iter().map(|r| &r[i]).collect();
         let kind = values.iter().find(|v| !matches!(v, Value::Null));
         let column: ArrayRef = match kind {
-            Some(Value::Bool(_)) => Arc::new(BooleanArray::from_iter(values.iter().map(|v| match v {
-                Value::Bool(b) => Some(*b),
-                _ => None,
-            }))),
-            Some(Value::Int(_)) => Arc::new(Int64Array::from_iter(values.iter().map(|v| match v {
-                Value::Int(n) => Some(*n),
-                _ => None,
-            }))),
+            Some(Value::Bool(_)) => {
+                Arc::new(BooleanArray::from_iter(values.iter().map(|v| match v {
+                    Value::Bool(b) => Some(*b),
+                    _ => None,
+                })))
+            }
+            Some(Value::Int(_)) => {
+                Arc::new(Int64Array::from_iter(values.iter().map(|v| match v {
+                    Value::Int(n) => Some(*n),
+                    _ => None,
+                })))
+            }
             _ => Arc::new(StringArray::from_iter(values.iter().map(|v| match v {
                 Value::Text(s) => Some(s.clone()),
                 Value::Bool(b) => Some(if *b { "t" } else { "f" }.to_string()),
@@ -590,7 +645,9 @@ mod tests {
     fn catalog_queries_are_recognised() {
         assert!(is_catalog_query("SELECT pg_catalog.version()"));
         assert!(is_catalog_query("select current_schema()"));
-        assert!(is_catalog_query("SELECT d.datname FROM pg_catalog.pg_database d"));
+        assert!(is_catalog_query(
+            "SELECT d.datname FROM pg_catalog.pg_database d"
+        ));
         assert!(!is_catalog_query("SELECT * FROM orders"));
         assert!(!is_catalog_query("SELECT 1"));
     }

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use arrow::array::{RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use futures::stream::BoxStream;
-use pgwire::api::portal::Portal;
 use futures::{Future, StreamExt};
+use pgwire::api::portal::Portal;
 use tidelake_sql::{QueryHandler, SqlError, StreamingResult};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -31,7 +31,10 @@ pub enum Outcome {
         tag: &'static str,
     },
     /// A command tag (`CREATE TABLE`, `INSERT 0 3`) and its row count.
-    Status { command: String, rows: Option<u64> },
+    Status {
+        command: String,
+        rows: Option<u64>,
+    },
     Begin,
     /// COMMIT or ROLLBACK.
     End(&'static str),
@@ -71,6 +74,16 @@ impl Outcome {
             }
             other => Ok(other),
         }
+    }
+}
+
+/// The command tag PostgreSQL reports for a statement (`INSERT 0 3`).
+pub fn command_tag(command: &str, rows: Option<u64>) -> String {
+    match (command, rows) {
+        // The INSERT tag carries an (always zero) OID.
+        ("INSERT", Some(n)) => format!("INSERT 0 {n}"),
+        (c, Some(n)) => format!("{c} {n}"),
+        (c, None) => c.to_string(),
     }
 }
 
@@ -238,7 +251,10 @@ impl Connection {
                 .strip_prefix('=')
                 .or_else(|| strip_word_opt(value, "to"))
                 .unwrap_or(value);
-            (name.trim_matches('"').to_ascii_lowercase(), value.trim().to_string())
+            (
+                name.trim_matches('"').to_ascii_lowercase(),
+                value.trim().to_string(),
+            )
         };
         if name.is_empty() || value.is_empty() {
             return Err(StatementError::Sql(SqlError::syntax(
@@ -247,13 +263,7 @@ impl Connection {
             )));
         }
         if name == "search_path" {
-            if !value.eq_ignore_ascii_case("default") {
-                let first = value.split(',').next().unwrap_or("").trim();
-                let database = first.trim_matches('\'').trim_matches('"');
-                self.session()?
-                    .execute_stream(&format!("USE {}", quote_ident(database)))
-                    .await?;
-            }
+            self.set_search_path(&value).await?;
             return Ok(Outcome::status("SET"));
         }
         let value = unquote(&value);
@@ -263,6 +273,31 @@ impl Connection {
             lock(&self.settings).set(&name, &value)?;
         }
         Ok(Outcome::status("SET"))
+    }
+
+    /// The first database of the path that exists becomes the current one;
+    /// as in PostgreSQL, names that do not exist (`"$user"`, `public`) are
+    /// passed over without an error.
+    async fn set_search_path(&self, value: &str) -> Result<(), StatementError> {
+        if value.eq_ignore_ascii_case("default") {
+            return Ok(());
+        }
+        let session = self.session()?;
+        for entry in value.split(',') {
+            let database = entry.trim().trim_matches('\'').trim_matches('"');
+            if database.is_empty() || database == "$user" || database == "pg_catalog" {
+                continue;
+            }
+            match session
+                .execute_stream(&format!("USE {}", quote_ident(database)))
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(SqlError::UndefinedDatabase(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 
     fn show(&self, words: &[String]) -> Result<Outcome, StatementError> {
@@ -276,11 +311,9 @@ impl Connection {
             ]);
             let names = StringArray::from_iter_values(all.iter().map(|(k, _)| k.clone()));
             let values = StringArray::from_iter_values(all.iter().map(|(_, v)| v.clone()));
-            let batch = RecordBatch::try_new(
-                Arc::new(schema),
-                vec![Arc::new(names), Arc::new(values)],
-            )
-            .map_err(SqlError::from)?;
+            let batch =
+                RecordBatch::try_new(Arc::new(schema), vec![Arc::new(names), Arc::new(values)])
+                    .map_err(SqlError::from)?;
             return Ok(Outcome::rows(batch.schema(), vec![batch], "SHOW"));
         } else if name == "search_path" {
             let database = self.session()?.current_database();
@@ -346,7 +379,11 @@ impl Connection {
 
     /// The columns of a declared cursor.
     pub async fn cursor_schema(&self, name: &str) -> Option<SchemaRef> {
-        self.cursors.lock().await.get(name).map(|c| c.schema.clone())
+        self.cursors
+            .lock()
+            .await
+            .get(name)
+            .map(|c| c.schema.clone())
     }
 
     /// `FETCH [FORWARD] [n | ALL | NEXT] [FROM | IN] name` (or MOVE).
@@ -413,7 +450,10 @@ impl Connection {
 }
 
 /// Up to `count` rows of a cursor (all with `None`).
-async fn take_rows(cursor: &mut Cursor, count: Option<usize>) -> Result<Vec<RecordBatch>, StatementError> {
+async fn take_rows(
+    cursor: &mut Cursor,
+    count: Option<usize>,
+) -> Result<Vec<RecordBatch>, StatementError> {
     let mut out = Vec::new();
     let mut wanted = count.unwrap_or(usize::MAX);
     while wanted > 0 {
@@ -515,7 +555,18 @@ pub fn returns_rows(sql: &str) -> bool {
     let words = keywords(sql, 3);
     matches!(
         words.first().map(String::as_str),
-        Some("select" | "with" | "values" | "table" | "show" | "describe" | "desc" | "explain" | "call" | "fetch")
+        Some(
+            "select"
+                | "with"
+                | "values"
+                | "table"
+                | "show"
+                | "describe"
+                | "desc"
+                | "explain"
+                | "call"
+                | "fetch"
+        )
     )
 }
 

@@ -30,7 +30,7 @@ use pgwire::messages::startup::SecretKey;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage, ProtocolVersion};
 use tidelake_sql::{Session, SqlError};
 
-use super::connection::{keywords, returns_rows, Connection, Outcome};
+use super::connection::{command_tag, keywords, returns_rows, Connection, Outcome};
 use super::params::{self, Param};
 use super::settings::SERVER_VERSION;
 use super::types::{encode_batch, fields};
@@ -78,7 +78,11 @@ fn pg_error(e: StatementError) -> PgWireError {
 }
 
 fn fatal(code: &str, message: String) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new("FATAL".into(), code.into(), message)))
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "FATAL".into(),
+        code.into(),
+        message,
+    )))
 }
 
 /// The parameters announced at startup.
@@ -121,7 +125,11 @@ fn random_i32() -> i32 {
 
 #[async_trait]
 impl StartupHandler for Handler {
-    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
@@ -156,7 +164,9 @@ impl StartupHandler for Handler {
             let use_db = format!("USE \"{}\"", database.replace('"', "\"\""));
             if let Err(e) = session.execute_stream(&use_db).await {
                 let message = match e {
-                    SqlError::UndefinedDatabase(_) => format!("database \"{database}\" does not exist"),
+                    SqlError::UndefinedDatabase(_) => {
+                        format!("database \"{database}\" does not exist")
+                    }
                     other => other.to_string(),
                 };
                 return Err(fatal("3D000", message));
@@ -220,12 +230,7 @@ impl Handler {
                 Response::Query(response)
             }
             Outcome::Status { command, rows } => {
-                let tag = match (command.as_str(), rows) {
-                    ("INSERT", Some(n)) => Tag::new("INSERT").with_oid(0).with_rows(n as usize),
-                    (c, Some(n)) => Tag::new(c).with_rows(n as usize),
-                    (c, None) => Tag::new(c),
-                };
-                Response::Execution(tag)
+                Response::Execution(Tag::new(&command_tag(&command, rows)))
             }
             Outcome::Begin => Response::TransactionStart(Tag::new("BEGIN")),
             Outcome::End(command) => {
@@ -417,7 +422,11 @@ impl ExtendedQueryHandler for Handler {
                     .unwrap_or(Type::TEXT)
             })
             .collect();
-        if !returns_rows(&stmt.sql) {
+        // Only a statement without side effects may run to learn its
+        // columns (a CALL would change tables, a FETCH move its cursor).
+        let first = keywords(&stmt.sql, 1);
+        let side_effects = matches!(first.first().map(String::as_str), Some("call" | "fetch"));
+        if !returns_rows(&stmt.sql) || side_effects {
             return Ok(DescribeStatementResponse::new(types, vec![]));
         }
         // The columns of a query with every parameter NULL (of its type).

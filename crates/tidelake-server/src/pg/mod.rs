@@ -11,7 +11,7 @@ pub mod types;
 
 use std::sync::Arc;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
@@ -51,8 +51,35 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, max_connec
     }
 }
 
+/// SSLRequest and GSSENCRequest codes.
+const NEGOTIATION_CODES: [i32; 2] = [80_877_103, 80_877_104];
+
+/// Reads what a client sends before its startup packet is answered:
+/// encryption requests (answered `N`, as without TLS), then the startup
+/// packet itself, so that the client reads the error that follows.
+async fn skip_startup(socket: &mut TcpStream) -> std::io::Result<()> {
+    for _ in 0..3 {
+        let mut len = [0u8; 4];
+        socket.read_exact(&mut len).await?;
+        let len = i32::from_be_bytes(len);
+        if !(8..=10_000).contains(&len) {
+            return Ok(());
+        }
+        let mut body = vec![0u8; len as usize - 4];
+        socket.read_exact(&mut body).await?;
+        let code = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+        if !NEGOTIATION_CODES.contains(&code) {
+            return Ok(());
+        }
+        socket.write_all(b"N").await?;
+    }
+    Ok(())
+}
+
 /// Tells a client over the limit why, as PostgreSQL does (FATAL 53300).
 async fn refuse(mut socket: TcpStream) {
+    let wait = std::time::Duration::from_secs(5);
+    let _ = tokio::time::timeout(wait, skip_startup(&mut socket)).await;
     let fields: &[(u8, &str)] = &[
         (b'S', "FATAL"),
         (b'V', "FATAL"),

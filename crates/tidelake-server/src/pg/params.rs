@@ -20,7 +20,11 @@ pub struct Param<'a> {
 }
 
 fn invalid(what: &str, t: &Type) -> SqlError {
-    SqlError::InvalidValue(format!("invalid {} value for a parameter of type {}", what, t.name()))
+    SqlError::InvalidValue(format!(
+        "invalid {} value for a parameter of type {}",
+        what,
+        t.name()
+    ))
 }
 
 fn quote(text: &str) -> String {
@@ -98,9 +102,7 @@ fn text_literal(text: &str, t: &Type) -> Result<String, SqlError> {
             ))),
         },
         Type::BYTEA => match trimmed.strip_prefix("\\x") {
-            Some(hex) if hex.chars().all(|c| c.is_ascii_hexdigit()) => {
-                Ok(format!("X'{hex}'"))
-            }
+            Some(hex) if hex.chars().all(|c| c.is_ascii_hexdigit()) => Ok(format!("X'{hex}'")),
             _ => Ok(cast(quote(text), "BYTEA")),
         },
         _ => Ok(match sql_type(t) {
@@ -200,7 +202,9 @@ fn numeric_from_binary(bytes: &[u8]) -> Result<String, SqlError> {
     };
     let (ndigits, weight, sign, dscale) = (word(0)?, word(1)?, word(2)? as u16, word(3)?);
     if sign == 0xC000 {
-        return Err(SqlError::InvalidValue("NaN is not a supported numeric value".into()));
+        return Err(SqlError::InvalidValue(
+            "NaN is not a supported numeric value".into(),
+        ));
     }
     let ndigits = usize::try_from(ndigits).map_err(|_| bad())?;
     let dscale = usize::try_from(dscale).map_err(|_| bad())?;
@@ -244,7 +248,10 @@ pub fn substitute(sql: &str, literals: &[String]) -> Result<String, SqlError> {
             b'\'' => i = skip_quoted(b, i, b'\''),
             b'"' => i = skip_quoted(b, i, b'"'),
             b'-' if b.get(i + 1) == Some(&b'-') => {
-                i = b[i..].iter().position(|c| *c == b'\n').map_or(b.len(), |p| i + p)
+                i = b[i..]
+                    .iter()
+                    .position(|c| *c == b'\n')
+                    .map_or(b.len(), |p| i + p)
             }
             b'/' if b.get(i + 1) == Some(&b'*') => {
                 i = sql[i + 2..].find("*/").map_or(b.len(), |p| i + 2 + p + 2)
@@ -254,15 +261,15 @@ pub fn substitute(sql: &str, literals: &[String]) -> Result<String, SqlError> {
                 let before_ident = i > 0 && (b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_');
                 if digits > 0 && !before_ident {
                     let n: usize = sql[i + 1..i + 1 + digits].parse().unwrap_or(0);
-                    let value = n
-                        .checked_sub(1)
-                        .and_then(|k| literals.get(k))
-                        .ok_or_else(|| {
-                            SqlError::InvalidParameter(format!(
-                                "there is no parameter ${n} ({} given)",
-                                literals.len()
-                            ))
-                        })?;
+                    let value =
+                        n.checked_sub(1)
+                            .and_then(|k| literals.get(k))
+                            .ok_or_else(|| {
+                                SqlError::InvalidParameter(format!(
+                                    "there is no parameter ${n} ({} given)",
+                                    literals.len()
+                                ))
+                            })?;
                     out.push_str(&sql[copied..i]);
                     out.push_str(value);
                     i += 1 + digits;
@@ -324,7 +331,9 @@ fn dollar_quote_end(sql: &str, start: usize) -> Option<usize> {
     }
     let delimiter = format!("${tag}$");
     let body = start + delimiter.len();
-    sql[body..].find(&delimiter).map(|p| body + p + delimiter.len())
+    sql[body..]
+        .find(&delimiter)
+        .map(|p| body + p + delimiter.len())
 }
 
 #[cfg(test)]
@@ -344,7 +353,10 @@ mod tests {
     fn placeholders_outside_quotes_are_replaced() {
         let sql = "SELECT '$1', \"$2\", $1 -- $2\n, $2 /* $1 */, $$ $1 $$";
         let out = substitute(sql, &["10".into(), "'x'".into()]).unwrap();
-        assert_eq!(out, "SELECT '$1', \"$2\", 10 -- $2\n, 'x' /* $1 */, $$ $1 $$");
+        assert_eq!(
+            out,
+            "SELECT '$1', \"$2\", 10 -- $2\n, 'x' /* $1 */, $$ $1 $$"
+        );
         assert_eq!(count("SELECT $1 + $3"), 3);
         assert!(substitute("SELECT $2", &["1".into()]).is_err());
     }
@@ -385,6 +397,9 @@ mod tests {
             .flat_map(|w| w.to_be_bytes())
             .collect();
         assert_eq!(p(&small, &Type::NUMERIC), "-0.0001");
-        assert_eq!(p(&0i32.to_be_bytes(), &Type::DATE), "CAST('2000-01-01' AS DATE)");
+        assert_eq!(
+            p(&0i32.to_be_bytes(), &Type::DATE),
+            "CAST('2000-01-01' AS DATE)"
+        );
     }
 }

@@ -73,7 +73,12 @@ impl Settings {
             })?;
             return Ok(());
         }
-        let fixed = ["server_version", "server_version_num", "server_encoding", "integer_datetimes"];
+        let fixed = [
+            "server_version",
+            "server_version_num",
+            "server_encoding",
+            "integer_datetimes",
+        ];
         if fixed.contains(&name.as_str()) {
             return Err(StatementError::refused(
                 "55P02",
@@ -142,7 +147,11 @@ pub fn parse_duration(text: &str) -> Result<Option<Duration>, String> {
         "min" | "m" => n * 60e3,
         "h" => n * 3600e3,
         "d" => n * 86400e3,
-        other => return Err(format!("unknown unit '{other}' in '{text}' (ms, s, min, h, d)")),
+        other => {
+            return Err(format!(
+                "unknown unit '{other}' in '{text}' (ms, s, min, h, d)"
+            ))
+        }
     };
     Ok((millis >= 1.0).then(|| Duration::from_millis(millis as u64)))
 }
@@ -154,7 +163,10 @@ mod tests {
     #[test]
     fn durations_read_like_postgres() {
         assert_eq!(parse_duration("0"), Ok(None));
-        assert_eq!(parse_duration("1500"), Ok(Some(Duration::from_millis(1500))));
+        assert_eq!(
+            parse_duration("1500"),
+            Ok(Some(Duration::from_millis(1500)))
+        );
         assert_eq!(parse_duration("'2s'"), Ok(Some(Duration::from_secs(2))));
         assert_eq!(parse_duration("5min"), Ok(Some(Duration::from_secs(300))));
         assert!(parse_duration("soon").is_err());

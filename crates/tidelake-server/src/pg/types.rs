@@ -208,11 +208,7 @@ pub fn put_numeric(text: &str, buf: &mut BytesMut) {
     // whole groups of four digits.
     let int_pad = (4 - int.len() % 4) % 4;
     let frac_pad = (4 - frac.len() % 4) % 4;
-    let all = format!(
-        "{}{int}{frac}{}",
-        "0".repeat(int_pad),
-        "0".repeat(frac_pad)
-    );
+    let all = format!("{}{int}{frac}{}", "0".repeat(int_pad), "0".repeat(frac_pad));
     let mut groups: Vec<i16> = all
         .as_bytes()
         .chunks(4)
@@ -276,9 +272,15 @@ mod tests {
     fn tinyint_is_int2_and_decimals_are_numeric() {
         assert_eq!(pg_type(&DataType::Int8), Type::INT2);
         assert_eq!(pg_type(&DataType::Decimal128(10, 2)), Type::NUMERIC);
-        assert_eq!(type_modifier(&DataType::Decimal128(10, 2)), (10 << 16 | 2) + 4);
         assert_eq!(
-            pg_type(&DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None)),
+            type_modifier(&DataType::Decimal128(10, 2)),
+            (10 << 16 | 2) + 4
+        );
+        assert_eq!(
+            pg_type(&DataType::Timestamp(
+                arrow::datatypes::TimeUnit::Millisecond,
+                None
+            )),
             Type::TIMESTAMP
         );
     }

@@ -1,6 +1,7 @@
 //! The `tidelake` binary end to end, one test binary (each file under
 //! `tests/` would link a binary of its own): the CLI, crash recovery,
-//! interoperability with pypaimon, streams and continuous jobs.
+//! interoperability with pypaimon, streams, continuous jobs and the server
+//! (`tidelake serve` with psql, psycopg and HTTP clients).
 
 mod cli;
 mod concurrent_writers;

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use tidelake_testkit::process::{run, Finished, Spawned};
+use tidelake_testkit::process::{run, wait_until, Finished, Spawned};
 use tidelake_testkit::python;
 use tidelake_testkit::warehouse::KeptOnFailure;
 
@@ -68,13 +68,17 @@ fn psql_ok(port: u16, args: &[&str]) -> String {
 /// One HTTP/1.1 request; the status code and the body.
 fn http(port: u16, method: &str, path: &str, content_type: &str, body: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the HTTP port");
-    stream.set_read_timeout(Some(TIMEOUT)).expect("a read timeout");
+    stream
+        .set_read_timeout(Some(TIMEOUT))
+        .expect("a read timeout");
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    stream.write_all(request.as_bytes()).expect("send the request");
+    stream
+        .write_all(request.as_bytes())
+        .expect("send the request");
     let mut response = String::new();
     stream
         .read_to_string(&mut response)
@@ -113,9 +117,23 @@ fn psql_queries_describes_and_reports_errors() {
     );
     let out = psql_ok(p, &["-A", "-c", "SELECT * FROM t ORDER BY id"]);
     assert!(
-        out.contains("id|tiny|name|amount|ts\n1|7|ada|12.50|2026-11-01 10:00:00\n2|||-0.05|\n(2 rows)"),
+        out.contains(
+            "id|tiny|name|amount|ts\n1|7|ada|12.50|2026-11-01 10:00:00\n2|||-0.05|\n(2 rows)"
+        ),
         "{out}"
     );
+    // FETCH_COUNT makes psql read through a cursor (BEGIN, DECLARE, FETCH).
+    let fetched = psql_ok(
+        p,
+        &[
+            "-A",
+            "-v",
+            "FETCH_COUNT=1",
+            "-c",
+            "SELECT id FROM t ORDER BY id",
+        ],
+    );
+    assert!(fetched.contains("id\n1\n2\n(2 rows)"), "{fetched}");
     let tables = psql_ok(p, &["-c", "\\dt"]);
     assert!(tables.contains("default | t    | table"), "{tables}");
     let described = psql_ok(p, &["-c", "\\d t"]);
@@ -137,12 +155,17 @@ fn psql_queries_describes_and_reports_errors() {
     assert!(described.contains("not null"), "{described}");
     psql_ok(p, &["-c", "CREATE DATABASE sales"]);
     let databases = psql_ok(p, &["-c", "\\l"]);
-    assert!(databases.contains("default") && databases.contains("sales"), "{databases}");
+    assert!(
+        databases.contains("default") && databases.contains("sales"),
+        "{databases}"
+    );
     let schemas = psql_ok(p, &["-c", "\\dn"]);
     assert!(schemas.contains("sales"), "{schemas}");
     let missing = psql(p, &["-c", "\\d nothing"]);
     assert!(
-        missing.stderr.contains("Did not find any relation named \"nothing\""),
+        missing
+            .stderr
+            .contains("Did not find any relation named \"nothing\""),
         "{}",
         missing.stderr
     );
@@ -150,10 +173,19 @@ fn psql_queries_describes_and_reports_errors() {
     // An error's SQLSTATE, as psql shows it in verbose mode.
     let failed = psql(
         p,
-        &["-c", "\\set VERBOSITY verbose", "-c", "SELECT * FROM nothing"],
+        &[
+            "-c",
+            "\\set VERBOSITY verbose",
+            "-c",
+            "SELECT * FROM nothing",
+        ],
     );
     assert!(!failed.status.success());
-    assert!(failed.stderr.contains("ERROR:  42P01:"), "{}", failed.stderr);
+    assert!(
+        failed.stderr.contains("ERROR:  42P01:"),
+        "{}",
+        failed.stderr
+    );
 
     // statement_timeout ends a long query with 57014.
     let timed_out = psql(
@@ -175,7 +207,10 @@ fn psql_queries_describes_and_reports_errors() {
     // A session of its own: SHOW and SET per connection.
     let shown = psql_ok(p, &["-A", "-t", "-c", "SHOW statement_timeout"]);
     assert_eq!(shown.trim(), "0");
-    assert!(server.child.try_status().is_none(), "the server must still run");
+    assert!(
+        server.child.try_status().is_none(),
+        "the server must still run"
+    );
     server.child.kill();
 }
 
@@ -219,6 +254,84 @@ fn garbage_on_either_port_does_not_stop_the_server() {
     server.child.kill();
 }
 
+/// A frontend message: type byte, length, body.
+fn message(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![kind];
+    m.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+/// Reads backend messages up to ReadyForQuery; their type bytes.
+fn read_until_ready(stream: &mut TcpStream) -> String {
+    let mut kinds = String::new();
+    loop {
+        let mut header = [0u8; 5];
+        stream.read_exact(&mut header).expect("a backend message");
+        let len = i32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+        let mut body = vec![0u8; len - 4];
+        stream.read_exact(&mut body).expect("a message body");
+        kinds.push(header[0] as char);
+        if header[0] == b'Z' {
+            return kinds;
+        }
+    }
+}
+
+#[test]
+fn portals_stop_at_max_rows_and_resume() {
+    let dir = KeptOnFailure::new("serve-portal");
+    let mut server = serve(dir.path(), &[]);
+    let mut stream = TcpStream::connect(("127.0.0.1", server.pg)).expect("connect");
+    stream
+        .set_read_timeout(Some(TIMEOUT))
+        .expect("a read timeout");
+    let params = b"user\0tester\0database\0default\0\0";
+    let mut startup = ((params.len() + 8) as i32).to_be_bytes().to_vec();
+    startup.extend_from_slice(&196_608i32.to_be_bytes());
+    startup.extend_from_slice(params);
+    stream.write_all(&startup).expect("startup");
+    let greeting = read_until_ready(&mut stream);
+    assert!(
+        greeting.starts_with('R') && greeting.contains('K'),
+        "{greeting}"
+    );
+    // Parse, Bind, then Execute with max_rows 2, 2 and 0 (the rest), Sync.
+    let mut batch = message(b'P', b"\0SELECT unnest(range(0, 5)) AS n\0\0\0");
+    batch.extend(message(b'B', b"\0\0\0\0\0\0\0\0"));
+    for max_rows in [2i32, 2, 0] {
+        let mut body = b"\0".to_vec();
+        body.extend_from_slice(&max_rows.to_be_bytes());
+        batch.extend(message(b'E', &body));
+    }
+    batch.extend(message(b'S', b""));
+    stream.write_all(&batch).expect("the extended query");
+    // ParseComplete, BindComplete, 2 rows, PortalSuspended, 2 rows,
+    // PortalSuspended, the last row, CommandComplete, ReadyForQuery.
+    assert_eq!(read_until_ready(&mut stream), "12DDsDDsDCZ");
+    server.child.kill();
+}
+
+#[test]
+fn connections_over_the_limit_are_refused_with_53300() {
+    let dir = KeptOnFailure::new("serve-limit");
+    let mut server = serve(dir.path(), &["--max-connections", "1"]);
+    let held = TcpStream::connect(("127.0.0.1", server.pg)).expect("connect");
+    let refused = psql(server.pg, &["-c", "SELECT 1"]);
+    assert!(!refused.status.success());
+    assert!(
+        refused.stderr.contains("too many clients"),
+        "{}",
+        refused.stderr
+    );
+    drop(held);
+    // The slot frees once the server sees the held connection close.
+    wait_until(TIMEOUT, "a connection after the held one closed", || {
+        psql(server.pg, &["-c", "SELECT 1"]).status.success()
+    });
+    server.child.kill();
+}
+
 #[test]
 fn http_runs_statements_and_reports_errors() {
     let dir = KeptOnFailure::new("serve-http");
@@ -252,7 +365,13 @@ fn http_runs_statements_and_reports_errors() {
     assert_eq!(answer["columns"][1]["type"], "DECIMAL(20, 4)");
     assert_eq!(answer["status"], "SELECT 2");
 
-    let (status, body) = http(h, "POST", "/v1/statements", "text/plain", "SELECT * FROM nothing");
+    let (status, body) = http(
+        h,
+        "POST",
+        "/v1/statements",
+        "text/plain",
+        "SELECT * FROM nothing",
+    );
     assert_eq!(status, 400, "{body}");
     assert_eq!(json(&body)["error"]["code"], "42P01", "{body}");
     let (status, body) = http(h, "POST", "/v1/statements", "application/json", "{not json");
@@ -291,7 +410,11 @@ fn psycopg_binary_parameters_cursors_sessions_timeout_and_cancel() {
         "statement_timeout",
         "cancel",
     ] {
-        assert!(done.stdout.contains(&format!("ok {check}\n")), "{}", done.stdout);
+        assert!(
+            done.stdout.contains(&format!("ok {check}\n")),
+            "{}",
+            done.stdout
+        );
     }
     server.child.kill();
 }
