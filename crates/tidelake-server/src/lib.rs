@@ -61,13 +61,16 @@ pub struct ServerConfig {
     pub max_connections: usize,
 }
 
+/// A connection's (pid, secret key), as a CancelRequest names it.
+type CancelKey = (i32, Vec<u8>);
+
 /// State all connections share.
 pub(crate) struct Shared {
     factory: Arc<dyn SessionFactory>,
     statement_timeout: Option<Duration>,
     next_pid: AtomicI32,
     /// Running connections by (pid, secret key), for CancelRequest.
-    connections: Mutex<HashMap<(i32, Vec<u8>), Weak<pg::connection::Connection>>>,
+    connections: Mutex<HashMap<CancelKey, Weak<pg::connection::Connection>>>,
 }
 
 impl Shared {

@@ -42,10 +42,13 @@ const EMPTY_CATALOGS: &[&str] = &[
     "pg_description",
 ];
 
-/// Table OIDs of one connection.
+/// A table as (database, table).
+type TableName = (String, String);
+
+/// Table OIDs of one connection: by name, and names in OID order.
 #[derive(Default)]
 pub struct Oids {
-    tables: Mutex<(HashMap<(String, String), i64>, Vec<(String, String)>)>,
+    tables: Mutex<(HashMap<TableName, i64>, Vec<TableName>)>,
 }
 
 impl Oids {
