@@ -7,6 +7,7 @@ Usage: psycopg_client.py PORT. Prints one `ok NAME` line per check and
 exits non-zero (with a traceback) at the first failing one.
 """
 
+import datetime
 import decimal
 import sys
 import threading
@@ -66,6 +67,33 @@ def description_oids(port):
         assert str(row[5]) == "2026-11-01 10:00:00.250000", row
         assert str(row[6]) == "2026-11-01", row
     ok("description_oids")
+
+
+def types_round_trip(port):
+    """Every common type reads back the same in text and binary format."""
+    query = (
+        "SELECT TIMESTAMP '2026-11-01 10:00:00.25' AS ts, DATE '1999-12-31' AS d, "
+        "CAST(-123456789.123456789 AS DECIMAL(38, 9)) AS n, CAST(1.5 AS REAL) AS r, "
+        "X'0102' AS b, [1, 2] AS l, named_struct('a', 1) AS s, true AS t, "
+        "CAST(5 AS TINYINT) AS ti")
+    expected = (
+        datetime.datetime(2026, 11, 1, 10, 0, 0, 250000), datetime.date(1999, 12, 31),
+        decimal.Decimal("-123456789.123456789"), 1.5, b"\x01\x02", [1, 2], {"a": 1},
+        True, 5)
+    with connect(port, autocommit=True) as conn:
+        for binary in (False, True):
+            cur = conn.cursor(binary=binary)
+            cur.execute(query)
+            assert cur.fetchone() == expected, (binary, cur.fetchone())
+            oids = [d.type_code for d in cur.description]
+            assert oids == [TIMESTAMP, DATE, NUMERIC, 700, 17, 114, 114, BOOL, INT2], oids
+        cur = conn.cursor(binary=True)
+        cur.execute(
+            "SELECT %s, %s", (datetime.date(2020, 2, 29), datetime.datetime(2020, 2, 29, 1, 2, 3, 4)),
+            binary=True)
+        assert cur.fetchone() == (
+            datetime.date(2020, 2, 29), datetime.datetime(2020, 2, 29, 1, 2, 3, 4))
+    ok("types_round_trip")
 
 
 def server_side_cursor(port):
@@ -163,6 +191,7 @@ def main():
         conn.execute("INSERT INTO py.many SELECT unnest(range(0, 50))")
     binary_parameters(port)
     description_oids(port)
+    types_round_trip(port)
     server_side_cursor(port)
     sessions_are_separate(port)
     errors_carry_sqlstate(port)

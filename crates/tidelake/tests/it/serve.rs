@@ -404,6 +404,7 @@ fn psycopg_binary_parameters_cursors_sessions_timeout_and_cancel() {
     for check in [
         "binary_parameters",
         "description_oids",
+        "types_round_trip",
         "server_side_cursor",
         "sessions_are_separate",
         "errors_carry_sqlstate",
