@@ -10,6 +10,7 @@
 mod complete;
 mod output;
 mod progress;
+mod serve;
 mod shell;
 mod stream;
 
@@ -30,6 +31,7 @@ Examples:
   echo \"SELECT count(*) FROM t;\" | tidelake sql --format json
   tidelake sql                       (interactive shell)
   tidelake stream -e \"SELECT * FROM t\" --mode latest   (print changes as they are committed)
+  tidelake serve --pg 127.0.0.1:5433   (PostgreSQL and HTTP clients; psql -h 127.0.0.1 -p 5433 -d default)
   tidelake stream --job totals -e \"INSERT INTO totals SELECT k, sum(v) FROM t GROUP BY k\"   (a continuous job)";
 
 /// A streaming lakehouse on Apache Paimon tables.
@@ -58,6 +60,10 @@ enum Command {
     /// INSERT INTO sink SELECT ... continuously, exactly-once.
     #[command(after_help = stream::STREAM_HELP)]
     Stream(stream::StreamArgs),
+    /// Serve the warehouse to PostgreSQL clients (psql, psycopg, JDBC...)
+    /// and over HTTP (POST /v1/statements), one session per connection.
+    #[command(after_help = serve::SERVE_HELP)]
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -281,5 +287,6 @@ fn main() -> ExitCode {
         }
         Command::Compact(args) => runtime.block_on(run_compact(&warehouse, args)),
         Command::Stream(args) => runtime.block_on(stream::run_stream(&warehouse, args)),
+        Command::Serve(args) => runtime.block_on(serve::run_serve(&warehouse, args)),
     }
 }

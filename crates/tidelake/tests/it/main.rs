@@ -1,6 +1,7 @@
 //! The `tidelake` binary end to end, one test binary (each file under
 //! `tests/` would link a binary of its own): the CLI, crash recovery,
-//! interoperability with pypaimon, streams and continuous jobs.
+//! interoperability with pypaimon, streams, continuous jobs and the server
+//! (`tidelake serve` with psql, psycopg and HTTP clients).
 
 mod cli;
 mod concurrent_writers;
@@ -9,6 +10,7 @@ mod interop;
 mod interop_evolution;
 mod interop_lsm;
 mod quickstart;
+mod serve;
 mod shell;
 mod stream_cli;
 mod stream_jobs;

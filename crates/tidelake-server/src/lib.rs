@@ -1,0 +1,189 @@
+//! # tidelake-server
+//!
+//! Tidelake's network front ends over SQL sessions: the PostgreSQL wire
+//! protocol ([`pgwire`]: simple and extended query protocol, text and
+//! binary formats, portals with `max_rows`, SQL cursors, `SET`/`SHOW`,
+//! `statement_timeout`, CancelRequest, the catalog queries psql sends) and
+//! an HTTP API (`POST /v1/statements`, `/healthz`, `/readyz`).
+//!
+//! It owns *how clients talk to Tidelake*: listening, connections and
+//! their limits, protocol messages, the mapping of Arrow types to
+//! PostgreSQL types (see [`pg::types`]) and of values to JSON, and turning
+//! every [`SqlError`] into its SQLSTATE on the wire. Each PostgreSQL
+//! connection has its own session (its current database, `USE` and
+//! `search_path`), each HTTP request a fresh one.
+//!
+//! It must not know engine internals (tables, files, snapshots, the
+//! warehouse's layout): it reaches SQL only through
+//! [`tidelake_sql::QueryHandler`], with sessions from a [`SessionFactory`]
+//! that the composition root (the `tidelake` command) provides.
+//!
+//! There are no users or passwords yet, so the server refuses to listen on
+//! anything but a loopback address. Not yet built: Flight SQL, users and
+//! SCRAM, TLS, per-query memory limits, shared caches, group commit.
+
+mod error;
+mod http;
+pub mod pg;
+mod values;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pgwire::messages::startup::SecretKey;
+use tidelake_sql::{QueryHandler, SqlError};
+use tokio::net::TcpListener;
+
+pub use error::{ServerError, StatementError};
+pub use pg::settings::parse_duration;
+
+/// Opens sessions over the warehouse the server serves.
+#[async_trait]
+pub trait SessionFactory: Send + Sync + 'static {
+    /// A new session, on the default database.
+    async fn open(&self) -> Result<Arc<dyn QueryHandler>, SqlError>;
+}
+
+/// What and how the server serves.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// The PostgreSQL listener (`None`: off).
+    pub pg: Option<SocketAddr>,
+    /// The HTTP listener (`None`: off).
+    pub http: Option<SocketAddr>,
+    /// The default `statement_timeout` (`None`: no limit).
+    pub statement_timeout: Option<Duration>,
+    /// Connections served at once (PostgreSQL); more are refused with 53300.
+    pub max_connections: usize,
+}
+
+/// A connection's (pid, secret key), as a CancelRequest names it.
+type CancelKey = (i32, Vec<u8>);
+
+/// State all connections share.
+pub(crate) struct Shared {
+    factory: Arc<dyn SessionFactory>,
+    statement_timeout: Option<Duration>,
+    next_pid: AtomicI32,
+    /// Running connections by (pid, secret key), for CancelRequest.
+    connections: Mutex<HashMap<CancelKey, Weak<pg::connection::Connection>>>,
+}
+
+impl Shared {
+    fn next_pid(&self) -> i32 {
+        self.next_pid.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn register(&self, pid: i32, secret: &SecretKey, conn: &Arc<pg::connection::Connection>) {
+        let mut map = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, c| c.strong_count() > 0);
+        map.insert((pid, secret.to_bytes().to_vec()), Arc::downgrade(conn));
+    }
+
+    fn cancel(&self, pid: i32, secret: &SecretKey) {
+        let map = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        match map
+            .get(&(pid, secret.to_bytes().to_vec()))
+            .and_then(Weak::upgrade)
+        {
+            Some(conn) => {
+                tracing::info!(pid, "cancel request: cancelling the running statement");
+                conn.cancel();
+            }
+            // PostgreSQL ignores a request with a wrong key silently too.
+            None => tracing::info!(pid, "cancel request for no running connection"),
+        }
+    }
+}
+
+/// A server bound to its addresses, not yet serving.
+pub struct Server {
+    pg: Option<TcpListener>,
+    http: Option<TcpListener>,
+    shared: Arc<Shared>,
+    max_connections: usize,
+}
+
+async fn listen(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    if !addr.ip().is_loopback() {
+        return Err(ServerError::NotLoopback { addr });
+    }
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })
+}
+
+impl Server {
+    /// Binds the listeners (port 0 picks a free port; see [`Server::pg_addr`]).
+    pub async fn bind(
+        config: ServerConfig,
+        factory: Arc<dyn SessionFactory>,
+    ) -> Result<Server, ServerError> {
+        let pg = match config.pg {
+            Some(addr) => Some(listen(addr).await?),
+            None => None,
+        };
+        let http = match config.http {
+            Some(addr) => Some(listen(addr).await?),
+            None => None,
+        };
+        Ok(Server {
+            pg,
+            http,
+            shared: Arc::new(Shared {
+                factory,
+                statement_timeout: config.statement_timeout,
+                next_pid: AtomicI32::new(1000),
+                connections: Mutex::new(HashMap::new()),
+            }),
+            max_connections: config.max_connections.max(1),
+        })
+    }
+
+    /// The address the PostgreSQL listener is bound to.
+    pub fn pg_addr(&self) -> Option<SocketAddr> {
+        self.pg.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The address the HTTP listener is bound to.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Serves until `shutdown` completes (or a listener fails).
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<(), ServerError> {
+        tracing::warn!(
+            "no authentication: every client is trusted, so the server listens on loopback only"
+        );
+        let pg = match self.pg {
+            Some(listener) => {
+                let shared = self.shared.clone();
+                let max = self.max_connections;
+                tokio::spawn(pg::serve(listener, shared, max))
+            }
+            None => tokio::spawn(futures::future::pending()),
+        };
+        let http = match self.http {
+            Some(listener) => tokio::spawn(http::serve(listener, self.shared.clone())),
+            None => tokio::spawn(futures::future::pending()),
+        };
+        tokio::select! {
+            _ = shutdown => Ok(()),
+            r = http => match r {
+                Ok(r) => r,
+                Err(e) => Err(ServerError::Http(std::io::Error::other(e))),
+            },
+            r = pg => match r {
+                Ok(()) => Ok(()),
+                Err(e) => Err(ServerError::Http(std::io::Error::other(e))),
+            },
+        }
+    }
+}

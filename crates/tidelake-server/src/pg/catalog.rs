@@ -1,0 +1,665 @@
+//! Answers to the catalog queries PostgreSQL clients send (psql's `\l`,
+//! `\dn`, `\dt`, `\d t`; `version()`, `current_schema()`, ...), from the
+//! warehouse as the session sees it.
+//!
+//! A Tidelake database is both a PostgreSQL database and a schema (`\l`
+//! and `\dn` list the same names; `search_path` and the connection's
+//! database choose the current one). Each table gets an OID for the life
+//! of the connection. A catalog query is answered from a small model of
+//! `pg_database`, `pg_namespace`, `pg_class` and `pg_attribute`: the rows
+//! come from the warehouse (filtered by the OID, name patterns, relkinds and
+//! visibility the query states) and each item of the SELECT list is
+//! evaluated by what it names; other catalogs (`pg_index`, `pg_policy`,
+//! `pg_inherits`, ...) have no rows, with the columns the query asks for.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use regex::Regex;
+use tidelake_sql::{QueryHandler, SqlError, StatementResult};
+
+use super::types::pg_type;
+
+/// The OID of the first table, as PostgreSQL numbers user objects.
+const FIRST_OID: i64 = 16_384;
+
+/// Catalogs that describe what Tidelake tables do not have.
+const EMPTY_CATALOGS: &[&str] = &[
+    "pg_index",
+    "pg_inherits",
+    "pg_policy",
+    "pg_statistic_ext",
+    "pg_publication",
+    "pg_trigger",
+    "pg_constraint",
+    "pg_rewrite",
+    "pg_foreign_table",
+    "pg_partitioned_table",
+    "pg_event_trigger",
+    "pg_extension",
+    "pg_description",
+];
+
+/// A table as (database, table).
+type TableName = (String, String);
+
+/// Table OIDs of one connection: by name, and names in OID order.
+#[derive(Default)]
+pub struct Oids {
+    tables: Mutex<(HashMap<TableName, i64>, Vec<TableName>)>,
+}
+
+impl Oids {
+    fn oid(&self, database: &str, table: &str) -> i64 {
+        let mut guard = self.tables.lock().unwrap_or_else(|e| e.into_inner());
+        let (by_name, names) = &mut *guard;
+        let key = (database.to_string(), table.to_string());
+        if let Some(oid) = by_name.get(&key) {
+            return *oid;
+        }
+        let oid = FIRST_OID + names.len() as i64;
+        names.push(key.clone());
+        by_name.insert(key, oid);
+        oid
+    }
+
+    fn table(&self, oid: i64) -> Option<(String, String)> {
+        let guard = self.tables.lock().unwrap_or_else(|e| e.into_inner());
+        usize::try_from(oid - FIRST_OID)
+            .ok()
+            .and_then(|i| guard.1.get(i).cloned())
+    }
+}
+
+/// What a connection's catalog answers need.
+pub struct Context<'a> {
+    pub session: &'a Arc<dyn QueryHandler>,
+    pub oids: &'a Oids,
+    pub user: &'a str,
+    pub version: &'a str,
+}
+
+/// A value of an answer.
+#[derive(Clone, Debug)]
+enum Value {
+    Text(String),
+    Bool(bool),
+    Int(i64),
+    Null,
+}
+
+fn text(s: impl Into<String>) -> Value {
+    Value::Text(s.into())
+}
+
+/// Whether `sql` is a catalog query this module answers.
+pub fn is_catalog_query(sql: &str) -> bool {
+    let lower = sql.to_ascii_lowercase();
+    let relation = relation_names(&lower);
+    if !relation.is_empty() {
+        return true;
+    }
+    !has_from(&lower) && {
+        let items = select_items(&lower);
+        !items.is_empty()
+            && items
+                .iter()
+                .all(|i| function_value(&i.expr, "", "", "").is_some())
+    }
+}
+
+/// The catalog relations a query names (`pg_class`, `information_schema.tables`).
+fn relation_names(lower: &str) -> Vec<String> {
+    static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        Regex::new(r"\b(?:pg_catalog\.)?(pg_[a-z_]+)\b|\binformation_schema\.([a-z_]+)")
+            .expect("a valid regex")
+    });
+    re.captures_iter(lower)
+        .filter_map(|c| {
+            let m = c.get(1).or(c.get(2))?;
+            // A function call (pg_get_userbyid(...)) is not a relation.
+            let after = lower[m.end()..].trim_start();
+            (!after.starts_with('(')).then(|| m.as_str().to_string())
+        })
+        .collect()
+}
+
+fn has_from(lower: &str) -> bool {
+    top_level_keyword(lower, "from").is_some()
+}
+
+/// Answers a catalog query.
+pub async fn answer(sql: &str, cx: &Context<'_>) -> Result<RecordBatch, SqlError> {
+    let lower = sql.to_ascii_lowercase();
+    let items = select_items(sql);
+    let relations = relation_names(&lower);
+    let rows: Vec<Vec<Value>> = if relations.is_empty() {
+        let database = cx.session.current_database();
+        vec![items
+            .iter()
+            .map(|i| {
+                function_value(&i.expr.to_ascii_lowercase(), &database, cx.user, cx.version)
+                    .unwrap_or(Value::Null)
+            })
+            .collect()]
+    } else if relations
+        .iter()
+        .any(|r| EMPTY_CATALOGS.contains(&r.as_str()))
+    {
+        Vec::new()
+    } else {
+        let main = main_relation(&lower).unwrap_or_else(|| relations[0].clone());
+        let records = records(&main, &lower, cx).await?;
+        records
+            .iter()
+            .map(|r| items.iter().map(|i| r.value(i, cx.user)).collect())
+            .collect()
+    };
+    batch(&items, rows)
+}
+
+/// The relation after the top-level FROM.
+fn main_relation(lower: &str) -> Option<String> {
+    let from = top_level_keyword(lower, "from")?;
+    let rest = lower[from + 4..].trim_start();
+    let name: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
+        .collect();
+    Some(name.rsplit('.').next().unwrap_or_default().to_string())
+}
+
+/// One row of a catalog relation.
+enum Record {
+    Database {
+        name: String,
+        oid: i64,
+    },
+    Table {
+        database: String,
+        table: String,
+        oid: i64,
+    },
+    Column {
+        name: String,
+        data_type: DataType,
+        nullable: bool,
+        number: i64,
+    },
+}
+
+impl Record {
+    fn value(&self, item: &Item, user: &str) -> Value {
+        let alias = item.alias.as_deref().unwrap_or("").to_ascii_lowercase();
+        let expr = item.expr.to_ascii_lowercase();
+        let has = |k: &str| expr.contains(k) || alias == k;
+        match self {
+            Record::Database { name, oid } => {
+                if alias == "name" || has("datname") || has("nspname") {
+                    text(name)
+                } else if alias == "owner" || has("get_userbyid") {
+                    text(user)
+                } else if alias == "encoding" || has("encoding") {
+                    text("UTF8")
+                } else if has("collate") || has("ctype") {
+                    text("C")
+                } else if alias == "locale provider" || has("locprovider") {
+                    text("libc")
+                } else if has("oid") {
+                    Value::Int(*oid)
+                } else {
+                    Value::Null
+                }
+            }
+            Record::Table {
+                database,
+                table,
+                oid,
+            } => table_value(&alias, &expr, database, table, *oid, user),
+            Record::Column {
+                name,
+                data_type,
+                nullable,
+                number,
+            } => {
+                if has("pg_get_expr") || has("adbin") || has("collname") {
+                    // Defaults and collations: Tidelake columns have none.
+                    Value::Null
+                } else if has("attname") {
+                    text(name)
+                } else if has("format_type") {
+                    text(format_type(data_type))
+                } else if has("attnotnull") {
+                    Value::Bool(!nullable)
+                } else if has("attnum") {
+                    Value::Int(*number)
+                } else if has("attidentity") || has("attgenerated") || has("attcompression") {
+                    text("")
+                } else if has("attstorage") {
+                    text("x")
+                } else if has("attstattarget") {
+                    Value::Int(-1)
+                } else {
+                    Value::Null
+                }
+            }
+        }
+    }
+}
+
+fn table_value(
+    alias: &str,
+    expr: &str,
+    database: &str,
+    table: &str,
+    oid: i64,
+    user: &str,
+) -> Value {
+    let has = |k: &str| expr.contains(k);
+    match alias {
+        "schema" => return text(database),
+        "name" => return text(table),
+        "type" => return text("table"),
+        "owner" => return text(user),
+        "persistence" => return text("permanent"),
+        "access method" => return text("paimon"),
+        "size" | "description" => return Value::Null,
+        _ => {}
+    }
+    if has("case") && has("relkind") {
+        text("table")
+    } else if has("relname") {
+        text(table)
+    } else if has("nspname") {
+        text(database)
+    } else if has("relchecks") || has("reltablespace") {
+        Value::Int(0)
+    } else if has("relkind") {
+        text("r")
+    } else if has("relhas")
+        || has("relrowsecurity")
+        || has("relforcerowsecurity")
+        || has("relispartition")
+    {
+        Value::Bool(false)
+    } else if has("reloptions") || has("reloftype") {
+        text("")
+    } else if has("relpersistence") {
+        text("p")
+    } else if has("relreplident") {
+        text("d")
+    } else if has("amname") {
+        text("paimon")
+    } else if has("get_userbyid") {
+        text(user)
+    } else if has("oid") {
+        Value::Int(oid)
+    } else {
+        Value::Null
+    }
+}
+
+/// `format_type` of a column: PostgreSQL's name of its type.
+fn format_type(t: &DataType) -> String {
+    match t {
+        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => format!("numeric({p},{s})"),
+        DataType::Timestamp(_, None) => "timestamp without time zone".into(),
+        DataType::Timestamp(_, Some(_)) => "timestamp with time zone".into(),
+        DataType::Time32(_) | DataType::Time64(_) => "time without time zone".into(),
+        other => {
+            let t = pg_type(other);
+            match t.name() {
+                "int2" => "smallint".into(),
+                "int4" => "integer".into(),
+                "int8" => "bigint".into(),
+                "float4" => "real".into(),
+                "float8" => "double precision".into(),
+                "bool" => "boolean".into(),
+                name => name.to_string(),
+            }
+        }
+    }
+}
+
+fn function_value(expr: &str, database: &str, user: &str, version: &str) -> Option<Value> {
+    let e = expr.trim();
+    Some(if e.contains("version(") {
+        text(version)
+    } else if e.contains("current_database(") || e.contains("current_schema(") {
+        text(database)
+    } else if e.contains("current_schemas(") {
+        text(format!("{{{database}}}"))
+    } else if matches!(e, "current_user" | "session_user" | "user" | "current_role")
+        || e.contains("current_user")
+    {
+        text(user)
+    } else {
+        return None;
+    })
+}
+
+/// The rows of a catalog relation that the query's filters keep.
+async fn records(relation: &str, lower: &str, cx: &Context<'_>) -> Result<Vec<Record>, SqlError> {
+    let databases = names(cx.session, "SHOW DATABASES").await?;
+    match relation {
+        "pg_database" | "pg_namespace" | "schemata" => {
+            let pattern = pattern(lower, &["datname", "nspname", "schema_name"])?;
+            Ok(databases
+                .into_iter()
+                .enumerate()
+                .filter(|(_, d)| pattern.as_ref().is_none_or(|p| p.is_match(d)))
+                .map(|(i, name)| Record::Database {
+                    name,
+                    oid: 1 + i as i64,
+                })
+                .collect())
+        }
+        "pg_class" | "tables" => {
+            if let Some(kinds) = relkinds(lower) {
+                if !kinds.contains(&'r') {
+                    return Ok(Vec::new());
+                }
+            }
+            let only_oid = oid_filter(lower);
+            let table_pattern = pattern(lower, &["relname"])?;
+            let schema_pattern = pattern(lower, &["nspname"])?;
+            let visible_only = lower.contains("pg_table_is_visible") && schema_pattern.is_none();
+            let current = cx.session.current_database();
+            let mut out = Vec::new();
+            for database in databases {
+                if visible_only && database != current {
+                    continue;
+                }
+                if schema_pattern
+                    .as_ref()
+                    .is_some_and(|p| !p.is_match(&database))
+                {
+                    continue;
+                }
+                let tables = names(
+                    cx.session,
+                    &format!("SHOW TABLES IN {}", quote_ident(&database)),
+                )
+                .await?;
+                for table in tables {
+                    let oid = cx.oids.oid(&database, &table);
+                    let keep = only_oid.is_none_or(|o| o == oid)
+                        && table_pattern.as_ref().is_none_or(|p| p.is_match(&table));
+                    if keep {
+                        out.push(Record::Table {
+                            database: database.clone(),
+                            table,
+                            oid,
+                        });
+                    }
+                }
+            }
+            Ok(out)
+        }
+        "pg_attribute" => {
+            let Some((database, table)) = oid_filter(lower).and_then(|o| cx.oids.table(o)) else {
+                return Ok(Vec::new());
+            };
+            let sql = format!(
+                "SELECT * FROM {}.{} LIMIT 0",
+                quote_ident(&database),
+                quote_ident(&table)
+            );
+            let schema = match cx.session.execute_stream(&sql).await? {
+                tidelake_sql::StreamingResult::Rows(q) => q.schema,
+                tidelake_sql::StreamingResult::Status(_) => return Ok(Vec::new()),
+            };
+            Ok(schema
+                .fields()
+                .iter()
+                .enumerate()
+                .map(|(i, f)| Record::Column {
+                    name: f.name().clone(),
+                    data_type: f.data_type().clone(),
+                    nullable: f.is_nullable(),
+                    number: i as i64 + 1,
+                })
+                .collect())
+        }
+        _ => Ok(Vec::new()),
+    }
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The first column of a statement's rows, as text.
+async fn names(session: &Arc<dyn QueryHandler>, sql: &str) -> Result<Vec<String>, SqlError> {
+    let mut out = Vec::new();
+    if let StatementResult::Rows { batches, .. } =
+        session.execute_stream(sql).await?.collect().await?
+    {
+        for batch in batches {
+            if let Some(column) = batch.columns().first() {
+                for row in 0..batch.num_rows() {
+                    out.push(crate::values::pg_text(column, row));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `x.oid = '16385'` or `attrelid = '16385'`.
+fn oid_filter(lower: &str) -> Option<i64> {
+    static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    let re = RE
+        .get_or_init(|| Regex::new(r"(?:\boid|attrelid)\s*=\s*'?(\d+)'?").expect("a valid regex"));
+    re.captures(lower)?.get(1)?.as_str().parse().ok()
+}
+
+/// `relkind IN ('r','p','')`: the kinds asked for.
+fn relkinds(lower: &str) -> Option<Vec<char>> {
+    static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| Regex::new(r"relkind\s+in\s*\(([^)]*)\)").expect("a valid regex"));
+    let list = re.captures(lower)?.get(1)?.as_str();
+    Some(
+        list.split(',')
+            .filter_map(|k| k.trim().trim_matches('\'').chars().next())
+            .collect(),
+    )
+}
+
+/// A name pattern psql states as `column OPERATOR(pg_catalog.~) '^(t)$'`.
+fn pattern(lower: &str, columns: &[&str]) -> Result<Option<Regex>, SqlError> {
+    for column in columns {
+        let re = Regex::new(&format!(
+            r"{column}\s+(?:operator\(pg_catalog\.~\)|~)\s+(?:e)?'((?:[^']|'')*)'"
+        ))
+        .map_err(|e| SqlError::Internal(e.to_string()))?;
+        if let Some(m) = re.captures(lower).and_then(|c| c.get(1)) {
+            let source = m.as_str().replace("''", "'");
+            return Regex::new(&source)
+                .map(Some)
+                .map_err(|e| SqlError::InvalidParameter(format!("invalid name pattern: {e}")));
+        }
+    }
+    Ok(None)
+}
+
+/// One item of a SELECT list.
+struct Item {
+    expr: String,
+    alias: Option<String>,
+}
+
+impl Item {
+    /// The column name PostgreSQL would give it.
+    fn name(&self) -> String {
+        if let Some(alias) = &self.alias {
+            return alias.clone();
+        }
+        let e = self.expr.trim();
+        let head = e.split('(').next().unwrap_or(e);
+        let last = head.rsplit('.').next().unwrap_or(head).trim();
+        if !last.is_empty() && last.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            last.to_ascii_lowercase()
+        } else {
+            "?column?".into()
+        }
+    }
+}
+
+/// Byte offsets at parenthesis depth 0 outside quotes.
+fn top_level_offsets(text: &str) -> Vec<usize> {
+    let b = text.as_bytes();
+    let (mut depth, mut i, mut out) = (0i32, 0, Vec::new());
+    while i < b.len() {
+        match b[i] {
+            b'\'' | b'"' => {
+                let q = b[i];
+                i += 1;
+                while i < b.len() && b[i] != q {
+                    i += 1;
+                }
+            }
+            b'(' => depth += 1,
+            b')' => depth -= 1,
+            _ if depth == 0 => out.push(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Byte offset of a keyword at parenthesis depth 0, outside quotes.
+fn top_level_keyword(lower: &str, keyword: &str) -> Option<usize> {
+    let b = lower.as_bytes();
+    let is_word = |c: &u8| c.is_ascii_alphanumeric() || *c == b'_';
+    top_level_offsets(lower).into_iter().find(|&i| {
+        lower[i..].starts_with(keyword)
+            && (i == 0 || !is_word(&b[i - 1]))
+            && b.get(i + keyword.len()).is_none_or(|c| !is_word(c))
+    })
+}
+
+/// The items of the outermost SELECT list.
+fn select_items(sql: &str) -> Vec<Item> {
+    let lower = sql.to_ascii_lowercase();
+    let Some(start) = top_level_keyword(&lower, "select") else {
+        return Vec::new();
+    };
+    let body_start = start + "select".len();
+    let end = top_level_keyword(&lower[body_start..], "from")
+        .map(|p| body_start + p)
+        .or_else(|| {
+            ["where", "order", "limit", ";"]
+                .iter()
+                .filter_map(|k| top_level_keyword(&lower[body_start..], k))
+                .min()
+                .map(|p| body_start + p)
+        })
+        .unwrap_or(sql.len());
+    let list = &sql[body_start..end];
+    split_top_level(list)
+        .into_iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            let lower = s.to_ascii_lowercase();
+            match top_level_keyword(&lower, "as") {
+                Some(p) => Item {
+                    expr: s[..p].trim().to_string(),
+                    alias: Some(s[p + 2..].trim().trim_matches('"').to_string()),
+                },
+                None => Item {
+                    expr: s.trim().to_string(),
+                    alias: None,
+                },
+            }
+        })
+        .collect()
+}
+
+fn split_top_level(list: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in top_level_offsets(list) {
+        if list.as_bytes()[i] == b',' {
+            out.push(&list[start..i]);
+            start = i + 1;
+        }
+    }
+    out.push(&list[start..]);
+    out
+}
+
+/// The answer as a batch: each column typed by its first non-null value.
+fn batch(items: &[Item], rows: Vec<Vec<Value>>) -> Result<RecordBatch, SqlError> {
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let values: Vec<&Value> = rows.iter().map(|r| &r[i]).collect();
+        let kind = values.iter().find(|v| !matches!(v, Value::Null));
+        let column: ArrayRef = match kind {
+            Some(Value::Bool(_)) => {
+                Arc::new(BooleanArray::from_iter(values.iter().map(|v| match v {
+                    Value::Bool(b) => Some(*b),
+                    _ => None,
+                })))
+            }
+            Some(Value::Int(_)) => {
+                Arc::new(Int64Array::from_iter(values.iter().map(|v| match v {
+                    Value::Int(n) => Some(*n),
+                    _ => None,
+                })))
+            }
+            _ => Arc::new(StringArray::from_iter(values.iter().map(|v| match v {
+                Value::Text(s) => Some(s.clone()),
+                Value::Bool(b) => Some(if *b { "t" } else { "f" }.to_string()),
+                Value::Int(n) => Some(n.to_string()),
+                Value::Null => None,
+            }))),
+        };
+        fields.push(Field::new(item.name(), column.data_type().clone(), true));
+        columns.push(column);
+    }
+    if columns.is_empty() {
+        return Ok(RecordBatch::new_empty(Arc::new(Schema::empty())));
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| SqlError::Internal(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn select_lists_split_at_the_top_level() {
+        let items = select_items(
+            "SELECT n.nspname as \"Schema\", c.relname, pg_catalog.format_type(a.atttypid, a.atttypmod), \
+             CASE c.relkind WHEN 'r' THEN 'table' END as \"Type\" FROM pg_catalog.pg_class c",
+        );
+        let names: Vec<String> = items.iter().map(Item::name).collect();
+        assert_eq!(names, ["Schema", "relname", "format_type", "Type"]);
+    }
+
+    #[test]
+    fn catalog_queries_are_recognised() {
+        assert!(is_catalog_query("SELECT pg_catalog.version()"));
+        assert!(is_catalog_query("select current_schema()"));
+        assert!(is_catalog_query(
+            "SELECT d.datname FROM pg_catalog.pg_database d"
+        ));
+        assert!(!is_catalog_query("SELECT * FROM orders"));
+        assert!(!is_catalog_query("SELECT 1"));
+    }
+
+    #[test]
+    fn psql_patterns_and_filters() {
+        let q = "where c.relname operator(pg_catalog.~) '^(t)$' collate pg_catalog.default and c.oid = '16385'";
+        assert!(pattern(q, &["relname"]).unwrap().unwrap().is_match("t"));
+        assert_eq!(oid_filter(q), Some(16385));
+        assert_eq!(relkinds("c.relkind in ('r','p','')"), Some(vec!['r', 'p']));
+    }
+}
