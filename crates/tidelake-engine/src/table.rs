@@ -41,6 +41,23 @@ impl fmt::Display for Identifier {
     }
 }
 
+/// A database, table or view name is one path segment, and never holds
+/// '$' (which selects system tables, branches and time travel).
+pub(crate) fn validate_name(kind: &str, name: &str) -> Result<()> {
+    let bad = name.is_empty()
+        || name.starts_with('.')
+        || name
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control())
+        || name.contains('$');
+    if bad {
+        return Err(EngineError::invalid(format!(
+            "'{name}' is not a valid {kind} name (no '/', '\\', '$', control characters or leading '.')"
+        )));
+    }
+    Ok(())
+}
+
 /// Derives a schema's layout and checks its options against its columns
 /// (merge functions, sequence groups), so a bad table is refused when it is
 /// created or opened rather than at its first flush.

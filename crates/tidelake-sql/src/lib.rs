@@ -35,6 +35,7 @@ mod ddl;
 mod describe;
 mod dml;
 mod error;
+mod hints;
 mod insert;
 mod lexer;
 mod predicate;
@@ -43,6 +44,7 @@ mod provider;
 mod retry;
 mod session;
 mod system_tables;
+mod views;
 pub mod watermark;
 
 pub use catalog::{TidelakeCatalog, TidelakeDatabase, SNAPSHOT_SUFFIX};

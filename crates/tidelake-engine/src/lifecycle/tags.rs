@@ -36,7 +36,7 @@ fn validate_tag_name(name: &str) -> Result<()> {
 
 impl Table {
     pub(crate) fn tag_dir(&self) -> String {
-        format!("{}/tag", self.paths().root)
+        self.paths().tag_dir()
     }
 
     pub(crate) fn tag_path(&self, name: &str) -> String {
@@ -123,6 +123,7 @@ impl Table {
         for (_, tag) in self.list_tags().await? {
             protected.extend(walker.snapshot_refs(&tag, Missing::Fail).await?);
         }
+        super::branches::protect_other_branches(self, &mut walker, &mut protected).await?;
         // Data named by other snapshots' old entries may still be expired
         // by them later; keep it rather than reason about it here.
         protected.live_data.extend(protected.all_data.drain());

@@ -6,6 +6,7 @@ mod cli;
 mod concurrent_writers;
 mod crash;
 mod interop;
+mod interop_branches;
 mod interop_lsm;
 mod stream_cli;
 mod stream_jobs;
