@@ -56,11 +56,27 @@ fn is_word(tokens: &[TokenWithSpan], i: usize, word: &str) -> bool {
         Some(Token::Word(w)) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word))
 }
 
+/// Whether the word at `i` is `TEMP` or `TEMPORARY`.
+fn is_temporary(tokens: &[TokenWithSpan], i: usize) -> bool {
+    is_word(tokens, i, "TEMP") || is_word(tokens, i, "TEMPORARY")
+}
+
+/// Where `VIEW` is after `CREATE [OR REPLACE] [TEMP[ORARY]]`, if it is.
+fn view_keyword_at(tokens: &[TokenWithSpan]) -> Option<usize> {
+    let mut i = 1;
+    if is_word(tokens, i, "OR") {
+        i += 2;
+    }
+    if is_temporary(tokens, i) {
+        i += 1;
+    }
+    is_word(tokens, i, "VIEW").then_some(i)
+}
+
 /// Whether a statement is one this module runs (by its first words).
 pub(crate) fn is_view_statement(statement: &RawStatement) -> bool {
     let t = &statement.tokens;
-    (is_word(t, 0, "CREATE")
-        && (is_word(t, 1, "VIEW") || (is_word(t, 1, "OR") && is_word(t, 3, "VIEW"))))
+    (is_word(t, 0, "CREATE") && view_keyword_at(t).is_some())
         || (is_word(t, 0, "DROP") && is_word(t, 1, "VIEW"))
         || (is_word(t, 0, "SHOW") && is_word(t, 1, "VIEWS"))
 }
@@ -124,6 +140,13 @@ fn parse(statement: &RawStatement) -> Result<ViewStatement> {
             name,
             if_exists,
         });
+    }
+    let view_at = view_keyword_at(t).ok_or_else(|| syntax("expected CREATE VIEW"))?;
+    if is_temporary(t, view_at - 1) {
+        return Err(SqlError::Unsupported(
+            "temporary views are not supported: a view is stored in the warehouse (CREATE VIEW)"
+                .into(),
+        ));
     }
     let or_replace = is_word(t, 1, "OR");
     if or_replace && !is_word(t, 2, "REPLACE") {
@@ -401,6 +424,8 @@ mod tests {
             "CREATE VIEW v (a) AS SELECT 1",
             "CREATE VIEW v SELECT 1",
             "DROP VIEW v extra",
+            "CREATE OR REPLACE TEMPORARY VIEW v AS SELECT 1",
+            "CREATE TEMP VIEW v AS SELECT 1",
         ] {
             assert!(parsed(bad).is_err(), "{bad}");
         }
