@@ -252,6 +252,20 @@ fn view_fields(plan: &LogicalPlan, id: &Identifier) -> Result<Vec<DataField>> {
     Ok(fields)
 }
 
+/// The view's name in its database, which must exist.
+async fn view_id(
+    catalog: &Catalog,
+    database: Option<String>,
+    name: String,
+    current_database: &str,
+) -> Result<Identifier> {
+    let id = Identifier::new(database.unwrap_or_else(|| current_database.into()), name);
+    if !catalog.database_exists(&id.database).await? {
+        return Err(SqlError::UndefinedDatabase(id.database));
+    }
+    Ok(id)
+}
+
 /// Runs a view statement in a session whose state is `ctx`.
 pub(crate) async fn run_view_statement(
     ctx: &SessionContext,
@@ -284,10 +298,7 @@ pub(crate) async fn run_view_statement(
             name,
             if_exists,
         } => {
-            let id = Identifier::new(database.unwrap_or_else(|| current_database.into()), name);
-            if !catalog.database_exists(&id.database).await? {
-                return Err(SqlError::UndefinedDatabase(id.database));
-            }
+            let id = view_id(catalog, database, name, current_database).await?;
             catalog.views().drop(&id, if_exists).await?;
             // The cached names behind information_schema.
             tidelake.database(&id.database).refresh().await?;
@@ -301,10 +312,7 @@ pub(crate) async fn run_view_statement(
             comment,
             query,
         } => {
-            let id = Identifier::new(database.unwrap_or_else(|| current_database.into()), name);
-            if !catalog.database_exists(&id.database).await? {
-                return Err(SqlError::UndefinedDatabase(id.database));
-            }
+            let id = view_id(catalog, database, name, current_database).await?;
             let mut state = ctx.state();
             state.config_mut().options_mut().catalog.default_schema = id.database.clone();
             let plan = plan_query(&state, &query).await?;

@@ -43,23 +43,35 @@ pub struct BranchInfo {
     pub create_time_millis: Option<i64>,
 }
 
+/// What makes `name` unusable as a tag or branch name. Paimon refuses
+/// blank and purely numeric names (a number means a snapshot id in time
+/// travel); a name is also one path segment, without any of `forbidden`.
+pub(super) fn ref_name_problem(name: &str, forbidden: &[char]) -> Option<String> {
+    let bad_char = name
+        .chars()
+        .find(|c| matches!(c, '/' | '\\') || forbidden.contains(c) || c.is_control());
+    if name.trim().is_empty() {
+        Some("it is blank".into())
+    } else if name.chars().all(|c| c.is_ascii_digit()) {
+        Some("a purely numeric name would read as a snapshot id".into())
+    } else if let Some(c) = bad_char {
+        Some(format!("it contains {c:?}"))
+    } else if name.starts_with('.') || name != name.trim() {
+        Some("it starts with '.' or has leading or trailing spaces".into())
+    } else {
+        None
+    }
+}
+
 /// Paimon's rules (not `main`, not blank, not purely numeric: a number
 /// reads as a snapshot id), plus what keeps the name one path segment and
 /// one `t$branch_{name}` suffix: no '/', '\\', '$', ',' (Paimon's
 /// `delete_branch` splits its argument on commas) or control characters.
 pub fn validate_branch_name(name: &str) -> Result<()> {
     let problem = if name == MAIN_BRANCH {
-        Some("'main' is the default branch and cannot be used as a branch name")
-    } else if name.trim().is_empty() {
-        Some("it is blank")
-    } else if name.chars().all(|c| c.is_ascii_digit()) {
-        Some("a purely numeric name would read as a snapshot id")
-    } else if name.contains(['/', '\\', '$', ',']) || name.chars().any(char::is_control) {
-        Some("it contains '/', '\\', '$', ',' or a control character")
-    } else if name.starts_with('.') || name != name.trim() {
-        Some("it starts with '.' or has leading or trailing spaces")
+        Some("'main' is the default branch and cannot be used as a branch name".to_string())
     } else {
-        None
+        ref_name_problem(name, &['$', ','])
     };
     match problem {
         Some(p) => Err(EngineError::invalid(format!(
@@ -222,15 +234,24 @@ impl Table {
         Ok(())
     }
 
+    /// Checks that this is main and `name` an existing branch other than
+    /// main (`main_problem` says why main cannot be `name`).
+    async fn require_other_branch(&self, what: &str, name: &str, main_problem: &str) -> Result<()> {
+        self.require_main(what)?;
+        if name == MAIN_BRANCH {
+            return Err(EngineError::invalid(main_problem));
+        }
+        self.require_branch(name).await
+    }
+
     /// Deletes a branch's folder (its data files are left for orphan removal).
     pub async fn delete_branch(&self, name: &str) -> Result<()> {
-        self.require_main("deleting a branch")?;
-        if name == MAIN_BRANCH {
-            return Err(EngineError::invalid(
-                "the main branch cannot be deleted (drop the table instead)",
-            ));
-        }
-        self.require_branch(name).await?;
+        self.require_other_branch(
+            "deleting a branch",
+            name,
+            "the main branch cannot be deleted (drop the table instead)",
+        )
+        .await?;
         self.store
             .delete_dir(&self.branch_paths(name).meta_root())
             .await?;
@@ -240,13 +261,12 @@ impl Table {
 
     /// Makes main the branch `name` (Paimon's `fast_forward`).
     pub async fn fast_forward(&self, name: &str) -> Result<()> {
-        self.require_main("fast-forward")?;
-        if name == MAIN_BRANCH {
-            return Err(EngineError::invalid(
-                "fast-forward needs a branch other than 'main' (main cannot be fast-forwarded to itself)",
-            ));
-        }
-        self.require_branch(name).await?;
+        self.require_other_branch(
+            "fast-forward",
+            name,
+            "fast-forward needs a branch other than 'main' (main cannot be fast-forwarded to itself)",
+        )
+        .await?;
         let branch = SnapshotReader::new(self.store.clone(), self.branch_paths(name));
         let branch_ids = branch.list_snapshot_ids().await?;
         let (Some(&earliest), Some(&latest)) = (branch_ids.first(), branch_ids.last()) else {
