@@ -10,10 +10,12 @@ use tidelake_format::types::{DataField, DataType};
 use tidelake_store::{PutOutcome, WarehouseStore};
 
 use crate::error::{EngineError, Result};
+use crate::evolution;
+pub use crate::evolution::ColumnPosition;
 use crate::kv::TablePaths;
 use crate::options::TableOptions;
 use crate::snapshots::SnapshotReader;
-pub use crate::table::Identifier;
+pub use crate::table::{is_valid_name, Identifier};
 use crate::table::{validate_name, Table};
 use crate::views::ViewStore;
 
@@ -52,6 +54,34 @@ pub enum SchemaChange {
     },
     RemoveOption {
         key: String,
+    },
+    /// Keeps the field id (see [`crate::evolution`] for Paimon's rules).
+    RenameColumn {
+        from: String,
+        to: String,
+    },
+    DropColumn {
+        name: String,
+    },
+    /// `keep_nullability`: change only the type (Spark's `ALTER COLUMN c
+    /// TYPE t`); otherwise the nullability of `data_type` too (Flink's
+    /// `MODIFY c t`).
+    UpdateColumnType {
+        name: String,
+        data_type: DataType,
+        keep_nullability: bool,
+    },
+    UpdateColumnNullability {
+        name: String,
+        nullable: bool,
+    },
+    UpdateColumnComment {
+        name: String,
+        comment: Option<String>,
+    },
+    UpdateColumnPosition {
+        name: String,
+        position: ColumnPosition,
     },
 }
 
@@ -337,6 +367,45 @@ impl Catalog {
         Ok(())
     }
 
+    /// `ALTER TABLE from RENAME TO to`: Paimon's filesystem catalog moves the
+    /// table's folder. Only local disk can move a folder in one step; object
+    /// stores would copy and delete object by object, and readers and
+    /// writers could meet a half-moved table, so there it is refused. (On
+    /// local disk too, writers still running on the old name must stop
+    /// first: they would recreate the old folder.)
+    pub async fn rename_table(&self, from: &Identifier, to: &Identifier) -> Result<()> {
+        validate_name("table", &to.table)?;
+        if !self.store.renames_folders() {
+            return Err(EngineError::Unsupported(format!(
+                "cannot rename table '{from}' in warehouse '{}': an object store cannot rename a folder, so every file of the table would be copied and deleted one by one, and readers or writers meanwhile would see a half-moved table. Copy it instead (CREATE TABLE {to} LIKE {from}; INSERT INTO {to} SELECT * FROM {from}; DROP TABLE {from})",
+                self.warehouse_uri()
+            )));
+        }
+        let source = Self::table_paths(from);
+        let reader = SnapshotReader::new(self.store.clone(), source.clone());
+        if reader.list_schema_ids().await?.is_empty() {
+            return Err(EngineError::TableNotFound(from.to_string()));
+        }
+        if !self.database_exists(&to.database).await? {
+            return Err(EngineError::DatabaseNotFound(to.database.clone()));
+        }
+        if self.views().exists(to).await? {
+            return Err(EngineError::invalid(format!(
+                "cannot rename table '{from}' to '{to}': a view of that name exists (tables and views share names)"
+            )));
+        }
+        let target = Self::table_paths(to);
+        let (dirs, _) = self
+            .store
+            .list_dir(&Self::database_path(&to.database))
+            .await?;
+        if dirs.iter().any(|d| d.trim_end_matches('/') == target.root) {
+            return Err(EngineError::TableAlreadyExists(to.to_string()));
+        }
+        self.store.rename_dir(&source.root, &target.root).await?;
+        Ok(())
+    }
+
     pub async fn load_table(&self, id: &Identifier) -> Result<Table> {
         let paths = Self::table_paths(id);
         let reader = SnapshotReader::new(self.store.clone(), paths);
@@ -369,8 +438,13 @@ impl Catalog {
         for _attempt in 0..10 {
             let table = self.load_table(id).await?;
             let mut schema = table.schema().clone();
+            let has_rows = match table.snapshots().latest_snapshot().await? {
+                // Unknown counts (older writers) count as rows.
+                Some(s) => s.total_record_count != Some(0),
+                None => false,
+            };
             for change in &changes {
-                apply_change(&mut schema, change, id)?;
+                apply_change(&mut schema, change, id, has_rows)?;
             }
             crate::table::checked_layout(schema.clone())?;
             schema.id += 1;
@@ -394,7 +468,13 @@ impl Catalog {
     }
 }
 
-fn apply_change(schema: &mut TableSchema, change: &SchemaChange, id: &Identifier) -> Result<()> {
+fn apply_change(
+    schema: &mut TableSchema,
+    change: &SchemaChange,
+    id: &Identifier,
+    has_rows: bool,
+) -> Result<()> {
+    let table = id.to_string();
     match change {
         SchemaChange::AddColumn {
             name,
@@ -439,6 +519,25 @@ fn apply_change(schema: &mut TableSchema, change: &SchemaChange, id: &Identifier
                 )));
             }
             schema.options.remove(key);
+        }
+        SchemaChange::RenameColumn { from, to } => {
+            validate_name("column", to)?;
+            evolution::rename_column(schema, from, to, &table)?;
+        }
+        SchemaChange::DropColumn { name } => evolution::drop_column(schema, name, &table)?,
+        SchemaChange::UpdateColumnType {
+            name,
+            data_type,
+            keep_nullability,
+        } => evolution::set_type(schema, name, data_type, *keep_nullability, has_rows, &table)?,
+        SchemaChange::UpdateColumnNullability { name, nullable } => {
+            evolution::set_nullable(schema, name, *nullable, has_rows, &table)?
+        }
+        SchemaChange::UpdateColumnComment { name, comment } => {
+            evolution::set_comment(schema, name, comment.as_deref(), &table)?
+        }
+        SchemaChange::UpdateColumnPosition { name, position } => {
+            evolution::move_column(schema, name, position, &table)?
         }
     }
     Ok(())

@@ -22,7 +22,7 @@ const LAYERS: &[&[&str]] = &[
     &["kv", "options", "stats"],
     // Pure LSM logic (key order, sorted runs, level overlap, sections) and
     // the facts derived from a schema.
-    &["lsm", "layout"],
+    &["lsm", "layout", "evolution"],
     // Manifests, snapshots and the merge engines' functions.
     &["manifests", "snapshots", "mergefn"],
     // Fenced progress, read from snapshots' properties.

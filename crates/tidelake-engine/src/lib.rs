@@ -48,6 +48,7 @@ mod catalog;
 pub mod commit;
 mod compact;
 mod error;
+mod evolution;
 mod files;
 mod index;
 pub mod introspect;
@@ -70,7 +71,10 @@ mod write;
 #[cfg(test)]
 mod layers_test;
 
-pub use catalog::{Catalog, ColumnSpec, Identifier, SchemaChange, TableSpec, DEFAULT_DATABASE};
+pub use catalog::{
+    is_valid_name, Catalog, ColumnPosition, ColumnSpec, Identifier, SchemaChange, TableSpec,
+    DEFAULT_DATABASE,
+};
 pub use compact::{CompactOptions, CompactOutcome, CompactionHandle};
 pub use error::{EngineError, Result};
 pub use kv::RowKind;
@@ -80,7 +84,7 @@ pub use lifecycle::{
 pub use orchestrate::{BackgroundCompactor, BackgroundSummary};
 pub use progress::{newest_recorded, read_progress, OwnerProgress, ProgressOwner, PROGRESS_PREFIX};
 pub use read::predicate::{CompareOp, Predicate};
-pub use read::scan::{ScanBuilder, ScanPlan, Split};
+pub use read::scan::{ScanBuilder, ScanPlan, ScanStats, Split};
 pub use read::stream::{
     ChangeReader, ChangeSource, SnapshotChanges, SnapshotRef, StartMode, StreamOptions,
     ROW_KIND_COLUMN,

@@ -41,16 +41,20 @@ impl fmt::Display for Identifier {
     }
 }
 
-/// A database, table or view name is one path segment, and never holds
-/// '$' (which selects system tables, branches and time travel).
-pub(crate) fn validate_name(kind: &str, name: &str) -> Result<()> {
-    let bad = name.is_empty()
+/// Whether `name` may name a database, table, view or column: not empty, no
+/// '/', '\\', '$' (system tables, branches, time travel) or control
+/// characters, no leading '.'.
+pub fn is_valid_name(name: &str) -> bool {
+    !(name.is_empty()
         || name.starts_with('.')
         || name
             .chars()
             .any(|c| c == '/' || c == '\\' || c.is_control())
-        || name.contains('$');
-    if bad {
+        || name.contains('$'))
+}
+
+pub(crate) fn validate_name(kind: &str, name: &str) -> Result<()> {
+    if !is_valid_name(name) {
         return Err(EngineError::invalid(format!(
             "'{name}' is not a valid {kind} name (no '/', '\\', '$', control characters or leading '.')"
         )));

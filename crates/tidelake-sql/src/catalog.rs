@@ -389,7 +389,7 @@ pub(crate) async fn travel_provider(
 
 /// Any name DataFusion may ask for: a table, a past snapshot of one, or a
 /// system table.
-async fn load_any(
+pub(crate) async fn load_any(
     catalog: &Catalog,
     database: &str,
     name: &str,
@@ -543,8 +543,13 @@ impl SchemaProvider for TidelakeDatabase {
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>, DataFusionError> {
-        let provider = self.table_or_view(name).await.map_err(to_df)?;
-        Ok(Some(provider))
+        // A missing table (and view) is None, as DataFusion expects: the
+        // name may be a table function's (see `builtins`).
+        match self.table_or_view(name).await {
+            Ok(provider) => Ok(Some(provider)),
+            Err(SqlError::UndefinedTable(_)) => Ok(None),
+            Err(e) => Err(to_df(e)),
+        }
     }
 
     fn table_exist(&self, name: &str) -> bool {

@@ -14,6 +14,8 @@ use tidelake_engine::{ColumnSpec, DataType, SchemaChange};
 use crate::error::{Position, Result, SqlError};
 use crate::lexer::{shift_position, LineIndex, RawStatement};
 
+mod evolution;
+
 /// `[database.]table` as written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct TableName {
@@ -41,6 +43,10 @@ pub(crate) struct CreateTable {
     pub comment: Option<String>,
     /// `WATERMARK FOR column AS expression`: the column and the text.
     pub watermark: Option<(String, String)>,
+    /// `CREATE TABLE ... AS <query>`: the query's text.
+    pub query: Option<String>,
+    /// `CREATE TABLE ... LIKE <source>`.
+    pub like: Option<TableName>,
 }
 
 impl CreateTable {
@@ -109,6 +115,10 @@ pub(crate) enum DdlStatement {
     AlterTable {
         name: TableName,
         changes: Vec<SchemaChange>,
+    },
+    RenameTable {
+        from: TableName,
+        to: TableName,
     },
 }
 
@@ -386,21 +396,22 @@ impl<'a> Parser<'a> {
     fn create_table(&mut self) -> Result<CreateTable> {
         let if_not_exists = self.if_not_exists()?;
         let name = self.table_name()?;
-        if self.is_keyword_at(0, "AS") || self.is_keyword_at(0, "LIKE") {
-            return Err(SqlError::Unsupported(format!(
-                "CREATE TABLE ... {} is not supported yet: declare the columns",
-                if self.is_keyword_at(0, "AS") {
-                    "AS SELECT"
-                } else {
-                    "LIKE"
-                }
-            )));
+        if self.parse_keyword("LIKE") {
+            let source = self.table_name()?;
+            return Ok(CreateTable::like(name, if_not_exists, source));
         }
-        self.expect(&Token::LParen)?;
         let mut columns = Vec::new();
         let mut primary_key = Vec::new();
         let mut watermark = None;
+        // CREATE TABLE ... AS SELECT may leave out the parentheses.
+        let has_body = self.consume(&Token::LParen);
+        if !has_body && !self.starts_table_clause() {
+            return Err(self.error("'(' or AS"));
+        }
         loop {
+            if !has_body {
+                break;
+            }
             if self.is_keyword_at(0, "PRIMARY") || self.is_keyword_at(0, "CONSTRAINT") {
                 if !primary_key.is_empty() {
                     return Err(SqlError::syntax(
@@ -435,6 +446,8 @@ impl<'a> Parser<'a> {
             options: BTreeMap::new(),
             comment: None,
             watermark,
+            query: None,
+            like: None,
         };
         let (mut seen_comment, mut seen_partition, mut seen_with) = (false, false, false);
         while self.peek().is_some() {
@@ -451,11 +464,15 @@ impl<'a> Parser<'a> {
             } else if self.parse_keyword("WITH") && !seen_with {
                 seen_with = true;
                 table.options = self.options()?;
+            } else if self.parse_keyword("AS") {
+                table.query = Some(self.rest_as_query()?);
+            } else if self.spark_clause(&mut table)? {
             } else {
                 self.pos = start;
-                return Err(self.error("COMMENT, PARTITIONED BY or WITH (each at most once)"));
+                return Err(self.error("COMMENT, PARTITIONED BY, WITH (each at most once) or AS"));
             }
         }
+        self.finish_create(&mut table, has_body)?;
         Ok(table)
     }
 
@@ -595,7 +612,9 @@ impl<'a> Parser<'a> {
                     || (self.is_keyword_at(0, "NOT") && self.is_keyword_at(1, "NULL"))
                     || self.is_keyword_at(0, "NULL")
                     || (self.is_keyword_at(0, "PRIMARY") && self.is_keyword_at(1, "KEY"))
-                    || self.is_keyword_at(0, "COMMENT"));
+                    || self.is_keyword_at(0, "COMMENT")
+                    || self.is_keyword_at(0, "FIRST")
+                    || self.is_keyword_at(0, "AFTER"));
             if stop {
                 break;
             }
@@ -645,25 +664,11 @@ impl<'a> Parser<'a> {
     fn alter_table(&mut self) -> Result<DdlStatement> {
         let name = self.table_name()?;
         let mut changes = Vec::new();
+        if let Some(statement) = self.evolution_changes(&name)? {
+            return Ok(statement);
+        }
         if self.parse_keyword("ADD") {
-            let add = |c: ColumnDef| SchemaChange::AddColumn {
-                name: c.name,
-                data_type: c.data_type,
-                comment: c.comment,
-            };
-            if self.consume(&Token::LParen) {
-                loop {
-                    changes.push(add(self.column_def(false)?));
-                    if self.consume(&Token::Comma) {
-                        continue;
-                    }
-                    self.expect(&Token::RParen)?;
-                    break;
-                }
-            } else {
-                self.parse_keyword("COLUMN");
-                changes.push(add(self.column_def(false)?));
-            }
+            self.column_changes(Self::added_column, &mut changes)?;
         } else if self.parse_keyword("SET") {
             for (key, value) in self.options()? {
                 changes.push(SchemaChange::SetOption { key, value });
@@ -680,7 +685,9 @@ impl<'a> Parser<'a> {
                 break;
             }
         } else {
-            return Err(self.error("ADD, SET or RESET after ALTER TABLE name"));
+            return Err(
+                self.error("ADD, DROP, RENAME, ALTER, MODIFY, SET or RESET after ALTER TABLE name")
+            );
         }
         if changes.is_empty() {
             return Err(self.error("at least one change"));
@@ -695,7 +702,7 @@ mod tests {
     use crate::lexer::split_statements;
     use tidelake_engine::DataTypeKind;
 
-    fn parse(sql: &str) -> Result<DdlStatement> {
+    pub(super) fn parse(sql: &str) -> Result<DdlStatement> {
         let statements = split_statements(sql)?;
         assert_eq!(statements.len(), 1);
         assert!(is_ddl(&statements[0]), "{sql}");
@@ -850,7 +857,6 @@ mod tests {
             DdlStatement::AlterTable { changes, .. } => assert_eq!(changes.len(), 2),
             other => panic!("{other:?}"),
         }
-        assert!(parse("ALTER TABLE t RENAME TO u").is_err());
     }
 
     #[test]

@@ -107,6 +107,9 @@ pub enum SqlError {
     /// A metadata or data file that is corrupt or missing.
     #[error("{0}")]
     Corrupt(String),
+    /// A file or glob outside the warehouse that names no file.
+    #[error("{0}")]
+    UndefinedFile(String),
     #[error("I/O error: {0}")]
     Io(String),
     #[error("{0}")]
@@ -142,6 +145,7 @@ impl SqlError {
             SqlError::CommitConflict(_) => "40001",
             SqlError::CommitUnknown(_) => "40003",
             SqlError::Corrupt(_) => "XX001",
+            SqlError::UndefinedFile(_) => "58P01",
             SqlError::Io(_) => "58030",
             SqlError::ResourcesExhausted(_) => "53000",
             SqlError::Execution(_) => "22000",

@@ -62,7 +62,19 @@ async fn plan(
         ));
     };
     let table_ref = object_name_to_table_reference(name.clone(), true)?;
-    let provider = ctx.table_provider(table_ref.clone()).await?;
+    let provider = ctx.table_provider(table_ref.clone()).await.map_err(|e| {
+        match SqlError::from(e) {
+            // Named as the planner names it, for `builtins::explain_missing_table`.
+            SqlError::Plan(m) if m.starts_with("No table named") => {
+                let defaults = &state.config_options().catalog;
+                let resolved = table_ref
+                    .clone()
+                    .resolve(&defaults.default_catalog, &defaults.default_schema);
+                SqlError::UndefinedTable(resolved.to_string())
+            }
+            other => other,
+        }
+    })?;
     let target = provider.schema();
     let query = DfStatement::Statement(Box::new(SqlStatement::Query(Box::new(source.clone()))));
     let source_plan = state.statement_to_plan(query).await?;

@@ -17,8 +17,10 @@
 //! [`watermark`] (what a table's declared watermark means) and [`SqlError`].
 //!
 //! It reads and writes tables only through `tidelake-engine` (Arrow batches,
-//! predicates, writers): it must not know file formats, object stores or
-//! the layout of the warehouse. Protocol servers and the command line use
+//! predicates, writers): it must not know the file formats, object stores or
+//! layout of the warehouse. Files *outside* the warehouse (`read_parquet`,
+//! `FROM 'path'`, `COPY`) are DataFusion's formats over object stores that
+//! the warehouse's store configures (`files`, `file_scans`, `copy`). Protocol servers and the command line use
 //! it through [`QueryHandler`] and [`Session`].
 //!
 //! ```no_run
@@ -30,16 +32,22 @@
 //! # Ok(()) }
 //! ```
 
+mod builtins;
 mod catalog;
+mod copy;
+mod create_from;
 mod ddl;
 mod describe;
 mod dml;
 mod error;
+mod file_scans;
+mod files;
 mod hints;
 mod insert;
 mod lexer;
 mod predicate;
 mod procedures;
+mod progress;
 mod provider;
 mod retry;
 mod session;
@@ -50,6 +58,7 @@ pub mod watermark;
 pub use catalog::{TidelakeCatalog, TidelakeDatabase, SNAPSHOT_SUFFIX};
 pub use error::{Position, Result, SqlError};
 pub use lexer::statement_is_complete;
+pub use progress::StatementProgress;
 pub use provider::TidelakeTable;
 pub use retry::RETRIES_PROPERTY;
 pub use session::{

@@ -17,6 +17,7 @@ use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     execute_stream, DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PhysicalExpr,
@@ -203,6 +204,7 @@ pub(crate) struct ScanExec {
     limit: Option<usize>,
     predicate: Option<Predicate>,
     properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl ScanExec {
@@ -223,6 +225,27 @@ impl ScanExec {
             limit,
             predicate,
             properties,
+            metrics: ExecutionPlanMetricsSet::new(),
+        }
+    }
+
+    /// Records what planning skipped (once, with partition 0) and what
+    /// reading `partition`'s split opens and merges, for `EXPLAIN ANALYZE`.
+    fn record_split_metrics(&self, partition: usize) {
+        let counter =
+            |name: &'static str| MetricBuilder::new(&self.metrics).counter(name, partition);
+        if partition == 0 {
+            let stats = self.plan.stats();
+            counter("manifests_pruned").add(stats.manifests_pruned);
+            counter("files_pruned").add(stats.files_pruned);
+        }
+        let Some(split) = self.plan.splits().get(partition) else {
+            return;
+        };
+        counter("files_read").add(split.files_to_read().count());
+        if self.plan.merges(split) {
+            counter("splits_merged").add(1);
+            counter("sorted_runs_merged").add(split.sorted_runs());
         }
     }
 }
@@ -290,12 +313,18 @@ impl ExecutionPlan for ScanExec {
         }
     }
 
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
     fn execute(
         &self,
         partition: usize,
         _context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
         let schema = self.schema.clone();
+        self.record_split_metrics(partition);
+        let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);
         if self.plan.splits().is_empty() {
             let empty = futures::stream::empty::<DfResult<RecordBatch>>();
             return Ok(Box::pin(RecordBatchStreamAdapter::new(schema, empty)));
@@ -315,6 +344,7 @@ impl ExecutionPlan for ScanExec {
                 // The engine projects the same Arrow schema; re-label so that
                 // nullability and metadata match what DataFusion planned with.
                 let options = RecordBatchOptions::new().with_row_count(Some(b.num_rows()));
+                output_rows.add(b.num_rows());
                 futures::future::ready(
                     RecordBatch::try_new_with_options(
                         conform_schema.clone(),
@@ -496,6 +526,7 @@ async fn write_all(
     let mut writer = table.writer();
     writer.set_overwrite(overwrite);
     let properties = crate::retry::commit_properties(context.session_config());
+    let config = context.session_config().clone();
     let written: Result<u64, SqlError> = async {
         let mut stream = execute_stream(input, context)?;
         let mut rows = 0u64;
@@ -503,6 +534,7 @@ async fn write_all(
             let batch = batch?;
             check_not_null(&table, &batch)?;
             rows += batch.num_rows() as u64;
+            crate::progress::count_rows_written(&config, batch.num_rows());
             writer.write(batch, RowKind::Insert).await?;
         }
         Ok(rows)

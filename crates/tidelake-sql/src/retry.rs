@@ -57,7 +57,7 @@ pub(crate) fn is_write(statement: &RawStatement) -> bool {
     });
     matches!(
         first.as_deref(),
-        Some("INSERT" | "UPDATE" | "DELETE" | "MERGE")
+        Some("INSERT" | "UPDATE" | "DELETE" | "MERGE" | "COPY")
     )
 }
 

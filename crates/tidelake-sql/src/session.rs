@@ -11,6 +11,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::config::Dialect;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::context::{SessionConfig, SessionContext};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{Expr, LogicalPlan, WriteOp};
 use datafusion::sql::parser::{DFParserBuilder, Statement as DfStatement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
@@ -25,6 +26,7 @@ use crate::dml::execute_dml;
 use crate::error::{Result, SqlError};
 use crate::insert::plan_insert_around_nested_values;
 use crate::lexer::{shift_position, split_statements, RawStatement};
+use crate::progress::StatementProgress;
 use crate::retry;
 
 /// The name of the warehouse's catalog in DataFusion (`tidelake.db.table`).
@@ -153,7 +155,7 @@ pub trait QueryHandler: Send + Sync {
 }
 
 /// The DataFusion configuration of a session's statements, with `database`
-/// current: PostgreSQL's dialect, decimal literals, no information schema.
+/// current: PostgreSQL's dialect, decimal literals, `information_schema`.
 /// Contexts outside a session (streaming queries, continuous jobs) start
 /// from it so that their SQL means what the session's does; the default
 /// catalog and database are created empty for them to register tables in.
@@ -161,7 +163,7 @@ pub fn sql_config(database: &str) -> SessionConfig {
     let mut config = SessionConfig::new()
         .with_default_catalog_and_schema(CATALOG_NAME, database)
         .with_create_default_catalog_and_schema(true)
-        .with_information_schema(false);
+        .with_information_schema(true);
     config.options_mut().sql_parser.dialect = Dialect::PostgreSQL;
     // `12.50` is an exact numeric, as in PostgreSQL, not a float.
     config.options_mut().sql_parser.parse_float_as_decimal = true;
@@ -173,6 +175,7 @@ pub struct Session {
     catalog: Catalog,
     tidelake: Arc<TidelakeCatalog>,
     ctx: SessionContext,
+    progress: Arc<StatementProgress>,
 }
 
 impl fmt::Debug for Session {
@@ -194,7 +197,14 @@ impl Session {
     /// A session over an already opened catalog (one per connection).
     pub async fn with_catalog(catalog: Catalog) -> Result<Session> {
         let config = sql_config(DEFAULT_DATABASE).with_create_default_catalog_and_schema(false);
-        let ctx = SessionContext::new_with_config(config);
+        let mut config = config;
+        let progress = Arc::new(StatementProgress::default());
+        crate::progress::attach(&mut config, progress.clone());
+        let runtime = RuntimeEnvBuilder::new()
+            .with_object_store_registry(Arc::new(crate::files::FileStores::new(catalog.clone())))
+            .build_arc()?;
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        crate::file_scans::register(&ctx);
         let tidelake = Arc::new(TidelakeCatalog::new(catalog.clone()));
         tidelake.refresh().await?;
         ctx.register_catalog(CATALOG_NAME, tidelake.clone());
@@ -202,11 +212,18 @@ impl Session {
             catalog,
             tidelake,
             ctx,
+            progress,
         })
     }
 
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    /// The progress of the statement this session is running (reset as
+    /// each statement starts), for a caller to show while it waits.
+    pub fn progress(&self) -> Arc<StatementProgress> {
+        self.progress.clone()
     }
 
     pub fn current_database(&self) -> String {
@@ -282,6 +299,7 @@ impl Session {
     /// Runs a statement and collects its result; a write statement that
     /// loses a commit race runs again (see [`crate::retry`]).
     async fn run_to_completion(&self, statement: &RawStatement) -> Result<StatementResult> {
+        self.progress.reset();
         if !retry::is_write(statement) {
             return self.run(statement).await?.collect().await;
         }
@@ -334,6 +352,26 @@ impl Session {
                     .await?;
             return Ok(streaming(result));
         }
+        if crate::copy::is_copy(statement) {
+            match crate::copy::parse(statement)? {
+                crate::copy::Copy::From(copy) => {
+                    let (state, database) = (self.ctx.state(), self.current_database());
+                    let rows =
+                        crate::copy::copy_from(&state, &self.catalog, &database, copy).await?;
+                    return Ok(StreamingResult::Status(CommandStatus::with_rows(
+                        "COPY", rows,
+                    )));
+                }
+                crate::copy::Copy::To(text) => {
+                    let mut rewritten = split_statements(&text)?;
+                    if let Some(mut copy) = rewritten.pop() {
+                        copy.start = statement.start;
+                        return self.run_datafusion(&copy).await;
+                    }
+                }
+                crate::copy::Copy::DataFusion => {}
+            }
+        }
         if is_ddl(statement) {
             let ddl = parse_ddl(statement)?;
             self.run_ddl(ddl).await
@@ -342,7 +380,7 @@ impl Session {
         }
     }
 
-    fn identifier(&self, name: &TableName) -> Identifier {
+    pub(crate) fn identifier(&self, name: &TableName) -> Identifier {
         let database = name
             .database
             .clone()
@@ -404,6 +442,16 @@ impl Session {
                 let sql = create_statement(&id.database, &id.table, provider.table().schema());
                 rows(names_batch("create_statement", &[sql])?)
             }
+            DdlStatement::CreateTable(create)
+                if create.query.is_some() || create.like.is_some() =>
+            {
+                let status = crate::create_from::create_table_from(self, create).await?;
+                Ok(StreamingResult::Status(status))
+            }
+            DdlStatement::RenameTable { from, to } => {
+                crate::create_from::rename_table(self, &from, &to).await?;
+                status("ALTER TABLE")
+            }
             DdlStatement::CreateTable(create) => {
                 self.create_table(create).await?;
                 status("CREATE TABLE")
@@ -421,7 +469,7 @@ impl Session {
         }
     }
 
-    async fn create_table(&self, create: CreateTable) -> Result<()> {
+    pub(crate) async fn create_table(&self, create: CreateTable) -> Result<()> {
         let id = self.identifier(&create.name);
         let (columns, primary_keys) = create.columns_and_key()?;
         let mut seen = std::collections::HashSet::new();
@@ -483,7 +531,7 @@ impl Session {
         Ok(())
     }
 
-    async fn run_datafusion(&self, statement: &RawStatement) -> Result<StreamingResult> {
+    pub(crate) async fn run_datafusion(&self, statement: &RawStatement) -> Result<StreamingResult> {
         let mut text = statement.text_for_datafusion();
         if let Some(hinted) = crate::hints::apply_branch_hints(&text)? {
             text = hinted;
@@ -509,16 +557,24 @@ impl Session {
         }
         let mut parsed = parsed.remove(0);
         exponent_literals_as_double(&mut parsed);
-        if let DfStatement::CreateExternalTable(_) | DfStatement::CopyTo(_) = parsed {
+        if let DfStatement::CreateExternalTable(_) = parsed {
             return Err(SqlError::Unsupported(
-                "CREATE EXTERNAL TABLE and COPY are not supported: tables live in the warehouse"
+                "CREATE EXTERNAL TABLE is not supported: tables live in the warehouse (read files with read_parquet, read_csv, read_json or FROM 'path')"
                     .into(),
             ));
         }
         let state = self.ctx.state();
-        let plan = match plan_insert_around_nested_values(&self.ctx, &state, &parsed).await? {
-            Some(plan) => plan,
-            None => state.statement_to_plan(parsed).await?,
+        let _scans = crate::file_scans::prepare(&state, &mut parsed).await?;
+        crate::builtins::refresh_for_introspection(&self.tidelake, &state, &parsed).await?;
+        let planned = async {
+            match plan_insert_around_nested_values(&self.ctx, &state, &parsed).await? {
+                Some(plan) => Ok(plan),
+                None => Ok(state.statement_to_plan(parsed).await?),
+            }
+        };
+        let plan = match planned.await {
+            Ok(plan) => plan,
+            Err(e) => return Err(crate::builtins::explain_missing_table(&self.catalog, e).await),
         };
         refuse_foreign_statements(&plan)?;
         match &plan {
@@ -536,6 +592,13 @@ impl Session {
                 let rows = execute_dml(&state, dml).await?;
                 Ok(StreamingResult::Status(CommandStatus::with_rows(
                     command, rows,
+                )))
+            }
+            LogicalPlan::Copy(_) => {
+                let batches = DataFrame::new(state, plan).collect().await?;
+                Ok(StreamingResult::Status(CommandStatus::with_rows(
+                    "COPY",
+                    count_of(&batches)?,
                 )))
             }
             LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(_)) => {
@@ -594,7 +657,6 @@ fn refuse_foreign_statements(plan: &LogicalPlan) -> Result<()> {
             "{} is not supported",
             words(s.name())
         ))),
-        LogicalPlan::Copy(_) => Err(SqlError::Unsupported("COPY is not supported".into())),
         LogicalPlan::Dml(dml) if dml.op == WriteOp::Ctas => Err(SqlError::Unsupported(
             "CREATE TABLE ... AS SELECT is not supported yet".into(),
         )),

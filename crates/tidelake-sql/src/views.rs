@@ -212,7 +212,15 @@ fn query_for_datafusion(query: &str) -> Result<String> {
 async fn plan_query(state: &SessionState, query: &str) -> Result<LogicalPlan> {
     let plan = state
         .create_logical_plan(&query_for_datafusion(query)?)
-        .await?;
+        .await
+        .map_err(|e| match SqlError::from(e) {
+            // Named as in the session's statements: `db.t`.
+            SqlError::UndefinedTable(name) => SqlError::UndefinedTable(
+                name.strip_prefix(&format!("{CATALOG_NAME}."))
+                    .map_or(name.clone(), str::to_string),
+            ),
+            other => other,
+        })?;
     match plan {
         LogicalPlan::Dml(_)
         | LogicalPlan::Ddl(_)

@@ -4,7 +4,9 @@
 //!
 //! Errors print as `[SQLSTATE] message`, so files can pin both the code and
 //! the message: `statement error \[42P01\] table 'default.x' does not exist`.
-//! `$WAREHOUSE` (after `control substitution on`) is the warehouse path.
+//! `$WAREHOUSE` (after `control substitution on`) is the warehouse path,
+//! `$FILES` an empty folder for files the test writes (COPY TO), and
+//! `$DATA` the folder of shipped input files (`tests/data`).
 //! Values print as text; NULL as `NULL`, the empty string as `(empty)`. A
 //! one-column row whose value spans lines (SHOW CREATE TABLE) becomes one
 //! row per line.
@@ -141,6 +143,12 @@ async fn run_file(path: &Path) -> Result<(), String> {
     // For `system` commands that damage the warehouse on purpose
     // (`control substitution on`, then `$WAREHOUSE`).
     runner.set_var("WAREHOUSE".to_string(), warehouse_var);
+    let files = dir.path().join("files");
+    std::fs::create_dir_all(&files)
+        .map_err(|e| format!("cannot create {}: {e}", files.display()))?;
+    runner.set_var("FILES".to_string(), files.to_string_lossy().to_string());
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    runner.set_var("DATA".to_string(), data.to_string_lossy().to_string());
     runner
         .run_file_async(path)
         .await

@@ -127,6 +127,9 @@ struct Backend {
     root: Path,
     kind: BackendKind,
     uri: String,
+    /// The S3 settings the warehouse was opened with, for other buckets
+    /// read or written through [`WarehouseStore::store_for_bucket`].
+    s3_options: Vec<(String, String)>,
     allow_unsafe_commits: bool,
     /// Whether the backend's create-if-absent is atomic; set at open, or on
     /// the first commit when the open-time check could not write.
@@ -180,6 +183,7 @@ impl WarehouseStore {
                 root: Path::default(),
                 kind: BackendKind::Memory,
                 uri: "memory://".to_string(),
+                s3_options: Vec::new(),
                 allow_unsafe_commits: options.allow_unsafe_commits,
                 conditional_put: OnceCell::new_with(Some(ConditionalPut::Atomic)),
             },
@@ -215,6 +219,42 @@ impl WarehouseStore {
     /// Access through it bypasses path checks and fault injection.
     pub fn object_store(&self) -> Arc<dyn ObjectStore> {
         Arc::clone(&self.backend.store)
+    }
+
+    /// A store for files outside the warehouse (SQL's file functions and
+    /// COPY), configured as the warehouse is: for `s3`, a client of
+    /// `bucket` with the warehouse's S3 settings over the `AWS_*`
+    /// environment (the warehouse's own client for its own bucket); for
+    /// `memory`, the warehouse's store if the warehouse is in memory. None
+    /// for any other scheme. Paths in it are bucket keys, not relative to
+    /// the warehouse.
+    pub fn store_for_bucket(
+        &self,
+        scheme: &str,
+        bucket: &str,
+    ) -> Result<Option<Arc<dyn ObjectStore>>> {
+        let own = Arc::clone(&self.backend.store);
+        match (scheme, &self.backend.kind) {
+            ("s3", BackendKind::S3)
+                if self
+                    .backend
+                    .uri
+                    .strip_prefix("s3://")
+                    .is_some_and(|rest| rest.split('/').next() == Some(bucket)) =>
+            {
+                Ok(Some(own))
+            }
+            ("s3", _) => {
+                let uri = format!("s3://{bucket}");
+                Ok(Some(Arc::new(s3_client(
+                    &uri,
+                    bucket,
+                    &self.backend.s3_options,
+                )?)))
+            }
+            ("memory", BackendKind::Memory) => Ok(Some(own)),
+            _ => Ok(None),
+        }
     }
 
     /// The location of relative path `rel` inside [`object_store`](Self::object_store).
@@ -564,6 +604,44 @@ impl WarehouseStore {
         }
     }
 
+    /// Whether [`rename_dir`](Self::rename_dir) works here: local disk only.
+    pub fn renames_folders(&self) -> bool {
+        matches!(self.backend.kind, BackendKind::Local(_))
+    }
+
+    /// Moves the folder `from` to `to` in one step (a rename on local disk;
+    /// `to`'s parent must exist and `to` must not). Object stores have no
+    /// folders to move: there it fails without touching anything.
+    pub async fn rename_dir(&self, from: &str, to: &str) -> Result<()> {
+        const OP: &str = "rename_dir";
+        self.check(OP, OpKind::Write, from)?;
+        let from = normalize_prefix(from)?;
+        let to = normalize_prefix(to)?;
+        if from.is_empty() || to.is_empty() {
+            return Err(StoreError::invalid_path(
+                from,
+                "refusing to rename the warehouse root",
+            ));
+        }
+        let BackendKind::Local(root) = &self.backend.kind else {
+            return Err(StoreError::InvalidUri {
+                uri: self.uri(),
+                message: "an object store cannot rename a folder".into(),
+            });
+        };
+        let target = root.join(to);
+        match tokio::fs::symlink_metadata(&target).await {
+            Ok(_) => {
+                return Err(StoreError::invalid_path(to, "the target already exists"));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::local_io(OP, to, e)),
+        }
+        tokio::fs::rename(root.join(from), &target)
+            .await
+            .map_err(|e| StoreError::local_io(OP, from, e))
+    }
+
     fn check(&self, op: &'static str, kind: OpKind, path: &str) -> Result<()> {
         match &self.faults {
             Some(faults) => faults.before(op, kind, path),
@@ -691,14 +769,20 @@ async fn open_local(uri: &str, path: &FsPath) -> Result<Backend> {
         root: Path::default(),
         kind: BackendKind::Local(root),
         uri: normalized,
+        s3_options: Vec::new(),
         allow_unsafe_commits: false,
         conditional_put: OnceCell::new_with(Some(ConditionalPut::Atomic)),
     })
 }
 
-async fn open_s3(uri: &str, bucket: &str, prefix: &str, options: &OpenOptions) -> Result<Backend> {
+/// An S3 client for `bucket`: the `AWS_*` environment, then `s3_options`.
+fn s3_client(
+    uri: &str,
+    bucket: &str,
+    s3_options: &[(String, String)],
+) -> Result<object_store::aws::AmazonS3> {
     let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-    for (key, value) in &options.s3_options {
+    for (key, value) in s3_options {
         let config_key: AmazonS3ConfigKey =
             key.to_ascii_lowercase()
                 .parse()
@@ -708,10 +792,14 @@ async fn open_s3(uri: &str, bucket: &str, prefix: &str, options: &OpenOptions) -
                 })?;
         builder = builder.with_config(config_key, value);
     }
-    let store = builder.build().map_err(|e| StoreError::InvalidUri {
+    builder.build().map_err(|e| StoreError::InvalidUri {
         uri: uri.to_string(),
         message: format!("cannot configure S3: {e}"),
-    })?;
+    })
+}
+
+async fn open_s3(uri: &str, bucket: &str, prefix: &str, options: &OpenOptions) -> Result<Backend> {
+    let store = s3_client(uri, bucket, &options.s3_options)?;
     let normalized = match prefix {
         "" => format!("s3://{bucket}"),
         prefix => format!("s3://{bucket}/{prefix}"),
@@ -751,6 +839,7 @@ async fn open_s3(uri: &str, bucket: &str, prefix: &str, options: &OpenOptions) -
         root,
         kind: BackendKind::S3,
         uri: normalized,
+        s3_options: options.s3_options.clone(),
         allow_unsafe_commits: options.allow_unsafe_commits,
         conditional_put,
     })
@@ -894,6 +983,7 @@ mod tests {
                 root: Path::parse("wh").unwrap(),
                 kind: BackendKind::S3,
                 uri: "s3://test/wh".to_string(),
+                s3_options: Vec::new(),
                 allow_unsafe_commits,
                 conditional_put: OnceCell::new(),
             }),

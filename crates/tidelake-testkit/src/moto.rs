@@ -131,8 +131,8 @@ impl MotoServer {
         }
     }
 
-    /// moto accepts unsigned requests, so a bare HTTP PUT makes a bucket.
-    fn create_bucket(&self, bucket: &str) -> Result<(), String> {
+    /// Makes another bucket (moto accepts unsigned requests: a bare HTTP PUT).
+    pub fn create_bucket(&self, bucket: &str) -> Result<(), String> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port))
             .map_err(|e| format!("cannot connect to moto: {e}"))?;
         let request = format!(

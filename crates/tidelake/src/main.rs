@@ -7,7 +7,9 @@
 //! supervisor): it must not know engine internals (files, snapshots,
 //! writers).
 
+mod complete;
 mod output;
+mod progress;
 mod shell;
 mod stream;
 
@@ -182,14 +184,17 @@ fn print_error(code: &str, message: &dyn std::fmt::Display) {
 
 /// Runs statements, printing each result as it completes.
 async fn run_script(session: &Session, sql: &str, format: Format) -> Result<(), SqlError> {
+    let progress = progress::ProgressLine::start(session.progress());
     let mut print = |result: tidelake_sql::StatementResult| {
-        let stdout = std::io::stdout();
-        let stderr = std::io::stderr();
-        let (mut out, mut err) = (stdout.lock(), stderr.lock());
-        if let Err(e) = print_result(&result, format, &mut out, &mut err) {
-            tracing::warn!("could not print a result: {e}");
-        }
-        let _ = out.flush();
+        progress.between_statements(|| {
+            let stdout = std::io::stdout();
+            let stderr = std::io::stderr();
+            let (mut out, mut err) = (stdout.lock(), stderr.lock());
+            if let Err(e) = print_result(&result, format, &mut out, &mut err) {
+                tracing::warn!("could not print a result: {e}");
+            }
+            let _ = out.flush();
+        });
     };
     session.execute_each(sql, &mut print).await.map(|_| ())
 }

@@ -109,37 +109,46 @@ impl Table {
         self.paths().on_branch(Some(name))
     }
 
-    /// Every branch of the table, by name.
-    pub async fn list_branches(&self) -> Result<Vec<BranchInfo>> {
+    /// The branches' names and folders (one listing), by name.
+    async fn branch_dirs(&self) -> Result<Vec<(String, String)>> {
         let dir = self.paths().branches_dir();
         let (dirs, _) = match self.store.list_dir(&dir).await {
             Ok(listed) => listed,
             Err(StoreError::NotFound { .. }) => return Ok(Vec::new()),
             Err(e) => return Err(e.into()),
         };
+        let mut branches: Vec<(String, String)> = dirs
+            .iter()
+            .filter_map(|d| {
+                let name = file_name(d.trim_end_matches('/')).strip_prefix(BRANCH_PREFIX)?;
+                Some((name.to_string(), d.clone()))
+            })
+            .collect();
+        branches.sort();
+        Ok(branches)
+    }
+
+    /// Every branch of the table, by name.
+    pub async fn list_branches(&self) -> Result<Vec<BranchInfo>> {
         let mut branches = Vec::new();
-        for d in dirs {
-            let Some(name) = file_name(d.trim_end_matches('/')).strip_prefix(BRANCH_PREFIX) else {
-                continue;
-            };
+        for (name, dir) in self.branch_dirs().await? {
             let created = self
                 .store
-                .list(&d)
+                .list(&dir)
                 .await?
                 .iter()
                 .map(|e| e.last_modified.timestamp_millis())
                 .min();
             branches.push(BranchInfo {
-                name: name.to_string(),
+                name,
                 create_time_millis: created,
             });
         }
-        branches.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(branches)
     }
 
     pub async fn branch_exists(&self, name: &str) -> Result<bool> {
-        Ok(self.list_branches().await?.iter().any(|b| b.name == name))
+        Ok(self.branch_dirs().await?.iter().any(|(b, _)| b == name))
     }
 
     async fn require_branch(&self, name: &str) -> Result<()> {
@@ -353,9 +362,9 @@ async fn other_branches(table: &Table) -> Result<Vec<TablePaths>> {
     if table.branch().is_some() {
         out.push(table.paths().on_branch(None));
     }
-    for b in table.list_branches().await? {
-        if table.branch() != Some(b.name.as_str()) {
-            out.push(table.paths().on_branch(Some(&b.name)));
+    for (name, _) in table.branch_dirs().await? {
+        if table.branch() != Some(name.as_str()) {
+            out.push(table.paths().on_branch(Some(&name)));
         }
     }
     Ok(out)
@@ -392,10 +401,10 @@ pub(crate) async fn protect_other_branches(
 /// guess what they reference (as Paimon's does).
 pub(crate) async fn branches_without_schema(table: &Table) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    for b in table.list_branches().await? {
-        let reader = SnapshotReader::new(table.store.clone(), table.branch_paths(&b.name));
+    for (name, _) in table.branch_dirs().await? {
+        let reader = SnapshotReader::new(table.store.clone(), table.branch_paths(&name));
         if reader.list_schema_ids().await?.is_empty() {
-            out.push(b.name);
+            out.push(name);
         }
     }
     Ok(out)

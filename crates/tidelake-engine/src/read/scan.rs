@@ -87,6 +87,19 @@ impl Split {
         self.skip_level0 && self.files_to_read().all(has_no_retractions)
     }
 
+    /// The sorted runs among the files a read opens: each level-0 file is
+    /// one, each higher level one more.
+    pub fn sorted_runs(&self) -> usize {
+        let mut levels = HashSet::new();
+        let mut runs = 0;
+        for file in self.files_to_read() {
+            if file.level == 0 || levels.insert(file.level) {
+                runs += 1;
+            }
+        }
+        runs
+    }
+
     /// The vector of one of the split's files, if it has deleted rows.
     fn vector(&self, file: &DataFileMeta) -> Option<Arc<DeletionVector>> {
         self.deletion_vectors
@@ -108,6 +121,20 @@ pub struct ScanPlan {
     splits: Vec<Split>,
     projection: Vec<usize>,
     projected_schema: SchemaRef,
+    stats: ScanStats,
+}
+
+/// What planning a scan read and skipped (for `EXPLAIN ANALYZE`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScanStats {
+    /// Data manifests of the snapshot.
+    pub manifests: usize,
+    /// Manifests skipped by their partition statistics.
+    pub manifests_pruned: usize,
+    /// Live files of the partitions and levels read, before file skipping.
+    pub files_considered: usize,
+    /// Files skipped by bucket, key or value statistics.
+    pub files_pruned: usize,
 }
 
 impl Table {
@@ -205,6 +232,7 @@ impl ScanBuilder {
                 splits: Vec::new(),
                 projection,
                 projected_schema,
+                stats: ScanStats::default(),
             });
         };
         let ms = table.manifest_store()?;
@@ -214,6 +242,10 @@ impl ScanBuilder {
             .as_ref()
             .and_then(|p| p.restrict(&|c: &str| partition_names.iter().any(|n| n == c)));
         let mut metas = ms.data_manifests(&snap).await?;
+        let mut stats = ScanStats {
+            manifests: metas.len(),
+            ..ScanStats::default()
+        };
         if let Some(pp) = &partition_pred {
             metas.retain(
                 |m| match decode_stats(&m.partition_stats, &layout.partition_types) {
@@ -245,8 +277,10 @@ impl ScanBuilder {
                 Err(_) => true,
             }
         };
+        stats.manifests_pruned = stats.manifests - metas.len();
         let mut live = ms.live_entries(&metas, &keep_partition).await?;
         keep_levels(&table, &mut live, self.levels);
+        stats.files_considered = live.len();
 
         // File skipping by statistics: key columns for primary-key tables
         // (other versions of a key share its key), every column otherwise.
@@ -293,6 +327,7 @@ impl ScanBuilder {
             }
             groups.retain(|_, files| !files.is_empty());
         }
+        stats.files_pruned = stats.files_considered - groups.values().map(Vec::len).sum::<usize>();
         let mut vectors = if with_vectors {
             load_bucket_vectors(&table, &snap, &file_names(&groups)).await?
         } else {
@@ -326,6 +361,7 @@ impl ScanBuilder {
             splits,
             projection,
             projected_schema,
+            stats,
         })
     }
 }
@@ -455,6 +491,17 @@ impl ScanPlan {
 
     pub fn snapshot(&self) -> Option<&Snapshot> {
         self.snapshot.as_ref()
+    }
+
+    /// What planning read and skipped.
+    pub fn stats(&self) -> ScanStats {
+        self.stats
+    }
+
+    /// Whether reading `split` merges its sorted runs (primary-key tables,
+    /// unless deletion vectors let the compacted levels be read as they are).
+    pub fn merges(&self, split: &Split) -> bool {
+        self.table.layout.is_primary_key() && !split.reads_without_merge()
     }
 
     pub fn projected_schema(&self) -> SchemaRef {

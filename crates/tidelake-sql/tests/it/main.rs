@@ -2,4 +2,6 @@
 //! would link a binary of its own). The sqllogictest files run in their own
 //! binary (`tests/sqllogictest.rs`, no libtest harness).
 
+mod explain;
+mod s3_files;
 mod session;

@@ -84,3 +84,22 @@ async fn a_failing_statement_stops_the_script() {
     h.execute("CREATE DATABASE d; USE d").await.unwrap();
     assert_eq!(h.current_database(), "d");
 }
+
+#[tokio::test]
+async fn progress_counts_the_rows_a_statement_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = Session::open(dir.path().to_str().unwrap()).await.unwrap();
+    let progress = session.progress();
+    session
+        .execute("CREATE TABLE t (id BIGINT, PRIMARY KEY (id) NOT ENFORCED)")
+        .await
+        .unwrap();
+    session
+        .execute("INSERT INTO t SELECT unnest(range(1, 2501))")
+        .await
+        .unwrap();
+    assert_eq!(progress.rows_written(), 2500);
+    // The next statement starts from zero.
+    session.execute("SELECT count(*) FROM t").await.unwrap();
+    assert_eq!(progress.rows_written(), 0);
+}

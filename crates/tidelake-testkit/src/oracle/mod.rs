@@ -351,6 +351,27 @@ pub fn canon_job(output: &str) -> Json {
     ])
 }
 
+/// A check job: `actual` (a read or canon job) must hold exactly the
+/// `expected` rows of `fields`; `extra` adds members such as
+/// `primary_keys` or `partition_keys` that a read table must have too.
+pub fn check_job(
+    label: String,
+    fields: &Json,
+    expected: &[Json],
+    extra: &[(&str, Json)],
+    actual: Json,
+) -> Json {
+    let mut members = vec![
+        ("op", Json::str("check")),
+        ("label", Json::Str(label)),
+        ("fields", fields.clone()),
+        ("expected", Json::Arr(expected.to_vec())),
+    ];
+    members.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
+    members.push(("actual", actual));
+    Json::obj(members)
+}
+
 pub fn fields(columns: &[(&str, &str)]) -> Json {
     Json::Arr(
         columns

@@ -7,7 +7,9 @@ mod concurrent_writers;
 mod crash;
 mod interop;
 mod interop_branches;
+mod interop_evolution;
 mod interop_lsm;
+mod shell;
 mod stream_cli;
 mod stream_jobs;
 
