@@ -2,7 +2,7 @@
 //! (`<table>/branch/branch-<name>/`, Paimon's layout) must be read exactly
 //! by pypaimon (`catalog.get_table("db.t$branch_dev")`), with main left as
 //! it was; and a branch pypaimon creates must be read and written by
-//! Tidelake, and read back by pypaimon.
+//! Tidelake, and read back by pypaimon. pypaimon-rust reads a branch too.
 
 use tidelake_testkit::oracle::*;
 use tidelake_testkit::warehouse::KeptOnFailure;
@@ -22,6 +22,17 @@ fn rows(values: &[(i64, &str)]) -> Vec<Json> {
 /// pypaimon must read exactly `expected` from `table` (a name in the
 /// interop database, `bt` or `bt$branch_dev`).
 fn check(warehouse: &std::path::Path, label: &str, table: &str, expected: &[(i64, &str)]) -> Json {
+    check_with(warehouse, label, table, expected, "pypaimon")
+}
+
+/// As [`check`], read by `implementation`.
+fn check_with(
+    warehouse: &std::path::Path,
+    label: &str,
+    table: &str,
+    expected: &[(i64, &str)],
+    implementation: &str,
+) -> Json {
     Json::obj([
         ("op", Json::str("check")),
         ("label", Json::str(label)),
@@ -30,7 +41,7 @@ fn check(warehouse: &std::path::Path, label: &str, table: &str, expected: &[(i64
         ("primary_keys", Json::strs(["id"])),
         ("partition_keys", Json::Arr(vec![])),
         ("options", Json::obj([("bucket", Json::str("2"))])),
-        ("actual", read_job(warehouse, table, "pypaimon", None)),
+        ("actual", read_job(warehouse, table, implementation, None)),
     ])
 }
 
@@ -74,6 +85,13 @@ fn pypaimon_reads_branches_tidelake_writes_and_back() {
                 "branch fresh (no tag), read by pypaimon",
                 &format!("{TABLE}$branch_fresh"),
                 &[(7, "fresh")],
+            ),
+            check_with(
+                warehouse,
+                "branch dev, read by pypaimon-rust",
+                &format!("{TABLE}$branch_dev"),
+                &[(2, "B"), (3, "c"), (5, "dev only"), (6, "hinted")],
+                "pypaimon-rust",
             ),
             // pypaimon makes a branch of its own from the same tag.
             Json::obj([
