@@ -610,7 +610,9 @@ impl Committer<'_> {
         }
         // Replaced: (partition, bucket, type) of every new entry, the
         // buckets whose vectors were rewritten, and, for an overwrite, the
-        // vectors of the partitions it replaces (their data files are gone).
+        // vectors and key hashes of the partitions it replaces (their data
+        // files are gone; a dropped partition's keys must not steer later
+        // writes).
         let mut replaced: HashSet<(&[u8], i32, &str)> = request
             .index_entries
             .iter()
@@ -630,7 +632,7 @@ impl Committer<'_> {
             ));
         }
         let overwritten = |e: &IndexManifestEntry| {
-            is_dv(e)
+            (is_dv(e) || is_hash(e))
                 && request
                     .overwrite_partitions
                     .as_ref()

@@ -81,7 +81,10 @@ pub use kv::RowKind;
 pub use lifecycle::{
     validate_branch_name, BranchInfo, ExpireOptions, ExpireOutcome, OrphanOptions, MAIN_BRANCH,
 };
-pub use orchestrate::{BackgroundCompactor, BackgroundSummary};
+pub use orchestrate::{
+    parse_partition_time, BackgroundCompactor, BackgroundSummary, ExpireStrategy,
+    PartitionExpireOptions, PartitionInfo,
+};
 pub use progress::{newest_recorded, read_progress, OwnerProgress, ProgressOwner, PROGRESS_PREFIX};
 pub use read::predicate::{CompareOp, Predicate};
 pub use read::scan::{ScanBuilder, ScanPlan, ScanStats, Split};
@@ -94,4 +97,4 @@ pub use tidelake_format::binary_row::Datum;
 pub use tidelake_format::schema::TableSchema;
 pub use tidelake_format::types::{DataField, DataType, DataTypeKind};
 pub use tidelake_store::StoreError;
-pub use write::{BatchChange, RewriteOutcome, TableWriter};
+pub use write::{BatchChange, OverwriteScope, PreparedAppendRewrite, RewriteOutcome, TableWriter};

@@ -145,28 +145,33 @@ pub(crate) fn is_ddl(statement: &RawStatement) -> bool {
 
 /// Parses a statement for which `is_ddl` holds.
 pub(crate) fn parse_ddl(statement: &RawStatement) -> Result<DdlStatement> {
-    let mut p = Parser {
-        statement,
-        pos: 0,
-        lines: LineIndex::new(&statement.text),
-    };
+    let mut p = Parser::new(statement);
     let parsed = p.statement()?;
     p.expect_end()?;
     Ok(parsed)
 }
 
-struct Parser<'a> {
+/// A parser over a statement's tokens (also used by `crate::partitions`).
+pub(crate) struct Parser<'a> {
     statement: &'a RawStatement,
-    pos: usize,
+    pub(crate) pos: usize,
     lines: LineIndex<'a>,
 }
 
 impl<'a> Parser<'a> {
+    pub(crate) fn new(statement: &'a RawStatement) -> Self {
+        Parser {
+            statement,
+            pos: 0,
+            lines: LineIndex::new(&statement.text),
+        }
+    }
+
     fn tokens(&self) -> &'a [TokenWithSpan] {
         &self.statement.tokens
     }
 
-    fn peek(&self) -> Option<&'a Token> {
+    pub(crate) fn peek(&self) -> Option<&'a Token> {
         self.tokens().get(self.pos).map(|t| &t.token)
     }
 
@@ -195,7 +200,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn error(&self, expected: &str) -> SqlError {
+    pub(crate) fn error(&self, expected: &str) -> SqlError {
         SqlError::syntax(
             format!("expected {expected}, found {}", self.describe_current()),
             self.position_of(self.pos),
@@ -206,7 +211,7 @@ impl<'a> Parser<'a> {
         matches!(self.peek_at(ahead), Some(Token::Word(w)) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(kw))
     }
 
-    fn parse_keyword(&mut self, kw: &str) -> bool {
+    pub(crate) fn parse_keyword(&mut self, kw: &str) -> bool {
         if self.is_keyword_at(0, kw) {
             self.pos += 1;
             true
@@ -228,7 +233,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn expect_keyword(&mut self, kw: &str) -> Result<()> {
+    pub(crate) fn expect_keyword(&mut self, kw: &str) -> Result<()> {
         if self.parse_keyword(kw) {
             Ok(())
         } else {
@@ -236,7 +241,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn consume(&mut self, token: &Token) -> bool {
+    pub(crate) fn consume(&mut self, token: &Token) -> bool {
         if self.peek() == Some(token) {
             self.pos += 1;
             true
@@ -253,14 +258,14 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn expect_end(&self) -> Result<()> {
+    pub(crate) fn expect_end(&self) -> Result<()> {
         match self.peek() {
             None => Ok(()),
             Some(_) => Err(self.error("the end of the statement")),
         }
     }
 
-    fn identifier(&mut self, what: &str) -> Result<String> {
+    pub(crate) fn identifier(&mut self, what: &str) -> Result<String> {
         match self.peek() {
             Some(Token::Word(w)) => {
                 self.pos += 1;
@@ -287,7 +292,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn table_name(&mut self) -> Result<TableName> {
+    pub(crate) fn table_name(&mut self) -> Result<TableName> {
         let first = self.identifier("a table name")?;
         if self.consume(&Token::Period) {
             let table = self.identifier("a table name after '.'")?;
@@ -306,7 +311,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn if_not_exists(&mut self) -> Result<bool> {
+    pub(crate) fn if_not_exists(&mut self) -> Result<bool> {
         if self.parse_keyword("IF") {
             self.expect_keyword("NOT")?;
             self.expect_keyword("EXISTS")?;
@@ -316,7 +321,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn if_exists(&mut self) -> Result<bool> {
+    pub(crate) fn if_exists(&mut self) -> Result<bool> {
         if self.parse_keyword("IF") {
             self.expect_keyword("EXISTS")?;
             Ok(true)

@@ -23,15 +23,13 @@ use datafusion::common::DFSchemaRef;
 use datafusion::datasource::source_as_provider;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::{DmlStatement, Expr, LogicalPlan, WriteOp};
-use datafusion::physical_plan::{execute_stream, PhysicalExpr};
-use futures::StreamExt;
-use tidelake_engine::introspect::CommitKind;
+use datafusion::physical_plan::PhysicalExpr;
 use tidelake_engine::options::MergeEngine;
 use tidelake_engine::{EngineError, RowKind, Table};
 
 use crate::error::{Result, SqlError};
 use crate::predicate::to_predicate;
-use crate::provider::{check_not_null, TidelakeTable};
+use crate::provider::{write_rows, TidelakeTable};
 
 /// Which DML statement runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,9 +44,10 @@ pub(crate) async fn execute_dml(state: &SessionState, dml: &DmlStatement) -> Res
         WriteOp::Delete => DmlKind::Delete,
         WriteOp::Update => DmlKind::Update,
         WriteOp::Truncate => {
-            return Err(SqlError::Unsupported(
-                "TRUNCATE is not supported; use DELETE FROM <table>".into(),
-            ))
+            let table = writable_table(dml)?;
+            let properties = crate::retry::commit_properties(state.config());
+            table.truncate(properties).await?;
+            return Ok(0);
         }
         ref other => {
             return Err(SqlError::Internal(format!(
@@ -56,20 +55,7 @@ pub(crate) async fn execute_dml(state: &SessionState, dml: &DmlStatement) -> Res
             )))
         }
     };
-    let provider = source_as_provider(&dml.target)?;
-    let Some(ours) = provider.downcast_ref::<TidelakeTable>() else {
-        return Err(SqlError::Unsupported(format!(
-            "table '{}' cannot be changed",
-            dml.table_name
-        )));
-    };
-    if let Some(snapshot) = ours.snapshot() {
-        return Err(SqlError::Unsupported(format!(
-            "table '{}' as of snapshot {snapshot} is read-only",
-            ours.table().identifier()
-        )));
-    }
-    let table = ours.table().clone();
+    let table = writable_table(dml)?;
     if kind == DmlKind::Update {
         refuse_key_changes(&table, &dml.input)?;
     }
@@ -85,6 +71,24 @@ pub(crate) async fn execute_dml(state: &SessionState, dml: &DmlStatement) -> Res
     } else {
         rewrite_append(state, &table, &dml.input, kind).await
     }
+}
+
+/// The table a DML statement changes: one of ours, at its latest snapshot.
+pub(crate) fn writable_table(dml: &DmlStatement) -> Result<Table> {
+    let provider = source_as_provider(&dml.target)?;
+    let Some(ours) = provider.downcast_ref::<TidelakeTable>() else {
+        return Err(SqlError::Unsupported(format!(
+            "table '{}' cannot be changed",
+            dml.table_name
+        )));
+    };
+    if let Some(snapshot) = ours.snapshot() {
+        return Err(SqlError::Unsupported(format!(
+            "table '{}' as of snapshot {snapshot} is read-only",
+            ours.table().identifier()
+        )));
+    }
+    Ok(ours.table().clone())
 }
 
 /// The columns an UPDATE assigns: its projection is `expr AS column` for
@@ -135,32 +139,16 @@ async fn write_by_key(
         DmlKind::Update => RowKind::Insert,
     };
     let physical = state.create_physical_plan(input).await?;
-    let mut writer = table.writer();
-    let written: Result<u64> = async {
-        let mut stream = execute_stream(physical, state.task_ctx())?;
-        let mut rows = 0u64;
-        while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            if row_kind == RowKind::Insert {
-                check_not_null(table, &batch)?;
-            }
-            rows += batch.num_rows() as u64;
-            writer.write(batch, row_kind).await?;
-        }
-        Ok(rows)
-    }
-    .await;
-    match written {
-        Ok(rows) => {
-            let properties = crate::retry::commit_properties(state.config());
-            writer.commit_with(CommitKind::Append, properties).await?;
-            Ok(rows)
-        }
-        Err(e) => {
-            writer.abort().await;
-            Err(e)
-        }
-    }
+    let properties = crate::retry::commit_properties(state.config());
+    write_rows(
+        table,
+        table.writer(),
+        physical,
+        state.task_ctx(),
+        row_kind,
+        properties,
+    )
+    .await
 }
 
 /// The parts of a DML plan over a single table: its WHERE, its assignments

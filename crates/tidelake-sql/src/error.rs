@@ -98,6 +98,9 @@ pub enum SqlError {
     NotNullViolation(String),
     #[error("{0}")]
     Unsupported(String),
+    /// A MERGE whose target row is matched by several source rows.
+    #[error("{0}")]
+    CardinalityViolation(String),
     /// Another writer committed a change this statement cannot be combined with.
     #[error("{0}")]
     CommitConflict(String),
@@ -141,6 +144,7 @@ impl SqlError {
             SqlError::DivisionByZero => "22012",
             SqlError::InvalidParameter(_) => "22023",
             SqlError::NotNull { .. } | SqlError::NotNullViolation(_) => "23502",
+            SqlError::CardinalityViolation(_) => "21000",
             SqlError::Unsupported(_) => "0A000",
             SqlError::CommitConflict(_) => "40001",
             SqlError::CommitUnknown(_) => "40003",

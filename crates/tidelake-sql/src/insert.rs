@@ -90,19 +90,7 @@ async fn plan(
             None,
         ));
     }
-    let exprs: Vec<Expr> = target
-        .fields()
-        .iter()
-        .enumerate()
-        .map(|(index, field)| {
-            let value = match positions.iter().position(|p| *p == index) {
-                Some(j) => Expr::Column(Column::from(source_schema.qualified_field(j))),
-                None => lit(ScalarValue::Null),
-            };
-            cast(value, field.data_type().clone()).alias(field.name())
-        })
-        .collect();
-    let projection = Projection::try_new(exprs, Arc::new(source_plan))?;
+    let projection = onto_target(&target, &positions, &[], source_plan)?;
     let op = if insert.overwrite {
         InsertOp::Overwrite
     } else {
@@ -112,8 +100,41 @@ async fn plan(
         table_ref,
         provider_as_source(provider),
         WriteOp::Insert(op),
-        Arc::new(LogicalPlan::Projection(projection)),
+        Arc::new(projection),
     )))
+}
+
+/// The rows of `source` as the target's columns, in the target's order:
+/// column `positions[j]` from the source's column `j`, the `fixed` ones from
+/// their value, the others NULL; each cast to the column's type (as
+/// DataFusion builds an INSERT).
+pub(crate) fn onto_target(
+    target: &datafusion::arrow::datatypes::Schema,
+    positions: &[usize],
+    fixed: &[(usize, Expr)],
+    source: LogicalPlan,
+) -> Result<LogicalPlan> {
+    let source_schema = source.schema().clone();
+    let exprs: Vec<Expr> = target
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(index, field)| {
+            let value = match (
+                positions.iter().position(|p| *p == index),
+                fixed.iter().find(|(i, _)| *i == index),
+            ) {
+                (_, Some((_, value))) => value.clone(),
+                (Some(j), None) => Expr::Column(Column::from(source_schema.qualified_field(j))),
+                (None, None) => lit(ScalarValue::Null),
+            };
+            cast(value, field.data_type().clone()).alias(field.name())
+        })
+        .collect();
+    Ok(LogicalPlan::Projection(Projection::try_new(
+        exprs,
+        Arc::new(source),
+    )?))
 }
 
 /// The target column index each source column fills, in order.

@@ -2,8 +2,10 @@
 //!
 //! SQL over Tidelake tables with Apache DataFusion. It owns *what SQL
 //! means*: Paimon-shaped DDL (`CREATE TABLE ... PARTITIONED BY (...) WITH
-//! (...)`, watermarks included), `INSERT`/`INSERT OVERWRITE`, `UPDATE` and
-//! `DELETE` on primary-key and append tables, queries with everything
+//! (...)`, watermarks included), `INSERT`/`INSERT OVERWRITE` (static and
+//! dynamic partitions), `UPDATE`, `DELETE`, `MERGE` and `TRUNCATE` on
+//! primary-key and append tables, `SHOW PARTITIONS` and `ALTER TABLE ...
+//! DROP PARTITION`, queries with everything
 //! DataFusion offers, time travel (`t VERSION AS OF 3` or `t$snapshot_3`;
 //! `t$snapshots` lists the snapshots), procedures, and errors with
 //! SQLSTATE-like codes.
@@ -45,6 +47,8 @@ mod files;
 mod hints;
 mod insert;
 mod lexer;
+mod merge;
+mod partitions;
 mod predicate;
 mod procedures;
 mod progress;

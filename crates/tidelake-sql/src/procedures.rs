@@ -51,11 +51,20 @@ fn parameters(procedure: &str) -> Option<&'static [&'static str]> {
         "create_branch" => &["table", "branch", "tag"],
         "delete_branch" => &["table", "branch"],
         "fast_forward" => &["table", "branch"],
+        "drop_partition" => &["table", "partitions"],
+        "expire_partitions" => &[
+            "table",
+            "expiration_time",
+            "timestamp_formatter",
+            "timestamp_pattern",
+            "expire_strategy",
+            "max_expires",
+        ],
         _ => return None,
     })
 }
 
-const PROCEDURES: &str = "compact, expire_snapshots, create_tag, delete_tag, rollback_to, remove_orphan_files, create_branch, delete_branch, fast_forward";
+const PROCEDURES: &str = "compact, expire_snapshots, create_tag, delete_tag, rollback_to, remove_orphan_files, create_branch, delete_branch, fast_forward, drop_partition, expire_partitions";
 
 fn syntax(message: impl Into<String>) -> SqlError {
     SqlError::syntax(message.into(), None)
@@ -375,10 +384,73 @@ pub(crate) async fn run_call(
                 batches: vec![batch],
             })
         }
+        "drop_partition" => {
+            let specs = crate::partitions::specs_from_argument(required(&call, "partitions")?)?;
+            crate::partitions::drop_specs(&table, &specs, false).await?;
+            result_rows(vec![("result", text("Success"))])
+        }
+        "expire_partitions" => expire_partitions(&call, &table).await,
         other => Err(SqlError::Unsupported(format!(
             "unknown procedure sys.{other}"
         ))),
     }
+}
+
+/// `sys.expire_partitions`: the arguments override the table's
+/// `partition.*` options; `expiration_time` is needed from one of them.
+async fn expire_partitions(call: &Call, table: &Table) -> Result<StatementResult> {
+    let configured = tidelake_engine::PartitionExpireOptions::from_table(table)?;
+    let expiration_millis = match (call.args.get("expiration_time"), &configured) {
+        (Some(text), _) => tidelake_engine::options::parse_duration_millis(text)
+            .map_err(|e| SqlError::InvalidParameter(format!("expiration_time: {e}")))?,
+        (None, Some(c)) => c.expiration_millis,
+        (None, None) => {
+            return Err(SqlError::InvalidParameter(format!(
+                "sys.expire_partitions needs 'expiration_time' (table '{}' sets no partition.expiration-time)",
+                table.identifier()
+            )))
+        }
+    };
+    if table.partition_keys().is_empty() {
+        return Err(SqlError::Unsupported(format!(
+            "sys.expire_partitions is not allowed on table '{}': it is not partitioned",
+            table.identifier()
+        )));
+    }
+    let strategy = match call.args.get("expire_strategy") {
+        Some(s) => tidelake_engine::ExpireStrategy::parse(s)?,
+        None => configured
+            .as_ref()
+            .map_or(tidelake_engine::ExpireStrategy::ValuesTime, |c| c.strategy),
+    };
+    let options = tidelake_engine::PartitionExpireOptions {
+        expiration_millis,
+        timestamp_formatter: call.args.get("timestamp_formatter").cloned().or_else(|| {
+            configured
+                .as_ref()
+                .and_then(|c| c.timestamp_formatter.clone())
+        }),
+        timestamp_pattern: call.args.get("timestamp_pattern").cloned().or_else(|| {
+            configured
+                .as_ref()
+                .and_then(|c| c.timestamp_pattern.clone())
+        }),
+        strategy,
+        max_expires: number(call, "max_expires")?
+            .or(configured.as_ref().map(|c| c.max_expires))
+            .unwrap_or(100),
+    };
+    let expired = table.expire_partitions(&options, now_millis()).await?;
+    let mut names = crate::partitions::partition_names(table, &expired);
+    if names.is_empty() {
+        // Paimon's procedure answers so when nothing expired.
+        names.push("No expired partitions.".to_string());
+    }
+    let batch = crate::describe::names_batch("expired_partitions", &names)?;
+    Ok(StatementResult::Rows {
+        schema: batch.schema(),
+        batches: vec![batch],
+    })
 }
 
 async fn compact(call: &Call, table: &Table) -> Result<StatementResult> {
@@ -418,41 +490,34 @@ async fn compact(call: &Call, table: &Table) -> Result<StatementResult> {
 fn partition_spec_predicate(table: &Table, spec: &str) -> Result<Predicate> {
     let schema = table.schema();
     let mut alternatives = Vec::new();
-    for partition in spec.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+    for partition in crate::partitions::specs_from_argument(spec)? {
         let mut conjuncts = Vec::new();
-        for pair in partition.split(',') {
-            let (key, value) = pair.split_once('=').ok_or_else(|| {
-                SqlError::InvalidParameter(format!("partitions: '{pair}' is not key=value"))
-            })?;
-            let key = key.trim();
-            if !table.partition_keys().iter().any(|k| k == key) {
+        for (key, value) in partition {
+            if !table.partition_keys().contains(&key) {
                 return Err(SqlError::InvalidParameter(format!(
                     "partitions: '{key}' is not a partition column of table '{}'",
                     table.identifier()
                 )));
             }
             let field = schema
-                .field(key)
-                .ok_or_else(|| SqlError::UndefinedColumn(key.to_string()))?;
+                .field(&key)
+                .ok_or_else(|| SqlError::UndefinedColumn(key.clone()))?;
             conjuncts.push(Predicate::Compare {
-                column: key.to_string(),
+                value: datum_from_text(&value, &field.data_type)?,
+                column: key,
                 op: CompareOp::Eq,
-                value: datum_from_text(value.trim(), &field.data_type)?,
             });
         }
         alternatives.push(Predicate::And(conjuncts));
     }
-    match alternatives.len() {
-        0 => Err(SqlError::InvalidParameter(
-            "partitions: no partition was given".into(),
-        )),
-        1 => Ok(alternatives.remove(0)),
-        _ => Ok(Predicate::Or(alternatives)),
-    }
+    Ok(match alternatives.len() {
+        1 => alternatives.remove(0),
+        _ => Predicate::Or(alternatives),
+    })
 }
 
 /// A value typed as the column, from its text (Arrow's cast rules).
-fn datum_from_text(text: &str, ty: &tidelake_engine::DataType) -> Result<Datum> {
+pub(crate) fn datum_from_text(text: &str, ty: &tidelake_engine::DataType) -> Result<Datum> {
     let strings: ArrayRef = Arc::new(StringArray::from(vec![text]));
     let options = datafusion::arrow::compute::CastOptions {
         safe: false,

@@ -25,7 +25,7 @@ use datafusion::physical_plan::{
 };
 use futures::{StreamExt, TryStreamExt};
 use tidelake_engine::introspect::CommitKind;
-use tidelake_engine::{Predicate, RowKind, ScanPlan, Table};
+use tidelake_engine::{Predicate, RowKind, ScanPlan, Table, TableWriter};
 
 use crate::error::SqlError;
 use crate::predicate::{conjunction, to_predicate};
@@ -526,16 +526,33 @@ async fn write_all(
     let mut writer = table.writer();
     writer.set_overwrite(overwrite);
     let properties = crate::retry::commit_properties(context.session_config());
+    write_rows(&table, writer, input, context, RowKind::Insert, properties).await
+}
+
+/// Writes every row of `input` with `kind` through `writer` and commits
+/// once (APPEND; the writer's overwrite settings make it an OVERWRITE); on
+/// failure nothing is committed. Returns the rows written (counted in the
+/// session's statement progress as they go).
+pub(crate) async fn write_rows(
+    table: &Table,
+    mut writer: TableWriter,
+    input: Arc<dyn ExecutionPlan>,
+    context: Arc<TaskContext>,
+    kind: RowKind,
+    properties: std::collections::BTreeMap<String, String>,
+) -> Result<u64, SqlError> {
     let config = context.session_config().clone();
     let written: Result<u64, SqlError> = async {
         let mut stream = execute_stream(input, context)?;
         let mut rows = 0u64;
         while let Some(batch) = stream.next().await {
             let batch = batch?;
-            check_not_null(&table, &batch)?;
+            if kind == RowKind::Insert {
+                check_not_null(table, &batch)?;
+            }
             rows += batch.num_rows() as u64;
             crate::progress::count_rows_written(&config, batch.num_rows());
-            writer.write(batch, RowKind::Insert).await?;
+            writer.write(batch, kind).await?;
         }
         Ok(rows)
     }

@@ -42,7 +42,7 @@ pub struct CommandStatus {
 }
 
 impl CommandStatus {
-    fn new(command: &'static str) -> Self {
+    pub(crate) fn new(command: &'static str) -> Self {
         CommandStatus {
             command,
             rows: None,
@@ -372,6 +372,16 @@ impl Session {
                 crate::copy::Copy::DataFusion => {}
             }
         }
+        if crate::partitions::is_partition_statement(statement) {
+            let parsed = crate::partitions::parse_partition_statement(statement)?;
+            let result = crate::partitions::run_partition_statement(
+                &self.catalog,
+                &self.current_database(),
+                parsed,
+            )
+            .await?;
+            return Ok(streaming(result));
+        }
         if is_ddl(statement) {
             let ddl = parse_ddl(statement)?;
             self.run_ddl(ddl).await
@@ -536,18 +546,18 @@ impl Session {
         if let Some(hinted) = crate::hints::apply_branch_hints(&text)? {
             text = hinted;
         }
+        let static_partition = crate::partitions::strip_insert_partition(&text)
+            .map_err(|e| in_script(e, statement))?
+            .map(|(rest, spec)| {
+                text = rest;
+                spec
+            });
         let dialect = PostgreSqlDialect {};
         let parsed = DFParserBuilder::new(text.as_str())
             .with_dialect(&dialect)
             .build()
             .and_then(|mut p| p.parse_statements())
-            .map_err(|e| match SqlError::from(e) {
-                SqlError::Syntax { message, position } => SqlError::Syntax {
-                    message,
-                    position: position.map(|p| shift_position(statement.start, p)),
-                },
-                other => other,
-            })?;
+            .map_err(|e| in_script(SqlError::from(e), statement))?;
         let mut parsed: Vec<DfStatement> = parsed.into_iter().collect();
         if parsed.len() != 1 {
             return Err(SqlError::Internal(format!(
@@ -566,6 +576,13 @@ impl Session {
         let state = self.ctx.state();
         let _scans = crate::file_scans::prepare(&state, &mut parsed).await?;
         crate::builtins::refresh_for_introspection(&self.tidelake, &state, &parsed).await?;
+        if let Some(spec) = static_partition {
+            let rows =
+                crate::partitions::run_partitioned_insert(&self.ctx, &state, &parsed, spec).await?;
+            return Ok(StreamingResult::Status(CommandStatus::with_rows(
+                "INSERT", rows,
+            )));
+        }
         let planned = async {
             match plan_insert_around_nested_values(&self.ctx, &state, &parsed).await? {
                 Some(plan) => Ok(plan),
@@ -584,12 +601,15 @@ impl Session {
                     WriteOp::Delete | WriteOp::Update | WriteOp::Truncate
                 ) =>
             {
-                let command = if dml.op == WriteOp::Update {
-                    "UPDATE"
-                } else {
-                    "DELETE"
+                let command = match dml.op {
+                    WriteOp::Update => "UPDATE",
+                    WriteOp::Truncate => "TRUNCATE TABLE",
+                    _ => "DELETE",
                 };
                 let rows = execute_dml(&state, dml).await?;
+                if dml.op == WriteOp::Truncate {
+                    return Ok(StreamingResult::Status(CommandStatus::new(command)));
+                }
                 Ok(StreamingResult::Status(CommandStatus::with_rows(
                     command, rows,
                 )))
@@ -599,6 +619,12 @@ impl Session {
                 Ok(StreamingResult::Status(CommandStatus::with_rows(
                     "COPY",
                     count_of(&batches)?,
+                )))
+            }
+            LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::MergeInto(_)) => {
+                let rows = crate::merge::execute_merge(&state, dml).await?;
+                Ok(StreamingResult::Status(CommandStatus::with_rows(
+                    "MERGE", rows,
                 )))
             }
             LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(_)) => {
@@ -634,6 +660,17 @@ impl Session {
                 Ok(StreamingResult::Rows(QueryStream { schema, stream }))
             }
         }
+    }
+}
+
+/// A syntax error's position in the statement, as a position in the script.
+fn in_script(e: SqlError, statement: &RawStatement) -> SqlError {
+    match e {
+        SqlError::Syntax { message, position } => SqlError::Syntax {
+            message,
+            position: position.map(|p| shift_position(statement.start, p)),
+        },
+        other => other,
     }
 }
 

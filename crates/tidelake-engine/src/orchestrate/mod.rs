@@ -11,13 +11,18 @@
 //! followed by the same work.
 
 mod background;
+mod partitions;
 mod writer;
 
 pub use background::{BackgroundCompactor, BackgroundSummary};
+pub use partitions::{parse_partition_time, ExpireStrategy, PartitionExpireOptions, PartitionInfo};
 
 use std::collections::HashSet;
 
+use std::collections::BTreeMap;
+
 use arrow_array::RecordBatch;
+use tidelake_format::snapshot::CommitKind;
 
 use crate::commit::{CommitRequest, Committer};
 use crate::compact::{self, compacts_inline, CompactOptions, CompactOutcome, Prepared};
@@ -26,7 +31,7 @@ use crate::lsm::BucketId;
 use crate::progress::OwnerProgress;
 use crate::read::predicate::Predicate;
 use crate::table::Table;
-use crate::write::{BatchChange, RewriteOutcome};
+use crate::write::{BatchChange, PreparedAppendRewrite, RewriteOutcome};
 
 /// Commits `request`, then runs what follows a commit. Returns the new
 /// snapshot id, or `None` when there was nothing to commit.
@@ -48,10 +53,11 @@ pub(crate) async fn commit_fenced(
     Ok(id)
 }
 
-/// After a successful commit (`id` is its snapshot), expires snapshots and
-/// consumers as the table's options say.
+/// After a successful commit (`id` is its snapshot), expires partitions,
+/// snapshots and consumers as the table's options say.
 async fn after_commit(table: &Table, id: Option<i64>) {
     if id.is_some() {
+        partitions::expire_partitions_after_commit(table).await;
         crate::lifecycle::expire_after_commit(table).await;
     }
 }
@@ -141,6 +147,67 @@ impl Table {
             Err(e) if e.is_commit_unknown() => Err(e),
             Err(e) => {
                 prepared.discard(self).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Commits a prepared rewrite of an append table together with new
+    /// rows `appended` in one snapshot (OVERWRITE when files are replaced,
+    /// APPEND otherwise); `rows_changed` counts both. On failure nothing is
+    /// committed and the files written are deleted (unless the outcome is
+    /// unknown).
+    pub async fn commit_append_rewrite(
+        &self,
+        prepared: PreparedAppendRewrite,
+        appended: Vec<RecordBatch>,
+        properties: BTreeMap<String, String>,
+    ) -> Result<RewriteOutcome> {
+        let mut writer = self.writer();
+        let mut rows_appended = 0u64;
+        let written: Result<CommitRequest> = async {
+            for batch in appended {
+                rows_appended += batch.num_rows() as u64;
+                writer.write(batch, crate::kv::RowKind::Insert).await?;
+            }
+            writer
+                .prepare_commit(CommitKind::Append, properties.clone())
+                .await
+        }
+        .await;
+        let extra = match written {
+            Ok(extra) => extra,
+            Err(e) => {
+                prepared.discard(self).await;
+                writer.abort().await;
+                return Err(e);
+            }
+        };
+        let request = match prepared.request.clone() {
+            Some(mut request) => {
+                request.messages.extend(extra.messages);
+                request.properties = properties;
+                Some(request)
+            }
+            None if !extra.messages.is_empty() => Some(extra),
+            None => None,
+        };
+        let rows_changed = prepared.rows_changed + rows_appended;
+        let Some(request) = request else {
+            return Ok(RewriteOutcome {
+                rows_changed,
+                snapshot_id: None,
+            });
+        };
+        match commit(self, request).await {
+            Ok(snapshot_id) => Ok(RewriteOutcome {
+                rows_changed,
+                snapshot_id,
+            }),
+            Err(e) if e.is_commit_unknown() => Err(e),
+            Err(e) => {
+                prepared.discard(self).await;
+                writer.delete_written_files().await;
                 Err(e)
             }
         }

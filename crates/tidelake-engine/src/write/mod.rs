@@ -8,7 +8,7 @@ mod rewrite;
 mod route;
 mod sort;
 
-pub use rewrite::{BatchChange, RewriteOutcome};
+pub use rewrite::{BatchChange, PreparedAppendRewrite, RewriteOutcome};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -25,6 +25,17 @@ use crate::files::kv_file_schema;
 use crate::kv::{RowKind, TablePaths};
 use crate::lsm::{runs_per_bucket, BucketId};
 use crate::table::Table;
+
+/// Which partitions an INSERT OVERWRITE replaces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OverwriteScope {
+    /// Those it writes to (Paimon's dynamic partition overwrite, the
+    /// default); every partition when `dynamic-partition-overwrite` is false.
+    Written,
+    /// These (serialized partition values), and those it writes to (a
+    /// static `PARTITION (...)` spec: the live partitions it names).
+    Partitions(Vec<Vec<u8>>),
+}
 
 /// Rows of one bucket not yet written, and the files already written.
 struct BucketBuffer {
@@ -45,6 +56,7 @@ pub struct TableWriter {
     buckets: HashMap<BucketId, BucketBuffer>,
     buffered_bytes: usize,
     overwrite: bool,
+    overwrite_scope: OverwriteScope,
     written_partitions: BTreeMap<Vec<u8>, ()>,
     kv_schema: SchemaRef,
     dynamic: Option<dynamic::DynamicBucketAssigner>,
@@ -79,6 +91,7 @@ impl TableWriter {
             buckets: HashMap::new(),
             buffered_bytes: 0,
             overwrite: false,
+            overwrite_scope: OverwriteScope::Written,
             written_partitions: BTreeMap::new(),
             kv_schema,
             dynamic: None,
@@ -95,9 +108,47 @@ impl TableWriter {
     }
 
     /// INSERT OVERWRITE: the commit replaces every partition written to (the
-    /// whole table when it is not partitioned).
+    /// whole table when it is not partitioned, or when the table sets
+    /// `dynamic-partition-overwrite` to false).
     pub fn set_overwrite(&mut self, overwrite: bool) {
         self.overwrite = overwrite;
+    }
+
+    /// INSERT OVERWRITE replacing `scope` (a static `PARTITION (...)`).
+    pub fn set_overwrite_scope(&mut self, scope: OverwriteScope) {
+        self.overwrite = true;
+        self.overwrite_scope = scope;
+    }
+
+    /// The partitions the commit replaces (`Some(vec![])`: all of them);
+    /// `None` when it replaces none.
+    fn overwritten_partitions(&self) -> Option<Vec<Vec<u8>>> {
+        if !self.overwrite {
+            return None;
+        }
+        if self.table.partition_keys().is_empty() {
+            return Some(Vec::new());
+        }
+        let dynamic = self
+            .table
+            .layout
+            .schema
+            .options
+            .get("dynamic-partition-overwrite")
+            .is_none_or(|v| !v.trim().eq_ignore_ascii_case("false"));
+        let written = self.written_partitions.keys().cloned();
+        let partitions: Vec<Vec<u8>> = match &self.overwrite_scope {
+            OverwriteScope::Written if !dynamic => return Some(Vec::new()),
+            OverwriteScope::Written => written.collect(),
+            OverwriteScope::Partitions(listed) => {
+                let mut all: std::collections::BTreeSet<Vec<u8>> = listed.iter().cloned().collect();
+                all.extend(written);
+                all.into_iter().collect()
+            }
+        };
+        // Paimon's dynamic overwrite deletes nothing when nothing was
+        // written; an empty list would mean every partition here.
+        (!partitions.is_empty()).then_some(partitions)
     }
 
     /// Compaction after each commit runs in the background task of `handle`
@@ -181,7 +232,7 @@ impl TableWriter {
         if let Some(hashes) = routing.key_hashes.take() {
             if self.overwrite {
                 return Err(EngineError::Unsupported(
-                    "INSERT OVERWRITE into a dynamic-bucket table is not supported yet".into(),
+                    "INSERT OVERWRITE into a dynamic-bucket table ('bucket' = '-1') is not supported yet: the key index of the replaced partitions would have to be rebuilt (a table with a fixed 'bucket' count can be overwritten)".into(),
                 ));
             }
             let assigner = match &mut self.dynamic {
@@ -362,15 +413,7 @@ impl TableWriter {
                 changelog_files: b.changelog.clone(),
             })
             .collect();
-        let overwrite_partitions = if self.overwrite {
-            if self.table.partition_keys().is_empty() {
-                Some(Vec::new())
-            } else {
-                Some(self.written_partitions.keys().cloned().collect())
-            }
-        } else {
-            None
-        };
+        let overwrite_partitions = self.overwritten_partitions();
         let (index_entries, index_loaded_from) = match &self.dynamic {
             Some(a) if !messages.is_empty() => {
                 (a.write_index_files(&self.table).await?, a.loaded_files())

@@ -4,6 +4,7 @@
 //! all stay as they are keep their place.
 
 use arrow_array::RecordBatch;
+use futures::future::BoxFuture;
 use futures::TryStreamExt;
 use tidelake_format::snapshot::CommitKind;
 
@@ -25,18 +26,22 @@ pub struct RewriteOutcome {
 /// and how many rows were changed; `None` leaves the batch as it is.
 pub type BatchChange = Option<(RecordBatch, u64)>;
 
-/// Rewritten files waiting for their OVERWRITE commit.
-pub(crate) struct PreparedRewrite {
+/// Rewritten files of an append table waiting for their OVERWRITE commit
+/// (see `Table::commit_append_rewrite`); dropping it without committing
+/// leaves the files as orphans, so discard it instead.
+pub struct PreparedAppendRewrite {
     /// `None` when no row changed.
-    pub request: Option<CommitRequest>,
+    pub(crate) request: Option<CommitRequest>,
     pub rows_changed: u64,
     /// Paths of the files written.
     written: Vec<String>,
 }
 
-impl PreparedRewrite {
-    /// Deletes the files written (when the commit failed).
-    pub(crate) async fn discard(&self, table: &Table) {
+pub(crate) type PreparedRewrite = PreparedAppendRewrite;
+
+impl PreparedAppendRewrite {
+    /// Deletes the files written (when the commit failed or is not wanted).
+    pub async fn discard(&self, table: &Table) {
         for p in &self.written {
             let _ = table.store.delete(p).await;
         }
@@ -51,6 +56,20 @@ impl Table {
         &self,
         candidates: Option<Predicate>,
         mut change: impl FnMut(&RecordBatch) -> Result<BatchChange>,
+    ) -> Result<PreparedRewrite> {
+        self.prepare_append_rewrite(candidates, move |batch| {
+            Box::pin(futures::future::ready(change(&batch)))
+        })
+        .await
+    }
+
+    /// [`Table::prepare_rewrite`] with a change that may wait (e.g. run a
+    /// query over the batch); the commit is left to the caller
+    /// (`Table::commit_append_rewrite`).
+    pub async fn prepare_append_rewrite(
+        &self,
+        candidates: Option<Predicate>,
+        mut change: impl FnMut(RecordBatch) -> BoxFuture<'static, Result<BatchChange>>,
     ) -> Result<PreparedRewrite> {
         if self.is_primary_key_table() {
             return Err(EngineError::invalid(format!(
@@ -96,13 +115,13 @@ impl Table {
                             .await?;
                     let mut changed = 0u64;
                     let mut out = Vec::with_capacity(batches.len());
-                    for b in &batches {
-                        match change(b)? {
+                    for b in batches {
+                        match change(b.clone()).await? {
                             Some((kept, n)) => {
                                 changed += n;
                                 out.push(kept);
                             }
-                            None => out.push(b.clone()),
+                            None => out.push(b),
                         }
                     }
                     if changed == 0 {

@@ -3,5 +3,6 @@
 //! binary (`tests/sqllogictest.rs`, no libtest harness).
 
 mod explain;
+mod merge;
 mod s3_files;
 mod session;

@@ -188,6 +188,11 @@ enum Step {
         condition: &'static str,
         matches: fn(i64) -> bool,
     },
+    /// Any other statement (`{t}` stands for the table) and its effect.
+    Sql {
+        template: &'static str,
+        effect: fn(&mut Model, &Layout),
+    },
 }
 
 impl Step {
@@ -224,6 +229,7 @@ impl Step {
                     sets.join(", ")
                 )
             }
+            Step::Sql { template, .. } => template.replace("{t}", &format!("{DATABASE}.{table}")),
         }
     }
 
@@ -248,11 +254,60 @@ impl Step {
                     }
                 }
             }
+            Step::Sql { effect, .. } => effect(model, layout),
         }
     }
 }
 
+/// MERGE, DROP PARTITION and TRUNCATE (OVERWRITE commits with DELETE
+/// entries, rewritten files), then rows again: ids 1 and 2 exist once in
+/// every script, 99 in none.
+fn partition_and_merge_steps(kind: &TableKind) -> Vec<Step> {
+    let mut steps = vec![Step::Sql {
+        template: "MERGE INTO {t} AS t USING (VALUES (1, 'gone'), (2, 'merged'), (99, 'new')) AS s(id, tag) \
+                   ON t.id = s.id \
+                   WHEN MATCHED AND s.tag = 'gone' THEN DELETE \
+                   WHEN MATCHED THEN UPDATE SET vc = s.tag \
+                   WHEN NOT MATCHED THEN INSERT (id, dt, vc) VALUES (s.id, 'p0', s.tag)",
+        effect: |model, layout| {
+            model.delete(|id| id == 1);
+            let vc = layout.index("vc");
+            for (id, row) in &mut model.rows {
+                if *id == 2 {
+                    row[vc] = Value::new("'merged'", Json::str("merged"));
+                }
+            }
+            let mut row = vec![Value::null(); layout.columns.len()];
+            row[0] = Value::new("99", Json::Int(99.into()));
+            row[1] = Value::new("'p0'", Json::str("p0"));
+            row[vc] = Value::new("'new'", Json::str("new"));
+            model.upsert(99, row);
+        },
+    }];
+    if kind.partitioned {
+        steps.push(Step::Sql {
+            template: "ALTER TABLE {t} DROP PARTITION (dt = 'p1')",
+            effect: |model, _| model.delete(|id| id % 3 == 1),
+        });
+    }
+    steps.push(Step::Sql {
+        template: "TRUNCATE TABLE {t}",
+        effect: |model, _| model.delete(|_| true),
+    });
+    steps.push(Step::Insert {
+        ids: vec![1, 2, 4],
+        version: 3,
+    });
+    steps
+}
+
 fn write_script(kind: &TableKind) -> Vec<Step> {
+    let mut steps = script_of_rows(kind);
+    steps.extend(partition_and_merge_steps(kind));
+    steps
+}
+
+fn script_of_rows(kind: &TableKind) -> Vec<Step> {
     if !kind.has_primary_key() {
         return vec![
             Step::Insert {

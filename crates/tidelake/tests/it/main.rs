@@ -9,6 +9,7 @@ mod interop;
 mod interop_branches;
 mod interop_evolution;
 mod interop_lsm;
+mod quickstart;
 mod shell;
 mod stream_cli;
 mod stream_jobs;
