@@ -85,8 +85,12 @@ def split_identifier(identifier: str) -> Tuple[str, str]:
 
 
 def table_path(warehouse: str, identifier: str) -> str:
+    """The folder of a table's snapshots and schemas: for `db.t$branch_b`,
+    the branch's folder `t/branch/branch-b` (Paimon's layout)."""
     database, table = split_identifier(identifier)
-    return os.path.join(local_path(warehouse), database + ".db", table)
+    table, _, branch = table.partition("$branch_")
+    root = os.path.join(local_path(warehouse), database + ".db", table)
+    return os.path.join(root, "branch", "branch-" + branch) if branch else root
 
 
 def _read_json_file(path: str) -> Any:
@@ -477,6 +481,15 @@ def expect_error(job: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
+def create_branch(job: Dict[str, Any]) -> Dict[str, Any]:
+    """pypaimon creates branch `branch` of `table`, from `tag` when given."""
+    from pypaimon import CatalogFactory
+
+    catalog = CatalogFactory.create({"warehouse": local_path(job["warehouse"])})
+    catalog.create_branch(job["table"], job["branch"], job.get("tag"))
+    return {"ok": True, "label": job.get("label", "")}
+
+
 # -------------------------------------------------------------------- CLI
 
 
@@ -502,7 +515,9 @@ def run_job(job: Dict[str, Any]) -> Dict[str, Any]:
             return {"ok": True, "files": live_files(job["warehouse"], job["table"], job.get("snapshot"))}
         if op == "check":
             return check(job)
-        raise OracleError("unknown op {!r}; expected read, write, canon, files or check".format(op))
+        if op == "branch":
+            return create_branch(job)
+        raise OracleError("unknown op {!r}; expected read, write, canon, files, check or branch".format(op))
     except KeyError as error:
         return {"ok": False, "label": job.get("label", ""), "error": "job {!r} lacks {}".format(job.get("op"), error)}
     except Exception as error:  # one failing job must not hide the others' results

@@ -15,8 +15,9 @@ pub use crate::evolution::ColumnPosition;
 use crate::kv::TablePaths;
 use crate::options::TableOptions;
 use crate::snapshots::SnapshotReader;
-pub use crate::table::Identifier;
-use crate::table::Table;
+pub use crate::table::{is_valid_name, Identifier};
+use crate::table::{validate_name, Table};
+use crate::views::ViewStore;
 
 /// The database every session starts in; it always exists.
 pub const DEFAULT_DATABASE: &str = "default";
@@ -84,26 +85,6 @@ pub enum SchemaChange {
     },
 }
 
-/// Whether `name` may name a database, table or column: not empty, no
-/// '/', '\\', '$' (system tables) or control characters, no leading '.'.
-pub fn is_valid_name(name: &str) -> bool {
-    !(name.is_empty()
-        || name.starts_with('.')
-        || name
-            .chars()
-            .any(|c| c == '/' || c == '\\' || c.is_control())
-        || name.contains('$'))
-}
-
-fn validate_name(kind: &str, name: &str) -> Result<()> {
-    if !is_valid_name(name) {
-        return Err(EngineError::invalid(format!(
-            "'{name}' is not a valid {kind} name (no '/', '\\', '$', control characters or leading '.')"
-        )));
-    }
-    Ok(())
-}
-
 /// Options that change how existing files must be read: refused by ALTER.
 const IMMUTABLE_OPTIONS: &[&str] = &[
     "bucket",
@@ -138,6 +119,11 @@ impl Catalog {
 
     pub fn store(&self) -> &WarehouseStore {
         &self.store
+    }
+
+    /// The warehouse's views (see [`crate::views`]).
+    pub fn views(&self) -> ViewStore {
+        ViewStore::new(self.store.clone())
     }
 
     pub fn warehouse_uri(&self) -> String {
@@ -197,7 +183,11 @@ impl Catalog {
             }
             return Err(EngineError::DatabaseNotFound(name.to_string()));
         }
-        if !cascade && !self.list_tables(name).await?.is_empty() {
+        // Views count too (as in Paimon's JDBC catalog).
+        if !cascade
+            && (!self.list_tables(name).await?.is_empty()
+                || !self.views().list(name).await?.is_empty())
+        {
             return Err(EngineError::DatabaseNotEmpty(name.to_string()));
         }
         self.store.delete_dir(&Self::database_path(name)).await?;
@@ -342,6 +332,11 @@ impl Catalog {
         if !self.database_exists(&id.database).await? {
             return Err(EngineError::DatabaseNotFound(id.database.clone()));
         }
+        if self.views().exists(id).await? {
+            return Err(EngineError::invalid(format!(
+                "cannot create table '{id}': a view of that name exists (tables and views share names)"
+            )));
+        }
         let schema = Self::schema_from_spec(spec)?;
         crate::table::checked_layout(schema.clone())?;
         let paths = Self::table_paths(id);
@@ -394,6 +389,11 @@ impl Catalog {
         if !self.database_exists(&to.database).await? {
             return Err(EngineError::DatabaseNotFound(to.database.clone()));
         }
+        if self.views().exists(to).await? {
+            return Err(EngineError::invalid(format!(
+                "cannot rename table '{from}' to '{to}': a view of that name exists (tables and views share names)"
+            )));
+        }
         let target = Self::table_paths(to);
         let (dirs, _) = self
             .store
@@ -413,6 +413,22 @@ impl Catalog {
             .latest_schema()
             .await?
             .ok_or_else(|| EngineError::TableNotFound(id.to_string()))?;
+        Table::new(self.store.clone(), id.clone(), reader, schema)
+    }
+
+    /// A branch of a table (Paimon's `t$branch_{name}`): reads and writes
+    /// go to the branch's snapshots, with the branch's latest schema.
+    pub async fn load_branch(&self, id: &Identifier, branch: &str) -> Result<Table> {
+        if branch == crate::lifecycle::MAIN_BRANCH {
+            return self.load_table(id).await;
+        }
+        // The table first, so that a missing table is reported as such.
+        let main = self.load_table(id).await?;
+        crate::lifecycle::validate_branch_name(branch)?;
+        let reader = SnapshotReader::new(self.store.clone(), main.paths().on_branch(Some(branch)));
+        let schema = reader.latest_schema().await?.ok_or_else(|| {
+            EngineError::invalid(format!("branch '{branch}' of table '{id}' does not exist"))
+        })?;
         Table::new(self.store.clone(), id.clone(), reader, schema)
     }
 

@@ -41,8 +41,16 @@ pub struct TagInfo {
 
 /// Every tag of the table, by snapshot id then name.
 pub async fn list_tag_infos(table: &Table) -> Result<Vec<TagInfo>> {
-    let dir = format!("{}/tag", table.paths().root);
-    let entries = match table.store.list(&dir).await {
+    list_tag_infos_at(&table.store, table.paths()).await
+}
+
+/// Every tag of the branch `paths` name, by snapshot id then name.
+pub(crate) async fn list_tag_infos_at(
+    store: &tidelake_store::WarehouseStore,
+    paths: &crate::kv::TablePaths,
+) -> Result<Vec<TagInfo>> {
+    let dir = paths.tag_dir();
+    let entries = match store.list(&dir).await {
         Ok(e) => e,
         Err(StoreError::NotFound { .. }) => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
@@ -52,7 +60,7 @@ pub async fn list_tag_infos(table: &Table) -> Result<Vec<TagInfo>> {
         let Some(name) = file_name(&e.path).strip_prefix(TAG_PREFIX) else {
             continue;
         };
-        let bytes = match table.store.get(&e.path).await {
+        let bytes = match store.get(&e.path).await {
             Ok(b) => b,
             Err(StoreError::NotFound { .. }) => continue,
             Err(err) => return Err(err.into()),

@@ -93,32 +93,71 @@ pub(crate) fn keep_additions(batch: RecordBatch, kinds: &[i8]) -> Result<RecordB
 }
 
 /// Paths of one table's metadata, relative to the warehouse root.
+///
+/// A branch (Paimon's layout) keeps its own `snapshot/`, `schema/`, `tag/`
+/// and `consumer/` folders under `{root}/branch/branch-{name}/`, and shares
+/// the table's `manifest/`, `index/` and data folders with every other
+/// branch: [`TablePaths::meta_root`] is where the former live.
 #[derive(Clone, Debug)]
 pub struct TablePaths {
     pub root: String,
+    /// The branch these paths name; `None` is the main branch.
+    pub branch: Option<String>,
 }
+
+/// Folder of a table's branches, under its root.
+pub const BRANCH_DIR: &str = "branch";
+/// Prefix of a branch's folder name.
+pub const BRANCH_PREFIX: &str = "branch-";
 
 impl TablePaths {
     pub fn new(root: impl Into<String>) -> Self {
-        TablePaths { root: root.into() }
+        TablePaths {
+            root: root.into(),
+            branch: None,
+        }
+    }
+    /// The same table's paths on `branch` (`None`: main).
+    pub fn on_branch(&self, branch: Option<&str>) -> TablePaths {
+        TablePaths {
+            root: self.root.clone(),
+            branch: branch.map(str::to_string),
+        }
+    }
+    /// `{root}/branch`, the folder holding every branch.
+    pub fn branches_dir(&self) -> String {
+        format!("{}/{BRANCH_DIR}", self.root)
+    }
+    /// Where this branch's snapshots, schemas, tags and consumers live.
+    pub fn meta_root(&self) -> String {
+        match &self.branch {
+            Some(b) => format!("{}/{BRANCH_DIR}/{BRANCH_PREFIX}{b}", self.root),
+            None => self.root.clone(),
+        }
     }
     pub fn snapshot_dir(&self) -> String {
-        format!("{}/snapshot", self.root)
+        format!("{}/snapshot", self.meta_root())
     }
     pub fn snapshot(&self, id: i64) -> String {
-        format!("{}/snapshot/snapshot-{id}", self.root)
+        format!("{}/snapshot/snapshot-{id}", self.meta_root())
     }
     pub fn latest_hint(&self) -> String {
-        format!("{}/snapshot/LATEST", self.root)
+        format!("{}/snapshot/LATEST", self.meta_root())
     }
     pub fn earliest_hint(&self) -> String {
-        format!("{}/snapshot/EARLIEST", self.root)
+        format!("{}/snapshot/EARLIEST", self.meta_root())
     }
     pub fn schema_dir(&self) -> String {
-        format!("{}/schema", self.root)
+        format!("{}/schema", self.meta_root())
     }
     pub fn schema(&self, id: i64) -> String {
-        format!("{}/schema/schema-{id}", self.root)
+        format!("{}/schema/schema-{id}", self.meta_root())
+    }
+    pub fn tag_dir(&self) -> String {
+        format!("{}/tag", self.meta_root())
+    }
+    pub fn consumer_dir(&self) -> String {
+        format!("{}/consumer", self.meta_root())
     }
     pub fn manifest(&self, name: &str) -> String {
         format!("{}/manifest/{name}", self.root)

@@ -38,6 +38,8 @@ const LAYERS: &[&[&str]] = &[
     &["lifecycle"],
     // Runs a commit and what follows it (expiration, inline compaction).
     &["orchestrate"],
+    // Views stored in the warehouse (the catalog refuses names they hold).
+    &["views"],
     &["catalog"],
 ];
 

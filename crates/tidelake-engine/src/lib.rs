@@ -17,9 +17,11 @@
 //!
 //! ```text
 //!   catalog                          opens and creates tables, changes schemas
+//!   views                            view definitions kept in the warehouse
 //!   orchestrate                      a commit and what follows it (expiration,
 //!                                    inline and background compaction)
-//!   lifecycle                        expiration, tags, rollback, consumers
+//!   lifecycle                        expiration, tags, branches, rollback,
+//!                                    consumers
 //!   write                            TableWriter: route, buffer, sort, flush
 //!   compact                          plan and rewrite buckets (commits nothing)
 //!   read                             scans, merge-on-read, streaming reads
@@ -63,6 +65,7 @@ pub mod read;
 pub mod snapshots;
 pub mod stats;
 mod table;
+pub mod views;
 mod write;
 
 #[cfg(test)]
@@ -75,7 +78,9 @@ pub use catalog::{
 pub use compact::{CompactOptions, CompactOutcome, CompactionHandle};
 pub use error::{EngineError, Result};
 pub use kv::RowKind;
-pub use lifecycle::{ExpireOptions, ExpireOutcome, OrphanOptions};
+pub use lifecycle::{
+    validate_branch_name, BranchInfo, ExpireOptions, ExpireOutcome, OrphanOptions, MAIN_BRANCH,
+};
 pub use orchestrate::{
     parse_partition_time, BackgroundCompactor, BackgroundSummary, ExpireStrategy,
     PartitionExpireOptions, PartitionInfo,

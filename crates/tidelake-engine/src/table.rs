@@ -41,6 +41,27 @@ impl fmt::Display for Identifier {
     }
 }
 
+/// Whether `name` may name a database, table, view or column: not empty, no
+/// '/', '\\', '$' (system tables, branches, time travel) or control
+/// characters, no leading '.'.
+pub fn is_valid_name(name: &str) -> bool {
+    !(name.is_empty()
+        || name.starts_with('.')
+        || name
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control())
+        || name.contains('$'))
+}
+
+pub(crate) fn validate_name(kind: &str, name: &str) -> Result<()> {
+    if !is_valid_name(name) {
+        return Err(EngineError::invalid(format!(
+            "'{name}' is not a valid {kind} name (no '/', '\\', '$', control characters or leading '.')"
+        )));
+    }
+    Ok(())
+}
+
 /// Derives a schema's layout and checks its options against its columns
 /// (merge functions, sequence groups), so a bad table is refused when it is
 /// created or opened rather than at its first flush.

@@ -31,6 +31,9 @@ pub const SNAPSHOT_SUFFIX: &str = "$snapshot_";
 pub const TAG_SUFFIX: &str = "$tag_";
 /// The suffix that selects the latest snapshot committed at or before a time.
 pub const TIMESTAMP_SUFFIX: &str = "$timestamp_";
+/// The suffix that selects a branch (Paimon's `t$branch_dev`); time travel
+/// or a system table may follow (`t$branch_dev$snapshots`).
+pub const BRANCH_SUFFIX: &str = "$branch_";
 
 /// Which snapshot a name reads (time travel).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +48,8 @@ pub(crate) enum TimeTravel {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct TableRef<'a> {
     pub table: &'a str,
+    /// A branch other than main.
+    pub branch: Option<&'a str>,
     pub system: Option<SystemTable>,
     pub travel: Option<TimeTravel>,
 }
@@ -53,6 +58,7 @@ impl<'a> TableRef<'a> {
     fn plain(table: &'a str) -> Self {
         TableRef {
             table,
+            branch: None,
             system: None,
             travel: None,
         }
@@ -91,10 +97,34 @@ pub(crate) fn parse_table_name(name: &str) -> Result<TableRef<'_>, SqlError> {
     if table.is_empty() {
         return Ok(TableRef::plain(name));
     }
+    let (branch, rest) = match rest.strip_prefix(&BRANCH_SUFFIX[1..]) {
+        Some(after) => {
+            let (branch, rest) = match after.split_once('$') {
+                Some((b, r)) => (b, Some(r)),
+                None => (after, None),
+            };
+            if branch.is_empty() {
+                return Err(SqlError::InvalidParameter(format!(
+                    "'{name}': a branch name must follow '{BRANCH_SUFFIX}'"
+                )));
+            }
+            (Some(branch), rest)
+        }
+        None => (None, Some(rest)),
+    };
+    let Some(rest) = rest else {
+        return Ok(TableRef {
+            table,
+            branch,
+            system: None,
+            travel: None,
+        });
+    };
     // Time travel first: a tag name may itself contain '$'.
     if let Some(travel) = parse_travel(name, rest)? {
         return Ok(TableRef {
             table,
+            branch,
             system: None,
             travel: Some(travel),
         });
@@ -125,6 +155,7 @@ pub(crate) fn parse_table_name(name: &str) -> Result<TableRef<'_>, SqlError> {
     }
     Ok(TableRef {
         table,
+        branch,
         system: Some(system),
         travel,
     })
@@ -191,6 +222,26 @@ pub(crate) fn suffixed_table_name(table: &Word, suffix: &str) -> String {
     let name = format!("{base}{suffix}");
     let doubled = format!("{quote}{quote}");
     format!("{quote}{}{quote}", name.replace(quote, &doubled))
+}
+
+/// Loads a table, or one of its branches.
+pub(crate) async fn load_table_ref(
+    catalog: &Catalog,
+    database: &str,
+    table_ref: &TableRef<'_>,
+) -> Result<Table, SqlError> {
+    let id = Identifier::new(database, table_ref.table);
+    let table = load_table(catalog, &id).await?;
+    let Some(branch) = table_ref.branch else {
+        return Ok(table);
+    };
+    if branch != tidelake_engine::MAIN_BRANCH && !table.branch_exists(branch).await? {
+        // "table 'db.t$branch_dev' does not exist": the branch is missing.
+        return Err(SqlError::UndefinedTable(format!(
+            "{id}{BRANCH_SUFFIX}{branch}"
+        )));
+    }
+    Ok(catalog.load_branch(&id, branch).await?)
 }
 
 async fn load_table(catalog: &Catalog, id: &Identifier) -> Result<Table, SqlError> {
@@ -316,8 +367,7 @@ pub(crate) async fn load_provider(
             "'{name}' is a system table: it can only be queried"
         )));
     }
-    let id = Identifier::new(database, table_ref.table);
-    let table = load_table(catalog, &id).await?;
+    let table = load_table_ref(catalog, database, &table_ref).await?;
     travel_provider(table, table_ref.travel.as_ref()).await
 }
 
@@ -346,7 +396,7 @@ pub(crate) async fn load_any(
 ) -> Result<Arc<dyn TableProvider>, SqlError> {
     let table_ref = parse_table_name(name)?;
     if let Some(system) = table_ref.system {
-        let table = load_table(catalog, &Identifier::new(database, table_ref.table)).await?;
+        let table = load_table_ref(catalog, database, &table_ref).await?;
         return load_system_table(table, system, table_ref.travel.as_ref()).await;
     }
     Ok(Arc::new(load_provider(catalog, database, name).await?))
@@ -355,6 +405,8 @@ pub(crate) async fn load_any(
 /// All databases of a warehouse.
 pub struct TidelakeCatalog {
     catalog: Catalog,
+    /// How deeply nested in views the statements using it are planned.
+    view_depth: usize,
     databases: RwLock<Vec<String>>,
     providers: RwLock<HashMap<String, Arc<TidelakeDatabase>>>,
 }
@@ -369,11 +421,21 @@ impl std::fmt::Debug for TidelakeCatalog {
 
 impl TidelakeCatalog {
     pub fn new(catalog: Catalog) -> Self {
+        Self::nested(catalog, 0)
+    }
+
+    /// The catalog a view's query is planned with, `view_depth` views deep.
+    pub(crate) fn nested(catalog: Catalog, view_depth: usize) -> Self {
         TidelakeCatalog {
             catalog,
+            view_depth,
             databases: RwLock::new(Vec::new()),
             providers: RwLock::new(HashMap::new()),
         }
+    }
+
+    pub(crate) fn catalog(&self) -> &Catalog {
+        &self.catalog
     }
 
     /// The provider of one database (kept, so its cached table list lives on).
@@ -389,7 +451,9 @@ impl TidelakeCatalog {
         let created = Arc::new(TidelakeDatabase {
             catalog: self.catalog.clone(),
             name: name.to_string(),
+            view_depth: self.view_depth,
             tables: RwLock::new(Vec::new()),
+            views: RwLock::new(Vec::new()),
         });
         match self.providers.write() {
             Ok(mut providers) => providers.entry(name.to_string()).or_insert(created).clone(),
@@ -423,7 +487,9 @@ impl CatalogProvider for TidelakeCatalog {
 pub struct TidelakeDatabase {
     catalog: Catalog,
     name: String,
+    view_depth: usize,
     tables: RwLock<Vec<String>>,
+    views: RwLock<Vec<String>>,
 }
 
 impl std::fmt::Debug for TidelakeDatabase {
@@ -435,26 +501,51 @@ impl std::fmt::Debug for TidelakeDatabase {
 }
 
 impl TidelakeDatabase {
-    /// Re-reads the list of tables behind `table_names`.
+    /// Re-reads the lists of tables and views behind `table_names`;
+    /// returns the tables.
     pub async fn refresh(&self) -> Result<Vec<String>, SqlError> {
         let names = self.catalog.list_tables(&self.name).await?;
+        let views = self.catalog.views().list(&self.name).await?;
         if let Ok(mut cached) = self.tables.write() {
             cached.clone_from(&names);
         }
+        if let Ok(mut cached) = self.views.write() {
+            *cached = views;
+        }
         Ok(names)
+    }
+
+    /// A table or, when no table has the name, a view.
+    async fn table_or_view(&self, name: &str) -> Result<Arc<dyn TableProvider>, SqlError> {
+        match load_any(&self.catalog, &self.name, name).await {
+            Err(SqlError::UndefinedTable(missing)) if !name.contains('$') => {
+                let id = Identifier::new(self.name.clone(), name);
+                match self.catalog.views().get(&id).await? {
+                    Some(spec) => {
+                        crate::views::view_provider(&self.catalog, &id, &spec, self.view_depth)
+                            .await
+                    }
+                    None => Err(SqlError::UndefinedTable(missing)),
+                }
+            }
+            other => other,
+        }
     }
 }
 
 #[async_trait]
 impl SchemaProvider for TidelakeDatabase {
+    /// Tables, then views (information_schema lists both).
     fn table_names(&self) -> Vec<String> {
-        self.tables.read().map(|t| t.clone()).unwrap_or_default()
+        let mut names = self.tables.read().map(|t| t.clone()).unwrap_or_default();
+        names.extend(self.views.read().map(|v| v.clone()).unwrap_or_default());
+        names
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>, DataFusionError> {
-        // A missing table is None, as DataFusion expects: the name may be a
-        // table function's (see `builtins`).
-        match load_any(&self.catalog, &self.name, name).await {
+        // A missing table (and view) is None, as DataFusion expects: the
+        // name may be a table function's (see `builtins`).
+        match self.table_or_view(name).await {
             Ok(provider) => Ok(Some(provider)),
             Err(SqlError::UndefinedTable(_)) => Ok(None),
             Err(e) => Err(to_df(e)),
@@ -463,10 +554,12 @@ impl SchemaProvider for TidelakeDatabase {
 
     fn table_exist(&self, name: &str) -> bool {
         let table = parse_table_name(name).map_or(name, |r| r.table);
-        self.tables
-            .read()
-            .map(|t| t.iter().any(|n| n == table))
-            .unwrap_or(false)
+        let has = |list: &RwLock<Vec<String>>| {
+            list.read()
+                .map(|t| t.iter().any(|n| n == table))
+                .unwrap_or(false)
+        };
+        has(&self.tables) || has(&self.views)
     }
 }
 

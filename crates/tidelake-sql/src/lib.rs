@@ -44,6 +44,7 @@ mod dml;
 mod error;
 mod file_scans;
 mod files;
+mod hints;
 mod insert;
 mod lexer;
 mod merge;
@@ -55,6 +56,7 @@ mod provider;
 mod retry;
 mod session;
 mod system_tables;
+mod views;
 pub mod watermark;
 
 pub use catalog::{TidelakeCatalog, TidelakeDatabase, SNAPSHOT_SUFFIX};

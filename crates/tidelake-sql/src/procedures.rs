@@ -48,6 +48,9 @@ fn parameters(procedure: &str) -> Option<&'static [&'static str]> {
         "delete_tag" => &["table", "tag"],
         "rollback_to" => &["table", "snapshot_id", "tag"],
         "remove_orphan_files" => &["table", "older_than", "dry_run"],
+        "create_branch" => &["table", "branch", "tag"],
+        "delete_branch" => &["table", "branch"],
+        "fast_forward" => &["table", "branch"],
         "drop_partition" => &["table", "partitions"],
         "expire_partitions" => &[
             "table",
@@ -61,7 +64,7 @@ fn parameters(procedure: &str) -> Option<&'static [&'static str]> {
     })
 }
 
-const PROCEDURES: &str = "compact, expire_snapshots, create_tag, delete_tag, rollback_to, remove_orphan_files, drop_partition, expire_partitions";
+const PROCEDURES: &str = "compact, expire_snapshots, create_tag, delete_tag, rollback_to, remove_orphan_files, create_branch, delete_branch, fast_forward, drop_partition, expire_partitions";
 
 fn syntax(message: impl Into<String>) -> SqlError {
     SqlError::syntax(message.into(), None)
@@ -302,6 +305,40 @@ pub(crate) async fn run_call(
         "delete_tag" => {
             let tag = required(&call, "tag")?;
             table.delete_tag(tag).await?;
+            result_rows(vec![("result", text("Success"))])
+        }
+        "create_branch" => {
+            let branch = required(&call, "branch")?;
+            let tag = call.args.get("tag").map(String::as_str);
+            table.create_branch(branch, tag).await?;
+            result_rows(vec![("result", text("Success"))])
+        }
+        "delete_branch" => {
+            // Paimon's argument is a comma-separated list; each must exist
+            // before any is deleted, so a typo deletes nothing.
+            let names: Vec<&str> = required(&call, "branch")?
+                .split(',')
+                .map(str::trim)
+                .collect();
+            for name in &names {
+                if *name == tidelake_engine::MAIN_BRANCH {
+                    return Err(SqlError::InvalidParameter(
+                        "the main branch cannot be deleted (drop the table instead); nothing was deleted".into(),
+                    ));
+                }
+                if !table.branch_exists(name).await? {
+                    return Err(SqlError::InvalidParameter(format!(
+                        "branch '{name}' of table '{id}' does not exist; nothing was deleted"
+                    )));
+                }
+            }
+            for name in names {
+                table.delete_branch(name).await?;
+            }
+            result_rows(vec![("result", text("Success"))])
+        }
+        "fast_forward" => {
+            table.fast_forward(required(&call, "branch")?).await?;
             result_rows(vec![("result", text("Success"))])
         }
         "rollback_to" => {

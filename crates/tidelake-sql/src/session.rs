@@ -345,6 +345,13 @@ impl Session {
             .await?;
             return Ok(streaming(result));
         }
+        if crate::views::is_view_statement(statement) {
+            let database = self.current_database();
+            let result =
+                crate::views::run_view_statement(&self.ctx, &self.tidelake, &database, statement)
+                    .await?;
+            return Ok(streaming(result));
+        }
         if crate::copy::is_copy(statement) {
             match crate::copy::parse(statement)? {
                 crate::copy::Copy::From(copy) => {
@@ -536,6 +543,9 @@ impl Session {
 
     pub(crate) async fn run_datafusion(&self, statement: &RawStatement) -> Result<StreamingResult> {
         let mut text = statement.text_for_datafusion();
+        if let Some(hinted) = crate::hints::apply_branch_hints(&text)? {
+            text = hinted;
+        }
         let static_partition = crate::partitions::strip_insert_partition(&text)
             .map_err(|e| in_script(e, statement))?
             .map(|(rest, spec)| {
@@ -621,8 +631,14 @@ impl Session {
                 let is_ours = datafusion::datasource::source_as_provider(&dml.target)
                     .is_ok_and(|p| p.downcast_ref::<crate::provider::TidelakeTable>().is_some());
                 if !is_ours {
+                    let kind = match datafusion::datasource::source_as_provider(&dml.target) {
+                        Ok(p) if p.table_type() == datafusion::logical_expr::TableType::View => {
+                            "a view"
+                        }
+                        _ => "a system table",
+                    };
                     return Err(SqlError::Unsupported(format!(
-                        "'{}' is a system table: it can only be queried",
+                        "'{}' is {kind}: it can only be queried",
                         dml.table_name
                     )));
                 }

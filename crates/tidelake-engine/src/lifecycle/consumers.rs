@@ -42,7 +42,7 @@ fn validate_consumer_id(id: &str) -> Result<()> {
 
 impl Table {
     pub(crate) fn consumer_dir(&self) -> String {
-        format!("{}/consumer", self.paths().root)
+        self.paths().consumer_dir()
     }
 
     fn consumer_path(&self, id: &str) -> String {

@@ -99,6 +99,7 @@ impl Table {
         for (_, tag) in self.list_tags().await? {
             protected.extend(walker.snapshot_refs(&tag, Missing::Fail).await?);
         }
+        super::branches::protect_other_branches(self, &mut walker, &mut protected).await?;
         let mut candidates = FileRefs::default();
         for id in &expired {
             // Missing files are skipped: an engine that deletes files

@@ -5,6 +5,7 @@
 //! Every operation deletes files only after deciding, from the snapshots and
 //! tags that stay, that nothing still needs them; when unsure it keeps them.
 
+mod branches;
 mod consumers;
 mod expire;
 mod orphans;
@@ -15,6 +16,7 @@ mod tags;
 use crate::error::Result;
 use crate::table::Table;
 
+pub use branches::{validate_branch_name, BranchInfo, MAIN_BRANCH};
 pub(crate) use expire::expire_after_commit;
 pub use expire::{ExpireOptions, ExpireOutcome};
 pub use orphans::OrphanOptions;

@@ -6,7 +6,7 @@
 //! than a safety margin (one day, as Paimon's default) are ever removed.
 
 use super::refs::{FileRefs, Missing, RefWalker};
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::snapshots::file_name;
 use crate::table::Table;
 
@@ -93,11 +93,20 @@ impl Table {
         Ok(orphans)
     }
 
-    /// Every file of every snapshot and tag; a snapshot whose metadata is
-    /// missing fails the run rather than making its files look orphaned.
+    /// Every file of every snapshot and tag, of every branch; a snapshot
+    /// of this branch whose metadata is missing fails the run rather than
+    /// making its files look orphaned.
     async fn all_references(&self) -> Result<FileRefs> {
+        let broken = super::branches::branches_without_schema(self).await?;
+        if !broken.is_empty() {
+            return Err(EngineError::invalid(format!(
+                "branches {broken:?} of table '{}' have no schema; orphan removal stopped (check those branches by hand)",
+                self.id
+            )));
+        }
         let mut walker = RefWalker::new(self)?;
         let mut refs = FileRefs::default();
+        super::branches::protect_other_branches(self, &mut walker, &mut refs).await?;
         for id in self.reader.list_snapshot_ids().await? {
             if let Some(s) = self.reader.snapshot(id).await? {
                 refs.extend(walker.snapshot_refs(&s, Missing::Fail).await?);

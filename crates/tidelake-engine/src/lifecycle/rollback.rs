@@ -79,6 +79,7 @@ impl Table {
                 protected.extend(walker.snapshot_refs(tag, Missing::Fail).await?);
             }
         }
+        super::branches::protect_other_branches(self, &mut walker, &mut protected).await?;
         // Older snapshots' cancelled entries are left for expiration to judge.
         protected.live_data.extend(protected.all_data.drain());
 

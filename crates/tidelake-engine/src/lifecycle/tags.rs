@@ -12,21 +12,9 @@ use crate::table::Table;
 
 const TAG_PREFIX: &str = "tag-";
 
-/// Paimon refuses blank and purely numeric names (a number means a snapshot
-/// id in time travel); a name is also one path segment.
+/// Paimon's rules for tag names (see `branches::ref_name_problem`).
 fn validate_tag_name(name: &str) -> Result<()> {
-    let problem = if name.trim().is_empty() {
-        Some("it is blank")
-    } else if name.chars().all(|c| c.is_ascii_digit()) {
-        Some("a purely numeric name would read as a snapshot id")
-    } else if name.contains(['/', '\\']) || name.chars().any(char::is_control) {
-        Some("it contains '/', '\\' or a control character")
-    } else if name.starts_with('.') || name != name.trim() {
-        Some("it starts with '.' or has leading or trailing spaces")
-    } else {
-        None
-    };
-    match problem {
+    match super::branches::ref_name_problem(name, &[]) {
         Some(p) => Err(EngineError::invalid(format!(
             "invalid tag name '{name}': {p}"
         ))),
@@ -36,7 +24,7 @@ fn validate_tag_name(name: &str) -> Result<()> {
 
 impl Table {
     pub(crate) fn tag_dir(&self) -> String {
-        format!("{}/tag", self.paths().root)
+        self.paths().tag_dir()
     }
 
     pub(crate) fn tag_path(&self, name: &str) -> String {
@@ -123,6 +111,7 @@ impl Table {
         for (_, tag) in self.list_tags().await? {
             protected.extend(walker.snapshot_refs(&tag, Missing::Fail).await?);
         }
+        super::branches::protect_other_branches(self, &mut walker, &mut protected).await?;
         // Data named by other snapshots' old entries may still be expired
         // by them later; keep it rather than reason about it here.
         protected.live_data.extend(protected.all_data.drain());

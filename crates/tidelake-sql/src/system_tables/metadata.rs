@@ -1,5 +1,5 @@
 //! System tables read from metadata files: `$snapshots`, `$schemas`,
-//! `$options`, `$tags`, `$consumers` and `$manifests`.
+//! `$options`, `$tags`, `$branches`, `$consumers` and `$manifests`.
 
 use std::sync::Arc;
 
@@ -186,6 +186,21 @@ pub(super) async fn consumers(table: &Table) -> Result<RecordBatch> {
         vec![
             strings(consumers.iter().map(|c| c.0.as_str())),
             longs(consumers.iter().map(|c| c.1)),
+        ],
+    )
+}
+
+/// `table$branches`: the table's branches (main is not one), by name.
+pub(super) async fn branches(table: &Table) -> Result<RecordBatch> {
+    let branches = table.list_branches().await?;
+    batch(
+        vec![
+            Field::new("branch_name", ArrowType::Utf8, false),
+            Field::new("create_time", timestamp_type(), true),
+        ],
+        vec![
+            strings(branches.iter().map(|b| b.name.as_str())),
+            times(branches.iter().map(|b| b.create_time_millis)),
         ],
     )
 }

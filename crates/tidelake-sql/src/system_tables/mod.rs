@@ -36,12 +36,13 @@ pub(crate) enum SystemTable {
     Partitions,
     Buckets,
     Tags,
+    Branches,
     Consumers,
     AuditLog,
 }
 
 impl SystemTable {
-    const ALL: [SystemTable; 10] = [
+    const ALL: [SystemTable; 11] = [
         SystemTable::Snapshots,
         SystemTable::Schemas,
         SystemTable::Options,
@@ -50,6 +51,7 @@ impl SystemTable {
         SystemTable::Partitions,
         SystemTable::Buckets,
         SystemTable::Tags,
+        SystemTable::Branches,
         SystemTable::Consumers,
         SystemTable::AuditLog,
     ];
@@ -64,6 +66,7 @@ impl SystemTable {
             SystemTable::Partitions => "partitions",
             SystemTable::Buckets => "buckets",
             SystemTable::Tags => "tags",
+            SystemTable::Branches => "branches",
             SystemTable::Consumers => "consumers",
             SystemTable::AuditLog => "audit_log",
         }
@@ -111,6 +114,7 @@ pub(crate) async fn load_system_table(
         SystemTable::Schemas => metadata::schemas(&table).await?,
         SystemTable::Options => metadata::options(&table)?,
         SystemTable::Tags => metadata::tags(&table).await?,
+        SystemTable::Branches => metadata::branches(&table).await?,
         SystemTable::Consumers => metadata::consumers(&table).await?,
         SystemTable::Manifests => metadata::manifests(&table, travel).await?,
         SystemTable::Files => files::files(&table, travel).await?,

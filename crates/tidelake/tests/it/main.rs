@@ -7,6 +7,7 @@ mod cli;
 mod concurrent_writers;
 mod crash;
 mod interop;
+mod interop_branches;
 mod interop_evolution;
 mod interop_lsm;
 mod quickstart;
