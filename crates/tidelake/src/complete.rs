@@ -220,22 +220,21 @@ async fn read_names(session: &Session) -> Result<BTreeSet<String>, tidelake_sql:
     let mut names = BTreeSet::new();
     let current = session.current_database();
     let databases = first_column(session, "SHOW DATABASES").await?;
+    let mut current_tables = Vec::new();
     for database in &databases {
         names.insert(database.clone());
         let sql = format!("SHOW TABLES IN {}", quote(database));
-        for table in first_column(session, &sql).await? {
-            names.insert(format!("{database}.{table}"));
-            if *database == current {
-                names.insert(table);
-            }
+        let tables = first_column(session, &sql).await?;
+        names.extend(tables.iter().map(|table| format!("{database}.{table}")));
+        if *database == current {
+            current_tables = tables;
         }
     }
-    let sql = format!("SHOW TABLES IN {}", quote(&current));
-    let tables = first_column(session, &sql).await.unwrap_or_default();
-    for table in tables.iter().take(MAX_TABLES_DESCRIBED) {
+    for table in current_tables.iter().take(MAX_TABLES_DESCRIBED) {
         let sql = format!("DESCRIBE {}.{}", quote(&current), quote(table));
         names.extend(first_column(session, &sql).await.unwrap_or_default());
     }
+    names.extend(current_tables);
     Ok(names)
 }
 
