@@ -1,0 +1,157 @@
+//! The contract between sources and the sink.
+//!
+//! A source (PostgreSQL, MySQL/MariaDB, NATS) reads its protocol and yields
+//! [`SourceEvent`]s in source order. The sink knows nothing of protocols:
+//! it sees tables with columns in Paimon types, row changes with typed
+//! values, and transaction ends that carry the position to resume from.
+//!
+//! Ordering rules every source keeps:
+//! - a table's [`SourceEvent::Schema`] comes before its first change, and
+//!   again whenever its columns change (the full new column list);
+//! - the changes of one source transaction are followed by one
+//!   [`SourceEvent::Commit`] whose position resumes *after* it; the sink
+//!   never commits a source transaction in two snapshots;
+//! - [`SourceEvent::Heartbeat`] says the source advanced with nothing for
+//!   us (idle tables, other databases): the sink may record the position so
+//!   that the source can release what it keeps (a PostgreSQL slot's WAL).
+
+use std::fmt;
+
+use tidelake_format::types::DataType;
+
+use crate::error::CdcError;
+
+/// A table in the source: `database` is the MySQL database or the
+/// PostgreSQL schema (`public`), or what a queue message names.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SourceTableId {
+    pub database: String,
+    pub table: String,
+}
+
+impl SourceTableId {
+    pub fn new(database: impl Into<String>, table: impl Into<String>) -> Self {
+        SourceTableId {
+            database: database.into(),
+            table: table.into(),
+        }
+    }
+}
+
+impl fmt::Display for SourceTableId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.database, self.table)
+    }
+}
+
+/// A source column, its type already mapped to Paimon's (the source's own
+/// type name is kept for messages and for `--type-mapping` decisions).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceColumn {
+    pub name: String,
+    pub data_type: DataType,
+    /// The type as the source spells it, e.g. `varchar(20)`, `tinyint(1)`.
+    pub source_type: String,
+    pub comment: Option<String>,
+}
+
+/// A source table's columns in source order and its primary key (empty:
+/// the table has none and is skipped by whole-database sync).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceSchema {
+    pub columns: Vec<SourceColumn>,
+    pub primary_key: Vec<String>,
+}
+
+/// One value of a row change, typed as its column's [`DataType`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum CdcValue {
+    Null,
+    Boolean(bool),
+    /// Every integer type (TINYINT .. BIGINT).
+    Int(i64),
+    Float(f32),
+    Double(f64),
+    /// Unscaled value and scale: `123.45` is `(12345, 2)`.
+    Decimal(i128, u32),
+    String(String),
+    Bytes(Vec<u8>),
+    /// Days since 1970-01-01.
+    Date(i32),
+    /// Microseconds of the day.
+    Time(i64),
+    /// Microseconds since the epoch, no time zone (TIMESTAMP).
+    Timestamp(i64),
+    /// Microseconds since the epoch, UTC (TIMESTAMP WITH LOCAL TIME ZONE).
+    TimestampUtc(i64),
+    Array(Vec<CdcValue>),
+    /// The source did not send this column's value because it did not
+    /// change (PostgreSQL's unchanged TOAST): the sink keeps the value the
+    /// table holds for the key, never writes a placeholder.
+    Unchanged,
+}
+
+/// Paimon's row kinds, as the sink writes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    Insert,
+    UpdateBefore,
+    UpdateAfter,
+    Delete,
+}
+
+/// One row change of one table. `values` follow the columns of the table's
+/// latest [`SourceEvent::Schema`], one per column.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RowChange {
+    pub table: SourceTableId,
+    pub kind: ChangeKind,
+    pub values: Vec<CdcValue>,
+    /// When the source committed it (microseconds since the epoch, UTC),
+    /// for the `op_ts` metadata column; `None` during an initial snapshot.
+    pub op_ts_micros: Option<i64>,
+}
+
+/// A resumable source position, opaque to the sink: each source encodes
+/// and parses its own (an LSN, a binlog file and offset or a GTID set, a
+/// stream sequence). Stored as a snapshot property, so printable text.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SourcePosition(pub String);
+
+impl fmt::Display for SourcePosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a source yields, in source order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SourceEvent {
+    /// A table appears or its columns change: the complete new schema.
+    Schema {
+        table: SourceTableId,
+        schema: SourceSchema,
+    },
+    /// A row change inside the current transaction (or initial snapshot).
+    Change(RowChange),
+    /// The end of a source transaction (or of an initial snapshot's rows):
+    /// everything since the previous commit is one unit, and `position`
+    /// resumes right after it.
+    Commit { position: SourcePosition },
+    /// The source moved on with nothing for the sink.
+    Heartbeat { position: SourcePosition },
+}
+
+/// A source of change events. Sources are resumed from a position the
+/// sink recorded (given to their constructors), and told what is durable.
+#[async_trait::async_trait]
+pub trait ChangeSource: Send {
+    /// The next event; `None` once the source has ended (a snapshot-only
+    /// run, a stream that was closed).
+    async fn next_event(&mut self) -> Result<Option<SourceEvent>, CdcError>;
+
+    /// Everything up to and including `position` is committed in the
+    /// warehouse: the source may release it (acknowledge a PostgreSQL slot,
+    /// a JetStream message). Never called with a position not yet durable.
+    async fn acknowledge(&mut self, position: &SourcePosition) -> Result<(), CdcError>;
+}

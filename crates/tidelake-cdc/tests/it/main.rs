@@ -1,0 +1,1 @@
+//! Integration tests of tidelake-cdc: one binary, a module per source.
