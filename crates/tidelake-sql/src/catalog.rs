@@ -22,6 +22,7 @@ use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Word};
 use tidelake_engine::{Catalog, EngineError, Identifier, Table};
 
 use crate::error::SqlError;
+use crate::extension::Extensions;
 use crate::provider::{to_df, TidelakeTable};
 use crate::system_tables::{load_system_table, SystemTable};
 
@@ -409,6 +410,7 @@ pub struct TidelakeCatalog {
     view_depth: usize,
     databases: RwLock<Vec<String>>,
     providers: RwLock<HashMap<String, Arc<TidelakeDatabase>>>,
+    extensions: Extensions,
 }
 
 impl std::fmt::Debug for TidelakeCatalog {
@@ -424,6 +426,14 @@ impl TidelakeCatalog {
         Self::nested(catalog, 0)
     }
 
+    /// A catalog whose databases also serve the tables `extensions` serve.
+    pub fn with_extensions(catalog: Catalog, extensions: Extensions) -> Self {
+        TidelakeCatalog {
+            extensions,
+            ..Self::nested(catalog, 0)
+        }
+    }
+
     /// The catalog a view's query is planned with, `view_depth` views deep.
     pub(crate) fn nested(catalog: Catalog, view_depth: usize) -> Self {
         TidelakeCatalog {
@@ -431,6 +441,7 @@ impl TidelakeCatalog {
             view_depth,
             databases: RwLock::new(Vec::new()),
             providers: RwLock::new(HashMap::new()),
+            extensions: Extensions::default(),
         }
     }
 
@@ -452,6 +463,7 @@ impl TidelakeCatalog {
             catalog: self.catalog.clone(),
             name: name.to_string(),
             view_depth: self.view_depth,
+            extensions: self.extensions.clone(),
             tables: RwLock::new(Vec::new()),
             views: RwLock::new(Vec::new()),
         });
@@ -488,6 +500,7 @@ pub struct TidelakeDatabase {
     catalog: Catalog,
     name: String,
     view_depth: usize,
+    extensions: Extensions,
     tables: RwLock<Vec<String>>,
     views: RwLock<Vec<String>>,
 }
@@ -517,6 +530,11 @@ impl TidelakeDatabase {
 
     /// A table or, when no table has the name, a view.
     async fn table_or_view(&self, name: &str) -> Result<Arc<dyn TableProvider>, SqlError> {
+        for extension in self.extensions.iter() {
+            if let Some(provider) = extension.table(&self.catalog, &self.name, name).await? {
+                return Ok(provider);
+            }
+        }
         match load_any(&self.catalog, &self.name, name).await {
             Err(SqlError::UndefinedTable(missing)) if !name.contains('$') => {
                 let id = Identifier::new(self.name.clone(), name);

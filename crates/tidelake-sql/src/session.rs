@@ -24,70 +24,15 @@ use crate::ddl::{is_ddl, parse_ddl, CreateTable, DdlStatement, TableName};
 use crate::describe::{create_statement, describe_batch, names_batch};
 use crate::dml::execute_dml;
 use crate::error::{Result, SqlError};
+use crate::extension::{Extensions, SessionExtension, StatementContext};
 use crate::insert::plan_insert_around_nested_values;
 use crate::lexer::{shift_position, split_statements, RawStatement};
 use crate::progress::StatementProgress;
 use crate::retry;
+pub use crate::result::{CommandStatus, StatementResult};
 
 /// The name of the warehouse's catalog in DataFusion (`tidelake.db.table`).
 pub const CATALOG_NAME: &str = "tidelake";
-
-/// What a statement that returns no rows reports, as psql prints it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CommandStatus {
-    /// `CREATE TABLE`, `INSERT`, `DELETE`, ...
-    pub command: &'static str,
-    /// Rows inserted, updated or deleted.
-    pub rows: Option<u64>,
-}
-
-impl CommandStatus {
-    pub(crate) fn new(command: &'static str) -> Self {
-        CommandStatus {
-            command,
-            rows: None,
-        }
-    }
-
-    fn with_rows(command: &'static str, rows: u64) -> Self {
-        CommandStatus {
-            command,
-            rows: Some(rows),
-        }
-    }
-}
-
-impl fmt::Display for CommandStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.command, self.rows) {
-            // PostgreSQL's INSERT tag carries an (always zero) OID.
-            ("INSERT", Some(n)) => write!(f, "INSERT 0 {n}"),
-            (command, Some(n)) => write!(f, "{command} {n}"),
-            (command, None) => f.write_str(command),
-        }
-    }
-}
-
-/// The outcome of one statement.
-#[derive(Clone, Debug)]
-pub enum StatementResult {
-    /// A query (or SHOW/DESCRIBE): its schema and every row.
-    Rows {
-        schema: SchemaRef,
-        batches: Vec<RecordBatch>,
-    },
-    /// A statement without rows.
-    Status(CommandStatus),
-}
-
-impl StatementResult {
-    pub fn row_count(&self) -> usize {
-        match self {
-            StatementResult::Rows { batches, .. } => batches.iter().map(|b| b.num_rows()).sum(),
-            StatementResult::Status(_) => 0,
-        }
-    }
-}
 
 /// The rows of a query as they are produced.
 pub struct QueryStream {
@@ -176,6 +121,7 @@ pub struct Session {
     tidelake: Arc<TidelakeCatalog>,
     ctx: SessionContext,
     progress: Arc<StatementProgress>,
+    extensions: Extensions,
 }
 
 impl fmt::Debug for Session {
@@ -196,6 +142,16 @@ impl Session {
 
     /// A session over an already opened catalog (one per connection).
     pub async fn with_catalog(catalog: Catalog) -> Result<Session> {
+        Session::with_extensions(catalog, Vec::new()).await
+    }
+
+    /// A session whose statements may also use what `extensions` add
+    /// (functions, tables, statements; see [`crate::extension`]).
+    pub async fn with_extensions(
+        catalog: Catalog,
+        extensions: Vec<Arc<dyn SessionExtension>>,
+    ) -> Result<Session> {
+        let extensions: Extensions = Arc::new(extensions);
         let config = sql_config(DEFAULT_DATABASE).with_create_default_catalog_and_schema(false);
         let mut config = config;
         let progress = Arc::new(StatementProgress::default());
@@ -205,7 +161,13 @@ impl Session {
             .build_arc()?;
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         crate::file_scans::register(&ctx);
-        let tidelake = Arc::new(TidelakeCatalog::new(catalog.clone()));
+        for extension in extensions.iter() {
+            extension.register(&ctx, &catalog)?;
+        }
+        let tidelake = Arc::new(TidelakeCatalog::with_extensions(
+            catalog.clone(),
+            extensions.clone(),
+        ));
         tidelake.refresh().await?;
         ctx.register_catalog(CATALOG_NAME, tidelake.clone());
         Ok(Session {
@@ -213,6 +175,7 @@ impl Session {
             tidelake,
             ctx,
             progress,
+            extensions,
         })
     }
 
@@ -336,6 +299,16 @@ impl Session {
 
     async fn run(&self, statement: &RawStatement) -> Result<StreamingResult> {
         tracing::debug!(sql = %statement.text, "running statement");
+        let context = StatementContext {
+            catalog: &self.catalog,
+            ctx: &self.ctx,
+            database: self.current_database(),
+        };
+        for extension in self.extensions.iter() {
+            if let Some(result) = extension.statement(&context, &statement.text).await {
+                return Ok(streaming(result?));
+            }
+        }
         if crate::procedures::is_call(&statement.text) {
             let result = crate::procedures::run_call(
                 &self.catalog,
