@@ -2,12 +2,14 @@
 //! of Apache Paimon tables.
 //!
 //! It owns the command line (arguments, the interactive shell, output
-//! formats) and talks to tables only through `tidelake-sql`'s `Session`, and
-//! to streaming through `tidelake-stream` (streaming queries, jobs and their
-//! supervisor): it must not know engine internals (files, snapshots,
-//! writers).
+//! formats) and talks to tables only through `tidelake-sql`'s `Session`, to
+//! streaming through `tidelake-stream` (streaming queries, jobs and their
+//! supervisor), and to operations through `tidelake-doctor` (`doctor`,
+//! `advise`, and the doctor's tables in SQL): it must not know engine
+//! internals (files, snapshots, writers).
 
 mod complete;
+mod doctor;
 mod output;
 mod progress;
 mod serve;
@@ -32,7 +34,8 @@ Examples:
   tidelake sql                       (interactive shell)
   tidelake stream -e \"SELECT * FROM t\" --mode latest   (print changes as they are committed)
   tidelake serve --pg 127.0.0.1:5433   (PostgreSQL and HTTP clients; psql -h 127.0.0.1 -p 5433 -d default)
-  tidelake stream --job totals -e \"INSERT INTO totals SELECT k, sum(v) FROM t GROUP BY k\"   (a continuous job)";
+  tidelake stream --job totals -e \"INSERT INTO totals SELECT k, sum(v) FROM t GROUP BY k\"   (a continuous job)
+  tidelake doctor [db[.table]] [--fix]   (diagnose tables and jobs; apply safe fixes)";
 
 /// A streaming lakehouse on Apache Paimon tables.
 #[derive(Debug, Parser)]
@@ -64,6 +67,12 @@ enum Command {
     /// and over HTTP (POST /v1/statements), one session per connection.
     #[command(after_help = serve::SERVE_HELP)]
     Serve(serve::ServeArgs),
+    /// Diagnose tables and continuous jobs (findings with evidence, cause
+    /// and fix; health scores), and with --fix apply the safe fixes.
+    #[command(after_help = doctor::DOCTOR_HELP)]
+    Doctor(doctor::DoctorArgs),
+    /// Recommend options for a table from its observed shape and workload.
+    Advise(doctor::AdviseArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -205,8 +214,16 @@ async fn run_script(session: &Session, sql: &str, format: Format) -> Result<(), 
     session.execute_each(sql, &mut print).await.map(|_| ())
 }
 
+/// A session over `warehouse` with the binary's extensions (the doctor's tables).
+pub(crate) async fn open_session(warehouse: &str) -> Result<Session, SqlError> {
+    let catalog = tidelake_doctor::Catalog::open(warehouse)
+        .await
+        .map_err(SqlError::from)?;
+    Session::with_extensions(catalog, doctor::extensions()).await
+}
+
 async fn run_sql(warehouse: &str, args: SqlArgs, matches: &ArgMatches) -> ExitCode {
-    let session = match Session::open(warehouse).await {
+    let session = match open_session(warehouse).await {
         Ok(s) => s,
         Err(e) => {
             report(&e);
@@ -288,5 +305,7 @@ fn main() -> ExitCode {
         Command::Compact(args) => runtime.block_on(run_compact(&warehouse, args)),
         Command::Stream(args) => runtime.block_on(stream::run_stream(&warehouse, args)),
         Command::Serve(args) => runtime.block_on(serve::run_serve(&warehouse, args)),
+        Command::Doctor(args) => runtime.block_on(doctor::run_doctor(&warehouse, args)),
+        Command::Advise(args) => runtime.block_on(doctor::run_advise(&warehouse, args)),
     }
 }

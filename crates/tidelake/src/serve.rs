@@ -53,7 +53,9 @@ struct Sessions {
 #[async_trait]
 impl SessionFactory for Sessions {
     async fn open(&self) -> Result<Arc<dyn QueryHandler>, SqlError> {
-        let session = Session::with_catalog(self.template.catalog().clone()).await?;
+        let session =
+            Session::with_extensions(self.template.catalog().clone(), crate::doctor::extensions())
+                .await?;
         Ok(Arc::new(session))
     }
 }

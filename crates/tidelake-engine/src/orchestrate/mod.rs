@@ -78,9 +78,19 @@ pub(crate) async fn compact_table(
 /// output files are deleted, unless the outcome is unknown (a live snapshot
 /// may reference them).
 pub(crate) async fn commit_prepared(table: &Table, prepared: Prepared) -> Result<CompactOutcome> {
-    let Some(request) = prepared.commit_request() else {
+    commit_prepared_with(table, prepared, BTreeMap::new()).await
+}
+
+/// [`commit_prepared`], recording `properties` in the COMPACT snapshot.
+async fn commit_prepared_with(
+    table: &Table,
+    prepared: Prepared,
+    properties: BTreeMap<String, String>,
+) -> Result<CompactOutcome> {
+    let Some(mut request) = prepared.commit_request() else {
         return Ok(prepared.outcome(None));
     };
+    request.properties = properties;
     match commit(table, request).await {
         Ok(id) => Ok(prepared.outcome(id)),
         Err(e) if e.is_commit_unknown() => Err(e),
@@ -122,6 +132,21 @@ impl Table {
     /// removed an input file; the caller may then retry.
     pub async fn compact(&self, options: CompactOptions) -> Result<CompactOutcome> {
         compact_table(self, &options, None).await
+    }
+
+    /// Compacts only the buckets `(partition, bucket)` in `buckets` (all
+    /// when `None`), as [`Table::compact`] does, and records `properties`
+    /// in the COMPACT snapshot (e.g. which tool asked for it, as the
+    /// doctor's `tidelake.doctor.fix` does).
+    pub async fn compact_buckets(
+        &self,
+        options: CompactOptions,
+        buckets: Option<&HashSet<(Vec<u8>, i32)>>,
+        properties: BTreeMap<String, String>,
+    ) -> Result<CompactOutcome> {
+        let table = &compact::with_latest_schema(self).await?;
+        let prepared = compact::prepare(table, &options, buckets).await?;
+        commit_prepared_with(table, prepared, properties).await
     }
 
     /// Rewrites the files of an append table that `candidates` may match,

@@ -6,6 +6,7 @@
 mod cli;
 mod concurrent_writers;
 mod crash;
+mod doctor;
 mod interop;
 mod interop_branches;
 mod interop_evolution;
