@@ -5,8 +5,10 @@
 //!
 //!     tidelake-bench --data bench/data/<scale> --workload scan
 //!     tidelake-bench --data /tmp/sj --workload stream-job --rate 10000 --seconds 30
+//!     tidelake-bench --data /tmp/d --workload doctor
 
 mod aggregate;
+mod doctor;
 mod error;
 mod input;
 mod measure;
@@ -37,6 +39,7 @@ enum Workload {
     ScanCompacted,
     Tpch,
     StreamJob,
+    Doctor,
 }
 
 impl Workload {
@@ -50,6 +53,7 @@ impl Workload {
             Workload::ScanCompacted => "scan_compacted",
             Workload::Tpch => "tpch",
             Workload::StreamJob => "stream_job",
+            Workload::Doctor => "doctor",
         }
     }
 
@@ -127,6 +131,13 @@ async fn run(args: &Args) -> Result<Vec<Value>> {
             };
             vec![tpch.run().await?]
         }
+        Workload::Doctor => vec![
+            doctor::Doctor {
+                warehouse: work.join("doctor"),
+            }
+            .run()
+            .await?,
+        ],
         Workload::StreamJob => vec![
             stream_job::StreamJob {
                 warehouse: work.join("stream_job"),

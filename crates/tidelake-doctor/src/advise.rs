@@ -119,7 +119,8 @@ fn target_file_size(facts: &TableFacts, out: &mut Vec<Advice>) {
         option: "target-file-size".into(),
         current: mb(o.target_file_size),
         recommended: mb(o.target_file_size * 2),
-        effect: "halves the files per bucket: fewer manifest entries and file opens per scan".into(),
+        effect: "halves the files per bucket: fewer manifest entries and file opens per scan"
+            .into(),
         evidence: vec![
             Evidence::context("files_per_bucket", per_bucket),
             Evidence::context("mean_file_bytes", mean_size),

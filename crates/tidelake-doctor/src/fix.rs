@@ -101,7 +101,10 @@ pub async fn apply_fixes(
                     a
                 }
                 Remedy::Expire => {
-                    let mut a = planned(f, "expire snapshots within the table's retention options".to_string());
+                    let mut a = planned(
+                        f,
+                        "expire snapshots within the table's retention options".to_string(),
+                    );
                     if !dry_run {
                         let (mut snapshots, mut files) = (0, 0);
                         for _ in 0..MAX_EXPIRE_ROUNDS {
@@ -115,7 +118,8 @@ pub async fn apply_fixes(
                                 break;
                             }
                         }
-                        a.outcome = Some(format!("{snapshots} snapshots and {files} files removed"));
+                        a.outcome =
+                            Some(format!("{snapshots} snapshots and {files} files removed"));
                     }
                     a
                 }

@@ -4,7 +4,9 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow_array::{
+    ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use crate::error::{DoctorError, Result};
@@ -22,7 +24,16 @@ pub fn render_text(report: &Report) -> String {
     let _ = writeln!(
         s,
         "{:<32} {:>5}  {:<11} {:>6} {:>6} {:>7} {:>9} {:>12} {:>9} {:>8}",
-        "TABLE", "SCORE", "BAND", "LAYOUT", "LSM", "DELETES", "RETENTION", "DISTRIBUTION", "FRESHNESS", "FINDINGS"
+        "TABLE",
+        "SCORE",
+        "BAND",
+        "LAYOUT",
+        "LSM",
+        "DELETES",
+        "RETENTION",
+        "DISTRIBUTION",
+        "FRESHNESS",
+        "FINDINGS"
     );
     for t in &report.tables {
         let h = &t.health;
@@ -62,7 +73,11 @@ pub fn render_text(report: &Report) -> String {
             s,
             "     fix:      {}{}",
             f.fix,
-            if f.fixable { "  [--fix applies it]" } else { "  [advice]" }
+            if f.fixable {
+                "  [--fix applies it]"
+            } else {
+                "  [advice]"
+            }
         );
     }
     s
@@ -79,7 +94,7 @@ pub fn findings_batch(report: &Report) -> Result<RecordBatch> {
         utf8("rule", false),
         utf8("severity", false),
         utf8("category", false),
-        utf8("partition", true),
+        utf8("partition_name", true),
         Field::new("bucket", DataType::Int32, true),
         utf8("evidence", false),
         utf8("cause", false),
@@ -98,11 +113,15 @@ pub fn findings_batch(report: &Report) -> Result<RecordBatch> {
         Arc::new(StringArray::from(
             f.iter().map(|x| x.partition.clone()).collect::<Vec<_>>(),
         )),
-        Arc::new(Int32Array::from(f.iter().map(|x| x.bucket).collect::<Vec<_>>())),
+        Arc::new(Int32Array::from(
+            f.iter().map(|x| x.bucket).collect::<Vec<_>>(),
+        )),
         strings(&|x| x.evidence_text()),
         strings(&|x| x.cause.clone()),
         strings(&|x| x.fix.clone()),
-        Arc::new(BooleanArray::from(f.iter().map(|x| x.fixable).collect::<Vec<_>>())),
+        Arc::new(BooleanArray::from(
+            f.iter().map(|x| x.fixable).collect::<Vec<_>>(),
+        )),
     ];
     RecordBatch::try_new(schema, columns).map_err(|e| DoctorError::Render(e.to_string()))
 }
@@ -131,9 +150,13 @@ pub fn health_batch(tables: &[TableReport]) -> Result<RecordBatch> {
         Arc::new(Int64Array::from_iter_values(tables.iter().map(get)))
     };
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(tables.iter().map(|t| t.table.clone()))),
+        Arc::new(StringArray::from_iter_values(
+            tables.iter().map(|t| t.table.clone()),
+        )),
         reals(&|t| t.health.score),
-        Arc::new(StringArray::from_iter_values(tables.iter().map(|t| t.health.band.as_str()))),
+        Arc::new(StringArray::from_iter_values(
+            tables.iter().map(|t| t.health.band.as_str()),
+        )),
         reals(&|t| t.health.layout),
         reals(&|t| t.health.lsm),
         reals(&|t| t.health.deletes),

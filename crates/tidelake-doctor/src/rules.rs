@@ -311,7 +311,10 @@ fn consumers(facts: &TableFacts, snaps: &[(i64, i64)], end_id: i64, out: &mut Ve
         .get("consumer.expiration-time")
         .and_then(|t| tidelake_engine::options::parse_duration_millis(t).ok());
     for c in &facts.consumers {
-        let idle = facts.now_millis.saturating_sub(c.last_modified_millis).max(0);
+        let idle = facts
+            .now_millis
+            .saturating_sub(c.last_modified_millis)
+            .max(0);
         let pinned = snaps
             .iter()
             .filter(|s| s.0 >= c.next_snapshot && s.0 < end_id)
@@ -428,9 +431,24 @@ fn position_expiry(facts: &TableFacts, job: &JobPosition, out: &mut Vec<Finding>
         return;
     }
     let (severity, cause) = if expired {
-        (Severity::High, format!("Job '{}' would read snapshot {} of {}, which has expired (earliest {}).", job.job, job.next_snapshot, job.source, src.earliest))
+        (
+            Severity::High,
+            format!(
+                "Job '{}' would read snapshot {} of {}, which has expired (earliest {}).",
+                job.job, job.next_snapshot, job.source, src.earliest
+            ),
+        )
     } else {
-        (Severity::Mid, format!("Job '{}' would read snapshot {} of {} next; expiration removes it within {} min.", job.job, job.next_snapshot, job.source, horizon / MINUTE))
+        (
+            Severity::Mid,
+            format!(
+                "Job '{}' would read snapshot {} of {} next; expiration removes it within {} min.",
+                job.job,
+                job.next_snapshot,
+                job.source,
+                horizon / MINUTE
+            ),
+        )
     };
     push(
         out,
@@ -470,7 +488,8 @@ fn buckets(facts: &TableFacts, out: &mut Vec<Finding>) {
     };
     let per_bucket = bytes / configured;
     let recommended = bytes.div_ceil(ideal).max(1);
-    let rescale = |rule_id: &'static str, threshold: u64, severity, cause: String| Draft {
+    let rescale = |rule_id: &'static str, threshold: u64, severity, cause: String| {
+        Draft {
         severity,
         partition: Some(largest.to_string()),
         bucket: None,
@@ -486,6 +505,7 @@ fn buckets(facts: &TableFacts, out: &mut Vec<Finding>) {
         ),
         remedy: Remedy::Advice,
         magnitude: 1.0,
+    }
     };
     if per_bucket > 2 * ideal {
         let mut d = rescale("bucket-too-large", 2 * ideal, if per_bucket > 8 * ideal { Severity::High } else { Severity::Mid },
@@ -536,19 +556,27 @@ fn partition_explosion(facts: &TableFacts, out: &mut Vec<Finding>) {
     if mean >= limit {
         return;
     }
-    push(out, facts, "partition-explosion", Draft {
-        severity: Severity::Mid,
-        partition: None,
-        bucket: None,
-        evidence: vec![
-            Evidence::new("partitions", partitions.len(), MANY),
-            Evidence::new("mean_partition_bytes", mean, limit),
-        ],
-        cause: format!("{} partitions of {mean} bytes on average: the partition key is too fine.", partitions.len()),
-        fix: "Partition by a coarser key (recreate the table and copy the data).".to_string(),
-        remedy: Remedy::Advice,
-        magnitude: partitions.len() as f64 / MANY as f64,
-    });
+    push(
+        out,
+        facts,
+        "partition-explosion",
+        Draft {
+            severity: Severity::Mid,
+            partition: None,
+            bucket: None,
+            evidence: vec![
+                Evidence::new("partitions", partitions.len(), MANY),
+                Evidence::new("mean_partition_bytes", mean, limit),
+            ],
+            cause: format!(
+                "{} partitions of {mean} bytes on average: the partition key is too fine.",
+                partitions.len()
+            ),
+            fix: "Partition by a coarser key (recreate the table and copy the data).".to_string(),
+            remedy: Remedy::Advice,
+            magnitude: partitions.len() as f64 / MANY as f64,
+        },
+    );
 }
 
 fn orphans(facts: &TableFacts, out: &mut Vec<Finding>) {

@@ -140,11 +140,7 @@ pub async fn run_doctor(warehouse: &str, args: DoctorArgs) -> ExitCode {
                     println!("  -> {outcome}");
                 }
             }
-            let advice = report
-                .findings()
-                .into_iter()
-                .filter(|f| !f.fixable)
-                .count();
+            let advice = report.findings().into_iter().filter(|f| !f.fixable).count();
             if advice > 0 {
                 println!("{advice} finding(s) are advice only: see `tidelake doctor`.");
             }
@@ -225,9 +221,7 @@ fn sql_error(e: DoctorError) -> SqlError {
     }
 }
 
-fn mem_table(
-    batch: arrow::array::RecordBatch,
-) -> Result<Option<Arc<dyn TableProvider>>, SqlError> {
+fn mem_table(batch: arrow::array::RecordBatch) -> Result<Option<Arc<dyn TableProvider>>, SqlError> {
     let table = MemTable::try_new(batch.schema(), vec![vec![batch]])
         .map_err(|e| SqlError::Internal(e.to_string()))?;
     Ok(Some(Arc::new(table)))

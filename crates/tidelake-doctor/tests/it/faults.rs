@@ -18,9 +18,17 @@ async fn small_files_in_a_partition() {
     assert_eq!(f.rule, "small-files");
     assert_eq!(f.partition.as_deref(), Some("p=1"));
     assert_eq!(evidence(f, "small_files"), 11);
-    assert_eq!(threshold(f, "small_files"), 10, "2 x compaction trigger x 1 bucket");
+    assert_eq!(
+        threshold(f, "small_files"),
+        10,
+        "2 x compaction trigger x 1 bucket"
+    );
     assert_eq!(rules(&report), vec!["small-files"], "partition p=2 is fine");
-    assert_ne!(report.health.band, Band::Unhealthy, "a tiny table is never unhealthy");
+    assert_ne!(
+        report.health.band,
+        Band::Unhealthy,
+        "a tiny table is never unhealthy"
+    );
     assert!(report.health.layout < 100.0);
     assert_eq!(report.health.lsm, 100.0);
 }
@@ -98,7 +106,10 @@ async fn snapshots_write_only_never_expires() {
 async fn an_idle_table_past_its_time_retention() {
     let fx = Fixture::new(
         false,
-        &[("snapshot.num-retained.min", "1"), ("snapshot.expire.limit", "2")],
+        &[
+            ("snapshot.num-retained.min", "1"),
+            ("snapshot.expire.limit", "2"),
+        ],
     )
     .await;
     fx.small_commits(1, 5).await;
@@ -142,7 +153,11 @@ async fn source(fx: &Fixture, options: &[(&str, &str)], n: i64) -> Fixture {
         dir: tempfile::tempdir().unwrap(),
     };
     src.catalog
-        .create_table(&src.id, tidelake_testkit::table::tagged_spec(false, options), false)
+        .create_table(
+            &src.id,
+            tidelake_testkit::table::tagged_spec(false, options),
+            false,
+        )
         .await
         .unwrap();
     src.small_commits(1, n).await;
@@ -154,7 +169,8 @@ async fn record_position(sink: &Fixture, next: i64) {
         "tidelake.progress.job.totals.default.src".to_string(),
         next.to_string(),
     )]);
-    sink.commit(&[(1, 1)], "job", RowKind::Insert, properties).await;
+    sink.commit(&[(1, 1)], "job", RowKind::Insert, properties)
+        .await;
 }
 
 #[tokio::test]
@@ -209,7 +225,11 @@ async fn a_job_that_caught_up_is_fine() {
 async fn buckets_too_large_get_a_bucket_count() {
     let fx = Fixture::new(
         false,
-        &[("bucket", "1"), ("bucket-key", "id"), ("target-file-size", "4 kb")],
+        &[
+            ("bucket", "1"),
+            ("bucket-key", "id"),
+            ("target-file-size", "4 kb"),
+        ],
     )
     .await;
     let rows: Vec<(i32, i64)> = (0..20_000).map(|i| (1, i)).collect();
@@ -221,22 +241,49 @@ async fn buckets_too_large_get_a_bucket_count() {
     assert_eq!(threshold(f, "bytes_per_bucket"), 2 * 4 * 4096);
     let recommended = evidence(f, "recommended_buckets");
     assert_eq!(recommended, per_bucket.div_ceil(4 * 4096));
-    assert!(f.fix.contains(&format!("'bucket' = '{recommended}'")), "{}", f.fix);
+    assert!(
+        f.fix.contains(&format!("'bucket' = '{recommended}'")),
+        "{}",
+        f.fix
+    );
     assert!(!f.fixable);
 }
 
 #[tokio::test]
 async fn a_skewed_bucket() {
+    use std::sync::Arc;
     let fx = Fixture::new(
         false,
-        &[("bucket", "4"), ("bucket-key", "id"), ("target-file-size", "4 kb")],
+        &[
+            ("bucket", "4"),
+            ("bucket-key", "id"),
+            ("target-file-size", "64 kb"),
+        ],
     )
     .await;
-    let mut rows: Vec<(i32, i64)> = vec![(1, 7); 20_000];
-    rows.extend((100..104).map(|i| (1, i)));
-    fx.insert(&rows, "skew").await;
+    // 20,000 rows of one id (one bucket) with names that do not compress.
+    let mut rng = tidelake_testkit::rng::Rng::new(11);
+    let n = 20_000;
+    let names: Vec<String> = (0..n).map(|_| format!("{:016x}", rng.next_u64())).collect();
+    let table = fx.table().await;
+    let batch = arrow_array::RecordBatch::try_new(
+        table.arrow_schema(),
+        vec![
+            Arc::new(arrow_array::Int32Array::from(vec![1; n])),
+            Arc::new(arrow_array::Int64Array::from(vec![7; n])),
+            Arc::new(arrow_array::StringArray::from(names)),
+        ],
+    )
+    .unwrap();
+    let mut w = table.writer();
+    w.write(batch, RowKind::Insert).await.unwrap();
+    w.commit().await.unwrap();
+    fx.insert(&[(1, 100), (1, 101), (1, 102), (1, 103), (1, 104)], "few")
+        .await;
     let report = fx.diagnose().await;
-    assert_eq!(top(&report).rule, "bucket-skew", "{:#?}", report.findings);
+    let f = top(&report);
+    assert_eq!(f.rule, "bucket-skew", "{:#?}", report.findings);
+    assert!(evidence(f, "largest_bucket_bytes") >= threshold(f, "largest_bucket_bytes"));
 }
 
 #[tokio::test]
@@ -292,11 +339,16 @@ async fn fragmented_manifests() {
 
 #[tokio::test]
 async fn deleted_rows_in_deletion_vectors() {
-    let fx = Fixture::new(true, &[("bucket", "1"), ("deletion-vectors.enabled", "true")]).await;
+    let fx = Fixture::new(
+        true,
+        &[("bucket", "1"), ("deletion-vectors.enabled", "true")],
+    )
+    .await;
     let rows: Vec<(i32, i64)> = (0..300).map(|i| (1, i)).collect();
     fx.insert(&rows, "a").await;
     let gone: Vec<(i32, i64)> = (0..200).map(|i| (1, i)).collect();
-    fx.commit(&gone, "a", RowKind::Delete, BTreeMap::new()).await;
+    fx.commit(&gone, "a", RowKind::Delete, BTreeMap::new())
+        .await;
     let report = fx.diagnose().await;
     let f = top(&report);
     assert_eq!(f.rule, "deletion-ratio", "{:#?}", report.findings);
@@ -325,7 +377,11 @@ async fn commits_that_retried_on_one_partition() {
 async fn a_lookup_changelog_nothing_compacts() {
     let fx = Fixture::new(
         true,
-        &[("bucket", "1"), ("changelog-producer", "lookup"), ("write-only", "true")],
+        &[
+            ("bucket", "1"),
+            ("changelog-producer", "lookup"),
+            ("write-only", "true"),
+        ],
     )
     .await;
     fx.small_commits(1, 6).await;

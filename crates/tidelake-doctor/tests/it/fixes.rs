@@ -17,7 +17,13 @@ async fn fix(fx: &Fixture, dry_run: bool) -> Vec<tidelake_doctor::FixAction> {
 }
 
 async fn latest_property(fx: &Fixture) -> Option<String> {
-    let latest = fx.table().await.snapshots().latest_snapshot().await.unwrap()?;
+    let latest = fx
+        .table()
+        .await
+        .snapshots()
+        .latest_snapshot()
+        .await
+        .unwrap()?;
     latest.properties?.get(FIX_PROPERTY).cloned()
 }
 
@@ -30,12 +36,24 @@ async fn compaction_fixes_small_files_and_keeps_rows_and_tags() {
     fx.small_commits(1, 6).await;
     fx.small_commits(2, 3).await;
     let latest = fx.rows(None).await;
-    let snapshots = fx.table().await.snapshots().list_snapshot_ids().await.unwrap();
+    let snapshots = fx
+        .table()
+        .await
+        .snapshots()
+        .list_snapshot_ids()
+        .await
+        .unwrap();
 
     let planned = fix(&fx, true).await;
     assert_eq!(planned.len(), 1, "{planned:#?}");
     assert!(planned[0].outcome.is_none());
-    let unchanged = fx.table().await.snapshots().list_snapshot_ids().await.unwrap();
+    let unchanged = fx
+        .table()
+        .await
+        .snapshots()
+        .list_snapshot_ids()
+        .await
+        .unwrap();
     assert_eq!(unchanged, snapshots, "a dry run commits nothing");
 
     let done = fix(&fx, false).await;
@@ -57,8 +75,19 @@ async fn compaction_fixes_small_files_and_keeps_rows_and_tags() {
     assert_eq!(p2.files.len(), 3);
 
     let ids = table.snapshots().list_snapshot_ids().await.unwrap();
-    assert!(fix(&fx, false).await.is_empty(), "a second --fix does nothing");
-    assert_eq!(fx.table().await.snapshots().list_snapshot_ids().await.unwrap(), ids);
+    assert!(
+        fix(&fx, false).await.is_empty(),
+        "a second --fix does nothing"
+    );
+    assert_eq!(
+        fx.table()
+            .await
+            .snapshots()
+            .list_snapshot_ids()
+            .await
+            .unwrap(),
+        ids
+    );
 }
 
 #[tokio::test]
@@ -71,7 +100,10 @@ async fn compaction_fixes_a_stalled_bucket() {
     assert_eq!(rules(&fx.diagnose().await), vec!["sorted-run-stall"]);
     let done = fix(&fx, false).await;
     assert_eq!(done.len(), 1);
-    assert_eq!(latest_property(&fx).await.as_deref(), Some("sorted-run-stall"));
+    assert_eq!(
+        latest_property(&fx).await.as_deref(),
+        Some("sorted-run-stall")
+    );
     assert!(fx.diagnose().await.findings.is_empty());
     assert_eq!(fx.rows(None).await, latest);
     let table = fx.table().await;
@@ -81,7 +113,11 @@ async fn compaction_fixes_a_stalled_bucket() {
         .iter()
         .find(|s| s.partition_path == "p=2/")
         .unwrap();
-    assert_eq!(p2.files.len(), 2, "the other partition's bucket is untouched");
+    assert_eq!(
+        p2.files.len(),
+        2,
+        "the other partition's bucket is untouched"
+    );
     assert!(fix(&fx, false).await.is_empty());
 }
 
@@ -105,8 +141,21 @@ async fn expiration_keeps_tagged_snapshots() {
     assert_eq!(rules(&fx.diagnose().await), vec!["snapshot-backlog"]);
     let done = fix(&fx, false).await;
     assert_eq!(done.len(), 1);
-    assert!(done[0].outcome.as_deref().unwrap_or("").starts_with("5 snapshots"), "{done:#?}");
-    let ids = fx.table().await.snapshots().list_snapshot_ids().await.unwrap();
+    assert!(
+        done[0]
+            .outcome
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("5 snapshots"),
+        "{done:#?}"
+    );
+    let ids = fx
+        .table()
+        .await
+        .snapshots()
+        .list_snapshot_ids()
+        .await
+        .unwrap();
     assert_eq!(ids, vec![6, 7, 8]);
     assert!(fx.diagnose().await.findings.is_empty());
     assert_eq!(fx.rows(None).await, latest);
@@ -134,15 +183,23 @@ async fn orphans_go_and_live_files_stay() {
 async fn deletion_vectors_are_compacted_away() {
     use std::collections::BTreeMap;
     use tidelake_engine::RowKind;
-    let fx = Fixture::new(true, &[("bucket", "1"), ("deletion-vectors.enabled", "true")]).await;
+    let fx = Fixture::new(
+        true,
+        &[("bucket", "1"), ("deletion-vectors.enabled", "true")],
+    )
+    .await;
     let rows: Vec<(i32, i64)> = (0..300).map(|i| (1, i)).collect();
     fx.insert(&rows, "a").await;
     let gone: Vec<(i32, i64)> = (0..200).map(|i| (1, i)).collect();
-    fx.commit(&gone, "a", RowKind::Delete, BTreeMap::new()).await;
+    fx.commit(&gone, "a", RowKind::Delete, BTreeMap::new())
+        .await;
     let latest = fx.rows(None).await;
     assert_eq!(latest.len(), 100);
     fix(&fx, false).await;
-    assert_eq!(latest_property(&fx).await.as_deref(), Some("deletion-ratio"));
+    assert_eq!(
+        latest_property(&fx).await.as_deref(),
+        Some("deletion-ratio")
+    );
     assert!(fx.diagnose().await.findings.is_empty());
     assert_eq!(fx.rows(None).await, latest);
 }

@@ -52,7 +52,8 @@ async fn stream(fx: &Fixture, rng: &mut Rng, commits: usize) {
         } else {
             RowKind::Insert
         };
-        fx.commit(&rows, &format!("s{c}"), kind, BTreeMap::new()).await;
+        fx.commit(&rows, &format!("s{c}"), kind, BTreeMap::new())
+            .await;
     }
 }
 
@@ -92,11 +93,16 @@ async fn every_merge_engine() {
 
 #[tokio::test]
 async fn deletion_vectors_with_few_deletes() {
-    let fx = Fixture::new(true, &[("bucket", "1"), ("deletion-vectors.enabled", "true")]).await;
+    let fx = Fixture::new(
+        true,
+        &[("bucket", "1"), ("deletion-vectors.enabled", "true")],
+    )
+    .await;
     let rows: Vec<(i32, i64)> = (0..300).map(|i| (1, i)).collect();
     fx.insert(&rows, "a").await;
     let gone: Vec<(i32, i64)> = (0..20).map(|i| (1, i)).collect();
-    fx.commit(&gone, "a", RowKind::Delete, BTreeMap::new()).await;
+    fx.commit(&gone, "a", RowKind::Delete, BTreeMap::new())
+        .await;
     fx.insert(&[(1, 500)], "b").await;
     assert_healthy(&fx, "deletion vectors").await;
 }
@@ -116,7 +122,14 @@ async fn append_tables_and_changelog_producers() {
 
 #[tokio::test]
 async fn a_consumer_that_keeps_up() {
-    let fx = Fixture::new(false, &[("snapshot.num-retained.min", "1"), ("snapshot.num-retained.max", "3")]).await;
+    let fx = Fixture::new(
+        false,
+        &[
+            ("snapshot.num-retained.min", "1"),
+            ("snapshot.num-retained.max", "3"),
+        ],
+    )
+    .await;
     fx.small_commits(1, 6).await;
     fx.table().await.record_consumer("reader", 6).await.unwrap();
     fx.small_commits(2, 2).await;

@@ -39,7 +39,8 @@ impl Fixture {
 
     /// Commits `rows` (as `(p, id)`) in one snapshot.
     pub async fn insert(&self, rows: &[(i32, i64)], tag: &str) {
-        self.commit(rows, tag, RowKind::Insert, BTreeMap::new()).await;
+        self.commit(rows, tag, RowKind::Insert, BTreeMap::new())
+            .await;
     }
 
     pub async fn commit(
@@ -82,7 +83,10 @@ impl Fixture {
 
     pub async fn remove_option(&self, key: &str) {
         self.catalog
-            .alter_table(&self.id, vec![SchemaChange::RemoveOption { key: key.into() }])
+            .alter_table(
+                &self.id,
+                vec![SchemaChange::RemoveOption { key: key.into() }],
+            )
             .await
             .unwrap_or_else(|e| panic!("alter: {e}"));
     }

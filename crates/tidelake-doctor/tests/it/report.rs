@@ -10,15 +10,34 @@ async fn json_is_stable_and_has_the_documented_shape() {
     let fx = Fixture::new(false, &[]).await;
     fx.small_commits(1, 11).await;
     let now = fx.now_after(MINUTE).await;
-    let one = render_json(&diagnose(&fx.catalog, &Target::Warehouse, now).await.unwrap()).unwrap();
-    let two = render_json(&diagnose(&fx.catalog, &Target::Warehouse, now).await.unwrap()).unwrap();
+    let one = render_json(
+        &diagnose(&fx.catalog, &Target::Warehouse, now)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let two = render_json(
+        &diagnose(&fx.catalog, &Target::Warehouse, now)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(one, two, "the same metadata gives byte-identical JSON");
     let v: serde_json::Value = serde_json::from_str(&one).unwrap();
     assert!(v["score"].is_number());
     assert_eq!(v["band"], "sub-healthy");
     let table = &v["tables"][0];
     assert_eq!(table["table"], "default.t");
-    for key in ["score", "band", "layout", "lsm", "deletes", "retention", "distribution", "freshness"] {
+    for key in [
+        "score",
+        "band",
+        "layout",
+        "lsm",
+        "deletes",
+        "retention",
+        "distribution",
+        "freshness",
+    ] {
         assert!(!table["health"][key].is_null(), "health.{key} in {table}");
     }
     let f = &table["findings"][0];
@@ -36,11 +55,17 @@ async fn json_is_stable_and_has_the_documented_shape() {
 #[tokio::test]
 async fn targets_select_tables() {
     let fx = Fixture::new(false, &[]).await;
-    let all = diagnose(&fx.catalog, &Target::parse("").unwrap(), 0).await.unwrap();
+    let all = diagnose(&fx.catalog, &Target::parse("").unwrap(), 0)
+        .await
+        .unwrap();
     assert_eq!(all.tables.len(), 1);
-    let db = diagnose(&fx.catalog, &Target::parse("default").unwrap(), 0).await.unwrap();
+    let db = diagnose(&fx.catalog, &Target::parse("default").unwrap(), 0)
+        .await
+        .unwrap();
     assert_eq!(db.tables.len(), 1);
-    let err = diagnose(&fx.catalog, &Target::parse("nope").unwrap(), 0).await.unwrap_err();
+    let err = diagnose(&fx.catalog, &Target::parse("nope").unwrap(), 0)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("no database 'nope'"), "{err}");
     let err = diagnose(&fx.catalog, &Target::parse("default.missing").unwrap(), 0)
         .await
@@ -67,7 +92,12 @@ fn every_rule_explains_itself() {
 async fn the_advisor_recommends_from_the_shape() {
     let fx = Fixture::new(
         false,
-        &[("bucket", "8"), ("bucket-key", "id"), ("target-file-size", "4 kb"), ("write-buffer-size", "2 kb")],
+        &[
+            ("bucket", "8"),
+            ("bucket-key", "id"),
+            ("target-file-size", "4 kb"),
+            ("write-buffer-size", "2 kb"),
+        ],
     )
     .await;
     let rows: Vec<(i32, i64)> = (0..30_000).map(|i| (1, i)).collect();
@@ -80,7 +110,10 @@ async fn the_advisor_recommends_from_the_shape() {
     let options: Vec<&str> = advice.iter().map(|a| a.option.as_str()).collect();
     assert!(options.contains(&"write-buffer-size"), "{advice:#?}");
     assert!(options.contains(&"consumer.expiration-time"), "{advice:#?}");
-    let buffer = advice.iter().find(|a| a.option == "write-buffer-size").unwrap();
+    let buffer = advice
+        .iter()
+        .find(|a| a.option == "write-buffer-size")
+        .unwrap();
     assert_eq!(buffer.recommended, "4 kb");
     assert!(!buffer.effect.is_empty() && !buffer.evidence.is_empty());
 }

@@ -12,9 +12,7 @@ use crate::TIDELAKE;
 /// An append table `default.t` with 11 one-row commits into one partition:
 /// a small-files problem.
 fn setup(warehouse: &Path) {
-    let mut statements = vec![
-        "CREATE TABLE t (id BIGINT, p INT) PARTITIONED BY (p)".to_string(),
-    ];
+    let mut statements = vec!["CREATE TABLE t (id BIGINT, p INT) PARTITIONED BY (p)".to_string()];
     statements.extend((0..11).map(|i| format!("INSERT INTO t VALUES ({i}, 1)")));
     let refs: Vec<&str> = statements.iter().map(String::as_str).collect();
     TIDELAKE.sql(warehouse, &refs, &[]);
@@ -44,8 +42,14 @@ fn doctor_reports_fixes_and_then_finds_nothing() {
     setup(dir.path());
     let out = doctor(dir.path(), &["default.t"]).stdout;
     assert!(out.contains("MID  small-files  default.t p=1"), "{out}");
-    assert!(out.contains("evidence: small_files=11 (threshold 10)"), "{out}");
-    assert!(out.contains("tidelake compact default.t --partition p=1 --full"), "{out}");
+    assert!(
+        out.contains("evidence: small_files=11 (threshold 10)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("tidelake compact default.t --partition p=1 --full"),
+        "{out}"
+    );
     assert!(out.contains("sub-healthy"), "{out}");
 
     let json: serde_json::Value =
@@ -53,11 +57,17 @@ fn doctor_reports_fixes_and_then_finds_nothing() {
     assert_eq!(json["tables"][0]["findings"][0]["rule"], "small-files");
 
     let dry = doctor(dir.path(), &["--fix", "--dry-run", "default"]).stdout;
-    assert!(dry.contains("small-files default.t p=1: would full compaction"), "{dry}");
+    assert!(
+        dry.contains("small-files default.t p=1: would full compaction"),
+        "{dry}"
+    );
     let before = latest_snapshot(dir.path(), "default", "t");
     let fixed = doctor(dir.path(), &["--fix", "default"]).stdout;
     assert!(fixed.contains("did full compaction"), "{fixed}");
-    assert_eq!(latest_snapshot(dir.path(), "default", "t"), before.map(|s| s + 1));
+    assert_eq!(
+        latest_snapshot(dir.path(), "default", "t"),
+        before.map(|s| s + 1)
+    );
     let again = doctor(dir.path(), &["--fix"]).stdout;
     assert_eq!(again, "Nothing to fix.\n");
     let out = doctor(dir.path(), &[]).stdout;
@@ -98,7 +108,11 @@ fn explain_advise_and_bad_input() {
     command.args(["advise", "default"]);
     let bad = TIDELAKE.run(&mut command, "");
     assert!(!bad.status.success());
-    assert!(bad.stderr.contains("advise needs db.table"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("advise needs db.table"),
+        "{}",
+        bad.stderr
+    );
 }
 
 #[test]
@@ -107,12 +121,12 @@ fn doctor_tables_from_sql() {
     setup(dir.path());
     let rows = TIDELAKE.query_csv(
         dir.path(),
-        "SELECT table_name, rule, severity, partition, fixable FROM sys.doctor",
+        "SELECT table_name, rule, severity, partition_name, fixable FROM sys.doctor",
     );
     assert_eq!(rows, vec!["default.t,small-files,MID,p=1,true"]);
     let rows = TIDELAKE.query_csv(
         dir.path(),
-        "SELECT table_name, band, layout < 100, lsm, findings FROM default.\"t$health\"",
+        "SELECT table_name, band, layout < 100, CAST(lsm AS INT), findings FROM default.\"t$health\"",
     );
-    assert_eq!(rows, vec!["default.t,sub-healthy,true,100.0,1"]);
+    assert_eq!(rows, vec!["default.t,sub-healthy,true,100,1"]);
 }
