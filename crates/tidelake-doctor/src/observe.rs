@@ -206,7 +206,7 @@ async fn observe_table(
             dry_run: true,
         })
         .await?;
-    let jobs = job_positions(catalog, table, &snapshots).await?;
+    let jobs = job_positions(catalog, &snapshots).await?;
     Ok(TableFacts {
         name: table.identifier().to_string(),
         options: table.options().clone(),
@@ -345,7 +345,6 @@ async fn read_consumers(table: &Table) -> tidelake_engine::Result<Vec<ConsumerFa
 /// Positions `tidelake.progress.job.NAME.DB.TABLE` in the latest snapshot.
 async fn job_positions(
     catalog: &Catalog,
-    table: &Table,
     snapshots: &[SnapshotFacts],
 ) -> tidelake_engine::Result<Vec<JobPosition>> {
     let Some(latest) = snapshots.last() else {
