@@ -21,6 +21,9 @@ const TABLES: usize = 100;
 const COMMITS: i64 = 10;
 const BUCKETS: i64 = 10;
 
+/// A rule, the options of a table that shows it, and how many commits do.
+type Fault = (&'static str, &'static [(&'static str, &'static str)], i64);
+
 pub struct Doctor {
     pub warehouse: PathBuf,
 }
@@ -107,7 +110,7 @@ impl Doctor {
     /// `doctor` run on the table reports its rule.
     async fn detection(&self, catalog: &Catalog) -> Result<Map<String, Value>> {
         let mut out = Map::new();
-        let faults: [(&str, &[(&str, &str)], i64); 3] = [
+        let faults: [Fault; 3] = [
             ("small-files", &[], 12),
             (
                 "write-only-uncompacted",

@@ -20,9 +20,9 @@ pub struct Advice {
 }
 
 fn mb(bytes: u64) -> String {
-    if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
         format!("{} mb", bytes >> 20)
-    } else if bytes % 1024 == 0 {
+    } else if bytes.is_multiple_of(1024) {
         format!("{} kb", bytes >> 10)
     } else {
         format!("{bytes} b")

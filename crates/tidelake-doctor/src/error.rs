@@ -15,10 +15,10 @@ pub enum DoctorError {
     Table {
         table: String,
         #[source]
-        source: tidelake_engine::EngineError,
+        source: Box<tidelake_engine::EngineError>,
     },
     #[error(transparent)]
-    Engine(#[from] tidelake_engine::EngineError),
+    Engine(Box<tidelake_engine::EngineError>),
     #[error("doctor: cannot render the report: {0}")]
     Render(String),
 }
@@ -27,8 +27,14 @@ impl DoctorError {
     pub(crate) fn table(table: impl ToString, source: tidelake_engine::EngineError) -> Self {
         DoctorError::Table {
             table: table.to_string(),
-            source,
+            source: Box::new(source),
         }
+    }
+}
+
+impl From<tidelake_engine::EngineError> for DoctorError {
+    fn from(e: tidelake_engine::EngineError) -> Self {
+        DoctorError::Engine(Box::new(e))
     }
 }
 

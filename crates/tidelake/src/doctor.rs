@@ -215,8 +215,8 @@ pub struct DoctorExtension;
 
 fn sql_error(e: DoctorError) -> SqlError {
     match e {
-        DoctorError::Engine(e) => SqlError::from(e),
-        DoctorError::Table { source, .. } => SqlError::from(source),
+        DoctorError::Engine(e) => SqlError::from(*e),
+        DoctorError::Table { source, .. } => SqlError::from(*source),
         other => SqlError::Execution(other.to_string()),
     }
 }
