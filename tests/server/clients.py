@@ -81,7 +81,8 @@ def sqlalchemy_inspection(port):
 
 def pandas_round_trip(port):
     eng = engine(port)
-    df = pd.read_sql("SELECT * FROM all_types ORDER BY id", eng)
+    # coerce_float=False keeps DECIMAL as Decimal, digit for digit.
+    df = pd.read_sql("SELECT * FROM all_types ORDER BY id", eng, coerce_float=False)
     assert list(df.columns) == ["id"] + [c for c, _, _, _ in TYPES], list(df.columns)
     row = df.iloc[0]
     for column, _, _, expected in TYPES:

@@ -85,7 +85,10 @@ fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Principal, Respo
             StatusCode::UNAUTHORIZED,
             [
                 (header::CONTENT_TYPE, "application/json"),
-                (header::WWW_AUTHENTICATE, "Basic realm=\"tidelake\", charset=\"UTF-8\""),
+                (
+                    header::WWW_AUTHENTICATE,
+                    "Basic realm=\"tidelake\", charset=\"UTF-8\"",
+                ),
             ],
             body.to_string(),
         )
@@ -94,7 +97,10 @@ fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Principal, Respo
     let credentials = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")))
+        .and_then(|v| {
+            v.strip_prefix("Basic ")
+                .or_else(|| v.strip_prefix("basic "))
+        })
         .and_then(|b| BASE64.decode(b.trim()).ok())
         .and_then(|b| String::from_utf8(b).ok());
     let Some(credentials) = credentials else {

@@ -46,8 +46,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 pub use error::{ServerError, StatementError};
-use users::Users;
 pub use pg::settings::parse_duration;
+use users::Users;
 
 /// Opens sessions over the warehouse the server serves.
 #[async_trait]

@@ -77,12 +77,19 @@ fn describe() {
         "Connections refused (over the limit, failed authentication)"
     );
     describe_counter!(QUERIES, "Statements run, by outcome");
-    describe_histogram!(QUERY_DURATION, Unit::Seconds, "Statement latency, rows read included");
+    describe_histogram!(
+        QUERY_DURATION,
+        Unit::Seconds,
+        "Statement latency, rows read included"
+    );
     describe_counter!(ROWS_RETURNED, "Rows sent to clients");
     describe_gauge!(QUERIES_QUEUED, "Statements waiting for an admission slot");
     describe_gauge!(QUERIES_RUNNING, "Statements holding an admission slot");
     describe_counter!(COMMITS, "Write statements that committed");
-    describe_counter!(COMMIT_CONFLICTS, "Write statements that failed on a commit conflict");
+    describe_counter!(
+        COMMIT_CONFLICTS,
+        "Write statements that failed on a commit conflict"
+    );
 }
 
 /// The metrics in Prometheus' text format.
@@ -114,8 +121,7 @@ impl Drop for ConnectionGauge {
 }
 
 pub(crate) fn refused(protocol: &'static str, reason: &'static str) {
-    metrics::counter!(CONNECTIONS_REFUSED, "protocol" => protocol, "reason" => reason)
-        .increment(1);
+    metrics::counter!(CONNECTIONS_REFUSED, "protocol" => protocol, "reason" => reason).increment(1);
 }
 
 /// How a failed statement ended, as `tidelake_queries_total` labels it.

@@ -265,9 +265,10 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_else(|| "users.toml".into());
-    let temp = dir
-        .unwrap_or(Path::new("."))
-        .join(format!(".{file_name}.{}.tmp", uuid::Uuid::new_v4().simple()));
+    let temp = dir.unwrap_or(Path::new(".")).join(format!(
+        ".{file_name}.{}.tmp",
+        uuid::Uuid::new_v4().simple()
+    ));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -275,16 +276,23 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let result = (|| {
-        let mut file = options.open(&temp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)
-    })();
+    let result = write_then_rename(&options, &temp, path, text);
     if result.is_err() {
         let _ = std::fs::remove_file(&temp);
     }
     result
+}
+
+fn write_then_rename(
+    options: &std::fs::OpenOptions,
+    temp: &Path,
+    path: &Path,
+    text: &str,
+) -> std::io::Result<()> {
+    let mut file = options.open(temp)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(temp, path)
 }
 
 #[cfg(test)]
@@ -299,7 +307,10 @@ mod tests {
         add_user(&path, "ada", Role::Admin, vec![], "pw1").unwrap();
         add_user(&path, "bob", Role::Reader, vec!["sales".into()], "pw2").unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(!text.contains("pw1") && text.contains("SCRAM-SHA-256$4096:"), "{text}");
+        assert!(
+            !text.contains("pw1") && text.contains("SCRAM-SHA-256$4096:"),
+            "{text}"
+        );
         let users = Users::load(&path).unwrap();
         let bob = users.verify_password("bob", "pw2").unwrap();
         assert_eq!(bob.role, Role::Reader);

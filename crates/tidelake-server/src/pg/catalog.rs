@@ -121,9 +121,10 @@ fn relation_names(lower: &str) -> Vec<String> {
         .captures_iter(lower)
         .filter_map(|c| {
             let m = c.get(1).or(c.get(2))?;
-            // A function call (pg_get_userbyid(...)) is not a relation.
+            // A function call (pg_get_userbyid(...)) is not a relation, nor
+            // is a schema qualifier (pg_catalog.version()).
             let after = lower[m.end()..].trim_start();
-            (!after.starts_with('(')).then(|| m.as_str().to_string())
+            (!after.starts_with('(') && !after.starts_with('.')).then(|| m.as_str().to_string())
         })
         .collect();
     // A set-returning catalog function in FROM (DBeaver's keyword list).
@@ -159,7 +160,7 @@ pub async fn answer(sql: &str, cx: &Context<'_>) -> Result<RecordBatch, SqlError
         .or_else(|| relations.first().cloned())
         .unwrap_or_default();
     let items = expand_stars(select_items(sql), &main);
-    let rows: Vec<Vec<Value>> = if relations.is_empty() {
+    let rows: Vec<Vec<Value>> = if relations.is_empty() || !has_from(&lower) {
         let database = cx.session.current_database();
         vec![items
             .iter()
@@ -283,6 +284,15 @@ fn expand_stars(items: Vec<Item>, relation: &str) -> Vec<Item> {
 /// subquery, which keep the other rows.
 fn joins_an_empty_catalog(lower: &str) -> bool {
     let top: std::collections::HashSet<usize> = top_level_offsets(lower).into_iter().collect();
+    // The FROM clause: from the top-level FROM to WHERE, GROUP, ORDER or LIMIT.
+    let Some(from) = top_level_keyword(lower, "from") else {
+        return false;
+    };
+    let end = ["where", "group", "order", "limit"]
+        .iter()
+        .filter_map(|k| top_level_keyword(&lower[from..], k))
+        .min()
+        .map_or(lower.len(), |p| from + p);
     EMPTY_CATALOGS.iter().any(|name| {
         lower.match_indices(name).any(|(at, _)| {
             let word_end = lower[at + name.len()..]
@@ -291,7 +301,12 @@ fn joins_an_empty_catalog(lower: &str) -> bool {
                 .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'));
             let before = lower[..at].trim_end_matches("pg_catalog.").trim_end();
             let left_join = before.ends_with("left join") || before.ends_with("left outer join");
-            word_end && top.contains(&at) && !left_join
+            // Only where a relation is named: after FROM, JOIN or a comma
+            // of the FROM list (not `ON pg_description.objoid = ...`).
+            let named =
+                before.ends_with("from") || before.ends_with("join") || before.ends_with(',');
+            let in_from = at > from && at < end;
+            word_end && in_from && top.contains(&at) && named && !left_join
         })
     })
 }
@@ -308,7 +323,10 @@ fn selects_columns(items: &[Item]) -> bool {
 async fn table_columns(tables: Vec<Record>, cx: &Context<'_>) -> Result<Vec<Record>, SqlError> {
     let mut out = Vec::new();
     for record in tables {
-        if let Record::Table { database, table, .. } = record {
+        if let Record::Table {
+            database, table, ..
+        } = record
+        {
             out.extend(columns_of(&database, &table, cx).await?);
         }
     }
@@ -537,7 +555,8 @@ async fn records(
     match relation {
         "pg_database" | "pg_namespace" | "schemata" => {
             let pattern = pattern(lower, &["datname", "nspname", "schema_name"])?;
-            let named = name_list(lower, sql, "datname").or_else(|| name_list(lower, sql, "nspname"));
+            let named =
+                name_list(lower, sql, "datname").or_else(|| name_list(lower, sql, "nspname"));
             Ok(databases
                 .into_iter()
                 .enumerate()
@@ -644,8 +663,26 @@ fn type_records(sql: &str, lower: &str) -> Vec<Record> {
     {
         return Vec::new();
     }
-    let only_oid = oid_filter(lower);
-    let named = name_list(lower, sql, "typname");
+    static REGTYPE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    let regtype = REGTYPE.get_or_init(|| {
+        Regex::new(r"to_regtype\(\s*'([^']*)'|'([^']*)'\s*::\s*regtype").expect("a valid regex")
+    });
+    // psycopg's TypeInfo.fetch: `WHERE t.oid = to_regtype('hstore')`.
+    let by_regtype = regtype.captures(lower).and_then(|c| {
+        let name = c.get(1).or(c.get(2))?.as_str();
+        Some(vec![name
+            .rsplit('.')
+            .next()
+            .unwrap_or(name)
+            .trim_matches('"')
+            .to_string()])
+    });
+    let only_oid = if by_regtype.is_some() {
+        None
+    } else {
+        oid_filter(lower)
+    };
+    let named = by_regtype.or_else(|| name_list(lower, sql, "typname"));
     BASE_TYPES
         .iter()
         .filter(|(oid, name, ..)| {
@@ -666,7 +703,9 @@ fn type_records(sql: &str, lower: &str) -> Vec<Record> {
 fn type_value(expr: &str, alias: &str, t: (i64, &str, i64, &str, i64)) -> Value {
     let (oid, name, len, category, array) = t;
     let has = |k: &str| expr.contains(k) || alias == k;
-    if has("current_schemas") {
+    if has("::regtype") || alias == "regtype" {
+        text(name)
+    } else if has("current_schemas") {
         // `nspname = ANY(current_schemas(true))`: pg_catalog always is.
         Value::Bool(true)
     } else if has("typname") {
@@ -717,7 +756,11 @@ fn type_value(expr: &str, alias: &str, t: (i64, &str, i64, &str, i64)) -> Value 
 const PG_CATALOG_OID: i64 = 11;
 
 /// The columns of one table, as `pg_attribute` rows.
-async fn columns_of(database: &str, table: &str, cx: &Context<'_>) -> Result<Vec<Record>, SqlError> {
+async fn columns_of(
+    database: &str,
+    table: &str,
+    cx: &Context<'_>,
+) -> Result<Vec<Record>, SqlError> {
     let sql = format!(
         "SELECT * FROM {}.{} LIMIT 0",
         quote_ident(database),
@@ -1013,6 +1056,7 @@ mod tests {
     #[test]
     fn catalog_queries_are_recognised() {
         assert!(is_catalog_query("SELECT pg_catalog.version()"));
+        assert!(relation_names("select pg_catalog.version()").is_empty());
         assert!(is_catalog_query("select current_schema()"));
         assert!(is_catalog_query(
             "SELECT d.datname FROM pg_catalog.pg_database d"

@@ -587,25 +587,22 @@ impl Drop for Admitted {
 /// The rows of `batches`, counted into `record` as they pass; the record
 /// ends with the stream (finished, failed, or dropped unread).
 fn recorded(batches: Batches, record: StatementRecord) -> Batches {
-    futures::stream::unfold(
-        (batches, record),
-        |(mut batches, mut record)| async move {
-            match batches.next().await {
-                Some(Ok(batch)) => {
-                    record.rows(batch.num_rows());
-                    Some((Ok(batch), (batches, record)))
-                }
-                Some(Err(e)) => {
-                    record.fail(&e);
-                    Some((Err(e), (batches, record)))
-                }
-                None => {
-                    record.finish();
-                    None
-                }
+    futures::stream::unfold((batches, record), |(mut batches, mut record)| async move {
+        match batches.next().await {
+            Some(Ok(batch)) => {
+                record.rows(batch.num_rows());
+                Some((Ok(batch), (batches, record)))
             }
-        },
-    )
+            Some(Err(e)) => {
+                record.fail(&e);
+                Some((Err(e), (batches, record)))
+            }
+            None => {
+                record.finish();
+                None
+            }
+        }
+    })
     .boxed()
 }
 

@@ -176,10 +176,9 @@ impl StartupHandler for Handler {
                     let user = user.unwrap_or_else(|| "tidelake".into());
                     return self.complete(client, Principal::trusted(&user)).await;
                 };
-                if user.is_none() {
+                if user.is_none() || users.is_empty() {
                     return Err(fatal("28000", "no user name was given".into()));
                 }
-                drop(users);
                 match self.conn.shared.pg_auth {
                     PgAuth::ScramSha256 => {
                         *self.auth() = Some(AuthStep::ScramInitial);

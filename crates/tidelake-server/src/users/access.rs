@@ -41,9 +41,30 @@ impl Denied {
 }
 
 const READS: &[&str] = &[
-    "select", "values", "table", "show", "describe", "desc", "set", "reset", "begin", "start",
-    "commit", "end", "rollback", "abort", "discard", "deallocate", "savepoint", "release",
-    "listen", "unlisten", "close", "fetch", "move", "use",
+    "select",
+    "values",
+    "table",
+    "show",
+    "describe",
+    "desc",
+    "set",
+    "reset",
+    "begin",
+    "start",
+    "commit",
+    "end",
+    "rollback",
+    "abort",
+    "discard",
+    "deallocate",
+    "savepoint",
+    "release",
+    "listen",
+    "unlisten",
+    "close",
+    "fetch",
+    "move",
+    "use",
 ];
 const WRAPPERS: &[&str] = &["with", "explain", "declare", "select"];
 const WRITES: &[&str] = &[
@@ -262,7 +283,10 @@ mod tests {
             ("WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x", Write),
             ("EXPLAIN SELECT 1", Read),
             ("explain analyze delete from t", Write),
-            ("EXPLAIN ANALYZE SELECT comment, replace(a, 'x', 'y') FROM t", Read),
+            (
+                "EXPLAIN ANALYZE SELECT comment, replace(a, 'x', 'y') FROM t",
+                Read,
+            ),
             ("SHOW TABLES", Read),
             ("SET statement_timeout = 5", Read),
             ("DECLARE c CURSOR FOR SELECT 1", Read),
@@ -292,11 +316,15 @@ mod tests {
         assert!(reader.authorize("SELECT * FROM t", &dbs).is_ok());
         assert!(reader.authorize("SELECT * FROM sales.t", &dbs).is_ok());
         assert!(reader.authorize("SELECT * FROM hr.t", &dbs).is_err());
-        assert!(reader.authorize("SELECT * FROM tidelake.\"hr\" . t", &dbs).is_err());
+        assert!(reader
+            .authorize("SELECT * FROM tidelake.\"hr\" . t", &dbs)
+            .is_err());
         assert!(reader.authorize("USE hr", &dbs).is_err());
         assert!(reader.authorize("SHOW TABLES IN hr", &dbs).is_err());
         assert!(reader.authorize("SELECT 'hr.t'", &dbs).is_ok());
-        let denied = reader.authorize("INSERT INTO t VALUES (1)", &dbs).unwrap_err();
+        let denied = reader
+            .authorize("INSERT INTO t VALUES (1)", &dbs)
+            .unwrap_err();
         assert_eq!(denied.code(), "42501");
         assert!(denied.to_string().contains("role reader"), "{denied}");
         assert!(Role::Writer.allows(Write) && !Role::Writer.allows(Ddl));

@@ -113,7 +113,9 @@ impl Verifier {
             .strip_prefix("SCRAM-SHA-256$")
             .ok_or("a password must be a SCRAM-SHA-256 verifier (SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>), never a plain password; `tidelake user add` writes one")?;
         let (params, keys) = rest.split_once('$').ok_or("no '$' before the keys")?;
-        let (iterations, salt) = params.split_once(':').ok_or("no ':' after the iterations")?;
+        let (iterations, salt) = params
+            .split_once(':')
+            .ok_or("no ':' after the iterations")?;
         let (stored, server) = keys.split_once(':').ok_or("no ':' between the keys")?;
         let iterations: u32 = iterations
             .parse()
@@ -322,7 +324,10 @@ mod tests {
         let p = exchange("s3cret", "ada").unwrap();
         assert_eq!((p.name.as_str(), p.role), ("ada", Role::Reader));
         assert!(matches!(exchange("wrong", "ada"), Err(AuthError::Failed(u)) if u == "ada"));
-        assert!(matches!(exchange("s3cret", "bob"), Err(AuthError::Failed(_))));
+        assert!(matches!(
+            exchange("s3cret", "bob"),
+            Err(AuthError::Failed(_))
+        ));
     }
 
     #[test]
@@ -341,7 +346,13 @@ mod tests {
     #[test]
     fn malformed_messages_are_protocol_errors() {
         let users = users();
-        for bad in [&b""[..], b"n,,", b"x,,n=,r=abc", b"p=tls-server-end-point,,n=,r=a", b"\xff"] {
+        for bad in [
+            &b""[..],
+            b"n,,",
+            b"x,,n=,r=abc",
+            b"p=tls-server-end-point,,n=,r=a",
+            b"\xff",
+        ] {
             assert!(matches!(
                 ScramExchange::start(&users, "ada", MECHANISM, bad),
                 Err(AuthError::Protocol(_))

@@ -30,9 +30,14 @@ fn port_after(stdout: &str, label: &str) -> Option<u16> {
 
 pub(crate) fn serve(warehouse: &Path, extra: &[&str]) -> Served {
     let mut command = TIDELAKE.command(warehouse);
-    command
-        .args(["serve", "--pg", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-        .args(extra);
+    command.arg("serve");
+    // Ephemeral loopback ports unless the test chooses an address.
+    for flag in ["--pg", "--http"] {
+        if !extra.contains(&flag) {
+            command.args([flag, "127.0.0.1:0"]);
+        }
+    }
+    command.args(extra);
     let mut child = Spawned::start(&mut command);
     child.expect_stdout("HTTP: listening on", TIMEOUT);
     let out = child.stdout();
@@ -66,7 +71,13 @@ pub(crate) fn psql_ok(port: u16, args: &[&str]) -> String {
 }
 
 /// One HTTP/1.1 request; the status code and the body.
-pub(crate) fn http(port: u16, method: &str, path: &str, content_type: &str, body: &str) -> (u16, String) {
+pub(crate) fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> (u16, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the HTTP port");
     stream
         .set_read_timeout(Some(TIMEOUT))

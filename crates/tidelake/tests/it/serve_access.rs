@@ -19,7 +19,15 @@ use crate::TIDELAKE;
 fn add_user(users: &Path, name: &str, role: &str, password: &str, extra: &[&str]) {
     let mut command = TIDELAKE.bare();
     command
-        .args(["user", "add", name, "--role", role, "--password-stdin", "--users"])
+        .args([
+            "user",
+            "add",
+            name,
+            "--role",
+            role,
+            "--password-stdin",
+            "--users",
+        ])
         .arg(users)
         .args(extra);
     let done = run(&mut command, &format!("{password}\n"), TIMEOUT);
@@ -32,9 +40,18 @@ fn serve_with_users(dir: &Path, extra: &[&str]) -> Served {
     let users = dir.join("users.toml");
     add_user(&users, "ada", "admin", "ada-pw", &[]);
     add_user(&users, "wes", "writer", "wes-pw", &[]);
-    add_user(&users, "rita", "reader", "rita-pw", &["--database", "default"]);
+    add_user(
+        &users,
+        "rita",
+        "reader",
+        "rita-pw",
+        &["--database", "default"],
+    );
     let text = std::fs::read_to_string(&users).expect("the users file");
-    assert!(!text.contains("ada-pw") && text.contains("SCRAM-SHA-256$"), "{text}");
+    assert!(
+        !text.contains("ada-pw") && text.contains("SCRAM-SHA-256$"),
+        "{text}"
+    );
     let users = users.to_string_lossy().to_string();
     let mut args = vec!["--users", users.as_str()];
     args.extend_from_slice(extra);
@@ -96,11 +113,15 @@ fn basic(user: &str, password: &str) -> String {
     let input = format!("{user}:{password}").into_bytes();
     let mut out = String::new();
     for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = ((b[0] as u32) << 16) | ((b[1] as u32) << 8) | (b[2] as u32);
         for i in 0..4 {
             if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
             } else {
                 out.push('=');
             }
@@ -149,7 +170,8 @@ fn scram_with_wrong_proof(port: u16, user: &str) -> (u8, Vec<u8>) {
     let mut initial = b"SCRAM-SHA-256\0".to_vec();
     initial.extend_from_slice(&(first.len() as i32).to_be_bytes());
     initial.extend_from_slice(first);
-    s.write_all(&message(b'p', &initial)).expect("SASLInitialResponse");
+    s.write_all(&message(b'p', &initial))
+        .expect("SASLInitialResponse");
     let (kind, body) = read_message(&mut s);
     assert_eq!((kind, &body[..4]), (b'R', &11i32.to_be_bytes()[..]));
     let server_first = String::from_utf8_lossy(&body[4..]).to_string();
@@ -160,7 +182,8 @@ fn scram_with_wrong_proof(port: u16, user: &str) -> (u8, Vec<u8>) {
     assert!(nonce.starts_with("clientnonce0123456789"), "{server_first}");
     let proof = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
     let last = format!("c=biws,r={nonce},p={proof}");
-    s.write_all(&message(b'p', last.as_bytes())).expect("SASLResponse");
+    s.write_all(&message(b'p', last.as_bytes()))
+        .expect("SASLResponse");
     read_message(&mut s)
 }
 
@@ -193,14 +216,23 @@ fn users_authenticate_on_pg_and_http_and_roles_are_enforced() {
             refused.stderr
         );
     }
-    let count = psql_as_ok(p, "ada", "ada-pw", &["-c", "SELECT count(*), max(id) FROM t"]);
+    let count = psql_as_ok(
+        p,
+        "ada",
+        "ada-pw",
+        &["-c", "SELECT count(*), max(id) FROM t"],
+    );
     assert_eq!(count.trim(), "1|1", "the reader changed nothing");
     // The reader is limited to database `default`.
     psql_as_ok(p, "ada", "ada-pw", &["-c", "CREATE DATABASE hr"]);
     let other = psql_as(p, "rita", "rita-pw", &["-c", "SELECT * FROM hr.people"]);
     assert!(other.stderr.contains("42501"), "{}", other.stderr);
     let other = psql_as(p, "rita", "rita-pw", &["-d", "hr", "-c", "SELECT 1"]);
-    assert!(other.stderr.contains("may not use database"), "{}", other.stderr);
+    assert!(
+        other.stderr.contains("may not use database"),
+        "{}",
+        other.stderr
+    );
 
     // Wrong passwords and unknown users: refused, 28P01 on the wire.
     for (user, password) in [("ada", "nope"), ("nobody", "x")] {
@@ -220,14 +252,23 @@ fn users_authenticate_on_pg_and_http_and_roles_are_enforced() {
     let sql = "SELECT count(*) AS n FROM t";
     let (status, body) = request(h, "POST", "/v1/statements", "", sql);
     assert_eq!(status, 401, "{body}");
-    assert!(body.contains("WWW-Authenticate") || body.contains("www-authenticate"), "{body}");
+    assert!(
+        body.contains("WWW-Authenticate") || body.contains("www-authenticate"),
+        "{body}"
+    );
     let (status, _) = request(h, "POST", "/v1/statements", &basic("ada", "bad"), sql);
     assert_eq!(status, 401);
     let (status, body) = request(h, "POST", "/v1/statements", &basic("rita", "rita-pw"), sql);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(r#""rows":[[1]]"#), "{body}");
     let insert = "INSERT INTO t VALUES (9, 'z')";
-    let (status, body) = request(h, "POST", "/v1/statements", &basic("rita", "rita-pw"), insert);
+    let (status, body) = request(
+        h,
+        "POST",
+        "/v1/statements",
+        &basic("rita", "rita-pw"),
+        insert,
+    );
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("42501"), "{body}");
     let (status, body) = request(h, "POST", "/v1/statements", &basic("wes", "wes-pw"), insert);
@@ -244,21 +285,26 @@ fn without_users_only_loopback_and_cleartext_only_when_asked() {
     command.args(["serve", "--pg", "0.0.0.0:0", "--http", "127.0.0.1:0"]);
     let done = run(&mut command, "", TIMEOUT);
     assert!(!done.status.success());
-    assert!(done.stderr.contains("not a loopback address"), "{}", done.stderr);
+    assert!(
+        done.stderr.contains("not a loopback address"),
+        "{}",
+        done.stderr
+    );
     // md5 is refused at once: the file keeps SCRAM verifiers only.
     let mut command = TIDELAKE.command(dir.path());
     command.args(["serve", "--pg-auth", "md5"]);
     let done = run(&mut command, "", TIMEOUT);
     assert!(done.stderr.contains("SCRAM"), "{}", done.stderr);
     // With users, any address; cleartext passwords when configured.
-    let mut server = serve_with_users(
-        dir.path(),
-        &["--pg-auth", "password", "--pg", "0.0.0.0:0"],
-    );
+    let mut server = serve_with_users(dir.path(), &["--pg-auth", "password", "--pg", "0.0.0.0:0"]);
     let one = psql_as_ok(server.pg, "ada", "ada-pw", &["-c", "SELECT 1"]);
     assert_eq!(one.trim(), "1");
     let refused = psql_as(server.pg, "ada", "wrong", &["-c", "SELECT 1"]);
-    assert!(refused.stderr.contains("password authentication failed"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("password authentication failed"),
+        "{}",
+        refused.stderr
+    );
     server.child.kill();
 }
 
@@ -300,7 +346,10 @@ fn a_query_over_its_memory_limit_fails_with_53200_and_others_go_on() {
     let out = limits_client(&mut server, "memory");
     assert!(out.contains("ok memory\n"), "{out}");
     // The server still serves.
-    assert_eq!(psql_ok(server.pg, &["-A", "-t", "-c", "SELECT 6 * 7"]).trim(), "42");
+    assert_eq!(
+        psql_ok(server.pg, &["-A", "-t", "-c", "SELECT 6 * 7"]).trim(),
+        "42"
+    );
     server.child.kill();
 }
 
@@ -347,12 +396,22 @@ fn metrics_count_connections_queries_rows_and_commits() {
     }
     let opened = sample(&body, "tidelake_connections_opened_total{protocol=\"pg\"}");
     assert!(opened >= Some(2.0), "{body}");
-    let errors = sample(&body, "tidelake_queries_total{protocol=\"pg\",outcome=\"error\"}");
+    let errors = sample(
+        &body,
+        "tidelake_queries_total{protocol=\"pg\",outcome=\"error\"}",
+    );
     assert!(errors >= Some(1.0), "{body}");
     let rows = sample(&body, "tidelake_rows_returned_total{protocol=\"pg\"}");
     assert!(rows >= Some(3.0), "{body}");
-    assert_eq!(sample(&body, "tidelake_commits_total "), Some(1.0), "{body}");
-    assert!(body.contains("# TYPE tidelake_query_duration_seconds histogram"), "{body}");
+    assert_eq!(
+        sample(&body, "tidelake_commits_total "),
+        Some(1.0),
+        "{body}"
+    );
+    assert!(
+        body.contains("# TYPE tidelake_query_duration_seconds histogram"),
+        "{body}"
+    );
     server.child.kill();
 }
 
@@ -410,7 +469,8 @@ fn fuzzed_pg_messages_end_one_connection_only() {
     for round in 0..60 {
         let mut s = TcpStream::connect(("127.0.0.1", server.pg))
             .unwrap_or_else(|e| panic!("the server stopped accepting after round {round}: {e}"));
-        s.set_read_timeout(Some(Duration::from_secs(5))).expect("a timeout");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("a timeout");
         if round % 3 != 0 {
             let _ = s.write_all(&startup("fuzz"));
         }
@@ -426,7 +486,10 @@ fn fuzzed_pg_messages_end_one_connection_only() {
             assert_eq!(kinds, "TDCZ", "round {round}");
         }
     }
-    assert_eq!(psql_ok(server.pg, &["-A", "-t", "-c", "SELECT 40 + 2"]).trim(), "42");
+    assert_eq!(
+        psql_ok(server.pg, &["-A", "-t", "-c", "SELECT 40 + 2"]).trim(),
+        "42"
+    );
     assert!(server.child.try_status().is_none(), "the server exited");
     server.child.kill();
 }

@@ -28,7 +28,11 @@ fn sqlalchemy_pandas_and_a_jdbc_startup_replay() {
         server.child.stderr()
     );
     for check in ["sqlalchemy_inspection", "pandas_round_trip", "jdbc_replay"] {
-        assert!(done.stdout.contains(&format!("ok {check}\n")), "{}", done.stdout);
+        assert!(
+            done.stdout.contains(&format!("ok {check}\n")),
+            "{}",
+            done.stdout
+        );
     }
     server.child.kill();
 }
