@@ -71,7 +71,7 @@ async fn metrics() -> Response {
 }
 
 /// The request's user: trusted without a users file, else from Basic auth.
-fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Principal, Response> {
+fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Principal, Box<Response>> {
     let Some(users) = &shared.users else {
         return Ok(Principal::trusted("tidelake"));
     };
@@ -81,18 +81,20 @@ fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Principal, Respo
             "error": {"code": "28P01", "message": message},
             "status": "error",
         });
-        (
-            StatusCode::UNAUTHORIZED,
-            [
-                (header::CONTENT_TYPE, "application/json"),
-                (
-                    header::WWW_AUTHENTICATE,
-                    "Basic realm=\"tidelake\", charset=\"UTF-8\"",
-                ),
-            ],
-            body.to_string(),
+        Box::new(
+            (
+                StatusCode::UNAUTHORIZED,
+                [
+                    (header::CONTENT_TYPE, "application/json"),
+                    (
+                        header::WWW_AUTHENTICATE,
+                        "Basic realm=\"tidelake\", charset=\"UTF-8\"",
+                    ),
+                ],
+                body.to_string(),
+            )
+                .into_response(),
         )
-            .into_response()
     };
     let credentials = headers
         .get(header::AUTHORIZATION)
@@ -152,7 +154,7 @@ async fn statements(
 ) -> Response {
     let principal = match authenticate(&shared, &headers) {
         Ok(p) => p,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match run(shared, principal, &headers, &body).await {
         Ok(body) => json(StatusCode::OK, body),

@@ -130,7 +130,7 @@ pub(crate) enum AuthStep {
     /// Waiting for the SASLInitialResponse (SCRAM-SHA-256 offered).
     ScramInitial,
     /// Waiting for the SCRAM client-final message.
-    ScramFinal(ScramExchange),
+    ScramFinal(Box<ScramExchange>),
     /// Waiting for a cleartext password.
     Password,
 }
@@ -207,7 +207,7 @@ impl StartupHandler for Handler {
                         let (exchange, first) =
                             ScramExchange::start(&users, &user, &initial.auth_method, &data)
                                 .map_err(|e| auth_failure(&user, e))?;
-                        *self.auth() = Some(AuthStep::ScramFinal(exchange));
+                        *self.auth() = Some(AuthStep::ScramFinal(Box::new(exchange)));
                         send_auth(client, Authentication::SASLContinue(first.into())).await
                     }
                     AuthStep::ScramFinal(exchange) => {

@@ -192,7 +192,7 @@ fn protocol(message: impl Into<String>) -> AuthError {
 }
 
 /// The value of attribute `name` (`r=...`) among `attrs`.
-fn attribute<'a>(attrs: &'a str, name: char) -> Option<&'a str> {
+fn attribute(attrs: &str, name: char) -> Option<&str> {
     attrs.split(',').find_map(|a| {
         let mut chars = a.chars();
         (chars.next() == Some(name) && chars.next() == Some('=')).then(|| &a[2..])

@@ -441,7 +441,11 @@ fn malformed(rng: &mut Bytes, round: usize) -> Vec<u8> {
         1 => {
             // A length shorter than its own header, or absurdly long.
             let mut m = vec![kind];
-            let len: i32 = if round % 2 == 0 { 2 } else { 0x7fff_fff0 };
+            let len: i32 = if round.is_multiple_of(2) {
+                2
+            } else {
+                0x7fff_fff0
+            };
             m.extend_from_slice(&len.to_be_bytes());
             m.extend(rng.take(8));
             m
@@ -466,19 +470,19 @@ fn fuzzed_pg_messages_end_one_connection_only() {
     steady.set_read_timeout(Some(TIMEOUT)).expect("a timeout");
     steady.write_all(&startup("steady")).expect("startup");
     read_until_ready(&mut steady);
-    for round in 0..60 {
+    for round in 0..60usize {
         let mut s = TcpStream::connect(("127.0.0.1", server.pg))
             .unwrap_or_else(|e| panic!("the server stopped accepting after round {round}: {e}"));
         s.set_read_timeout(Some(Duration::from_secs(5)))
             .expect("a timeout");
-        if round % 3 != 0 {
+        if !round.is_multiple_of(3) {
             let _ = s.write_all(&startup("fuzz"));
         }
         let _ = s.write_all(&malformed(&mut rng, round));
         let _ = s.shutdown(std::net::Shutdown::Write);
         let mut sink = Vec::new();
         let _ = s.read_to_end(&mut sink);
-        if round % 10 == 0 {
+        if round.is_multiple_of(10) {
             steady
                 .write_all(&message(b'Q', b"SELECT 1\0"))
                 .expect("the steady client sends");
