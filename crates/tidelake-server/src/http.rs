@@ -10,7 +10,13 @@
 //!   "message"}}` with status 400 (the statement), 409 (a commit conflict),
 //!   503 (resources, a timeout) or 500 (the server).
 //! - `GET /healthz`: the process serves. `GET /readyz`: a session over the
-//!   warehouse can be opened.
+//!   warehouse can be opened. `GET /metrics`: Prometheus metrics (see
+//!   [`crate::telemetry`]). These three need no password.
+//!
+//! With a users file, `/v1/statements` needs HTTP Basic authentication
+//! (`Authorization: Basic base64(user:password)`) of a user of that file:
+//! 401 with `WWW-Authenticate` otherwise; each statement is checked
+//! against the user's role (403 with SQLSTATE 42501).
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -26,7 +32,11 @@ use axum::Router;
 use tidelake_sql::{Session, SqlError};
 use tokio::net::TcpListener;
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+
 use crate::pg::connection::{command_tag, Connection, Outcome};
+use crate::users::Principal;
 use crate::values::json_value;
 use crate::{ServerError, Shared, StatementError};
 
@@ -35,6 +45,7 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) -> Result<
         .route("/v1/statements", post(statements))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(shared);
     axum::serve(listener, app).await.map_err(ServerError::Http)
 }
@@ -48,6 +59,62 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
         Ok(_) => json(StatusCode::OK, r#"{"status":"ready"}"#.to_string()),
         Err(e) => failure(&StatementError::Sql(e)),
     }
+}
+
+async fn metrics() -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::telemetry::render(),
+    )
+        .into_response()
+}
+
+/// The request's user: trusted without a users file, else from Basic auth.
+fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Principal, Box<Response>> {
+    let Some(users) = &shared.users else {
+        return Ok(Principal::trusted("tidelake"));
+    };
+    let unauthorized = |message: String| {
+        crate::telemetry::refused("http", "auth");
+        let body = serde_json::json!({
+            "error": {"code": "28P01", "message": message},
+            "status": "error",
+        });
+        Box::new(
+            (
+                StatusCode::UNAUTHORIZED,
+                [
+                    (header::CONTENT_TYPE, "application/json"),
+                    (
+                        header::WWW_AUTHENTICATE,
+                        "Basic realm=\"tidelake\", charset=\"UTF-8\"",
+                    ),
+                ],
+                body.to_string(),
+            )
+                .into_response(),
+        )
+    };
+    let credentials = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Basic ")
+                .or_else(|| v.strip_prefix("basic "))
+        })
+        .and_then(|b| BASE64.decode(b.trim()).ok())
+        .and_then(|b| String::from_utf8(b).ok());
+    let Some(credentials) = credentials else {
+        return Err(unauthorized(
+            "authentication required: HTTP Basic with a user of the users file".into(),
+        ));
+    };
+    let (user, password) = credentials.split_once(':').unwrap_or((&credentials, ""));
+    users.verify_password(user, password).map_err(|e| {
+        tracing::warn!(user, "HTTP authentication failed: {e}");
+        unauthorized(e.to_string())
+    })
 }
 
 fn json(status: StatusCode, body: String) -> Response {
@@ -85,7 +152,11 @@ async fn statements(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match run(shared, &headers, &body).await {
+    let principal = match authenticate(&shared, &headers) {
+        Ok(p) => p,
+        Err(response) => return *response,
+    };
+    match run(shared, principal, &headers, &body).await {
         Ok(body) => json(StatusCode::OK, body),
         Err(e) => failure(&e),
     }
@@ -93,6 +164,7 @@ async fn statements(
 
 async fn run(
     shared: Arc<Shared>,
+    principal: Principal,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<String, StatementError> {
@@ -102,8 +174,16 @@ async fn run(
         return Err(SqlError::syntax("no statement was given", None).into());
     }
     let session = shared.factory.open().await?;
-    let conn = Connection::new(shared);
+    let conn = Connection::new(shared, "http");
     conn.set_session(session);
+    if let Some(database) = principal.databases.first() {
+        // A user limited to some databases starts in the first of them.
+        if !principal.may_use(&conn.session()?.current_database()) {
+            let use_db = format!("USE \"{}\"", database.replace('"', "\"\""));
+            conn.session()?.execute_stream(&use_db).await?;
+        }
+    }
+    conn.set_principal(principal);
     let mut last = None;
     for statement in &statements {
         let guard = conn.begin_statement();
@@ -202,6 +282,7 @@ fn failure(e: &StatementError) -> Response {
     let code = e.code();
     let status = match &code[..2] {
         "40" => StatusCode::CONFLICT,
+        "42" if code == "42501" => StatusCode::FORBIDDEN,
         "53" | "57" => StatusCode::SERVICE_UNAVAILABLE,
         "XX" | "58" | "08" => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,

@@ -18,13 +18,19 @@
 //! [`tidelake_sql::QueryHandler`], with sessions from a [`SessionFactory`]
 //! that the composition root (the `tidelake` command) provides.
 //!
-//! There are no users or passwords yet, so the server refuses to listen on
-//! anything but a loopback address. Not yet built: Flight SQL, users and
-//! SCRAM, TLS, per-query memory limits, shared caches, group commit.
+//! Users ([`users`]): with a users file every client authenticates
+//! (SCRAM-SHA-256 on PostgreSQL, Basic on HTTP) and each statement is
+//! checked against the user's role before it runs (42501); without one every
+//! client is trusted, so the server refuses to listen on anything but a
+//! loopback address. An admission queue bounds the statements running at
+//! once; `/metrics` serves Prometheus metrics ([`telemetry`]). Not yet
+//! built: TLS, shared caches, group commit.
 
 mod error;
 mod http;
 pub mod pg;
+pub mod telemetry;
+pub mod users;
 mod values;
 
 use std::collections::HashMap;
@@ -37,9 +43,11 @@ use async_trait::async_trait;
 use pgwire::messages::startup::SecretKey;
 use tidelake_sql::{QueryHandler, SqlError};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 pub use error::{ServerError, StatementError};
 pub use pg::settings::parse_duration;
+use users::Users;
 
 /// Opens sessions over the warehouse the server serves.
 #[async_trait]
@@ -59,6 +67,22 @@ pub struct ServerConfig {
     pub statement_timeout: Option<Duration>,
     /// Connections served at once (PostgreSQL); more are refused with 53300.
     pub max_connections: usize,
+    /// The users who may connect (`None`: everyone, loopback only).
+    pub users: Option<Arc<Users>>,
+    /// How PostgreSQL clients prove their password.
+    pub pg_auth: PgAuth,
+    /// Statements run at once (`None`: no limit); more wait in line.
+    pub max_concurrent_queries: Option<usize>,
+}
+
+/// The PostgreSQL authentication method (with a users file).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PgAuth {
+    /// SCRAM-SHA-256: the password never crosses the wire.
+    #[default]
+    ScramSha256,
+    /// The password in clear (for clients without SCRAM; use with care).
+    Password,
 }
 
 /// A connection's (pid, secret key), as a CancelRequest names it.
@@ -71,6 +95,10 @@ pub(crate) struct Shared {
     next_pid: AtomicI32,
     /// Running connections by (pid, secret key), for CancelRequest.
     connections: Mutex<HashMap<CancelKey, Weak<pg::connection::Connection>>>,
+    pub(crate) users: Option<Arc<Users>>,
+    pub(crate) pg_auth: PgAuth,
+    /// Admission slots of the statements that may run at once.
+    pub(crate) admission: Option<Arc<Semaphore>>,
 }
 
 impl Shared {
@@ -108,8 +136,8 @@ pub struct Server {
     max_connections: usize,
 }
 
-async fn listen(addr: SocketAddr) -> Result<TcpListener, ServerError> {
-    if !addr.ip().is_loopback() {
+async fn listen(addr: SocketAddr, trusted: bool) -> Result<TcpListener, ServerError> {
+    if trusted && !addr.ip().is_loopback() {
         return Err(ServerError::NotLoopback { addr });
     }
     TcpListener::bind(addr)
@@ -123,14 +151,16 @@ impl Server {
         config: ServerConfig,
         factory: Arc<dyn SessionFactory>,
     ) -> Result<Server, ServerError> {
+        let trusted = config.users.is_none();
         let pg = match config.pg {
-            Some(addr) => Some(listen(addr).await?),
+            Some(addr) => Some(listen(addr, trusted).await?),
             None => None,
         };
         let http = match config.http {
-            Some(addr) => Some(listen(addr).await?),
+            Some(addr) => Some(listen(addr, trusted).await?),
             None => None,
         };
+        telemetry::install();
         Ok(Server {
             pg,
             http,
@@ -139,6 +169,11 @@ impl Server {
                 statement_timeout: config.statement_timeout,
                 next_pid: AtomicI32::new(1000),
                 connections: Mutex::new(HashMap::new()),
+                users: config.users,
+                pg_auth: config.pg_auth,
+                admission: config
+                    .max_concurrent_queries
+                    .map(|n| Arc::new(Semaphore::new(n.max(1)))),
             }),
             max_connections: config.max_connections.max(1),
         })
@@ -159,9 +194,11 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> Result<(), ServerError> {
-        tracing::warn!(
-            "no authentication: every client is trusted, so the server listens on loopback only"
-        );
+        if self.shared.users.is_none() {
+            tracing::warn!(
+                "no users file: every client is trusted, so the server listens on loopback only"
+            );
+        }
         let pg = match self.pg {
             Some(listener) => {
                 let shared = self.shared.clone();

@@ -15,6 +15,7 @@ mod progress;
 mod serve;
 mod shell;
 mod stream;
+mod user;
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -73,6 +74,9 @@ enum Command {
     Doctor(doctor::DoctorArgs),
     /// Recommend options for a table from its observed shape and workload.
     Advise(doctor::AdviseArgs),
+    /// Manage the users of `tidelake serve --users FILE`
+    #[command(subcommand, after_help = user::USER_HELP)]
+    User(user::UserCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -307,5 +311,6 @@ fn main() -> ExitCode {
         Command::Serve(args) => runtime.block_on(serve::run_serve(&warehouse, args)),
         Command::Doctor(args) => runtime.block_on(doctor::run_doctor(&warehouse, args)),
         Command::Advise(args) => runtime.block_on(doctor::run_advise(&warehouse, args)),
+        Command::User(command) => user::run_user(command),
     }
 }
