@@ -17,9 +17,10 @@ mod stream;
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
-use tidelake_sql::{Session, SqlError};
+use tidelake_sql::{Session, SessionExtension, SqlError};
 
 use crate::output::{print_result, Format};
 
@@ -32,7 +33,8 @@ Examples:
   tidelake sql                       (interactive shell)
   tidelake stream -e \"SELECT * FROM t\" --mode latest   (print changes as they are committed)
   tidelake serve --pg 127.0.0.1:5433   (PostgreSQL and HTTP clients; psql -h 127.0.0.1 -p 5433 -d default)
-  tidelake stream --job totals -e \"INSERT INTO totals SELECT k, sum(v) FROM t GROUP BY k\"   (a continuous job)";
+  tidelake stream --job totals -e \"INSERT INTO totals SELECT k, sum(v) FROM t GROUP BY k\"   (a continuous job)
+  tidelake sql -e \"CREATE JOB totals AS INSERT INTO totals SELECT k, sum(v) FROM t GROUP BY k\"   (run by every tidelake serve)";
 
 /// A streaming lakehouse on Apache Paimon tables.
 #[derive(Debug, Parser)]
@@ -178,6 +180,18 @@ fn report(error: &SqlError) {
     print_error(error.code(), error);
 }
 
+/// What every session of the binary adds to SQL: the job statements and
+/// `sys.jobs`.
+fn extensions() -> Vec<Arc<dyn SessionExtension>> {
+    vec![Arc::new(tidelake_worker::JobsExtension)]
+}
+
+/// A session over `warehouse` with the binary's [`extensions`].
+async fn open_session(warehouse: &str) -> Result<Session, SqlError> {
+    let plain = Session::open(warehouse).await?;
+    Session::with_extensions(plain.catalog().clone(), extensions()).await
+}
+
 /// Prints `error[CODE]: message` on stderr, the message on one line.
 fn print_error(code: &str, message: &dyn std::fmt::Display) {
     let message = message
@@ -206,7 +220,7 @@ async fn run_script(session: &Session, sql: &str, format: Format) -> Result<(), 
 }
 
 async fn run_sql(warehouse: &str, args: SqlArgs, matches: &ArgMatches) -> ExitCode {
-    let session = match Session::open(warehouse).await {
+    let session = match open_session(warehouse).await {
         Ok(s) => s,
         Err(e) => {
             report(&e);

@@ -15,6 +15,7 @@ mod serve;
 mod shell;
 mod stream_cli;
 mod stream_jobs;
+mod workers;
 
 use tidelake_testkit::cli::Cli;
 
