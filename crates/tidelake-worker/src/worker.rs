@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use tidelake_engine::services::{DeclaredState, JobCatalog, JobDeclaration, LeaseStore};
 use tidelake_engine::Catalog;
-use tidelake_stream::{JobOptions, StreamingJob};
+use tidelake_stream::{JobCommit, JobOptions, StreamingJob};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -420,10 +420,11 @@ impl Worker {
                     .map_err(|e| e.to_string())?;
             let job = Arc::new(job);
             *prepared.lock().unwrap_or_else(PoisonError::into_inner) = Some(job.clone());
-            let run = job.run(stop, &mut |commit| {
+            let mut on_commit = |commit: &JobCommit| {
                 commits.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(job = %commit.job, sink_snapshot = commit.sink_snapshot, next = commit.next_snapshot, rows_out = commit.rows_out, "job committed");
-            });
+            };
+            let run = job.run(stop, &mut on_commit);
             guarded(run, deadline)
                 .await
                 .map(|_| ())
@@ -448,7 +449,8 @@ impl Worker {
             .collect();
         if mine.len() > share {
             let mut ranked = mine.clone();
-            ranked.sort_by_key(|n| score(n, self.id()));
+            let me = self.id().to_string();
+            ranked.sort_by_key(|n| score(n, &me));
             for name in ranked.into_iter().take(mine.len() - share) {
                 if let Some(job) = self.running.get_mut(&name) {
                     tracing::info!(job = %name, share, "rebalancing: handing the job over");
@@ -458,6 +460,7 @@ impl Worker {
             }
             return Ok(());
         }
+        let me = self.id().to_string();
         let mut room = share.saturating_sub(mine.len());
         let mut free = 0;
         self.free_ticks.retain(|n, _| declared.contains_key(n));
@@ -478,7 +481,7 @@ impl Worker {
                 .iter()
                 .max_by_key(|w| score(name, w))
                 .map(String::as_str)
-                == Some(self.id());
+                == Some(me.as_str());
             if room == 0 || !(preferred || *ticks > 2) {
                 continue;
             }

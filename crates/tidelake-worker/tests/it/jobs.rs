@@ -79,7 +79,7 @@ fn config(id: &str) -> WorkerConfig {
     WorkerConfig {
         id: Some(id.into()),
         slots: 4,
-        lease_ttl: Duration::from_millis(1000),
+        lease_ttl: Duration::from_millis(3000),
         maintenance_interval: Duration::from_millis(200),
         job_options: JobOptions {
             poll_interval: Duration::from_millis(20),
@@ -122,7 +122,7 @@ async fn setup(s: &Session) {
 const TOTALS: &str = "INSERT INTO db.totals SELECT k, count(*), sum(v) FROM db.src GROUP BY k";
 const TOTALS_BATCH: &str = "SELECT k, count(*), sum(v) FROM db.src GROUP BY k";
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn job_statements_declare_describe_alter_and_drop() {
     let dir = tempfile::tempdir().unwrap();
     let s = session(dir.path()).await;
@@ -168,7 +168,7 @@ async fn job_statements_declare_describe_alter_and_drop() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn create_job_refuses_what_the_runner_cannot_run_with_its_message() {
     let dir = tempfile::tempdir().unwrap();
     let s = session(dir.path()).await;
@@ -193,7 +193,7 @@ async fn create_job_refuses_what_the_runner_cannot_run_with_its_message() {
     assert!(!dir.path().join("_jobs/bad").exists());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_workers_share_jobs_and_suspend_and_resume_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let s = session(dir.path()).await;
@@ -271,7 +271,7 @@ async fn two_workers_share_jobs_and_suspend_and_resume_lose_nothing() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn workers_compact_and_expire_write_only_tables() {
     let dir = tempfile::tempdir().unwrap();
     let s = session(dir.path()).await;

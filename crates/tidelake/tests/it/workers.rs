@@ -44,7 +44,7 @@ fn worker(warehouse: &Path, id: &str, journal: &Path, extra: &[&str]) -> Spawned
             "--worker-slots",
             "4",
             "--lease-ttl",
-            "2s",
+            "3s",
         ])
         .args(["--job-poll-interval", "50ms"])
         .arg("--lease-journal")
@@ -217,7 +217,7 @@ fn three_workers_run_jobs_and_a_killed_ones_jobs_move_on() {
         if round == kill_after {
             if let Some(mut killed) = workers[victim].take() {
                 eprintln!("round {round}: SIGKILL worker w{victim}");
-                killed.kill();
+                let _ = killed.kill();
             }
         }
         std::thread::sleep(Duration::from_millis(rng.range(50, 600)));
