@@ -379,9 +379,10 @@ mod tests {
     async fn one_of_two_racing_writers_creates_an_epoch() {
         let leases = LeaseStore::new(WarehouseStore::open("memory://").await.unwrap());
         assert_eq!(leases.read("job", "a").await.unwrap(), LeaseEntry::Absent);
+        let (first, second) = (record("w1", 1), record("w2", 1));
         let (a, b) = tokio::join!(
-            leases.write("job", "a", &record("w1", 1)),
-            leases.write("job", "a", &record("w2", 1))
+            leases.write("job", "a", &first),
+            leases.write("job", "a", &second)
         );
         assert!(a.unwrap() ^ b.unwrap());
         assert!(leases.write("job", "a", &record("w1", 2)).await.unwrap());
@@ -429,7 +430,10 @@ mod tests {
             written_at_ms: 0,
         };
         assert!(jobs.write_version(&d, 0).await.unwrap());
-        assert!(!jobs.write_version(&d, 0).await.unwrap());
+        // Another session's version 1 (the same bytes would be this one's).
+        let mut other = d.clone();
+        other.written_at_ms = 1;
+        assert!(!jobs.write_version(&other, 0).await.unwrap());
         d.state = DeclaredState::Suspended;
         assert!(jobs.write_version(&d, 1).await.unwrap());
         let got = jobs.get("daily").await.unwrap().unwrap();

@@ -166,7 +166,7 @@ impl SessionExtension for JobsExtension {
         if database != SYS_DATABASE || name != "jobs" {
             return Ok(None);
         }
-        let batch = rows_batch(&job_rows(catalog).await?)?;
+        let batch = rows_batch(&job_rows_apart(catalog).await?)?;
         let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
         Ok(Some(Arc::new(table)))
     }
@@ -182,6 +182,22 @@ impl SessionExtension for JobsExtension {
             Err(e) => Err(e),
         })
     }
+}
+
+/// Runs `work` as a task of its own: planning a job inside a statement (or
+/// inside DataFusion's planning of a query of `sys.jobs`) nests deep
+/// enough to overflow a worker thread's stack in debug builds.
+async fn apart<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, SqlError>> + Send + 'static,
+) -> Result<T, SqlError> {
+    tokio::spawn(work)
+        .await
+        .map_err(|e| SqlError::Internal(format!("a job statement's task failed: {e}")))?
+}
+
+async fn job_rows_apart(catalog: &Catalog) -> Result<Vec<JobRow>, SqlError> {
+    let catalog = catalog.clone();
+    apart(async move { job_rows(&catalog).await }).await
 }
 
 fn not_found(name: &str) -> SqlError {
@@ -231,15 +247,15 @@ pub async fn run(
             }
             // The continuous runner plans it now: what it cannot run is
             // refused here, with its message, not left failing on a worker.
-            StreamingJob::prepare_in(
-                session.catalog,
-                &session.database,
-                &name,
-                &statement,
-                JobOptions::default(),
-            )
-            .await
-            .map_err(|e| SqlError::from(crate::error::WorkerError::from(e)))?;
+            let (catalog, database) = (session.catalog.clone(), session.database.clone());
+            let (job, sql) = (name.clone(), statement.clone());
+            apart(async move {
+                StreamingJob::prepare_in(&catalog, &database, &job, &sql, JobOptions::default())
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| SqlError::from(crate::error::WorkerError::from(e)))
+            })
+            .await?;
             let declaration = JobDeclaration {
                 format: SERVICE_FORMAT,
                 name: name.clone(),
@@ -286,14 +302,14 @@ pub async fn run(
             Ok(StatementResult::Status(CommandStatus::new("DROP JOB")))
         }
         JobStatement::Show => {
-            let batch = rows_batch(&job_rows(session.catalog).await?)?;
+            let batch = rows_batch(&job_rows_apart(session.catalog).await?)?;
             Ok(StatementResult::Rows {
                 schema: batch.schema(),
                 batches: vec![batch],
             })
         }
         JobStatement::Describe { name } => {
-            let rows = job_rows(session.catalog).await?;
+            let rows = job_rows_apart(session.catalog).await?;
             let Some(row) = rows.into_iter().find(|r| r.name == name) else {
                 return Err(not_found(&name));
             };
