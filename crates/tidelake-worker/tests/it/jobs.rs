@@ -7,8 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::arrow::array::{Array, RecordBatch};
+use datafusion::arrow::util::display::array_value_to_string;
 use tidelake_sql::{Session, StatementResult};
 use tidelake_stream::{JobOptions, StreamingJob};
 use tidelake_worker::{JobsExtension, Worker, WorkerConfig};
@@ -30,20 +30,24 @@ async fn sql(s: &Session, statements: &str) {
     }
 }
 
+/// Each row as `a|b|c`, sorted.
 fn render(batches: &[RecordBatch]) -> Vec<String> {
-    let options = FormatOptions::default().with_null("NULL");
-    let mut rows = Vec::new();
-    for b in batches {
-        let formatters: Vec<ArrayFormatter> = b
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
-            .collect();
-        for r in 0..b.num_rows() {
-            let row: Vec<String> = formatters.iter().map(|f| f.value(r).to_string()).collect();
-            rows.push(row.join("|"));
-        }
-    }
+    let mut rows: Vec<String> = batches
+        .iter()
+        .flat_map(|b| {
+            (0..b.num_rows()).map(move |r| {
+                let cells: Vec<String> = b
+                    .columns()
+                    .iter()
+                    .map(|c| match c.is_null(r) {
+                        true => "NULL".to_string(),
+                        false => array_value_to_string(c, r).unwrap(),
+                    })
+                    .collect();
+                cells.join("|")
+            })
+        })
+        .collect();
     rows.sort();
     rows
 }
@@ -119,6 +123,14 @@ async fn setup(s: &Session) {
     .await;
 }
 
+/// Waits until both sinks equal their queries run in batch.
+async fn caught_up(s: &Session) {
+    let totals = rows(s, TOTALS_BATCH).await;
+    eventually(s, "SELECT k, n, s FROM db.totals", &totals).await;
+    let copied = rows(s, "SELECT id, k, v FROM db.src WHERE v > 2").await;
+    eventually(s, "SELECT * FROM db.copy", &copied).await;
+}
+
 const TOTALS: &str = "INSERT INTO db.totals SELECT k, count(*), sum(v) FROM db.src GROUP BY k";
 const TOTALS_BATCH: &str = "SELECT k, count(*), sum(v) FROM db.src GROUP BY k";
 
@@ -148,6 +160,7 @@ async fn job_statements_declare_describe_alter_and_drop() {
         described.contains(&"database|default".to_string()),
         "{described:?}"
     );
+    let totals = rows(&s, TOTALS_BATCH).await;
     sql(&s, "ALTER JOB totals SUSPEND").await;
     assert_eq!(
         rows(&s, "SELECT name, state, version FROM sys.jobs").await,
@@ -213,10 +226,7 @@ async fn two_workers_share_jobs_and_suspend_and_resume_lose_nothing() {
         )
         .await;
     }
-    let totals = rows(&s, TOTALS_BATCH).await;
-    eventually(&s, "SELECT k, n, s FROM db.totals", &totals).await;
-    let copied = rows(&s, "SELECT id, k, v FROM db.src WHERE v > 2").await;
-    eventually(&s, "SELECT * FROM db.copy", &copied).await;
+    caught_up(&s).await;
     // One job each: ceil(2 jobs / 2 workers).
     eventually(
         &s,
@@ -225,6 +235,7 @@ async fn two_workers_share_jobs_and_suspend_and_resume_lose_nothing() {
     )
     .await;
 
+    let totals = rows(&s, TOTALS_BATCH).await;
     sql(&s, "ALTER JOB totals SUSPEND").await;
     // Suspended: stopped after its commit and its lease released.
     eventually(
@@ -240,17 +251,13 @@ async fn two_workers_share_jobs_and_suspend_and_resume_lose_nothing() {
     .await;
     assert_eq!(rows(&s, "SELECT k, n, s FROM db.totals").await, totals);
     sql(&s, "ALTER JOB totals RESUME").await;
-    let totals = rows(&s, TOTALS_BATCH).await;
-    eventually(&s, "SELECT k, n, s FROM db.totals", &totals).await;
+    caught_up(&s).await;
 
     // A worker that leaves hands its job over.
     stop_a.send_replace(true);
     a.await.unwrap();
     sql(&s, "INSERT INTO db.src VALUES (12, 'k1', 12)").await;
-    let totals = rows(&s, TOTALS_BATCH).await;
-    eventually(&s, "SELECT k, n, s FROM db.totals", &totals).await;
-    let copied = rows(&s, "SELECT id, k, v FROM db.src WHERE v > 2").await;
-    eventually(&s, "SELECT * FROM db.copy", &copied).await;
+    caught_up(&s).await;
     eventually(
         &s,
         "SELECT DISTINCT owner FROM sys.jobs",
