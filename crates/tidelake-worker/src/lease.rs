@@ -112,8 +112,11 @@ pub struct Leases {
     /// of skewed clocks; the protocol never reads it).
     skew_ms: i64,
     /// The newest epoch seen of each lease, and when it was first seen.
-    seen: Arc<Mutex<HashMap<(String, String), (u64, Instant)>>>,
+    seen: Arc<Mutex<HashMap<LeaseKey, (u64, Instant)>>>,
 }
+
+/// A lease by (kind, name).
+type LeaseKey = (String, String);
 
 impl Leases {
     pub fn new(store: LeaseStore, worker: &str, ttl: Duration, skew_ms: i64) -> Leases {
@@ -206,9 +209,10 @@ impl Leases {
                 (status, None)
             }
             LeaseEntry::Record(record) => {
-                let status = if record.released {
-                    LeaseStatus::Free
-                } else if self.age(kind, name, epoch) >= Duration::from_millis(record.ttl_ms) {
+                // Released, or unchanged for its TTL on this worker's clock.
+                let expired = record.released
+                    || self.age(kind, name, epoch) >= Duration::from_millis(record.ttl_ms);
+                let status = if expired {
                     LeaseStatus::Free
                 } else if record.holder == self.worker {
                     LeaseStatus::Mine

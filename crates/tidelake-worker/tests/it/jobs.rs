@@ -160,7 +160,6 @@ async fn job_statements_declare_describe_alter_and_drop() {
         described.contains(&"database|default".to_string()),
         "{described:?}"
     );
-    let totals = rows(&s, TOTALS_BATCH).await;
     sql(&s, "ALTER JOB totals SUSPEND").await;
     assert_eq!(
         rows(&s, "SELECT name, state, version FROM sys.jobs").await,
