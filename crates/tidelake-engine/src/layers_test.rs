@@ -38,8 +38,9 @@ const LAYERS: &[&[&str]] = &[
     &["lifecycle"],
     // Runs a commit and what follows it (expiration, inline compaction).
     &["orchestrate"],
-    // Views stored in the warehouse (the catalog refuses names they hold).
-    &["views"],
+    // Views stored in the warehouse (the catalog refuses names they hold);
+    // job declarations and leases of the services.
+    &["views", "services"],
     &["catalog"],
 ];
 

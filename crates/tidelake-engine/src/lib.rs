@@ -17,7 +17,8 @@
 //!
 //! ```text
 //!   catalog                          opens and creates tables, changes schemas
-//!   views                            view definitions kept in the warehouse
+//!   views | services                 view definitions; job declarations
+//!                                    and leases kept in the warehouse
 //!   orchestrate                      a commit and what follows it (expiration,
 //!                                    inline and background compaction)
 //!   lifecycle                        expiration, tags, branches, rollback,
@@ -62,6 +63,7 @@ pub mod options;
 mod orchestrate;
 pub mod progress;
 pub mod read;
+pub mod services;
 pub mod snapshots;
 pub mod stats;
 mod table;

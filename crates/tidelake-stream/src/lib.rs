@@ -49,7 +49,7 @@ mod statement_text;
 mod supervisor;
 
 pub use error::{Result, StreamError};
-pub use job::{JobCommit, JobOptions, JobSummary, StreamingJob};
+pub use job::{check_job_name, JobCommit, JobOptions, JobPosition, JobSummary, StreamingJob};
 pub use select::{ChangeSet, ChangeStream, OP_COLUMN};
 pub use signal::shutdown_signal;
 pub use supervisor::{JobOutcome, JobState, JobStatus, RestartPolicy, StatusBoard, Supervisor};

@@ -20,9 +20,10 @@ mod user;
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
-use tidelake_sql::{Session, SqlError};
+use tidelake_sql::{Session, SessionExtension, SqlError};
 
 use crate::output::{print_result, Format};
 
@@ -36,7 +37,9 @@ Examples:
   tidelake stream -e \"SELECT * FROM t\" --mode latest   (print changes as they are committed)
   tidelake serve --pg 127.0.0.1:5433   (PostgreSQL and HTTP clients; psql -h 127.0.0.1 -p 5433 -d default)
   tidelake stream --job totals -e \"INSERT INTO totals SELECT k, sum(v) FROM t GROUP BY k\"   (a continuous job)
-  tidelake doctor [db[.table]] [--fix]   (diagnose tables and jobs; apply safe fixes)";
+  tidelake doctor [db[.table]] [--fix]   (diagnose tables and jobs; apply safe fixes)
+
+  tidelake sql -e \"CREATE JOB totals AS INSERT INTO totals SELECT k, sum(v) FROM t GROUP BY k\"   (run by every tidelake serve)";
 
 /// A streaming lakehouse on Apache Paimon tables.
 #[derive(Debug, Parser)]
@@ -191,6 +194,14 @@ fn report(error: &SqlError) {
     print_error(error.code(), error);
 }
 
+/// What every session of the binary (shell, `-e`, `serve`) adds to SQL: the
+/// job statements and `sys.jobs`, the doctor's `sys.doctor` and `t$health`.
+pub(crate) fn extensions() -> Vec<Arc<dyn SessionExtension>> {
+    let mut all: Vec<Arc<dyn SessionExtension>> = vec![Arc::new(tidelake_worker::JobsExtension)];
+    all.extend(doctor::extensions());
+    all
+}
+
 /// Prints `error[CODE]: message` on stderr, the message on one line.
 fn print_error(code: &str, message: &dyn std::fmt::Display) {
     let message = message
@@ -218,12 +229,12 @@ async fn run_script(session: &Session, sql: &str, format: Format) -> Result<(), 
     session.execute_each(sql, &mut print).await.map(|_| ())
 }
 
-/// A session over `warehouse` with the binary's extensions (the doctor's tables).
+/// A session over `warehouse` with the binary's [`extensions`].
 pub(crate) async fn open_session(warehouse: &str) -> Result<Session, SqlError> {
     let catalog = tidelake_doctor::Catalog::open(warehouse)
         .await
         .map_err(SqlError::from)?;
-    Session::with_extensions(catalog, doctor::extensions()).await
+    Session::with_extensions(catalog, extensions()).await
 }
 
 async fn run_sql(warehouse: &str, args: SqlArgs, matches: &ArgMatches) -> ExitCode {

@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 use futures::TryStreamExt;
 use tidelake_engine::introspect::CommitKind;
 use tidelake_engine::{
-    BackgroundCompactor, ChangeReader, ChangeSource, EngineError, ProgressOwner, RowKind,
+    BackgroundCompactor, Catalog, ChangeReader, ChangeSource, EngineError, ProgressOwner, RowKind,
     StartMode, StreamOptions, TableWriter,
 };
 use tokio::sync::watch;
@@ -53,7 +53,8 @@ use tokio::sync::watch;
 use self::exec::{has_retractions, input_batch, per_row_output};
 use self::join::JoinJob;
 use self::plan::{plan_job, JobPlan, PlannedJob};
-use self::progress::{check_job_name, job_owner, progress_key, read_progress, Progress};
+pub use self::progress::check_job_name;
+use self::progress::{job_owner, progress_key, read_progress, Progress};
 use crate::error::{Result, StreamError};
 use tidelake_sql::{Result as SqlResult, Session, SqlError};
 
@@ -113,6 +114,27 @@ pub struct JobCommit {
     pub rows_out: u64,
 }
 
+/// Where a job stands: what its sink records and what its source has.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobPosition {
+    /// The next source snapshot to read; `None` if the job never committed.
+    pub next_snapshot: Option<i64>,
+    /// The source's latest snapshot.
+    pub source_latest: Option<i64>,
+    /// The sink snapshot that recorded the progress, and its commit time
+    /// (epoch millis).
+    pub last_commit: Option<(i64, i64)>,
+}
+
+impl JobPosition {
+    /// Source snapshots committed and not yet processed into the sink.
+    pub fn lag(&self) -> i64 {
+        let latest = self.source_latest.unwrap_or(0);
+        let done = self.next_snapshot.map_or(0, |next| next - 1);
+        (latest - done).max(0)
+    }
+}
+
 /// What a run did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct JobSummary {
@@ -154,8 +176,27 @@ impl StreamingJob {
         sql: &str,
         options: JobOptions,
     ) -> Result<StreamingJob> {
+        Self::prepare_in(
+            session.catalog(),
+            &session.current_database(),
+            name,
+            sql,
+            options,
+        )
+        .await
+    }
+
+    /// [`prepare`](Self::prepare) with names resolved in `database` of
+    /// `catalog` (a job declared in the warehouse records its database).
+    pub async fn prepare_in(
+        catalog: &Catalog,
+        database: &str,
+        name: &str,
+        sql: &str,
+        options: JobOptions,
+    ) -> Result<StreamingJob> {
         check_job_name(name)?;
-        let plan = match plan_job(session.catalog(), &session.current_database(), sql).await? {
+        let plan = match plan_job(catalog, database, sql).await? {
             PlannedJob::Single(plan) => plan,
             PlannedJob::Join(plan) => {
                 let job = JoinJob::new(name, plan, options)?;
@@ -300,6 +341,29 @@ impl StreamingJob {
             Runner::Source(job) => vec![job.key.clone()],
             Runner::Join(job) => job.progress_keys().to_vec(),
         }
+    }
+
+    /// Where the job stands, read from its sink and source now (for a join
+    /// of two streams, through its left table).
+    pub async fn position(&self) -> Result<JobPosition> {
+        let (sink, key, source) = match &self.runner {
+            Runner::Source(job) => (&job.plan.sink, job.key.as_str(), &job.plan.source),
+            Runner::Join(job) => (job.sink(), job.progress_keys()[0].as_str(), job.left()),
+        };
+        let progress = read_progress(sink, key).await?;
+        let last_commit = match progress.recorded_in {
+            Some(id) => sink
+                .snapshots()
+                .snapshot(id)
+                .await?
+                .map(|s| (id, s.time_millis)),
+            None => None,
+        };
+        Ok(JobPosition {
+            next_snapshot: progress.next,
+            source_latest: source.snapshots().latest_snapshot_id().await?,
+            last_commit,
+        })
     }
 
     /// Runs until `stop` turns true (then after the current commit), or

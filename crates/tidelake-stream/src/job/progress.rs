@@ -42,7 +42,7 @@ fn recorded<'a>(properties: &'a BTreeMap<String, String>, key: &str) -> Option<&
 }
 
 /// Job names are part of property keys and of messages: plain words only.
-pub(crate) fn check_job_name(name: &str) -> Result<()> {
+pub fn check_job_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && name

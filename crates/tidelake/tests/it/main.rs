@@ -18,6 +18,7 @@ mod serve_clients;
 mod shell;
 mod stream_cli;
 mod stream_jobs;
+mod workers;
 
 use tidelake_testkit::cli::Cli;
 

@@ -113,6 +113,10 @@ impl JoinJob {
         )
     }
 
+    pub fn left(&self) -> &Table {
+        &self.plan.left
+    }
+
     pub fn sink(&self) -> &Table {
         &self.plan.sink
     }
