@@ -88,7 +88,7 @@ fn sql_string(value: &str) -> String {
 }
 
 async fn run_compact(warehouse: &str, args: CompactArgs) -> ExitCode {
-    let session = match Session::open(warehouse).await {
+    let session = match open_session(warehouse).await {
         Ok(s) => s,
         Err(e) => {
             report(&e);
@@ -174,6 +174,13 @@ fn scripts_in_order(args: &SqlArgs, matches: &ArgMatches) -> Vec<Script> {
 }
 
 /// Prints an error as one line: `error[CODE]: message`.
+/// A session over the warehouse with what this binary links in: vector
+/// indexes on its tables (engine hooks) and vector search in its SQL.
+pub(crate) async fn open_session(warehouse: &str) -> Result<Session, SqlError> {
+    let catalog = tidelake_vector::open_catalog(warehouse).await?;
+    Session::with_extensions(catalog, vec![tidelake_vector::VectorExtension::shared()]).await
+}
+
 fn report(error: &SqlError) {
     print_error(error.code(), error);
 }
@@ -206,7 +213,7 @@ async fn run_script(session: &Session, sql: &str, format: Format) -> Result<(), 
 }
 
 async fn run_sql(warehouse: &str, args: SqlArgs, matches: &ArgMatches) -> ExitCode {
-    let session = match Session::open(warehouse).await {
+    let session = match open_session(warehouse).await {
         Ok(s) => s,
         Err(e) => {
             report(&e);

@@ -53,13 +53,17 @@ struct Sessions {
 #[async_trait]
 impl SessionFactory for Sessions {
     async fn open(&self) -> Result<Arc<dyn QueryHandler>, SqlError> {
-        let session = Session::with_catalog(self.template.catalog().clone()).await?;
+        let session = Session::with_extensions(
+            self.template.catalog().clone(),
+            vec![tidelake_vector::VectorExtension::shared()],
+        )
+        .await?;
         Ok(Arc::new(session))
     }
 }
 
 pub async fn run_serve(warehouse: &str, args: ServeArgs) -> ExitCode {
-    let template = match Session::open(warehouse).await {
+    let template = match crate::open_session(warehouse).await {
         Ok(s) => s,
         Err(e) => {
             crate::report(&e);
