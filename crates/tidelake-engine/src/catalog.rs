@@ -124,8 +124,8 @@ impl Catalog {
     }
 
     /// Asks every hook whether it accepts `schema` (CREATE and ALTER).
-    fn check_schema(&self, schema: &TableSchema) -> Result<()> {
-        self.hooks.iter().try_for_each(|h| h.check_schema(schema))
+    fn check_schema(&self, id: &Identifier, schema: &TableSchema) -> Result<()> {
+        self.hooks.iter().try_for_each(|h| h.check_schema(id, schema))
     }
 
     /// The same catalog, whose tables run `hooks` (see [`TableHooks`]).
@@ -356,7 +356,7 @@ impl Catalog {
         }
         let schema = Self::schema_from_spec(spec)?;
         crate::table::checked_layout(schema.clone())?;
-        self.check_schema(&schema)?;
+        self.check_schema(id, &schema)?;
         let paths = Self::table_paths(id);
         let json = schema
             .to_json()
@@ -465,7 +465,7 @@ impl Catalog {
                 apply_change(&mut schema, change, id, has_rows)?;
             }
             crate::table::checked_layout(schema.clone())?;
-            self.check_schema(&schema)?;
+            self.check_schema(id, &schema)?;
             schema.id += 1;
             schema.time_millis = chrono::Utc::now().timestamp_millis();
             let path = table.paths().schema(schema.id);

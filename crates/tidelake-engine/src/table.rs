@@ -83,7 +83,7 @@ pub(crate) fn checked_layout(schema: TableSchema) -> Result<TableLayout> {
 pub trait TableHooks: Send + Sync + fmt::Debug {
     /// Checks a table's schema (options included) when a table is created
     /// or altered; an error refuses the statement and nothing is written.
-    fn check_schema(&self, _schema: &TableSchema) -> Result<()> {
+    fn check_schema(&self, _table: &Identifier, _schema: &TableSchema) -> Result<()> {
         Ok(())
     }
 

@@ -15,7 +15,9 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use paimon_vindex_core::index::{VectorIndexTrainer, VectorIndexWriter};
 use paimon_vindex_core::io::PosWriter;
-use tidelake_engine::{CompactedBucket, EngineError, RowKind, Table, TableHooks, TableSchema};
+use tidelake_engine::{
+    CompactedBucket, EngineError, Identifier, RowKind, Table, TableHooks, TableSchema,
+};
 use tidelake_format::manifest::{DataFileMeta, IndexManifestEntry};
 
 use crate::error::{Result, VectorError};
@@ -34,8 +36,8 @@ impl VectorHooks {
 }
 
 impl TableHooks for VectorHooks {
-    fn check_schema(&self, schema: &TableSchema) -> tidelake_engine::Result<()> {
-        VectorIndexSpec::from_schema("being created or altered", schema)?;
+    fn check_schema(&self, table: &Identifier, schema: &TableSchema) -> tidelake_engine::Result<()> {
+        VectorIndexSpec::from_schema(&table.to_string(), schema)?;
         Ok(())
     }
 
