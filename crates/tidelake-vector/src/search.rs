@@ -219,7 +219,7 @@ pub async fn search(table: &Table, req: &SearchRequest) -> Result<SearchOutcome>
     let plan = table.scan().with_snapshot(req.snapshot).plan().await?;
     let mut top = TopK::new(req.k);
     let mut stats = SearchStats::default();
-    let segments = match &target.index {
+    let segments: Vec<Segment> = match &target.index {
         Some(spec) => table
             .index_manifest_entries(plan.snapshot())
             .await?

@@ -181,7 +181,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (name, modulo) in [("10%", 10), ("1%", 100)] {
         let filter = RowFilter {
             columns: vec!["cat".into()],
-            eval: Arc::new(move |b| {
+            eval: Arc::new(move |b: &RecordBatch| {
                 let cats = b.column(0).as_any().downcast_ref::<Int32Array>().map(|c| c.clone());
                 let cats = cats.ok_or_else(|| tidelake_vector::VectorError::BadSearch("cat".into()))?;
                 Ok(BooleanArray::from_iter(cats.iter().map(|c| Some(c.is_some_and(|c| c % modulo == 0)))))

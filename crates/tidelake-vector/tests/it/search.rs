@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{BooleanArray, Int32Array};
+use datafusion::arrow::array::{BooleanArray, Int32Array, RecordBatch};
 use tidelake_engine::{CompactOptions, RowKind};
 use tidelake_vector::{search, Metric, RowFilter, SearchMode, SearchRequest};
 
@@ -73,7 +73,7 @@ async fn index_recall_meets_its_bound_on_a_seeded_set() {
 fn cat_filter(keep: impl Fn(i32) -> bool + Send + Sync + 'static) -> RowFilter {
     RowFilter {
         columns: vec!["cat".into()],
-        eval: Arc::new(move |b| {
+        eval: Arc::new(move |b: &RecordBatch| {
             let cats = b.column(0).as_any().downcast_ref::<Int32Array>().unwrap();
             Ok(BooleanArray::from_iter(
                 cats.iter().map(|c| Some(c.is_some_and(&keep))),
