@@ -125,7 +125,9 @@ impl Catalog {
 
     /// Asks every hook whether it accepts `schema` (CREATE and ALTER).
     fn check_schema(&self, id: &Identifier, schema: &TableSchema) -> Result<()> {
-        self.hooks.iter().try_for_each(|h| h.check_schema(id, schema))
+        self.hooks
+            .iter()
+            .try_for_each(|h| h.check_schema(id, schema))
     }
 
     /// The same catalog, whose tables run `hooks` (see [`TableHooks`]).
@@ -431,7 +433,8 @@ impl Catalog {
             .latest_schema()
             .await?
             .ok_or_else(|| EngineError::TableNotFound(id.to_string()))?;
-        Ok(Table::new(self.store.clone(), id.clone(), reader, schema)?.with_hooks(self.hooks.clone()))
+        Ok(Table::new(self.store.clone(), id.clone(), reader, schema)?
+            .with_hooks(self.hooks.clone()))
     }
 
     /// A branch of a table (Paimon's `t$branch_{name}`): reads and writes
@@ -447,7 +450,8 @@ impl Catalog {
         let schema = reader.latest_schema().await?.ok_or_else(|| {
             EngineError::invalid(format!("branch '{branch}' of table '{id}' does not exist"))
         })?;
-        Ok(Table::new(self.store.clone(), id.clone(), reader, schema)?.with_hooks(self.hooks.clone()))
+        Ok(Table::new(self.store.clone(), id.clone(), reader, schema)?
+            .with_hooks(self.hooks.clone()))
     }
 
     /// Applies schema changes as a new `schema-{N+1}` (create-if-absent, so

@@ -36,7 +36,11 @@ impl VectorHooks {
 }
 
 impl TableHooks for VectorHooks {
-    fn check_schema(&self, table: &Identifier, schema: &TableSchema) -> tidelake_engine::Result<()> {
+    fn check_schema(
+        &self,
+        table: &Identifier,
+        schema: &TableSchema,
+    ) -> tidelake_engine::Result<()> {
         VectorIndexSpec::from_schema(&table.to_string(), schema)?;
         Ok(())
     }
@@ -51,7 +55,12 @@ impl TableHooks for VectorHooks {
         let Some(spec) = VectorIndexSpec::from_schema(&name, table.schema())? else {
             return Ok(());
         };
-        let Some(index) = table.schema().fields.iter().position(|f| f.name == spec.column) else {
+        let Some(index) = table
+            .schema()
+            .fields
+            .iter()
+            .position(|f| f.name == spec.column)
+        else {
             return Ok(());
         };
         let vectors = Vectors::new(batch.column(index), spec.dimension)?;
@@ -201,7 +210,9 @@ pub fn build_payload(spec: &VectorIndexSpec, ids: &[i64], data: &[f32]) -> Resul
     let config = spec.library_config(n)?;
     let training = VectorIndexTrainer::train(config, data, n).map_err(|e| e.to_string())?;
     let mut writer = VectorIndexWriter::new(training);
-    writer.add_vectors(ids, data, n).map_err(|e| e.to_string())?;
+    writer
+        .add_vectors(ids, data, n)
+        .map_err(|e| e.to_string())?;
     let mut bytes = Vec::new();
     let mut out = PosWriter::new(&mut bytes);
     writer.write(&mut out).map_err(|e| e.to_string())?;

@@ -23,7 +23,9 @@ mod vectors;
 
 pub use build::{build_payload, VectorHooks};
 pub use error::{Result, VectorError};
-pub use search::{search, RowFilter, SearchMode, SearchOutcome, SearchRequest, SearchStats, DISTANCE_COLUMN};
+pub use search::{
+    search, RowFilter, SearchMode, SearchOutcome, SearchRequest, SearchStats, DISTANCE_COLUMN,
+};
 pub use spec::{Metric, VectorIndexSpec};
 pub use sql::VectorExtension;
 

@@ -119,7 +119,11 @@ pub struct SearchOutcome {
 #[derive(Clone, Debug)]
 enum RowRef {
     /// Position `pos` of file `file` of split `split`.
-    File { split: usize, file: String, pos: u64 },
+    File {
+        split: usize,
+        file: String,
+        pos: u64,
+    },
     /// A row read merged: its own one-row batch (all table columns).
     Merged(RecordBatch),
 }
@@ -397,7 +401,13 @@ async fn allowed_positions(
     };
     let batches = t
         .table
-        .read_file_columns(&split.partition_path, split.bucket, file, &filter.columns, None)
+        .read_file_columns(
+            &split.partition_path,
+            split.bucket,
+            file,
+            &filter.columns,
+            None,
+        )
         .await?;
     let mut out = Vec::new();
     let mut pos = 0u64;
@@ -487,9 +497,9 @@ async fn search_segment(
     let mut allowed = RoaringTreemap::new();
     let mut offset = 0i64;
     for src in &segment.source.files {
-        let file = files
-            .get(src.name.as_str())
-            .ok_or_else(|| VectorError::Internal(format!("segment source {} vanished", src.name)))?;
+        let file = files.get(src.name.as_str()).ok_or_else(|| {
+            VectorError::Internal(format!("segment source {} vanished", src.name))
+        })?;
         let positions = allowed_positions(t, split, file, dvs).await?;
         positions.add_to(&mut allowed, offset as u64);
         sources.push((file, offset, positions));
@@ -509,7 +519,9 @@ async fn search_segment(
         .index
         .as_ref()
         .ok_or_else(|| VectorError::Internal("segment search without an index".into()))?;
-    let unfiltered = sources.iter().all(|(_, _, p)| matches!(p, Positions::All(_)));
+    let unfiltered = sources
+        .iter()
+        .all(|(_, _, p)| matches!(p, Positions::All(_)));
     let params = AnnParams {
         k: t.req.k,
         width: t.req.width,
@@ -540,7 +552,11 @@ async fn search_segment(
             let (at, pos) = locate(id);
             let d = f64::from(d);
             top.push(Candidate {
-                distance: if t.metric == Metric::L2 { d.max(0.0).sqrt() } else { d },
+                distance: if t.metric == Metric::L2 {
+                    d.max(0.0).sqrt()
+                } else {
+                    d
+                },
                 row: RowRef::File {
                     split: split_index,
                     file: sources[at].0.file_name.clone(),
@@ -568,16 +584,27 @@ async fn search_segment(
 }
 
 /// The output rows of the winners, closest first, with their distances.
-async fn materialize(t: &Target<'_>, plan: &ScanPlan, winners: Vec<Candidate>) -> Result<RecordBatch> {
+async fn materialize(
+    t: &Target<'_>,
+    plan: &ScanPlan,
+    winners: Vec<Candidate>,
+) -> Result<RecordBatch> {
     let table_schema = t.table.arrow_schema();
     let names: Vec<String> = match &t.req.projection {
         Some(p) => p.clone(),
-        None => table_schema.fields().iter().map(|f| f.name().clone()).collect(),
+        None => table_schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect(),
     };
     let mut fields = Vec::with_capacity(names.len() + 1);
     for n in &names {
         let i = table_schema.index_of(n).map_err(|_| {
-            VectorError::BadSearch(format!("table '{}' has no column '{n}'", t.table.identifier()))
+            VectorError::BadSearch(format!(
+                "table '{}' has no column '{n}'",
+                t.table.identifier()
+            ))
         })?;
         fields.push(table_schema.field(i).clone());
     }
@@ -604,7 +631,13 @@ async fn materialize(t: &Target<'_>, plan: &ScanPlan, winners: Vec<Candidate>) -
         columns.push(t.req.column.clone());
         let batches = t
             .table
-            .read_file_columns(&split.partition_path, split.bucket, file, &columns, Some(&positions))
+            .read_file_columns(
+                &split.partition_path,
+                split.bucket,
+                file,
+                &columns,
+                Some(&positions),
+            )
             .await?;
         let mut at = 0;
         for b in &batches {
@@ -642,7 +675,10 @@ async fn materialize(t: &Target<'_>, plan: &ScanPlan, winners: Vec<Candidate>) -
                     .iter()
                     .map(|n| Ok(batch.column(batch.schema().index_of(n)?).clone()))
                     .collect::<Result<Vec<_>>>()?;
-                RecordBatch::try_new(Arc::new(Schema::new(schema.fields()[..names.len()].to_vec())), columns)?
+                RecordBatch::try_new(
+                    Arc::new(Schema::new(schema.fields()[..names.len()].to_vec())),
+                    columns,
+                )?
             }
         };
         rows.push(row);

@@ -118,7 +118,10 @@ pub fn dimension_key(c: &str) -> String {
 
 /// The dimension a column comment declares (`__VECTOR_FIELD;<n>`).
 fn comment_dimension(comment: Option<&str>) -> Option<&str> {
-    comment?.trim().strip_prefix("__VECTOR_FIELD;").map(str::trim)
+    comment?
+        .trim()
+        .strip_prefix("__VECTOR_FIELD;")
+        .map(str::trim)
 }
 
 impl VectorIndexSpec {
@@ -145,7 +148,11 @@ impl VectorIndexSpec {
             .fields
             .iter()
             .find(|f| f.name == *column)
-            .ok_or_else(|| bad(format!("'{INDEX_COLUMNS}' names column '{column}', which the table does not have")))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "'{INDEX_COLUMNS}' names column '{column}', which the table does not have"
+                ))
+            })?;
         match &field.data_type.kind {
             DataTypeKind::Array(e) if matches!(e.kind, DataTypeKind::Float) => {}
             other => {
@@ -215,9 +222,8 @@ impl VectorIndexSpec {
             metric,
             build_options,
         };
-        spec.library_config(1_000_000).map_err(|e| {
-            bad(format!("the index library refuses the options: {e}"))
-        })?;
+        spec.library_config(1_000_000)
+            .map_err(|e| bad(format!("the index library refuses the options: {e}")))?;
         Ok(Some(spec))
     }
 
@@ -265,7 +271,9 @@ fn parse_build_options(json: &str) -> Result<BTreeMap<String, String>, String> {
             serde_json::Value::String(s) => Ok((k, s)),
             serde_json::Value::Number(n) => Ok((k, n.to_string())),
             serde_json::Value::Bool(b) => Ok((k, b.to_string())),
-            other => Err(format!("index option '{k}' has an unsupported value {other}")),
+            other => Err(format!(
+                "index option '{k}' has an unsupported value {other}"
+            )),
         })
         .collect()
 }

@@ -22,15 +22,22 @@ pub struct Vectors<'a> {
 
 impl<'a> Vectors<'a> {
     pub fn new(array: &'a ArrayRef, dimension: usize) -> Result<Vectors<'a>> {
-        let list = array
-            .as_any()
-            .downcast_ref::<ListArray>()
-            .ok_or_else(|| VectorError::BadSearch(format!("a vector column must be ARRAY<FLOAT>, not {}", array.data_type())))?;
+        let list = array.as_any().downcast_ref::<ListArray>().ok_or_else(|| {
+            VectorError::BadSearch(format!(
+                "a vector column must be ARRAY<FLOAT>, not {}",
+                array.data_type()
+            ))
+        })?;
         let values = list
             .values()
             .as_any()
             .downcast_ref::<Float32Array>()
-            .ok_or_else(|| VectorError::BadSearch(format!("a vector column must be ARRAY<FLOAT>, not {}", array.data_type())))?;
+            .ok_or_else(|| {
+                VectorError::BadSearch(format!(
+                    "a vector column must be ARRAY<FLOAT>, not {}",
+                    array.data_type()
+                ))
+            })?;
         Ok(Vectors {
             list,
             values,
@@ -40,10 +47,6 @@ impl<'a> Vectors<'a> {
 
     pub fn len(&self) -> usize {
         self.list.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
     }
 
     pub fn get(&self, row: usize) -> Cell<'a> {

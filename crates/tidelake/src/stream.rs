@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use tidelake_sql::{Session, StatementResult};
+use tidelake_sql::StatementResult;
 use tidelake_stream::{
     shutdown_signal, ChangeStream, JobCommit, JobOptions, RestartPolicy, StreamError, StreamingJob,
     Supervisor,

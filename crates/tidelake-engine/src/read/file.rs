@@ -356,7 +356,9 @@ impl Table {
                 })?;
             read.push(ReadColumn::Value(field.clone()));
         }
-        let path = self.paths().data_file(partition_path, bucket, &file.file_name);
+        let path = self
+            .paths()
+            .data_file(partition_path, bucket, &file.file_name);
         let stream = match positions {
             Some(p) => read_file_rows(self, &path, file, &read, 8192, p).await?,
             None => read_data_file(self, &path, file, &read, 8192).await?,

@@ -9,7 +9,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use datafusion::arrow::array::{BooleanArray, Float32Array, Int32Array, Int64Array, ListArray, RecordBatch};
+use datafusion::arrow::array::{
+    BooleanArray, Float32Array, Int32Array, Int64Array, ListArray, RecordBatch,
+};
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::DataType as ArrowType;
 use tidelake_engine::{
@@ -50,7 +52,12 @@ fn dataset(seed: u64, n: usize, dim: usize) -> Vec<Vec<f32>> {
             let c = &centers[(rng.next() % 64) as usize];
             let low: Vec<f64> = c.iter().map(|x| x + rng.gaussian()).collect();
             (0..dim)
-                .map(|j| (0..LOW).map(|i| low[i] * projection[i * dim + j]).sum::<f64>() as f32 + 0.05 * rng.gaussian() as f32)
+                .map(|j| {
+                    (0..LOW)
+                        .map(|i| low[i] * projection[i * dim + j])
+                        .sum::<f64>() as f32
+                        + 0.05 * rng.gaussian() as f32
+                })
                 .collect()
         })
         .collect()
@@ -68,13 +75,20 @@ fn truth(data: &[Vec<f32>], q: &[f32], k: usize, keep: impl Fn(usize) -> bool) -
 }
 
 fn ids(batch: &RecordBatch) -> Vec<i64> {
-    let c = batch.column(0).as_any().downcast_ref::<Int64Array>().map(|a| a.values().to_vec());
+    let c = batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .map(|a| a.values().to_vec());
     c.unwrap_or_default()
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let (n, dim, queries) = (
         args.first().copied().unwrap_or(100_000),
         args.get(1).copied().unwrap_or(128),
@@ -82,7 +96,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let nlist = ((n as f64).sqrt() as usize).clamp(1, 4096);
     let dir = tempfile_dir()?;
-    let catalog = Catalog::open(&dir).await?.with_table_hooks(vec![VectorHooks::shared()]);
+    let catalog = Catalog::open(&dir)
+        .await?
+        .with_table_hooks(vec![VectorHooks::shared()]);
     let id = Identifier::new("default", "v");
     let options = [
         ("bucket", "1".to_string()),
@@ -92,7 +108,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("fields.emb.pk-vector.index.type", "ivf-flat".into()),
         ("fields.emb.pk-vector.distance.metric", "l2".into()),
         ("fields.emb.dimension", dim.to_string()),
-        ("fields.emb.pk-vector.index.options", format!("{{\"nlist\":\"{nlist}\"}}")),
+        (
+            "fields.emb.pk-vector.index.options",
+            format!("{{\"nlist\":\"{nlist}\"}}"),
+        ),
     ];
     let column = |name: &str, kind| ColumnSpec {
         name: name.into(),
@@ -103,11 +122,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         columns: vec![
             column("id", DataTypeKind::BigInt),
             column("cat", DataTypeKind::Int),
-            column("emb", DataTypeKind::Array(Box::new(DataType::new(DataTypeKind::Float, true)))),
+            column(
+                "emb",
+                DataTypeKind::Array(Box::new(DataType::new(DataTypeKind::Float, true))),
+            ),
         ],
         primary_keys: vec!["id".into()],
         partition_keys: vec![],
-        options: options.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+        options: options
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
         comment: None,
     };
     catalog.create_table(&id, spec, false).await?;
@@ -131,47 +156,63 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             table.arrow_schema(),
             vec![
                 Arc::new(Int64Array::from_iter_values(chunk_start as i64..end as i64)),
-                Arc::new(Int32Array::from_iter_values((chunk_start..end).map(|i| (i % 100) as i32))),
+                Arc::new(Int32Array::from_iter_values(
+                    (chunk_start..end).map(|i| (i % 100) as i32),
+                )),
                 Arc::new(emb),
             ],
         )?;
         writer.write(batch, RowKind::Insert).await?;
     }
     writer.commit().await?;
-    println!("load: {n} x {dim} in {:.1}s", started.elapsed().as_secs_f64());
+    println!(
+        "load: {n} x {dim} in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
     let started = Instant::now();
-    table.compact(CompactOptions { full: true, partition: None }).await?;
-    println!("compaction with index build (ivf-flat, nlist={nlist}): {:.1}s", started.elapsed().as_secs_f64());
+    table
+        .compact(CompactOptions {
+            full: true,
+            partition: None,
+        })
+        .await?;
+    println!(
+        "compaction with index build (ivf-flat, nlist={nlist}): {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
     let table = catalog.load_table(&id).await?;
     let qs = dataset(8, queries, dim);
     let truths: Vec<Vec<i64>> = qs.iter().map(|q| truth(&data, q, 10, |_| true)).collect();
-    let run = |mode: SearchMode, width: Option<usize>, filter: Option<(RowFilter, Arc<dyn Fn(usize) -> bool + Send + Sync>)>| {
-        let table = table.clone();
-        let qs = qs.clone();
-        let truths = truths.clone();
-        let data = &data;
-        async move {
-            let started = Instant::now();
-            let mut hits = 0usize;
-            let mut total = 0usize;
-            for (i, q) in qs.iter().enumerate() {
-                let mut req = SearchRequest::new("emb", q.clone(), 10);
-                req.mode = mode;
-                req.width = width;
-                req.projection = Some(vec!["id".into()]);
-                req.filter = filter.as_ref().map(|f| f.0.clone());
-                let got = ids(&search(&table, &req).await?.batch);
-                let want = match &filter {
-                    None => truths[i].clone(),
-                    Some((_, keep)) => truth(data, q, 10, |r| keep(r)),
-                };
-                hits += want.iter().filter(|w| got.contains(w)).count();
-                total += want.len();
+    let run =
+        |mode: SearchMode,
+         width: Option<usize>,
+         filter: Option<(RowFilter, Arc<dyn Fn(usize) -> bool + Send + Sync>)>| {
+            let table = table.clone();
+            let qs = qs.clone();
+            let truths = truths.clone();
+            let data = &data;
+            async move {
+                let started = Instant::now();
+                let mut hits = 0usize;
+                let mut total = 0usize;
+                for (i, q) in qs.iter().enumerate() {
+                    let mut req = SearchRequest::new("emb", q.clone(), 10);
+                    req.mode = mode;
+                    req.width = width;
+                    req.projection = Some(vec!["id".into()]);
+                    req.filter = filter.as_ref().map(|f| f.0.clone());
+                    let got = ids(&search(&table, &req).await?.batch);
+                    let want = match &filter {
+                        None => truths[i].clone(),
+                        Some((_, keep)) => truth(data, q, 10, |r| keep(r)),
+                    };
+                    hits += want.iter().filter(|w| got.contains(w)).count();
+                    total += want.len();
+                }
+                let qps = qs.len() as f64 / started.elapsed().as_secs_f64();
+                Ok::<_, tidelake_vector::VectorError>((hits as f64 / total.max(1) as f64, qps))
             }
-            let qps = qs.len() as f64 / started.elapsed().as_secs_f64();
-            Ok::<_, tidelake_vector::VectorError>((hits as f64 / total.max(1) as f64, qps))
-        }
-    };
+        };
     let (recall, qps) = run(SearchMode::Exact, None, None).await?;
     println!("exact: recall@10 {recall:.3}, {qps:.1} QPS");
     for nprobe in [1, 4, 8, 16, 32] {
@@ -182,12 +223,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let filter = RowFilter {
             columns: vec!["cat".into()],
             eval: Arc::new(move |b: &RecordBatch| {
-                let cats = b.column(0).as_any().downcast_ref::<Int32Array>().map(|c| c.clone());
-                let cats = cats.ok_or_else(|| tidelake_vector::VectorError::BadSearch("cat".into()))?;
-                Ok(BooleanArray::from_iter(cats.iter().map(|c| Some(c.is_some_and(|c| c % modulo == 0)))))
+                let cats = b
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<Int32Array>()
+                    .map(|c| c.clone());
+                let cats =
+                    cats.ok_or_else(|| tidelake_vector::VectorError::BadSearch("cat".into()))?;
+                Ok(BooleanArray::from_iter(
+                    cats.iter()
+                        .map(|c| Some(c.is_some_and(|c| c % modulo == 0))),
+                ))
             }),
         };
-        let keep: Arc<dyn Fn(usize) -> bool + Send + Sync> = Arc::new(move |r| (r % 100) as i32 % modulo == 0);
+        let keep: Arc<dyn Fn(usize) -> bool + Send + Sync> =
+            Arc::new(move |r| (r % 100) as i32 % modulo == 0);
         let (recall, qps) = run(SearchMode::Auto, Some(8), Some((filter, keep))).await?;
         println!("ivf-flat nprobe=8, filter {name}: recall@10 {recall:.3}, {qps:.1} QPS");
     }

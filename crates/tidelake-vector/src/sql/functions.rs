@@ -3,8 +3,6 @@
 //! product; higher is closer). Arguments are float arrays of one length;
 //! NULL in, NULL out.
 
-use std::any::Any;
-
 use datafusion::arrow::array::{Array, ArrayRef, Float64Array, Float64Builder, ListArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field};
@@ -57,7 +55,9 @@ pub fn metric_of(name: &str) -> Option<(Metric, bool)> {
 fn as_f64_lists(a: &ArrayRef, name: &str) -> DfResult<ListArray> {
     let target = DataType::List(Arc::new(Field::new_list_field(DataType::Float64, true)));
     let casted = match a.data_type() {
-        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _) => cast(a, &target)?,
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _) => {
+            cast(a, &target)?
+        }
         other => return exec_err!("{name} takes two float arrays, not {other}"),
     };
     match casted.as_any().downcast_ref::<ListArray>() {
@@ -67,10 +67,6 @@ fn as_f64_lists(a: &ArrayRef, name: &str) -> DfResult<ListArray> {
 }
 
 impl ScalarUDFImpl for DistanceFunction {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
     fn name(&self) -> &str {
         self.name
     }
@@ -120,7 +116,12 @@ impl ScalarUDFImpl for DistanceFunction {
             }
             let (x, y) = (x.values(), y.values());
             let d = match self.metric {
-                Metric::L2 => x.iter().zip(y).map(|(p, q)| (p - q) * (p - q)).sum::<f64>().sqrt(),
+                Metric::L2 => x
+                    .iter()
+                    .zip(y)
+                    .map(|(p, q)| (p - q) * (p - q))
+                    .sum::<f64>()
+                    .sqrt(),
                 Metric::Cosine => {
                     let dot: f64 = x.iter().zip(y).map(|(p, q)| p * q).sum();
                     let nx: f64 = x.iter().map(|p| p * p).sum::<f64>().sqrt();

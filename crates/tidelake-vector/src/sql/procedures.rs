@@ -59,7 +59,9 @@ fn split_args(text: &str) -> Result<Vec<String>> {
         }
     }
     if quoted {
-        return Err(VectorError::BadSearch("unterminated quote in CALL arguments".into()));
+        return Err(VectorError::BadSearch(
+            "unterminated quote in CALL arguments".into(),
+        ));
     }
     if !current.trim().is_empty() || !args.is_empty() {
         args.push(current.trim().to_string());
@@ -132,7 +134,10 @@ async fn drop(catalog: &Catalog, database: &str, args: Vec<String>) -> Result<St
     let id = identifier(name, database);
     let table = catalog.load_table(&id).await?;
     let Some(column) = table.schema().options.get(INDEX_COLUMNS).cloned() else {
-        return Err(VectorError::definition(&id, "the table has no vector index"));
+        return Err(VectorError::definition(
+            &id,
+            "the table has no vector index",
+        ));
     };
     let changes = [
         INDEX_COLUMNS.to_string(),
@@ -158,9 +163,14 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(matches!(p, Procedure::Create));
-        assert_eq!(args, vec!["db.t", "emb", "ivf-flat", "l2", "4", "{\"nlist\":\"2\"}"]);
+        assert_eq!(
+            args,
+            vec!["db.t", "emb", "ivf-flat", "l2", "4", "{\"nlist\":\"2\"}"]
+        );
         assert!(parse("CALL sys.compact('db.t')").is_none());
-        let (_, args) = parse("call sys.drop_vector_index('it''s')").unwrap().unwrap();
+        let (_, args) = parse("call sys.drop_vector_index('it''s')")
+            .unwrap()
+            .unwrap();
         assert_eq!(args, vec!["it's"]);
     }
 }

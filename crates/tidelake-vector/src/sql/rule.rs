@@ -8,9 +8,9 @@
 
 use std::sync::Arc;
 
-use datafusion::datasource::default_table_source::{provider_as_source, source_as_provider};
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::Result as DfResult;
+use datafusion::datasource::default_table_source::{provider_as_source, source_as_provider};
 use datafusion::logical_expr::{Expr, LogicalPlan, TableScan};
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 use tidelake_sql::TidelakeTable;
@@ -68,7 +68,11 @@ fn resolve(e: &Expr, plan: &LogicalPlan) -> Expr {
 
 /// Rebuilds `plan` with its table scan replaced by a search; `None` when
 /// the path down is not projections and filters over a Tidelake table.
-fn replace_scan(plan: &LogicalPlan, wanted: &Wanted, filters: &mut Vec<Expr>) -> Option<LogicalPlan> {
+fn replace_scan(
+    plan: &LogicalPlan,
+    wanted: &Wanted,
+    filters: &mut Vec<Expr>,
+) -> Option<LogicalPlan> {
     match plan {
         LogicalPlan::Projection(p) => {
             let input = replace_scan(&p.input, wanted, filters)?;
@@ -83,10 +87,16 @@ fn replace_scan(plan: &LogicalPlan, wanted: &Wanted, filters: &mut Vec<Expr>) ->
             let provider = source_as_provider(&scan.source).ok()?;
             let tidelake = provider.downcast_ref::<TidelakeTable>()?;
             let table = tidelake.table().clone();
-            if table.schema().fields.iter().all(|f| f.name != wanted.column) {
+            if table
+                .schema()
+                .fields
+                .iter()
+                .all(|f| f.name != wanted.column)
+            {
                 return None;
             }
-            let mut request = SearchRequest::new(wanted.column.clone(), wanted.query.clone(), wanted.k);
+            let mut request =
+                SearchRequest::new(wanted.column.clone(), wanted.query.clone(), wanted.k);
             request.metric = Some(wanted.metric);
             request.snapshot = tidelake.snapshot();
             let search = VectorSearchTable::new(table, request, false);

@@ -11,11 +11,16 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, BooleanArray, RecordBatch};
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
-use datafusion::catalog::{Session as DfSession, TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::catalog::{
+    Session as DfSession, TableFunctionArgs, TableFunctionImpl, TableProvider,
+};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{plan_err, Column, DFSchema, DataFusionError, Result as DfResult, ScalarValue};
+use datafusion::common::{
+    plan_err, Column, DFSchema, DataFusionError, Result as DfResult, ScalarValue,
+};
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::execution_props::ExecutionProps;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_expr::{create_physical_expr, EquivalenceProperties};
@@ -72,9 +77,12 @@ impl fmt::Debug for VectorSearchFunction {
 /// A literal text argument.
 fn text(e: &Expr) -> Option<String> {
     match e {
-        Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) => {
-            Some(s.clone())
-        }
+        Expr::Literal(
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::LargeUtf8(Some(s))
+            | ScalarValue::Utf8View(Some(s)),
+            _,
+        ) => Some(s.clone()),
         _ => None,
     }
 }
@@ -94,7 +102,9 @@ pub(crate) fn vector_literal(e: &Expr) -> Option<Vec<f32>> {
         ScalarValue::FixedSizeList(a) => a.value(0),
         _ => return None,
     };
-    let casted = datafusion::arrow::compute::cast(&array, &datafusion::arrow::datatypes::DataType::Float32).ok()?;
+    let casted =
+        datafusion::arrow::compute::cast(&array, &datafusion::arrow::datatypes::DataType::Float32)
+            .ok()?;
     let floats = casted
         .as_any()
         .downcast_ref::<datafusion::arrow::array::Float32Array>()?;
@@ -110,16 +120,22 @@ fn apply_options(req: &mut SearchRequest, text: &str) -> Result<(), VectorError>
         let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
         let number = || {
             v.parse::<usize>().map_err(|_| {
-                VectorError::BadSearch(format!("search option '{k}' needs a positive integer, not '{v}'"))
+                VectorError::BadSearch(format!(
+                    "search option '{k}' needs a positive integer, not '{v}'"
+                ))
             })
         };
         match k.as_str() {
-            "nprobe" | "ivf.nprobe" | "l_search" | "diskann.l-search" => req.width = Some(number()?),
+            "nprobe" | "ivf.nprobe" | "l_search" | "diskann.l-search" => {
+                req.width = Some(number()?)
+            }
             "mode" if v.eq_ignore_ascii_case("exact") => req.mode = SearchMode::Exact,
             "mode" if v.eq_ignore_ascii_case("auto") => req.mode = SearchMode::Auto,
             "metric" => {
                 req.metric = Some(Metric::parse(v).ok_or_else(|| {
-                    VectorError::BadSearch(format!("unknown metric '{v}' (l2, cosine, inner_product)"))
+                    VectorError::BadSearch(format!(
+                        "unknown metric '{v}' (l2, cosine, inner_product)"
+                    ))
                 })?)
             }
             "snapshot" => req.snapshot = Some(number()? as i64),
@@ -148,7 +164,10 @@ impl TableFunctionImpl for VectorSearchFunction {
             return plan_err!("vector_search: the query is an array of numbers, e.g. [0.1, 0.2]");
         };
         let k = match &exprs[3] {
-            Expr::Literal(v, _) => v.clone().cast_to(&datafusion::arrow::datatypes::DataType::Int64).ok(),
+            Expr::Literal(v, _) => v
+                .clone()
+                .cast_to(&datafusion::arrow::datatypes::DataType::Int64)
+                .ok(),
             _ => None,
         };
         let k = match k {
@@ -183,7 +202,12 @@ pub struct VectorSearchTable {
 
 impl fmt::Debug for VectorSearchTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "VectorSearchTable({}, k={})", self.table.identifier(), self.request.k)
+        write!(
+            f,
+            "VectorSearchTable({}, k={})",
+            self.table.identifier(),
+            self.request.k
+        )
     }
 }
 
@@ -196,7 +220,11 @@ impl VectorSearchTable {
             .map(|f| f.as_ref().clone())
             .collect();
         if with_distance {
-            fields.push(Field::new(DISTANCE_COLUMN, datafusion::arrow::datatypes::DataType::Float64, false));
+            fields.push(Field::new(
+                DISTANCE_COLUMN,
+                datafusion::arrow::datatypes::DataType::Float64,
+                false,
+            ));
         }
         VectorSearchTable {
             table,
@@ -223,7 +251,9 @@ fn row_filter(table: &Table, filters: &[Expr]) -> DfResult<Option<RowFilter>> {
     };
     let expr = expr
         .transform(|e| match e {
-            Expr::Column(c) => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(c.name)))),
+            Expr::Column(c) => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(
+                c.name,
+            )))),
             other => Ok(Transformed::no(other)),
         })?
         .data;
@@ -237,8 +267,12 @@ fn row_filter(table: &Table, filters: &[Expr]) -> DfResult<Option<RowFilter>> {
         .collect::<DfResult<Vec<_>>>()?;
     let schema = Schema::new(fields);
     let df_schema = DFSchema::try_from(schema)?;
-    let physical: Arc<dyn PhysicalExpr> =
-        create_physical_expr(&expr, &df_schema, &ExecutionProps::new())?;
+    let physical: Arc<dyn PhysicalExpr> = create_physical_expr(
+        &expr,
+        &df_schema,
+        &ExecutionProps::new(),
+        &PhysicalPlanningContext::default(),
+    )?;
     let eval = move |batch: &RecordBatch| -> crate::error::Result<BooleanArray> {
         let value = physical
             .evaluate(batch)
@@ -356,7 +390,11 @@ impl DisplayAs for VectorSearchExec {
             r.column,
             r.k,
             r.metric.map_or("index", |m| m.name()),
-            if r.mode == SearchMode::Exact { "exact" } else { "index" }
+            if r.mode == SearchMode::Exact {
+                "exact"
+            } else {
+                "index"
+            }
         )?;
         if let Some(w) = r.width {
             write!(f, ", width={w}")?;
@@ -398,7 +436,9 @@ impl ExecutionPlan for VectorSearchExec {
         if children.is_empty() {
             Ok(self)
         } else {
-            Err(DataFusionError::Internal("VectorSearch has no children".into()))
+            Err(DataFusionError::Internal(
+                "VectorSearch has no children".into(),
+            ))
         }
     }
 
@@ -407,7 +447,11 @@ impl ExecutionPlan for VectorSearchExec {
         _partition: usize,
         _context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
-        let (table, request, schema) = (self.table.clone(), self.request.clone(), self.schema.clone());
+        let (table, request, schema) = (
+            self.table.clone(),
+            self.request.clone(),
+            self.schema.clone(),
+        );
         let (projection, with_distance) = (self.projection.clone(), self.with_distance);
         let out_schema = schema.clone();
         let run = async move {

@@ -41,7 +41,10 @@ pub async fn table_with(options: &[(String, String)]) -> (Catalog, Identifier, t
         .unwrap()
         .with_table_hooks(vec![VectorHooks::shared()]);
     let id = Identifier::new("default", "t");
-    let pairs: Vec<(&str, &str)> = options.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let pairs: Vec<(&str, &str)> = options
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let columns = vec![
         col("id", DataTypeKind::BigInt, false),
         col("cat", DataTypeKind::Int, true),
@@ -62,14 +65,16 @@ pub async fn table_with(options: &[(String, String)]) -> (Catalog, Identifier, t
 pub fn vectors(seed: u64, n: usize) -> Vec<Vec<f32>> {
     let mut rng = Rng::new(seed);
     let centers: Vec<Vec<f32>> = (0..16)
-        .map(|_| (0..DIM).map(|_| (rng.unit() * 20.0 - 10.0) as f32).collect())
+        .map(|_| {
+            (0..DIM)
+                .map(|_| (rng.unit() * 20.0 - 10.0) as f32)
+                .collect()
+        })
         .collect();
     (0..n)
         .map(|_| {
             let c = &centers[rng.below(centers.len() as u64) as usize];
-            c.iter()
-                .map(|x| x + (gaussian(&mut rng) as f32))
-                .collect()
+            c.iter().map(|x| x + (gaussian(&mut rng) as f32)).collect()
         })
         .collect()
 }
@@ -100,7 +105,11 @@ pub fn emb_array(table: &Table, rows: &[Option<Vec<f32>>]) -> ArrayRef {
 }
 
 /// Writes `(id, cat, emb)` rows with `kind` and commits.
-pub async fn write(table: &Table, rows: &[(i64, i32, Option<Vec<f32>>)], kind: RowKind) -> tidelake_engine::Result<Option<i64>> {
+pub async fn write(
+    table: &Table,
+    rows: &[(i64, i32, Option<Vec<f32>>)],
+    kind: RowKind,
+) -> tidelake_engine::Result<Option<i64>> {
     let emb: Vec<Option<Vec<f32>>> = rows.iter().map(|r| r.2.clone()).collect();
     let batch = RecordBatch::try_new(
         table.arrow_schema(),
@@ -175,7 +184,9 @@ pub fn found(batch: &RecordBatch) -> Vec<(i64, f64)> {
         .downcast_ref::<Float64Array>()
         .unwrap()
         .clone();
-    (0..batch.num_rows()).map(|i| (ids.value(i), d.value(i))).collect()
+    (0..batch.num_rows())
+        .map(|i| (ids.value(i), d.value(i)))
+        .collect()
 }
 
 /// The fraction of `truth` ids found.

@@ -55,7 +55,11 @@ async fn index_recall_meets_its_bound_on_a_seeded_set() {
         let mut req = SearchRequest::new("emb", q.clone(), 10);
         req.width = Some(8);
         let outcome = search(&table, &req).await.unwrap();
-        assert!(outcome.stats.segments > 0, "the index is used: {:?}", outcome.stats);
+        assert!(
+            outcome.stats.segments > 0,
+            "the index is used: {:?}",
+            outcome.stats
+        );
         assert!(
             outcome.stats.exact_rows < n as u64 / 2,
             "most rows are not measured one by one: {:?}",
@@ -132,7 +136,9 @@ async fn rows_without_a_matching_segment_are_searched_exactly() {
     let req = SearchRequest::new("emb", q.clone(), 10);
     assert!(search(&table, &req).await.unwrap().stats.segments > 0);
 
-    let plain = tidelake_engine::Catalog::open(&dir.path().to_string_lossy()).await.unwrap();
+    let plain = tidelake_engine::Catalog::open(&dir.path().to_string_lossy())
+        .await
+        .unwrap();
     let unhooked = plain.load_table(&id).await.unwrap();
     let more = vectors(43, 3000);
     insert(&unhooked, 4000..7000, &more).await;
@@ -148,7 +154,10 @@ async fn rows_without_a_matching_segment_are_searched_exactly() {
     assert_eq!(outcome.stats.segments, 0, "stale segments are not used");
     let rows = logical(&table).await;
     assert_eq!(rows.len(), 7000);
-    assert_eq!(found(&outcome.batch), brute_force(&rows, &q, 10, Metric::L2, |_, _| true));
+    assert_eq!(
+        found(&outcome.batch),
+        brute_force(&rows, &q, 10, Metric::L2, |_, _| true)
+    );
 
     // The next compaction through the hooks indexes the level again.
     table
@@ -167,17 +176,29 @@ async fn rows_without_a_matching_segment_are_searched_exactly() {
 async fn a_table_without_deletion_vectors_is_searched_merged() {
     // No index (no deletion vectors): every level, level 0 included, is
     // read merged, so only the newest version of a key is found.
-    let options = vec![("bucket".to_string(), "1".to_string()), ("write-only".to_string(), "true".to_string())];
+    let options = vec![
+        ("bucket".to_string(), "1".to_string()),
+        ("write-only".to_string(), "true".to_string()),
+    ];
     let (catalog, id, _dir) = table_with(&options).await;
     let table = catalog.load_table(&id).await.unwrap();
     let vecs = vectors(51, 200);
     insert(&table, 0..200, &vecs).await;
     // Key 5 moves next to the query; key 6 is deleted.
     let q = vecs[6].clone();
-    write(&table, &[(5, 5, Some(q.clone()))], RowKind::Insert).await.unwrap();
-    write(&table, &[(6, 6, Some(vecs[6].clone()))], RowKind::Delete).await.unwrap();
+    write(&table, &[(5, 5, Some(q.clone()))], RowKind::Insert)
+        .await
+        .unwrap();
+    write(&table, &[(6, 6, Some(vecs[6].clone()))], RowKind::Delete)
+        .await
+        .unwrap();
     let table = catalog.load_table(&id).await.unwrap();
-    let got = found(&search(&table, &SearchRequest::new("emb", q.clone(), 3)).await.unwrap().batch);
+    let got = found(
+        &search(&table, &SearchRequest::new("emb", q.clone(), 3))
+            .await
+            .unwrap()
+            .batch,
+    );
     assert_eq!(got[0], (5, 0.0));
     assert!(got.iter().all(|(id, _)| *id != 6), "{got:?}");
     let rows = logical(&table).await;
@@ -198,10 +219,18 @@ async fn time_travel_searches_the_snapshots_own_rows_and_indexes() {
     let mut req = SearchRequest::new("emb", q.clone(), 5);
     req.snapshot = before;
     let outcome = search(&table, &req).await.unwrap();
-    assert!(outcome.stats.segments > 0, "the old snapshot's segments are used");
+    assert!(
+        outcome.stats.segments > 0,
+        "the old snapshot's segments are used"
+    );
     let got = found(&outcome.batch);
     assert_eq!(got[0], (17, 0.0));
-    assert!(recall(&got, &brute_force(&old_rows, &q, 5, Metric::L2, |_, _| true)) >= 0.8);
+    assert!(
+        recall(
+            &got,
+            &brute_force(&old_rows, &q, 5, Metric::L2, |_, _| true)
+        ) >= 0.8
+    );
 }
 
 #[tokio::test]
@@ -213,48 +242,89 @@ async fn bad_vectors_and_definitions_are_refused_and_nothing_is_committed() {
     let bad: Vec<(Option<Vec<f32>>, &str)> = vec![
         (Some(vec![1.0; DIM - 1]), "dimension is 16"),
         (None, "is NULL"),
-        (Some({
-            let mut v = vec![0.5; DIM];
-            v[3] = f32::NAN;
-            v
-        }), "non-finite"),
+        (
+            Some({
+                let mut v = vec![0.5; DIM];
+                v[3] = f32::NAN;
+                v
+            }),
+            "non-finite",
+        ),
     ];
     for (v, says) in bad {
-        let err = write(&table, &[(100, 1, Some(vec![0.0; DIM])), (101, 1, v)], RowKind::Insert)
-            .await
-            .unwrap_err()
-            .to_string();
+        let err = write(
+            &table,
+            &[(100, 1, Some(vec![0.0; DIM])), (101, 1, v)],
+            RowKind::Insert,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
         assert!(err.contains(says) && err.contains("emb"), "{err}");
     }
-    assert_eq!(table.snapshots().latest_snapshot_id().await.unwrap(), latest);
+    assert_eq!(
+        table.snapshots().latest_snapshot_id().await.unwrap(),
+        latest
+    );
     assert_eq!(logical(&table).await.len(), 10);
 
     let query = SearchRequest::new("emb", vec![0.0; DIM + 1], 3);
-    assert!(search(&table, &query).await.unwrap_err().to_string().contains("dimension"));
+    assert!(search(&table, &query)
+        .await
+        .unwrap_err()
+        .to_string()
+        .contains("dimension"));
 
     for (key, value, says) in [
-        ("fields.emb.pk-vector.index.type", "hnsw", "unknown index type"),
-        ("fields.emb.pk-vector.distance.metric", "hamming", "unknown metric"),
-        ("fields.emb.pk-vector.index.options", "{\"nlist\":\"many\"}", "nlist"),
+        (
+            "fields.emb.pk-vector.index.type",
+            "hnsw",
+            "unknown index type",
+        ),
+        (
+            "fields.emb.pk-vector.distance.metric",
+            "hamming",
+            "unknown metric",
+        ),
+        (
+            "fields.emb.pk-vector.index.options",
+            "{\"nlist\":\"many\"}",
+            "nlist",
+        ),
         ("deletion-vectors.enabled", "false", "deletion-vectors"),
     ] {
         let mut options = index_options("l2", 8, 1);
         for o in options.iter_mut().filter(|o| o.0 == key) {
             o.1 = value.to_string();
         }
-        let pairs: Vec<(&str, &str)> = options.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let columns = table.schema().fields.iter().map(|f| tidelake_engine::ColumnSpec {
-            name: f.name.clone(),
-            data_type: f.data_type.clone(),
-            comment: None,
-        }).collect();
+        let pairs: Vec<(&str, &str)> = options
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let columns = table
+            .schema()
+            .fields
+            .iter()
+            .map(|f| tidelake_engine::ColumnSpec {
+                name: f.name.clone(),
+                data_type: f.data_type.clone(),
+                comment: None,
+            })
+            .collect();
         let other = tidelake_engine::Identifier::new("default", "bad");
         let err = catalog
-            .create_table(&other, tidelake_testkit::table::spec(columns, &["id"], &[], &pairs), false)
+            .create_table(
+                &other,
+                tidelake_testkit::table::spec(columns, &["id"], &[], &pairs),
+                false,
+            )
             .await
             .unwrap_err()
             .to_string();
         assert!(err.contains(says), "{key}={value}: {err}");
-        assert!(catalog.load_table(&other).await.is_err(), "nothing was created");
+        assert!(
+            catalog.load_table(&other).await.is_err(),
+            "nothing was created"
+        );
     }
 }
