@@ -4,6 +4,7 @@
 //! processes creating the same table cannot both succeed.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use tidelake_format::schema::TableSchema;
 use tidelake_format::types::{DataField, DataType};
@@ -16,7 +17,7 @@ use crate::kv::TablePaths;
 use crate::options::TableOptions;
 use crate::snapshots::SnapshotReader;
 pub use crate::table::{is_valid_name, Identifier};
-use crate::table::{validate_name, Table};
+use crate::table::{validate_name, Hooks, Table, TableHooks};
 use crate::views::ViewStore;
 
 /// The database every session starts in; it always exists.
@@ -103,6 +104,7 @@ const IMMUTABLE_OPTIONS: &[&str] = &[
 #[derive(Clone)]
 pub struct Catalog {
     store: WarehouseStore,
+    hooks: Hooks,
 }
 
 impl Catalog {
@@ -110,11 +112,28 @@ impl Catalog {
     pub async fn open(uri: &str) -> Result<Catalog> {
         Ok(Catalog {
             store: WarehouseStore::open(uri).await?,
+            hooks: Hooks::default(),
         })
     }
 
     pub fn from_store(store: WarehouseStore) -> Catalog {
-        Catalog { store }
+        Catalog {
+            store,
+            hooks: Hooks::default(),
+        }
+    }
+
+    /// Asks every hook whether it accepts `schema` (CREATE and ALTER).
+    fn check_schema(&self, id: &Identifier, schema: &TableSchema) -> Result<()> {
+        self.hooks
+            .iter()
+            .try_for_each(|h| h.check_schema(id, schema))
+    }
+
+    /// The same catalog, whose tables run `hooks` (see [`TableHooks`]).
+    pub fn with_table_hooks(mut self, hooks: Vec<Arc<dyn TableHooks>>) -> Catalog {
+        self.hooks = Arc::new(hooks);
+        self
     }
 
     pub fn store(&self) -> &WarehouseStore {
@@ -339,6 +358,7 @@ impl Catalog {
         }
         let schema = Self::schema_from_spec(spec)?;
         crate::table::checked_layout(schema.clone())?;
+        self.check_schema(id, &schema)?;
         let paths = Self::table_paths(id);
         let json = schema
             .to_json()
@@ -413,7 +433,8 @@ impl Catalog {
             .latest_schema()
             .await?
             .ok_or_else(|| EngineError::TableNotFound(id.to_string()))?;
-        Table::new(self.store.clone(), id.clone(), reader, schema)
+        Ok(Table::new(self.store.clone(), id.clone(), reader, schema)?
+            .with_hooks(self.hooks.clone()))
     }
 
     /// A branch of a table (Paimon's `t$branch_{name}`): reads and writes
@@ -429,7 +450,8 @@ impl Catalog {
         let schema = reader.latest_schema().await?.ok_or_else(|| {
             EngineError::invalid(format!("branch '{branch}' of table '{id}' does not exist"))
         })?;
-        Table::new(self.store.clone(), id.clone(), reader, schema)
+        Ok(Table::new(self.store.clone(), id.clone(), reader, schema)?
+            .with_hooks(self.hooks.clone()))
     }
 
     /// Applies schema changes as a new `schema-{N+1}` (create-if-absent, so
@@ -447,6 +469,7 @@ impl Catalog {
                 apply_change(&mut schema, change, id, has_rows)?;
             }
             crate::table::checked_layout(schema.clone())?;
+            self.check_schema(id, &schema)?;
             schema.id += 1;
             schema.time_millis = chrono::Utc::now().timestamp_millis();
             let path = table.paths().schema(schema.id);

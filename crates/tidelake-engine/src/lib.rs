@@ -94,7 +94,7 @@ pub use read::stream::{
     ChangeReader, ChangeSource, SnapshotChanges, SnapshotRef, StartMode, StreamOptions,
     ROW_KIND_COLUMN,
 };
-pub use table::Table;
+pub use table::{CompactedBucket, Table, TableHooks};
 pub use tidelake_format::binary_row::Datum;
 pub use tidelake_format::schema::TableSchema;
 pub use tidelake_format::types::{DataField, DataType, DataTypeKind};

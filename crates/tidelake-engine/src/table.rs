@@ -7,12 +7,15 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
+use futures::future::BoxFuture;
+use tidelake_format::manifest::{DataFileMeta, IndexManifestEntry};
 use tidelake_format::schema::TableSchema;
 use tidelake_store::WarehouseStore;
 
 use crate::error::{EngineError, Result};
-use crate::kv::TablePaths;
+use crate::kv::{RowKind, TablePaths};
 use crate::layout::TableLayout;
 use crate::manifests::ManifestStore;
 use crate::mergefn::MergeFunction;
@@ -71,6 +74,58 @@ pub(crate) fn checked_layout(schema: TableSchema) -> Result<TableLayout> {
     Ok(layout)
 }
 
+/// What a crate beside the engine adds to the tables a catalog opens
+/// (`Catalog::with_table_hooks`), e.g. vector indexes: checks of the rows a
+/// writer takes, and index files built from compaction output and
+/// committed in the same COMPACT snapshot. The engine knows nothing of what
+/// these indexes hold; a hook decides from the table's options whether it
+/// applies.
+pub trait TableHooks: Send + Sync + fmt::Debug {
+    /// Checks a table's schema (options included) when a table is created
+    /// or altered; an error refuses the statement and nothing is written.
+    fn check_schema(&self, _table: &Identifier, _schema: &TableSchema) -> Result<()> {
+        Ok(())
+    }
+
+    /// Checks rows (conformed to the table's columns) before a writer takes
+    /// them; an error refuses the whole batch and nothing is buffered.
+    fn check_rows(&self, _table: &Table, _batch: &RecordBatch, _kinds: &[RowKind]) -> Result<()> {
+        Ok(())
+    }
+
+    /// The index files of one bucket as a compaction leaves it, written
+    /// before the COMPACT commit (`None`: this hook does not index the
+    /// table). The returned entries replace, in that commit, every entry
+    /// of the bucket with the same index type; entries returned unchanged
+    /// from `bucket.index_entries` are kept, files of new ones are deleted
+    /// if the commit fails.
+    fn index_compacted_bucket<'a>(
+        &'a self,
+        _table: &'a Table,
+        _bucket: &'a CompactedBucket,
+    ) -> BoxFuture<'a, Result<Option<Vec<IndexManifestEntry>>>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// One bucket as a compaction leaves it (before its commit).
+#[derive(Clone, Debug)]
+pub struct CompactedBucket {
+    /// Serialized BinaryRow of the partition.
+    pub partition: Vec<u8>,
+    pub partition_path: String,
+    pub bucket: i32,
+    /// Every live file of the bucket once the compaction is committed.
+    pub files: Vec<DataFileMeta>,
+    /// The files the compaction wrote (a subset of `files`).
+    pub written: Vec<DataFileMeta>,
+    /// The bucket's index manifest entries in the snapshot compacted.
+    pub index_entries: Vec<IndexManifestEntry>,
+}
+
+/// The hooks of a catalog's tables.
+pub(crate) type Hooks = Arc<Vec<Arc<dyn TableHooks>>>;
+
 /// A table of the warehouse, as of the schema it was loaded with.
 #[derive(Clone)]
 pub struct Table {
@@ -79,6 +134,7 @@ pub struct Table {
     pub(crate) reader: SnapshotReader,
     pub(crate) layout: Arc<TableLayout>,
     schema_cache: Arc<Mutex<HashMap<i64, Arc<TableSchema>>>>,
+    hooks: Hooks,
 }
 
 impl Table {
@@ -95,7 +151,23 @@ impl Table {
             reader,
             layout: Arc::new(layout),
             schema_cache: Arc::new(Mutex::new(HashMap::new())),
+            hooks: Arc::default(),
         })
+    }
+
+    /// The same table with the hooks of its catalog.
+    pub(crate) fn with_hooks(mut self, hooks: Hooks) -> Self {
+        self.hooks = hooks;
+        self
+    }
+
+    /// The hooks the table's catalog was given.
+    pub fn hooks(&self) -> &[Arc<dyn TableHooks>] {
+        &self.hooks
+    }
+
+    pub(crate) fn shared_hooks(&self) -> Hooks {
+        self.hooks.clone()
     }
 
     pub fn identifier(&self) -> &Identifier {

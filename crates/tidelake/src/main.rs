@@ -104,7 +104,7 @@ fn sql_string(value: &str) -> String {
 }
 
 async fn run_compact(warehouse: &str, args: CompactArgs) -> ExitCode {
-    let session = match Session::open(warehouse).await {
+    let session = match open_session(warehouse).await {
         Ok(s) => s,
         Err(e) => {
             report(&e);
@@ -195,9 +195,13 @@ fn report(error: &SqlError) {
 }
 
 /// What every session of the binary (shell, `-e`, `serve`) adds to SQL: the
-/// job statements and `sys.jobs`, the doctor's `sys.doctor` and `t$health`.
+/// job statements and `sys.jobs`, the doctor's `sys.doctor` and `t$health`,
+/// vector search.
 pub(crate) fn extensions() -> Vec<Arc<dyn SessionExtension>> {
-    let mut all: Vec<Arc<dyn SessionExtension>> = vec![Arc::new(tidelake_worker::JobsExtension)];
+    let mut all: Vec<Arc<dyn SessionExtension>> = vec![
+        Arc::new(tidelake_worker::JobsExtension),
+        tidelake_vector::VectorExtension::shared(),
+    ];
     all.extend(doctor::extensions());
     all
 }
@@ -229,11 +233,10 @@ async fn run_script(session: &Session, sql: &str, format: Format) -> Result<(), 
     session.execute_each(sql, &mut print).await.map(|_| ())
 }
 
-/// A session over `warehouse` with the binary's [`extensions`].
+/// A session over `warehouse` with the binary's [`extensions`], its tables
+/// opened with the vector indexes' engine hooks.
 pub(crate) async fn open_session(warehouse: &str) -> Result<Session, SqlError> {
-    let catalog = tidelake_doctor::Catalog::open(warehouse)
-        .await
-        .map_err(SqlError::from)?;
+    let catalog = tidelake_vector::open_catalog(warehouse).await?;
     Session::with_extensions(catalog, extensions()).await
 }
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use tidelake_sql::{Session, StatementResult};
+use tidelake_sql::StatementResult;
 use tidelake_stream::{
     shutdown_signal, ChangeStream, JobCommit, JobOptions, RestartPolicy, StreamError, StreamingJob,
     Supervisor,
@@ -334,7 +334,7 @@ pub async fn run_stream(warehouse: &str, args: StreamArgs) -> ExitCode {
         );
         return ExitCode::FAILURE;
     };
-    let session = match Session::open(warehouse).await {
+    let session = match crate::open_session(warehouse).await {
         Ok(s) => s,
         Err(e) => {
             print_error(e.code(), &e);
@@ -412,7 +412,7 @@ async fn run_jobs(
         eprintln!("error: job '{twice}' is named twice");
         return ExitCode::FAILURE;
     }
-    let session = match Session::open(warehouse).await {
+    let session = match crate::open_session(warehouse).await {
         Ok(s) => s,
         Err(e) => {
             print_error(e.code(), &e);

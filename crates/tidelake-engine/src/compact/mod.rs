@@ -31,7 +31,7 @@ use crate::options::{ChangelogProducer, MergeEngine};
 use crate::read::deletion::BucketVectors;
 use crate::read::predicate::Predicate;
 use crate::read::scan::Split;
-use crate::table::Table;
+use crate::table::{CompactedBucket, Table};
 
 pub(crate) use pick::{CompactUnit, RunSize, UniversalPicker};
 pub(crate) use queue::CompactRequest;
@@ -183,12 +183,13 @@ fn has_retracts(files: &[DataFileMeta]) -> bool {
 /// would otherwise rewrite newer files without their new columns.
 pub(crate) async fn with_latest_schema(table: &Table) -> Result<Table> {
     match table.reader.latest_schema().await? {
-        Some(schema) if schema.id != table.layout.schema.id => Table::new(
+        Some(schema) if schema.id != table.layout.schema.id => Ok(Table::new(
             table.store.clone(),
             table.id.clone(),
             table.reader.clone(),
             schema,
-        ),
+        )?
+        .with_hooks(table.shared_hooks())),
         _ => Ok(table.clone()),
     }
 }
@@ -204,6 +205,9 @@ pub(crate) struct Prepared {
     /// Buckets whose vectors are replaced, with the index files they were
     /// read from.
     vectors_replaced: HashMap<BucketId, Vec<String>>,
+    /// Index files of `index_entries` that the base snapshot already lists
+    /// (kept by a table hook): never deleted when the commit fails.
+    index_kept: HashSet<String>,
 }
 
 /// Plans from the latest snapshot and writes the output files.
@@ -226,6 +230,12 @@ pub(crate) async fn prepare(
     }
     let plan = scan.plan().await?;
     let base_snapshot_id = plan.snapshot().map(|s| s.id);
+    let base_index = if table.hooks().is_empty() {
+        Vec::new()
+    } else {
+        crate::index::index_entries(table, plan.snapshot()).await?
+    };
+    let mut index_kept: HashSet<String> = HashSet::new();
     let mut outcome = CompactOutcome::default();
     let mut messages: Vec<CommitMessage> = Vec::new();
     let mut written: Vec<(Split, Vec<DataFileMeta>)> = Vec::new();
@@ -266,6 +276,10 @@ pub(crate) async fn prepare(
                 rewrite::rewrite_bucket(table, split, &task).await?
             };
             written.push((split.clone(), outputs.clone()));
+            let (hook_entries, kept) =
+                run_hooks(table, split, &inputs, &outputs, &base_index).await?;
+            index_entries.extend(hook_entries);
+            index_kept.extend(kept);
             let max_level = bucket_max_level(table, &split.files);
             let changelog_files = if table.layout.is_primary_key() {
                 changelog::bucket_changelog(table, split, &task, max_level).await?
@@ -296,7 +310,7 @@ pub(crate) async fn prepare(
     }
     .await;
     if let Err(e) = rewritten {
-        delete_outputs(table, &written, &index_entries).await;
+        delete_outputs(table, &written, &index_entries, &index_kept).await;
         return Err(e);
     }
     Ok(Prepared {
@@ -306,7 +320,61 @@ pub(crate) async fn prepare(
         outcome,
         index_entries,
         vectors_replaced,
+        index_kept,
     })
+}
+
+/// The index entries the table's hooks build for one compacted bucket, and
+/// the names of those the base snapshot already lists.
+async fn run_hooks(
+    table: &Table,
+    split: &Split,
+    inputs: &[DataFileMeta],
+    outputs: &[DataFileMeta],
+    base_index: &[IndexManifestEntry],
+) -> Result<(Vec<IndexManifestEntry>, Vec<String>)> {
+    if table.hooks().is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let removed: HashSet<&str> = inputs.iter().map(|f| f.file_name.as_str()).collect();
+    let mut files: Vec<DataFileMeta> = split
+        .files
+        .iter()
+        .filter(|f| !removed.contains(f.file_name.as_str()))
+        .cloned()
+        .collect();
+    files.extend(outputs.iter().cloned());
+    let bucket = CompactedBucket {
+        partition: split.partition.clone(),
+        partition_path: split.partition_path.clone(),
+        bucket: split.bucket,
+        files,
+        written: outputs.to_vec(),
+        index_entries: base_index
+            .iter()
+            .filter(|e| e.partition == split.partition && e.bucket == split.bucket)
+            .cloned()
+            .collect(),
+    };
+    let listed: HashSet<&str> = bucket
+        .index_entries
+        .iter()
+        .map(|e| e.index_file.file_name.as_str())
+        .collect();
+    let mut entries = Vec::new();
+    let mut kept = Vec::new();
+    for hook in table.hooks() {
+        let Some(built) = hook.index_compacted_bucket(table, &bucket).await? else {
+            continue;
+        };
+        for e in built {
+            if listed.contains(e.index_file.file_name.as_str()) {
+                kept.push(e.index_file.file_name.clone());
+            }
+            entries.push(e);
+        }
+    }
+    Ok((entries, kept))
 }
 
 impl Prepared {
@@ -341,7 +409,7 @@ impl Prepared {
 
     /// Deletes the output files (when the commit failed).
     pub(crate) async fn discard(&self, table: &Table) {
-        delete_outputs(table, &self.written, &self.index_entries).await;
+        delete_outputs(table, &self.written, &self.index_entries, &self.index_kept).await;
     }
 }
 
@@ -351,6 +419,7 @@ async fn delete_outputs(
     table: &Table,
     written: &[(Split, Vec<DataFileMeta>)],
     index_entries: &[IndexManifestEntry],
+    index_kept: &HashSet<String>,
 ) {
     // Paths first: iterator adaptors held across the awaits below would
     // keep this future from being `Send` for every lifetime.
@@ -365,7 +434,9 @@ async fn delete_outputs(
         }
     }
     for e in index_entries {
-        paths.push(table.paths().index(&e.index_file.file_name));
+        if !index_kept.contains(&e.index_file.file_name) {
+            paths.push(table.paths().index(&e.index_file.file_name));
+        }
     }
     for path in paths {
         if let Err(e) = table.store.delete(&path).await {
@@ -615,6 +686,7 @@ mod tests {
                 outcome: CompactOutcome::default(),
                 index_entries: Vec::new(),
                 vectors_replaced: HashMap::new(),
+                index_kept: HashSet::new(),
             });
         }
         let second = prepared.pop().unwrap();

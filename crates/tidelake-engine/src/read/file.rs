@@ -327,3 +327,50 @@ impl AsyncFileReader for StoreFileReader {
         .boxed()
     }
 }
+
+impl Table {
+    /// Table columns `columns` (by name, current schema) of one data file
+    /// of the bucket at `partition_path`/`bucket`: every row in file order,
+    /// rows its deletion vector marks included, or only the rows at
+    /// `positions` (ascending). For crates that address rows by position
+    /// (index builders and searches).
+    pub async fn read_file_columns(
+        &self,
+        partition_path: &str,
+        bucket: i32,
+        file: &DataFileMeta,
+        columns: &[String],
+        positions: Option<&[u64]>,
+    ) -> Result<Vec<RecordBatch>> {
+        let mut read = Vec::with_capacity(columns.len());
+        for name in columns {
+            let field = self
+                .layout
+                .schema
+                .fields
+                .iter()
+                .find(|f| &f.name == name)
+                .ok_or_else(|| EngineError::ColumnNotFound {
+                    table: self.id.to_string(),
+                    column: name.clone(),
+                })?;
+            read.push(ReadColumn::Value(field.clone()));
+        }
+        let path = self
+            .paths()
+            .data_file(partition_path, bucket, &file.file_name);
+        let stream = match positions {
+            Some(p) => read_file_rows(self, &path, file, &read, 8192, p).await?,
+            None => read_data_file(self, &path, file, &read, 8192).await?,
+        };
+        stream.try_collect().await
+    }
+
+    /// The live entries of a snapshot's index manifest (none without one).
+    pub async fn index_manifest_entries(
+        &self,
+        snapshot: Option<&tidelake_format::snapshot::Snapshot>,
+    ) -> Result<Vec<tidelake_format::manifest::IndexManifestEntry>> {
+        crate::index::index_entries(self, snapshot).await
+    }
+}

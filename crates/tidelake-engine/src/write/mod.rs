@@ -219,6 +219,9 @@ impl TableWriter {
                 self.table.id
             )));
         }
+        for hook in self.table.hooks() {
+            hook.check_rows(&self.table, &batch, kinds)?;
+        }
         Ok(Some(batch))
     }
 

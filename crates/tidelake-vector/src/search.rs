@@ -1,0 +1,692 @@
+//! Top-k search over a table's current (or a past) snapshot.
+//!
+//! A search is exact about the rows a `SELECT` of that snapshot returns:
+//! - buckets whose files a read merges (tables without deletion vectors,
+//!   or files holding retractions) are read merged, every row measured;
+//! - other buckets (deletion vectors: level-0 files are not visible, the
+//!   others hold one live row per key) are read file by file: a level
+//!   whose segment lists exactly its live files is searched through the
+//!   segment with an allow-list of the rows that are neither deleted nor
+//!   filtered out; every other file is measured row by row.
+//!
+//! A filter is evaluated before the search, so it restricts the allow-list,
+//! never the results; when few rows pass (or the index returns fewer than k
+//! of them), those rows are measured exactly, so k rows come back whenever
+//! k rows match. Candidates from the index are re-measured from the rows'
+//! own vectors, so every `_distance` is exact.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, BooleanArray, Float64Array, RecordBatch};
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
+use futures::TryStreamExt;
+use roaring::RoaringTreemap;
+use tidelake_engine::read::deletion::BucketVectors;
+use tidelake_engine::{ScanPlan, Split, Table};
+use tidelake_format::manifest::DataFileMeta;
+
+use crate::error::{Result, VectorError};
+use crate::layout::Segment;
+use crate::payload::{ann_search, AnnParams};
+use crate::spec::{dimension_key, Metric, VectorIndexSpec};
+use crate::vectors::{check_query, Cell, Vectors};
+
+/// Name of the distance column a search adds.
+pub const DISTANCE_COLUMN: &str = "_distance";
+
+/// Below this many allowed rows a segment is searched exactly.
+const EXACT_BELOW: u64 = 2048;
+
+/// A row filter evaluated before the search: `eval` gets a batch of the
+/// table's `columns` (in that order) and says which rows pass.
+#[derive(Clone)]
+pub struct RowFilter {
+    pub columns: Vec<String>,
+    #[allow(clippy::type_complexity)]
+    pub eval: Arc<dyn Fn(&RecordBatch) -> Result<BooleanArray> + Send + Sync>,
+}
+
+impl std::fmt::Debug for RowFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RowFilter({})", self.columns.join(", "))
+    }
+}
+
+/// How a search uses the index.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SearchMode {
+    /// Segments where they match their level, exact search elsewhere.
+    #[default]
+    Auto,
+    /// Every row measured (brute force).
+    Exact,
+}
+
+/// One search.
+#[derive(Clone, Debug)]
+pub struct SearchRequest {
+    pub column: String,
+    pub query: Vec<f32>,
+    pub k: usize,
+    /// The metric; by default the index's (L2 without an index).
+    pub metric: Option<Metric>,
+    /// Time travel: this snapshot instead of the latest.
+    pub snapshot: Option<i64>,
+    pub filter: Option<RowFilter>,
+    /// Columns to return (by name); all by default.
+    pub projection: Option<Vec<String>>,
+    pub mode: SearchMode,
+    /// IVF lists probed (`nprobe`), or DiskANN's search list size.
+    pub width: Option<usize>,
+}
+
+impl SearchRequest {
+    pub fn new(column: impl Into<String>, query: Vec<f32>, k: usize) -> Self {
+        SearchRequest {
+            column: column.into(),
+            query,
+            k,
+            metric: None,
+            snapshot: None,
+            filter: None,
+            projection: None,
+            mode: SearchMode::Auto,
+            width: None,
+        }
+    }
+}
+
+/// What a search looked at.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SearchStats {
+    /// Index segments searched.
+    pub segments: usize,
+    /// Rows measured one by one.
+    pub exact_rows: u64,
+}
+
+/// The k closest rows, closest first, with [`DISTANCE_COLUMN`].
+#[derive(Clone, Debug)]
+pub struct SearchOutcome {
+    pub batch: RecordBatch,
+    pub stats: SearchStats,
+}
+
+/// Where a candidate row lives.
+#[derive(Clone, Debug)]
+enum RowRef {
+    /// Position `pos` of file `file` of split `split`.
+    File {
+        split: usize,
+        file: String,
+        pos: u64,
+    },
+    /// A row read merged: its own one-row batch (all table columns).
+    Merged(RecordBatch),
+}
+
+#[derive(Clone, Debug)]
+struct Candidate {
+    distance: f64,
+    row: RowRef,
+}
+
+/// Keeps the k smallest distances.
+struct TopK {
+    k: usize,
+    items: Vec<Candidate>,
+}
+
+impl TopK {
+    fn new(k: usize) -> Self {
+        TopK {
+            k,
+            items: Vec::new(),
+        }
+    }
+
+    /// The distance a candidate must beat once k are held.
+    fn bound(&self) -> f64 {
+        if self.items.len() < self.k {
+            f64::INFINITY
+        } else {
+            self.items.last().map_or(f64::INFINITY, |c| c.distance)
+        }
+    }
+
+    fn push(&mut self, c: Candidate) {
+        if c.distance.is_nan() || c.distance >= self.bound() {
+            return;
+        }
+        let at = self
+            .items
+            .partition_point(|x| x.distance.total_cmp(&c.distance) != Ordering::Greater);
+        self.items.insert(at, c);
+        self.items.truncate(self.k);
+    }
+}
+
+/// What the search needs to know of the table.
+struct Target<'a> {
+    table: &'a Table,
+    dimension: usize,
+    metric: Metric,
+    /// The index, when it can serve this search (same column and metric).
+    index: Option<VectorIndexSpec>,
+    req: &'a SearchRequest,
+}
+
+/// Runs a search.
+pub async fn search(table: &Table, req: &SearchRequest) -> Result<SearchOutcome> {
+    if req.k == 0 {
+        return Err(VectorError::BadSearch("k must be at least 1".into()));
+    }
+    let spec = VectorIndexSpec::from_schema(&table.identifier().to_string(), table.schema())?;
+    let field = table
+        .schema()
+        .fields
+        .iter()
+        .find(|f| f.name == req.column)
+        .ok_or_else(|| {
+            VectorError::BadSearch(format!(
+                "table '{}' has no column '{}'",
+                table.identifier(),
+                req.column
+            ))
+        })?;
+    let indexed = spec.filter(|s| s.column == field.name);
+    let dimension = match &indexed {
+        Some(s) => s.dimension,
+        None => table
+            .schema()
+            .options
+            .get(&dimension_key(&field.name))
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(req.query.len()),
+    };
+    check_query(&req.query, dimension)?;
+    let metric = req
+        .metric
+        .or(indexed.as_ref().map(|s| s.metric))
+        .unwrap_or(Metric::L2);
+    let index = indexed.filter(|s| s.metric == metric && req.mode == SearchMode::Auto);
+    let target = Target {
+        table,
+        dimension,
+        metric,
+        index,
+        req,
+    };
+    let plan = table.scan().with_snapshot(req.snapshot).plan().await?;
+    let mut top = TopK::new(req.k);
+    let mut stats = SearchStats::default();
+    let segments: Vec<Segment> = match &target.index {
+        Some(spec) => table
+            .index_manifest_entries(plan.snapshot())
+            .await?
+            .iter()
+            .filter_map(|e| Segment::decode(e, &spec.index_type, spec.field_id))
+            .collect(),
+        None => Vec::new(),
+    };
+    for (i, split) in plan.splits().iter().enumerate() {
+        if plan.merges(split) {
+            search_merged(&target, &plan, i, &mut top, &mut stats).await?;
+        } else {
+            let bucket_segments: Vec<&Segment> = segments
+                .iter()
+                .filter(|s| s.entry.partition == split.partition && s.entry.bucket == split.bucket)
+                .collect();
+            search_split(&target, i, split, &bucket_segments, &mut top, &mut stats).await?;
+        }
+    }
+    let batch = materialize(&target, &plan, top.items).await?;
+    Ok(SearchOutcome { batch, stats })
+}
+
+/// The rows of a filter's columns that pass it (all when there is none).
+fn passes(filter: Option<&RowFilter>, batch: &RecordBatch) -> Result<Option<BooleanArray>> {
+    let Some(filter) = filter else {
+        return Ok(None);
+    };
+    let mut columns = Vec::with_capacity(filter.columns.len());
+    let mut fields = Vec::with_capacity(filter.columns.len());
+    for name in &filter.columns {
+        let i = batch.schema().index_of(name)?;
+        columns.push(batch.column(i).clone());
+        fields.push(batch.schema().field(i).clone());
+    }
+    let projected = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+    Ok(Some((filter.eval)(&projected)?))
+}
+
+fn passed(mask: &Option<BooleanArray>, row: usize) -> bool {
+    mask.as_ref()
+        .is_none_or(|m| m.is_valid(row) && m.value(row))
+}
+
+/// A merged split: every row read and measured.
+async fn search_merged(
+    t: &Target<'_>,
+    plan: &ScanPlan,
+    split: usize,
+    top: &mut TopK,
+    stats: &mut SearchStats,
+) -> Result<()> {
+    let mut stream = plan.read_split(split);
+    while let Some(batch) = stream.try_next().await? {
+        let vi = batch.schema().index_of(&t.req.column)?;
+        let vectors = Vectors::new(batch.column(vi), t.dimension)?;
+        let mask = passes(t.req.filter.as_ref(), &batch)?;
+        for row in 0..batch.num_rows() {
+            if !passed(&mask, row) {
+                continue;
+            }
+            if let Cell::Vector(v) = vectors.get(row) {
+                stats.exact_rows += 1;
+                let distance = t.metric.distance(&t.req.query, v);
+                if distance < top.bound() {
+                    top.push(Candidate {
+                        distance,
+                        row: RowRef::Merged(batch.slice(row, 1)),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The live files of a split, their deletion vectors, and which segment
+/// (with the file's row offset in it) covers each.
+struct Coverage<'s> {
+    /// Segments whose source files are all live at the segment's level.
+    active: Vec<&'s Segment>,
+    /// File name -> (index into `active`, row offset).
+    covered: HashMap<String, (usize, i64)>,
+}
+
+fn coverage<'s>(split: &Split, segments: &[&'s Segment]) -> Coverage<'s> {
+    let live: HashMap<&str, &DataFileMeta> = split
+        .files_to_read()
+        .map(|f| (f.file_name.as_str(), f))
+        .collect();
+    let mut active = Vec::new();
+    let mut covered = HashMap::new();
+    for s in segments {
+        let matches = s.source.files.iter().all(|src| {
+            live.get(src.name.as_str())
+                .is_some_and(|f| f.row_count == src.row_count && f.level == s.source.level)
+        });
+        let already = s.source.files.iter().any(|f| covered.contains_key(&f.name));
+        if !matches || already {
+            continue;
+        }
+        let mut offset = 0;
+        for src in &s.source.files {
+            covered.insert(src.name.clone(), (active.len(), offset));
+            offset += src.row_count;
+        }
+        active.push(*s);
+    }
+    Coverage { active, covered }
+}
+
+/// A split read file by file.
+async fn search_split(
+    t: &Target<'_>,
+    split_index: usize,
+    split: &Split,
+    segments: &[&Segment],
+    top: &mut TopK,
+    stats: &mut SearchStats,
+) -> Result<()> {
+    let cover = coverage(split, segments);
+    let dvs = split.deletion_vectors.as_deref();
+    for file in split.files_to_read() {
+        if !cover.covered.contains_key(&file.file_name) {
+            let all = allowed_positions(t, split, file, dvs).await?;
+            measure(t, split_index, split, file, &all, top, stats).await?;
+        }
+    }
+    for segment in &cover.active {
+        search_segment(t, split_index, split, segment, dvs, top, stats).await?;
+    }
+    Ok(())
+}
+
+/// Rows of a file that are not deleted and pass the filter.
+enum Positions {
+    /// Every row of the file (`n` rows).
+    All(u64),
+    /// These rows, ascending.
+    Some(Vec<u64>),
+}
+
+impl Positions {
+    fn len(&self) -> u64 {
+        match self {
+            Positions::All(n) => *n,
+            Positions::Some(p) => p.len() as u64,
+        }
+    }
+
+    /// Adds the rows, shifted by `offset`, to an allow-list.
+    fn add_to(&self, allowed: &mut RoaringTreemap, offset: u64) {
+        match self {
+            Positions::All(n) => {
+                allowed.insert_range(offset..offset + n);
+            }
+            Positions::Some(p) => allowed.extend(p.iter().map(|x| offset + x)),
+        }
+    }
+}
+
+async fn allowed_positions(
+    t: &Target<'_>,
+    split: &Split,
+    file: &DataFileMeta,
+    dvs: Option<&BucketVectors>,
+) -> Result<Positions> {
+    let deleted = dvs.and_then(|d| d.get(&file.file_name));
+    let rows = u64::try_from(file.row_count).unwrap_or(0);
+    let Some(filter) = &t.req.filter else {
+        return Ok(match deleted {
+            None => Positions::All(rows),
+            Some(d) => Positions::Some((0..rows).filter(|p| !d.is_deleted(*p)).collect()),
+        });
+    };
+    let batches = t
+        .table
+        .read_file_columns(
+            &split.partition_path,
+            split.bucket,
+            file,
+            &filter.columns,
+            None,
+        )
+        .await?;
+    let mut out = Vec::new();
+    let mut pos = 0u64;
+    for batch in &batches {
+        let mask = Some((filter.eval)(batch)?);
+        for row in 0..batch.num_rows() {
+            if passed(&mask, row) && !deleted.is_some_and(|d| d.is_deleted(pos)) {
+                out.push(pos);
+            }
+            pos += 1;
+        }
+    }
+    Ok(Positions::Some(out))
+}
+
+/// Measures the rows at `positions` of one file.
+async fn measure(
+    t: &Target<'_>,
+    split_index: usize,
+    split: &Split,
+    file: &DataFileMeta,
+    positions: &Positions,
+    top: &mut TopK,
+    stats: &mut SearchStats,
+) -> Result<()> {
+    if positions.len() == 0 {
+        return Ok(());
+    }
+    let listed = match positions {
+        Positions::All(_) => None,
+        Positions::Some(p) => Some(p.as_slice()),
+    };
+    let batches = t
+        .table
+        .read_file_columns(
+            &split.partition_path,
+            split.bucket,
+            file,
+            std::slice::from_ref(&t.req.column),
+            listed,
+        )
+        .await?;
+    let mut at = 0usize;
+    for batch in &batches {
+        let vectors = Vectors::new(batch.column(0), t.dimension)?;
+        for row in 0..vectors.len() {
+            let pos = match listed {
+                None => at as u64,
+                Some(p) => p.get(at).copied().unwrap_or(u64::MAX),
+            };
+            at += 1;
+            if let Cell::Vector(v) = vectors.get(row) {
+                stats.exact_rows += 1;
+                let distance = t.metric.distance(&t.req.query, v);
+                if distance < top.bound() {
+                    top.push(Candidate {
+                        distance,
+                        row: RowRef::File {
+                            split: split_index,
+                            file: file.file_name.clone(),
+                            pos,
+                        },
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One segment: an allow-list of its live, passing rows, then the index
+/// (or exact measurement when few rows pass or the index falls short).
+async fn search_segment(
+    t: &Target<'_>,
+    split_index: usize,
+    split: &Split,
+    segment: &Segment,
+    dvs: Option<&BucketVectors>,
+    top: &mut TopK,
+    stats: &mut SearchStats,
+) -> Result<()> {
+    let files: BTreeMap<&str, &DataFileMeta> = split
+        .files_to_read()
+        .map(|f| (f.file_name.as_str(), f))
+        .collect();
+    let mut sources: Vec<(&DataFileMeta, i64, Positions)> = Vec::new();
+    let mut allowed = RoaringTreemap::new();
+    let mut offset = 0i64;
+    for src in &segment.source.files {
+        let file = files.get(src.name.as_str()).ok_or_else(|| {
+            VectorError::Internal(format!("segment source {} vanished", src.name))
+        })?;
+        let positions = allowed_positions(t, split, file, dvs).await?;
+        positions.add_to(&mut allowed, offset as u64);
+        sources.push((file, offset, positions));
+        offset += src.row_count;
+    }
+    let wanted = (t.req.k as u64).min(allowed.len());
+    if wanted == 0 {
+        return Ok(());
+    }
+    if allowed.len() < EXACT_BELOW {
+        for (file, _, positions) in sources {
+            measure(t, split_index, split, file, &positions, top, stats).await?;
+        }
+        return Ok(());
+    }
+    let spec = t
+        .index
+        .as_ref()
+        .ok_or_else(|| VectorError::Internal("segment search without an index".into()))?;
+    let unfiltered = sources
+        .iter()
+        .all(|(_, _, p)| matches!(p, Positions::All(_)));
+    let params = AnnParams {
+        k: t.req.k,
+        width: t.req.width,
+        filter: (!unfiltered).then_some(&allowed),
+    };
+    let (ids, distances) = ann_search(t.table, segment, spec, &t.req.query, &params).await?;
+    stats.segments += 1;
+    let hits: Vec<(i64, f32)> = ids
+        .into_iter()
+        .zip(distances)
+        .filter(|(id, d)| *id >= 0 && d.is_finite() && allowed.contains(*id as u64))
+        .collect();
+    if (hits.len() as u64) < wanted {
+        // The index fell short of k passing rows: measure them all.
+        for (file, _, positions) in sources {
+            measure(t, split_index, split, file, &positions, top, stats).await?;
+        }
+        return Ok(());
+    }
+    let locate = |id: i64| {
+        let at = sources.partition_point(|(_, o, _)| *o <= id) - 1;
+        (at, (id - sources[at].1) as u64)
+    };
+    if spec.index_type == "ivf-flat" {
+        // IVF-FLAT measures exactly (L2 squared): candidates as they are;
+        // the winners are re-measured from their rows when read.
+        for (id, d) in hits {
+            let (at, pos) = locate(id);
+            let d = f64::from(d);
+            top.push(Candidate {
+                distance: if t.metric == Metric::L2 {
+                    d.max(0.0).sqrt()
+                } else {
+                    d
+                },
+                row: RowRef::File {
+                    split: split_index,
+                    file: sources[at].0.file_name.clone(),
+                    pos,
+                },
+            });
+        }
+        return Ok(());
+    }
+    // Quantized indexes: re-measure the hits from their rows' vectors.
+    let mut by_file: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
+    for (id, _) in hits {
+        let (at, pos) = locate(id);
+        by_file.entry(at).or_default().push(pos);
+    }
+    for (at, mut positions) in by_file {
+        positions.sort_unstable();
+        positions.dedup();
+        let before = stats.exact_rows;
+        let positions = Positions::Some(positions);
+        measure(t, split_index, split, sources[at].0, &positions, top, stats).await?;
+        stats.exact_rows = before;
+    }
+    Ok(())
+}
+
+/// The output rows of the winners, closest first, with their distances.
+async fn materialize(
+    t: &Target<'_>,
+    plan: &ScanPlan,
+    winners: Vec<Candidate>,
+) -> Result<RecordBatch> {
+    let table_schema = t.table.arrow_schema();
+    let names: Vec<String> = match &t.req.projection {
+        Some(p) => p.clone(),
+        None => table_schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect(),
+    };
+    let mut fields = Vec::with_capacity(names.len() + 1);
+    for n in &names {
+        let i = table_schema.index_of(n).map_err(|_| {
+            VectorError::BadSearch(format!(
+                "table '{}' has no column '{n}'",
+                t.table.identifier()
+            ))
+        })?;
+        fields.push(table_schema.field(i).clone());
+    }
+    fields.push(Field::new(DISTANCE_COLUMN, ArrowType::Float64, false));
+    let schema: SchemaRef = Arc::new(Schema::new(fields));
+    // Rows in files: read per file, all positions at once.
+    let mut wanted: BTreeMap<(usize, String), Vec<u64>> = BTreeMap::new();
+    for c in &winners {
+        if let RowRef::File { split, file, pos } = &c.row {
+            wanted.entry((*split, file.clone())).or_default().push(*pos);
+        }
+    }
+    let mut fetched: HashMap<(usize, String, u64), RecordBatch> = HashMap::new();
+    for ((split_index, name), mut positions) in wanted {
+        positions.sort_unstable();
+        positions.dedup();
+        let split = &plan.splits()[split_index];
+        let file = split
+            .files
+            .iter()
+            .find(|f| f.file_name == name)
+            .ok_or_else(|| VectorError::Internal(format!("file {name} vanished")))?;
+        let mut columns = names.clone();
+        columns.push(t.req.column.clone());
+        let batches = t
+            .table
+            .read_file_columns(
+                &split.partition_path,
+                split.bucket,
+                file,
+                &columns,
+                Some(&positions),
+            )
+            .await?;
+        let mut at = 0;
+        for b in &batches {
+            for row in 0..b.num_rows() {
+                fetched.insert((split_index, name.clone(), positions[at]), b.slice(row, 1));
+                at += 1;
+            }
+        }
+    }
+    // Every winner's distance from its row's own vector.
+    let mut winners = winners;
+    for c in &mut winners {
+        if let RowRef::File { split, file, pos } = &c.row {
+            if let Some(b) = fetched.get(&(*split, file.clone(), *pos)) {
+                let vectors = Vectors::new(b.column(names.len()), t.dimension)?;
+                if let Cell::Vector(v) = vectors.get(0) {
+                    c.distance = t.metric.distance(&t.req.query, v);
+                }
+            }
+        }
+    }
+    winners.sort_by(|a, b| a.distance.total_cmp(&b.distance));
+    let mut rows = Vec::with_capacity(winners.len());
+    let mut distances = Vec::with_capacity(winners.len());
+    for c in winners {
+        let row = match c.row {
+            RowRef::File { split, file, pos } => {
+                let b = fetched
+                    .remove(&(split, file, pos))
+                    .ok_or_else(|| VectorError::Internal("a winning row was not read".into()))?;
+                b.project(&(0..names.len()).collect::<Vec<_>>())?
+            }
+            RowRef::Merged(batch) => {
+                let columns = names
+                    .iter()
+                    .map(|n| Ok(batch.column(batch.schema().index_of(n)?).clone()))
+                    .collect::<Result<Vec<_>>>()?;
+                RecordBatch::try_new(
+                    Arc::new(Schema::new(schema.fields()[..names.len()].to_vec())),
+                    columns,
+                )?
+            }
+        };
+        rows.push(row);
+        distances.push(c.distance);
+    }
+    let without = Arc::new(Schema::new(schema.fields()[..names.len()].to_vec()));
+    let values = concat_batches(&without, &rows)?;
+    let mut columns = values.columns().to_vec();
+    columns.push(Arc::new(Float64Array::from(distances)));
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
