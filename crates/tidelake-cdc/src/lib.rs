@@ -22,3 +22,5 @@ pub mod event;
 
 pub use error::{CdcError, Result};
 pub use event::{ChangeSource, SourceEvent};
+pub mod mysql;
+pub mod nats;

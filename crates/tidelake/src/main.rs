@@ -7,6 +7,7 @@
 //! supervisor): it must not know engine internals (files, snapshots,
 //! writers).
 
+mod cdc_sources;
 mod complete;
 mod output;
 mod progress;
@@ -64,6 +65,10 @@ enum Command {
     /// and over HTTP (POST /v1/statements), one session per connection.
     #[command(after_help = serve::SERVE_HELP)]
     Serve(serve::ServeArgs),
+    /// Change data capture: sync MySQL/MariaDB databases or NATS JetStream
+    /// change messages into tables.
+    #[command(after_help = cdc_sources::CDC_HELP)]
+    Cdc(cdc_sources::CdcArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -288,5 +293,6 @@ fn main() -> ExitCode {
         Command::Compact(args) => runtime.block_on(run_compact(&warehouse, args)),
         Command::Stream(args) => runtime.block_on(stream::run_stream(&warehouse, args)),
         Command::Serve(args) => runtime.block_on(serve::run_serve(&warehouse, args)),
+        Command::Cdc(args) => runtime.block_on(cdc_sources::run_cdc(&warehouse, args)),
     }
 }
