@@ -7,6 +7,7 @@
 //! supervisor): it must not know engine internals (files, snapshots,
 //! writers).
 
+mod cdc;
 mod cdc_sources;
 mod complete;
 mod output;
@@ -33,6 +34,7 @@ Examples:
   tidelake sql                       (interactive shell)
   tidelake stream -e \"SELECT * FROM t\" --mode latest   (print changes as they are committed)
   tidelake serve --pg 127.0.0.1:5433   (PostgreSQL and HTTP clients; psql -h 127.0.0.1 -p 5433 -d default)
+  tidelake cdc postgres --source 'host=127.0.0.1 user=postgres dbname=shop' --database ods   (sync a database)
   tidelake stream --job totals -e \"INSERT INTO totals SELECT k, sum(v) FROM t GROUP BY k\"   (a continuous job)";
 
 /// A streaming lakehouse on Apache Paimon tables.
@@ -65,10 +67,10 @@ enum Command {
     /// and over HTTP (POST /v1/statements), one session per connection.
     #[command(after_help = serve::SERVE_HELP)]
     Serve(serve::ServeArgs),
-    /// Change data capture: sync MySQL/MariaDB databases or NATS JetStream
-    /// change messages into tables.
-    #[command(after_help = cdc_sources::CDC_HELP)]
-    Cdc(cdc_sources::CdcArgs),
+    /// Sync a database into Paimon tables (change data capture), exactly-once,
+    /// with schema evolution: tidelake cdc postgres --source ... --database ods
+    #[command(after_help = cdc::CDC_HELP)]
+    Cdc(cdc::CdcArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -293,6 +295,6 @@ fn main() -> ExitCode {
         Command::Compact(args) => runtime.block_on(run_compact(&warehouse, args)),
         Command::Stream(args) => runtime.block_on(stream::run_stream(&warehouse, args)),
         Command::Serve(args) => runtime.block_on(serve::run_serve(&warehouse, args)),
-        Command::Cdc(args) => runtime.block_on(cdc_sources::run_cdc(&warehouse, args)),
+        Command::Cdc(args) => runtime.block_on(cdc::run_cdc(&warehouse, args)),
     }
 }

@@ -60,6 +60,11 @@ struct Reader<'a> {
     position: BinlogPosition,
     /// The GTID of the transaction being read.
     pending_gtid: Option<Gtid>,
+    /// Where the transaction being read starts (binlog file, offset).
+    txn_start: Option<(String, u64)>,
+    /// Per table, the position a sink recorded: its changes up to there
+    /// are committed already and skipped.
+    skip: HashMap<SourceTableId, BinlogPosition>,
     /// Whether the current transaction produced events for the sink.
     changed: bool,
     last_emit: Instant,
@@ -72,6 +77,7 @@ pub async fn stream(
     mariadb: bool,
     position: BinlogPosition,
     snapshot_tables: Option<Vec<MysqlTable>>,
+    skip: HashMap<SourceTableId, BinlogPosition>,
     tx: Events<'_>,
 ) -> Result<()> {
     let mut conn = connect(opts).await?;
@@ -117,6 +123,8 @@ pub async fn stream(
         announced,
         position,
         pending_gtid: None,
+        txn_start: None,
+        skip,
         changed: false,
         last_emit: Instant::now(),
         tx,
@@ -163,7 +171,11 @@ impl Reader<'_> {
                     .ok_or_else(|| source_err(format!("a truncated GTID event after {}", self.at())))?;
                 self.pending_gtid = Some(gtid);
                 self.changed = false;
-                let _ = flags & FL_STANDALONE;
+                let start = (header.log_pos() as u64).saturating_sub(header.event_size() as u64);
+                self.txn_start = Some((self.position.file.clone(), start));
+                if flags & FL_STANDALONE != 0 {
+                    tracing::debug!(gtid = %gtid, "standalone transaction (DDL)");
+                }
             }
             MARIADB_ANNOTATE_ROWS | MARIADB_BINLOG_CHECKPOINT | MARIADB_GTID_LIST => {}
             MARIADB_START_ENCRYPTION | MARIADB_QUERY_COMPRESSED => {
@@ -195,6 +207,7 @@ impl Reader<'_> {
         if let Some(gtid) = self.pending_gtid.take() {
             self.position.gtids.insert(gtid.domain, gtid);
         }
+        self.txn_start = None;
         if end > 0 {
             self.position.offset = end as u64;
         }
@@ -218,6 +231,11 @@ impl Reader<'_> {
         let sql = query.query().trim().to_string();
         let upper = sql.to_ascii_uppercase();
         if upper == "BEGIN" || upper.starts_with("XA START") || upper.starts_with("SAVEPOINT") {
+            if self.txn_start.is_none() {
+                let header = event.header();
+                let start = (header.log_pos() as u64).saturating_sub(header.event_size() as u64);
+                self.txn_start = Some((self.position.file.clone(), start));
+            }
             return Ok(true);
         }
         if upper == "COMMIT" || upper.starts_with("XA COMMIT") {
@@ -274,6 +292,12 @@ impl Reader<'_> {
         let id = SourceTableId::new(tme.database_name(), tme.table_name());
         if !self.config.captures(&id) {
             return Ok(true);
+        }
+        if let Some(recorded) = self.skip.get(&id) {
+            if recorded.covers(self.pending_gtid.as_ref(), self.txn_start.as_ref()) {
+                return Ok(true);
+            }
+            self.skip.remove(&id);
         }
         // Column names from the TABLE_MAP (binlog_row_metadata=FULL).
         let extractor = OptionalMetaExtractor::new(tme.iter_optional_meta())

@@ -31,7 +31,10 @@ use mysql_async::{Conn, Opts};
 use tokio::sync::mpsc;
 
 use crate::error::{CdcError, Result};
-use crate::event::{ChangeSource, SourceEvent, SourcePosition, SourceTableId};
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+use crate::event::{ChangeSource, Resume, SourceEvent, SourcePosition, SourceTableId};
 pub use position::BinlogPosition;
 pub use schema::MysqlTable;
 
@@ -50,7 +53,7 @@ pub(crate) fn table_err(table: &SourceTableId, message: impl Into<String>) -> Cd
 }
 
 /// Which tables a source reads (besides their database).
-pub type TableFilter = Arc<dyn Fn(&SourceTableId) -> bool + Send + Sync>;
+pub type TablePredicate = Arc<dyn Fn(&SourceTableId) -> bool + Send + Sync>;
 
 /// Where a source starts.
 #[derive(Clone, Debug, PartialEq)]
@@ -61,8 +64,9 @@ pub enum StartMode {
     SnapshotOnly,
     /// The binlog from the server's current position, no snapshot.
     StreamOnly,
-    /// The binlog from a position a sink recorded.
-    Resume(SourcePosition),
+    /// The binlog from the positions a sink recorded: from the smallest,
+    /// each table's changes only after its own.
+    Resume(Resume),
 }
 
 #[derive(Clone)]
@@ -75,7 +79,7 @@ pub struct MysqlConfig {
     /// replicas).
     pub server_id: u32,
     pub start: StartMode,
-    pub table_filter: Option<TableFilter>,
+    pub table_filter: Option<TablePredicate>,
     /// Events buffered between the reader task and the sink.
     pub buffer: usize,
 }
@@ -97,6 +101,11 @@ impl MysqlConfig {
     }
 }
 
+/// The database a `mysql://` URL names, if any.
+pub fn url_database(url: &str) -> Option<String> {
+    Opts::from_url(url).ok()?.db_name().map(str::to_string)
+}
+
 /// A replica id unlikely to clash: derived from the process id and clock.
 fn default_server_id() -> u32 {
     let nanos = std::time::SystemTime::now()
@@ -116,11 +125,13 @@ impl MysqlSource {
     /// Connects, checks the server's binlog settings, and starts reading.
     pub async fn start(mut config: MysqlConfig) -> Result<MysqlSource> {
         let opts = Opts::from_url(&config.url).map_err(|e| CdcError::Config(format!("bad MySQL URL {:?}: {e}", config.url)))?;
-        if config.databases.is_empty() {
-            match opts.db_name() {
-                Some(db) => config.databases.push(db.to_string()),
-                None => return Err(CdcError::Config(format!("MySQL URL {:?} names no database", config.url))),
+        if let Some(db) = opts.db_name() {
+            if !config.databases.iter().any(|d| d == db) {
+                config.databases.insert(0, db.to_string());
             }
+        }
+        if config.databases.is_empty() {
+            return Err(CdcError::Config(format!("MySQL URL {:?} names no database", config.url)));
         }
         let mut conn = connect(&opts).await?;
         schema::check_server(&mut conn).await?;
@@ -149,6 +160,13 @@ impl ChangeSource for MysqlSource {
     /// The binlog keeps no per-replica state: nothing to release.
     async fn acknowledge(&mut self, _position: &SourcePosition) -> Result<()> {
         Ok(())
+    }
+
+    fn compare_positions(&self, a: &SourcePosition, b: &SourcePosition) -> Ordering {
+        match (BinlogPosition::parse(a), BinlogPosition::parse(b)) {
+            (Ok(a), Ok(b)) => a.compare(&b),
+            _ => a.0.cmp(&b.0),
+        }
     }
 }
 
@@ -188,11 +206,24 @@ async fn run(opts: Opts, config: MysqlConfig, mut conn: Conn, tx: Events<'_>) ->
             }
         }
         StartMode::StreamOnly => (snapshot::current_position(&mut conn, mariadb).await?, None),
-        StartMode::Resume(position) => (BinlogPosition::parse(position).map_err(CdcError::Config)?, None),
+        StartMode::Resume(resume) => {
+            let mut skip = HashMap::new();
+            for (table, position) in &resume.tables {
+                let parsed = BinlogPosition::parse(position)
+                    .map_err(|e| table_err(table, format!("recorded position: {e}")))?;
+                skip.insert(table.clone(), parsed);
+            }
+            let start = skip
+                .values()
+                .min_by(|a, b| a.compare(b))
+                .cloned()
+                .ok_or_else(|| CdcError::Config("resuming without any recorded position".into()))?;
+            return binlog::stream(&opts, &config, mariadb, start, None, skip, tx).await;
+        }
     };
     if config.start == StartMode::SnapshotOnly {
         return Ok(());
     }
     drop(conn);
-    binlog::stream(&opts, &config, mariadb, position, tables, tx).await
+    binlog::stream(&opts, &config, mariadb, position, tables, HashMap::new(), tx).await
 }

@@ -6,6 +6,7 @@
 //! purged files: the server finds the transaction after it in whichever
 //! file holds it), else the file and offset.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -63,6 +64,34 @@ impl BinlogPosition {
         parts.join(",")
     }
 
+    /// The order of two positions: by the GTID sequences of the domains
+    /// both know (in domain order), else by binlog file and offset.
+    pub fn compare(&self, other: &BinlogPosition) -> Ordering {
+        for (domain, gtid) in &self.gtids {
+            if let Some(theirs) = other.gtids.get(domain) {
+                match gtid.sequence.cmp(&theirs.sequence) {
+                    Ordering::Equal => {}
+                    unequal => return unequal,
+                }
+            }
+        }
+        (&self.file, self.offset).cmp(&(&other.file, other.offset))
+    }
+
+    /// Whether a transaction with `gtid` that starts at `start` (file,
+    /// offset) is at or before this position (already committed).
+    pub fn covers(&self, gtid: Option<&Gtid>, start: Option<&(String, u64)>) -> bool {
+        if let Some(gtid) = gtid {
+            if let Some(mine) = self.gtids.get(&gtid.domain) {
+                return gtid.sequence <= mine.sequence;
+            }
+        }
+        match start {
+            Some((file, offset)) => (file, *offset) < (&self.file, self.offset),
+            None => false,
+        }
+    }
+
     pub fn to_source(&self) -> SourcePosition {
         SourcePosition(format!("gtid={};file={};pos={}", self.gtid_state(), self.file, self.offset))
     }
@@ -108,5 +137,12 @@ mod tests {
         assert_eq!(BinlogPosition::parse(&text).unwrap(), pos);
         assert!(BinlogPosition::parse(&SourcePosition("gtid=0-x-1;file=;pos=4".into())).is_err());
         assert!(BinlogPosition::parse(&SourcePosition("lsn=0/1".into())).is_err());
+        let later = BinlogPosition::parse(&SourcePosition("gtid=0-1-43,1-2-7;file=mysql-bin.000004;pos=4".into())).unwrap();
+        assert_eq!(pos.compare(&later), Ordering::Less);
+        let gtid = Gtid { domain: 0, server: 1, sequence: 42 };
+        assert!(pos.covers(Some(&gtid), None));
+        assert!(!pos.covers(Some(&Gtid { sequence: 43, ..gtid }), None));
+        assert!(pos.covers(None, Some(&("mysql-bin.000003".into(), 1000))));
+        assert!(!pos.covers(None, Some(&("mysql-bin.000003".into(), 1234))));
     }
 }

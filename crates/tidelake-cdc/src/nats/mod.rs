@@ -11,7 +11,10 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use crate::error::{CdcError, Result};
-use crate::event::{ChangeSource, SourceEvent, SourcePosition};
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+use crate::event::{ChangeSource, Resume, SourceEvent, SourcePosition, SourceTableId};
 pub use formats::{Decoder, MessageFormat};
 
 fn source_err(message: impl Into<String>) -> CdcError {
@@ -31,8 +34,9 @@ pub struct NatsConfig {
     pub format: MessageFormat,
     /// Primary keys for tables whose messages name none (Debezium).
     pub primary_keys: Vec<String>,
-    /// Resume after this position (a sink's recorded `seq=N`).
-    pub resume: Option<SourcePosition>,
+    /// The positions a sink recorded (`seq=N` per table): reading starts
+    /// after the smallest, and a table's messages up to its own are skipped.
+    pub resume: Resume,
     /// End once the stream holds no further message (instead of waiting).
     pub stop_at_end: bool,
     pub buffer: usize,
@@ -46,7 +50,7 @@ impl NatsConfig {
             subject: None,
             format,
             primary_keys: Vec::new(),
-            resume: None,
+            resume: Resume::default(),
             stop_at_end: false,
             buffer: 4096,
         }
@@ -76,10 +80,12 @@ impl NatsSource {
     /// Connects, finds the stream and starts reading after the resume
     /// position (or from the stream's first message).
     pub async fn start(config: NatsConfig) -> Result<NatsSource> {
-        let start = match &config.resume {
-            Some(position) => parse_position(position)? + 1,
-            None => 1,
-        };
+        let mut skip = HashMap::new();
+        for (table, position) in &config.resume.tables {
+            skip.insert(table.clone(), parse_position(position)?);
+        }
+        let resuming = !skip.is_empty();
+        let start = skip.values().min().map_or(1, |seq| seq + 1);
         let client = async_nats::connect(config.server.as_str())
             .await
             .map_err(|e| source_err(format!("cannot connect to {}: {e}", config.server)))?;
@@ -93,7 +99,7 @@ impl NatsSource {
             .await
             .map_err(|e| source_err(format!("stream {}: {e}", config.stream)))?;
         let first = info.state.first_sequence;
-        if start < first && config.resume.is_some() {
+        if start < first && resuming {
             return Err(source_err(format!(
                 "stream {} no longer holds sequence {start} (its first is {first}): messages were lost",
                 config.stream
@@ -116,7 +122,7 @@ impl NatsSource {
             .map_err(|e| source_err(format!("stream {}: {e}", config.stream)))?;
         let (tx, rx) = mpsc::channel(config.buffer.max(1));
         let task = tokio::spawn(async move {
-            if let Err(err) = read(config, messages, &tx).await {
+            if let Err(err) = read(config, messages, skip, &tx).await {
                 let _ = tx.send(Err(err)).await;
             }
         });
@@ -133,6 +139,7 @@ impl Drop for NatsSource {
 async fn read(
     config: NatsConfig,
     mut messages: async_nats::jetstream::consumer::pull::Ordered,
+    skip: HashMap<SourceTableId, u64>,
     tx: &mpsc::Sender<Result<SourceEvent>>,
 ) -> Result<()> {
     let mut decoder = Decoder::new(config.format, config.primary_keys.clone());
@@ -163,6 +170,12 @@ async fn read(
             ))
         })?;
         for event in decoded.events {
+            // a table's messages up to its recorded sequence are committed
+            if let SourceEvent::Change(change) = &event {
+                if skip.get(&change.table).is_some_and(|recorded| sequence <= *recorded) {
+                    continue;
+                }
+            }
             open = true;
             if tx.send(Ok(event)).await.is_err() {
                 return Ok(());
@@ -197,5 +210,12 @@ impl ChangeSource for NatsSource {
     /// resume point.
     async fn acknowledge(&mut self, _position: &SourcePosition) -> Result<()> {
         Ok(())
+    }
+
+    fn compare_positions(&self, a: &SourcePosition, b: &SourcePosition) -> Ordering {
+        match (parse_position(a), parse_position(b)) {
+            (Ok(a), Ok(b)) => a.cmp(&b),
+            _ => a.0.cmp(&b.0),
+        }
     }
 }

@@ -4,7 +4,8 @@
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts};
-use tidelake_cdc::event::{CdcValue, ChangeKind, SourceEvent, SourcePosition};
+use tidelake_cdc::event::{CdcValue, ChangeKind, SourceEvent, SourcePosition, SourceTableId};
+use tidelake_cdc::Resume;
 use tidelake_cdc::mysql::{MysqlConfig, MysqlSource, StartMode};
 use tidelake_cdc::ChangeSource;
 
@@ -37,6 +38,13 @@ fn config(database: &str, server_id: u32, start: StartMode) -> MysqlConfig {
 
 async fn source(database: &str, server_id: u32, start: StartMode) -> MysqlSource {
     MysqlSource::start(config(database, server_id, start)).await.expect("source starts")
+}
+
+/// What a sink would hand back after committing `table` at `position`.
+fn resume_at(database: &str, table: &str, position: SourcePosition) -> Resume {
+    let mut resume = Resume::default();
+    resume.tables.insert(SourceTableId::new(database, table), position);
+    resume
 }
 
 fn commit_position(event: &SourceEvent) -> Option<SourcePosition> {
@@ -171,7 +179,7 @@ async fn mysql_streams_inserts_updates_deletes_and_resumes_without_loss_or_dupli
     // transaction next, then what was written meanwhile.
     conn.query_drop("INSERT INTO t VALUES (3, 30, 'c')").await.unwrap();
     assert!(commits[1].0.starts_with("gtid=0-1-"), "{}", commits[1]);
-    let mut resumed = source(db, 91_003, StartMode::Resume(commits[1].clone())).await;
+    let mut resumed = source(db, 91_003, StartMode::Resume(resume_at(db, "t", commits[1].clone()))).await;
     let again = read_until(&mut resumed, |e| commit_position(e).is_some()).await;
     let again_changes = changes(&again);
     assert_eq!(again_changes, changes(&stream[2]));
@@ -257,7 +265,7 @@ async fn mysql_binlog_rotation_during_streaming_and_resume_across_files() {
     drop(src);
 
     // Resuming from before both rotations finds the rows in the later files.
-    let mut resumed = source(db, 91_006, StartMode::Resume(before)).await;
+    let mut resumed = source(db, 91_006, StartMode::Resume(resume_at(db, "t", before))).await;
     let again = read_until(&mut resumed, |e| is_change_of(e, "t", 3)).await;
     let mut view = Materialized::default();
     view.apply_all(&snapshot);
@@ -273,7 +281,7 @@ async fn mysql_refuses_bad_credentials_and_positions_with_clear_errors() {
     assert!(err.contains("cannot connect to 127.0.0.1:3306 as nobody"), "{err}");
     let db = "cdc_it_badpos";
     fresh_database(db, &[]).await;
-    let mut src = source(db, 91_008, StartMode::Resume(SourcePosition("lsn=0/16".into()))).await;
+    let mut src = source(db, 91_008, StartMode::Resume(resume_at(db, "t", SourcePosition("lsn=0/16".into())))).await;
     let err = src.next_event().await.expect_err("a bad position").to_string();
     assert!(err.contains("lsn=0/16"), "{err}");
 }

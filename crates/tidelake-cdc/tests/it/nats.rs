@@ -4,7 +4,7 @@
 //! sequence named.
 
 use async_nats::jetstream::{self, stream};
-use tidelake_cdc::event::{CdcValue, ChangeKind, SourceEvent, SourcePosition};
+use tidelake_cdc::event::{CdcValue, ChangeKind, SourceEvent, SourcePosition, SourceTableId};
 use tidelake_cdc::nats::{MessageFormat, NatsConfig, NatsSource};
 use tidelake_cdc::ChangeSource;
 
@@ -46,7 +46,9 @@ fn config(stream: &str, format: MessageFormat, resume: Option<SourcePosition>) -
     let mut config = NatsConfig::new(SERVER, stream, format);
     config.primary_keys = vec!["id".into()];
     config.stop_at_end = true;
-    config.resume = resume;
+    if let Some(position) = resume {
+        config.resume.tables.insert(SourceTableId::new("shop", "orders"), position);
+    }
     config
 }
 
