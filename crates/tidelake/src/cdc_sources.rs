@@ -97,7 +97,9 @@ pub fn mysql_config(args: &MysqlArgs, resume: Resume) -> MysqlConfig {
 
 pub async fn run_mysql(warehouse: &str, args: MysqlArgs) -> Result<(), CdcError> {
     let name = tidelake_cdc::mysql::url_database(&args.source).unwrap_or_default();
-    let sink = args.sink.config(&pipeline_name(&["mysql", &name, &args.sink.database]))?;
+    let sink = args
+        .sink
+        .config(&pipeline_name(&["mysql", &name, &args.sink.database]))?;
     if args.print_events {
         let mut source = MysqlSource::start(mysql_config(&args, Resume::default())).await?;
         return print_events(&mut source).await;
@@ -128,7 +130,9 @@ pub fn nats_config(args: &NatsArgs, resume: Resume) -> NatsConfig {
 }
 
 pub async fn run_nats(warehouse: &str, args: NatsArgs) -> Result<(), CdcError> {
-    let sink = args.sink.config(&pipeline_name(&["nats", &args.stream, &args.sink.database]))?;
+    let sink = args
+        .sink
+        .config(&pipeline_name(&["nats", &args.stream, &args.sink.database]))?;
     if args.print_events {
         let mut source = NatsSource::start(nats_config(&args, Resume::default())).await?;
         return print_events(&mut source).await;

@@ -4,9 +4,11 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use mysql_common::binlog::events::{Event, EventData, OptionalMetaExtractor, RowsEventData, TableMapEvent};
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStreamRequest, Conn, Opts};
+use mysql_common::binlog::events::{
+    Event, EventData, OptionalMetaExtractor, RowsEventData, TableMapEvent,
+};
 use mysql_common::binlog::row::BinlogRow;
 
 use super::position::Gtid;
@@ -85,7 +87,11 @@ pub async fn stream(
     // After a snapshot its schemas were sent; otherwise the current ones
     // are the baseline DDL is compared with, sent before a table's first
     // change.
-    let announced: HashSet<SourceTableId> = snapshot_tables.iter().flatten().map(|t| t.id.clone()).collect();
+    let announced: HashSet<SourceTableId> = snapshot_tables
+        .iter()
+        .flatten()
+        .map(|t| t.id.clone())
+        .collect();
     let tables = match snapshot_tables {
         Some(tables) => tables,
         None => {
@@ -99,12 +105,17 @@ pub async fn stream(
     let use_gtid = mariadb && !position.gtids.is_empty();
     let mut setup = vec!["SET @mariadb_slave_capability = 4".to_string()];
     if use_gtid {
-        setup.push(format!("SET @slave_connect_state = '{}'", position.gtid_state()));
+        setup.push(format!(
+            "SET @slave_connect_state = '{}'",
+            position.gtid_state()
+        ));
         setup.push("SET @slave_gtid_strict_mode = 0".into());
         setup.push("SET @slave_gtid_ignore_duplicates = 0".into());
     }
     for sql in &setup {
-        conn.query_drop(sql).await.map_err(|e| source_err(format!("{sql}: {e}")))?;
+        conn.query_drop(sql)
+            .await
+            .map_err(|e| source_err(format!("{sql}: {e}")))?;
     }
     let file = position.file.clone().into_bytes();
     let mut request = BinlogStreamRequest::new(config.server_id);
@@ -112,10 +123,12 @@ pub async fn stream(
         request = request.with_filename(&file).with_pos(position.offset);
     }
     tracing::info!(position = %position.to_source(), use_gtid, "mysql binlog stream starting");
-    let mut stream = conn
-        .get_binlog_stream(request)
-        .await
-        .map_err(|e| source_err(format!("requesting the binlog from {}: {e}", position.to_source())))?;
+    let mut stream = conn.get_binlog_stream(request).await.map_err(|e| {
+        source_err(format!(
+            "requesting the binlog from {}: {e}",
+            position.to_source()
+        ))
+    })?;
     let mut reader = Reader {
         config,
         meta,
@@ -131,7 +144,10 @@ pub async fn stream(
     };
     while let Some(event) = stream.next().await {
         let event = event.map_err(|e| {
-            source_err(format!("reading the binlog after {}: {e}", reader.position.to_source()))
+            source_err(format!(
+                "reading the binlog after {}: {e}",
+                reader.position.to_source()
+            ))
         })?;
         // The rows event's TABLE_MAP, owned: the stream is not held across
         // the awaits of `handle`.
@@ -155,7 +171,11 @@ impl Reader<'_> {
     }
 
     /// Handles one event; `false` once the source was dropped.
-    async fn handle(&mut self, tme: Option<&TableMapEvent<'static>>, event: &Event) -> Result<bool> {
+    async fn handle(
+        &mut self,
+        tme: Option<&TableMapEvent<'static>>,
+        event: &Event,
+    ) -> Result<bool> {
         let header = event.header();
         let kind = header.event_type_raw();
         match kind {
@@ -226,7 +246,10 @@ impl Reader<'_> {
 
     async fn query(&mut self, event: &Event) -> Result<bool> {
         let Ok(Some(EventData::QueryEvent(query))) = event.read_data() else {
-            return Err(source_err(format!("an unreadable query event after {}", self.at())));
+            return Err(source_err(format!(
+                "an unreadable query event after {}",
+                self.at()
+            )));
         };
         let sql = query.query().trim().to_string();
         let upper = sql.to_ascii_uppercase();
@@ -287,7 +310,10 @@ impl Reader<'_> {
         op_ts: i64,
     ) -> Result<bool> {
         let Some(tme) = tme else {
-            return Err(source_err(format!("a rows event without its TABLE_MAP after {}", self.at())));
+            return Err(source_err(format!(
+                "a rows event without its TABLE_MAP after {}",
+                self.at()
+            )));
         };
         let id = SourceTableId::new(tme.database_name(), tme.table_name());
         if !self.config.captures(&id) {
@@ -314,7 +340,11 @@ impl Reader<'_> {
             ));
         }
         let known = self.tables.get(&id).is_some_and(|t| {
-            names.len() == t.columns.len() && names.iter().zip(&t.columns).all(|(n, c)| n.eq_ignore_ascii_case(&c.name))
+            names.len() == t.columns.len()
+                && names
+                    .iter()
+                    .zip(&t.columns)
+                    .all(|(n, c)| n.eq_ignore_ascii_case(&c.name))
         });
         if !known {
             let fresh = read_tables(&mut self.meta, &id.database, Some(&id.table)).await?;
@@ -344,7 +374,8 @@ impl Reader<'_> {
         let slots: Vec<Option<usize>> = names.iter().map(|n| table.column_index(n)).collect();
         let mut changes = Vec::new();
         for row in rows.rows(tme) {
-            let (before, after) = row.map_err(|e| table_err(&id, format!("decoding a row after {}: {e}", self.at())))?;
+            let (before, after) = row
+                .map_err(|e| table_err(&id, format!("decoding a row after {}: {e}", self.at())))?;
             let image = |row: Option<BinlogRow>| -> Result<Option<Vec<CdcValue>>> {
                 row.map(|row| decode_row(table, &slots, row)).transpose()
             };
@@ -379,7 +410,11 @@ impl Reader<'_> {
 
 /// A binlog row image as values of the table's columns (columns the image
 /// lacks are NULL; binlog columns the table no longer has are dropped).
-fn decode_row(table: &MysqlTable, slots: &[Option<usize>], mut row: BinlogRow) -> Result<Vec<CdcValue>> {
+fn decode_row(
+    table: &MysqlTable,
+    slots: &[Option<usize>],
+    mut row: BinlogRow,
+) -> Result<Vec<CdcValue>> {
     let mut values = vec![CdcValue::Null; table.columns.len()];
     for (binlog_index, slot) in slots.iter().enumerate() {
         let Some(slot) = *slot else { continue };

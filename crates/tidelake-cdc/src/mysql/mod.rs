@@ -97,7 +97,8 @@ impl MysqlConfig {
     }
 
     fn captures(&self, table: &SourceTableId) -> bool {
-        self.databases.iter().any(|d| *d == table.database) && self.table_filter.as_ref().is_none_or(|f| f(table))
+        self.databases.iter().any(|d| *d == table.database)
+            && self.table_filter.as_ref().is_none_or(|f| f(table))
     }
 }
 
@@ -124,14 +125,18 @@ pub struct MysqlSource {
 impl MysqlSource {
     /// Connects, checks the server's binlog settings, and starts reading.
     pub async fn start(mut config: MysqlConfig) -> Result<MysqlSource> {
-        let opts = Opts::from_url(&config.url).map_err(|e| CdcError::Config(format!("bad MySQL URL {:?}: {e}", config.url)))?;
+        let opts = Opts::from_url(&config.url)
+            .map_err(|e| CdcError::Config(format!("bad MySQL URL {:?}: {e}", config.url)))?;
         if let Some(db) = opts.db_name() {
             if !config.databases.iter().any(|d| d == db) {
                 config.databases.insert(0, db.to_string());
             }
         }
         if config.databases.is_empty() {
-            return Err(CdcError::Config(format!("MySQL URL {:?} names no database", config.url)));
+            return Err(CdcError::Config(format!(
+                "MySQL URL {:?} names no database",
+                config.url
+            )));
         }
         let mut conn = connect(&opts).await?;
         schema::check_server(&mut conn).await?;
@@ -225,5 +230,14 @@ async fn run(opts: Opts, config: MysqlConfig, mut conn: Conn, tx: Events<'_>) ->
         return Ok(());
     }
     drop(conn);
-    binlog::stream(&opts, &config, mariadb, position, tables, HashMap::new(), tx).await
+    binlog::stream(
+        &opts,
+        &config,
+        mariadb,
+        position,
+        tables,
+        HashMap::new(),
+        tx,
+    )
+    .await
 }

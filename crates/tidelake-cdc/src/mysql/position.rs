@@ -53,7 +53,8 @@ impl BinlogPosition {
     pub fn set_gtid_state(&mut self, state: &str) -> Result<(), String> {
         self.gtids.clear();
         for part in state.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let gtid = Gtid::parse(part).ok_or_else(|| format!("bad GTID {part:?} in {state:?}"))?;
+            let gtid =
+                Gtid::parse(part).ok_or_else(|| format!("bad GTID {part:?} in {state:?}"))?;
             self.gtids.insert(gtid.domain, gtid);
         }
         Ok(())
@@ -93,15 +94,23 @@ impl BinlogPosition {
     }
 
     pub fn to_source(&self) -> SourcePosition {
-        SourcePosition(format!("gtid={};file={};pos={}", self.gtid_state(), self.file, self.offset))
+        SourcePosition(format!(
+            "gtid={};file={};pos={}",
+            self.gtid_state(),
+            self.file,
+            self.offset
+        ))
     }
 
     pub fn parse(position: &SourcePosition) -> Result<BinlogPosition, String> {
         let mut parsed = BinlogPosition::default();
         for part in position.0.split(';') {
-            let (key, value) = part
-                .split_once('=')
-                .ok_or_else(|| format!("bad binlog position {:?}: expected key=value parts", position.0))?;
+            let (key, value) = part.split_once('=').ok_or_else(|| {
+                format!(
+                    "bad binlog position {:?}: expected key=value parts",
+                    position.0
+                )
+            })?;
             match key {
                 "gtid" => parsed.set_gtid_state(value)?,
                 "file" => parsed.file = value.to_string(),
@@ -110,11 +119,19 @@ impl BinlogPosition {
                         .parse()
                         .map_err(|_| format!("bad binlog offset {value:?} in {:?}", position.0))?
                 }
-                other => return Err(format!("unknown part {other:?} in binlog position {:?}", position.0)),
+                other => {
+                    return Err(format!(
+                        "unknown part {other:?} in binlog position {:?}",
+                        position.0
+                    ))
+                }
             }
         }
         if parsed.gtids.is_empty() && parsed.file.is_empty() {
-            return Err(format!("binlog position {:?} names neither a GTID nor a file", position.0));
+            return Err(format!(
+                "binlog position {:?} names neither a GTID nor a file",
+                position.0
+            ));
         }
         Ok(parsed)
     }
@@ -137,11 +154,24 @@ mod tests {
         assert_eq!(BinlogPosition::parse(&text).unwrap(), pos);
         assert!(BinlogPosition::parse(&SourcePosition("gtid=0-x-1;file=;pos=4".into())).is_err());
         assert!(BinlogPosition::parse(&SourcePosition("lsn=0/1".into())).is_err());
-        let later = BinlogPosition::parse(&SourcePosition("gtid=0-1-43,1-2-7;file=mysql-bin.000004;pos=4".into())).unwrap();
+        let later = BinlogPosition::parse(&SourcePosition(
+            "gtid=0-1-43,1-2-7;file=mysql-bin.000004;pos=4".into(),
+        ))
+        .unwrap();
         assert_eq!(pos.compare(&later), Ordering::Less);
-        let gtid = Gtid { domain: 0, server: 1, sequence: 42 };
+        let gtid = Gtid {
+            domain: 0,
+            server: 1,
+            sequence: 42,
+        };
         assert!(pos.covers(Some(&gtid), None));
-        assert!(!pos.covers(Some(&Gtid { sequence: 43, ..gtid }), None));
+        assert!(!pos.covers(
+            Some(&Gtid {
+                sequence: 43,
+                ..gtid
+            }),
+            None
+        ));
         assert!(pos.covers(None, Some(&("mysql-bin.000003".into(), 1000))));
         assert!(!pos.covers(None, Some(&("mysql-bin.000003".into(), 1234))));
     }

@@ -38,12 +38,16 @@ impl MysqlTable {
     }
 
     pub fn column_index(&self, name: &str) -> Option<usize> {
-        self.columns.iter().position(|c| c.name.eq_ignore_ascii_case(name))
+        self.columns
+            .iter()
+            .position(|c| c.name.eq_ignore_ascii_case(name))
     }
 }
 
 fn opt_u64(row: &Row, index: usize) -> Option<u64> {
-    row.get_opt::<Option<u64>, _>(index).and_then(|v| v.ok()).flatten()
+    row.get_opt::<Option<u64>, _>(index)
+        .and_then(|v| v.ok())
+        .flatten()
 }
 
 fn text(row: &Row, index: usize) -> String {
@@ -55,8 +59,16 @@ fn text(row: &Row, index: usize) -> String {
 
 /// The base tables of `database` (optionally only `table`) with their
 /// columns and primary keys, in name order.
-pub async fn read_tables(conn: &mut Conn, database: &str, table: Option<&str>) -> Result<Vec<MysqlTable>> {
-    let filter = if table.is_some() { " AND c.TABLE_NAME = ?" } else { "" };
+pub async fn read_tables(
+    conn: &mut Conn,
+    database: &str,
+    table: Option<&str>,
+) -> Result<Vec<MysqlTable>> {
+    let filter = if table.is_some() {
+        " AND c.TABLE_NAME = ?"
+    } else {
+        ""
+    };
     let sql = format!(
         "SELECT c.TABLE_NAME, c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE, c.IS_NULLABLE, \
          c.CHARACTER_MAXIMUM_LENGTH, c.NUMERIC_PRECISION, c.NUMERIC_SCALE, c.DATETIME_PRECISION, \
@@ -105,7 +117,11 @@ pub async fn read_tables(conn: &mut Conn, database: &str, table: Option<&str>) -
             .map(map_column)
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|message| table_err(&id, message))?;
-        let primary_key = keys.iter().filter(|(t, _)| *t == name).map(|(_, c)| c.clone()).collect();
+        let primary_key = keys
+            .iter()
+            .filter(|(t, _)| *t == name)
+            .map(|(_, c)| c.clone())
+            .collect();
         tables.push(MysqlTable {
             id,
             columns,
@@ -117,7 +133,12 @@ pub async fn read_tables(conn: &mut Conn, database: &str, table: Option<&str>) -
 
 /// Refuses a server whose binlog cannot feed CDC, naming what to set.
 pub async fn check_server(conn: &mut Conn) -> Result<()> {
-    let row: Option<(Option<String>, Option<String>, Option<String>, Option<String>)> = conn
+    let row: Option<(
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    )> = conn
         .query_first(
             "SELECT @@GLOBAL.log_bin, @@GLOBAL.binlog_format, @@GLOBAL.binlog_row_image, \
              @@GLOBAL.binlog_row_metadata",

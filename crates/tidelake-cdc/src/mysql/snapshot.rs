@@ -8,16 +8,21 @@ use super::schema::{read_tables, MysqlTable};
 use super::types::from_text;
 use super::{emit, source_err, table_err, BinlogPosition, Events, MysqlConfig};
 use crate::error::Result;
-use crate::event::{ChangeKind, CdcValue, RowChange, SourceEvent};
+use crate::event::{CdcValue, ChangeKind, RowChange, SourceEvent};
 
 async fn query_drop(conn: &mut Conn, sql: &str) -> Result<()> {
-    conn.query_drop(sql).await.map_err(|e| source_err(format!("{sql}: {e}")))
+    conn.query_drop(sql)
+        .await
+        .map_err(|e| source_err(format!("{sql}: {e}")))
 }
 
 /// The GTID state at a binlog file and offset (MariaDB).
 async fn gtid_at(conn: &mut Conn, position: &mut BinlogPosition) -> Result<()> {
     let state: Option<Option<String>> = conn
-        .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&position.file, position.offset))
+        .exec_first(
+            "SELECT BINLOG_GTID_POS(?, ?)",
+            (&position.file, position.offset),
+        )
         .await
         .map_err(|e| source_err(format!("BINLOG_GTID_POS: {e}")))?;
     position
@@ -31,7 +36,8 @@ pub async fn current_position(conn: &mut Conn, mariadb: bool) -> Result<BinlogPo
         .query_first("SHOW MASTER STATUS")
         .await
         .map_err(|e| source_err(format!("SHOW MASTER STATUS: {e}")))?;
-    let row = row.ok_or_else(|| source_err("SHOW MASTER STATUS is empty: the binary log is off"))?;
+    let row =
+        row.ok_or_else(|| source_err("SHOW MASTER STATUS is empty: the binary log is off"))?;
     let mut position = BinlogPosition {
         file: row.get::<String, _>(0).unwrap_or_default(),
         offset: row.get::<u64, _>(1).unwrap_or(4),
@@ -46,7 +52,11 @@ pub async fn current_position(conn: &mut Conn, mariadb: bool) -> Result<BinlogPo
 /// Opens the consistent read view and returns its binlog position.
 async fn open_view(conn: &mut Conn, mariadb: bool) -> Result<BinlogPosition> {
     query_drop(conn, "SET SESSION time_zone = '+00:00'").await?;
-    query_drop(conn, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await?;
+    query_drop(
+        conn,
+        "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+    )
+    .await?;
     if !mariadb {
         // MySQL has no binlog_snapshot_*: hold writes while the view opens.
         query_drop(conn, "FLUSH TABLES WITH READ LOCK").await?;
@@ -65,13 +75,17 @@ async fn open_view(conn: &mut Conn, mariadb: bool) -> Result<BinlogPosition> {
         match name.to_ascii_lowercase().as_str() {
             "binlog_snapshot_file" => position.file = value,
             "binlog_snapshot_position" => {
-                position.offset = value.parse().map_err(|_| source_err(format!("bad binlog_snapshot_position {value:?}")))?
+                position.offset = value
+                    .parse()
+                    .map_err(|_| source_err(format!("bad binlog_snapshot_position {value:?}")))?
             }
             _ => {}
         }
     }
     if position.file.is_empty() {
-        return Err(source_err("the server reports no binlog_snapshot_file: is log-bin set?"));
+        return Err(source_err(
+            "the server reports no binlog_snapshot_file: is log-bin set?",
+        ));
     }
     gtid_at(conn, &mut position).await?;
     Ok(position)
@@ -98,7 +112,15 @@ pub async fn run(
     }
     for table in &tables {
         let schema = table.schema();
-        if !emit(tx, SourceEvent::Schema { table: table.id.clone(), schema }).await {
+        if !emit(
+            tx,
+            SourceEvent::Schema {
+                table: table.id.clone(),
+                schema,
+            },
+        )
+        .await
+        {
             return Ok(None);
         }
         if !copy_table(conn, table, tx).await? {
@@ -106,7 +128,14 @@ pub async fn run(
         }
     }
     query_drop(conn, "COMMIT").await?;
-    if !emit(tx, SourceEvent::Commit { position: position.to_source() }).await {
+    if !emit(
+        tx,
+        SourceEvent::Commit {
+            position: position.to_source(),
+        },
+    )
+    .await
+    {
         return Ok(None);
     }
     Ok(Some((position, tables)))
@@ -141,7 +170,10 @@ async fn copy_table(conn: &mut Conn, table: &MysqlTable, tx: Events<'_>) -> Resu
                 Some(Value::Bytes(bytes)) => from_text(&column.kind, &bytes)
                     .map_err(|e| table_err(&table.id, format!("column {}: {e}", column.name)))?,
                 Some(other) => {
-                    return Err(table_err(&table.id, format!("column {}: unexpected value {other:?}", column.name)))
+                    return Err(table_err(
+                        &table.id,
+                        format!("column {}: unexpected value {other:?}", column.name),
+                    ))
                 }
             });
         }

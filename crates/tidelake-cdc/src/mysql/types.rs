@@ -23,12 +23,17 @@ use crate::event::CdcValue;
 pub enum ColumnKind {
     Boolean,
     /// A signed or unsigned integer of `bits` width.
-    Integer { bits: u32, unsigned: bool },
+    Integer {
+        bits: u32,
+        unsigned: bool,
+    },
     /// BIGINT UNSIGNED, as DECIMAL(20, 0).
     UnsignedBigint,
     Float,
     Double,
-    Decimal { scale: u32 },
+    Decimal {
+        scale: u32,
+    },
     /// DECIMAL beyond Paimon's precision, kept as its text.
     DecimalString,
     Date,
@@ -107,7 +112,10 @@ pub fn map_column(def: &ColumnDef) -> Result<MysqlColumn, String> {
         "decimal" | "numeric" | "fixed" if precision > MAX_DECIMAL_PRECISION => {
             (ColumnKind::DecimalString, K::VarChar(MAX_LENGTH))
         }
-        "decimal" | "numeric" | "fixed" => (ColumnKind::Decimal { scale }, K::Decimal { precision, scale }),
+        "decimal" | "numeric" | "fixed" => (
+            ColumnKind::Decimal { scale },
+            K::Decimal { precision, scale },
+        ),
         "bit" if precision <= 1 => (ColumnKind::Boolean, K::Boolean),
         "bit" => (ColumnKind::Bits, K::Binary(precision.div_ceil(8))),
         "date" => (ColumnKind::Date, K::Date),
@@ -120,7 +128,10 @@ pub fn map_column(def: &ColumnDef) -> Result<MysqlColumn, String> {
         "tinytext" | "text" | "mediumtext" | "longtext" | "json" => {
             (ColumnKind::Text, K::VarChar(MAX_LENGTH))
         }
-        "enum" => (ColumnKind::Enum(parse_members(&def.column_type)), K::VarChar(MAX_LENGTH)),
+        "enum" => (
+            ColumnKind::Enum(parse_members(&def.column_type)),
+            K::VarChar(MAX_LENGTH),
+        ),
         "set" => (
             ColumnKind::Set(parse_members(&def.column_type)),
             K::Array(Box::new(DataType::string())),
@@ -128,9 +139,15 @@ pub fn map_column(def: &ColumnDef) -> Result<MysqlColumn, String> {
         "binary" => (ColumnKind::Bytes, K::Binary(length)),
         "varbinary" => (ColumnKind::Bytes, K::VarBinary(length)),
         "tinyblob" | "blob" | "mediumblob" | "longblob" | "geometry" | "point" | "linestring"
-        | "polygon" | "multipoint" | "multilinestring" | "multipolygon"
-        | "geometrycollection" => (ColumnKind::Bytes, K::VarBinary(MAX_LENGTH)),
-        other => return Err(format!("column {}: type {other} ({}) has no Paimon mapping", def.name, def.column_type)),
+        | "polygon" | "multipoint" | "multilinestring" | "multipolygon" | "geometrycollection" => {
+            (ColumnKind::Bytes, K::VarBinary(MAX_LENGTH))
+        }
+        other => {
+            return Err(format!(
+                "column {}: type {other} ({}) has no Paimon mapping",
+                def.name, def.column_type
+            ))
+        }
     };
     Ok(MysqlColumn {
         name: def.name.clone(),
@@ -183,27 +200,45 @@ pub fn from_text(kind: &ColumnKind, text: &[u8]) -> Result<CdcValue, String> {
     Ok(match kind {
         ColumnKind::Boolean => match text {
             [b] if *b <= 1 => CdcValue::Boolean(*b == 1),
-            _ => CdcValue::Boolean(s().trim().parse::<i64>().map_err(|_| parse_err("a boolean"))? != 0),
+            _ => CdcValue::Boolean(
+                s().trim()
+                    .parse::<i64>()
+                    .map_err(|_| parse_err("a boolean"))?
+                    != 0,
+            ),
         },
-        ColumnKind::Integer { .. } | ColumnKind::Year => {
-            CdcValue::Int(s().trim().parse::<i64>().map_err(|_| parse_err("an integer"))?)
-        }
+        ColumnKind::Integer { .. } | ColumnKind::Year => CdcValue::Int(
+            s().trim()
+                .parse::<i64>()
+                .map_err(|_| parse_err("an integer"))?,
+        ),
         ColumnKind::UnsignedBigint => CdcValue::Decimal(
-            s().trim().parse::<i128>().map_err(|_| parse_err("an integer"))?,
+            s().trim()
+                .parse::<i128>()
+                .map_err(|_| parse_err("an integer"))?,
             0,
         ),
         ColumnKind::Float => CdcValue::Float(s().trim().parse().map_err(|_| parse_err("a float"))?),
-        ColumnKind::Double => CdcValue::Double(s().trim().parse().map_err(|_| parse_err("a double"))?),
-        ColumnKind::Decimal { scale } => {
-            CdcValue::Decimal(parse_decimal(&s(), *scale).ok_or_else(|| parse_err("a decimal"))?, *scale)
+        ColumnKind::Double => {
+            CdcValue::Double(s().trim().parse().map_err(|_| parse_err("a double"))?)
         }
-        ColumnKind::DecimalString | ColumnKind::Text | ColumnKind::Enum(_) => CdcValue::String(s().into_owned()),
+        ColumnKind::Decimal { scale } => CdcValue::Decimal(
+            parse_decimal(&s(), *scale).ok_or_else(|| parse_err("a decimal"))?,
+            *scale,
+        ),
+        ColumnKind::DecimalString | ColumnKind::Text | ColumnKind::Enum(_) => {
+            CdcValue::String(s().into_owned())
+        }
         ColumnKind::Set(_) => {
             let text = s();
             if text.is_empty() {
                 CdcValue::Array(Vec::new())
             } else {
-                CdcValue::Array(text.split(',').map(|m| CdcValue::String(m.to_string())).collect())
+                CdcValue::Array(
+                    text.split(',')
+                        .map(|m| CdcValue::String(m.to_string()))
+                        .collect(),
+                )
             }
         }
         ColumnKind::Bytes | ColumnKind::Bits => CdcValue::Bytes(text.to_vec()),
@@ -240,7 +275,9 @@ pub fn from_binlog(kind: &ColumnKind, value: BinlogValue<'_>) -> Result<CdcValue
             return Ok(CdcValue::String(json.to_string()));
         }
         BinlogValue::JsonDiff(_) => {
-            return Err("partial JSON updates are not supported: set binlog_row_value_options=''".into())
+            return Err(
+                "partial JSON updates are not supported: set binlog_row_value_options=''".into(),
+            )
         }
     };
     Ok(match (kind, value) {
@@ -264,15 +301,14 @@ pub fn from_binlog(kind: &ColumnKind, value: BinlogValue<'_>) -> Result<CdcValue
         (ColumnKind::Float, Value::Double(v)) => CdcValue::Float(v as f32),
         (ColumnKind::Double, Value::Double(v)) => CdcValue::Double(v),
         (ColumnKind::Double, Value::Float(v)) => CdcValue::Double(v as f64),
-        (ColumnKind::Enum(members), Value::Int(index)) => match index {
-            0 => CdcValue::String(String::new()),
-            i => CdcValue::String(
-                members
-                    .get(i as usize - 1)
-                    .cloned()
-                    .ok_or_else(|| format!("ENUM index {i} beyond its {} members", members.len()))?,
-            ),
-        },
+        (ColumnKind::Enum(members), Value::Int(index)) => {
+            match index {
+                0 => CdcValue::String(String::new()),
+                i => CdcValue::String(members.get(i as usize - 1).cloned().ok_or_else(|| {
+                    format!("ENUM index {i} beyond its {} members", members.len())
+                })?),
+            }
+        }
         (ColumnKind::Set(members), Value::Bytes(mask)) => {
             let chosen = members
                 .iter()
@@ -300,7 +336,8 @@ pub fn from_binlog(kind: &ColumnKind, value: BinlogValue<'_>) -> Result<CdcValue
         (ColumnKind::Timestamp, Value::Bytes(b)) => {
             // "seconds[.micros]" since the epoch
             let text = String::from_utf8_lossy(&b);
-            let micros = parse_epoch_micros(&text).ok_or_else(|| format!("bad TIMESTAMP {text:?}"))?;
+            let micros =
+                parse_epoch_micros(&text).ok_or_else(|| format!("bad TIMESTAMP {text:?}"))?;
             if micros == 0 {
                 CdcValue::Null
             } else {
@@ -308,11 +345,17 @@ pub fn from_binlog(kind: &ColumnKind, value: BinlogValue<'_>) -> Result<CdcValue
             }
         }
         (ColumnKind::Time, Value::Time(neg, days, h, m, s, us)) => {
-            let micros = (((days as i64 * 24 + h as i64) * 60 + m as i64) * 60 + s as i64) * 1_000_000 + us as i64;
+            let micros = (((days as i64 * 24 + h as i64) * 60 + m as i64) * 60 + s as i64)
+                * 1_000_000
+                + us as i64;
             CdcValue::Time(if neg { -micros } else { micros })
         }
         (kind, Value::Bytes(b)) => from_text(kind, &b)?,
-        (kind, value) => return Err(format!("unexpected binlog value {value:?} for a {kind:?} column")),
+        (kind, value) => {
+            return Err(format!(
+                "unexpected binlog value {value:?} for a {kind:?} column"
+            ))
+        }
     })
 }
 
@@ -321,11 +364,16 @@ fn days_since_epoch(date: NaiveDate) -> i32 {
 }
 
 fn is_zero_date(text: &str) -> bool {
-    text.starts_with("0000-00-00") || text.get(5..10).is_some_and(|md| md.starts_with("00") || md.ends_with("00"))
+    text.starts_with("0000-00-00")
+        || text
+            .get(5..10)
+            .is_some_and(|md| md.starts_with("00") || md.ends_with("00"))
 }
 
 fn parse_date(text: &str) -> Option<i32> {
-    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok().map(days_since_epoch)
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .ok()
+        .map(days_since_epoch)
 }
 
 fn parse_datetime(text: &str) -> Option<i64> {
@@ -376,9 +424,14 @@ pub fn parse_decimal(text: &str, scale: u32) -> Option<i128> {
         return None;
     }
     let mut unscaled: i128 = 0;
-    let padded = frac.chars().chain(std::iter::repeat('0')).take(scale as usize);
+    let padded = frac
+        .chars()
+        .chain(std::iter::repeat('0'))
+        .take(scale as usize);
     for c in int.chars().chain(padded) {
-        unscaled = unscaled.checked_mul(10)?.checked_add(c.to_digit(10)? as i128)?;
+        unscaled = unscaled
+            .checked_mul(10)?
+            .checked_add(c.to_digit(10)? as i128)?;
     }
     Some(if neg { -unscaled } else { unscaled })
 }
@@ -389,7 +442,10 @@ mod tests {
 
     #[test]
     fn members_of_enum_and_set() {
-        assert_eq!(parse_members("enum('a','b''c','d,e')"), vec!["a", "b'c", "d,e"]);
+        assert_eq!(
+            parse_members("enum('a','b''c','d,e')"),
+            vec!["a", "b'c", "d,e"]
+        );
         assert_eq!(parse_members("set('x')"), vec!["x"]);
     }
 
@@ -398,19 +454,34 @@ mod tests {
         assert_eq!(parse_decimal("-123.4", 2), Some(-12340));
         assert_eq!(parse_decimal("7", 0), Some(7));
         assert_eq!(parse_decimal("1.234", 2), None);
-        assert_eq!(parse_time("-838:59:59.5"), Some(-(838 * 3600 + 59 * 60 + 59) * 1_000_000 - 500_000));
+        assert_eq!(
+            parse_time("-838:59:59.5"),
+            Some(-(838 * 3600 + 59 * 60 + 59) * 1_000_000 - 500_000)
+        );
         assert_eq!(parse_date("1970-01-02"), Some(1));
         assert!(is_zero_date("0000-00-00 00:00:00"));
-        assert_eq!(from_text(&ColumnKind::Date, b"0000-00-00"), Ok(CdcValue::Null));
+        assert_eq!(
+            from_text(&ColumnKind::Date, b"0000-00-00"),
+            Ok(CdcValue::Null)
+        );
         assert_eq!(parse_epoch_micros("12.5"), Some(12_500_000));
     }
 
     #[test]
     fn unsigned_values_read_as_signed_are_unwrapped() {
-        let kind = ColumnKind::Integer { bits: 8, unsigned: true };
-        assert_eq!(from_binlog(&kind, BinlogValue::Value(Value::Int(-56))), Ok(CdcValue::Int(200)));
+        let kind = ColumnKind::Integer {
+            bits: 8,
+            unsigned: true,
+        };
         assert_eq!(
-            from_binlog(&ColumnKind::UnsignedBigint, BinlogValue::Value(Value::Int(-1))),
+            from_binlog(&kind, BinlogValue::Value(Value::Int(-56))),
+            Ok(CdcValue::Int(200))
+        );
+        assert_eq!(
+            from_binlog(
+                &ColumnKind::UnsignedBigint,
+                BinlogValue::Value(Value::Int(-1))
+            ),
             Ok(CdcValue::Decimal(u64::MAX as i128, 0))
         );
     }

@@ -22,7 +22,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use tidelake_format::types::{DataType, DataTypeKind, MAX_LENGTH};
 
-use crate::event::{CdcValue, ChangeKind, RowChange, SourceColumn, SourceEvent, SourceSchema, SourceTableId};
+use crate::event::{
+    CdcValue, ChangeKind, RowChange, SourceColumn, SourceEvent, SourceSchema, SourceTableId,
+};
 use crate::mysql::types::{from_text, map_column, ColumnDef, ColumnKind};
 
 /// The message formats.
@@ -77,7 +79,11 @@ enum ValueKind {
     /// MySQL text values (Canal).
     Mysql(ColumnKind),
     /// A Kafka Connect type with its logical name (Debezium).
-    Connect { ty: String, name: String, scale: u32 },
+    Connect {
+        ty: String,
+        name: String,
+        scale: u32,
+    },
     /// Any JSON value as text.
     Text,
 }
@@ -153,7 +159,11 @@ impl Decoder {
     fn keys(&self, from_message: Option<&Value>) -> Vec<String> {
         let named: Vec<String> = from_message
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         if named.is_empty() {
             self.primary_keys.clone()
@@ -163,7 +173,12 @@ impl Decoder {
     }
 
     /// Records `state` for `table`, emitting a schema event if it changed.
-    fn table_state(&mut self, table: &SourceTableId, state: TableState, events: &mut Vec<SourceEvent>) {
+    fn table_state(
+        &mut self,
+        table: &SourceTableId,
+        state: TableState,
+        events: &mut Vec<SourceEvent>,
+    ) {
         if self.tables.get(table) != Some(&state) {
             events.push(SourceEvent::Schema {
                 table: table.clone(),
@@ -178,33 +193,54 @@ impl Decoder {
             (schema, Some(payload)) => (schema, payload),
             (_, None) => (None, json),
         };
-        let op = field(payload, "op").and_then(Value::as_str).ok_or("no \"op\" field")?;
+        let op = field(payload, "op")
+            .and_then(Value::as_str)
+            .ok_or("no \"op\" field")?;
         let kinds: &[(ChangeKind, &str)] = match op {
             "c" | "r" => &[(ChangeKind::Insert, "after")],
-            "u" => &[(ChangeKind::UpdateBefore, "before"), (ChangeKind::UpdateAfter, "after")],
+            "u" => &[
+                (ChangeKind::UpdateBefore, "before"),
+                (ChangeKind::UpdateAfter, "after"),
+            ],
             "d" => &[(ChangeKind::Delete, "before")],
-            "t" | "m" => return Ok(Decoded { events: Vec::new(), ends_transaction: true }),
+            "t" | "m" => {
+                return Ok(Decoded {
+                    events: Vec::new(),
+                    ends_transaction: true,
+                })
+            }
             other => return Err(format!("unknown Debezium op {other:?}")),
         };
         let source = field(payload, "source").ok_or("no \"source\" block")?;
-        let db = field(source, "db").and_then(Value::as_str).ok_or("no source.db")?;
-        let table_name = field(source, "table").and_then(Value::as_str).ok_or("no source.table")?;
+        let db = field(source, "db")
+            .and_then(Value::as_str)
+            .ok_or("no source.db")?;
+        let table_name = field(source, "table")
+            .and_then(Value::as_str)
+            .ok_or("no source.table")?;
         let table = SourceTableId::new(db, table_name);
         let image_name = kinds[kinds.len() - 1].1;
         let state = match schema {
             Some(schema) => debezium_schema(schema, image_name, self.keys(None))?,
             None => {
-                let image = field(payload, image_name).ok_or_else(|| format!("no \"{image_name}\" image"))?;
+                let image = field(payload, image_name)
+                    .ok_or_else(|| format!("no \"{image_name}\" image"))?;
                 let names = serde_json::from_value::<Ordered>(image.clone())
                     .map_err(|e| format!("\"{image_name}\" is not an object: {e}"))?;
-                text_state(names.0.iter().map(|(n, _)| n.clone()).collect(), self.keys(None))
+                text_state(
+                    names.0.iter().map(|(n, _)| n.clone()).collect(),
+                    self.keys(None),
+                )
             }
         };
         let mut events = Vec::new();
         self.table_state(&table, state.clone(), &mut events);
-        let op_ts = field(payload, "ts_ms").and_then(Value::as_i64).map(|ms| ms * 1000);
+        let op_ts = field(payload, "ts_ms")
+            .and_then(Value::as_i64)
+            .map(|ms| ms * 1000);
         for (kind, image_name) in kinds {
-            let image = field(payload, image_name).ok_or_else(|| format!("op {op:?} without a \"{image_name}\" image"))?;
+            let image = field(payload, image_name)
+                .ok_or_else(|| format!("op {op:?} without a \"{image_name}\" image"))?;
             let values = read_image(&state, image, None)?;
             events.push(change(&table, *kind, values, op_ts));
         }
@@ -222,12 +258,15 @@ impl Decoder {
         if field(json, "isDdl").and_then(Value::as_bool) == Some(true) {
             return Ok(none);
         }
-        let op = field(json, "type").and_then(Value::as_str).ok_or("no \"type\" field")?;
+        let op = field(json, "type")
+            .and_then(Value::as_str)
+            .ok_or("no \"type\" field")?;
         let op = match op {
             "INSERT" => ChangeKind::Insert,
             "UPDATE" => ChangeKind::UpdateAfter,
             "DELETE" => ChangeKind::Delete,
-            "CREATE" | "ALTER" | "ERASE" | "QUERY" | "TRUNCATE" | "RENAME" | "CINDEX" | "DINDEX" => return Ok(none),
+            "CREATE" | "ALTER" | "ERASE" | "QUERY" | "TRUNCATE" | "RENAME" | "CINDEX"
+            | "DINDEX" => return Ok(none),
             other => return Err(format!("unknown Canal type {other:?}")),
         };
         let table = table_of(json, "database", "table")?;
@@ -237,17 +276,24 @@ impl Decoder {
             #[serde(rename = "mysqlType")]
             mysql_type: Option<Ordered>,
         }
-        let types: Types = serde_json::from_slice(payload).map_err(|e| format!("bad mysqlType: {e}"))?;
+        let types: Types =
+            serde_json::from_slice(payload).map_err(|e| format!("bad mysqlType: {e}"))?;
         let keys = self.keys(json.get("pkNames"));
         let state = match types.mysql_type {
             Some(types) => canal_state(&types.0, keys)?,
-            None => return Err("no \"mysqlType\": Canal messages need it for the column types".into()),
+            None => {
+                return Err("no \"mysqlType\": Canal messages need it for the column types".into())
+            }
         };
         let mut events = Vec::new();
         self.table_state(&table, state.clone(), &mut events);
-        let rows = field(json, "data").and_then(Value::as_array).ok_or("no \"data\" array")?;
+        let rows = field(json, "data")
+            .and_then(Value::as_array)
+            .ok_or("no \"data\" array")?;
         let olds = field(json, "old").and_then(Value::as_array);
-        let op_ts = field(json, "es").and_then(Value::as_i64).map(|ms| ms * 1000);
+        let op_ts = field(json, "es")
+            .and_then(Value::as_i64)
+            .map(|ms| ms * 1000);
         for (i, row) in rows.iter().enumerate() {
             let values = read_image(&state, row, None)?;
             if op == ChangeKind::UpdateAfter {
@@ -264,13 +310,16 @@ impl Decoder {
     }
 
     fn maxwell(&mut self, json: &Value, payload: &[u8]) -> Result<Decoded, String> {
-        let op = field(json, "type").and_then(Value::as_str).ok_or("no \"type\" field")?;
+        let op = field(json, "type")
+            .and_then(Value::as_str)
+            .ok_or("no \"type\" field")?;
         let op = match op {
             "insert" | "bootstrap-insert" => ChangeKind::Insert,
             "update" => ChangeKind::UpdateAfter,
             "delete" => ChangeKind::Delete,
-            "bootstrap-start" | "bootstrap-complete" | "table-create" | "table-alter" | "table-drop"
-            | "database-create" | "database-alter" | "database-drop" | "heartbeat" => {
+            "bootstrap-start" | "bootstrap-complete" | "table-create" | "table-alter"
+            | "table-drop" | "database-create" | "database-alter" | "database-drop"
+            | "heartbeat" => {
                 return Ok(Decoded {
                     events: Vec::new(),
                     ends_transaction: true,
@@ -283,7 +332,8 @@ impl Decoder {
         struct Data {
             data: Option<Ordered>,
         }
-        let data: Data = serde_json::from_slice(payload).map_err(|e| format!("bad \"data\": {e}"))?;
+        let data: Data =
+            serde_json::from_slice(payload).map_err(|e| format!("bad \"data\": {e}"))?;
         let data = data.data.ok_or("no \"data\" object")?;
         // Columns: those known so far, then any new ones in message order.
         let mut names: Vec<String> = self
@@ -300,7 +350,9 @@ impl Decoder {
         let mut events = Vec::new();
         self.table_state(&table, state.clone(), &mut events);
         let row = json.get("data").ok_or("no \"data\" object")?;
-        let op_ts = field(json, "ts").and_then(Value::as_i64).map(|s| s * 1_000_000);
+        let op_ts = field(json, "ts")
+            .and_then(Value::as_i64)
+            .map(|s| s * 1_000_000);
         if op == ChangeKind::UpdateAfter {
             let before = read_image(&state, row, json.get("old"))?;
             events.push(change(&table, ChangeKind::UpdateBefore, before, op_ts));
@@ -316,7 +368,12 @@ impl Decoder {
     }
 }
 
-fn change(table: &SourceTableId, kind: ChangeKind, values: Vec<CdcValue>, op_ts: Option<i64>) -> SourceEvent {
+fn change(
+    table: &SourceTableId,
+    kind: ChangeKind,
+    values: Vec<CdcValue>,
+    op_ts: Option<i64>,
+) -> SourceEvent {
     SourceEvent::Change(RowChange {
         table: table.clone(),
         kind,
@@ -326,8 +383,12 @@ fn change(table: &SourceTableId, kind: ChangeKind, values: Vec<CdcValue>, op_ts:
 }
 
 fn table_of(json: &Value, db: &str, table: &str) -> Result<SourceTableId, String> {
-    let db = field(json, db).and_then(Value::as_str).ok_or_else(|| format!("no \"{db}\" field"))?;
-    let table = field(json, table).and_then(Value::as_str).ok_or_else(|| format!("no \"{table}\" field"))?;
+    let db = field(json, db)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("no \"{db}\" field"))?;
+    let table = field(json, table)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("no \"{table}\" field"))?;
     Ok(SourceTableId::new(db, table))
 }
 
@@ -335,7 +396,11 @@ fn column(name: &str, data_type: DataType, source_type: &str, keys: &[String]) -
     let key = keys.iter().any(|k| k == name);
     SourceColumn {
         name: name.to_string(),
-        data_type: if key { data_type.with_nullable(false) } else { data_type },
+        data_type: if key {
+            data_type.with_nullable(false)
+        } else {
+            data_type
+        },
         source_type: source_type.to_string(),
         comment: None,
     }
@@ -345,7 +410,10 @@ fn text_state(names: Vec<String>, keys: Vec<String>) -> TableState {
     TableState {
         kinds: vec![ValueKind::Text; names.len()],
         schema: SourceSchema {
-            columns: names.iter().map(|n| column(n, string_type(), "string", &keys)).collect(),
+            columns: names
+                .iter()
+                .map(|n| column(n, string_type(), "string", &keys))
+                .collect(),
             primary_key: keys,
         },
     }
@@ -355,12 +423,20 @@ fn text_state(names: Vec<String>, keys: Vec<String>) -> TableState {
 /// in information_schema's terms.
 fn mysql_column_def(name: &str, spelled: &str) -> ColumnDef {
     let lower = spelled.trim().to_ascii_lowercase();
-    let base = lower.split(['(', ' ']).next().unwrap_or_default().to_string();
+    let base = lower
+        .split(['(', ' '])
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let args: Vec<u64> = lower
         .split_once('(')
         .and_then(|(_, rest)| rest.split_once(')'))
         .filter(|_| base != "enum" && base != "set")
-        .map(|(args, _)| args.split(',').filter_map(|a| a.trim().parse().ok()).collect())
+        .map(|(args, _)| {
+            args.split(',')
+                .filter_map(|a| a.trim().parse().ok())
+                .collect()
+        })
         .unwrap_or_default();
     let mut def = ColumnDef {
         name: name.to_string(),
@@ -386,7 +462,9 @@ fn canal_state(types: &[(String, Value)], keys: Vec<String>) -> Result<TableStat
     let mut columns = Vec::new();
     let mut kinds = Vec::new();
     for (name, spelled) in types {
-        let spelled = spelled.as_str().ok_or_else(|| format!("mysqlType of {name} is not a string"))?;
+        let spelled = spelled
+            .as_str()
+            .ok_or_else(|| format!("mysqlType of {name} is not a string"))?;
         let mapped = map_column(&mysql_column_def(name, spelled))?;
         columns.push(column(name, mapped.data_type, spelled, &keys));
         kinds.push(ValueKind::Mysql(mapped.kind));
@@ -402,16 +480,29 @@ fn canal_state(types: &[(String, Value)], keys: Vec<String>) -> Result<TableStat
 
 /// The Paimon type of a Debezium (Kafka Connect) field.
 fn connect_type(field: &Value) -> Result<(DataType, ValueKind, String), String> {
-    let ty = field.get("type").and_then(Value::as_str).unwrap_or("string");
+    let ty = field
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("string");
     let name = field.get("name").and_then(Value::as_str).unwrap_or("");
-    let optional = field.get("optional").and_then(Value::as_bool).unwrap_or(true);
+    let optional = field
+        .get("optional")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
     let params = field.get("parameters");
-    let param = |key: &str| params.and_then(|p| p.get(key)).and_then(text_of).and_then(|v| v.parse::<u32>().ok());
+    let param = |key: &str| {
+        params
+            .and_then(|p| p.get(key))
+            .and_then(text_of)
+            .and_then(|v| v.parse::<u32>().ok())
+    };
     let scale = param("scale").unwrap_or(0);
     use DataTypeKind as K;
     let kind = match (ty, name) {
         (_, "io.debezium.time.Date" | "org.apache.kafka.connect.data.Date") => K::Date,
-        (_, "io.debezium.time.Timestamp" | "org.apache.kafka.connect.data.Timestamp") => K::Timestamp(3),
+        (_, "io.debezium.time.Timestamp" | "org.apache.kafka.connect.data.Timestamp") => {
+            K::Timestamp(3)
+        }
         (_, "io.debezium.time.MicroTimestamp") => K::Timestamp(6),
         (_, "io.debezium.time.NanoTimestamp") => K::Timestamp(9),
         (_, "io.debezium.time.ZonedTimestamp") => K::TimestampLtz(6),
@@ -434,14 +525,22 @@ fn connect_type(field: &Value) -> Result<(DataType, ValueKind, String), String> 
         ("boolean", _) => K::Boolean,
         ("bytes", _) => K::VarBinary(MAX_LENGTH),
         ("string", _) => K::VarChar(MAX_LENGTH),
-        (other, _) => return Err(format!("Debezium field type {other:?} has no Paimon mapping")),
+        (other, _) => {
+            return Err(format!(
+                "Debezium field type {other:?} has no Paimon mapping"
+            ))
+        }
     };
     let kind_of_values = ValueKind::Connect {
         ty: ty.to_string(),
         name: name.to_string(),
         scale,
     };
-    let spelled = if name.is_empty() { ty.to_string() } else { format!("{ty} ({name})") };
+    let spelled = if name.is_empty() {
+        ty.to_string()
+    } else {
+        format!("{ty} ({name})")
+    };
     Ok((DataType::new(kind, optional), kind_of_values, spelled))
 }
 
@@ -449,15 +548,22 @@ fn debezium_schema(schema: &Value, image: &str, keys: Vec<String>) -> Result<Tab
     let fields = schema
         .get("fields")
         .and_then(Value::as_array)
-        .and_then(|f| f.iter().find(|f| f.get("field").and_then(Value::as_str) == Some(image)))
+        .and_then(|f| {
+            f.iter()
+                .find(|f| f.get("field").and_then(Value::as_str) == Some(image))
+        })
         .and_then(|f| f.get("fields"))
         .and_then(Value::as_array)
         .ok_or_else(|| format!("the schema has no fields for \"{image}\""))?;
     let mut columns = Vec::new();
     let mut kinds = Vec::new();
     for f in fields {
-        let name = f.get("field").and_then(Value::as_str).ok_or("a schema field without a name")?;
-        let (data_type, kind, spelled) = connect_type(f).map_err(|e| format!("field {name}: {e}"))?;
+        let name = f
+            .get("field")
+            .and_then(Value::as_str)
+            .ok_or("a schema field without a name")?;
+        let (data_type, kind, spelled) =
+            connect_type(f).map_err(|e| format!("field {name}: {e}"))?;
         columns.push(column(name, data_type, &spelled, &keys));
         kinds.push(kind);
     }
@@ -472,7 +578,11 @@ fn debezium_schema(schema: &Value, image: &str, keys: Vec<String>) -> Result<Tab
 
 /// A row image's values in schema order; `overlay` (Canal's and Maxwell's
 /// `old`: the changed columns' previous values) wins where it has a key.
-fn read_image(state: &TableState, image: &Value, overlay: Option<&Value>) -> Result<Vec<CdcValue>, String> {
+fn read_image(
+    state: &TableState,
+    image: &Value,
+    overlay: Option<&Value>,
+) -> Result<Vec<CdcValue>, String> {
     let image = image.as_object().ok_or("a row image is not an object")?;
     let overlay = overlay.and_then(Value::as_object);
     state
@@ -502,22 +612,37 @@ fn read_value(kind: &ValueKind, value: &Value) -> Result<CdcValue, String> {
 }
 
 fn connect_value(ty: &str, name: &str, scale: u32, value: &Value) -> Result<CdcValue, String> {
-    let int = || value.as_i64().ok_or_else(|| format!("{value} is not an integer"));
+    let int = || {
+        value
+            .as_i64()
+            .ok_or_else(|| format!("{value} is not an integer"))
+    };
     Ok(match (ty, name) {
-        (_, "io.debezium.time.Date" | "org.apache.kafka.connect.data.Date") => CdcValue::Date(int()? as i32),
-        (_, "io.debezium.time.Timestamp" | "org.apache.kafka.connect.data.Timestamp") => CdcValue::Timestamp(int()? * 1000),
+        (_, "io.debezium.time.Date" | "org.apache.kafka.connect.data.Date") => {
+            CdcValue::Date(int()? as i32)
+        }
+        (_, "io.debezium.time.Timestamp" | "org.apache.kafka.connect.data.Timestamp") => {
+            CdcValue::Timestamp(int()? * 1000)
+        }
         (_, "io.debezium.time.MicroTimestamp") => CdcValue::Timestamp(int()?),
         (_, "io.debezium.time.NanoTimestamp") => CdcValue::Timestamp(int()? / 1000),
         (_, "io.debezium.time.ZonedTimestamp") => {
-            let text = value.as_str().ok_or_else(|| format!("{value} is not a zoned timestamp"))?;
-            let ts = chrono::DateTime::parse_from_rfc3339(text).map_err(|e| format!("{text:?}: {e}"))?;
+            let text = value
+                .as_str()
+                .ok_or_else(|| format!("{value} is not a zoned timestamp"))?;
+            let ts =
+                chrono::DateTime::parse_from_rfc3339(text).map_err(|e| format!("{text:?}: {e}"))?;
             CdcValue::TimestampUtc(ts.timestamp_micros())
         }
-        (_, "io.debezium.time.Time" | "org.apache.kafka.connect.data.Time") => CdcValue::Time(int()? * 1000),
+        (_, "io.debezium.time.Time" | "org.apache.kafka.connect.data.Time") => {
+            CdcValue::Time(int()? * 1000)
+        }
         (_, "io.debezium.time.MicroTime") => CdcValue::Time(int()?),
         (_, "io.debezium.time.NanoTime") => CdcValue::Time(int()? / 1000),
         (_, "org.apache.kafka.connect.data.Decimal") => {
-            let text = value.as_str().ok_or_else(|| format!("{value} is not a base64 decimal"))?;
+            let text = value
+                .as_str()
+                .ok_or_else(|| format!("{value} is not a base64 decimal"))?;
             let bytes = base64_decode(text).ok_or_else(|| format!("{text:?} is not base64"))?;
             if bytes.len() > 16 {
                 return Err(format!("decimal {text:?} has more than 38 digits"));
@@ -530,11 +655,25 @@ fn connect_value(ty: &str, name: &str, scale: u32, value: &Value) -> Result<CdcV
             CdcValue::Decimal(unscaled, scale)
         }
         ("int8" | "int16" | "int32" | "int64", _) => CdcValue::Int(int()?),
-        ("float32", _) => CdcValue::Float(value.as_f64().ok_or_else(|| format!("{value} is not a number"))? as f32),
-        ("float64", _) => CdcValue::Double(value.as_f64().ok_or_else(|| format!("{value} is not a number"))?),
-        ("boolean", _) => CdcValue::Boolean(value.as_bool().ok_or_else(|| format!("{value} is not a boolean"))?),
+        ("float32", _) => CdcValue::Float(
+            value
+                .as_f64()
+                .ok_or_else(|| format!("{value} is not a number"))? as f32,
+        ),
+        ("float64", _) => CdcValue::Double(
+            value
+                .as_f64()
+                .ok_or_else(|| format!("{value} is not a number"))?,
+        ),
+        ("boolean", _) => CdcValue::Boolean(
+            value
+                .as_bool()
+                .ok_or_else(|| format!("{value} is not a boolean"))?,
+        ),
         ("bytes", _) => {
-            let text = value.as_str().ok_or_else(|| format!("{value} is not base64"))?;
+            let text = value
+                .as_str()
+                .ok_or_else(|| format!("{value} is not base64"))?;
             CdcValue::Bytes(base64_decode(text).ok_or_else(|| format!("{text:?} is not base64"))?)
         }
         _ => CdcValue::String(text_of(value).unwrap_or_default()),
@@ -575,14 +714,23 @@ mod tests {
         assert_eq!(base64_decode("AeJA").unwrap(), vec![0x01, 0xe2, 0x40]);
         assert_eq!(base64_decode("aGk=").unwrap(), b"hi");
         let def = mysql_column_def("p", "decimal(10,2) unsigned");
-        assert_eq!((def.numeric_precision, def.numeric_scale), (Some(10), Some(2)));
+        assert_eq!(
+            (def.numeric_precision, def.numeric_scale),
+            (Some(10), Some(2))
+        );
         assert_eq!(mysql_column_def("e", "enum('a','b')").data_type, "enum");
     }
 
     #[test]
     fn unknown_and_corrupt_messages_are_errors() {
         let mut decoder = Decoder::new(MessageFormat::CanalJson, Vec::new());
-        assert!(decoder.decode(b"{not json").unwrap_err().contains("not JSON"));
-        assert!(decoder.decode(br#"{"type":"UPSERT"}"#).unwrap_err().contains("UPSERT"));
+        assert!(decoder
+            .decode(b"{not json")
+            .unwrap_err()
+            .contains("not JSON"));
+        assert!(decoder
+            .decode(br#"{"type":"UPSERT"}"#)
+            .unwrap_err()
+            .contains("UPSERT"));
     }
 }

@@ -43,7 +43,11 @@ pub struct NatsConfig {
 }
 
 impl NatsConfig {
-    pub fn new(server: impl Into<String>, stream: impl Into<String>, format: MessageFormat) -> Self {
+    pub fn new(
+        server: impl Into<String>,
+        stream: impl Into<String>,
+        format: MessageFormat,
+    ) -> Self {
         NatsConfig {
             server: server.into(),
             stream: stream.into(),
@@ -68,7 +72,12 @@ pub fn parse_position(position: &SourcePosition) -> Result<u64> {
         .0
         .strip_prefix("seq=")
         .and_then(|n| n.parse().ok())
-        .ok_or_else(|| CdcError::Config(format!("bad NATS position {:?}: expected seq=N", position.0)))
+        .ok_or_else(|| {
+            CdcError::Config(format!(
+                "bad NATS position {:?}: expected seq=N",
+                position.0
+            ))
+        })
 }
 
 pub struct NatsSource {
@@ -115,7 +124,12 @@ impl NatsSource {
                 ..Default::default()
             })
             .await
-            .map_err(|e| source_err(format!("stream {}: cannot create a consumer: {e}", config.stream)))?;
+            .map_err(|e| {
+                source_err(format!(
+                    "stream {}: cannot create a consumer: {e}",
+                    config.stream
+                ))
+            })?;
         let messages = consumer
             .messages()
             .await
@@ -147,7 +161,8 @@ async fn read(
     let mut open = false;
     loop {
         let next = if config.stop_at_end {
-            match tokio::time::timeout(std::time::Duration::from_millis(500), messages.next()).await {
+            match tokio::time::timeout(std::time::Duration::from_millis(500), messages.next()).await
+            {
                 Ok(next) => next,
                 Err(_) => return Ok(()),
             }
@@ -158,9 +173,12 @@ async fn read(
             return Ok(());
         };
         let message = message.map_err(|e| source_err(format!("stream {}: {e}", config.stream)))?;
-        let info = message
-            .info()
-            .map_err(|e| source_err(format!("stream {}: a message without JetStream metadata: {e}", config.stream)))?;
+        let info = message.info().map_err(|e| {
+            source_err(format!(
+                "stream {}: a message without JetStream metadata: {e}",
+                config.stream
+            ))
+        })?;
         let sequence = info.stream_sequence;
         let pending = info.pending;
         let decoded = decoder.decode(&message.payload).map_err(|e| {
@@ -172,7 +190,10 @@ async fn read(
         for event in decoded.events {
             // a table's messages up to its recorded sequence are committed
             if let SourceEvent::Change(change) = &event {
-                if skip.get(&change.table).is_some_and(|recorded| sequence <= *recorded) {
+                if skip
+                    .get(&change.table)
+                    .is_some_and(|recorded| sequence <= *recorded)
+                {
                     continue;
                 }
             }
@@ -185,9 +206,13 @@ async fn read(
             continue;
         }
         let end = if open {
-            SourceEvent::Commit { position: position(sequence) }
+            SourceEvent::Commit {
+                position: position(sequence),
+            }
         } else {
-            SourceEvent::Heartbeat { position: position(sequence) }
+            SourceEvent::Heartbeat {
+                position: position(sequence),
+            }
         };
         open = false;
         if tx.send(Ok(end)).await.is_err() {

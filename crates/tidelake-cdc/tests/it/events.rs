@@ -76,7 +76,10 @@ impl Materialized {
                         rows.insert(key, change.values.clone());
                     }
                     ChangeKind::Delete | ChangeKind::UpdateBefore => {
-                        assert!(rows.remove(&key).is_some(), "removing an absent row {change:?}");
+                        assert!(
+                            rows.remove(&key).is_some(),
+                            "removing an absent row {change:?}"
+                        );
                     }
                 }
             }

@@ -55,8 +55,15 @@ async fn wait_equal(catalog: &Catalog, conn: &mut Conn, running: &Running) {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let expected = source_rows(conn).await;
-        let exists = catalog.load_table(&Identifier::new("ods", "items")).await.is_ok();
-        let actual = if exists { read_rows(catalog, "ods", "items").await } else { Vec::new() };
+        let exists = catalog
+            .load_table(&Identifier::new("ods", "items"))
+            .await
+            .is_ok();
+        let actual = if exists {
+            read_rows(catalog, "ods", "items").await
+        } else {
+            Vec::new()
+        };
         if exists && actual == expected {
             return;
         }
@@ -70,20 +77,36 @@ async fn wait_equal(catalog: &Catalog, conn: &mut Conn, running: &Running) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_through_the_sink_snapshot_stream_and_restart() {
-    let mut conn = Conn::new(Opts::from_url("mysql://root@127.0.0.1:3306").unwrap()).await.unwrap();
-    conn.query_drop(format!("DROP DATABASE IF EXISTS {DB}")).await.unwrap();
-    conn.query_drop(format!("CREATE DATABASE {DB}")).await.unwrap();
+    let mut conn = Conn::new(Opts::from_url("mysql://root@127.0.0.1:3306").unwrap())
+        .await
+        .unwrap();
+    conn.query_drop(format!("DROP DATABASE IF EXISTS {DB}"))
+        .await
+        .unwrap();
+    conn.query_drop(format!("CREATE DATABASE {DB}"))
+        .await
+        .unwrap();
     conn.query_drop(format!("USE {DB}")).await.unwrap();
-    conn.query_drop("CREATE TABLE items (id INT PRIMARY KEY, v VARCHAR(20), n BIGINT)").await.unwrap();
-    let values: Vec<String> = (1..=500).map(|i| format!("({i}, 'v{i}', {})", i * 10)).collect();
-    conn.query_drop(format!("INSERT INTO items VALUES {}", values.join(","))).await.unwrap();
+    conn.query_drop("CREATE TABLE items (id INT PRIMARY KEY, v VARCHAR(20), n BIGINT)")
+        .await
+        .unwrap();
+    let values: Vec<String> = (1..=500)
+        .map(|i| format!("({i}, 'v{i}', {})", i * 10))
+        .collect();
+    conn.query_drop(format!("INSERT INTO items VALUES {}", values.join(",")))
+        .await
+        .unwrap();
     let dir = KeptOnFailure::new("cdc-mysql-sink");
     let catalog = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
 
     let running = start(&catalog, 92_001).await;
     wait_equal(&catalog, &mut conn, &running).await;
-    conn.query_drop("INSERT INTO items VALUES (1001, 'new', 1), (1002, NULL, NULL)").await.unwrap();
-    conn.query_drop("UPDATE items SET v = 'changed' WHERE id <= 10").await.unwrap();
+    conn.query_drop("INSERT INTO items VALUES (1001, 'new', 1), (1002, NULL, NULL)")
+        .await
+        .unwrap();
+    conn.query_drop("UPDATE items SET v = 'changed' WHERE id <= 10")
+        .await
+        .unwrap();
     conn.query_drop("BEGIN; DELETE FROM items WHERE id BETWEEN 11 AND 20; UPDATE items SET n = -1 WHERE id = 1001; COMMIT")
         .await
         .unwrap();
@@ -93,10 +116,16 @@ async fn mysql_through_the_sink_snapshot_stream_and_restart() {
     // recorded position.
     running.handle.abort();
     let _ = running.handle.await;
-    conn.query_drop("INSERT INTO items VALUES (2001, 'after', 2)").await.unwrap();
+    conn.query_drop("INSERT INTO items VALUES (2001, 'after', 2)")
+        .await
+        .unwrap();
     conn.query_drop("FLUSH BINARY LOGS").await.unwrap();
-    conn.query_drop("UPDATE items SET v = 'again' WHERE id BETWEEN 21 AND 30").await.unwrap();
-    conn.query_drop("DELETE FROM items WHERE id = 2").await.unwrap();
+    conn.query_drop("UPDATE items SET v = 'again' WHERE id BETWEEN 21 AND 30")
+        .await
+        .unwrap();
+    conn.query_drop("DELETE FROM items WHERE id = 2")
+        .await
+        .unwrap();
     let running = start(&catalog, 92_002).await;
     wait_equal(&catalog, &mut conn, &running).await;
     let _ = running.stop.send(true);

@@ -14,7 +14,9 @@ const SERVER: &str = "127.0.0.1:4222";
 
 /// A fresh stream `name` (subjects `name.>`) holding `messages` in order.
 async fn stream_with(name: &str, messages: &[Vec<u8>]) {
-    let client = async_nats::connect(SERVER).await.expect("NATS on 127.0.0.1:4222");
+    let client = async_nats::connect(SERVER)
+        .await
+        .expect("NATS on 127.0.0.1:4222");
     let js = jetstream::new(client);
     let _ = js.delete_stream(name).await;
     js.create_stream(stream::Config {
@@ -34,7 +36,10 @@ async fn stream_with(name: &str, messages: &[Vec<u8>]) {
 }
 
 fn fixture(file: &str) -> Vec<Vec<u8>> {
-    let path = format!("{}/tests/it/fixtures/nats/{file}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/it/fixtures/nats/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read_to_string(&path)
         .unwrap()
         .lines()
@@ -47,7 +52,10 @@ fn config(stream: &str, format: MessageFormat, resume: Option<SourcePosition>) -
     config.primary_keys = vec!["id".into()];
     config.stop_at_end = true;
     if let Some(position) = resume {
-        config.resume.tables.insert(SourceTableId::new("shop", "orders"), position);
+        config
+            .resume
+            .tables
+            .insert(SourceTableId::new("shop", "orders"), position);
     }
     config
 }
@@ -57,7 +65,9 @@ async fn read_all(config: NatsConfig) -> Result<Vec<SourceEvent>, String> {
     let mut source = NatsSource::start(config).await.map_err(|e| e.to_string())?;
     let mut events = Vec::new();
     loop {
-        let next = tokio::time::timeout(WAIT, source.next_event()).await.expect("no hang");
+        let next = tokio::time::timeout(WAIT, source.next_event())
+            .await
+            .expect("no hang");
         match next {
             Ok(Some(event)) => events.push(event),
             Ok(None) => return Ok(events),
@@ -80,9 +90,13 @@ fn schemas(events: &[SourceEvent]) -> Vec<Vec<String>> {
     events
         .iter()
         .filter_map(|e| match e {
-            SourceEvent::Schema { schema, .. } => {
-                Some(schema.columns.iter().map(|c| format!("{} {}", c.name, c.data_type)).collect())
-            }
+            SourceEvent::Schema { schema, .. } => Some(
+                schema
+                    .columns
+                    .iter()
+                    .map(|c| format!("{} {}", c.name, c.data_type))
+                    .collect(),
+            ),
             _ => None,
         })
         .collect()
@@ -95,7 +109,11 @@ fn after(events: &[SourceEvent], position: &str) -> Vec<SourceEvent> {
         .iter()
         .position(|e| matches!(e, SourceEvent::Commit { position: p } if p.0 == position))
         .unwrap();
-    events[at + 1..].iter().filter(|e| !matches!(e, SourceEvent::Schema { .. })).cloned().collect()
+    events[at + 1..]
+        .iter()
+        .filter(|e| !matches!(e, SourceEvent::Schema { .. }))
+        .cloned()
+        .collect()
 }
 
 /// Publishes the fixture, reads it whole, checks a resume from the second
@@ -105,8 +123,13 @@ async fn fixture_round_trip(stream: &str, file: &str, format: MessageFormat) -> 
     let events = read_all(config(stream, format, None)).await.unwrap();
     let positions = commits(&events);
     let resume = SourcePosition(positions[1].clone());
-    let resumed = read_all(config(stream, format, Some(resume))).await.unwrap();
-    let rest: Vec<SourceEvent> = resumed.into_iter().filter(|e| !matches!(e, SourceEvent::Schema { .. })).collect();
+    let resumed = read_all(config(stream, format, Some(resume)))
+        .await
+        .unwrap();
+    let rest: Vec<SourceEvent> = resumed
+        .into_iter()
+        .filter(|e| !matches!(e, SourceEvent::Schema { .. }))
+        .collect();
     assert_eq!(rest, after(&events, &positions[1]));
     events
 }
@@ -117,8 +140,16 @@ fn s(v: &str) -> CdcValue {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_debezium_json_fixture_with_resume_by_sequence() {
-    let events = fixture_round_trip("cdc_it_debezium", "debezium.jsonl", MessageFormat::DebeziumJson).await;
-    assert_eq!(commits(&events), ["seq=1", "seq=2", "seq=3", "seq=4", "seq=5"]);
+    let events = fixture_round_trip(
+        "cdc_it_debezium",
+        "debezium.jsonl",
+        MessageFormat::DebeziumJson,
+    )
+    .await;
+    assert_eq!(
+        commits(&events),
+        ["seq=1", "seq=2", "seq=3", "seq=4", "seq=5"]
+    );
     let base = [
         "id INT NOT NULL",
         "amount DECIMAL(10, 2)",
@@ -135,8 +166,21 @@ async fn nats_debezium_json_fixture_with_resume_by_sequence() {
     assert_eq!(
         view.table("shop", "orders"),
         vec![
-            vec![CdcValue::Int(1), CdcValue::Decimal(1300, 2), s("second"), CdcValue::Timestamp(t), CdcValue::TimestampUtc(t)],
-            vec![CdcValue::Int(3), CdcValue::Decimal(99999, 2), s("wide"), CdcValue::Timestamp(t), CdcValue::Null, CdcValue::Int(7)],
+            vec![
+                CdcValue::Int(1),
+                CdcValue::Decimal(1300, 2),
+                s("second"),
+                CdcValue::Timestamp(t),
+                CdcValue::TimestampUtc(t)
+            ],
+            vec![
+                CdcValue::Int(3),
+                CdcValue::Decimal(99999, 2),
+                s("wide"),
+                CdcValue::Timestamp(t),
+                CdcValue::Null,
+                CdcValue::Int(7)
+            ],
         ]
     );
 }
@@ -145,7 +189,10 @@ async fn nats_debezium_json_fixture_with_resume_by_sequence() {
 async fn nats_canal_json_fixture_with_resume_by_sequence() {
     let events = fixture_round_trip("cdc_it_canal", "canal.jsonl", MessageFormat::CanalJson).await;
     // the DDL message (sequence 5) carries no rows: a heartbeat, no commit
-    assert_eq!(commits(&events), ["seq=1", "seq=2", "seq=3", "seq=4", "seq=6"]);
+    assert_eq!(
+        commits(&events),
+        ["seq=1", "seq=2", "seq=3", "seq=4", "seq=6"]
+    );
     let base = [
         "id INT NOT NULL",
         "amount DECIMAL(10, 2)",
@@ -159,7 +206,9 @@ async fn nats_canal_json_fixture_with_resume_by_sequence() {
     let update: Vec<(ChangeKind, CdcValue, CdcValue)> = events
         .iter()
         .filter_map(|e| match e {
-            SourceEvent::Change(c) if c.values[0] == CdcValue::Int(1) => Some((c.kind, c.values[1].clone(), c.values[2].clone())),
+            SourceEvent::Change(c) if c.values[0] == CdcValue::Int(1) => {
+                Some((c.kind, c.values[1].clone(), c.values[2].clone()))
+            }
             _ => None,
         })
         .collect();
@@ -167,14 +216,29 @@ async fn nats_canal_json_fixture_with_resume_by_sequence() {
         update,
         vec![
             (ChangeKind::Insert, CdcValue::Decimal(1250, 2), s("first")),
-            (ChangeKind::UpdateBefore, CdcValue::Decimal(1250, 2), s("first")),
-            (ChangeKind::UpdateAfter, CdcValue::Decimal(1300, 2), s("second")),
+            (
+                ChangeKind::UpdateBefore,
+                CdcValue::Decimal(1250, 2),
+                s("first")
+            ),
+            (
+                ChangeKind::UpdateAfter,
+                CdcValue::Decimal(1300, 2),
+                s("second")
+            ),
         ]
     );
     let mut view = Materialized::default();
     view.apply_all(&events);
-    let ids: Vec<CdcValue> = view.table("shop", "orders").into_iter().map(|r| r[0].clone()).collect();
-    assert_eq!(ids, vec![CdcValue::Int(1), CdcValue::Int(3), CdcValue::Int(4)]);
+    let ids: Vec<CdcValue> = view
+        .table("shop", "orders")
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![CdcValue::Int(1), CdcValue::Int(3), CdcValue::Int(4)]
+    );
     let four = view.table("shop", "orders").pop().unwrap();
     assert_eq!(four[4], CdcValue::Array(vec![s("a")]));
     assert_eq!(four[5], CdcValue::Int(3));
@@ -182,14 +246,27 @@ async fn nats_canal_json_fixture_with_resume_by_sequence() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_maxwell_json_fixture_keeps_transactions_whole() {
-    let events = fixture_round_trip("cdc_it_maxwell", "maxwell.jsonl", MessageFormat::MaxwellJson).await;
+    let events = fixture_round_trip(
+        "cdc_it_maxwell",
+        "maxwell.jsonl",
+        MessageFormat::MaxwellJson,
+    )
+    .await;
     // xid 101 spans sequences 2 and 3: one commit after both
-    assert_eq!(commits(&events), ["seq=1", "seq=3", "seq=4", "seq=5", "seq=6"]);
+    assert_eq!(
+        commits(&events),
+        ["seq=1", "seq=3", "seq=4", "seq=5", "seq=6"]
+    );
     assert_eq!(
         schemas(&events),
         vec![
             vec!["id STRING NOT NULL", "amount STRING", "note STRING"],
-            vec!["id STRING NOT NULL", "amount STRING", "note STRING", "tags STRING"],
+            vec![
+                "id STRING NOT NULL",
+                "amount STRING",
+                "note STRING",
+                "tags STRING"
+            ],
         ]
     );
     let mut view = Materialized::default();
@@ -210,10 +287,14 @@ async fn nats_corrupt_message_names_stream_and_sequence() {
     messages.truncate(2);
     messages.push(b"{\"type\": \"INSERT\", truncated".to_vec());
     stream_with("cdc_it_corrupt", &messages).await;
-    let err = read_all(config("cdc_it_corrupt", MessageFormat::CanalJson, None)).await.unwrap_err();
+    let err = read_all(config("cdc_it_corrupt", MessageFormat::CanalJson, None))
+        .await
+        .unwrap_err();
     assert!(err.contains("stream cdc_it_corrupt sequence 3"), "{err}");
     assert!(err.contains("not JSON"), "{err}");
     // a position past the stream's retained messages is refused
-    let err = read_all(config("cdc_it_missing", MessageFormat::CanalJson, None)).await.unwrap_err();
+    let err = read_all(config("cdc_it_missing", MessageFormat::CanalJson, None))
+        .await
+        .unwrap_err();
     assert!(err.contains("cdc_it_missing"), "{err}");
 }
