@@ -286,15 +286,11 @@ pub fn from_binlog(kind: &ColumnKind, value: BinlogValue<'_>) -> Result<CdcValue
         (ColumnKind::Boolean, Value::UInt(v)) => CdcValue::Boolean(v != 0),
         (ColumnKind::Boolean, Value::Bytes(b)) => CdcValue::Boolean(b.iter().any(|b| *b != 0)),
         (ColumnKind::Integer { bits, unsigned }, Value::Int(v)) => {
-            // The binlog reader decodes by the TABLE_MAP's signedness; an
-            // unsigned column read as signed wraps: undo it by its width.
-            if *unsigned && v < 0 && *bits < 64 {
-                CdcValue::Int(v + (1i64 << bits))
-            } else {
-                CdcValue::Int(v)
-            }
+            CdcValue::Int(reinterpret(v, *bits, *unsigned))
         }
-        (ColumnKind::Integer { .. }, Value::UInt(v)) => CdcValue::Int(v as i64),
+        (ColumnKind::Integer { bits, unsigned }, Value::UInt(v)) => {
+            CdcValue::Int(reinterpret(v as i64, *bits, *unsigned))
+        }
         (ColumnKind::UnsignedBigint, Value::Int(v)) => CdcValue::Decimal(v as u64 as i128, 0),
         (ColumnKind::UnsignedBigint, Value::UInt(v)) => CdcValue::Decimal(v as i128, 0),
         (ColumnKind::Float, Value::Float(v)) => CdcValue::Float(v),
@@ -357,6 +353,22 @@ pub fn from_binlog(kind: &ColumnKind, value: BinlogValue<'_>) -> Result<CdcValue
             ))
         }
     })
+}
+
+/// The binlog reader decodes integers by the TABLE_MAP's signedness
+/// metadata, which does not always line up with the columns (MariaDB):
+/// re-read the value's `bits` low bits with the column's own signedness.
+fn reinterpret(v: i64, bits: u32, unsigned: bool) -> i64 {
+    if bits >= 64 {
+        return v;
+    }
+    let mask = (1i64 << bits) - 1;
+    let low = v & mask;
+    if !unsigned && low >= 1i64 << (bits - 1) {
+        low - (1i64 << bits)
+    } else {
+        low
+    }
 }
 
 fn days_since_epoch(date: NaiveDate) -> i32 {
@@ -483,6 +495,14 @@ mod tests {
                 BinlogValue::Value(Value::Int(-1))
             ),
             Ok(CdcValue::Decimal(u64::MAX as i128, 0))
+        );
+        let signed24 = ColumnKind::Integer {
+            bits: 24,
+            unsigned: false,
+        };
+        assert_eq!(
+            from_binlog(&signed24, BinlogValue::Value(Value::Int(8_388_608))),
+            Ok(CdcValue::Int(-8_388_608))
         );
     }
 }

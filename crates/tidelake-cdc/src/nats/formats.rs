@@ -95,6 +95,7 @@ struct TableState {
 }
 
 /// What one message holds.
+#[derive(Debug)]
 pub struct Decoded {
     /// Schema events (when a table's inferred schema changed) and changes.
     pub events: Vec<SourceEvent>,
