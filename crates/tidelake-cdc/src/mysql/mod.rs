@@ -97,7 +97,7 @@ impl MysqlConfig {
     }
 
     fn captures(&self, table: &SourceTableId) -> bool {
-        self.databases.iter().any(|d| *d == table.database)
+        self.databases.contains(&table.database)
             && self.table_filter.as_ref().is_none_or(|f| f(table))
     }
 }

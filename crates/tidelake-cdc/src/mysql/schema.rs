@@ -133,12 +133,13 @@ pub async fn read_tables(
 
 /// Refuses a server whose binlog cannot feed CDC, naming what to set.
 pub async fn check_server(conn: &mut Conn) -> Result<()> {
-    let row: Option<(
+    type Settings = (
         Option<String>,
         Option<String>,
         Option<String>,
         Option<String>,
-    )> = conn
+    );
+    let row: Option<Settings> = conn
         .query_first(
             "SELECT @@GLOBAL.log_bin, @@GLOBAL.binlog_format, @@GLOBAL.binlog_row_image, \
              @@GLOBAL.binlog_row_metadata",

@@ -327,7 +327,7 @@ pub fn from_binlog(kind: &ColumnKind, value: BinlogValue<'_>) -> Result<CdcValue
                 CdcValue::Timestamp(ts.and_utc().timestamp_micros())
             }
         }
-        (ColumnKind::Timestamp, Value::Int(secs)) if secs == 0 => CdcValue::Null,
+        (ColumnKind::Timestamp, Value::Int(0)) => CdcValue::Null,
         (ColumnKind::Timestamp, Value::Int(secs)) => CdcValue::TimestampUtc(secs * 1_000_000),
         (ColumnKind::Timestamp, Value::Bytes(b)) => {
             // "seconds[.micros]" since the epoch
