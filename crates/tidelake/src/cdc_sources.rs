@@ -113,7 +113,9 @@ pub async fn run_mysql(warehouse: &str, args: MysqlArgs) -> Result<(), CdcError>
     let mut pipeline = Pipeline::open(catalog, sink).await?;
     config = MysqlConfig {
         start: mysql_config(&args, pipeline.resume()).start,
-        table_filter: Some(std::sync::Arc::new(move |t| filter.accepts(t))),
+        table_filter: Some(std::sync::Arc::new(
+            move |t: &tidelake_cdc::event::SourceTableId| filter.accepts(t),
+        )),
         ..config
     };
     let mut source = MysqlSource::start(config).await?;
