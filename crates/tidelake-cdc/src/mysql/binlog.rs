@@ -51,6 +51,45 @@ pub fn parse_mariadb_gtid(data: &[u8], server: u32) -> Option<(Gtid, u8)> {
     ))
 }
 
+/// The file a ROTATE event names. The fake ROTATE that opens a dump comes
+/// before the FORMAT_DESCRIPTION event, so the reader does not know yet
+/// that events carry a CRC32 and leaves it on the name: strip it when the
+/// last four bytes are the event's checksum.
+fn rotate_file_name(event: &Event, name: &[u8]) -> String {
+    let header = event.header();
+    let mut raw = Vec::with_capacity(19 + event.data().len());
+    raw.extend(header.timestamp().to_le_bytes());
+    raw.push(header.event_type_raw());
+    raw.extend(header.server_id().to_le_bytes());
+    raw.extend(header.event_size().to_le_bytes());
+    raw.extend(header.log_pos().to_le_bytes());
+    raw.extend(header.flags_raw().to_le_bytes());
+    raw.extend(event.data());
+    let name = if raw.len() >= 23 && name.len() > 4 {
+        let (body, crc) = raw.split_at(raw.len() - 4);
+        let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+        let cut = &name[..name.len() - 4];
+        if crc32fast::hash(body) == stored
+            || looks_like_binlog_name(cut) && !looks_like_binlog_name(name)
+        {
+            cut
+        } else {
+            name
+        }
+    } else {
+        name
+    };
+    String::from_utf8_lossy(name).into_owned()
+}
+
+/// `basename.000123`: a dot, then digits to the end.
+fn looks_like_binlog_name(name: &[u8]) -> bool {
+    match name.iter().rposition(|b| *b == b'.') {
+        Some(dot) => dot + 1 < name.len() && name[dot + 1..].iter().all(u8::is_ascii_digit),
+        None => false,
+    }
+}
+
 struct Reader<'a> {
     config: &'a MysqlConfig,
     /// A second connection for information_schema while the first streams.
@@ -181,7 +220,7 @@ impl Reader<'_> {
         match kind {
             ROTATE => {
                 if let Ok(Some(EventData::RotateEvent(rotate))) = event.read_data() {
-                    self.position.file = rotate.name().into_owned();
+                    self.position.file = rotate_file_name(event, rotate.name_raw());
                     self.position.offset = rotate.position();
                 }
                 return Ok(true);
@@ -431,6 +470,13 @@ fn decode_row(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binlog_names_are_recognised() {
+        assert!(looks_like_binlog_name(b"mysql-bin.000013"));
+        assert!(!looks_like_binlog_name(b"mysql-bin.000013r^\xff\x01"));
+        assert!(!looks_like_binlog_name(b"mysql-bin"));
+    }
 
     #[test]
     fn mariadb_gtid_events_parse() {
