@@ -18,8 +18,46 @@ pub enum CdcError {
     /// A source table cannot be mapped to a Paimon table.
     #[error("table {table}: {message}")]
     Table { table: String, message: String },
+    /// A source column changed in a way Paimon's schema evolution cannot
+    /// follow: the table stops (unless `--ignore-incompatible`).
+    #[error("table {table}: column '{column}' changed from {from} to {to}, which Paimon cannot apply ({reason}); the table stops here (fix the source or use --ignore-incompatible)")]
+    Incompatible {
+        table: String,
+        column: String,
+        from: String,
+        to: String,
+        reason: String,
+    },
+    /// Another instance of the pipeline committed to a table first.
+    #[error("pipeline '{pipeline}': table {table} records position {recorded} written by another instance (this one started from {started_from}); a pipeline runs once: stop the other instance")]
+    Fenced {
+        pipeline: String,
+        table: String,
+        recorded: String,
+        started_from: String,
+    },
+    /// A local file (a spill file) could not be written or read.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Engine(#[from] tidelake_engine::EngineError),
+}
+
+impl CdcError {
+    pub(crate) fn table(table: impl ToString, message: impl Into<String>) -> CdcError {
+        CdcError::Table {
+            table: table.to_string(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn config(message: impl Into<String>) -> CdcError {
+        CdcError::Config(message.into())
+    }
 }
 
 pub type Result<T> = std::result::Result<T, CdcError>;

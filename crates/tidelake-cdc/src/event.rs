@@ -15,6 +15,8 @@
 //!   us (idle tables, other databases): the sink may record the position so
 //!   that the source can release what it keeps (a PostgreSQL slot's WAL).
 
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::fmt;
 
 use tidelake_format::types::DataType;
@@ -142,8 +144,35 @@ pub enum SourceEvent {
     Heartbeat { position: SourcePosition },
 }
 
+/// Where a source resumes: the position each sink table recorded (the
+/// sink commits tables one by one, so they may differ after a crash).
+/// A source starts at the smallest of them and must not emit a table's
+/// changes at or before that table's own position (they are committed
+/// already); a table absent from `tables` (never committed) needs all of
+/// them, including its initial copy when the source makes one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Resume {
+    pub tables: BTreeMap<SourceTableId, SourcePosition>,
+}
+
+impl Resume {
+    /// The position of `table`, if the sink recorded one.
+    pub fn position(&self, table: &SourceTableId) -> Option<&SourcePosition> {
+        self.tables.get(table)
+    }
+
+    /// The smallest recorded position by `order` (`None`: nothing recorded).
+    pub fn min_by(
+        &self,
+        order: impl Fn(&SourcePosition, &SourcePosition) -> Ordering,
+    ) -> Option<&SourcePosition> {
+        self.tables.values().min_by(|a, b| order(a, b))
+    }
+}
+
 /// A source of change events. Sources are resumed from a position the
-/// sink recorded (given to their constructors), and told what is durable.
+/// sink recorded (given to their constructors, see [`Resume`]), and told
+/// what is durable.
 #[async_trait::async_trait]
 pub trait ChangeSource: Send {
     /// The next event; `None` once the source has ended (a snapshot-only
@@ -154,4 +183,11 @@ pub trait ChangeSource: Send {
     /// warehouse: the source may release it (acknowledge a PostgreSQL slot,
     /// a JetStream message). Never called with a position not yet durable.
     async fn acknowledge(&mut self, position: &SourcePosition) -> Result<(), CdcError>;
+
+    /// The order of two positions of this source (the sink acknowledges
+    /// the smallest position all its tables recorded). The default compares
+    /// the text, which suits positions encoded with fixed-width numbers.
+    fn compare_positions(&self, a: &SourcePosition, b: &SourcePosition) -> Ordering {
+        a.0.cmp(&b.0)
+    }
 }

@@ -19,6 +19,14 @@
 
 pub mod error;
 pub mod event;
+pub mod postgres;
+pub mod sink;
+pub mod values;
 
 pub use error::{CdcError, Result};
-pub use event::{ChangeSource, SourceEvent};
+pub use event::{ChangeSource, Resume, SourceEvent};
+pub use sink::config::{MetadataColumn, SinkConfig, TableFilter, TypeMapping};
+pub use sink::{Pipeline, RunEnd, SinkStats};
+pub use tidelake_engine::Catalog;
+pub mod mysql;
+pub mod nats;

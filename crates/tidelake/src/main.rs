@@ -8,6 +8,8 @@
 //! `advise`, and the doctor's tables in SQL): it must not know engine
 //! internals (files, snapshots, writers).
 
+mod cdc;
+mod cdc_sources;
 mod complete;
 mod doctor;
 mod output;
@@ -37,8 +39,8 @@ Examples:
   tidelake stream -e \"SELECT * FROM t\" --mode latest   (print changes as they are committed)
   tidelake serve --pg 127.0.0.1:5433   (PostgreSQL and HTTP clients; psql -h 127.0.0.1 -p 5433 -d default)
   tidelake stream --job totals -e \"INSERT INTO totals SELECT k, sum(v) FROM t GROUP BY k\"   (a continuous job)
+  tidelake cdc postgres --source 'host=127.0.0.1 user=postgres dbname=shop' --database ods   (sync a database)
   tidelake doctor [db[.table]] [--fix]   (diagnose tables and jobs; apply safe fixes)
-
   tidelake sql -e \"CREATE JOB totals AS INSERT INTO totals SELECT k, sum(v) FROM t GROUP BY k\"   (run by every tidelake serve)";
 
 /// A streaming lakehouse on Apache Paimon tables.
@@ -80,6 +82,10 @@ enum Command {
     /// Manage the users of `tidelake serve --users FILE`
     #[command(subcommand, after_help = user::USER_HELP)]
     User(user::UserCommand),
+    /// Sync a database into Paimon tables (change data capture), exactly-once,
+    /// with schema evolution: tidelake cdc postgres --source ... --database ods
+    #[command(after_help = cdc::CDC_HELP)]
+    Cdc(cdc::CdcArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -326,5 +332,6 @@ fn main() -> ExitCode {
         Command::Doctor(args) => runtime.block_on(doctor::run_doctor(&warehouse, args)),
         Command::Advise(args) => runtime.block_on(doctor::run_advise(&warehouse, args)),
         Command::User(command) => user::run_user(command),
+        Command::Cdc(args) => runtime.block_on(cdc::run_cdc(&warehouse, args)),
     }
 }

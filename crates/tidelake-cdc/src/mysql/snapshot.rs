@@ -1,0 +1,193 @@
+//! The initial snapshot: every captured table read under one consistent
+//! read view whose binlog position is known.
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Row, Value};
+
+use super::schema::{read_tables, MysqlTable};
+use super::types::from_text;
+use super::{emit, source_err, table_err, BinlogPosition, Events, MysqlConfig};
+use crate::error::Result;
+use crate::event::{CdcValue, ChangeKind, RowChange, SourceEvent};
+
+async fn query_drop(conn: &mut Conn, sql: &str) -> Result<()> {
+    conn.query_drop(sql)
+        .await
+        .map_err(|e| source_err(format!("{sql}: {e}")))
+}
+
+/// The GTID state at a binlog file and offset (MariaDB).
+async fn gtid_at(conn: &mut Conn, position: &mut BinlogPosition) -> Result<()> {
+    let state: Option<Option<String>> = conn
+        .exec_first(
+            "SELECT BINLOG_GTID_POS(?, ?)",
+            (&position.file, position.offset),
+        )
+        .await
+        .map_err(|e| source_err(format!("BINLOG_GTID_POS: {e}")))?;
+    position
+        .set_gtid_state(&state.flatten().unwrap_or_default())
+        .map_err(source_err)
+}
+
+/// The server's current binlog position (for a stream-only start).
+pub async fn current_position(conn: &mut Conn, mariadb: bool) -> Result<BinlogPosition> {
+    let row: Option<Row> = conn
+        .query_first("SHOW MASTER STATUS")
+        .await
+        .map_err(|e| source_err(format!("SHOW MASTER STATUS: {e}")))?;
+    let row =
+        row.ok_or_else(|| source_err("SHOW MASTER STATUS is empty: the binary log is off"))?;
+    let mut position = BinlogPosition {
+        file: row.get::<String, _>(0).unwrap_or_default(),
+        offset: row.get::<u64, _>(1).unwrap_or(4),
+        ..Default::default()
+    };
+    if mariadb {
+        gtid_at(conn, &mut position).await?;
+    }
+    Ok(position)
+}
+
+/// Opens the consistent read view and returns its binlog position.
+async fn open_view(conn: &mut Conn, mariadb: bool) -> Result<BinlogPosition> {
+    query_drop(conn, "SET SESSION time_zone = '+00:00'").await?;
+    query_drop(
+        conn,
+        "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+    )
+    .await?;
+    if !mariadb {
+        // MySQL has no binlog_snapshot_*: hold writes while the view opens.
+        query_drop(conn, "FLUSH TABLES WITH READ LOCK").await?;
+        query_drop(conn, "START TRANSACTION WITH CONSISTENT SNAPSHOT").await?;
+        let position = current_position(conn, false).await;
+        query_drop(conn, "UNLOCK TABLES").await?;
+        return position;
+    }
+    query_drop(conn, "START TRANSACTION WITH CONSISTENT SNAPSHOT").await?;
+    let rows: Vec<(String, String)> = conn
+        .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
+        .await
+        .map_err(|e| source_err(format!("SHOW STATUS LIKE 'binlog_snapshot_%': {e}")))?;
+    let mut position = BinlogPosition::default();
+    for (name, value) in rows {
+        match name.to_ascii_lowercase().as_str() {
+            "binlog_snapshot_file" => position.file = value,
+            "binlog_snapshot_position" => {
+                position.offset = value
+                    .parse()
+                    .map_err(|_| source_err(format!("bad binlog_snapshot_position {value:?}")))?
+            }
+            _ => {}
+        }
+    }
+    if position.file.is_empty() {
+        return Err(source_err(
+            "the server reports no binlog_snapshot_file: is log-bin set?",
+        ));
+    }
+    gtid_at(conn, &mut position).await?;
+    Ok(position)
+}
+
+/// Reads every captured table under one read view, emitting each table's
+/// schema and rows and then one commit at the view's binlog position.
+/// `None` when the source was dropped meanwhile.
+pub async fn run(
+    conn: &mut Conn,
+    config: &MysqlConfig,
+    mariadb: bool,
+    tx: Events<'_>,
+) -> Result<Option<(BinlogPosition, Vec<MysqlTable>)>> {
+    let position = open_view(conn, mariadb).await?;
+    tracing::info!(position = %position.to_source(), "mysql snapshot opened");
+    let mut tables = Vec::new();
+    for database in &config.databases {
+        for table in read_tables(conn, database, None).await? {
+            if config.captures(&table.id) {
+                tables.push(table);
+            }
+        }
+    }
+    for table in &tables {
+        let schema = table.schema();
+        if !emit(
+            tx,
+            SourceEvent::Schema {
+                table: table.id.clone(),
+                schema,
+            },
+        )
+        .await
+        {
+            return Ok(None);
+        }
+        if !copy_table(conn, table, tx).await? {
+            return Ok(None);
+        }
+    }
+    query_drop(conn, "COMMIT").await?;
+    if !emit(
+        tx,
+        SourceEvent::Commit {
+            position: position.to_source(),
+        },
+    )
+    .await
+    {
+        return Ok(None);
+    }
+    Ok(Some((position, tables)))
+}
+
+fn quote(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+async fn copy_table(conn: &mut Conn, table: &MysqlTable, tx: Events<'_>) -> Result<bool> {
+    let columns: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
+    let sql = format!(
+        "SELECT {} FROM {}.{}",
+        columns.join(", "),
+        quote(&table.id.database),
+        quote(&table.id.table)
+    );
+    let mut result = conn
+        .query_iter(sql)
+        .await
+        .map_err(|e| table_err(&table.id, format!("snapshot read: {e}")))?;
+    let mut rows = 0u64;
+    while let Some(row) = result
+        .next()
+        .await
+        .map_err(|e| table_err(&table.id, format!("snapshot read: {e}")))?
+    {
+        let mut values = Vec::with_capacity(table.columns.len());
+        for (column, value) in table.columns.iter().zip(row.unwrap_raw()) {
+            values.push(match value {
+                None | Some(Value::NULL) => CdcValue::Null,
+                Some(Value::Bytes(bytes)) => from_text(&column.kind, &bytes)
+                    .map_err(|e| table_err(&table.id, format!("column {}: {e}", column.name)))?,
+                Some(other) => {
+                    return Err(table_err(
+                        &table.id,
+                        format!("column {}: unexpected value {other:?}", column.name),
+                    ))
+                }
+            });
+        }
+        let change = RowChange {
+            table: table.id.clone(),
+            kind: ChangeKind::Insert,
+            values,
+            op_ts_micros: None,
+        };
+        if !emit(tx, SourceEvent::Change(change)).await {
+            return Ok(false);
+        }
+        rows += 1;
+    }
+    tracing::info!(table = %table.id, rows, "mysql snapshot copied a table");
+    Ok(true)
+}

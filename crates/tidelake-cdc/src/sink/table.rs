@@ -1,0 +1,413 @@
+//! One Paimon table a pipeline writes: how its columns come from the source
+//! table's (source, computed, metadata, or NULL for a column dropped in the
+//! source), the changes of the uncommitted group, and the resolution of
+//! unchanged (TOAST) values from the table's current rows.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use arrow::record_batch::RecordBatch;
+use futures::TryStreamExt;
+use tidelake_engine::{Datum, EngineError, OwnerProgress, Predicate, RowKind, Table, TableWriter};
+use tidelake_format::types::{DataType, DataTypeKind};
+
+use super::computed::ComputedColumn;
+use super::config::MetadataColumn;
+use crate::error::{CdcError, Result};
+use crate::event::{CdcValue, ChangeKind, RowChange, SourcePosition, SourceTableId};
+use crate::values::{coerce, from_arrow, to_arrow};
+
+/// Where a Paimon column's value comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Slot {
+    /// The source column at this index.
+    Source(usize),
+    /// A computed column over the source column at the index (if any).
+    Computed(ComputedColumn, Option<usize>),
+    Meta(MetadataColumn),
+    /// No longer in the source (dropped or renamed): NULL from now on.
+    Missing,
+}
+
+/// The table a pipeline writes, with the group of changes not committed.
+pub(crate) struct TableSink {
+    pub source: SourceTableId,
+    pub table: Table,
+    pub slots: Vec<Slot>,
+    /// Indices of the primary-key columns among the table's.
+    key_columns: Vec<usize>,
+    /// Changes in table layout, not yet handed to the writer, and whether
+    /// their image is kept for later unchanged values (not for rows of an
+    /// initial copy, which is always committed on its own).
+    pending: Vec<(RowKind, Vec<CdcValue>, bool)>,
+    /// The latest image of every key the uncommitted group wrote (`None`:
+    /// deleted), for unchanged values of later changes.
+    images: HashMap<String, Option<Vec<CdcValue>>>,
+    writer: Option<TableWriter>,
+    /// What the fenced commit starts from.
+    pub progress: OwnerProgress,
+    /// The position the table's latest commit recorded.
+    pub recorded: Option<SourcePosition>,
+    pub last_commit: Instant,
+    /// Why the table stopped (an incompatible schema change), if it did.
+    pub stopped: Option<String>,
+    /// Rows handed to the table since the pipeline started.
+    pub rows: u64,
+}
+
+impl TableSink {
+    pub fn new(
+        source: SourceTableId,
+        table: Table,
+        slots: Vec<Slot>,
+        progress: OwnerProgress,
+        recorded: Option<SourcePosition>,
+    ) -> TableSink {
+        let key_columns = key_columns(&table);
+        TableSink {
+            source,
+            table,
+            slots,
+            key_columns,
+            pending: Vec::new(),
+            images: HashMap::new(),
+            writer: None,
+            progress,
+            recorded,
+            last_commit: Instant::now(),
+            stopped: None,
+            rows: 0,
+        }
+    }
+
+    /// Whether the group holds changes for this table.
+    pub fn has_changes(&self) -> bool {
+        !self.pending.is_empty() || self.writer.is_some()
+    }
+
+    /// Whether rows were already handed to a writer (of the current schema).
+    pub fn has_writer(&self) -> bool {
+        self.writer.is_some()
+    }
+
+    /// The table after a schema change: new slots over the reloaded table.
+    /// Pending rows (never handed to a writer) follow the new columns.
+    pub fn replace_table(&mut self, table: Table, slots: Vec<Slot>) {
+        let old: Vec<String> = self
+            .table
+            .schema()
+            .fields
+            .iter()
+            .map(|f| f.name.clone())
+            .collect();
+        let new: Vec<String> = table
+            .schema()
+            .fields
+            .iter()
+            .map(|f| f.name.clone())
+            .collect();
+        let position: Vec<Option<usize>> = new
+            .iter()
+            .map(|n| old.iter().position(|o| o == n))
+            .collect();
+        let remap = |row: &Vec<CdcValue>| -> Vec<CdcValue> {
+            position
+                .iter()
+                .map(|p| p.map_or(CdcValue::Null, |i| row[i].clone()))
+                .collect()
+        };
+        for (_, row, _) in self.pending.iter_mut() {
+            *row = remap(row);
+        }
+        for image in self.images.values_mut().flatten() {
+            *image = remap(image);
+        }
+        self.key_columns = key_columns(&table);
+        self.table = table;
+        self.slots = slots;
+    }
+
+    /// Adds one source change, in table layout.
+    pub fn add(&mut self, change: &RowChange) -> Result<()> {
+        let fields = &self.table.schema().fields;
+        let mut row = Vec::with_capacity(self.slots.len());
+        for (slot, field) in self.slots.iter().zip(fields) {
+            let value = match slot {
+                Slot::Source(i) => source_value(change, *i)?,
+                Slot::Computed(c, input) => match input.map(|i| source_value(change, i)) {
+                    Some(Ok(CdcValue::Unchanged)) => CdcValue::Unchanged,
+                    Some(Ok(v)) => c.eval(&v),
+                    Some(Err(e)) => return Err(e),
+                    None => c.eval(&CdcValue::Null),
+                },
+                Slot::Meta(MetadataColumn::TableName) => {
+                    CdcValue::String(change.table.table.clone())
+                }
+                Slot::Meta(MetadataColumn::DatabaseName) => {
+                    CdcValue::String(change.table.database.clone())
+                }
+                Slot::Meta(MetadataColumn::OpTs) => change
+                    .op_ts_micros
+                    .map_or(CdcValue::Null, CdcValue::TimestampUtc),
+                Slot::Missing => CdcValue::Null,
+            };
+            row.push(match value {
+                CdcValue::Unchanged => CdcValue::Unchanged,
+                v => coerce(&v, &field.data_type).unwrap_or(CdcValue::Null),
+            });
+        }
+        let kind = match change.kind {
+            ChangeKind::Insert => RowKind::Insert,
+            ChangeKind::UpdateBefore => RowKind::UpdateBefore,
+            ChangeKind::UpdateAfter => RowKind::UpdateAfter,
+            ChangeKind::Delete => RowKind::Delete,
+        };
+        self.pending
+            .push((kind, row, change.op_ts_micros.is_some()));
+        Ok(())
+    }
+
+    /// Pending rows beyond `limit` are handed to the writer (which writes
+    /// uncommitted files past its buffer size): memory stays bounded.
+    pub async fn spill_if_over(&mut self, limit: usize) -> Result<()> {
+        if self.pending.len() >= limit {
+            self.drain().await?;
+        }
+        Ok(())
+    }
+
+    /// Resolves unchanged values and hands the pending rows to the writer.
+    pub async fn drain(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let base = self.lookup_missing_images(&pending).await?;
+        let mut kinds = Vec::with_capacity(pending.len());
+        let mut rows = Vec::with_capacity(pending.len());
+        for (kind, mut row, remember) in pending {
+            let key = self.key_of(&row);
+            if row.iter().any(|v| *v == CdcValue::Unchanged) {
+                let prior = match self.images.get(&key) {
+                    Some(image) => image.as_ref(),
+                    None => base.get(&key),
+                };
+                match prior {
+                    Some(prior) => {
+                        for (value, old) in row.iter_mut().zip(prior) {
+                            if *value == CdcValue::Unchanged {
+                                *value = old.clone();
+                            }
+                        }
+                    }
+                    // Nothing to delete or retract: the key is not there.
+                    None if matches!(kind, RowKind::Delete | RowKind::UpdateBefore) => continue,
+                    None => {
+                        tracing::warn!(table = %self.source, key = %key, "an unchanged value of a row the table does not hold: written as NULL");
+                        for value in row.iter_mut().filter(|v| **v == CdcValue::Unchanged) {
+                            *value = CdcValue::Null;
+                        }
+                    }
+                }
+            }
+            match kind {
+                _ if !remember => {}
+                RowKind::Insert | RowKind::UpdateAfter => {
+                    self.images.insert(key, Some(row.clone()));
+                }
+                RowKind::Delete => {
+                    self.images.insert(key, None);
+                }
+                RowKind::UpdateBefore => {}
+            }
+            kinds.push(kind);
+            rows.push(row);
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let batch = self.to_batch(&rows)?;
+        self.rows += rows.len() as u64;
+        let writer = self.writer.get_or_insert_with(|| self.table.writer());
+        writer.write_with_kinds(batch, &kinds).await?;
+        Ok(())
+    }
+
+    fn to_batch(&self, rows: &[Vec<CdcValue>]) -> Result<RecordBatch> {
+        let schema = self.table.arrow_schema();
+        let mut columns = Vec::with_capacity(schema.fields().len());
+        for (i, field) in schema.fields().iter().enumerate() {
+            let values: Vec<&CdcValue> = rows.iter().map(|r| &r[i]).collect();
+            let array = to_arrow(&values, field.data_type()).map_err(|e| {
+                CdcError::table(&self.source, format!("column '{}': {e}", field.name()))
+            })?;
+            columns.push(array);
+        }
+        RecordBatch::try_new(schema, columns)
+            .map_err(|e| CdcError::table(&self.source, e.to_string()))
+    }
+
+    /// The committed rows of the keys whose changes have unchanged values
+    /// and that the group has not written yet.
+    async fn lookup_missing_images(
+        &self,
+        pending: &[(RowKind, Vec<CdcValue>, bool)],
+    ) -> Result<HashMap<String, Vec<CdcValue>>> {
+        let mut wanted: HashMap<String, Vec<CdcValue>> = HashMap::new();
+        for (_, row, _) in pending {
+            if row.contains(&CdcValue::Unchanged) {
+                let key = self.key_of(row);
+                if !self.images.contains_key(&key) {
+                    let values = self.key_columns.iter().map(|&i| row[i].clone()).collect();
+                    wanted.insert(key, values);
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut scan = self.table.scan();
+        let predicate = (wanted.len() <= 1_000)
+            .then(|| self.key_predicate(wanted.values()))
+            .flatten();
+        if let Some(predicate) = predicate {
+            scan = scan.with_predicate(predicate);
+        }
+        let plan = scan.plan().await?;
+        let batches: Vec<RecordBatch> = plan.read_all().try_collect().await?;
+        let mut found = HashMap::new();
+        for batch in batches {
+            for r in 0..batch.num_rows() {
+                let row: Vec<CdcValue> = (0..batch.num_columns())
+                    .map(|c| from_arrow(batch.column(c).as_ref(), r))
+                    .collect();
+                let key = self.key_of(&row);
+                if wanted.contains_key(&key) {
+                    found.insert(key, row);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// A predicate that prunes files to the given keys (exact filtering is
+    /// done on the rows); `None` when the key cannot be expressed.
+    fn key_predicate<'a>(
+        &self,
+        keys: impl Iterator<Item = &'a Vec<CdcValue>>,
+    ) -> Option<Predicate> {
+        let fields = &self.table.schema().fields;
+        let mut per_key = Vec::new();
+        for key in keys {
+            let mut parts = Vec::new();
+            for (&c, value) in self.key_columns.iter().zip(key) {
+                parts.push(Predicate::Compare {
+                    column: fields[c].name.clone(),
+                    op: tidelake_engine::CompareOp::Eq,
+                    value: datum(value, &fields[c].data_type)?,
+                });
+            }
+            per_key.push(Predicate::And(parts));
+        }
+        Some(Predicate::Or(per_key))
+    }
+
+    fn key_of(&self, row: &[CdcValue]) -> String {
+        let key: Vec<&CdcValue> = self.key_columns.iter().map(|&i| &row[i]).collect();
+        format!("{key:?}")
+    }
+
+    /// Commits the group recording `position` (fenced), returns the
+    /// snapshot id. A table with nothing to write records the position only.
+    pub async fn commit(&mut self, owner_slot_values: &BTreeMap<String, String>) -> Result<i64> {
+        self.drain().await?;
+        let mut writer = self.writer.take().unwrap_or_else(|| self.table.writer());
+        let committed = writer
+            .commit_progress(
+                tidelake_format::snapshot::CommitKind::Append,
+                &self.progress,
+                owner_slot_values,
+                BTreeMap::new(),
+            )
+            .await;
+        self.images.clear();
+        match committed {
+            Ok(Some(id)) => {
+                self.progress.read_at = Some(id);
+                self.progress.recorded_in = Some(id);
+                self.progress.positions = owner_slot_values.clone();
+                self.last_commit = Instant::now();
+                Ok(id)
+            }
+            Ok(None) => Err(CdcError::table(
+                &self.source,
+                "a fenced commit created no snapshot",
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Drops the uncommitted group (the source sends it again on restart).
+    pub async fn abort(&mut self) {
+        self.pending.clear();
+        self.images.clear();
+        if let Some(writer) = self.writer.take() {
+            writer.abort().await;
+        }
+    }
+}
+
+fn key_columns(table: &Table) -> Vec<usize> {
+    let fields = &table.schema().fields;
+    table
+        .primary_keys()
+        .iter()
+        .filter_map(|k| fields.iter().position(|f| &f.name == k))
+        .collect()
+}
+
+fn source_value(change: &RowChange, i: usize) -> Result<CdcValue> {
+    change.values.get(i).cloned().ok_or_else(|| {
+        CdcError::table(
+            &change.table,
+            format!(
+                "a change has {} values but the table has more columns",
+                change.values.len()
+            ),
+        )
+    })
+}
+
+/// A key value as the engine's predicates take it.
+fn datum(value: &CdcValue, data_type: &DataType) -> Option<Datum> {
+    use DataTypeKind as K;
+    Some(match (&data_type.kind, value) {
+        (K::TinyInt, CdcValue::Int(i)) => Datum::TinyInt(i8::try_from(*i).ok()?),
+        (K::SmallInt, CdcValue::Int(i)) => Datum::SmallInt(i16::try_from(*i).ok()?),
+        (K::Int, CdcValue::Int(i)) => Datum::Int(i32::try_from(*i).ok()?),
+        (K::BigInt, CdcValue::Int(i)) => Datum::BigInt(*i),
+        (K::Boolean, CdcValue::Boolean(b)) => Datum::Boolean(*b),
+        (K::Char(_) | K::VarChar(_), CdcValue::String(s)) => Datum::String(s.clone()),
+        (K::Date, CdcValue::Date(d)) => Datum::Date(*d),
+        (K::Decimal { precision, scale }, CdcValue::Decimal(u, s)) if s == scale => {
+            Datum::Decimal {
+                unscaled: *u,
+                precision: *precision,
+                scale: *scale,
+            }
+        }
+        (
+            K::Timestamp(_) | K::TimestampLtz(_),
+            CdcValue::Timestamp(m) | CdcValue::TimestampUtc(m),
+        ) => Datum::Timestamp {
+            millis: m.div_euclid(1_000),
+            nanos_of_milli: (m.rem_euclid(1_000) * 1_000) as i32,
+        },
+        _ => return None,
+    })
+}
+
+/// Whether a conflict is the fence: another instance recorded positions.
+pub(crate) fn is_conflict(e: &CdcError) -> bool {
+    matches!(e, CdcError::Engine(EngineError::CommitConflict { .. }))
+}
