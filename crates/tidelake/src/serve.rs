@@ -1,4 +1,4 @@
-//! `tidelake serve`: the PostgreSQL and HTTP server over the warehouse,
+//! `tidelake serve`: the PostgreSQL, Arrow Flight SQL and HTTP server over the warehouse,
 //! composed here from `tidelake-server` and `tidelake-sql` sessions.
 
 use std::net::SocketAddr;
@@ -16,6 +16,8 @@ users exist):
   psql -h 127.0.0.1 -p 5433 -U me -d default -c 'SELECT count(*) FROM t'
 or with HTTP:
   curl -s localhost:8080/v1/statements -d 'SELECT * FROM t'
+or, with --flight, Arrow Flight SQL (Python: pip install adbc-driver-flightsql):
+  adbc_driver_flightsql.dbapi.connect('grpc://127.0.0.1:50051')
 Each PostgreSQL connection is a session of its own (USE db, SET search_path,
 SET statement_timeout). Port 0 picks a free port; the ports in use are
 printed on stdout. SIGINT/SIGTERM stop the server.";
@@ -28,6 +30,10 @@ pub struct ServeArgs {
     /// The HTTP listener
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     http: SocketAddr,
+    /// The Arrow Flight SQL listener (off unless given; --flight alone
+    /// listens on 127.0.0.1:50051)
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:50051")]
+    flight: Option<SocketAddr>,
     /// The longest a statement may run (e.g. 30s, 500ms, 5min; 0: no limit);
     /// SET statement_timeout changes it per connection
     #[arg(long, value_name = "DUR", default_value = "0", value_parser = parse_timeout)]
@@ -69,6 +75,7 @@ pub async fn run_serve(warehouse: &str, args: ServeArgs) -> ExitCode {
     let config = ServerConfig {
         pg: Some(args.pg),
         http: Some(args.http),
+        flight: args.flight,
         statement_timeout: args.statement_timeout.0,
         max_connections: args.max_connections,
     };
@@ -81,6 +88,9 @@ pub async fn run_serve(warehouse: &str, args: ServeArgs) -> ExitCode {
     };
     if let Some(addr) = server.pg_addr() {
         println!("PostgreSQL: listening on {addr}");
+    }
+    if let Some(addr) = server.flight_addr() {
+        println!("Flight SQL: listening on {addr}");
     }
     if let Some(addr) = server.http_addr() {
         println!("HTTP: listening on {addr}");

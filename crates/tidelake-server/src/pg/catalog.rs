@@ -428,12 +428,15 @@ async fn records(relation: &str, lower: &str, cx: &Context<'_>) -> Result<Vec<Re
     }
 }
 
-fn quote_ident(name: &str) -> String {
+pub(crate) fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// The first column of a statement's rows, as text.
-async fn names(session: &Arc<dyn QueryHandler>, sql: &str) -> Result<Vec<String>, SqlError> {
+pub(crate) async fn names(
+    session: &Arc<dyn QueryHandler>,
+    sql: &str,
+) -> Result<Vec<String>, SqlError> {
     let mut out = Vec::new();
     if let StatementResult::Rows { batches, .. } =
         session.execute_stream(sql).await?.collect().await?

@@ -14,21 +14,21 @@ use tidelake_testkit::warehouse::KeptOnFailure;
 
 use crate::TIDELAKE;
 
-const TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A `tidelake serve` child and the ports it printed.
-struct Served {
-    child: Spawned,
-    pg: u16,
-    http: u16,
+pub(crate) struct Served {
+    pub(crate) child: Spawned,
+    pub(crate) pg: u16,
+    pub(crate) http: u16,
 }
 
-fn port_after(stdout: &str, label: &str) -> Option<u16> {
+pub(crate) fn port_after(stdout: &str, label: &str) -> Option<u16> {
     let line = stdout.lines().find(|l| l.starts_with(label))?;
     line.rsplit(':').next()?.trim().parse().ok()
 }
 
-fn serve(warehouse: &Path, extra: &[&str]) -> Served {
+pub(crate) fn serve(warehouse: &Path, extra: &[&str]) -> Served {
     let mut command = TIDELAKE.command(warehouse);
     command
         .args(["serve", "--pg", "127.0.0.1:0", "--http", "127.0.0.1:0"])
