@@ -63,6 +63,8 @@ pub enum ServerError {
     NotLoopback { addr: SocketAddr },
     #[error("the HTTP server failed: {0}")]
     Http(std::io::Error),
+    #[error("the Flight SQL server failed: {0}")]
+    Flight(String),
     #[error(transparent)]
     Sql(#[from] SqlError),
 }

@@ -3,8 +3,11 @@
 //! Tidelake's network front ends over SQL sessions: the PostgreSQL wire
 //! protocol ([`pgwire`]: simple and extended query protocol, text and
 //! binary formats, portals with `max_rows`, SQL cursors, `SET`/`SHOW`,
-//! `statement_timeout`, CancelRequest, the catalog queries psql sends) and
-//! an HTTP API (`POST /v1/statements`, `/healthz`, `/readyz`).
+//! `statement_timeout`, CancelRequest, the catalog queries psql sends),
+//! Arrow Flight SQL ([`flight`]: statements, prepared statements with
+//! parameters, metadata, DoPut updates, bulk ingest, cancel, Handshake
+//! then bearer tokens, self-contained tickets) and an HTTP API (`POST
+//! /v1/statements`, `/healthz`, `/readyz`).
 //!
 //! It owns *how clients talk to Tidelake*: listening, connections and
 //! their limits, protocol messages, the mapping of Arrow types to
@@ -23,10 +26,12 @@
 //! checked against the user's role before it runs (42501); without one every
 //! client is trusted, so the server refuses to listen on anything but a
 //! loopback address. An admission queue bounds the statements running at
-//! once; `/metrics` serves Prometheus metrics ([`telemetry`]). Not yet
-//! built: TLS, shared caches, group commit.
+//! once; `/metrics` serves Prometheus metrics ([`telemetry`]). Arrow Flight SQL
+//! ([`flight`]) checks passwords through [`flight::auth::Authenticator`].
+//! Not yet built: TLS, shared caches, group commit.
 
 mod error;
+pub mod flight;
 mod http;
 pub mod pg;
 pub mod telemetry;
@@ -63,6 +68,8 @@ pub struct ServerConfig {
     pub pg: Option<SocketAddr>,
     /// The HTTP listener (`None`: off).
     pub http: Option<SocketAddr>,
+    /// The Arrow Flight SQL listener (`None`: off).
+    pub flight: Option<SocketAddr>,
     /// The default `statement_timeout` (`None`: no limit).
     pub statement_timeout: Option<Duration>,
     /// Connections served at once (PostgreSQL); more are refused with 53300.
@@ -132,6 +139,8 @@ impl Shared {
 pub struct Server {
     pg: Option<TcpListener>,
     http: Option<TcpListener>,
+    flight: Option<TcpListener>,
+    authenticator: Box<dyn flight::auth::Authenticator>,
     shared: Arc<Shared>,
     max_connections: usize,
 }
@@ -161,9 +170,15 @@ impl Server {
             None => None,
         };
         telemetry::install();
+        let flight = match config.flight {
+            Some(addr) => Some(listen(addr, trusted).await?),
+            None => None,
+        };
         Ok(Server {
             pg,
             http,
+            flight,
+            authenticator: Box::new(flight::auth::AnyUser),
             shared: Arc::new(Shared {
                 factory,
                 statement_timeout: config.statement_timeout,
@@ -189,6 +204,21 @@ impl Server {
         self.http.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// The address the Flight SQL listener is bound to.
+    pub fn flight_addr(&self) -> Option<SocketAddr> {
+        self.flight.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Checks Flight SQL's users and passwords with `authenticator`
+    /// (without it, every user is accepted).
+    pub fn with_authenticator(
+        mut self,
+        authenticator: Box<dyn flight::auth::Authenticator>,
+    ) -> Server {
+        self.authenticator = authenticator;
+        self
+    }
+
     /// Serves until `shutdown` completes (or a listener fails).
     pub async fn run(
         self,
@@ -211,8 +241,20 @@ impl Server {
             Some(listener) => tokio::spawn(http::serve(listener, self.shared.clone())),
             None => tokio::spawn(futures::future::pending()),
         };
+        let flight = match self.flight {
+            Some(listener) => tokio::spawn(flight::serve(
+                listener,
+                self.shared.clone(),
+                self.authenticator,
+            )),
+            None => tokio::spawn(futures::future::pending()),
+        };
         tokio::select! {
             _ = shutdown => Ok(()),
+            r = flight => match r {
+                Ok(r) => r,
+                Err(e) => Err(ServerError::Flight(e.to_string())),
+            },
             r = http => match r {
                 Ok(r) => r,
                 Err(e) => Err(ServerError::Http(std::io::Error::other(e))),

@@ -1,4 +1,4 @@
-//! `tidelake serve`: the PostgreSQL and HTTP server over the warehouse,
+//! `tidelake serve`: the PostgreSQL, Arrow Flight SQL and HTTP server over the warehouse,
 //! composed here from `tidelake-server` and `tidelake-sql` sessions, and a
 //! worker of the warehouse (`tidelake-worker`): it runs its share of the
 //! declared jobs and of the maintenance of `write-only` tables.
@@ -26,6 +26,8 @@ only. With users (tidelake user add NAME --role admin|writer|reader --users user
   PGPASSWORD=... psql -h host -p 5433 -U ada -d default -c 'SELECT count(*) FROM t'
   curl -s -u ada:... host:8080/v1/statements -d 'SELECT * FROM t'
   curl -s host:8080/metrics          (Prometheus metrics)
+With --flight, Arrow Flight SQL (Python: pip install adbc-driver-flightsql):
+  adbc_driver_flightsql.dbapi.connect('grpc://127.0.0.1:50051')
 Each PostgreSQL connection is a session of its own (USE db, SET search_path,
 SET statement_timeout). Port 0 picks a free port; the ports in use are
 printed on stdout. SIGINT/SIGTERM stop the server.
@@ -47,6 +49,10 @@ pub struct ServeArgs {
     /// The HTTP listener
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     http: SocketAddr,
+    /// The Arrow Flight SQL listener (off unless given; --flight alone
+    /// listens on 127.0.0.1:50051)
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:50051")]
+    flight: Option<SocketAddr>,
     /// The longest a statement may run (e.g. 30s, 500ms, 5min; 0: no limit);
     /// SET statement_timeout changes it per connection
     #[arg(long, value_name = "DUR", default_value = "0", value_parser = parse_timeout)]
@@ -263,6 +269,7 @@ pub async fn run_serve(warehouse: &str, args: ServeArgs) -> ExitCode {
     let config = ServerConfig {
         pg: Some(args.pg),
         http: Some(args.http),
+        flight: args.flight,
         statement_timeout: args.statement_timeout.0,
         max_connections: args.max_connections,
         users,
@@ -291,6 +298,9 @@ pub async fn run_serve(warehouse: &str, args: ServeArgs) -> ExitCode {
     };
     if let Some(addr) = server.pg_addr() {
         println!("PostgreSQL: listening on {addr}");
+    }
+    if let Some(addr) = server.flight_addr() {
+        println!("Flight SQL: listening on {addr}");
     }
     if let Some(addr) = server.http_addr() {
         println!("HTTP: listening on {addr}");

@@ -784,12 +784,15 @@ async fn columns_of(
         .collect())
 }
 
-fn quote_ident(name: &str) -> String {
+pub(crate) fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// The first column of a statement's rows, as text.
-async fn names(session: &Arc<dyn QueryHandler>, sql: &str) -> Result<Vec<String>, SqlError> {
+pub(crate) async fn names(
+    session: &Arc<dyn QueryHandler>,
+    sql: &str,
+) -> Result<Vec<String>, SqlError> {
     let mut out = Vec::new();
     if let StatementResult::Rows { batches, .. } =
         session.execute_stream(sql).await?.collect().await?

@@ -287,6 +287,44 @@ pub fn substitute(sql: &str, literals: &[String]) -> Result<String, SqlError> {
     Ok(out)
 }
 
+/// The statement with JDBC/ODBC-style `?` placeholders (outside quotes
+/// and comments) numbered `$1`, `$2`, ... in order; a statement that
+/// already uses `$n` is returned as it is.
+pub fn number_question_marks(sql: &str) -> String {
+    if count(sql) > 0 {
+        return sql.to_string();
+    }
+    let b = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len() + 8);
+    let (mut i, mut copied, mut n) = (0, 0, 0);
+    while i < b.len() {
+        match b[i] {
+            b'\'' => i = skip_quoted(b, i, b'\''),
+            b'"' => i = skip_quoted(b, i, b'"'),
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                i = b[i..]
+                    .iter()
+                    .position(|c| *c == b'\n')
+                    .map_or(b.len(), |p| i + p)
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                i = sql[i + 2..].find("*/").map_or(b.len(), |p| i + 2 + p + 2)
+            }
+            b'$' => i = dollar_quote_end(sql, i).unwrap_or(i + 1),
+            b'?' => {
+                n += 1;
+                out.push_str(&sql[copied..i]);
+                out.push_str(&format!("${n}"));
+                i += 1;
+                copied = i;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(&sql[copied..]);
+    out
+}
+
 /// The number of parameters a statement refers to (its highest `$n`).
 pub fn count(sql: &str) -> usize {
     let mut max = 0;
@@ -359,6 +397,11 @@ mod tests {
         );
         assert_eq!(count("SELECT $1 + $3"), 3);
         assert!(substitute("SELECT $2", &["1".into()]).is_err());
+        assert_eq!(
+            number_question_marks("SELECT ?, '?', \"?\" -- ?\n, ?"),
+            "SELECT $1, '?', \"?\" -- ?\n, $2"
+        );
+        assert_eq!(number_question_marks("SELECT $1, ?"), "SELECT $1, ?");
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! The `tidelake` binary end to end, one test binary (each file under
 //! `tests/` would link a binary of its own): the CLI, crash recovery,
 //! interoperability with pypaimon, streams, continuous jobs and the server
-//! (`tidelake serve` with psql, psycopg and HTTP clients).
+//! (`tidelake serve` with psql, psycopg, ADBC Flight SQL and HTTP clients).
 
 mod cli;
 mod concurrent_writers;
 mod crash;
 mod doctor;
+mod flight;
 mod interop;
 mod interop_branches;
 mod interop_evolution;

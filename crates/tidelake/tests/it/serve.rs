@@ -23,7 +23,7 @@ pub(crate) struct Served {
     pub(crate) http: u16,
 }
 
-fn port_after(stdout: &str, label: &str) -> Option<u16> {
+pub(crate) fn port_after(stdout: &str, label: &str) -> Option<u16> {
     let line = stdout.lines().find(|l| l.starts_with(label))?;
     line.rsplit(':').next()?.trim().parse().ok()
 }

@@ -1,0 +1,48 @@
+//! The Arrow Flight SQL front end (gRPC over HTTP/2, with `tonic`, on the
+//! server's tokio runtime).
+//!
+//! - [`auth`]: Basic auth in the Handshake, then bearer tokens.
+//! - [`handle`]: self-contained prepared-statement handles and tickets.
+//! - [`params`]: parameters bound as Arrow batches, as SQL literals.
+//! - [`metadata`]: GetCatalogs, GetDbSchemas, GetTables, GetTableTypes,
+//!   GetSqlInfo, GetPrimaryKeys.
+//! - [`ingest`]: bulk ingest into a table, one commit.
+//! - [`service`]: the service itself; [`status`]: errors as gRPC statuses.
+
+pub mod auth;
+pub(crate) mod handle;
+pub(crate) mod ingest;
+pub(crate) mod metadata;
+pub(crate) mod params;
+pub(crate) mod service;
+pub(crate) mod status;
+
+use std::sync::Arc;
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+
+use crate::{ServerError, Shared};
+use auth::{Auth, Authenticator};
+use service::FlightSql;
+
+/// The largest message a client may send (a DoPut batch, parameters).
+const MAX_MESSAGE: usize = 64 << 20;
+
+/// Serves Flight SQL on `listener` until it fails.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    authenticator: Box<dyn Authenticator>,
+) -> Result<(), ServerError> {
+    let service = FlightSql::new(shared, Auth::new(authenticator));
+    let server = FlightServiceServer::new(service)
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
+    tonic::transport::Server::builder()
+        .add_service(server)
+        .serve_with_incoming(TcpIncoming::from(listener))
+        .await
+        .map_err(|e| ServerError::Flight(e.to_string()))
+}
