@@ -4,7 +4,9 @@
 //! protocol ([`pgwire`]: simple and extended query protocol, text and
 //! binary formats, portals with `max_rows`, SQL cursors, `SET`/`SHOW`,
 //! `statement_timeout`, CancelRequest, the catalog queries psql sends) and
-//! an HTTP API (`POST /v1/statements`, `/healthz`, `/readyz`).
+//! an HTTP API (`POST /v1/statements`, `DELETE /v1/statements/{id}`,
+//! `/v1/status`, `/healthz`, `/readyz`) with the web console's assets
+//! (`/`, `/console/...`, built into the binary).
 //!
 //! It owns *how clients talk to Tidelake*: listening, connections and
 //! their limits, protocol messages, the mapping of Arrow types to
@@ -22,9 +24,11 @@
 //! anything but a loopback address. Not yet built: Flight SQL, users and
 //! SCRAM, TLS, per-query memory limits, shared caches, group commit.
 
+mod console;
 mod error;
 mod http;
 pub mod pg;
+mod stats;
 mod values;
 
 use std::collections::HashMap;
@@ -71,6 +75,9 @@ pub(crate) struct Shared {
     next_pid: AtomicI32,
     /// Running connections by (pid, secret key), for CancelRequest.
     connections: Mutex<HashMap<CancelKey, Weak<pg::connection::Connection>>>,
+    /// Running HTTP statements by their id, for `DELETE /v1/statements/{id}`.
+    running: Mutex<HashMap<String, Weak<pg::connection::Connection>>>,
+    stats: Arc<stats::Stats>,
 }
 
 impl Shared {
@@ -139,6 +146,8 @@ impl Server {
                 statement_timeout: config.statement_timeout,
                 next_pid: AtomicI32::new(1000),
                 connections: Mutex::new(HashMap::new()),
+                running: Mutex::new(HashMap::new()),
+                stats: Arc::new(stats::Stats::new()),
             }),
             max_connections: config.max_connections.max(1),
         })

@@ -171,8 +171,43 @@ impl Connection {
         }
     }
 
-    /// Runs one statement under `guard`.
+    /// Runs one statement under `guard`, counted in the server's stats.
     pub async fn run(&self, sql: &str, guard: &Guard) -> Result<Outcome, StatementError> {
+        let mut running = self.shared.stats.statement();
+        match self.dispatch(sql, guard).await {
+            Ok(Outcome::Rows {
+                schema,
+                batches,
+                tag,
+            }) => {
+                // Running (and maybe failing) until its rows are read.
+                let batches = batches
+                    .inspect(move |batch| {
+                        if batch.is_err() {
+                            running.failed();
+                        }
+                    })
+                    .boxed();
+                Ok(Outcome::Rows {
+                    schema,
+                    batches,
+                    tag,
+                })
+            }
+            Ok(outcome) => {
+                if let Outcome::Status { command, .. } = &outcome {
+                    running.committed_if_write(command);
+                }
+                Ok(outcome)
+            }
+            Err(e) => {
+                running.failed();
+                Err(e)
+            }
+        }
+    }
+
+    async fn dispatch(&self, sql: &str, guard: &Guard) -> Result<Outcome, StatementError> {
         let words = keywords(sql, 3);
         let first = words.first().map(String::as_str).unwrap_or("");
         tracing::debug!(sql, "statement");
@@ -570,11 +605,11 @@ pub fn returns_rows(sql: &str) -> bool {
     )
 }
 
-/// `SHOW DATABASES`, `SHOW TABLES`, `SHOW CREATE TABLE` are Tidelake's.
+/// `SHOW DATABASES`, `SHOW TABLES`, `SHOW CREATE TABLE`, `SHOW JOBS` are Tidelake's.
 fn is_tidelake_show(words: &[String]) -> bool {
     matches!(
         words.get(1).map(String::as_str),
-        Some("databases" | "tables" | "create")
+        Some("databases" | "tables" | "create" | "jobs")
     )
 }
 

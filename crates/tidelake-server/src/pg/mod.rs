@@ -38,10 +38,12 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, max_connec
             continue;
         };
         let shared = shared.clone();
+        let shared_stats = shared.clone();
         tokio::spawn(async move {
             let handler = Handler {
                 conn: Arc::new(Connection::new(shared)),
             };
+            let _open = shared_stats.stats.connection();
             tracing::debug!(%peer, "connection opened");
             if let Err(e) = pgwire::tokio::process_socket(socket, None, handler).await {
                 tracing::debug!(%peer, "connection ended: {e}");

@@ -17,10 +17,10 @@ use crate::TIDELAKE;
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A `tidelake serve` child and the ports it printed.
-struct Served {
-    child: Spawned,
-    pg: u16,
-    http: u16,
+pub(crate) struct Served {
+    pub(crate) child: Spawned,
+    pub(crate) pg: u16,
+    pub(crate) http: u16,
 }
 
 fn port_after(stdout: &str, label: &str) -> Option<u16> {
@@ -28,7 +28,7 @@ fn port_after(stdout: &str, label: &str) -> Option<u16> {
     line.rsplit(':').next()?.trim().parse().ok()
 }
 
-fn serve(warehouse: &Path, extra: &[&str]) -> Served {
+pub(crate) fn serve(warehouse: &Path, extra: &[&str]) -> Served {
     let mut command = TIDELAKE.command(warehouse);
     command
         .args(["serve", "--pg", "127.0.0.1:0", "--http", "127.0.0.1:0"])
@@ -66,7 +66,13 @@ fn psql_ok(port: u16, args: &[&str]) -> String {
 }
 
 /// One HTTP/1.1 request; the status code and the body.
-fn http(port: u16, method: &str, path: &str, content_type: &str, body: &str) -> (u16, String) {
+pub(crate) fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> (u16, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the HTTP port");
     stream
         .set_read_timeout(Some(TIMEOUT))
@@ -95,7 +101,7 @@ fn http(port: u16, method: &str, path: &str, content_type: &str, body: &str) -> 
     (status, body)
 }
 
-fn json(body: &str) -> serde_json::Value {
+pub(crate) fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
 
