@@ -28,8 +28,8 @@ use crate::extension::{Extensions, SessionExtension, StatementContext};
 use crate::insert::plan_insert_around_nested_values;
 use crate::lexer::{shift_position, split_statements, RawStatement};
 use crate::progress::StatementProgress;
-use crate::retry;
 pub use crate::result::{CommandStatus, StatementResult};
+use crate::retry;
 
 /// The name of the warehouse's catalog in DataFusion (`tidelake.db.table`).
 pub const CATALOG_NAME: &str = "tidelake";
