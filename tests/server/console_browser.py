@@ -5,10 +5,11 @@ crates/tidelake/tests/it/console.rs).
 Usage: console_browser.py BASE_URL OUT_DIR EXPECTED_JOBS_STATE
 
 The server has shop.orders (ids 1..120, two commits: ids 1..100, then
-101..120). At 1280x800 and then 400x800 the script opens the console, runs
+101..120) and an empty shop.orders_copy of the same columns. At 1280x800 and then 400x800 the script opens the console, runs
 a query and reads the grid's cells, pages, charts, explains, cancels a slow
 statement, browses the table's snapshots and travels back to the first,
-reads the jobs page's state and the health page. It saves a screenshot of
+reads the jobs page's state (where the server has jobs, creates one from the
+editor, sees it run with its lag and suspends it) and the health page. It saves a screenshot of
 each page in OUT_DIR, prints one `ok NAME` line per check and exits
 non-zero (with a traceback) at the first failing one.
 """
@@ -227,6 +228,28 @@ def catalog_page(b, base, out, tag):
     no_sideways_scroll(b, "catalog")
 
 
+def create_job_from_editor(b, base, out):
+    """With jobs: CREATE JOB from the editor, see it run with its lag, suspend it."""
+    b.open(base + "/#/sql")
+    b.type("textarea[data-test=sql]",
+           "INSERT INTO shop.orders_copy SELECT id, name, amount FROM shop.orders")
+    b.click("#create-job")
+    b.type("#job-name", "copy_orders")
+    b.click("#job-create")
+    b.wait(lambda: b.js("return location.hash") == "#/jobs", "the jobs page after CREATE JOB")
+    row = "#page tr[data-job=copy_orders]"
+    b.find(row)
+    state = b.wait(lambda: b.text(row + " [data-test=job-state]"), "the job's state")
+    assert "error" not in state.lower() and "fail" not in state.lower(), state
+    b.find("[data-test=lag-chart]")
+    ok("job_created")
+    b.screenshot(out, "jobs-created-1280")
+    b.click(row + " [data-action=suspend]")
+    b.wait(lambda: "suspend" in (b.text(row + " [data-test=job-state]") or "").lower(), "the suspended state")
+    ok("job_suspended")
+    b.screenshot(out, "jobs-suspended-1280")
+
+
 def jobs_page(b, base, out, tag, expected):
     b.open(base + "/#/jobs")
     b.find("#jobs-state")
@@ -265,6 +288,8 @@ def main():
         explain_and_cancel(b, out)
         catalog_page(b, base, out, "1280")
         jobs_page(b, base, out, "1280", expected_jobs)
+        if expected_jobs == "available":
+            create_job_from_editor(b, base, out)
         health_page(b, base, out, "1280")
         width = b.size(400, 800)[0]
         assert width <= 420, width

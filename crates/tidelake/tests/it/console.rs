@@ -35,12 +35,18 @@ fn sql_ok(port: u16, sql: &str) -> serde_json::Value {
     answer
 }
 
-/// shop.orders with ids 1..=120 in two commits (1..=100, then 101..=120).
+/// shop.orders with ids 1..=120 in two commits (1..=100, then 101..=120),
+/// and an empty shop.orders_copy for a job to fill.
 fn seed(port: u16) {
     sql_ok(port, "CREATE DATABASE shop");
     sql_ok(
         port,
         "CREATE TABLE shop.orders (id BIGINT NOT NULL, name STRING, amount DECIMAL(10, 2), \
+         PRIMARY KEY (id) NOT ENFORCED) WITH ('bucket' = '1')",
+    );
+    sql_ok(
+        port,
+        "CREATE TABLE shop.orders_copy (id BIGINT NOT NULL, name STRING, amount DECIMAL(10, 2), \
          PRIMARY KEY (id) NOT ENFORCED) WITH ('bucket' = '1')",
     );
     for ids in [1..=100, 101..=120] {
@@ -177,6 +183,15 @@ fn console_in_headless_chromium() {
             "no `ok {check}`:\n{}",
             done.stdout
         );
+    }
+    if jobs == "available" {
+        for check in ["job_created", "job_suspended"] {
+            assert!(
+                done.stdout.contains(&format!("ok {check}\n")),
+                "no `ok {check}`:\n{}",
+                done.stdout
+            );
+        }
     }
     for page in ["sql", "catalog-snapshots", "jobs", "health"] {
         for width in ["1280", "400"] {
