@@ -2,7 +2,11 @@
 WebDriver HTTP API (the standard library only; driven by the Rust test
 crates/tidelake/tests/it/console.rs).
 
-Usage: console_browser.py BASE_URL OUT_DIR EXPECTED_JOBS_STATE
+Usage: console_browser.py BASE_URL OUT_DIR EXPECTED_JOBS_STATE [USER:PASSWORD]
+
+With USER:PASSWORD (a server with users) the console must ask for a login,
+refuse a wrong password and accept the right one; without, it must say that
+no login is needed.
 
 The server has shop.orders (ids 1..120, two commits: ids 1..100, then
 101..120) and an empty shop.orders_copy of the same columns. At 1280x800 and then 400x800 the script opens the console, runs
@@ -161,6 +165,22 @@ def no_sideways_scroll(b, page):
     assert wide[0] <= wide[1] + 1, f"{page}: the page is {wide[0]}px wide in a {wide[1]}px window"
 
 
+def log_in(b, out, user, password):
+    """The login dialog: a wrong password is refused, the right one let in."""
+    b.wait(lambda: b.js("return document.getElementById('login').open"), "the login dialog")
+    b.type("#login-user", user)
+    b.type("#login-password", password + "-wrong")
+    b.click("#login-submit")
+    b.wait(lambda: b.text("#login-error"), "the refusal of a wrong password")
+    ok("login_refused")
+    b.screenshot(out, "login-1280")
+    b.type("#login-user", user)
+    b.type("#login-password", password)
+    b.click("#login-submit")
+    assert b.wait(lambda: b.text("[data-test=user]"), "the logged-in user") == user
+    ok("login")
+
+
 def sql_page(b, base, out, tag):
     b.open(base + "/")
     b.find("#nav a.active[data-page=sql]")
@@ -282,8 +302,11 @@ def main():
     try:
         assert b.size(1280, 800) == [1280, 800]
         b.open(base + "/")
-        assert "no login needed" in b.wait(lambda: b.text("[data-test=no-login]"), "the login state")
-        ok("no_login")
+        if len(sys.argv) > 4:
+            log_in(b, out, *sys.argv[4].split(":", 1))
+        else:
+            assert "no login needed" in b.wait(lambda: b.text("[data-test=no-login]"), "the login state")
+            ok("no_login")
         sql_page(b, base, out, "1280")
         explain_and_cancel(b, out)
         catalog_page(b, base, out, "1280")

@@ -31,10 +31,16 @@ function route() {
 
 async function showWho() {
   const who = document.getElementById("who");
+  let auth = {};
+  try {
+    const status = await getJson("/v1/status");
+    auth = (status && status.auth) || {};
+  } catch (e) {
+    // A 401 has opened the login already.
+    if (e.httpStatus === 401) auth = { required: true };
+  }
+  // Read after the request: a refused login has forgotten its credentials.
   const c = credentials();
-  let status = null;
-  try { status = await getJson("/v1/status"); } catch (e) { /* a 401 opens the login */ }
-  const auth = (status && status.auth) || {};
   if (c) {
     who.replaceChildren(el("span", { class: "badge", "data-test": "user" }, c.user),
       el("button", { id: "logout", onclick: () => { setCredentials(null); location.reload(); } }, "Log out"));
