@@ -157,7 +157,7 @@ def run_sql(b, text, *, explain=False):
     keys = CTRL + (("\ue008" + ENTER) if explain else ENTER) + RELEASE
     b.call("POST", f"/element/{b.find('textarea[data-test=sql]')}/value", {"text": keys})
     b.wait(lambda: (s := b.text("[data-test=status]")) and s != before and "running" not in s
-           and not s.startswith("cancel"), "the statement to finish")
+           and s != "cancelling…", "the statement to finish")
 
 
 def no_sideways_scroll(b, page):

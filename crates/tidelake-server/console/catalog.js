@@ -13,8 +13,10 @@ const TABS = [
 
 const state = { open: new Set(), tables: new Map(), selected: null, tab: "data", version: "" };
 
+/** db.table, or a system table db.table$suffix (quoted whole when the name needs it). */
 function qualified(db, table, suffix = "") {
-  return `${ident(db)}.${ident(table + suffix)}`;
+  const plain = ident(table) === table;
+  return `${ident(db)}.${plain ? table + suffix : ident(table + suffix)}`;
 }
 
 /** The SQL a tab of a table runs. */

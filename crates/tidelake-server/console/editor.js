@@ -129,7 +129,8 @@ export function mount(root, app) {
     } catch (e) {
       state.error = e;
       state.result = null;
-      status.textContent = `failed · ${((performance.now() - started) / 1000).toFixed(2)} s`;
+      const how = e.code === "57014" ? "cancelled" : "failed";
+      status.textContent = `${how} · ${((performance.now() - started) / 1000).toFixed(2)} s`;
     } finally {
       clearInterval(tick);
       state.running = null;

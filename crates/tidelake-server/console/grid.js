@@ -42,7 +42,7 @@ export function grid(result, opts = {}) {
       }, el("td", { class: "rownum" }, start + i + 1));
       row.forEach((v, j) => {
         const text = cellText(v, columns[j].type);
-        const cls = v === null ? "null" : numeric[j] ? "num" : null;
+        const cls = v === null ? "null" : numeric[j] ? "num" : text.includes("\n") ? "multi" : null;
         tr.append(el("td", { class: cls, title: text.length > 40 ? text : null }, text));
       });
       return tr;

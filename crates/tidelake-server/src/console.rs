@@ -18,8 +18,16 @@ use crate::Shared;
 /// Every asset: its file name, content type and bytes.
 const ASSETS: [(&str, &str, &str); 12] = [
     ("index.html", HTML, include_str!("../console/index.html")),
-    ("console.css", "text/css; charset=utf-8", include_str!("../console/console.css")),
-    ("icon.svg", "image/svg+xml", include_str!("../console/icon.svg")),
+    (
+        "console.css",
+        "text/css; charset=utf-8",
+        include_str!("../console/console.css"),
+    ),
+    (
+        "icon.svg",
+        "image/svg+xml",
+        include_str!("../console/icon.svg"),
+    ),
     ("app.js", JS, include_str!("../console/app.js")),
     ("api.js", JS, include_str!("../console/api.js")),
     ("sql.js", JS, include_str!("../console/sql.js")),
@@ -85,10 +93,11 @@ mod tests {
     #[test]
     fn every_file_the_page_and_scripts_name_is_served() {
         let names: Vec<&str> = ASSETS.iter().map(|(n, _, _)| *n).collect();
-        let mut on_disk: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/console"))
-            .expect("the console folder")
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .collect();
+        let mut on_disk: Vec<String> =
+            std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/console"))
+                .expect("the console folder")
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect();
         on_disk.sort();
         let mut served: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         served.sort();
@@ -99,14 +108,20 @@ mod tests {
                 let end = rest.find(['"', '\'']).unwrap_or(rest.len());
                 let target = &rest[..end];
                 if target.ends_with(".js") {
-                    assert!(names.contains(&target), "{name} imports {target}, which is not served");
+                    assert!(
+                        names.contains(&target),
+                        "{name} imports {target}, which is not served"
+                    );
                 }
             }
             for (at, _) in body.match_indices("/console/") {
                 let rest = &body[at + 9..];
                 let end = rest.find(['"', '\'']).unwrap_or(rest.len());
                 let target = &rest[..end];
-                assert!(names.contains(&target), "{name} links /console/{target}, which is not served");
+                assert!(
+                    names.contains(&target),
+                    "{name} links /console/{target}, which is not served"
+                );
             }
         }
     }

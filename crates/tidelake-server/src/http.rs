@@ -123,9 +123,7 @@ fn request_of(headers: &HeaderMap, body: &[u8]) -> Result<Request, StatementErro
         if !fits {
             return Err(StatementError::refused(
                 "22023",
-                format!(
-                    "statement id {id:?} is not 1 to {MAX_ID_LEN} letters, digits, '-' or '_'"
-                ),
+                format!("statement id {id:?} is not 1 to {MAX_ID_LEN} letters, digits, '-' or '_'"),
             ));
         }
     }
@@ -171,7 +169,11 @@ impl Registered {
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        let mut running = self.shared.running.lock().unwrap_or_else(|e| e.into_inner());
+        let mut running = self
+            .shared
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         running.remove(&self.id);
     }
 }
@@ -279,7 +281,10 @@ async fn answer(
         }
     };
     let limit = max_rows.unwrap_or(usize::MAX);
-    let mut out = format!("{{\"id\":{id_json},\"columns\":{},\"rows\":[", columns(&schema));
+    let mut out = format!(
+        "{{\"id\":{id_json},\"columns\":{},\"rows\":[",
+        columns(&schema)
+    );
     let mut rows = 0usize;
     let mut truncated = false;
     while let Some(batch) = futures::StreamExt::next(&mut batches).await {

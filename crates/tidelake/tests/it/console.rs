@@ -70,7 +70,10 @@ fn console_assets_statement_ids_cancel_max_rows_and_status() {
     }
     let (_, page) = http(h, "GET", "/", "text/plain", "");
     assert!(page.contains("<script type=\"module\" src=\"/console/app.js\">"));
-    assert!(!page.contains("http://") && !page.contains("https://"), "{page}");
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "{page}"
+    );
     let (status, _) = http(h, "GET", "/console/nope.js", "text/plain", "");
     assert_eq!(status, 404);
     // max_rows cuts the answer short and says so; the database is USEd first.
@@ -90,16 +93,20 @@ fn console_assets_statement_ids_cancel_max_rows_and_status() {
     assert!(all.get("truncated").is_none(), "{all}");
     // A bad id is refused; cancelling nothing is a 404.
     let (status, answer) = post_json(h, &serde_json::json!({"sql": "SELECT 1", "id": "a b"}));
-    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("22023")));
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("22023"))
+    );
     let (status, body) = http(h, "DELETE", "/v1/statements/nothing", "text/plain", "");
     assert_eq!(status, 404, "{body}");
     // DELETE /v1/statements/{id} cancels the running statement with that id.
-    let slow = std::thread::spawn(move || {
-        post_json(h, &serde_json::json!({"sql": SLOW, "id": "slow-1"}))
-    });
-    wait_until(Duration::from_secs(60), "the slow statement to be cancelled", || {
-        http(h, "DELETE", "/v1/statements/slow-1", "text/plain", "").0 == 200
-    });
+    let slow =
+        std::thread::spawn(move || post_json(h, &serde_json::json!({"sql": SLOW, "id": "slow-1"})));
+    wait_until(
+        Duration::from_secs(60),
+        "the slow statement to be cancelled",
+        || http(h, "DELETE", "/v1/statements/slow-1", "text/plain", "").0 == 200,
+    );
     let (status, answer) = slow.join().expect("the slow statement's thread");
     assert_eq!(status, 503, "{answer}");
     assert_eq!(answer["error"]["code"], "57014", "{answer}");
@@ -139,7 +146,11 @@ fn console_in_headless_chromium() {
         server.http,
         &serde_json::json!({"sql": "SELECT * FROM sys.jobs"}),
     );
-    let jobs = if status == 200 { "available" } else { "unavailable" };
+    let jobs = if status == 200 {
+        "available"
+    } else {
+        "unavailable"
+    };
     let out = screenshots();
     let _ = std::fs::remove_dir_all(&out);
     println!("console screenshots: {}", out.display());
