@@ -13,7 +13,7 @@ use tidelake_testkit::process::{run, wait_until};
 use tidelake_testkit::python;
 use tidelake_testkit::warehouse::KeptOnFailure;
 
-use crate::serve::{http, json, serve};
+use crate::serve::{assert_ok_lines, http, json, serve};
 
 const SLOW: &str = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r \
                     WHERE n < 1000000000) SELECT count(*) FROM r";
@@ -170,7 +170,9 @@ fn console_in_headless_chromium() {
         done.stderr,
         server.child.stderr()
     );
-    for check in [
+    let jobs_1280 = format!("jobs_{jobs}_1280");
+    let jobs_400 = format!("jobs_{jobs}_400");
+    let mut checks = vec![
         "no_login",
         "query_grid_1280",
         "paging_1280",
@@ -180,30 +182,19 @@ fn console_in_headless_chromium() {
         "snapshots_1280",
         "time_travel_1280",
         "schema_1280",
-        &format!("jobs_{jobs}_1280"),
+        &jobs_1280,
         "health_1280",
         "query_grid_400",
         "snapshots_400",
         "time_travel_400",
-        &format!("jobs_{jobs}_400"),
+        &jobs_400,
         "health_400",
         "no_script_errors",
-    ] {
-        assert!(
-            done.stdout.contains(&format!("ok {check}\n")),
-            "no `ok {check}`:\n{}",
-            done.stdout
-        );
-    }
+    ];
     if jobs == "available" {
-        for check in ["job_created", "job_suspended"] {
-            assert!(
-                done.stdout.contains(&format!("ok {check}\n")),
-                "no `ok {check}`:\n{}",
-                done.stdout
-            );
-        }
+        checks.extend(["job_created", "job_suspended"]);
     }
+    assert_ok_lines(&done.stdout, &checks);
     for page in ["sql", "catalog-snapshots", "jobs", "health"] {
         for width in ["1280", "400"] {
             let shot = out.join(format!("{page}-{width}.png"));
