@@ -1,14 +1,22 @@
 //! The HTTP front end.
 //!
-//! - `POST /v1/statements`: the body is SQL text, or JSON `{"sql": "..."}`;
-//!   the statements run in order in a fresh session (with the server's
-//!   `statement_timeout`) and the answer is the last one's result:
-//!   `{"columns": [{"name", "type"}], "rows": [[...]], "status": "SELECT 2"}`.
-//!   Values are JSON: NULL as `null`, integers and decimals as numbers with
-//!   their exact digits, timestamps as ISO-8601 strings, nested values as
-//!   arrays and objects. An error answers `{"error": {"code": SQLSTATE,
-//!   "message"}}` with status 400 (the statement), 409 (a commit conflict),
-//!   503 (resources, a timeout) or 500 (the server).
+//! - `POST /v1/statements`: the body is SQL text, or JSON `{"sql": "...",
+//!   "id"?, "database"?, "max_rows"?}`; the statements run in order in a
+//!   fresh session (with the server's `statement_timeout`; `database` is
+//!   `USE`d first) and the answer is the last one's result:
+//!   `{"id", "columns": [{"name", "type"}], "rows": [[...]], "status":
+//!   "SELECT 2"}`, with `"truncated": true` when `max_rows` cut the rows
+//!   short. Values are JSON: NULL as `null`, integers and decimals as
+//!   numbers with their exact digits, timestamps as ISO-8601 strings,
+//!   nested values as arrays and objects. An error answers `{"error":
+//!   {"code": SQLSTATE, "message"}}` with status 400 (the statement), 409
+//!   (a commit conflict), 503 (resources, a timeout, a cancel) or 500 (the
+//!   server).
+//! - `DELETE /v1/statements/{id}`: cancels the running statement with that
+//!   id (the client picks it: the JSON `id` or the `X-Statement-Id`
+//!   header; otherwise the server makes one up and answers it).
+//! - `GET /v1/status`: the server's counters (connections, statements,
+//!   commits) and whether clients must log in, as JSON.
 //! - `GET /healthz`: the process serves. `GET /readyz`: a session over the
 //!   warehouse can be opened. `GET /metrics`: Prometheus metrics (see
 //!   [`crate::telemetry`]). These three need no password.
@@ -17,17 +25,17 @@
 //! (`Authorization: Basic base64(user:password)`) of a user of that file:
 //! 401 with `WWW-Authenticate` otherwise; each statement is checked
 //! against the user's role (403 with SQLSTATE 42501).
+//! - `GET /` and `/console/...`: the web console (see [`crate::console`]).
 
 use std::fmt::Write;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
-use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, SchemaRef};
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use tidelake_sql::{Session, SqlError};
 use tokio::net::TcpListener;
@@ -38,14 +46,17 @@ use base64::Engine;
 use crate::pg::connection::{command_tag, Connection, Outcome};
 use crate::users::Principal;
 use crate::values::json_value;
-use crate::{ServerError, Shared, StatementError};
+use crate::{console, ServerError, Shared, StatementError};
 
 pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) -> Result<(), ServerError> {
     let app = Router::new()
         .route("/v1/statements", post(statements))
+        .route("/v1/statements/{id}", delete(cancel))
+        .route("/v1/status", get(status))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(console::routes())
         .with_state(shared);
     axum::serve(listener, app).await.map_err(ServerError::Http)
 }
@@ -121,30 +132,69 @@ fn json(status: StatusCode, body: String) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
+/// What `POST /v1/statements` asks for.
 #[derive(serde::Deserialize)]
 struct Request {
     sql: String,
+    /// The statement's id, for `DELETE /v1/statements/{id}`.
+    #[serde(default)]
+    id: Option<String>,
+    /// The database to `USE` before the statements.
+    #[serde(default)]
+    database: Option<String>,
+    /// At most this many rows in the answer (the rest is not read).
+    #[serde(default)]
+    max_rows: Option<usize>,
 }
 
-/// The SQL of a request body: JSON `{"sql": ...}` or the text itself.
-fn sql_of(headers: &HeaderMap, body: &[u8]) -> Result<String, StatementError> {
+/// The longest statement id a client may choose.
+const MAX_ID_LEN: usize = 64;
+
+/// The request of a body: JSON `{"sql": ...}` or the SQL text itself (its
+/// id then from the `X-Statement-Id` header).
+fn request_of(headers: &HeaderMap, body: &[u8]) -> Result<Request, StatementError> {
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"))
         || body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-    if is_json {
-        let request: Request = serde_json::from_slice(body).map_err(|e| {
+    let mut request = if is_json {
+        serde_json::from_slice(body).map_err(|e| {
             StatementError::refused(
                 "22P02",
                 format!("the body is not JSON {{\"sql\": \"...\"}}: {e}"),
             )
-        })?;
-        Ok(request.sql)
+        })?
     } else {
-        String::from_utf8(body.to_vec())
-            .map_err(|_| StatementError::refused("22021", "the body is not UTF-8 text"))
+        let sql = String::from_utf8(body.to_vec())
+            .map_err(|_| StatementError::refused("22021", "the body is not UTF-8 text"))?;
+        Request {
+            sql,
+            id: None,
+            database: None,
+            max_rows: None,
+        }
+    };
+    if request.id.is_none() {
+        request.id = headers
+            .get("x-statement-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
     }
+    if let Some(id) = &request.id {
+        let fits = !id.is_empty()
+            && id.len() <= MAX_ID_LEN
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !fits {
+            return Err(StatementError::refused(
+                "22023",
+                format!("statement id {id:?} is not 1 to {MAX_ID_LEN} letters, digits, '-' or '_'"),
+            ));
+        }
+    }
+    Ok(request)
 }
 
 async fn statements(
@@ -152,6 +202,7 @@ async fn statements(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    shared.stats.http_request();
     let principal = match authenticate(&shared, &headers) {
         Ok(p) => p,
         Err(response) => return *response,
@@ -162,20 +213,60 @@ async fn statements(
     }
 }
 
+/// A running statement's entry in [`Shared::running`], removed on drop.
+struct Registered {
+    shared: Arc<Shared>,
+    id: String,
+}
+
+impl Registered {
+    fn new(shared: Arc<Shared>, id: &str, conn: &Arc<Connection>) -> Result<Self, StatementError> {
+        let mut running = shared.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.retain(|_, c| c.strong_count() > 0);
+        if running.contains_key(id) {
+            return Err(StatementError::refused(
+                "42710",
+                format!("a statement with id {id:?} is already running"),
+            ));
+        }
+        running.insert(id.to_string(), Arc::downgrade(conn));
+        drop(running);
+        Ok(Registered {
+            shared,
+            id: id.to_string(),
+        })
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let mut running = self
+            .shared
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        running.remove(&self.id);
+    }
+}
+
 async fn run(
     shared: Arc<Shared>,
     principal: Principal,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<String, StatementError> {
-    let sql = sql_of(headers, body)?;
-    let statements = Session::split(&sql)?;
+    let request = request_of(headers, body)?;
+    let statements = Session::split(&request.sql)?;
     if statements.is_empty() {
         return Err(SqlError::syntax("no statement was given", None).into());
     }
+    let id = request
+        .id
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let session = shared.factory.open().await?;
-    let conn = Connection::new(shared, "http");
+    let conn = Arc::new(Connection::new(shared.clone(), "http"));
     conn.set_session(session);
+    let _registered = Registered::new(shared, &id, &conn)?;
     if let Some(database) = principal.databases.first() {
         // A user limited to some databases starts in the first of them.
         if !principal.may_use(&conn.session()?.current_database()) {
@@ -184,63 +275,134 @@ async fn run(
         }
     }
     conn.set_principal(principal);
-    let mut last = None;
-    for statement in &statements {
+    if let Some(database) = &request.database {
         let guard = conn.begin_statement();
-        let outcome = conn.run(statement, &guard).await?.buffered().await?;
-        last = Some(outcome);
+        let using = format!("USE \"{}\"", database.replace('"', "\"\""));
+        conn.run(&using, &guard).await?;
+    }
+    let mut last = None;
+    for (i, statement) in statements.iter().enumerate() {
+        let guard = conn.begin_statement();
+        let outcome = conn.run(statement, &guard).await?;
+        if i + 1 < statements.len() {
+            // Only the last statement's rows are answered; the others run to the end.
+            outcome.buffered().await?;
+        } else {
+            last = Some(outcome);
+        }
     }
     match last {
-        Some(outcome) => Ok(answer(outcome).await?),
+        Some(outcome) => Ok(answer(&id, outcome, request.max_rows).await?),
         None => Err(SqlError::syntax("no statement was given", None).into()),
     }
 }
 
-async fn answer(outcome: Outcome) -> Result<String, StatementError> {
-    let mut out = String::new();
-    match outcome {
+/// `DELETE /v1/statements/{id}`: cancels that running statement.
+async fn cancel(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    shared.stats.http_request();
+    if let Err(response) = authenticate(&shared, &headers) {
+        return *response;
+    }
+    let conn = {
+        let running = shared.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.get(&id).and_then(Weak::upgrade)
+    };
+    match conn {
+        Some(conn) => {
+            tracing::info!(id, "HTTP cancel: cancelling the running statement");
+            conn.cancel();
+            json(
+                StatusCode::OK,
+                serde_json::json!({"id": id, "cancelled": true}).to_string(),
+            )
+        }
+        None => {
+            let body = serde_json::json!({
+                "error": {"code": "42704", "message": format!("no statement with id {id:?} is running")},
+                "status": "error",
+            });
+            json(StatusCode::NOT_FOUND, body.to_string())
+        }
+    }
+}
+
+/// `GET /v1/status`: the counters and whether clients log in.
+async fn status(State(shared): State<Arc<Shared>>) -> Response {
+    let mut body = shared.stats.json();
+    body["version"] = env!("CARGO_PKG_VERSION").into();
+    body["auth"] = serde_json::json!({
+        "required": false,
+        "reason": "no users exist: the server trusts every client and listens on loopback only",
+    });
+    json(StatusCode::OK, body.to_string())
+}
+
+/// The JSON answer of a statement's outcome, with at most `max_rows` rows.
+async fn answer(
+    id: &str,
+    outcome: Outcome,
+    max_rows: Option<usize>,
+) -> Result<String, StatementError> {
+    let id_json = serde_json::Value::from(id).to_string();
+    let empty = |status: &str| {
+        serde_json::json!({"id": id, "columns": [], "rows": [], "status": status}).to_string()
+    };
+    let (schema, mut batches, tag) = match outcome {
         Outcome::Rows {
             schema,
             batches,
             tag,
-        } => {
-            let batches: Vec<RecordBatch> = futures::TryStreamExt::try_collect(batches).await?;
-            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-            out.push_str("{\"columns\":");
-            out.push_str(&columns(&schema));
-            out.push_str(",\"rows\":[");
-            let mut first = true;
-            for batch in &batches {
-                for row in 0..batch.num_rows() {
-                    if !first {
-                        out.push(',');
-                    }
-                    first = false;
-                    out.push('[');
-                    for (i, column) in batch.columns().iter().enumerate() {
-                        if i > 0 {
-                            out.push(',');
-                        }
-                        json_value(column, row, &mut out);
-                    }
-                    out.push(']');
-                }
-            }
-            let _ = write!(out, "],\"status\":\"{tag} {rows}\"}}");
-        }
-        Outcome::Status { command, rows } => {
-            let status = command_tag(&command, rows);
-            out = serde_json::json!({"columns": [], "rows": [], "status": status}).to_string();
-        }
-        Outcome::Begin => out = r#"{"columns":[],"rows":[],"status":"BEGIN"}"#.into(),
-        Outcome::End(c) => out = format!(r#"{{"columns":[],"rows":[],"status":"{c}"}}"#),
+        } => (schema, batches, tag),
+        Outcome::Status { command, rows } => return Ok(empty(&command_tag(&command, rows))),
+        Outcome::Begin => return Ok(empty("BEGIN")),
+        Outcome::End(c) => return Ok(empty(c)),
         Outcome::Declared(_) | Outcome::Closed(_) => {
             return Err(StatementError::refused(
                 "0A000",
                 "cursors need a connection: use the PostgreSQL protocol",
             ))
         }
+    };
+    let limit = max_rows.unwrap_or(usize::MAX);
+    let mut out = format!(
+        "{{\"id\":{id_json},\"columns\":{},\"rows\":[",
+        columns(&schema)
+    );
+    let mut rows = 0usize;
+    let mut truncated = false;
+    while let Some(batch) = futures::StreamExt::next(&mut batches).await {
+        let batch = batch?;
+        for row in 0..batch.num_rows() {
+            if rows == limit {
+                truncated = true;
+                break;
+            }
+            if rows > 0 {
+                out.push(',');
+            }
+            rows += 1;
+            out.push('[');
+            for (i, column) in batch.columns().iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                json_value(column, row, &mut out);
+            }
+            out.push(']');
+        }
+        if truncated {
+            break;
+        }
     }
+    let _ = write!(out, "],\"status\":\"{tag} {rows}\"");
+    if truncated {
+        out.push_str(",\"truncated\":true");
+    }
+    out.push('}');
     Ok(out)
 }
 

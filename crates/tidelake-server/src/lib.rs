@@ -7,7 +7,9 @@
 //! Arrow Flight SQL ([`flight`]: statements, prepared statements with
 //! parameters, metadata, DoPut updates, bulk ingest, cancel, Handshake
 //! then bearer tokens, self-contained tickets) and an HTTP API (`POST
-//! /v1/statements`, `/healthz`, `/readyz`).
+//! /v1/statements`, `DELETE /v1/statements/{id}`, `/v1/status`, `/metrics`,
+//! `/healthz`, `/readyz`) with the web console's assets (`/`, `/console/...`,
+//! built into the binary).
 //!
 //! It owns *how clients talk to Tidelake*: listening, connections and
 //! their limits, protocol messages, the mapping of Arrow types to
@@ -30,12 +32,14 @@
 //! ([`flight`]) checks passwords through [`flight::auth::Authenticator`].
 //! Not yet built: TLS, shared caches, group commit.
 
+mod console;
 mod error;
 pub mod flight;
 mod http;
 pub mod pg;
 pub mod telemetry;
 pub mod users;
+mod stats;
 mod values;
 
 use std::collections::HashMap;
@@ -106,6 +110,9 @@ pub(crate) struct Shared {
     pub(crate) pg_auth: PgAuth,
     /// Admission slots of the statements that may run at once.
     pub(crate) admission: Option<Arc<Semaphore>>,
+    /// Running HTTP statements by their id, for `DELETE /v1/statements/{id}`.
+    running: Mutex<HashMap<String, Weak<pg::connection::Connection>>>,
+    stats: Arc<stats::Stats>,
 }
 
 impl Shared {
@@ -189,6 +196,8 @@ impl Server {
                 admission: config
                     .max_concurrent_queries
                     .map(|n| Arc::new(Semaphore::new(n.max(1)))),
+                running: Mutex::new(HashMap::new()),
+                stats: Arc::new(stats::Stats::new()),
             }),
             max_connections: config.max_connections.max(1),
         })

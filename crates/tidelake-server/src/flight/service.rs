@@ -194,7 +194,7 @@ impl FlightSql {
                 session.execute_stream(&use_db).await?;
             }
         }
-        let conn = Arc::new(Connection::new(self.shared.clone()));
+        let conn = Arc::new(Connection::new(self.shared.clone(), "flight"));
         conn.set_session(session);
         Ok(conn)
     }

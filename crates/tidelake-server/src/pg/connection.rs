@@ -197,6 +197,7 @@ impl Connection {
     pub async fn run(&self, sql: &str, guard: &Guard) -> Result<Outcome, StatementError> {
         let write = classify(sql) == StatementClass::Write;
         let mut record = StatementRecord::start(self.protocol, write);
+        let mut running = self.shared.stats.statement();
         let outcome = match self.authorize(sql).await {
             Ok(()) => self.dispatch(sql, guard).await,
             Err(e) => Err(e),
@@ -206,17 +207,31 @@ impl Connection {
                 schema,
                 batches,
                 tag,
-            }) => Ok(Outcome::Rows {
-                schema,
-                batches: recorded(batches, record),
-                tag,
-            }),
+            }) => {
+                // Running (and maybe failing) until its rows are read.
+                let batches = recorded(batches, record)
+                    .inspect(move |batch| {
+                        if batch.is_err() {
+                            running.failed();
+                        }
+                    })
+                    .boxed();
+                Ok(Outcome::Rows {
+                    schema,
+                    batches,
+                    tag,
+                })
+            }
             Ok(other) => {
                 record.finish();
+                if let Outcome::Status { command, .. } = &other {
+                    running.committed_if_write(command);
+                }
                 Ok(other)
             }
             Err(e) => {
                 record.fail(&e);
+                running.failed();
                 Err(e)
             }
         }
@@ -727,11 +742,11 @@ pub fn returns_rows(sql: &str) -> bool {
     )
 }
 
-/// `SHOW DATABASES`, `SHOW TABLES`, `SHOW CREATE TABLE` are Tidelake's.
+/// `SHOW DATABASES`, `SHOW TABLES`, `SHOW CREATE TABLE`, `SHOW JOBS` are Tidelake's.
 fn is_tidelake_show(words: &[String]) -> bool {
     matches!(
         words.get(1).map(String::as_str),
-        Some("databases" | "tables" | "create")
+        Some("databases" | "tables" | "create" | "jobs")
     )
 }
 

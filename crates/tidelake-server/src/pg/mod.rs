@@ -39,11 +39,13 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, max_connec
             continue;
         };
         let shared = shared.clone();
+        let shared_stats = shared.clone();
         tokio::spawn(async move {
             let _gauge = crate::telemetry::ConnectionGauge::open("pg");
             let handler = Handler {
                 conn: Arc::new(Connection::new(shared, "pg")),
             };
+            let _open = shared_stats.stats.connection();
             tracing::debug!(%peer, "connection opened");
             if let Err(e) = pgwire::tokio::process_socket(socket, None, handler).await {
                 tracing::debug!(%peer, "connection ended: {e}");

@@ -5,6 +5,7 @@
 
 mod cli;
 mod concurrent_writers;
+mod console;
 mod crash;
 mod doctor;
 mod flight;

@@ -412,21 +412,28 @@ fn psycopg_binary_parameters_cursors_sessions_timeout_and_cancel() {
         done.stderr,
         server.child.stderr()
     );
-    for check in [
-        "binary_parameters",
-        "description_oids",
-        "types_round_trip",
-        "server_side_cursor",
-        "sessions_are_separate",
-        "errors_carry_sqlstate",
-        "statement_timeout",
-        "cancel",
-    ] {
+    assert_ok_lines(
+        &done.stdout,
+        &[
+            "binary_parameters",
+            "description_oids",
+            "types_round_trip",
+            "server_side_cursor",
+            "sessions_are_separate",
+            "errors_carry_sqlstate",
+            "statement_timeout",
+            "cancel",
+        ],
+    );
+    server.child.kill();
+}
+
+/// Fails unless a client script printed `ok CHECK` for every check.
+pub(crate) fn assert_ok_lines(stdout: &str, checks: &[&str]) {
+    for check in checks {
         assert!(
-            done.stdout.contains(&format!("ok {check}\n")),
-            "{}",
-            done.stdout
+            stdout.contains(&format!("ok {check}\n")),
+            "no `ok {check}`:\n{stdout}"
         );
     }
-    server.child.kill();
 }
