@@ -8,12 +8,8 @@ use bytes::{Buf, Bytes};
 /// A frame of the replication stream.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Frame {
-    /// XLogData: WAL data starting at `start`; `wal_end` is the server's end.
-    XLogData {
-        start: u64,
-        wal_end: u64,
-        data: Bytes,
-    },
+    /// XLogData: WAL data starting at `start`.
+    XLogData { start: u64, data: Bytes },
     /// Primary keepalive: the server's WAL end, and whether it wants a reply.
     Keepalive { wal_end: u64, reply: bool },
 }
@@ -46,7 +42,6 @@ pub(crate) enum Message {
     },
     Commit {
         end_lsn: u64,
-        timestamp: i64,
     },
     Relation {
         id: u32,
@@ -85,13 +80,9 @@ pub(crate) fn parse_frame(mut data: Bytes) -> Result<Frame, String> {
     match tag {
         b'w' if data.len() >= 24 => {
             let start = data.get_u64();
-            let wal_end = data.get_u64();
+            let _wal_end = data.get_u64();
             let _send_time = data.get_i64();
-            Ok(Frame::XLogData {
-                start,
-                wal_end,
-                data,
-            })
+            Ok(Frame::XLogData { start, data })
         }
         b'k' if data.len() >= 17 => {
             let wal_end = data.get_u64();
@@ -192,8 +183,8 @@ pub(crate) fn parse_message(data: Bytes) -> Result<Message, String> {
             let _flags = r.u8()?;
             let _commit_lsn = r.u64()?;
             let end_lsn = r.u64()?;
-            let timestamp = r.u64()? as i64;
-            Message::Commit { end_lsn, timestamp }
+            let _timestamp = r.u64()?;
+            Message::Commit { end_lsn }
         }
         b'R' => {
             let id = r.u32()?;

@@ -217,7 +217,7 @@ impl StreamState {
                 }
                 Ok(Some(reply))
             }
-            Frame::XLogData { start, data, .. } => {
+            Frame::XLogData { start, data } => {
                 self.received = self.received.max(start);
                 let message = parse_message(data)
                     .map_err(|e| source_error(format!("at {}: {e}", format_lsn(start))))?;
@@ -237,7 +237,7 @@ impl StreamState {
                 self.final_lsn = final_lsn;
                 self.commit_ts = timestamp + PG_EPOCH_MICROS;
             }
-            Message::Commit { end_lsn, .. } => {
+            Message::Commit { end_lsn } => {
                 self.in_transaction = false;
                 self.last = self.last.max(end_lsn);
                 self.send(

@@ -380,10 +380,11 @@ fn server_error(body: &postgres_protocol::message::backend::ErrorResponseBody) -
     let mut code = String::new();
     let mut detail = String::new();
     while let Ok(Some(f)) = fields.next() {
+        let value = String::from_utf8_lossy(f.value_bytes()).into_owned();
         match f.type_() {
-            b'M' => message = f.value().to_string(),
-            b'C' => code = f.value().to_string(),
-            b'D' => detail = f.value().to_string(),
+            b'M' => message = value,
+            b'C' => code = value,
+            b'D' => detail = value,
             _ => {}
         }
     }

@@ -236,8 +236,14 @@ impl TableSink {
     fn to_batch(&self, rows: &[Vec<CdcValue>]) -> Result<RecordBatch> {
         let schema = self.table.arrow_schema();
         let mut columns = Vec::with_capacity(schema.fields().len());
+        let fields = &self.table.schema().fields;
         for (i, field) in schema.fields().iter().enumerate() {
-            let values: Vec<&CdcValue> = rows.iter().map(|r| &r[i]).collect();
+            // Rows taken before a widening hold the narrower values.
+            let coerced: Vec<CdcValue> = rows
+                .iter()
+                .map(|r| coerce(&r[i], &fields[i].data_type).unwrap_or(CdcValue::Null))
+                .collect();
+            let values: Vec<&CdcValue> = coerced.iter().collect();
             let array = to_arrow(&values, field.data_type()).map_err(|e| {
                 CdcError::table(&self.source, format!("column '{}': {e}", field.name()))
             })?;

@@ -152,7 +152,7 @@ impl Running {
 }
 
 /// Waits (bounded) until the Paimon table equals the source.
-async fn wait_equal(catalog: &Catalog, db: &PgDb, table: &str, query: &str, running: &Running) {
+async fn wait_equal(catalog: &Catalog, db: &PgDb, table: &str, query: &str, running: &mut Running) {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let expected = db.rows(query);
@@ -168,7 +168,10 @@ async fn wait_equal(catalog: &Catalog, db: &PgDb, table: &str, query: &str, runn
         if exists && actual == expected {
             return;
         }
-        assert!(!running.handle.is_finished(), "the pipeline ended early");
+        if running.handle.is_finished() {
+            let outcome = (&mut running.handle).await.map(|r| r.map(|(_, end)| end));
+            panic!("the pipeline ended early: {outcome:?}");
+        }
         if Instant::now() > deadline {
             assert_eq!(actual, expected, "ods.{table} never equalled the source");
         }
@@ -252,14 +255,14 @@ async fn postgres_snapshot_under_concurrent_writes_then_streams() {
     let catalog = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
     let mut rng = Rng::new(seed("postgres_snapshot", "TIDELAKE_CDC_SEED"));
     let writer = run_script(&db.name, workload(&mut rng, 400, 6_000));
-    let running = start(&catalog, sink("snap"), db.source("snap")).await;
+    let mut running = start(&catalog, sink("snap"), db.source("snap")).await;
     writer.join().unwrap();
-    wait_equal(&catalog, &db, "items", ITEMS, &running).await;
+    wait_equal(&catalog, &db, "items", ITEMS, &mut running).await;
     // Streaming inserts, updates and deletes.
     db.sql("INSERT INTO items VALUES (100001, 'new', 1), (100002, NULL, NULL)");
     db.sql("UPDATE items SET v = 'changed' WHERE id <= 10");
     db.sql("DELETE FROM items WHERE id BETWEEN 11 AND 20");
-    wait_equal(&catalog, &db, "items", ITEMS, &running).await;
+    wait_equal(&catalog, &db, "items", ITEMS, &mut running).await;
     running.stop().await;
 }
 
@@ -277,8 +280,8 @@ async fn postgres_kill_and_restart_at_seeded_points_loses_and_repeats_nothing() 
         running.kill().await;
         writer.join().unwrap();
     }
-    let running = start(&catalog, sink("rs"), db.source("rs")).await;
-    wait_equal(&catalog, &db, "items", ITEMS, &running).await;
+    let mut running = start(&catalog, sink("rs"), db.source("rs")).await;
+    wait_equal(&catalog, &db, "items", ITEMS, &mut running).await;
     running.stop().await;
 }
 
@@ -290,14 +293,14 @@ async fn postgres_unchanged_toast_values_are_kept() {
     db.sql("INSERT INTO docs VALUES (1, repeat('x', 10000), 0)");
     let dir = KeptOnFailure::new("cdc-pg-toast");
     let catalog = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
-    let running = start(&catalog, sink("toast"), db.source("toast")).await;
+    let mut running = start(&catalog, sink("toast"), db.source("toast")).await;
     let query = "SELECT concat_ws('|', id, left(body, 1) || length(body), n) FROM docs";
     wait_equal(
         &catalog,
         &db,
         "docs",
         "SELECT concat_ws('|', id, body, n) FROM docs",
-        &running,
+        &mut running,
     )
     .await;
     // Updates that leave the TOASTed body alone: one of a copied row, one
@@ -334,16 +337,16 @@ async fn postgres_schema_changes_mid_stream() {
     db.sql("INSERT INTO t VALUES (1, 1, 'a', 1.5)");
     let dir = KeptOnFailure::new("cdc-pg-evolve");
     let catalog = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
-    let running = start(&catalog, sink("ev"), db.source("ev")).await;
+    let mut running = start(&catalog, sink("ev"), db.source("ev")).await;
     let query = "SELECT concat_ws('|', id, coalesce(n::text, 'NULL'), coalesce(s, 'NULL'), coalesce(f::text, 'NULL'), coalesce(c, 'NULL')) FROM t";
     let q3 = "SELECT concat_ws('|', id, n, s, f) FROM t";
-    wait_equal(&catalog, &db, "t", q3, &running).await;
+    wait_equal(&catalog, &db, "t", q3, &mut running).await;
     db.sql("ALTER TABLE t ADD COLUMN c text");
     db.sql("INSERT INTO t VALUES (2, 2, 'b', 2.5, 'cc')");
     db.sql("ALTER TABLE t ALTER n TYPE bigint, ALTER s TYPE varchar(50), ALTER f TYPE double precision");
     db.sql("INSERT INTO t VALUES (3, 10000000000, 'a longer string than ten', 3.25, 'c3')");
     db.sql("UPDATE t SET c = 'c1' WHERE id = 1");
-    wait_equal(&catalog, &db, "t", query, &running).await;
+    wait_equal(&catalog, &db, "t", query, &mut running).await;
     let table = catalog
         .load_table(&Identifier::new("ods", "t"))
         .await
@@ -378,19 +381,19 @@ async fn postgres_filters_keyless_tables_and_new_tables() {
     let catalog = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
     let mut config = sink("tb");
     config.filter = TableFilter::new(Some("keep_.*|nokey|later_.*"), Some("skip_.*")).unwrap();
-    let running = start(&catalog, config, db.source("tb")).await;
+    let mut running = start(&catalog, config, db.source("tb")).await;
     let q = |t: &str| format!("SELECT concat_ws('|', id, v) FROM {t}");
-    wait_equal(&catalog, &db, "keep_a", &q("keep_a"), &running).await;
+    wait_equal(&catalog, &db, "keep_a", &q("keep_a"), &mut running).await;
     // A table created while the sync runs, written right away.
     db.sql("CREATE TABLE later_c (id int PRIMARY KEY, v text)");
     db.sql("INSERT INTO later_c SELECT i, 'v' || i FROM generate_series(1, 100) i");
-    wait_equal(&catalog, &db, "later_c", &q("later_c"), &running).await;
+    wait_equal(&catalog, &db, "later_c", &q("later_c"), &mut running).await;
     db.sql("UPDATE later_c SET v = 'changed' WHERE id < 50; DELETE FROM later_c WHERE id > 90");
     db.sql(
         "INSERT INTO keep_a VALUES (2, 'a2'); UPDATE skip_b SET v = 'x'; UPDATE nokey SET v = 'x'",
     );
-    wait_equal(&catalog, &db, "later_c", &q("later_c"), &running).await;
-    wait_equal(&catalog, &db, "keep_a", &q("keep_a"), &running).await;
+    wait_equal(&catalog, &db, "later_c", &q("later_c"), &mut running).await;
+    wait_equal(&catalog, &db, "keep_a", &q("keep_a"), &mut running).await;
     let pipeline = running.stop().await;
     assert!(pipeline
         .stats()
@@ -467,8 +470,8 @@ async fn postgres_bad_credentials_missing_slot_and_second_instance() {
 
     let dir = KeptOnFailure::new("cdc-pg-errors");
     let catalog = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
-    let running = start(&catalog, sink("er"), db.source("er")).await;
-    wait_equal(&catalog, &db, "k", "SELECT id::text FROM k", &running).await;
+    let mut running = start(&catalog, sink("er"), db.source("er")).await;
+    wait_equal(&catalog, &db, "k", "SELECT id::text FROM k", &mut running).await;
     // A second instance: the slot is in use; it is refused.
     let mut second = Pipeline::open(catalog.clone(), sink("er")).await.unwrap();
     let mut config = db.source("er");
