@@ -18,6 +18,12 @@ pub enum StatementError {
     Refused { code: &'static str, message: String },
 }
 
+impl From<crate::users::Denied> for StatementError {
+    fn from(d: crate::users::Denied) -> Self {
+        StatementError::refused("42501", d.to_string())
+    }
+}
+
 impl StatementError {
     pub fn code(&self) -> &'static str {
         match self {
@@ -52,7 +58,7 @@ pub enum ServerError {
         source: std::io::Error,
     },
     #[error(
-        "{addr} is not a loopback address: without users and passwords the server only listens on loopback (127.0.0.1 or ::1)"
+        "{addr} is not a loopback address: without a users file (--users) every client is trusted, so the server only listens on loopback (127.0.0.1 or ::1)"
     )]
     NotLoopback { addr: SocketAddr },
     #[error("the HTTP server failed: {0}")]

@@ -18,7 +18,13 @@
 //! - `GET /v1/status`: the server's counters (connections, statements,
 //!   commits) and whether clients must log in, as JSON.
 //! - `GET /healthz`: the process serves. `GET /readyz`: a session over the
-//!   warehouse can be opened.
+//!   warehouse can be opened. `GET /metrics`: Prometheus metrics (see
+//!   [`crate::telemetry`]). These three need no password.
+//!
+//! With a users file, `/v1/statements` needs HTTP Basic authentication
+//! (`Authorization: Basic base64(user:password)`) of a user of that file:
+//! 401 with `WWW-Authenticate` otherwise; each statement is checked
+//! against the user's role (403 with SQLSTATE 42501).
 //! - `GET /` and `/console/...`: the web console (see [`crate::console`]).
 
 use std::fmt::Write;
@@ -27,14 +33,18 @@ use std::sync::{Arc, Weak};
 use arrow::datatypes::{DataType, SchemaRef};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
 use tidelake_sql::{Session, SqlError};
 use tokio::net::TcpListener;
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+
 use crate::pg::connection::{command_tag, Connection, Outcome};
+use crate::users::Principal;
 use crate::values::json_value;
 use crate::{console, ServerError, Shared, StatementError};
 
@@ -46,6 +56,7 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) -> Result<
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(console::routes())
+        .route("/metrics", get(metrics))
         .with_state(shared);
     axum::serve(listener, app).await.map_err(ServerError::Http)
 }
@@ -59,6 +70,65 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
         Ok(_) => json(StatusCode::OK, r#"{"status":"ready"}"#.to_string()),
         Err(e) => failure(&StatementError::Sql(e)),
     }
+}
+
+async fn metrics() -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::telemetry::render(),
+    )
+        .into_response()
+}
+
+/// The header the web console sends with its requests.
+const CONSOLE_HEADER: &str = "x-tidelake-console";
+
+/// The request's user: trusted without a users file, else from Basic auth.
+fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Principal, Box<Response>> {
+    let Some(users) = &shared.users else {
+        return Ok(Principal::trusted("tidelake"));
+    };
+    let unauthorized = |message: String| {
+        crate::telemetry::refused("http", "auth");
+        let body = serde_json::json!({
+            "error": {"code": "28P01", "message": message},
+            "status": "error",
+        });
+        let mut response = (
+            StatusCode::UNAUTHORIZED,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response();
+        // The web console asks for the password itself: no browser prompt.
+        if !headers.contains_key(CONSOLE_HEADER) {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"tidelake\", charset=\"UTF-8\""),
+            );
+        }
+        Box::new(response)
+    };
+    let credentials = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Basic ")
+                .or_else(|| v.strip_prefix("basic "))
+        })
+        .and_then(|b| BASE64.decode(b.trim()).ok())
+        .and_then(|b| String::from_utf8(b).ok());
+    let Some(credentials) = credentials else {
+        return Err(unauthorized(
+            "authentication required: HTTP Basic with a user of the users file".into(),
+        ));
+    };
+    let (user, password) = credentials.split_once(':').unwrap_or((&credentials, ""));
+    users.verify_password(user, password).map_err(|e| {
+        tracing::warn!(user, "HTTP authentication failed: {e}");
+        unauthorized(e.to_string())
+    })
 }
 
 fn json(status: StatusCode, body: String) -> Response {
@@ -136,7 +206,11 @@ async fn statements(
     body: Bytes,
 ) -> Response {
     shared.stats.http_request();
-    match run(shared, &headers, &body).await {
+    let principal = match authenticate(&shared, &headers) {
+        Ok(p) => p,
+        Err(response) => return *response,
+    };
+    match run(shared, principal, &headers, &body).await {
         Ok(body) => json(StatusCode::OK, body),
         Err(e) => failure(&e),
     }
@@ -180,6 +254,7 @@ impl Drop for Registered {
 
 async fn run(
     shared: Arc<Shared>,
+    principal: Principal,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<String, StatementError> {
@@ -192,8 +267,16 @@ async fn run(
         .id
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let session = shared.factory.open().await?;
-    let conn = Arc::new(Connection::new(shared.clone()));
+    let conn = Arc::new(Connection::new(shared.clone(), "http"));
     conn.set_session(session);
+    if let Some(database) = principal.databases.first() {
+        // A user limited to some databases starts in the first of them.
+        if !principal.may_use(&conn.session()?.current_database()) {
+            let use_db = format!("USE \"{}\"", database.replace('"', "\"\""));
+            conn.session()?.execute_stream(&use_db).await?;
+        }
+    }
+    conn.set_principal(principal);
     let _registered = Registered::new(shared, &id, &conn)?;
     if let Some(database) = &request.database {
         let guard = conn.begin_statement();
@@ -218,8 +301,15 @@ async fn run(
 }
 
 /// `DELETE /v1/statements/{id}`: cancels that running statement.
-async fn cancel(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+async fn cancel(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     shared.stats.http_request();
+    if let Err(response) = authenticate(&shared, &headers) {
+        return *response;
+    }
     let conn = {
         let running = shared.running.lock().unwrap_or_else(|e| e.into_inner());
         running.get(&id).and_then(Weak::upgrade)
@@ -247,10 +337,14 @@ async fn cancel(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Re
 async fn status(State(shared): State<Arc<Shared>>) -> Response {
     let mut body = shared.stats.json();
     body["version"] = env!("CARGO_PKG_VERSION").into();
-    body["auth"] = serde_json::json!({
-        "required": false,
-        "reason": "no users exist: the server trusts every client and listens on loopback only",
-    });
+    body["auth"] = if shared.users.is_some() {
+        serde_json::json!({"required": true, "reason": "the server has users: log in"})
+    } else {
+        serde_json::json!({
+            "required": false,
+            "reason": "no users exist: the server trusts every client and listens on loopback only",
+        })
+    };
     json(StatusCode::OK, body.to_string())
 }
 
@@ -357,6 +451,7 @@ fn failure(e: &StatementError) -> Response {
     let code = e.code();
     let status = match &code[..2] {
         "40" => StatusCode::CONFLICT,
+        "42" if code == "42501" => StatusCode::FORBIDDEN,
         "53" | "57" => StatusCode::SERVICE_UNAVAILABLE,
         "XX" | "58" | "08" => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,

@@ -20,15 +20,21 @@
 //! [`tidelake_sql::QueryHandler`], with sessions from a [`SessionFactory`]
 //! that the composition root (the `tidelake` command) provides.
 //!
-//! There are no users or passwords yet, so the server refuses to listen on
-//! anything but a loopback address. Not yet built: Flight SQL, users and
-//! SCRAM, TLS, per-query memory limits, shared caches, group commit.
+//! Users ([`users`]): with a users file every client authenticates
+//! (SCRAM-SHA-256 on PostgreSQL, Basic on HTTP) and each statement is
+//! checked against the user's role before it runs (42501); without one every
+//! client is trusted, so the server refuses to listen on anything but a
+//! loopback address. An admission queue bounds the statements running at
+//! once; `/metrics` serves Prometheus metrics ([`telemetry`]). Not yet
+//! built: TLS, shared caches, group commit.
 
 mod console;
 mod error;
 mod http;
 pub mod pg;
 mod stats;
+pub mod telemetry;
+pub mod users;
 mod values;
 
 use std::collections::HashMap;
@@ -41,9 +47,11 @@ use async_trait::async_trait;
 use pgwire::messages::startup::SecretKey;
 use tidelake_sql::{QueryHandler, SqlError};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 pub use error::{ServerError, StatementError};
 pub use pg::settings::parse_duration;
+use users::Users;
 
 /// Opens sessions over the warehouse the server serves.
 #[async_trait]
@@ -63,6 +71,22 @@ pub struct ServerConfig {
     pub statement_timeout: Option<Duration>,
     /// Connections served at once (PostgreSQL); more are refused with 53300.
     pub max_connections: usize,
+    /// The users who may connect (`None`: everyone, loopback only).
+    pub users: Option<Arc<Users>>,
+    /// How PostgreSQL clients prove their password.
+    pub pg_auth: PgAuth,
+    /// Statements run at once (`None`: no limit); more wait in line.
+    pub max_concurrent_queries: Option<usize>,
+}
+
+/// The PostgreSQL authentication method (with a users file).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PgAuth {
+    /// SCRAM-SHA-256: the password never crosses the wire.
+    #[default]
+    ScramSha256,
+    /// The password in clear (for clients without SCRAM; use with care).
+    Password,
 }
 
 /// A connection's (pid, secret key), as a CancelRequest names it.
@@ -78,6 +102,10 @@ pub(crate) struct Shared {
     /// Running HTTP statements by their id, for `DELETE /v1/statements/{id}`.
     running: Mutex<HashMap<String, Weak<pg::connection::Connection>>>,
     stats: Arc<stats::Stats>,
+    pub(crate) users: Option<Arc<Users>>,
+    pub(crate) pg_auth: PgAuth,
+    /// Admission slots of the statements that may run at once.
+    pub(crate) admission: Option<Arc<Semaphore>>,
 }
 
 impl Shared {
@@ -115,8 +143,8 @@ pub struct Server {
     max_connections: usize,
 }
 
-async fn listen(addr: SocketAddr) -> Result<TcpListener, ServerError> {
-    if !addr.ip().is_loopback() {
+async fn listen(addr: SocketAddr, trusted: bool) -> Result<TcpListener, ServerError> {
+    if trusted && !addr.ip().is_loopback() {
         return Err(ServerError::NotLoopback { addr });
     }
     TcpListener::bind(addr)
@@ -130,14 +158,16 @@ impl Server {
         config: ServerConfig,
         factory: Arc<dyn SessionFactory>,
     ) -> Result<Server, ServerError> {
+        let trusted = config.users.is_none();
         let pg = match config.pg {
-            Some(addr) => Some(listen(addr).await?),
+            Some(addr) => Some(listen(addr, trusted).await?),
             None => None,
         };
         let http = match config.http {
-            Some(addr) => Some(listen(addr).await?),
+            Some(addr) => Some(listen(addr, trusted).await?),
             None => None,
         };
+        telemetry::install();
         Ok(Server {
             pg,
             http,
@@ -148,6 +178,11 @@ impl Server {
                 connections: Mutex::new(HashMap::new()),
                 running: Mutex::new(HashMap::new()),
                 stats: Arc::new(stats::Stats::new()),
+                users: config.users,
+                pg_auth: config.pg_auth,
+                admission: config
+                    .max_concurrent_queries
+                    .map(|n| Arc::new(Semaphore::new(n.max(1)))),
             }),
             max_connections: config.max_connections.max(1),
         })
@@ -168,9 +203,11 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> Result<(), ServerError> {
-        tracing::warn!(
-            "no authentication: every client is trusted, so the server listens on loopback only"
-        );
+        if self.shared.users.is_none() {
+            tracing::warn!(
+                "no users file: every client is trusted, so the server listens on loopback only"
+            );
+        }
         let pg = match self.pg {
             Some(listener) => {
                 let shared = self.shared.clone();

@@ -151,7 +151,8 @@ impl SqlError {
             SqlError::Corrupt(_) => "XX001",
             SqlError::UndefinedFile(_) => "58P01",
             SqlError::Io(_) => "58030",
-            SqlError::ResourcesExhausted(_) => "53000",
+            // out_of_memory: a memory limit ended the statement.
+            SqlError::ResourcesExhausted(_) => "53200",
             SqlError::Execution(_) => "22000",
             SqlError::Internal(_) => "XX000",
         }
@@ -217,7 +218,9 @@ impl SqlError {
             DataFusionError::NotImplemented(m) => SqlError::Unsupported(m.clone()),
             DataFusionError::Configuration(m) => SqlError::InvalidParameter(m.clone()),
             DataFusionError::Execution(m) => classify_execution(m),
-            DataFusionError::ResourcesExhausted(m) => SqlError::ResourcesExhausted(m.clone()),
+            DataFusionError::ResourcesExhausted(m) => SqlError::ResourcesExhausted(format!(
+                "the statement needs more memory than its limit allows and cannot spill to disk here: {m}"
+            )),
             DataFusionError::IoError(io) => SqlError::Io(io.to_string()),
             DataFusionError::ObjectStore(o) => SqlError::Io(o.to_string()),
             DataFusionError::ParquetError(p) => SqlError::Corrupt(p.to_string()),

@@ -69,7 +69,7 @@ pub use progress::StatementProgress;
 pub use provider::TidelakeTable;
 pub use retry::RETRIES_PROPERTY;
 pub use session::{
-    sql_config, CommandStatus, QueryHandler, QueryStream, Session, StatementResult,
+    sql_config, CommandStatus, QueryHandler, QueryStream, Session, SessionOptions, StatementResult,
     StreamingResult, CATALOG_NAME,
 };
 pub use system_tables::SNAPSHOTS_SUFFIX;

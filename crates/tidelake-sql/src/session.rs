@@ -11,6 +11,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::config::Dialect;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::context::{SessionConfig, SessionContext};
+use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{Expr, LogicalPlan, WriteOp};
 use datafusion::sql::parser::{DFParserBuilder, Statement as DfStatement};
@@ -115,6 +116,17 @@ pub fn sql_config(database: &str) -> SessionConfig {
     config
 }
 
+/// How a session is built.
+#[derive(Default)]
+pub struct SessionOptions {
+    /// What crates beside the SQL layer add (see [`crate::extension`]).
+    pub extensions: Vec<Arc<dyn SessionExtension>>,
+    /// The memory the session's statements may use at once, in bytes
+    /// (`None`: no limit). A server runs one statement per session at a
+    /// time, so this is a per-query limit there.
+    pub memory_limit: Option<usize>,
+}
+
 /// A SQL session over one warehouse.
 pub struct Session {
     catalog: Catalog,
@@ -151,14 +163,32 @@ impl Session {
         catalog: Catalog,
         extensions: Vec<Arc<dyn SessionExtension>>,
     ) -> Result<Session> {
+        let options = SessionOptions {
+            extensions,
+            ..SessionOptions::default()
+        };
+        Session::with_options(catalog, options).await
+    }
+
+    /// A session with `options` (extensions, a memory limit).
+    pub async fn with_options(catalog: Catalog, options: SessionOptions) -> Result<Session> {
+        let SessionOptions {
+            extensions,
+            memory_limit,
+        } = options;
         let extensions: Extensions = Arc::new(extensions);
         let config = sql_config(DEFAULT_DATABASE).with_create_default_catalog_and_schema(false);
         let mut config = config;
         let progress = Arc::new(StatementProgress::default());
         crate::progress::attach(&mut config, progress.clone());
-        let runtime = RuntimeEnvBuilder::new()
-            .with_object_store_registry(Arc::new(crate::files::FileStores::new(catalog.clone())))
-            .build_arc()?;
+        let mut runtime = RuntimeEnvBuilder::new()
+            .with_object_store_registry(Arc::new(crate::files::FileStores::new(catalog.clone())));
+        if let Some(bytes) = memory_limit {
+            // Shared fairly by the operators that can spill (to the OS temp
+            // directory); one that cannot fails with ResourcesExhausted (53200).
+            runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(bytes)));
+        }
+        let runtime = runtime.build_arc()?;
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         crate::file_scans::register(&ctx);
         for extension in extensions.iter() {

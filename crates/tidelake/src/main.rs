@@ -13,6 +13,7 @@ mod progress;
 mod serve;
 mod shell;
 mod stream;
+mod user;
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -64,6 +65,9 @@ enum Command {
     /// and over HTTP (POST /v1/statements), one session per connection.
     #[command(after_help = serve::SERVE_HELP)]
     Serve(serve::ServeArgs),
+    /// Manage the users of `tidelake serve --users FILE`
+    #[command(subcommand, after_help = user::USER_HELP)]
+    User(user::UserCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -288,5 +292,6 @@ fn main() -> ExitCode {
         Command::Compact(args) => runtime.block_on(run_compact(&warehouse, args)),
         Command::Stream(args) => runtime.block_on(stream::run_stream(&warehouse, args)),
         Command::Serve(args) => runtime.block_on(serve::run_serve(&warehouse, args)),
+        Command::User(command) => user::run_user(command),
     }
 }

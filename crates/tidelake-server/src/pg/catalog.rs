@@ -117,26 +117,50 @@ fn relation_names(lower: &str) -> Vec<String> {
         Regex::new(r"\b(?:pg_catalog\.)?(pg_[a-z_]+)\b|\binformation_schema\.([a-z_]+)")
             .expect("a valid regex")
     });
-    re.captures_iter(lower)
+    let mut names: Vec<String> = re
+        .captures_iter(lower)
         .filter_map(|c| {
             let m = c.get(1).or(c.get(2))?;
-            // A function call (pg_get_userbyid(...)) is not a relation.
+            // A function call (pg_get_userbyid(...)) is not a relation, nor
+            // is a schema qualifier (pg_catalog.version()).
             let after = lower[m.end()..].trim_start();
-            (!after.starts_with('(')).then(|| m.as_str().to_string())
+            (!after.starts_with('(') && !after.starts_with('.')).then(|| m.as_str().to_string())
         })
-        .collect()
+        .collect();
+    // A set-returning catalog function in FROM (DBeaver's keyword list).
+    if lower.contains("pg_get_keywords(") {
+        names.push("pg_get_keywords".into());
+    }
+    names
 }
 
 fn has_from(lower: &str) -> bool {
     top_level_keyword(lower, "from").is_some()
 }
 
+/// `CAST('r' AS VARCHAR)` and `CAST(16384 AS BIGINT)` (bound parameters)
+/// as their literals, for the filters to read.
+fn uncast(sql: &str) -> std::borrow::Cow<'_, str> {
+    static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        Regex::new(
+            r"(?i)cast\(\s*('(?:[^']|'')*'|-?\d+(?:\.\d+)?)\s+as\s+[a-z_ ]+(?:\(\d+(?:,\s*\d+)?\))?\s*\)",
+        )
+        .expect("a valid regex")
+    });
+    re.replace_all(sql, "$1")
+}
+
 /// Answers a catalog query.
 pub async fn answer(sql: &str, cx: &Context<'_>) -> Result<RecordBatch, SqlError> {
+    let sql = &*uncast(sql);
     let lower = sql.to_ascii_lowercase();
-    let items = select_items(sql);
     let relations = relation_names(&lower);
-    let rows: Vec<Vec<Value>> = if relations.is_empty() {
+    let main = main_relation(&lower)
+        .or_else(|| relations.first().cloned())
+        .unwrap_or_default();
+    let items = expand_stars(select_items(sql), &main);
+    let rows: Vec<Vec<Value>> = if relations.is_empty() || !has_from(&lower) {
         let database = cx.session.current_database();
         vec![items
             .iter()
@@ -145,20 +169,168 @@ pub async fn answer(sql: &str, cx: &Context<'_>) -> Result<RecordBatch, SqlError
                     .unwrap_or(Value::Null)
             })
             .collect()]
-    } else if relations
-        .iter()
-        .any(|r| EMPTY_CATALOGS.contains(&r.as_str()))
-    {
+    } else if joins_an_empty_catalog(&lower) {
         Vec::new()
     } else {
-        let main = main_relation(&lower).unwrap_or_else(|| relations[0].clone());
-        let records = records(&main, &lower, cx).await?;
+        let mut records = records(&main, sql, &lower, cx).await?;
+        if main == "pg_class" && selects_columns(&items) {
+            records = table_columns(records, cx).await?;
+        }
         records
             .iter()
             .map(|r| items.iter().map(|i| r.value(i, cx.user)).collect())
             .collect()
     };
     batch(&items, rows)
+}
+
+/// The columns `x.*` (or `*`) stands for in a query over `relation`
+/// (DBeaver selects `n.*`, `db.*`, `c.*`, `t.*`).
+fn expand_stars(items: Vec<Item>, relation: &str) -> Vec<Item> {
+    let columns: &[&str] = match relation {
+        "pg_namespace" => &["nspname", "nspowner", "nspacl"],
+        "pg_database" => &[
+            "datname",
+            "datdba",
+            "encoding",
+            "datlocprovider",
+            "datistemplate",
+            "datallowconn",
+            "datconnlimit",
+            "datcollate",
+            "datctype",
+            "datacl",
+        ],
+        "pg_class" => &[
+            "relname",
+            "relnamespace",
+            "reltype",
+            "relowner",
+            "relam",
+            "relkind",
+            "relpersistence",
+            "relnatts",
+            "relchecks",
+            "relhasindex",
+            "relhasrules",
+            "relhastriggers",
+            "relhassubclass",
+            "relrowsecurity",
+            "relispartition",
+            "reloptions",
+        ],
+        "pg_attribute" => &[
+            "attrelid",
+            "attname",
+            "atttypid",
+            "attlen",
+            "attnum",
+            "atttypmod",
+            "attnotnull",
+            "atthasdef",
+            "attidentity",
+            "attgenerated",
+            "attisdropped",
+        ],
+        "pg_type" => &[
+            "typname",
+            "typnamespace",
+            "typowner",
+            "typlen",
+            "typbyval",
+            "typtype",
+            "typcategory",
+            "typisdefined",
+            "typdelim",
+            "typrelid",
+            "typelem",
+            "typarray",
+            "typinput",
+            "typoutput",
+            "typnotnull",
+            "typbasetype",
+            "typtypmod",
+            "typndims",
+            "typcollation",
+            "typdefault",
+        ],
+        _ => &[],
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let expr = item.expr.trim();
+        let is_star = expr == "*" || expr.ends_with(".*");
+        if !is_star || columns.is_empty() || item.alias.is_some() {
+            out.push(item);
+            continue;
+        }
+        let prefix = &expr[..expr.len() - 1];
+        if expr == "*" {
+            out.push(Item {
+                expr: "oid".into(),
+                alias: None,
+            });
+        }
+        out.extend(columns.iter().map(|c| Item {
+            expr: format!("{prefix}{c}"),
+            alias: None,
+        }));
+    }
+    out
+}
+
+/// Whether the query's rows come from a catalog without rows: one named at
+/// the top level (the FROM list, an inner join), not in a LEFT JOIN or a
+/// subquery, which keep the other rows.
+fn joins_an_empty_catalog(lower: &str) -> bool {
+    let top: std::collections::HashSet<usize> = top_level_offsets(lower).into_iter().collect();
+    // The FROM clause: from the top-level FROM to WHERE, GROUP, ORDER or LIMIT.
+    let Some(from) = top_level_keyword(lower, "from") else {
+        return false;
+    };
+    let end = ["where", "group", "order", "limit"]
+        .iter()
+        .filter_map(|k| top_level_keyword(&lower[from..], k))
+        .min()
+        .map_or(lower.len(), |p| from + p);
+    EMPTY_CATALOGS.iter().any(|name| {
+        lower.match_indices(name).any(|(at, _)| {
+            let word_end = lower[at + name.len()..]
+                .chars()
+                .next()
+                .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'));
+            let before = lower[..at].trim_end_matches("pg_catalog.").trim_end();
+            let left_join = before.ends_with("left join") || before.ends_with("left outer join");
+            // Only where a relation is named: after FROM, JOIN or a comma
+            // of the FROM list (not `ON pg_description.objoid = ...`).
+            let named =
+                before.ends_with("from") || before.ends_with("join") || before.ends_with(',');
+            let in_from = at > from && at < end;
+            word_end && in_from && top.contains(&at) && named && !left_join
+        })
+    })
+}
+
+/// Whether a query over `pg_class` selects `pg_attribute`'s columns (a join:
+/// SQLAlchemy's `get_columns`), so that its rows are the tables' columns.
+fn selects_columns(items: &[Item]) -> bool {
+    items
+        .iter()
+        .any(|i| i.expr.to_ascii_lowercase().trim().ends_with("attname"))
+}
+
+/// The columns of each table record, in order.
+async fn table_columns(tables: Vec<Record>, cx: &Context<'_>) -> Result<Vec<Record>, SqlError> {
+    let mut out = Vec::new();
+    for record in tables {
+        if let Record::Table {
+            database, table, ..
+        } = record
+        {
+            out.extend(columns_of(&database, &table, cx).await?);
+        }
+    }
+    Ok(out)
 }
 
 /// The relation after the top-level FROM.
@@ -183,7 +355,15 @@ enum Record {
         table: String,
         oid: i64,
     },
+    Type {
+        oid: i64,
+        name: &'static str,
+        len: i64,
+        category: &'static str,
+        array: i64,
+    },
     Column {
+        table: String,
         name: String,
         data_type: DataType,
         nullable: bool,
@@ -202,6 +382,8 @@ impl Record {
                     text(name)
                 } else if alias == "owner" || has("get_userbyid") {
                     text(user)
+                } else if expr.rsplit('.').next() == Some("encoding") {
+                    Value::Int(6) // UTF8's number, as pg_database.encoding holds it
                 } else if alias == "encoding" || has("encoding") {
                     text("UTF8")
                 } else if has("collate") || has("ctype") {
@@ -219,19 +401,40 @@ impl Record {
                 table,
                 oid,
             } => table_value(&alias, &expr, database, table, *oid, user),
+            Record::Type {
+                oid,
+                name,
+                len,
+                category,
+                array,
+            } => type_value(&expr, &alias, (*oid, name, *len, category, *array)),
             Record::Column {
+                table,
                 name,
                 data_type,
                 nullable,
                 number,
             } => {
-                if has("pg_get_expr") || has("adbin") || has("collname") {
-                    // Defaults and collations: Tidelake columns have none.
+                if has("pg_get_expr")
+                    || has("adbin")
+                    || has("collname")
+                    || has("json_build_object")
+                    || has("description")
+                    || alias == "comment"
+                {
+                    // Defaults, collations, identity, comments: Tidelake
+                    // columns have none.
                     Value::Null
+                } else if has("relname") {
+                    text(table)
                 } else if has("attname") {
                     text(name)
                 } else if has("format_type") {
                     text(format_type(data_type))
+                } else if has("atttypid") {
+                    Value::Int(i64::from(pg_type(data_type).oid()))
+                } else if has("attisdropped") || has("atthasdef") {
+                    Value::Bool(false)
                 } else if has("attnotnull") {
                     Value::Bool(!nullable)
                 } else if has("attnum") {
@@ -342,15 +545,23 @@ fn function_value(expr: &str, database: &str, user: &str, version: &str) -> Opti
 }
 
 /// The rows of a catalog relation that the query's filters keep.
-async fn records(relation: &str, lower: &str, cx: &Context<'_>) -> Result<Vec<Record>, SqlError> {
+async fn records(
+    relation: &str,
+    sql: &str,
+    lower: &str,
+    cx: &Context<'_>,
+) -> Result<Vec<Record>, SqlError> {
     let databases = names(cx.session, "SHOW DATABASES").await?;
     match relation {
         "pg_database" | "pg_namespace" | "schemata" => {
             let pattern = pattern(lower, &["datname", "nspname", "schema_name"])?;
+            let named =
+                name_list(lower, sql, "datname").or_else(|| name_list(lower, sql, "nspname"));
             Ok(databases
                 .into_iter()
                 .enumerate()
                 .filter(|(_, d)| pattern.as_ref().is_none_or(|p| p.is_match(d)))
+                .filter(|(_, d)| named.as_ref().is_none_or(|n| n.contains(d)))
                 .map(|(i, name)| Record::Database {
                     name,
                     oid: 1 + i as i64,
@@ -364,13 +575,19 @@ async fn records(relation: &str, lower: &str, cx: &Context<'_>) -> Result<Vec<Re
                 }
             }
             let only_oid = oid_filter(lower);
+            let namespace = number_after(lower, "relnamespace");
             let table_pattern = pattern(lower, &["relname"])?;
+            let table_names = name_list(lower, sql, "relname");
             let schema_pattern = pattern(lower, &["nspname"])?;
             let visible_only = lower.contains("pg_table_is_visible") && schema_pattern.is_none();
             let current = cx.session.current_database();
             let mut out = Vec::new();
-            for database in databases {
+            for (i, database) in databases.into_iter().enumerate() {
                 if visible_only && database != current {
+                    continue;
+                }
+                // Databases are numbered from 1 as pg_namespace lists them.
+                if namespace.is_some_and(|n| n != 1 + i as i64) {
                     continue;
                 }
                 if schema_pattern
@@ -387,7 +604,8 @@ async fn records(relation: &str, lower: &str, cx: &Context<'_>) -> Result<Vec<Re
                 for table in tables {
                     let oid = cx.oids.oid(&database, &table);
                     let keep = only_oid.is_none_or(|o| o == oid)
-                        && table_pattern.as_ref().is_none_or(|p| p.is_match(&table));
+                        && table_pattern.as_ref().is_none_or(|p| p.is_match(&table))
+                        && table_names.as_ref().is_none_or(|n| n.contains(&table));
                     if keep {
                         out.push(Record::Table {
                             database: database.clone(),
@@ -399,33 +617,171 @@ async fn records(relation: &str, lower: &str, cx: &Context<'_>) -> Result<Vec<Re
             }
             Ok(out)
         }
+        "pg_type" => Ok(type_records(sql, lower)),
         "pg_attribute" => {
             let Some((database, table)) = oid_filter(lower).and_then(|o| cx.oids.table(o)) else {
                 return Ok(Vec::new());
             };
-            let sql = format!(
-                "SELECT * FROM {}.{} LIMIT 0",
-                quote_ident(&database),
-                quote_ident(&table)
-            );
-            let schema = match cx.session.execute_stream(&sql).await? {
-                tidelake_sql::StreamingResult::Rows(q) => q.schema,
-                tidelake_sql::StreamingResult::Status(_) => return Ok(Vec::new()),
-            };
-            Ok(schema
-                .fields()
-                .iter()
-                .enumerate()
-                .map(|(i, f)| Record::Column {
-                    name: f.name().clone(),
-                    data_type: f.data_type().clone(),
-                    nullable: f.is_nullable(),
-                    number: i as i64 + 1,
-                })
-                .collect())
+            columns_of(&database, &table, cx).await
         }
         _ => Ok(Vec::new()),
     }
+}
+
+/// PostgreSQL's base types that Tidelake's columns map to: (oid, name,
+/// length, category, array type).
+const BASE_TYPES: &[(i64, &str, i64, &str, i64)] = &[
+    (16, "bool", 1, "B", 1000),
+    (17, "bytea", -1, "U", 1001),
+    (18, "char", 1, "S", 1002),
+    (19, "name", 64, "S", 1003),
+    (20, "int8", 8, "N", 1016),
+    (21, "int2", 2, "N", 1005),
+    (23, "int4", 4, "N", 1007),
+    (25, "text", -1, "S", 1009),
+    (26, "oid", 4, "N", 1028),
+    (114, "json", -1, "U", 199),
+    (700, "float4", 4, "N", 1021),
+    (701, "float8", 8, "N", 1022),
+    (1043, "varchar", -1, "S", 1015),
+    (1082, "date", 4, "D", 1182),
+    (1083, "time", 8, "D", 1183),
+    (1114, "timestamp", 8, "D", 1115),
+    (1184, "timestamptz", 8, "D", 1185),
+    (1700, "numeric", -1, "N", 1231),
+];
+
+/// `pg_type` rows: the base types, by OID, name and kind when asked.
+fn type_records(sql: &str, lower: &str) -> Vec<Record> {
+    static KIND: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    let kind = KIND.get_or_init(|| Regex::new(r"typtype\s*=\s*'(.)'").expect("a valid regex"));
+    // Only base types exist: no domains, enums, composites, ranges.
+    if kind
+        .captures(lower)
+        .and_then(|c| c.get(1))
+        .is_some_and(|k| k.as_str() != "b")
+    {
+        return Vec::new();
+    }
+    static REGTYPE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    let regtype = REGTYPE.get_or_init(|| {
+        Regex::new(r"to_regtype\(\s*'([^']*)'|'([^']*)'\s*::\s*regtype").expect("a valid regex")
+    });
+    // psycopg's TypeInfo.fetch: `WHERE t.oid = to_regtype('hstore')`.
+    let by_regtype = regtype.captures(lower).and_then(|c| {
+        let name = c.get(1).or(c.get(2))?.as_str();
+        Some(vec![name
+            .rsplit('.')
+            .next()
+            .unwrap_or(name)
+            .trim_matches('"')
+            .to_string()])
+    });
+    let only_oid = if by_regtype.is_some() {
+        None
+    } else {
+        oid_filter(lower)
+    };
+    let named = by_regtype.or_else(|| name_list(lower, sql, "typname"));
+    BASE_TYPES
+        .iter()
+        .filter(|(oid, name, ..)| {
+            only_oid.is_none_or(|o| o == *oid)
+                && named.as_ref().is_none_or(|n| n.iter().any(|x| x == name))
+        })
+        .map(|&(oid, name, len, category, array)| Record::Type {
+            oid,
+            name,
+            len,
+            category,
+            array,
+        })
+        .collect()
+}
+
+/// A `pg_type` row's value for a SELECT item.
+fn type_value(expr: &str, alias: &str, t: (i64, &str, i64, &str, i64)) -> Value {
+    let (oid, name, len, category, array) = t;
+    let has = |k: &str| expr.contains(k) || alias == k;
+    if has("::regtype") || alias == "regtype" {
+        text(name)
+    } else if has("current_schemas") {
+        // `nspname = ANY(current_schemas(true))`: pg_catalog always is.
+        Value::Bool(true)
+    } else if has("typname") {
+        text(name)
+    } else if has("typtype") {
+        text("b")
+    } else if has("typcategory") {
+        text(category)
+    } else if has("typlen") {
+        Value::Int(len)
+    } else if has("typnamespace") {
+        Value::Int(PG_CATALOG_OID)
+    } else if has("typarray") {
+        Value::Int(array)
+    } else if has("typbyval") {
+        Value::Bool(len > 0 && len <= 8)
+    } else if has("typnotnull") {
+        Value::Bool(false)
+    } else if has("typisdefined") {
+        Value::Bool(true)
+    } else if has("typdelim") {
+        text(",")
+    } else if has("typinput") && has("array_in") {
+        Value::Bool(false)
+    } else if has("typinput") {
+        text(format!("{name}in"))
+    } else if has("typoutput") {
+        text(format!("{name}out"))
+    } else if has("typrelid")
+        || has("typelem")
+        || has("typbasetype")
+        || has("typcollation")
+        || has("typndims")
+    {
+        Value::Int(0)
+    } else if has("typtypmod") {
+        Value::Int(-1)
+    } else if has("nspname") {
+        text("pg_catalog")
+    } else if has("oid") {
+        Value::Int(oid)
+    } else {
+        Value::Null
+    }
+}
+
+/// `pg_catalog`'s OID in PostgreSQL.
+const PG_CATALOG_OID: i64 = 11;
+
+/// The columns of one table, as `pg_attribute` rows.
+async fn columns_of(
+    database: &str,
+    table: &str,
+    cx: &Context<'_>,
+) -> Result<Vec<Record>, SqlError> {
+    let sql = format!(
+        "SELECT * FROM {}.{} LIMIT 0",
+        quote_ident(database),
+        quote_ident(table)
+    );
+    let schema = match cx.session.execute_stream(&sql).await? {
+        tidelake_sql::StreamingResult::Rows(q) => q.schema,
+        tidelake_sql::StreamingResult::Status(_) => return Ok(Vec::new()),
+    };
+    Ok(schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| Record::Column {
+            table: table.to_string(),
+            name: f.name().clone(),
+            data_type: f.data_type().clone(),
+            nullable: f.is_nullable(),
+            number: i as i64 + 1,
+        })
+        .collect())
 }
 
 fn quote_ident(name: &str) -> String {
@@ -449,6 +805,12 @@ async fn names(session: &Arc<dyn QueryHandler>, sql: &str) -> Result<Vec<String>
     Ok(out)
 }
 
+/// `column = N` (or `'N'`): N.
+fn number_after(lower: &str, column: &str) -> Option<i64> {
+    let re = Regex::new(&format!(r"\b{column}\s*=\s*'?(\d+)'?")).ok()?;
+    re.captures(lower)?.get(1)?.as_str().parse().ok()
+}
+
 /// `x.oid = '16385'` or `attrelid = '16385'`.
 fn oid_filter(lower: &str) -> Option<i64> {
     static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
@@ -457,16 +819,63 @@ fn oid_filter(lower: &str) -> Option<i64> {
     re.captures(lower)?.get(1)?.as_str().parse().ok()
 }
 
-/// `relkind IN ('r','p','')`: the kinds asked for.
+/// `relkind IN ('r','p','')`, `relkind = ANY (ARRAY['r'::VARCHAR, ...])`,
+/// `relkind = 'r'`: the kinds asked for (`NOT IN`: all others).
 fn relkinds(lower: &str) -> Option<Vec<char>> {
     static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
-    let re = RE.get_or_init(|| Regex::new(r"relkind\s+in\s*\(([^)]*)\)").expect("a valid regex"));
-    let list = re.captures(lower)?.get(1)?.as_str();
-    Some(
-        list.split(',')
-            .filter_map(|k| k.trim().trim_matches('\'').chars().next())
-            .collect(),
-    )
+    let re = RE.get_or_init(|| {
+        Regex::new(
+            r"relkind\s*(not\s+in|in|=\s*any)\s*\(\s*(?:array\s*\[([^\]]*)\]|([^)]*))\)|relkind\s*=\s*('[a-z]')",
+        )
+        .expect("a valid regex")
+    });
+    let captures = re.captures(lower)?;
+    let list = captures
+        .get(2)
+        .or(captures.get(3))
+        .or(captures.get(4))?
+        .as_str();
+    let kinds: Vec<char> = list
+        .split(',')
+        .filter_map(|k| {
+            let k = k.trim();
+            let k = k.split("::").next().unwrap_or(k).trim();
+            k.strip_prefix('\'')?.chars().next().filter(|c| *c != '\'')
+        })
+        .collect();
+    let negated = captures
+        .get(1)
+        .is_some_and(|m| m.as_str().starts_with("not"));
+    if negated {
+        return Some(
+            ['r', 'p', 'v', 'm', 'f', 'i', 'S', 'c', 't']
+                .into_iter()
+                .filter(|k| !kinds.contains(k))
+                .collect(),
+        );
+    }
+    Some(kinds)
+}
+
+/// `column = 'x'` or `column IN ('x', 'y')` (with casts): the names asked for.
+fn name_list(lower: &str, sql: &str, column: &str) -> Option<Vec<String>> {
+    let re = Regex::new(&format!(
+        r"\b{column}\s*(?:=\s*('(?:[^']|'')*')|in\s*\(([^)]*)\))"
+    ))
+    .ok()?;
+    let captures = re.captures(lower)?;
+    let m = captures.get(1).or(captures.get(2))?;
+    // The names keep their case: read them from the original text.
+    let list = sql.get(m.start()..m.end())?;
+    let mut names = Vec::new();
+    for part in list.split(',') {
+        let part = part.trim();
+        let part = part.split("::").next().unwrap_or(part).trim();
+        if let Some(inner) = part.strip_prefix('\'').and_then(|p| p.strip_suffix('\'')) {
+            names.push(inner.replace("''", "'"));
+        }
+    }
+    Some(names)
 }
 
 /// A name pattern psql states as `column OPERATOR(pg_catalog.~) '^(t)$'`.
@@ -647,6 +1056,7 @@ mod tests {
     #[test]
     fn catalog_queries_are_recognised() {
         assert!(is_catalog_query("SELECT pg_catalog.version()"));
+        assert!(relation_names("select pg_catalog.version()").is_empty());
         assert!(is_catalog_query("select current_schema()"));
         assert!(is_catalog_query(
             "SELECT d.datname FROM pg_catalog.pg_database d"

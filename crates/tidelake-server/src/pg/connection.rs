@@ -18,6 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::catalog::{self, Oids};
 use super::settings::{version_text, Settings};
+use crate::telemetry::{self, StatementRecord};
+use crate::users::{classify, Principal, Role, StatementClass};
 use crate::{Shared, StatementError};
 
 /// Rows still to be read.
@@ -103,6 +105,12 @@ pub struct Connection {
     cursors: tokio::sync::Mutex<HashMap<String, Cursor>>,
     oids: Oids,
     pub(crate) user: Mutex<String>,
+    /// Who is connected, as authenticated (or trusted without users).
+    principal: Mutex<Principal>,
+    /// Where authentication is (PostgreSQL startup).
+    pub(crate) auth: Mutex<Option<super::handler::AuthStep>>,
+    /// `pg` or `http`, for the metrics.
+    protocol: &'static str,
     /// What a Describe of a portal ran, for the Execute that follows
     /// (keyed by the portal's identity, so a new Bind never sees it).
     stashed: Mutex<Option<(usize, Outcome)>>,
@@ -117,7 +125,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Connection {
-    pub fn new(shared: Arc<Shared>) -> Connection {
+    pub fn new(shared: Arc<Shared>, protocol: &'static str) -> Connection {
         let timeout = shared.statement_timeout;
         Connection {
             shared,
@@ -127,8 +135,21 @@ impl Connection {
             cursors: tokio::sync::Mutex::new(HashMap::new()),
             oids: Oids::default(),
             user: Mutex::new("tidelake".into()),
+            principal: Mutex::new(Principal::trusted("tidelake")),
+            protocol,
+            auth: Mutex::new(None),
             stashed: Mutex::new(None),
         }
+    }
+
+    /// The connection's user, authenticated.
+    pub fn set_principal(&self, principal: Principal) {
+        *lock(&self.user) = principal.name.clone();
+        *lock(&self.principal) = principal;
+    }
+
+    pub fn principal(&self) -> Principal {
+        lock(&self.principal).clone()
     }
 
     pub fn set_session(&self, session: Arc<dyn QueryHandler>) {
@@ -171,10 +192,18 @@ impl Connection {
         }
     }
 
-    /// Runs one statement under `guard`, counted in the server's stats.
+    /// Runs one statement under `guard`, if the connection's user may:
+    /// recorded in the metrics and the server's stats from its start to its
+    /// last row.
     pub async fn run(&self, sql: &str, guard: &Guard) -> Result<Outcome, StatementError> {
+        let write = classify(sql) == StatementClass::Write;
+        let mut record = StatementRecord::start(self.protocol, write);
         let mut running = self.shared.stats.statement();
-        match self.dispatch(sql, guard).await {
+        let outcome = match self.authorize(sql).await {
+            Ok(()) => self.dispatch(sql, guard).await,
+            Err(e) => Err(e),
+        };
+        match outcome {
             Ok(Outcome::Rows {
                 schema,
                 batches,
@@ -190,21 +219,82 @@ impl Connection {
                     .boxed();
                 Ok(Outcome::Rows {
                     schema,
-                    batches,
+                    batches: recorded(batches, record),
                     tag,
                 })
             }
-            Ok(outcome) => {
-                if let Outcome::Status { command, .. } = &outcome {
+            Ok(other) => {
+                if let Outcome::Status { command, .. } = &other {
                     running.committed_if_write(command);
                 }
-                Ok(outcome)
+                record.finish();
+                Ok(other)
             }
             Err(e) => {
                 running.failed();
+                record.fail(&e);
                 Err(e)
             }
         }
+    }
+
+    /// Refuses what the user's role or databases do not allow (42501).
+    async fn authorize(&self, sql: &str) -> Result<(), StatementError> {
+        let principal = self.principal();
+        if principal.role == Role::Admin && principal.databases.is_empty() {
+            return Ok(());
+        }
+        let databases = if principal.databases.is_empty() {
+            Vec::new()
+        } else {
+            self.database_names().await?
+        };
+        principal.authorize(sql, &databases).map_err(|denied| {
+            tracing::info!(user = %principal.name, "refused: {denied}");
+            StatementError::from(denied)
+        })
+    }
+
+    async fn database_names(&self) -> Result<Vec<String>, StatementError> {
+        let result = self
+            .session()?
+            .execute_stream("SHOW DATABASES")
+            .await?
+            .collect()
+            .await?;
+        let mut names = Vec::new();
+        if let tidelake_sql::StatementResult::Rows { batches, .. } = result {
+            for batch in batches {
+                if let Some(column) = batch.columns().first() {
+                    names.extend((0..batch.num_rows()).map(|i| crate::values::pg_text(column, i)));
+                }
+            }
+        }
+        Ok(names)
+    }
+
+    /// Waits for an admission slot (a cancel or the timeout ends the wait).
+    async fn admit(&self, guard: &Guard) -> Result<Option<Admitted>, StatementError> {
+        let Some(slots) = self.shared.admission.clone() else {
+            return Ok(None);
+        };
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                metrics::gauge!(telemetry::QUERIES_QUEUED).increment(1.0);
+                let waited = guard
+                    .run(async move {
+                        slots.acquire_owned().await.map_err(|_| {
+                            StatementError::refused("57P01", "the server is shutting down")
+                        })
+                    })
+                    .await;
+                metrics::gauge!(telemetry::QUERIES_QUEUED).decrement(1.0);
+                waited?
+            }
+        };
+        metrics::gauge!(telemetry::QUERIES_RUNNING).increment(1.0);
+        Ok(Some(Admitted(permit)))
     }
 
     async fn dispatch(&self, sql: &str, guard: &Guard) -> Result<Outcome, StatementError> {
@@ -253,13 +343,22 @@ impl Connection {
 
     async fn run_in_session(&self, sql: &str, guard: &Guard) -> Result<Outcome, StatementError> {
         let session = self.session()?.clone();
+        let admitted = self.admit(guard).await?;
         let result = guard
             .run(async move { Ok(session.execute_stream(sql).await?) })
             .await?;
         Ok(match result {
             StreamingResult::Rows(q) => Outcome::Rows {
                 schema: q.schema,
-                batches: guard.stream(q.stream.map(|r| r.map_err(StatementError::from)).boxed()),
+                // The slot is held until the last row is read (or the rows dropped).
+                batches: guard.stream(
+                    q.stream
+                        .map(move |r| {
+                            let _slot = &admitted;
+                            r.map_err(StatementError::from)
+                        })
+                        .boxed(),
+                ),
                 tag: "SELECT",
             },
             StreamingResult::Status(s) => Outcome::Status {
@@ -323,6 +422,10 @@ impl Connection {
             if database.is_empty() || database == "$user" || database == "pg_catalog" {
                 continue;
             }
+            // As PostgreSQL passes over schemas the user may not use.
+            if !self.principal().may_use(database) {
+                continue;
+            }
             match session
                 .execute_stream(&format!("USE {}", quote_ident(database)))
                 .await
@@ -336,7 +439,11 @@ impl Connection {
     }
 
     fn show(&self, words: &[String]) -> Result<Outcome, StatementError> {
-        let name = words.get(1).cloned().unwrap_or_default();
+        let mut name = words.get(1).cloned().unwrap_or_default();
+        // SHOW TRANSACTION ISOLATION LEVEL (pgjdbc) is transaction_isolation.
+        if name == "transaction" && words.get(2).is_some_and(|w| w == "isolation") {
+            name = "transaction_isolation".into();
+        }
         let settings = lock(&self.settings);
         let (schema, column): (SchemaRef, StringArray) = if name == "all" {
             let all = settings.all();
@@ -482,6 +589,37 @@ impl Connection {
     pub async fn close_cursors(&self) -> Vec<String> {
         self.cursors.lock().await.drain().map(|(k, _)| k).collect()
     }
+}
+
+/// An admission slot, counted as running while held.
+struct Admitted(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        metrics::gauge!(telemetry::QUERIES_RUNNING).decrement(1.0);
+    }
+}
+
+/// The rows of `batches`, counted into `record` as they pass; the record
+/// ends with the stream (finished, failed, or dropped unread).
+fn recorded(batches: Batches, record: StatementRecord) -> Batches {
+    futures::stream::unfold((batches, record), |(mut batches, mut record)| async move {
+        match batches.next().await {
+            Some(Ok(batch)) => {
+                record.rows(batch.num_rows());
+                Some((Ok(batch), (batches, record)))
+            }
+            Some(Err(e)) => {
+                record.fail(&e);
+                Some((Err(e), (batches, record)))
+            }
+            None => {
+                record.finish();
+                None
+            }
+        }
+    })
+    .boxed()
 }
 
 /// Up to `count` rows of a cursor (all with `None`).

@@ -1,13 +1,14 @@
-//! The PostgreSQL protocol handlers of one connection: startup (no
-//! authentication: the server listens on loopback only), the simple and the
-//! extended query protocol, and CancelRequest.
+//! The PostgreSQL protocol handlers of one connection: startup with
+//! authentication (SCRAM-SHA-256, or a cleartext password when configured,
+//! against the users file; none without one, on loopback only), the simple
+//! and the extended query protocol, and CancelRequest.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures::{Sink, StreamExt};
+use futures::{Sink, SinkExt, StreamExt};
 use pgwire::api::auth::{
     finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
     ServerParameterProvider, StartupHandler,
@@ -21,12 +22,12 @@ use pgwire::api::results::{
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::{MemPortalStore, PortalStore};
 use pgwire::api::{
-    ClientInfo, ClientPortalStore, PgWireServerHandlers, Type, METADATA_APPLICATION_NAME,
-    METADATA_DATABASE, METADATA_USER,
+    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type,
+    METADATA_APPLICATION_NAME, METADATA_DATABASE, METADATA_USER,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
-use pgwire::messages::startup::SecretKey;
+use pgwire::messages::startup::{Authentication, SecretKey};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage, ProtocolVersion};
 use tidelake_sql::{Session, SqlError};
 
@@ -34,7 +35,8 @@ use super::connection::{command_tag, keywords, returns_rows, Connection, Outcome
 use super::params::{self, Param};
 use super::settings::SERVER_VERSION;
 use super::types::{encode_batch, fields};
-use crate::StatementError;
+use crate::users::{AuthError, Principal, ScramExchange, SCRAM_MECHANISM};
+use crate::{PgAuth, StatementError};
 
 /// A statement of the extended protocol: its text and parameter count,
 /// or the cursor a portal of that name stands for.
@@ -123,6 +125,35 @@ fn random_i32() -> i32 {
     uuid::Uuid::new_v4().as_u128() as i32
 }
 
+/// Where a connection's authentication is.
+pub(crate) enum AuthStep {
+    /// Waiting for the SASLInitialResponse (SCRAM-SHA-256 offered).
+    ScramInitial,
+    /// Waiting for the SCRAM client-final message.
+    ScramFinal(Box<ScramExchange>),
+    /// Waiting for a cleartext password.
+    Password,
+}
+
+fn auth_failure(user: &str, e: AuthError) -> PgWireError {
+    tracing::warn!(user, "authentication failed: {e}");
+    crate::telemetry::refused("pg", "auth");
+    fatal(e.code(), e.to_string())
+}
+
+async fn send_auth<C>(client: &mut C, message: Authentication) -> PgWireResult<()>
+where
+    C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    client.set_state(PgWireConnectionState::AuthenticationInProgress);
+    client
+        .send(PgWireBackendMessage::Authentication(message))
+        .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl StartupHandler for Handler {
     async fn on_startup<C>(
@@ -135,16 +166,87 @@ impl StartupHandler for Handler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let PgWireFrontendMessage::Startup(ref startup) = message else {
-            return Err(fatal("08P01", "expected a startup message".into()));
-        };
-        protocol_negotiation(client, startup).await?;
-        save_startup_parameters_to_metadata(client, startup);
+        let users = self.conn.shared.users.clone();
+        match message {
+            PgWireFrontendMessage::Startup(ref startup) => {
+                protocol_negotiation(client, startup).await?;
+                save_startup_parameters_to_metadata(client, startup);
+                let user = client.metadata().get(METADATA_USER).cloned();
+                let Some(users) = users else {
+                    let user = user.unwrap_or_else(|| "tidelake".into());
+                    return self.complete(client, Principal::trusted(&user)).await;
+                };
+                if user.is_none() || users.is_empty() {
+                    return Err(fatal("28000", "no user name was given".into()));
+                }
+                match self.conn.shared.pg_auth {
+                    PgAuth::ScramSha256 => {
+                        *self.auth() = Some(AuthStep::ScramInitial);
+                        let offer = vec![SCRAM_MECHANISM.to_string()];
+                        send_auth(client, Authentication::SASL(offer)).await
+                    }
+                    PgAuth::Password => {
+                        *self.auth() = Some(AuthStep::Password);
+                        send_auth(client, Authentication::CleartextPassword).await
+                    }
+                }
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(message) => {
+                let (Some(users), Some(step)) = (users, self.auth().take()) else {
+                    return Err(fatal("08P01", "unexpected password message".into()));
+                };
+                let user = client
+                    .metadata()
+                    .get(METADATA_USER)
+                    .cloned()
+                    .unwrap_or_default();
+                match step {
+                    AuthStep::ScramInitial => {
+                        let initial = message.into_sasl_initial_response()?;
+                        let data = initial.data.unwrap_or_default();
+                        let (exchange, first) =
+                            ScramExchange::start(&users, &user, &initial.auth_method, &data)
+                                .map_err(|e| auth_failure(&user, e))?;
+                        *self.auth() = Some(AuthStep::ScramFinal(Box::new(exchange)));
+                        send_auth(client, Authentication::SASLContinue(first.into())).await
+                    }
+                    AuthStep::ScramFinal(exchange) => {
+                        let response = message.into_sasl_response()?;
+                        let (principal, last) = exchange
+                            .finish(&response.data)
+                            .map_err(|e| auth_failure(&user, e))?;
+                        send_auth(client, Authentication::SASLFinal(last.into())).await?;
+                        self.complete(client, principal).await
+                    }
+                    AuthStep::Password => {
+                        let password = message.into_password()?;
+                        let principal = users
+                            .verify_password(&user, &password.password)
+                            .map_err(|e| auth_failure(&user, e))?;
+                        self.complete(client, principal).await
+                    }
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Handler {
+    fn auth(&self) -> std::sync::MutexGuard<'_, Option<AuthStep>> {
+        self.conn.auth.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Opens the authenticated user's session on the database asked for
+    /// and finishes the startup.
+    async fn complete<C>(&self, client: &mut C, principal: Principal) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
         let metadata = client.metadata();
-        let user = metadata
-            .get(METADATA_USER)
-            .cloned()
-            .unwrap_or_else(|| "tidelake".into());
+        let user = principal.name.clone();
         let database = metadata
             .get(METADATA_DATABASE)
             .cloned()
@@ -153,6 +255,10 @@ impl StartupHandler for Handler {
             .get(METADATA_APPLICATION_NAME)
             .cloned()
             .unwrap_or_default();
+        if let Err(denied) = principal.check_database(&database) {
+            crate::telemetry::refused("pg", "auth");
+            return Err(fatal(denied.code(), denied.to_string()));
+        }
         let session = self
             .conn
             .shared
@@ -173,7 +279,7 @@ impl StartupHandler for Handler {
             }
         }
         self.conn.set_session(session);
-        *self.conn.user.lock().unwrap_or_else(|e| e.into_inner()) = user.clone();
+        self.conn.set_principal(principal);
         if !application_name.is_empty() {
             let mut settings = self.conn.settings.lock().unwrap_or_else(|e| e.into_inner());
             let _ = settings.set("application_name", &application_name);

@@ -34,14 +34,16 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, max_connec
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "refused a connection: {max_connections} already open");
+            crate::telemetry::refused("pg", "limit");
             tokio::spawn(refuse(socket));
             continue;
         };
         let shared = shared.clone();
         let shared_stats = shared.clone();
         tokio::spawn(async move {
+            let _gauge = crate::telemetry::ConnectionGauge::open("pg");
             let handler = Handler {
-                conn: Arc::new(Connection::new(shared)),
+                conn: Arc::new(Connection::new(shared, "pg")),
             };
             let _open = shared_stats.stats.connection();
             tracing::debug!(%peer, "connection opened");

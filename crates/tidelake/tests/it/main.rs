@@ -13,6 +13,8 @@ mod interop_evolution;
 mod interop_lsm;
 mod quickstart;
 mod serve;
+mod serve_access;
+mod serve_clients;
 mod shell;
 mod stream_cli;
 mod stream_jobs;

@@ -14,7 +14,7 @@ use tidelake_testkit::warehouse::KeptOnFailure;
 
 use crate::TIDELAKE;
 
-const TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A `tidelake serve` child and the ports it printed.
 pub(crate) struct Served {
@@ -30,9 +30,14 @@ fn port_after(stdout: &str, label: &str) -> Option<u16> {
 
 pub(crate) fn serve(warehouse: &Path, extra: &[&str]) -> Served {
     let mut command = TIDELAKE.command(warehouse);
-    command
-        .args(["serve", "--pg", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-        .args(extra);
+    command.arg("serve");
+    // Ephemeral loopback ports unless the test chooses an address.
+    for flag in ["--pg", "--http"] {
+        if !extra.contains(&flag) {
+            command.args([flag, "127.0.0.1:0"]);
+        }
+    }
+    command.args(extra);
     let mut child = Spawned::start(&mut command);
     child.expect_stdout("HTTP: listening on", TIMEOUT);
     let out = child.stdout();
@@ -42,7 +47,7 @@ pub(crate) fn serve(warehouse: &Path, extra: &[&str]) -> Served {
 }
 
 /// psql with `args` (commands with -c), no psqlrc, never a password prompt.
-fn psql(port: u16, args: &[&str]) -> Finished {
+pub(crate) fn psql(port: u16, args: &[&str]) -> Finished {
     let mut command = Command::new("psql");
     command
         .args(["-X", "-w", "-h", "127.0.0.1", "-p", &port.to_string()])
@@ -54,7 +59,7 @@ fn psql(port: u16, args: &[&str]) -> Finished {
     run(&mut command, "", TIMEOUT)
 }
 
-fn psql_ok(port: u16, args: &[&str]) -> String {
+pub(crate) fn psql_ok(port: u16, args: &[&str]) -> String {
     let done = psql(port, args);
     assert!(
         done.status.success(),
@@ -261,7 +266,7 @@ fn garbage_on_either_port_does_not_stop_the_server() {
 }
 
 /// A frontend message: type byte, length, body.
-fn message(kind: u8, body: &[u8]) -> Vec<u8> {
+pub(crate) fn message(kind: u8, body: &[u8]) -> Vec<u8> {
     let mut m = vec![kind];
     m.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
     m.extend_from_slice(body);
@@ -269,7 +274,7 @@ fn message(kind: u8, body: &[u8]) -> Vec<u8> {
 }
 
 /// Reads backend messages up to ReadyForQuery; their type bytes.
-fn read_until_ready(stream: &mut TcpStream) -> String {
+pub(crate) fn read_until_ready(stream: &mut TcpStream) -> String {
     let mut kinds = String::new();
     loop {
         let mut header = [0u8; 5];
