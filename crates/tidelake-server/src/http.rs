@@ -33,7 +33,7 @@ use std::sync::{Arc, Weak};
 use arrow::datatypes::{DataType, SchemaRef};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
@@ -55,8 +55,8 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) -> Result<
         .route("/v1/status", get(status))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .merge(console::routes())
+        .route("/metrics", get(metrics))
         .with_state(shared);
     axum::serve(listener, app).await.map_err(ServerError::Http)
 }
@@ -81,6 +81,9 @@ async fn metrics() -> Response {
         .into_response()
 }
 
+/// The header the web console sends with its requests.
+const CONSOLE_HEADER: &str = "x-tidelake-console";
+
 /// The request's user: trusted without a users file, else from Basic auth.
 fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Principal, Box<Response>> {
     let Some(users) = &shared.users else {
@@ -92,20 +95,20 @@ fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Principal, Box<R
             "error": {"code": "28P01", "message": message},
             "status": "error",
         });
-        Box::new(
-            (
-                StatusCode::UNAUTHORIZED,
-                [
-                    (header::CONTENT_TYPE, "application/json"),
-                    (
-                        header::WWW_AUTHENTICATE,
-                        "Basic realm=\"tidelake\", charset=\"UTF-8\"",
-                    ),
-                ],
-                body.to_string(),
-            )
-                .into_response(),
+        let mut response = (
+            StatusCode::UNAUTHORIZED,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
         )
+            .into_response();
+        // The web console asks for the password itself: no browser prompt.
+        if !headers.contains_key(CONSOLE_HEADER) {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"tidelake\", charset=\"UTF-8\""),
+            );
+        }
+        Box::new(response)
     };
     let credentials = headers
         .get(header::AUTHORIZATION)
@@ -300,8 +303,8 @@ async fn run(
 /// `DELETE /v1/statements/{id}`: cancels that running statement.
 async fn cancel(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Response {
     shared.stats.http_request();
     if let Err(response) = authenticate(&shared, &headers) {
@@ -334,10 +337,14 @@ async fn cancel(
 async fn status(State(shared): State<Arc<Shared>>) -> Response {
     let mut body = shared.stats.json();
     body["version"] = env!("CARGO_PKG_VERSION").into();
-    body["auth"] = serde_json::json!({
-        "required": false,
-        "reason": "no users exist: the server trusts every client and listens on loopback only",
-    });
+    body["auth"] = if shared.users.is_some() {
+        serde_json::json!({"required": true, "reason": "the server has users: log in"})
+    } else {
+        serde_json::json!({
+            "required": false,
+            "reason": "no users exist: the server trusts every client and listens on loopback only",
+        })
+    };
     json(StatusCode::OK, body.to_string())
 }
 

@@ -37,9 +37,9 @@ mod error;
 pub mod flight;
 mod http;
 pub mod pg;
+mod stats;
 pub mod telemetry;
 pub mod users;
-mod stats;
 mod values;
 
 use std::collections::HashMap;
@@ -106,13 +106,13 @@ pub(crate) struct Shared {
     next_pid: AtomicI32,
     /// Running connections by (pid, secret key), for CancelRequest.
     connections: Mutex<HashMap<CancelKey, Weak<pg::connection::Connection>>>,
+    /// Running HTTP statements by their id, for `DELETE /v1/statements/{id}`.
+    running: Mutex<HashMap<String, Weak<pg::connection::Connection>>>,
+    stats: Arc<stats::Stats>,
     pub(crate) users: Option<Arc<Users>>,
     pub(crate) pg_auth: PgAuth,
     /// Admission slots of the statements that may run at once.
     pub(crate) admission: Option<Arc<Semaphore>>,
-    /// Running HTTP statements by their id, for `DELETE /v1/statements/{id}`.
-    running: Mutex<HashMap<String, Weak<pg::connection::Connection>>>,
-    stats: Arc<stats::Stats>,
 }
 
 impl Shared {
@@ -191,13 +191,13 @@ impl Server {
                 statement_timeout: config.statement_timeout,
                 next_pid: AtomicI32::new(1000),
                 connections: Mutex::new(HashMap::new()),
+                running: Mutex::new(HashMap::new()),
+                stats: Arc::new(stats::Stats::new()),
                 users: config.users,
                 pg_auth: config.pg_auth,
                 admission: config
                     .max_concurrent_queries
                     .map(|n| Arc::new(Semaphore::new(n.max(1)))),
-                running: Mutex::new(HashMap::new()),
-                stats: Arc::new(stats::Stats::new()),
             }),
             max_connections: config.max_connections.max(1),
         })

@@ -193,7 +193,8 @@ impl Connection {
     }
 
     /// Runs one statement under `guard`, if the connection's user may:
-    /// recorded in the metrics from its start to its last row.
+    /// recorded in the metrics and the server's stats from its start to its
+    /// last row.
     pub async fn run(&self, sql: &str, guard: &Guard) -> Result<Outcome, StatementError> {
         let write = classify(sql) == StatementClass::Write;
         let mut record = StatementRecord::start(self.protocol, write);
@@ -218,15 +219,15 @@ impl Connection {
                     .boxed();
                 Ok(Outcome::Rows {
                     schema,
-                    batches,
+                    batches: recorded(batches, record),
                     tag,
                 })
             }
             Ok(other) => {
-                record.finish();
                 if let Outcome::Status { command, .. } = &other {
                     running.committed_if_write(command);
                 }
+                record.finish();
                 Ok(other)
             }
             Err(e) => {
