@@ -165,7 +165,7 @@ impl PostgresSource {
             Some(confirmed) => {
                 let confirmed = confirmed.as_deref().and_then(parse_lsn).unwrap_or(0);
                 let min = resume
-                    .min_by(|a, b| compare(a, b))
+                    .min_by(compare)
                     .and_then(lsn_of)
                     .unwrap_or(confirmed);
                 (min.max(confirmed), None)

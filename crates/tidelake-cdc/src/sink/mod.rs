@@ -104,6 +104,9 @@ struct Group {
     copied: bool,
 }
 
+/// Called after each commit with the sink's running totals.
+type CommitReport = Box<dyn FnMut(&SinkStats) + Send>;
+
 /// Syncs a source into Paimon tables.
 pub struct Pipeline {
     catalog: Catalog,
@@ -115,7 +118,7 @@ pub struct Pipeline {
     ignored: BTreeSet<SourceTableId>,
     group: Group,
     stats: SinkStats,
-    on_commit: Option<Box<dyn FnMut(&SinkStats) + Send>>,
+    on_commit: Option<CommitReport>,
 }
 
 impl Pipeline {

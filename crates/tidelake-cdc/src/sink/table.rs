@@ -187,7 +187,7 @@ impl TableSink {
         let mut rows = Vec::with_capacity(pending.len());
         for (kind, mut row, remember) in pending {
             let key = self.key_of(&row);
-            if row.iter().any(|v| *v == CdcValue::Unchanged) {
+            if row.contains(&CdcValue::Unchanged) {
                 let prior = match self.images.get(&key) {
                     Some(image) => image.as_ref(),
                     None => base.get(&key),

@@ -8,8 +8,7 @@ use std::sync::{Arc, OnceLock};
 use arrow::array::{Int32Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow_flight::sql::metadata::{
-    GetCatalogsBuilder, GetDbSchemasBuilder, GetTableTypesBuilder, GetTablesBuilder, SqlInfoData,
-    SqlInfoDataBuilder,
+    GetCatalogsBuilder, GetDbSchemasBuilder, GetTablesBuilder, SqlInfoData, SqlInfoDataBuilder,
 };
 use arrow_flight::sql::{CommandGetDbSchemas, CommandGetPrimaryKeys, CommandGetTables, SqlInfo};
 use regex::Regex;
@@ -23,6 +22,14 @@ pub const TABLE_TYPE: &str = "TABLE";
 
 fn arrow_error(e: arrow::error::ArrowError) -> StatementError {
     StatementError::Sql(SqlError::from(e))
+}
+
+/// arrow-flight's metadata builders answer `FlightError`s.
+fn flight_error(e: arrow_flight::error::FlightError) -> StatementError {
+    match e {
+        arrow_flight::error::FlightError::Arrow(e) => arrow_error(e),
+        other => arrow_error(arrow::error::ArrowError::ExternalError(Box::new(other))),
+    }
 }
 
 /// Whether `text` matches a Flight SQL (SQL LIKE) pattern: `%` any
@@ -78,7 +85,7 @@ fn catalog_matches(catalog: &Option<String>) -> bool {
 pub fn catalogs() -> Result<RecordBatch, StatementError> {
     let mut builder = GetCatalogsBuilder::new();
     builder.append(CATALOG_NAME);
-    builder.build().map_err(arrow_error)
+    builder.build().map_err(flight_error)
 }
 
 pub fn catalogs_schema() -> SchemaRef {
@@ -99,7 +106,7 @@ pub async fn db_schemas(
             builder.append(CATALOG_NAME, database);
         }
     }
-    builder.build().map_err(arrow_error)
+    builder.build().map_err(flight_error)
 }
 
 pub fn db_schemas_schema() -> SchemaRef {
@@ -152,11 +159,11 @@ pub async fn tables(
                 };
                 builder
                     .append(CATALOG_NAME, &database, &table, TABLE_TYPE, &schema)
-                    .map_err(arrow_error)?;
+                    .map_err(flight_error)?;
             }
         }
     }
-    builder.build().map_err(arrow_error)
+    builder.build().map_err(flight_error)
 }
 
 pub fn tables_schema(include_schema: bool) -> SchemaRef {

@@ -740,7 +740,12 @@ impl FlightSqlService for FlightSql {
         let body = arrow_flight::Result {
             body: result.encode_to_vec().into(),
         };
-        Ok(Response::new(Box::pin(futures::stream::iter([Ok::<_, Status>(body)]))))
+        Ok(Response::new(Box::pin(futures::stream::iter([Ok::<
+            _,
+            Status,
+        >(
+            body
+        )]))))
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}

@@ -219,7 +219,7 @@ impl Connection {
                     .boxed();
                 Ok(Outcome::Rows {
                     schema,
-                    batches: recorded(batches, record),
+                    batches,
                     tag,
                 })
             }
