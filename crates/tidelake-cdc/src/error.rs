@@ -19,15 +19,10 @@ pub enum CdcError {
     #[error("table {table}: {message}")]
     Table { table: String, message: String },
     /// A source column changed in a way Paimon's schema evolution cannot
-    /// follow: the table stops (unless `--ignore-incompatible`).
-    #[error("table {table}: column '{column}' changed from {from} to {to}, which Paimon cannot apply ({reason}); the table stops here (fix the source or use --ignore-incompatible)")]
-    Incompatible {
-        table: String,
-        column: String,
-        from: String,
-        to: String,
-        reason: String,
-    },
+    /// follow: the table stops (unless `--ignore-incompatible`). Boxed: the
+    /// variant is the largest and would make every `Result` wide.
+    #[error("{0}")]
+    Incompatible(Box<IncompatibleChange>),
     /// Another instance of the pipeline committed to a table first.
     #[error("pipeline '{pipeline}': table {table} records position {recorded} written by another instance (this one started from {started_from}); a pipeline runs once: stop the other instance")]
     Fenced {
@@ -45,6 +40,17 @@ pub enum CdcError {
     },
     #[error(transparent)]
     Engine(#[from] tidelake_engine::EngineError),
+}
+
+/// A column change of a source table that Paimon cannot apply.
+#[derive(Debug, Error)]
+#[error("table {table}: column '{column}' changed from {from} to {to}, which Paimon cannot apply ({reason}); the table stops here (fix the source or use --ignore-incompatible)")]
+pub struct IncompatibleChange {
+    pub table: String,
+    pub column: String,
+    pub from: String,
+    pub to: String,
+    pub reason: String,
 }
 
 impl CdcError {

@@ -23,7 +23,7 @@ pub mod postgres;
 pub mod sink;
 pub mod values;
 
-pub use error::{CdcError, Result};
+pub use error::{CdcError, IncompatibleChange, Result};
 pub use event::{ChangeSource, Resume, SourceEvent};
 pub use sink::config::{MetadataColumn, SinkConfig, TableFilter, TypeMapping};
 pub use sink::{Pipeline, RunEnd, SinkStats};

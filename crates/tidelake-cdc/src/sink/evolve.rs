@@ -10,7 +10,7 @@ use tidelake_format::types::{DataType, DataTypeKind};
 
 use super::config::SinkConfig;
 use super::table::Slot;
-use crate::error::{CdcError, Result};
+use crate::error::{CdcError, IncompatibleChange, Result};
 use crate::event::{SourceSchema, SourceTableId};
 
 /// A column the Paimon table should have, and where its value comes from.
@@ -176,13 +176,15 @@ pub(crate) fn evolve(table: &Table, source: &SourceTableId, wanted: &[WantedColu
                 data_type: w.data_type.with_nullable(field.data_type.is_nullable()),
                 keep_nullability: true,
             }),
-            TypeChange::Incompatible(reason) => incompatible.push(CdcError::Incompatible {
-                table: source.to_string(),
-                column: w.name.clone(),
-                from: field.data_type.to_string(),
-                to: w.data_type.to_string(),
-                reason,
-            }),
+            TypeChange::Incompatible(reason) => {
+                incompatible.push(CdcError::Incompatible(Box::new(IncompatibleChange {
+                    table: source.to_string(),
+                    column: w.name.clone(),
+                    from: field.data_type.to_string(),
+                    to: w.data_type.to_string(),
+                    reason,
+                })))
+            }
         }
     }
     Evolution {

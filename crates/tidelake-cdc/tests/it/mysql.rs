@@ -11,6 +11,9 @@ use tidelake_cdc::Resume;
 
 use crate::events::{is_change_of, read_until, Materialized};
 
+/// A table and its column definitions, as a DDL event must show them.
+type ExpectedColumns = Option<(String, Vec<String>)>;
+
 const SERVER: &str = "mysql://root@127.0.0.1:3306";
 
 async fn admin() -> Conn {
@@ -257,7 +260,7 @@ async fn mysql_ddl_mid_stream_emits_new_schemas() {
             c.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
         ))
     };
-    let ddl: [(&str, Option<(String, Vec<String>)>); 6] = [
+    let ddl: [(&str, ExpectedColumns); 6] = [
         (
             "ALTER TABLE t ADD COLUMN note VARCHAR(10)",
             cols("t", &["id INT NOT NULL", "v INT", "note VARCHAR(10)"]),

@@ -19,6 +19,9 @@ use tidelake_engine::{
 };
 use tidelake_vector::{search, Metric, RowFilter, SearchMode, SearchRequest, VectorHooks};
 
+/// Which generated rows a filter keeps, by row number (for the ground truth).
+type RowPredicate = Arc<dyn Fn(usize) -> bool + Send + Sync>;
+
 /// splitmix64.
 struct Rng(u64);
 
@@ -184,9 +187,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let qs = dataset(8, queries, dim);
     let truths: Vec<Vec<i64>> = qs.iter().map(|q| truth(&data, q, 10, |_| true)).collect();
     let run =
-        |mode: SearchMode,
-         width: Option<usize>,
-         filter: Option<(RowFilter, Arc<dyn Fn(usize) -> bool + Send + Sync>)>| {
+        |mode: SearchMode, width: Option<usize>, filter: Option<(RowFilter, RowPredicate)>| {
             let table = table.clone();
             let qs = qs.clone();
             let truths = truths.clone();
@@ -223,11 +224,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let filter = RowFilter {
             columns: vec!["cat".into()],
             eval: Arc::new(move |b: &RecordBatch| {
-                let cats = b
-                    .column(0)
-                    .as_any()
-                    .downcast_ref::<Int32Array>()
-                    .map(|c| c.clone());
+                let cats = b.column(0).as_any().downcast_ref::<Int32Array>().cloned();
                 let cats =
                     cats.ok_or_else(|| tidelake_vector::VectorError::BadSearch("cat".into()))?;
                 Ok(BooleanArray::from_iter(

@@ -9,6 +9,9 @@ use tidelake_vector::{search, Metric, RowFilter, SearchMode, SearchRequest};
 
 use crate::common::*;
 
+/// Which categories a filtered search keeps.
+type CategoryFilter = Box<dyn Fn(i32) -> bool + Send + Sync>;
+
 #[tokio::test]
 async fn exact_search_equals_brute_force_for_all_metrics() {
     let (catalog, id, _dir) = table_with(&index_options("l2", 8, 2)).await;
@@ -95,7 +98,7 @@ async fn filtered_search_returns_k_whenever_k_rows_match() {
     let rows = logical(&table).await;
     let q = vectors(32, 1).remove(0);
     // 50%, 1% (60 rows), 0.1% (6 rows: fewer than k).
-    let cases: Vec<(Box<dyn Fn(i32) -> bool + Send + Sync>, usize)> = vec![
+    let cases: Vec<(CategoryFilter, usize)> = vec![
         (Box::new(|c| c < 50), 10),
         (Box::new(|c| c == 7), 10),
         (Box::new(|c| c == 7), 60),
