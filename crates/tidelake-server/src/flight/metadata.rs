@@ -306,7 +306,8 @@ mod tests {
         assert!(!like("t_b", "tabs"));
         assert!(like("a\\_b", "a_b"));
         assert!(!like("a\\_b", "axb"));
-        assert!(like("%le%", "tidelake"));
+        assert!(like("%lak%", "tidelake"));
+        assert!(!like("%le%", "tidelake"));
     }
 
     #[test]
