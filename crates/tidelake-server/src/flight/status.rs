@@ -15,7 +15,9 @@ pub fn code_of(sqlstate: &str) -> Code {
         "57014" => Code::Cancelled,
         "42501" => Code::PermissionDenied,
         "0A000" => Code::Unimplemented,
-        "42P01" | "3D000" | "42704" | "42883" | "42703" | "34000" | "26000" => Code::NotFound,
+        "42P01" | "3D000" | "3F000" | "42704" | "42883" | "42703" | "34000" | "26000" => {
+            Code::NotFound
+        }
         "42P07" | "42P04" | "42P06" | "42710" => Code::AlreadyExists,
         _ => match sqlstate.get(..2).unwrap_or("XX") {
             "28" => Code::Unauthenticated,
@@ -55,8 +57,9 @@ mod tests {
         let e = StatementError::Sql(SqlError::UndefinedDatabase("nope".into()));
         let s = status(&e);
         assert_eq!(s.code(), Code::NotFound);
-        assert!(s.message().contains("SQLSTATE 3D000"), "{}", s.message());
-        assert_eq!(s.metadata().get(SQLSTATE_KEY).unwrap(), "3D000");
+        // An unknown database is PostgreSQL's invalid_schema_name.
+        assert!(s.message().contains("SQLSTATE 3F000"), "{}", s.message());
+        assert_eq!(s.metadata().get(SQLSTATE_KEY).unwrap(), "3F000");
         assert_eq!(code_of("57014"), Code::Cancelled);
         assert_eq!(code_of("42601"), Code::InvalidArgument);
         assert_eq!(code_of("40001"), Code::Aborted);
