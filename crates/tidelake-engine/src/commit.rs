@@ -222,10 +222,14 @@ impl<'a> Committer<'a> {
                 }
             }
         }
-        Err(self.conflict(format!(
-            "gave up after {} attempts: other writers kept committing first",
-            options.commit_max_retries + 1
-        )))
+        // Not a conflict check's refusal (the retries counted the races).
+        Err(EngineError::CommitConflict {
+            table: self.table.id.to_string(),
+            message: format!(
+                "gave up after {} attempts: other writers kept committing first",
+                options.commit_max_retries + 1
+            ),
+        })
     }
 
     /// Checks every snapshot after `*checked` up to `latest` against the

@@ -190,7 +190,7 @@ mod tests {
         assert_eq!(back.schema().unwrap(), schema);
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![7]))])
             .unwrap();
-        let carried = Ticket::carrying(&schema, &[batch.clone()]).unwrap();
+        let carried = Ticket::carrying(&schema, std::slice::from_ref(&batch)).unwrap();
         let (_, rows) = Ticket::decode(&carried.encode())
             .unwrap()
             .result()

@@ -13,8 +13,12 @@
 //!   returns (CALL) travel in the ticket.
 //!
 //! Every call opens a fresh session (on the database of the `database`
-//! call header, or the default one): Flight SQL calls share no state, which
-//! is what lets any process serve any call.
+//! call header, or the default one) for its caller, authenticated by the
+//! call's bearer token (see [`super::auth`]): Flight SQL calls share no
+//! state, which is what lets any process serve any call. Every statement
+//! runs through `Connection::run`, which checks the caller's role and
+//! databases first (42501, PERMISSION_DENIED); bulk ingest checks them
+//! itself before it reads a batch.
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;

@@ -26,6 +26,7 @@ use tonic::transport::Channel;
 use crate::flight::runtime;
 use crate::serve::{port_after, serve, Served, TIMEOUT};
 use crate::serve_access::add_user;
+use crate::TIDELAKE;
 
 /// How tonic shows the two codes these tests expect.
 const UNAUTHENTICATED: &str = "does not have valid authentication credentials";
@@ -172,7 +173,7 @@ fn flight_users_tokens_across_processes_and_roles() {
     let warehouse = dir.path().join("wh");
     let (mut first, a) = serve_flight_with_users(&warehouse, &users);
     let (mut second, b) = serve_flight_with_users(&warehouse, &users);
-    runtime().block_on(async {
+    let secret = runtime().block_on(async {
         // Wrong passwords and unknown users: UNAUTHENTICATED at the Handshake.
         for (user, password) in [("ada", "wrong"), ("nobody", "ada-pw"), ("ada", "")] {
             let refused = connect(a).await.handshake(user, password).await;
@@ -325,9 +326,9 @@ fn flight_users_tokens_across_processes_and_roles() {
             let mut client = with_token(b, &token).await;
             assert_unauthenticated(query(&mut client, "SELECT 1").await, what);
         }
-        let users = Users::load(&users).expect("the users file");
-        let secret = users.token_secret().expect("a token secret").to_vec();
-        let grant = UsersAuthenticator(Arc::new(users))
+        let loaded = Users::load(&users).expect("the users file");
+        let secret = loaded.token_secret().expect("a token secret").to_vec();
+        let grant = UsersAuthenticator(Arc::new(loaded))
             .grant("ada")
             .expect("ada's grant");
         let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
@@ -348,9 +349,21 @@ fn flight_users_tokens_across_processes_and_roles() {
         let minted = Tokens::new(&secret, Duration::from_secs(60)).issue(&grant, SystemTime::now());
         let mut client = with_token(a, &minted).await;
         assert!(query(&mut client, "SELECT 1 AS one").await.is_ok());
+        secret
     });
     first.child.kill();
     second.child.kill();
+    // Rotating the secret (which revokes every token at the next start)
+    // keeps the users.
+    let mut rotate = TIDELAKE.bare();
+    rotate
+        .args(["user", "rotate-token-secret", "--users"])
+        .arg(&users);
+    let done = run(&mut rotate, "", TIMEOUT);
+    assert!(done.status.success(), "{}", done.stderr);
+    let rotated = Users::load(&users).expect("the users file");
+    assert_ne!(rotated.token_secret(), Some(&secret[..]));
+    assert!(rotated.verify_password("rita", "rita-pw").is_ok());
 }
 
 #[test]
