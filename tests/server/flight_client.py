@@ -4,8 +4,11 @@ as Arrow tables, parameters (ADBC always prepares), adbc_get_objects,
 adbc_get_table_schema, adbc_ingest, SQLSTATEs in errors and refused
 credentials.
 
-Usage: flight_client.py PORT. Prints one `ok NAME` line per check and exits
-non-zero (with a traceback) at the first failing one.
+Usage: flight_client.py PORT [users]. With `users`, the server has a users
+file with ada (admin, ada-pw), wes (writer, wes-pw) and rita (reader,
+rita-pw): wrong passwords, a reader refused writes and ingest, a writer's
+ingest. Prints one `ok NAME` line per check and exits non-zero (with a
+traceback) at the first failing one.
 """
 
 import decimal
@@ -165,8 +168,74 @@ def bad_credentials(port):
     ok("bad_credentials")
 
 
+def expect_error(status, action, *needles):
+    """Runs `action`; it must fail with ADBC status `status` and a message
+    holding every needle."""
+    try:
+        action()
+    except dbapi.Error as e:
+        assert e.status_code == status, (e.status_code, e)
+        for needle in needles:
+            assert needle in str(e), (needle, e)
+    else:
+        raise AssertionError(f"expected {status}")
+
+
+def wrong_password(port):
+    def attempt(user, password):
+        def run():
+            with connect(port, username=user, password=password) as conn:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT 1")
+                    cur.fetchall()
+        return run
+    for user, password in [("ada", "wrong"), ("nobody", "ada-pw")]:
+        expect_error(AdbcStatusCode.UNAUTHENTICATED, attempt(user, password))
+    ok("wrong_password")
+
+
+def reader_refused(port):
+    with connect(port, username="ada", password="ada-pw") as conn:
+        with conn.cursor() as cur:
+            cur.execute("CREATE TABLE t (id BIGINT, v STRING)")
+            cur.execute("INSERT INTO t VALUES (1, 'a')")
+    data = pa.table({"id": pa.array([7], pa.int64()), "v": pa.array(["r"])})
+    with connect(port, username="rita", password="rita-pw") as conn:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM t")
+            assert cur.fetchone() == (1,)
+
+            def insert():
+                cur.execute("INSERT INTO t VALUES (?, ?)", parameters=(2, "b"))
+
+            expect_error(AdbcStatusCode.UNAUTHORIZED, insert, "42501", "role reader")
+            expect_error(AdbcStatusCode.UNAUTHORIZED,
+                         lambda: cur.adbc_ingest("t", data, mode="append"), "42501")
+            expect_error(AdbcStatusCode.UNAUTHORIZED,
+                         lambda: cur.adbc_ingest("made", data, mode="create"), "42501")
+            cur.execute("SELECT count(*) FROM t")
+            assert cur.fetchone() == (1,)
+    ok("reader_refused")
+
+
+def writer_ingests(port):
+    data = pa.table({"id": pa.array([8, 9], pa.int64()), "v": pa.array(["w", None])})
+    with connect(port, username="wes", password="wes-pw") as conn:
+        with conn.cursor() as cur:
+            assert cur.adbc_ingest("t", data, mode="append") == 2
+            cur.execute("SELECT count(*), max(id) FROM t")
+            assert cur.fetchone() == (3, 9)
+    ok("writer_ingests")
+
+
 def main():
     port = int(sys.argv[1])
+    if sys.argv[2:] == ["users"]:
+        # A server with the users ada (admin), wes (writer), rita (reader).
+        wrong_password(port)
+        reader_refused(port)
+        writer_ingests(port)
+        return
     with connect(port) as conn:
         execute_and_fetch(conn)
         parameters(conn)

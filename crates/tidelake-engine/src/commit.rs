@@ -97,6 +97,7 @@ impl<'a> Committer<'a> {
     }
 
     fn conflict(&self, message: impl Into<String>) -> EngineError {
+        crate::counters::conflict();
         EngineError::CommitConflict {
             table: self.table.id.to_string(),
             message: message.into(),
@@ -209,18 +210,26 @@ impl<'a> Committer<'a> {
                 .try_commit(&request, latest.as_ref(), &entries, &changelog, schema_id)
                 .await?
             {
-                Some(id) => return Ok(Some(id)),
+                Some(id) => {
+                    crate::counters::committed();
+                    return Ok(Some(id));
+                }
                 None => {
+                    crate::counters::retried();
                     tracing::debug!(table = %self.table.id, attempt, "snapshot id taken by another writer; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
             }
         }
-        Err(self.conflict(format!(
-            "gave up after {} attempts: other writers kept committing first",
-            options.commit_max_retries + 1
-        )))
+        // Not a conflict check's refusal (the retries counted the races).
+        Err(EngineError::CommitConflict {
+            table: self.table.id.to_string(),
+            message: format!(
+                "gave up after {} attempts: other writers kept committing first",
+                options.commit_max_retries + 1
+            ),
+        })
     }
 
     /// Checks every snapshot after `*checked` up to `latest` against the

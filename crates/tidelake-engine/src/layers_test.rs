@@ -16,7 +16,8 @@ use std::path::Path;
 /// The top-level modules by layer, lowest first. A module may use modules
 /// of lower layers only: not of its own layer, not of a higher one.
 const LAYERS: &[&[&str]] = &[
-    &["error"],
+    // Errors, and the process-wide counters every layer may bump.
+    &["error", "counters"],
     // The key-value file layout (column names, row kinds, paths), options
     // and column statistics.
     &["kv", "options", "stats"],

@@ -33,7 +33,7 @@
 //!   manifests | snapshots | mergefn  manifest and snapshot files, merge engines
 //!   lsm | layout                     sorted runs, level overlap, sections, keys
 //!   kv | options | stats             column names, RowKind, paths; options
-//!   error
+//!   error | counters                 errors; process-wide counters (metrics)
 //! ```
 //!
 //! Each module uses only modules of lower layers (never its own layer, never
@@ -48,6 +48,7 @@
 mod catalog;
 pub mod commit;
 mod compact;
+pub mod counters;
 mod error;
 mod evolution;
 mod files;

@@ -58,6 +58,7 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) -> Result<
         .merge(console::routes())
         .route("/metrics", get(metrics))
         .with_state(shared);
+    let listener = crate::net::CountedListener::new(listener, "http");
     axum::serve(listener, app).await.map_err(ServerError::Http)
 }
 
@@ -72,11 +73,11 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     }
 }
 
-async fn metrics() -> Response {
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        crate::telemetry::render(),
+        crate::telemetry::render(&shared),
     )
         .into_response()
 }

@@ -24,18 +24,23 @@
 //! that the composition root (the `tidelake` command) provides.
 //!
 //! Users ([`users`]): with a users file every client authenticates
-//! (SCRAM-SHA-256 on PostgreSQL, Basic on HTTP) and each statement is
-//! checked against the user's role before it runs (42501); without one every
+//! (SCRAM-SHA-256 on PostgreSQL, Basic on HTTP, Basic in the Handshake then
+//! signed bearer tokens on Flight SQL, see [`flight::auth`]) and each
+//! statement, DoPut and bulk ingest is checked against the user's role
+//! before it runs (42501, PERMISSION_DENIED on Flight); without one every
 //! client is trusted, so the server refuses to listen on anything but a
 //! loopback address. An admission queue bounds the statements running at
-//! once; `/metrics` serves Prometheus metrics ([`telemetry`]). Arrow Flight SQL
-//! ([`flight`]) checks passwords through [`flight::auth::Authenticator`].
+//! once; `/metrics` serves Prometheus metrics ([`telemetry`]): the server's
+//! own, the engine's counters (through `tidelake_sql::engine_counters`) and
+//! whatever [`telemetry::MetricsSource`]s the composition root adds with
+//! [`Server::with_metrics`] (a worker's gauges).
 //! Not yet built: TLS, shared caches, group commit.
 
 mod console;
 mod error;
 pub mod flight;
 mod http;
+mod net;
 pub mod pg;
 mod stats;
 pub mod telemetry;
@@ -84,6 +89,10 @@ pub struct ServerConfig {
     pub pg_auth: PgAuth,
     /// Statements run at once (`None`: no limit); more wait in line.
     pub max_concurrent_queries: Option<usize>,
+    /// How Flight SQL bearer tokens are signed and how long they last
+    /// (`None`: a random key of this process, whose tokens no other
+    /// process accepts, and the default lifetime).
+    pub flight_tokens: Option<flight::auth::Tokens>,
 }
 
 /// The PostgreSQL authentication method (with a users file).
@@ -113,6 +122,8 @@ pub(crate) struct Shared {
     pub(crate) pg_auth: PgAuth,
     /// Admission slots of the statements that may run at once.
     pub(crate) admission: Option<Arc<Semaphore>>,
+    /// More metrics for `/metrics`, from outside the server (a worker's).
+    pub(crate) metrics_sources: Mutex<Vec<Arc<dyn telemetry::MetricsSource>>>,
 }
 
 impl Shared {
@@ -147,7 +158,8 @@ pub struct Server {
     pg: Option<TcpListener>,
     http: Option<TcpListener>,
     flight: Option<TcpListener>,
-    authenticator: Box<dyn flight::auth::Authenticator>,
+    authenticator: Arc<dyn flight::auth::Authenticator>,
+    tokens: flight::auth::Tokens,
     shared: Arc<Shared>,
     max_connections: usize,
 }
@@ -181,11 +193,22 @@ impl Server {
             Some(addr) => Some(listen(addr, trusted).await?),
             None => None,
         };
+        // Flight SQL checks the same users as PostgreSQL and HTTP, and
+        // trusts everyone when they do.
+        let authenticator: Arc<dyn flight::auth::Authenticator> = match &config.users {
+            Some(users) => Arc::new(flight::auth::UsersAuthenticator(users.clone())),
+            None => Arc::new(flight::auth::AnyUser),
+        };
+        let tokens = config
+            .flight_tokens
+            .clone()
+            .unwrap_or_else(|| flight::auth::Tokens::random(flight::auth::DEFAULT_TOKEN_LIFETIME));
         Ok(Server {
             pg,
             http,
             flight,
-            authenticator: Box::new(flight::auth::AnyUser),
+            authenticator,
+            tokens,
             shared: Arc::new(Shared {
                 factory,
                 statement_timeout: config.statement_timeout,
@@ -198,6 +221,7 @@ impl Server {
                 admission: config
                     .max_concurrent_queries
                     .map(|n| Arc::new(Semaphore::new(n.max(1)))),
+                metrics_sources: Mutex::new(Vec::new()),
             }),
             max_connections: config.max_connections.max(1),
         })
@@ -219,12 +243,23 @@ impl Server {
     }
 
     /// Checks Flight SQL's users and passwords with `authenticator`
-    /// (without it, every user is accepted).
+    /// instead of the users of the configuration.
     pub fn with_authenticator(
         mut self,
         authenticator: Box<dyn flight::auth::Authenticator>,
     ) -> Server {
-        self.authenticator = authenticator;
+        self.authenticator = Arc::from(authenticator);
+        self
+    }
+
+    /// Adds `source`'s metrics to those `/metrics` serves (the composition
+    /// root adds a worker's gauges this way: the server knows no worker).
+    pub fn with_metrics(self, source: Arc<dyn telemetry::MetricsSource>) -> Server {
+        self.shared
+            .metrics_sources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(source);
         self
     }
 
@@ -254,7 +289,7 @@ impl Server {
             Some(listener) => tokio::spawn(flight::serve(
                 listener,
                 self.shared.clone(),
-                self.authenticator,
+                flight::auth::Auth::new(self.authenticator, self.tokens),
             )),
             None => tokio::spawn(futures::future::pending()),
         };

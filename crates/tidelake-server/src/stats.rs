@@ -1,7 +1,7 @@
 //! The server's own counters: what the console's health page and
 //! `GET /v1/status` report (open connections, statements run and running,
-//! commits). Plain atomics, updated by the front ends; nothing here knows
-//! SQL beyond a statement's command tag.
+//! commits), and the engine's counters. Plain atomics, updated by the
+//! front ends; nothing here knows SQL beyond a statement's command tag.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -110,8 +110,22 @@ impl Stats {
                 "running": get(&self.running),
             },
             "commits": get(&self.commits),
+            "engine": engine(),
         })
     }
+}
+
+/// The engine's counters (all of this process's commits and scans).
+fn engine() -> serde_json::Value {
+    let c = tidelake_sql::engine_counters();
+    serde_json::json!({
+        "commits": c.commits,
+        "commit_conflicts": c.commit_conflicts,
+        "commit_retries": c.commit_retries,
+        "rows_scanned": c.rows_scanned,
+        "bytes_scanned": c.bytes_scanned,
+        "data_files_read": c.data_files_opened,
+    })
 }
 
 #[cfg(test)]

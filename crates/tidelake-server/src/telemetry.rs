@@ -1,10 +1,13 @@
 //! The server's metrics, served by `GET /metrics` in Prometheus' text
 //! format (`metrics` with `metrics-exporter-prometheus`'s recorder, installed
-//! once per process). The names, all documented in docs/server.md:
+//! once per process), followed by the engine's counters (read through
+//! `tidelake_sql::engine_counters`) and the text of each
+//! [`MetricsSource`] the composition root added (a worker's gauges). The
+//! names, all documented in docs/server.md:
 //!
 //! | metric | kind | labels |
 //! |---|---|---|
-//! | `tidelake_connections_opened_total` | counter | `protocol` |
+//! | `tidelake_connections_opened_total` | counter | `protocol` (`pg`, `http`, `flight`) |
 //! | `tidelake_connections_active` | gauge | `protocol` |
 //! | `tidelake_connections_refused_total` | counter | `protocol`, `reason` (`limit`, `auth`) |
 //! | `tidelake_queries_total` | counter | `protocol`, `outcome` (`ok`, `error`, `canceled`, `timeout`, `denied`) |
@@ -14,13 +17,37 @@
 //! | `tidelake_queries_running` | gauge | — |
 //! | `tidelake_commits_total` | counter | — |
 //! | `tidelake_commit_conflicts_total` | counter | — |
+//! | `tidelake_engine_commits_total` | counter | — |
+//! | `tidelake_engine_commit_conflicts_total` | counter | — |
+//! | `tidelake_engine_commit_retries_total` | counter | — |
+//! | `tidelake_engine_rows_scanned_total` | counter | — |
+//! | `tidelake_engine_bytes_scanned_total` | counter | — |
+//! | `tidelake_engine_data_files_read_total` | counter | — |
 
+use std::fmt::Write;
 use std::sync::OnceLock;
 use std::time::Instant;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::StatementError;
+use crate::{Shared, StatementError};
+
+/// Metrics from outside the server, added to `/metrics` (see
+/// [`crate::Server::with_metrics`]).
+pub trait MetricsSource: Send + Sync + 'static {
+    /// The metrics in Prometheus' text format: `# HELP` and `# TYPE` lines
+    /// and samples, each line ending in a newline.
+    fn render(&self) -> String;
+}
+
+impl<F> MetricsSource for F
+where
+    F: Fn() -> String + Send + Sync + 'static,
+{
+    fn render(&self) -> String {
+        self()
+    }
+}
 
 pub const CONNECTIONS_OPENED: &str = "tidelake_connections_opened_total";
 pub const CONNECTIONS_ACTIVE: &str = "tidelake_connections_active";
@@ -92,15 +119,77 @@ fn describe() {
     );
 }
 
-/// The metrics in Prometheus' text format.
-pub(crate) fn render() -> String {
-    match HANDLE.get().and_then(Option::as_ref) {
+/// The metrics in Prometheus' text format: the server's, the engine's,
+/// and those of the added sources.
+pub(crate) fn render(shared: &Shared) -> String {
+    let mut out = match HANDLE.get().and_then(Option::as_ref) {
         Some(handle) => {
             handle.run_upkeep();
             handle.render()
         }
         None => "# metrics are off: another metrics recorder is installed in this process\n".into(),
+    };
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
     }
+    out.push_str(&engine_metrics());
+    let sources = shared
+        .metrics_sources
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    for source in sources {
+        let text = source.render();
+        out.push_str(&text);
+        if !text.is_empty() && !text.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The engine's process-wide counters as Prometheus counters.
+fn engine_metrics() -> String {
+    let c = tidelake_sql::engine_counters();
+    let mut out = String::new();
+    for (name, help, value) in [
+        (
+            "tidelake_engine_commits_total",
+            "Snapshots this process committed (statements, jobs, compaction, maintenance)",
+            c.commits,
+        ),
+        (
+            "tidelake_engine_commit_conflicts_total",
+            "Commit attempts refused by a conflict check (retried or not)",
+            c.commit_conflicts,
+        ),
+        (
+            "tidelake_engine_commit_retries_total",
+            "Commit attempts that lost the race for the snapshot id and were retried",
+            c.commit_retries,
+        ),
+        (
+            "tidelake_engine_rows_scanned_total",
+            "Rows read from data files, before merging and filtering",
+            c.rows_scanned,
+        ),
+        (
+            "tidelake_engine_bytes_scanned_total",
+            "Bytes read from data files",
+            c.bytes_scanned,
+        ),
+        (
+            "tidelake_engine_data_files_read_total",
+            "Data files opened for reading",
+            c.data_files_opened,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    }
+    out
 }
 
 /// An open connection: counted while it lives.

@@ -28,6 +28,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 pub use access::{classify, Denied, StatementClass};
@@ -132,17 +133,87 @@ pub struct UserEntry {
     pub password: String,
 }
 
+/// The `[server]` table: settings of the servers that share the file.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ServerSection {
+    /// The key material Flight SQL bearer tokens are signed with (base64,
+    /// 32 random bytes): servers sharing the file accept each other's tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token_secret: Option<String>,
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UsersFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    server: Option<ServerSection>,
     #[serde(default)]
     users: BTreeMap<String, UserEntry>,
 }
 
+/// The shortest token secret accepted, in bytes.
+pub const MIN_TOKEN_SECRET: usize = 32;
+
 /// The users a server lets in.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Users {
     users: BTreeMap<String, (UserEntry, Verifier)>,
+    token_secret: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Users {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        f.debug_struct("Users")
+            .field("users", &self.users.keys().collect::<Vec<_>>())
+            .field("token_secret", &self.token_secret.as_ref().map(|_| "..."))
+            .finish()
+    }
+}
+
+fn decode_secret(text: &str) -> Result<Vec<u8>, String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|e| format!("[server] token-secret is not base64: {e}"))?;
+    if bytes.len() < MIN_TOKEN_SECRET {
+        return Err(format!(
+            "[server] token-secret has {} bytes; it needs at least {MIN_TOKEN_SECRET} (`tidelake user rotate-token-secret` writes one)",
+            bytes.len()
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Fresh random bytes for a token secret.
+pub(crate) fn random_secret() -> Vec<u8> {
+    scram::random_bytes(MIN_TOKEN_SECRET)
+}
+
+/// A fresh token secret as the file stores it.
+fn new_secret() -> String {
+    base64::engine::general_purpose::STANDARD.encode(random_secret())
+}
+
+/// Reads a token secret from a file of its own (`--token-secret-file`):
+/// its bytes as they are, but for surrounding whitespace, at least
+/// [`MIN_TOKEN_SECRET`] of them (e.g. `head -c 32 /dev/urandom | base64`).
+pub fn read_token_secret(path: &Path) -> Result<Vec<u8>, UsersError> {
+    let bytes = std::fs::read(path).map_err(|source| UsersError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let text = bytes.trim_ascii();
+    if text.len() < MIN_TOKEN_SECRET {
+        return Err(UsersError::Invalid {
+            path: path.display().to_string(),
+            message: format!(
+                "a token secret needs at least {MIN_TOKEN_SECRET} bytes (e.g. `head -c 32 /dev/urandom | base64 > FILE`); this one has {}",
+                text.len()
+            ),
+        });
+    }
+    Ok(text.to_vec())
 }
 
 fn valid_name(name: &str) -> bool {
@@ -170,6 +241,10 @@ impl Users {
             message,
         };
         let file: UsersFile = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let token_secret = match file.server.and_then(|s| s.token_secret) {
+            Some(text) => Some(decode_secret(&text).map_err(invalid)?),
+            None => None,
+        };
         let mut users = BTreeMap::new();
         for (name, entry) in file.users {
             if !valid_name(&name) {
@@ -179,7 +254,15 @@ impl Users {
                 .map_err(|m| invalid(format!("user \"{name}\": {m}")))?;
             users.insert(name, (entry, verifier));
         }
-        Ok(Users { users })
+        Ok(Users {
+            users,
+            token_secret,
+        })
+    }
+
+    /// The secret bearer tokens are signed with, if the file has one.
+    pub fn token_secret(&self) -> Option<&[u8]> {
+        self.token_secret.as_deref()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -210,8 +293,9 @@ impl Users {
 }
 
 /// Adds (or replaces) user `name` in the users file at `path`, creating the
-/// file if needed and keeping the other users. The file is replaced
-/// atomically and readable by its owner only.
+/// file if needed and keeping the other users; a file without a token
+/// secret gets one. The file is replaced atomically and readable by its
+/// owner only.
 pub fn add_user(
     path: &Path,
     name: &str,
@@ -222,20 +306,7 @@ pub fn add_user(
     if !valid_name(name) {
         return Err(UsersError::InvalidName(name.to_string()));
     }
-    let origin = path.display().to_string();
-    let mut file: UsersFile = match std::fs::read_to_string(path) {
-        Ok(text) => toml::from_str(&text).map_err(|e| UsersError::Invalid {
-            path: origin.clone(),
-            message: e.to_string(),
-        })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => UsersFile::default(),
-        Err(source) => {
-            return Err(UsersError::Read {
-                path: path.to_path_buf(),
-                source,
-            })
-        }
-    };
+    let mut file = read_file(path)?;
     file.users.insert(
         name.to_string(),
         UserEntry {
@@ -244,13 +315,58 @@ pub fn add_user(
             password: Verifier::new(password).to_string(),
         },
     );
-    let body = toml::to_string(&file).map_err(|e| UsersError::Invalid {
-        path: origin,
+    let server = file.server.get_or_insert_with(ServerSection::default);
+    if server.token_secret.is_none() {
+        server.token_secret = Some(new_secret());
+    }
+    write_file(path, &file)
+}
+
+/// Replaces the token secret of the users file at `path` with a new one:
+/// every bearer token signed with the old one stops being accepted (once
+/// the servers read the file again, at their start).
+pub fn rotate_token_secret(path: &Path) -> Result<(), UsersError> {
+    let mut file = read_file(path)?;
+    file.server
+        .get_or_insert_with(ServerSection::default)
+        .token_secret = Some(new_secret());
+    write_file(path, &file)
+}
+
+/// The users file at `path` as it stands (empty if there is none).
+fn read_file(path: &Path) -> Result<UsersFile, UsersError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let file: UsersFile = toml::from_str(&text).map_err(|e| UsersError::Invalid {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            if let Some(secret) = file.server.as_ref().and_then(|s| s.token_secret.as_ref()) {
+                decode_secret(secret).map_err(|message| UsersError::Invalid {
+                    path: path.display().to_string(),
+                    message,
+                })?;
+            }
+            Ok(file)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(UsersFile::default()),
+        Err(source) => Err(UsersError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn write_file(path: &Path, file: &UsersFile) -> Result<(), UsersError> {
+    let body = toml::to_string(file).map_err(|e| UsersError::Invalid {
+        path: path.display().to_string(),
         message: e.to_string(),
     })?;
     let text = format!(
         "# Tidelake users: roles admin | writer | reader, SCRAM-SHA-256 verifiers\n\
-         # (never plain passwords). Edit with `tidelake user add`.\n\n{body}"
+         # (never plain passwords), and [server] token-secret, the key Flight SQL\n\
+         # bearer tokens are signed with. Keep this file private.\n\
+         # Edit with `tidelake user add`.\n\n{body}"
     );
     write_private(path, &text).map_err(|source| UsersError::Write {
         path: path.to_path_buf(),
@@ -327,6 +443,44 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_file_keeps_one_token_secret_until_it_is_rotated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.toml");
+        add_user(&path, "ada", Role::Admin, vec![], "pw1").unwrap();
+        let first = Users::load(&path).unwrap().token_secret().unwrap().to_vec();
+        assert_eq!(first.len(), MIN_TOKEN_SECRET);
+        add_user(&path, "bob", Role::Reader, vec![], "pw2").unwrap();
+        let users = Users::load(&path).unwrap();
+        assert_eq!(users.token_secret(), Some(&first[..]), "kept by user add");
+        let printed = format!("{users:?}");
+        assert!(
+            printed.contains(r#"token_secret: Some("...")"#),
+            "{printed}"
+        );
+        rotate_token_secret(&path).unwrap();
+        let rotated = Users::load(&path).unwrap();
+        assert_ne!(rotated.token_secret(), Some(&first[..]));
+        assert!(
+            rotated.verify_password("bob", "pw2").is_ok(),
+            "users are kept"
+        );
+        // A short or malformed secret is refused, not used.
+        let short = "[server]\ntoken-secret = \"c2hvcnQ=\"\n";
+        let e = Users::parse(short, "u.toml").unwrap_err().to_string();
+        assert!(e.contains("at least 32"), "{e}");
+        assert!(Users::parse("[server]\ntoken-secret = \"!!\"\n", "u").is_err());
+        // A secret of its own file: its bytes, at least 32 of them.
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "too short\n").unwrap();
+        assert!(read_token_secret(&file).is_err());
+        std::fs::write(&file, format!("{}\n", "k".repeat(40))).unwrap();
+        assert_eq!(
+            read_token_secret(&file).unwrap(),
+            "k".repeat(40).into_bytes()
+        );
     }
 
     #[test]

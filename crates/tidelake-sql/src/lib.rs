@@ -23,7 +23,8 @@
 //! layout of the warehouse. Files *outside* the warehouse (`read_parquet`,
 //! `FROM 'path'`, `COPY`) are DataFusion's formats over object stores that
 //! the warehouse's store configures (`files`, `file_scans`, `copy`). Protocol servers and the command line use
-//! it through [`QueryHandler`] and [`Session`].
+//! it through [`QueryHandler`] and [`Session`]; servers read the engine's
+//! counters for their metrics through [`engine_counters`].
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), tidelake_sql::SqlError> {
@@ -73,3 +74,6 @@ pub use session::{
     StreamingResult, CATALOG_NAME,
 };
 pub use system_tables::SNAPSHOTS_SUFFIX;
+/// The engine's process-wide counters (commits, conflicts, rows and bytes
+/// read from data files), for servers' metrics: they know no engine.
+pub use tidelake_engine::counters::{engine_counters, EngineCounters};

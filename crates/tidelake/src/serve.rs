@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use tidelake_server::users::Users;
+use tidelake_server::flight::auth::Tokens;
+use tidelake_server::users::{read_token_secret, Users};
 use tidelake_server::{PgAuth, Server, ServerConfig, SessionFactory};
 use tidelake_sql::{
     QueryHandler, Session, SessionOptions, SqlError, StatementResult, StreamingResult,
@@ -27,7 +28,12 @@ only. With users (tidelake user add NAME --role admin|writer|reader --users user
   curl -s -u ada:... host:8080/v1/statements -d 'SELECT * FROM t'
   curl -s host:8080/metrics          (Prometheus metrics)
 With --flight, Arrow Flight SQL (Python: pip install adbc-driver-flightsql):
-  adbc_driver_flightsql.dbapi.connect('grpc://127.0.0.1:50051')
+  adbc_driver_flightsql.dbapi.connect('grpc://127.0.0.1:50051',
+      db_kwargs={'username': 'ada', 'password': '...'})
+Flight SQL clients log in once (Basic auth in the Handshake) and get a
+signed bearer token that every server sharing the token secret accepts: the
+users file's [server] token-secret (written by `tidelake user add`), or
+--token-secret-file FILE.
 Each PostgreSQL connection is a session of its own (USE db, SET search_path,
 SET statement_timeout). Port 0 picks a free port; the ports in use are
 printed on stdout. SIGINT/SIGTERM stop the server.
@@ -64,6 +70,14 @@ pub struct ServeArgs {
     /// client is trusted and only loopback addresses are allowed
     #[arg(long, value_name = "FILE")]
     users: Option<PathBuf>,
+    /// The key material Flight SQL bearer tokens are signed with (at
+    /// least 32 bytes; default: the users file's [server] token-secret).
+    /// Servers with the same secret accept each other's tokens
+    #[arg(long, value_name = "FILE")]
+    token_secret_file: Option<PathBuf>,
+    /// How long a Flight SQL bearer token is valid after its login
+    #[arg(long, value_name = "DUR", default_value = "12h", value_parser = parse_positive)]
+    token_lifetime: Duration,
     /// How PostgreSQL clients authenticate (with --users): scram-sha-256, or
     /// password (cleartext, for clients without SCRAM)
     #[arg(long, value_name = "METHOD", default_value = "scram-sha-256", value_parser = parse_pg_auth)]
@@ -266,6 +280,13 @@ pub async fn run_serve(warehouse: &str, args: ServeArgs) -> ExitCode {
             "note: no --users file: every client is trusted, so the server listens on loopback only"
         );
     }
+    let flight_tokens = match flight_tokens(&args, users.as_deref()) {
+        Ok(tokens) => tokens,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let config = ServerConfig {
         pg: Some(args.pg),
         http: Some(args.http),
@@ -276,6 +297,7 @@ pub async fn run_serve(warehouse: &str, args: ServeArgs) -> ExitCode {
         pg_auth: args.pg_auth,
         max_concurrent_queries: (args.max_concurrent_queries > 0)
             .then_some(args.max_concurrent_queries),
+        flight_tokens: Some(flight_tokens),
     };
     let slots = args
         .worker_slots
@@ -295,6 +317,12 @@ pub async fn run_serve(warehouse: &str, args: ServeArgs) -> ExitCode {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
+    };
+    // The worker's gauges (pending work, lag, slots) on /metrics, for an
+    // autoscaler: the server knows no worker, only a source of metrics.
+    let server = match worker.as_ref().map(Worker::gauges) {
+        Some(worker_gauges) => server.with_metrics(Arc::new(move || worker_gauges.render())),
+        None => server,
     };
     if let Some(addr) = server.pg_addr() {
         println!("PostgreSQL: listening on {addr}");
@@ -341,6 +369,30 @@ pub async fn run_serve(warehouse: &str, args: ServeArgs) -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// How Flight SQL bearer tokens are signed: with `--token-secret-file`,
+/// else the users file's secret, else a random key of this process (its
+/// tokens then work on this process only, which is said once).
+fn flight_tokens(args: &ServeArgs, users: Option<&Users>) -> Result<Tokens, String> {
+    let lifetime = args.token_lifetime;
+    if let Some(path) = &args.token_secret_file {
+        let secret = read_token_secret(path).map_err(|e| e.to_string())?;
+        return Ok(Tokens::new(&secret, lifetime));
+    }
+    match users.and_then(Users::token_secret) {
+        Some(secret) => Ok(Tokens::new(secret, lifetime)),
+        None => {
+            if args.flight.is_some() && users.is_some() {
+                eprintln!(
+                    "note: the users file has no [server] token-secret and no --token-secret-file \
+                     was given: Flight SQL tokens are valid on this server process only \
+                     (`tidelake user rotate-token-secret` adds a secret)"
+                );
+            }
+            Ok(Tokens::random(lifetime))
         }
     }
 }

@@ -1,11 +1,14 @@
 //! `tidelake user add`: writes a user into a server's users file (a
-//! SCRAM-SHA-256 verifier of the password, never the password).
+//! SCRAM-SHA-256 verifier of the password, never the password), and the
+//! file's token secret (the key Flight SQL bearer tokens are signed with)
+//! when it has none; `tidelake user rotate-token-secret` replaces that
+//! secret, which revokes every token signed with the old one.
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use tidelake_server::users::{add_user, Role};
+use tidelake_server::users::{add_user, rotate_token_secret, Role};
 
 pub const USER_HELP: &str = "\
 Examples:
@@ -13,12 +16,25 @@ Examples:
   printf '%s' \"$PW\" | tidelake user add etl --role writer --password-stdin --users users.toml
   tidelake user add bi --role reader --database sales --database marketing --users users.toml
 Roles: reader (queries), writer (also INSERT/UPDATE/DELETE/MERGE/COPY FROM/CALL),
-admin (also CREATE/DROP/ALTER and anything else). Then: tidelake serve --users users.toml";
+admin (also CREATE/DROP/ALTER and anything else). Then: tidelake serve --users users.toml
+The file also keeps [server] token-secret, the key Flight SQL bearer tokens
+are signed with (servers sharing the file accept each other's tokens):
+  tidelake user rotate-token-secret --users users.toml   (revokes every token; restart the servers)";
 
 #[derive(Debug, clap::Subcommand)]
 pub enum UserCommand {
     /// Add a user (or replace one of the same name) in the users file
     Add(AddArgs),
+    /// Replace the users file's token secret: every Flight SQL bearer
+    /// token signed with the old one is refused once servers restart
+    RotateTokenSecret(RotateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RotateArgs {
+    /// The users file
+    #[arg(long, value_name = "FILE", default_value = "users.toml")]
+    users: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -63,7 +79,31 @@ fn read_password(from_stdin: bool) -> Result<String, String> {
 }
 
 pub fn run_user(command: UserCommand) -> ExitCode {
-    let UserCommand::Add(args) = command;
+    let args = match command {
+        UserCommand::Add(args) => args,
+        UserCommand::RotateTokenSecret(args) => {
+            if !args.users.exists() {
+                eprintln!(
+                    "error: there is no users file {}: `tidelake user add` creates one",
+                    args.users.display()
+                );
+                return ExitCode::FAILURE;
+            }
+            return match rotate_token_secret(&args.users) {
+                Ok(()) => {
+                    println!(
+                        "new token secret written to {}: restart the servers that use it",
+                        args.users.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    };
     let password = match read_password(args.password_stdin) {
         Ok(p) if p.is_empty() => {
             eprintln!("error: the password is empty");

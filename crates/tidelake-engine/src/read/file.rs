@@ -143,6 +143,7 @@ async fn open_data_file(
         path: path.to_string(),
         source: e,
     };
+    crate::counters::opened_file();
     let reader = StoreFileReader::new(table.store.clone(), path.to_string(), file.file_size as u64);
     let builder = ParquetRecordBatchStreamBuilder::new(reader)
         .await
@@ -211,6 +212,7 @@ async fn open_data_file(
             source: e,
         })
         .and_then(move |batch| {
+            crate::counters::scanned_rows(batch.num_rows());
             let out = conform_batch(&batch, &projected, &out_schema);
             futures::future::ready(out)
         })
@@ -294,10 +296,13 @@ impl AsyncFileReader for StoreFileReader {
                     self.path, range.start, range.end
                 )));
             }
-            self.store
+            let bytes = self
+                .store
                 .get_range(&self.path, range)
                 .await
-                .map_err(|e| ParquetError::External(Box::new(e)))
+                .map_err(|e| ParquetError::External(Box::new(e)))?;
+            crate::counters::scanned_bytes(bytes.len());
+            Ok(bytes)
         }
         .boxed()
     }
@@ -314,6 +319,7 @@ impl AsyncFileReader for StoreFileReader {
                     .get(&self.path)
                     .await
                     .map_err(|e| ParquetError::External(Box::new(e)))?;
+                crate::counters::scanned_bytes(whole.len());
                 // The manifest's size is what the footer is found by; a
                 // file of another size is read as it is and fails there.
                 self.size = whole.len() as u64;

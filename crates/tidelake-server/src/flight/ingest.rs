@@ -9,6 +9,11 @@
 //! happens when the table is missing (create it, from the batches' schema,
 //! as an append table without a primary key; or fail) and when it exists
 //! (append, replace: drop and create again; or fail).
+//!
+//! The caller's rights are checked before a byte is read, as for the
+//! statements the ingest stands for: appending to a table is a write
+//! (`COPY ... FROM`: writer or admin), creating or replacing one is DDL
+//! (admin); both only in a database the caller may use (42501 otherwise).
 
 use std::sync::Arc;
 
@@ -22,6 +27,7 @@ use parquet::arrow::ArrowWriter;
 use tidelake_sql::{QueryHandler, SqlError, StreamingResult};
 
 use crate::pg::catalog::{names, quote_ident};
+use crate::users::{Principal, StatementClass};
 use crate::StatementError;
 
 fn refused(code: &'static str, message: impl Into<String>) -> StatementError {
@@ -123,7 +129,10 @@ async fn spool(
         StatementError::Sql(SqlError::Internal(format!("cannot spool the batches: {e}")))
     };
     let mut batches = FlightRecordBatchStream::new_from_flight_data(
-        stream.map_err(|status| FlightError::Tonic(Box::new(status))),
+        stream
+            // A message of the descriptor alone carries no batch.
+            .try_filter(|data| futures::future::ready(!data.data_header.is_empty()))
+            .map_err(|status| FlightError::Tonic(Box::new(status))),
     );
     let mut writer: Option<ArrowWriter<std::fs::File>> = None;
     let mut rows = 0u64;
@@ -159,9 +168,18 @@ async fn run(session: &Arc<dyn QueryHandler>, sql: &str) -> Result<Option<u64>, 
     }
 }
 
-/// Runs one ingest command; the number of rows committed.
+/// What an ingest does to its table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Action {
+    Append,
+    Replace,
+    Create,
+}
+
+/// Runs one ingest command for `caller`; the number of rows committed.
 pub async fn ingest(
     session: &Arc<dyn QueryHandler>,
+    caller: &Principal,
     cmd: &CommandStatementIngest,
     stream: PeekableFlightDataStream,
 ) -> Result<i64, StatementError> {
@@ -183,6 +201,32 @@ pub async fn ingest(
         .unwrap_or(TableNotExistOption::Unspecified);
     let if_exists =
         TableExistsOption::try_from(options.if_exists).unwrap_or(TableExistsOption::Unspecified);
+    caller.check_database(&database)?;
+
+    let in_database = format!("SHOW TABLES IN {}", quote_ident(&database));
+    let exists = names(session, &in_database).await?.contains(&cmd.table);
+    let target = format!("{}.{}", quote_ident(&database), quote_ident(&cmd.table));
+    let action = match (exists, if_exists, if_missing) {
+        (true, TableExistsOption::Append, _) => Action::Append,
+        (true, TableExistsOption::Replace, _) => Action::Replace,
+        (true, _, _) => {
+            return Err(refused(
+                "42P07",
+                format!("table {target} already exists (ingest with mode append or replace)"),
+            ))
+        }
+        (false, _, TableNotExistOption::Create) => Action::Create,
+        (false, _, _) => {
+            return Err(refused(
+                "42P01",
+                format!("table {target} does not exist (ingest with mode create)"),
+            ))
+        }
+    };
+    caller.check_class(match action {
+        Action::Append => StatementClass::Write,
+        Action::Replace | Action::Create => StatementClass::Ddl,
+    })?;
 
     let dir = tempfile::Builder::new()
         .prefix("tidelake-ingest-")
@@ -193,37 +237,22 @@ pub async fn ingest(
     let file = dir.path().join("batches.parquet");
     let (schema, rows) = spool(stream, &file).await?;
 
-    let in_database = format!("SHOW TABLES IN {}", quote_ident(&database));
-    let exists = names(session, &in_database).await?.contains(&cmd.table);
-    let target = format!("{}.{}", quote_ident(&database), quote_ident(&cmd.table));
     let mut created = false;
     let create = |schema: &Option<SchemaRef>| match schema {
         Some(s) => create_statement(&database, &cmd.table, s),
         None => Err(refused("08P01", "the ingest stream has no schema")),
     };
-    match (exists, if_exists, if_missing) {
-        (true, TableExistsOption::Append, _) => {}
-        (true, TableExistsOption::Replace, _) => {
+    match action {
+        Action::Append => {}
+        Action::Replace => {
             let sql = create(&schema)?;
             run(session, &format!("DROP TABLE {target}")).await?;
             run(session, &sql).await?;
             created = true;
         }
-        (true, _, _) => {
-            return Err(refused(
-                "42P07",
-                format!("table {target} already exists (ingest with mode append or replace)"),
-            ))
-        }
-        (false, _, TableNotExistOption::Create) => {
+        Action::Create => {
             run(session, &create(&schema)?).await?;
             created = true;
-        }
-        (false, _, _) => {
-            return Err(refused(
-                "42P01",
-                format!("table {target} does not exist (ingest with mode create)"),
-            ))
         }
     }
     if rows == 0 {

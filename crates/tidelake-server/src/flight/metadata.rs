@@ -1,7 +1,8 @@
 //! Flight SQL's metadata commands, answered from SQL the session runs
 //! (`SHOW DATABASES`, `SHOW TABLES IN db`, `SELECT * FROM db.t LIMIT 0`,
 //! `SHOW CREATE TABLE`): the warehouse is one catalog (`tidelake`), its
-//! databases are the schemas, and every table has type `TABLE`.
+//! databases are the schemas, and every table has type `TABLE`. A caller
+//! limited to some databases sees only those.
 
 use std::sync::{Arc, OnceLock};
 
@@ -15,6 +16,7 @@ use regex::Regex;
 use tidelake_sql::{QueryHandler, SqlError, StreamingResult, CATALOG_NAME};
 
 use crate::pg::catalog::{names, quote_ident};
+use crate::users::Principal;
 use crate::StatementError;
 
 /// The one table type.
@@ -92,17 +94,24 @@ pub fn catalogs_schema() -> SchemaRef {
     GetCatalogsBuilder::new().schema()
 }
 
-async fn databases(session: &Arc<dyn QueryHandler>) -> Result<Vec<String>, StatementError> {
-    Ok(names(session, "SHOW DATABASES").await?)
+/// The databases `caller` may use.
+async fn databases(
+    session: &Arc<dyn QueryHandler>,
+    caller: &Principal,
+) -> Result<Vec<String>, StatementError> {
+    let mut all = names(session, "SHOW DATABASES").await?;
+    all.retain(|d| caller.may_use(d));
+    Ok(all)
 }
 
 pub async fn db_schemas(
     session: &Arc<dyn QueryHandler>,
+    caller: &Principal,
     cmd: CommandGetDbSchemas,
 ) -> Result<RecordBatch, StatementError> {
     let mut builder = GetDbSchemasBuilder::new(cmd.catalog.clone(), cmd.db_schema_filter_pattern);
     if catalog_matches(&cmd.catalog) {
-        for database in databases(session).await? {
+        for database in databases(session, caller).await? {
             builder.append(CATALOG_NAME, database);
         }
     }
@@ -132,6 +141,7 @@ pub async fn table_schema(
 
 pub async fn tables(
     session: &Arc<dyn QueryHandler>,
+    caller: &Principal,
     cmd: CommandGetTables,
 ) -> Result<RecordBatch, StatementError> {
     let include_schema = cmd.include_schema;
@@ -143,7 +153,7 @@ pub async fn tables(
     let list = catalog_matches(&cmd.catalog) && wanted_type;
     let mut builder: GetTablesBuilder = cmd.into_builder();
     if list {
-        for database in databases(session).await? {
+        for database in databases(session, caller).await? {
             if !matches(&schema_pattern, &database) {
                 continue;
             }
@@ -262,12 +272,14 @@ fn key_columns(create: &str) -> Vec<String> {
 
 pub async fn primary_keys(
     session: &Arc<dyn QueryHandler>,
+    caller: &Principal,
     cmd: CommandGetPrimaryKeys,
 ) -> Result<RecordBatch, StatementError> {
     let database = cmd
         .db_schema
         .clone()
         .unwrap_or_else(|| session.current_database());
+    caller.check_database(&database)?;
     let mut columns = Vec::new();
     if catalog_matches(&cmd.catalog) {
         let sql = format!(
@@ -306,7 +318,7 @@ mod tests {
         assert!(!like("t_b", "tabs"));
         assert!(like("a\\_b", "a_b"));
         assert!(!like("a\\_b", "axb"));
-        assert!(like("%lak%", "tidelake"));
+        assert!(like("%la%", "tidelake"));
         assert!(!like("%le%", "tidelake"));
     }
 

@@ -1,7 +1,8 @@
 //! The Arrow Flight SQL front end (gRPC over HTTP/2, with `tonic`, on the
 //! server's tokio runtime).
 //!
-//! - [`auth`]: Basic auth in the Handshake, then bearer tokens.
+//! - [`auth`]: Basic auth in the Handshake, then signed bearer tokens that
+//!   every process sharing the token secret accepts.
 //! - [`handle`]: self-contained prepared-statement handles and tickets.
 //! - [`params`]: parameters bound as Arrow batches, as SQL literals.
 //! - [`metadata`]: GetCatalogs, GetDbSchemas, GetTables, GetTableTypes,
@@ -21,10 +22,9 @@ use std::sync::Arc;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
 
 use crate::{ServerError, Shared};
-use auth::{Auth, Authenticator};
+use auth::Auth;
 use service::FlightSql;
 
 /// The largest message a client may send (a DoPut batch, parameters).
@@ -34,15 +34,15 @@ const MAX_MESSAGE: usize = 64 << 20;
 pub(crate) async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
-    authenticator: Box<dyn Authenticator>,
+    auth: Auth,
 ) -> Result<(), ServerError> {
-    let service = FlightSql::new(shared, Auth::new(authenticator));
+    let service = FlightSql::new(shared, auth);
     let server = FlightServiceServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
     tonic::transport::Server::builder()
         .add_service(server)
-        .serve_with_incoming(TcpIncoming::from(listener))
+        .serve_with_incoming(crate::net::incoming(listener, "flight"))
         .await
         .map_err(|e| ServerError::Flight(e.to_string()))
 }

@@ -13,8 +13,12 @@
 //!   returns (CALL) travel in the ticket.
 //!
 //! Every call opens a fresh session (on the database of the `database`
-//! call header, or the default one): Flight SQL calls share no state, which
-//! is what lets any process serve any call.
+//! call header, or the default one) for its caller, authenticated by the
+//! call's bearer token (see [`super::auth`]): Flight SQL calls share no
+//! state, which is what lets any process serve any call. Every statement
+//! runs through `Connection::run`, which checks the caller's role and
+//! databases first (42501, PERMISSION_DENIED); bulk ingest checks them
+//! itself before it reads a batch.
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
@@ -50,6 +54,7 @@ use super::handle::{Prepared, Ticket};
 use super::status::status;
 use super::{ingest, metadata, params};
 use crate::pg::connection::{keywords, Batches, Connection, Outcome};
+use crate::telemetry::StatementRecord;
 use crate::{Shared, StatementError};
 
 /// How long a planned query waits for its DoGet in this process.
@@ -145,10 +150,14 @@ fn one_batch(batch: Result<RecordBatch, StatementError>) -> Result<Response<DoGe
     ))
 }
 
-/// The batches a DoPut sends (parameters, ingested rows).
+/// The batches a DoPut sends (parameters, ingested rows). A message with
+/// no IPC header (only the descriptor, as arrow-flight's client sends to
+/// run a prepared update without parameters) carries no batch.
 async fn put_batches(stream: PeekableFlightDataStream) -> Result<Vec<RecordBatch>, Status> {
     FlightRecordBatchStream::new_from_flight_data(
-        stream.map_err(|s| FlightError::Tonic(Box::new(s))),
+        stream
+            .try_filter(|data| futures::future::ready(!data.data_header.is_empty()))
+            .map_err(|s| FlightError::Tonic(Box::new(s))),
     )
     .try_collect()
     .await
@@ -177,25 +186,36 @@ impl FlightSql {
         self.queries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn caller<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
-        self.auth.principal(request.metadata())
+    async fn caller<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
+        self.auth.principal(request.metadata()).await
     }
 
-    /// A connection with a fresh session on `database`.
+    /// A connection of `caller` (whose rights every statement on it is
+    /// checked against) with a fresh session on `database`: the one asked
+    /// for, which the caller must be allowed, or the session's default,
+    /// or, for a caller limited to other databases, the first of theirs.
     async fn connection(
         &self,
-        _caller: &Principal,
+        caller: &Principal,
         database: Option<&str>,
     ) -> Result<Arc<Connection>, StatementError> {
-        let session = self.shared.factory.open().await?;
         if let Some(db) = database {
-            if session.current_database() != db {
-                let use_db = format!("USE {}", crate::pg::catalog::quote_ident(db));
-                session.execute_stream(&use_db).await?;
-            }
+            caller.check_database(db)?;
+        }
+        let session = self.shared.factory.open().await?;
+        let current = session.current_database();
+        let target = match database {
+            Some(db) => Some(db),
+            None if !caller.may_use(&current) => caller.databases.first().map(String::as_str),
+            None => None,
+        };
+        if let Some(db) = target.filter(|db| *db != current) {
+            let use_db = format!("USE {}", crate::pg::catalog::quote_ident(db));
+            session.execute_stream(&use_db).await?;
         }
         let conn = Arc::new(Connection::new(self.shared.clone(), "flight"));
         conn.set_session(session);
+        conn.set_principal(caller.clone());
         Ok(conn)
     }
 
@@ -420,8 +440,8 @@ impl FlightSqlService for FlightSql {
         Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
         Status,
     > {
-        let (principal, token) = self.auth.handshake(request.metadata())?;
-        tracing::debug!(user = %principal.user, "Flight SQL handshake");
+        let (principal, token) = self.auth.handshake(request.metadata()).await?;
+        tracing::debug!(user = %principal.name, "Flight SQL handshake");
         let reply = HandshakeResponse {
             protocol_version: 0,
             payload: token.clone().into_bytes().into(),
@@ -441,7 +461,7 @@ impl FlightSqlService for FlightSql {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let caller = self.caller(&request)?;
+        let caller = self.caller(&request).await?;
         let database = database_header(&request);
         let sql = params::bind(&query.query, &[])?;
         let info = self
@@ -455,7 +475,7 @@ impl FlightSqlService for FlightSql {
         cmd: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let caller = self.caller(&request)?;
+        let caller = self.caller(&request).await?;
         let handle = Prepared::decode(&cmd.prepared_statement_handle)?;
         let rows = self.bound(&handle);
         let descriptor = request.into_inner();
@@ -484,7 +504,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request)?;
+        self.caller(&request).await?;
         command_info(&metadata::catalogs_schema(), query, request.into_inner())
     }
 
@@ -493,7 +513,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request)?;
+        self.caller(&request).await?;
         command_info(&metadata::db_schemas_schema(), query, request.into_inner())
     }
 
@@ -502,7 +522,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request)?;
+        self.caller(&request).await?;
         let schema = metadata::tables_schema(query.include_schema);
         command_info(&schema, query, request.into_inner())
     }
@@ -512,7 +532,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request)?;
+        self.caller(&request).await?;
         command_info(&metadata::table_types_schema(), query, request.into_inner())
     }
 
@@ -521,7 +541,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request)?;
+        self.caller(&request).await?;
         command_info(&metadata::sql_info().schema(), query, request.into_inner())
     }
 
@@ -530,7 +550,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetPrimaryKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request)?;
+        self.caller(&request).await?;
         command_info(
             &metadata::primary_keys_schema(),
             query,
@@ -543,7 +563,7 @@ impl FlightSqlService for FlightSql {
         query: TicketStatementQuery,
         request: Request<arrow_flight::Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let caller = self.caller(&request)?;
+        let caller = self.caller(&request).await?;
         let ticket = Ticket::decode(&query.statement_handle)?;
         self.read_ticket(&caller, ticket).await
     }
@@ -553,7 +573,7 @@ impl FlightSqlService for FlightSql {
         _query: CommandGetCatalogs,
         request: Request<arrow_flight::Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.caller(&request)?;
+        self.caller(&request).await?;
         one_batch(metadata::catalogs())
     }
 
@@ -562,9 +582,9 @@ impl FlightSqlService for FlightSql {
         query: CommandGetDbSchemas,
         request: Request<arrow_flight::Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let caller = self.caller(&request)?;
+        let caller = self.caller(&request).await?;
         let conn = self.connection(&caller, None).await?;
-        one_batch(metadata::db_schemas(conn.session()?, query).await)
+        one_batch(metadata::db_schemas(conn.session()?, &caller, query).await)
     }
 
     async fn do_get_tables(
@@ -572,9 +592,9 @@ impl FlightSqlService for FlightSql {
         query: CommandGetTables,
         request: Request<arrow_flight::Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let caller = self.caller(&request)?;
+        let caller = self.caller(&request).await?;
         let conn = self.connection(&caller, None).await?;
-        one_batch(metadata::tables(conn.session()?, query).await)
+        one_batch(metadata::tables(conn.session()?, &caller, query).await)
     }
 
     async fn do_get_table_types(
@@ -582,7 +602,7 @@ impl FlightSqlService for FlightSql {
         _query: CommandGetTableTypes,
         request: Request<arrow_flight::Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.caller(&request)?;
+        self.caller(&request).await?;
         one_batch(metadata::table_types())
     }
 
@@ -591,7 +611,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetSqlInfo,
         request: Request<arrow_flight::Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.caller(&request)?;
+        self.caller(&request).await?;
         let batch = metadata::sql_info()
             .record_batch(query.info)
             .map_err(|e| Status::internal(e.to_string()))?;
@@ -603,11 +623,11 @@ impl FlightSqlService for FlightSql {
         query: CommandGetPrimaryKeys,
         request: Request<arrow_flight::Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let caller = self.caller(&request)?;
+        let caller = self.caller(&request).await?;
         let conn = self
             .connection(&caller, database_header(&request).as_deref())
             .await?;
-        one_batch(metadata::primary_keys(conn.session()?, query).await)
+        one_batch(metadata::primary_keys(conn.session()?, &caller, query).await)
     }
 
     async fn do_put_statement_update(
@@ -615,7 +635,7 @@ impl FlightSqlService for FlightSql {
         cmd: CommandStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let caller = self.caller(&request)?;
+        let caller = self.caller(&request).await?;
         let handle = Prepared::new(cmd.query, database_header(&request));
         self.update(&caller, &handle, None).await
     }
@@ -625,13 +645,29 @@ impl FlightSqlService for FlightSql {
         cmd: CommandStatementIngest,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let caller = self.caller(&request)?;
+        let caller = self.caller(&request).await?;
         let database = database_header(&request);
-        let conn = self.connection(&caller, database.as_deref()).await?;
-        let session = conn.session()?.clone();
-        let n = ingest::ingest(&session, &cmd, request.into_inner()).await?;
-        tracing::info!(table = %cmd.table, rows = n, "Flight SQL ingest committed");
-        Ok(n)
+        let mut record = StatementRecord::start("flight", true);
+        let ingested = async {
+            let conn = self.connection(&caller, database.as_deref()).await?;
+            let session = conn.session()?.clone();
+            ingest::ingest(&session, &caller, &cmd, request.into_inner()).await
+        }
+        .await;
+        match ingested {
+            Ok(n) => {
+                record.finish();
+                tracing::info!(table = %cmd.table, rows = n, user = %caller.name, "Flight SQL ingest committed");
+                Ok(n)
+            }
+            Err(e) => {
+                record.fail(&e);
+                if e.code() == "42501" {
+                    tracing::info!(user = %caller.name, "refused: {e}");
+                }
+                Err(e.into())
+            }
+        }
     }
 
     async fn do_put_prepared_statement_query(
@@ -639,7 +675,7 @@ impl FlightSqlService for FlightSql {
         cmd: CommandPreparedStatementQuery,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
-        self.caller(&request)?;
+        self.caller(&request).await?;
         let mut handle = Prepared::decode(&cmd.prepared_statement_handle)?;
         let batches = put_batches(request.into_inner()).await?;
         let rows = params::rows(&batches)?;
@@ -661,7 +697,7 @@ impl FlightSqlService for FlightSql {
         cmd: CommandPreparedStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let caller = self.caller(&request)?;
+        let caller = self.caller(&request).await?;
         let handle = Prepared::decode(&cmd.prepared_statement_handle)?;
         let batches = put_batches(request.into_inner()).await?;
         let rows = if batches.is_empty() {
@@ -677,7 +713,7 @@ impl FlightSqlService for FlightSql {
         query: ActionCreatePreparedStatementRequest,
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        self.caller(&request)?;
+        self.caller(&request).await?;
         if query.transaction_id.is_some() {
             return Err(Status::unimplemented("transactions are not supported"));
         }
@@ -694,7 +730,7 @@ impl FlightSqlService for FlightSql {
         query: ActionClosePreparedStatementRequest,
         request: Request<Action>,
     ) -> Result<(), Status> {
-        self.caller(&request)?;
+        self.caller(&request).await?;
         if let Ok(handle) = Prepared::decode(&query.prepared_statement_handle) {
             self.queries().bound.remove(&handle.id);
         }
@@ -706,7 +742,7 @@ impl FlightSqlService for FlightSql {
         query: ActionCancelQueryRequest,
         request: Request<Action>,
     ) -> Result<ActionCancelQueryResult, Status> {
-        self.caller(&request)?;
+        self.caller(&request).await?;
         let info = FlightInfo::decode(query.info)
             .map_err(|_| Status::invalid_argument("the request carries no FlightInfo"))?;
         // CancelResult: 1 cancelled, 3 not cancellable.
@@ -721,7 +757,7 @@ impl FlightSqlService for FlightSql {
         &self,
         request: Request<Action>,
     ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
-        self.caller(&request)?;
+        self.caller(&request).await?;
         let action = request.into_inner();
         if action.r#type != "CancelFlightInfo" {
             return Err(Status::invalid_argument(format!(

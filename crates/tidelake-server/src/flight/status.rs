@@ -57,6 +57,7 @@ mod tests {
         let e = StatementError::Sql(SqlError::UndefinedDatabase("nope".into()));
         let s = status(&e);
         assert_eq!(s.code(), Code::NotFound);
+        // An unknown database is PostgreSQL's invalid_schema_name.
         assert!(s.message().contains("SQLSTATE 3F000"), "{}", s.message());
         assert_eq!(s.metadata().get(SQLSTATE_KEY).unwrap(), "3F000");
         assert_eq!(code_of("57014"), Code::Cancelled);

@@ -234,21 +234,27 @@ impl Principal {
         }
     }
 
+    /// Refuses statements of `class` unless the role allows them.
+    pub fn check_class(&self, class: StatementClass) -> Result<(), Denied> {
+        if self.role.allows(class) {
+            Ok(())
+        } else {
+            Err(Denied(format!(
+                "user \"{}\" has role {} and may not run {} statements",
+                self.name,
+                self.role.name(),
+                class.name()
+            )))
+        }
+    }
+
     /// Decides, before it runs, whether the principal may run `sql` (one
     /// statement): its class must be one the role allows, and a principal
     /// limited to some databases may not name another one of `databases`
     /// (the warehouse's) as a qualifier (`db.t`) or after USE / IN /
     /// DATABASE / SCHEMA.
     pub fn authorize(&self, sql: &str, databases: &[String]) -> Result<(), Denied> {
-        let class = classify(sql);
-        if !self.role.allows(class) {
-            return Err(Denied(format!(
-                "user \"{}\" has role {} and may not run {} statements",
-                self.name,
-                self.role.name(),
-                class.name()
-            )));
-        }
+        self.check_class(classify(sql))?;
         if self.databases.is_empty() {
             return Ok(());
         }

@@ -80,8 +80,9 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// `n` random bytes.
-fn random_bytes(n: usize) -> Vec<u8> {
+/// `n` random bytes (from the operating system's generator, through
+/// UUID v4).
+pub(crate) fn random_bytes(n: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(n + 16);
     while out.len() < n {
         out.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
@@ -143,11 +144,16 @@ impl Verifier {
         })
     }
 
-    /// Whether `password` is the one this verifier was made of.
+    /// Whether `password` is the one this verifier was made of: its
+    /// SaltedPassword (the stored salt and iterations) must give both the
+    /// StoredKey and the ServerKey, compared in constant time.
     pub fn matches(&self, password: &str) -> bool {
         let salted = salted_password(&normalize(password), &self.salt, self.iterations);
         let client_key = hmac(&salted, &[b"Client Key"]);
-        same(&sha256(&client_key), &self.stored_key)
+        let stored = same(&sha256(&client_key), &self.stored_key);
+        let server = same(&hmac(&salted, &[b"Server Key"]), &self.server_key);
+        // `&`, not `&&`: both comparisons always run.
+        stored & server
     }
 
     /// A verifier no password matches, for names that are not users (the

@@ -203,3 +203,56 @@ fn console_in_headless_chromium() {
     }
     server.child.kill();
 }
+
+/// What the console's jobs page sends, as a user of a server with users:
+/// a reader (and a writer: jobs are DDL) is refused CREATE JOB, ALTER JOB
+/// and DROP JOB with 403 / 42501, and no job comes into being; the reader
+/// still sees the jobs an admin declared.
+#[test]
+fn a_reader_cannot_create_or_change_jobs_from_the_console() {
+    use crate::serve_access::{add_user, basic, request};
+    let dir = KeptOnFailure::new("console-reader-jobs");
+    let users = dir.path().join("users.toml");
+    add_user(&users, "ada", "admin", "ada-pw", &[]);
+    add_user(&users, "wes", "writer", "wes-pw", &[]);
+    add_user(&users, "rita", "reader", "rita-pw", &[]);
+    let users = users.to_string_lossy().to_string();
+    let mut server = serve(&dir.path().join("wh"), &["--users", users.as_str()]);
+    let h = server.http;
+    // The console sends its header (so a refusal raises no browser prompt).
+    let as_user = |user: &str, password: &str, sql: &str| {
+        let headers = format!("{}X-Tidelake-Console: 1\r\n", basic(user, password));
+        request(h, "POST", "/v1/statements", &headers, sql)
+    };
+    for sql in [
+        "CREATE TABLE src (id BIGINT, v STRING)",
+        "CREATE TABLE sink (id BIGINT, v STRING)",
+    ] {
+        let (status, body) = as_user("ada", "ada-pw", sql);
+        assert_eq!(status, 200, "{sql}: {body}");
+    }
+    let create = "CREATE JOB copy AS INSERT INTO sink SELECT id, v FROM src";
+    for (user, password) in [("rita", "rita-pw"), ("wes", "wes-pw")] {
+        let (status, body) = as_user(user, password, create);
+        assert_eq!(status, 403, "{user}: {body}");
+        assert!(body.contains("42501"), "{user}: {body}");
+    }
+    let (status, body) = as_user("rita", "rita-pw", "SELECT count(*) FROM sys.jobs");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains(r#""rows":[[0]]"#),
+        "no job was created: {body}"
+    );
+    // The admin creates it; the reader sees it but may not change it.
+    let (status, body) = as_user("ada", "ada-pw", create);
+    assert_eq!(status, 200, "{body}");
+    for sql in ["ALTER JOB copy SUSPEND", "DROP JOB copy"] {
+        let (status, body) = as_user("rita", "rita-pw", sql);
+        assert_eq!(status, 403, "{sql}: {body}");
+        assert!(body.contains("42501"), "{sql}: {body}");
+    }
+    let (status, body) = as_user("rita", "rita-pw", "SELECT name FROM sys.jobs");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""rows":[["copy"]]"#), "{body}");
+    server.child.kill();
+}

@@ -26,7 +26,7 @@ fn serve_flight(warehouse: &Path) -> (Served, u16) {
     (server, port)
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -16,7 +16,7 @@ use crate::serve::{message, psql_ok, read_until_ready, serve, Served, TIMEOUT};
 use crate::TIDELAKE;
 
 /// `tidelake user add` with the password on stdin.
-fn add_user(users: &Path, name: &str, role: &str, password: &str, extra: &[&str]) {
+pub(crate) fn add_user(users: &Path, name: &str, role: &str, password: &str, extra: &[&str]) {
     let mut command = TIDELAKE.bare();
     command
         .args([
@@ -84,7 +84,13 @@ fn psql_as_ok(port: u16, user: &str, password: &str, args: &[&str]) -> String {
 }
 
 /// One HTTP/1.1 request with extra header lines; status and body.
-fn request(port: u16, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
+pub(crate) fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the HTTP port");
     stream.set_read_timeout(Some(TIMEOUT)).expect("a timeout");
     let text = format!(
@@ -107,7 +113,7 @@ fn request(port: u16, method: &str, path: &str, headers: &str, body: &str) -> (u
     (status, body)
 }
 
-fn basic(user: &str, password: &str) -> String {
+pub(crate) fn basic(user: &str, password: &str) -> String {
     // Base64 by hand: the test needs no crate for it.
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let input = format!("{user}:{password}").into_bytes();

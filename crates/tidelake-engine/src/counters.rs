@@ -1,0 +1,78 @@
+//! Process-wide counters of the engine's work, for a server's metrics:
+//! commits made and lost, rows and bytes read from data files. Plain
+//! atomics that only grow (Prometheus counters); [`engine_counters`] reads
+//! them. They count every caller in the process: statements, continuous
+//! jobs, compaction and maintenance alike.
+//!
+//! The engine knows no metrics library: whoever serves metrics reads the
+//! values and names them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static COMMITS: AtomicU64 = AtomicU64::new(0);
+static COMMIT_CONFLICTS: AtomicU64 = AtomicU64::new(0);
+static COMMIT_RETRIES: AtomicU64 = AtomicU64::new(0);
+static ROWS_SCANNED: AtomicU64 = AtomicU64::new(0);
+static BYTES_SCANNED: AtomicU64 = AtomicU64::new(0);
+static DATA_FILES_OPENED: AtomicU64 = AtomicU64::new(0);
+
+/// The counters' values at one moment (each only grows).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineCounters {
+    /// Snapshots this process committed (any kind: appends, overwrites,
+    /// compactions, progress records).
+    pub commits: u64,
+    /// Commit attempts refused by a conflict check (a file removed or a
+    /// bucket written concurrently, a fence): the caller may have retried.
+    pub commit_conflicts: u64,
+    /// Commit attempts that lost the race for the next snapshot id and
+    /// were tried again inside the commit.
+    pub commit_retries: u64,
+    /// Rows decoded from data files (before merging and filtering).
+    pub rows_scanned: u64,
+    /// Bytes read from data files (footers included).
+    pub bytes_scanned: u64,
+    /// Data files opened for reading.
+    pub data_files_opened: u64,
+}
+
+/// The counters now.
+pub fn engine_counters() -> EngineCounters {
+    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    EngineCounters {
+        commits: get(&COMMITS),
+        commit_conflicts: get(&COMMIT_CONFLICTS),
+        commit_retries: get(&COMMIT_RETRIES),
+        rows_scanned: get(&ROWS_SCANNED),
+        bytes_scanned: get(&BYTES_SCANNED),
+        data_files_opened: get(&DATA_FILES_OPENED),
+    }
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+pub(crate) fn committed() {
+    add(&COMMITS, 1);
+}
+
+pub(crate) fn conflict() {
+    add(&COMMIT_CONFLICTS, 1);
+}
+
+pub(crate) fn retried() {
+    add(&COMMIT_RETRIES, 1);
+}
+
+pub(crate) fn scanned_rows(n: usize) {
+    add(&ROWS_SCANNED, n as u64);
+}
+
+pub(crate) fn scanned_bytes(n: usize) {
+    add(&BYTES_SCANNED, n as u64);
+}
+
+pub(crate) fn opened_file() {
+    add(&DATA_FILES_OPENED, 1);
+}
