@@ -200,6 +200,19 @@ impl TableSink {
             pending.retain(|(kind, row, _)| {
                 !(matches!(kind, RowKind::UpdateBefore) && row.contains(&CdcValue::Unchanged))
             });
+            // Such a table deletes by key alone: the values PostgreSQL did
+            // not send with a delete are not looked up (as Debezium, which
+            // sends NULLs there); NOT NULL columns get a zero of their type.
+            let fields = &self.table.schema().fields;
+            for (kind, row, _) in pending.iter_mut() {
+                if matches!(kind, RowKind::Delete) {
+                    for (value, field) in row.iter_mut().zip(fields) {
+                        if *value == CdcValue::Unchanged {
+                            *value = placeholder(&field.data_type);
+                        }
+                    }
+                }
+            }
         }
         let base = self.lookup_missing_images(&pending).await?;
         let mut kinds = Vec::with_capacity(pending.len());
@@ -393,16 +406,41 @@ impl TableSink {
     }
 }
 
+/// What a deleted row holds in a column whose value the source did not
+/// send: NULL, or a zero of the type for a NOT NULL column.
+fn placeholder(data_type: &DataType) -> CdcValue {
+    use DataTypeKind as K;
+    if data_type.is_nullable() {
+        return CdcValue::Null;
+    }
+    match &data_type.kind {
+        K::Boolean => CdcValue::Boolean(false),
+        K::TinyInt | K::SmallInt | K::Int | K::BigInt => CdcValue::Int(0),
+        K::Float => CdcValue::Float(0.0),
+        K::Double => CdcValue::Double(0.0),
+        K::Decimal { scale, .. } => CdcValue::Decimal(0, *scale),
+        K::Char(_) | K::VarChar(_) => CdcValue::String(String::new()),
+        K::Binary(_) | K::VarBinary(_) => CdcValue::Bytes(Vec::new()),
+        K::Date => CdcValue::Date(0),
+        K::Time(_) => CdcValue::Time(0),
+        K::Timestamp(_) => CdcValue::Timestamp(0),
+        K::TimestampLtz(_) => CdcValue::TimestampUtc(0),
+        K::Array(_) | K::Multiset(_) => CdcValue::Array(Vec::new()),
+        K::Map(..) | K::Row(_) => CdcValue::Null,
+    }
+}
+
 /// A key's values as one string (the images' and lookups' map key).
 fn key_string(key: &[CdcValue]) -> String {
     format!("{key:?}")
 }
 
-/// Whether a table does without the old image of an update: a
-/// deduplicating table keeps the `+U` that follows either way, and without
-/// `changelog-producer = input` no reader sees the `-U`. PostgreSQL sends no
-/// old row for an update under REPLICA IDENTITY DEFAULT; leaving the `-U`
-/// out there saves a lookup of every updated key in the table.
+/// Whether a table does without the old image of an update or a delete: a
+/// deduplicating table keeps the `+U` that follows either way and deletes by
+/// key, and without `changelog-producer = input` no reader sees the values of
+/// a `-U` or `-D`. PostgreSQL sends no old row for an update and only the key
+/// of a deleted row under REPLICA IDENTITY DEFAULT; not looking them up saves
+/// a read of the table per commit.
 fn old_images_optional(table: &Table) -> bool {
     let options = table.options();
     options.merge_engine == MergeEngine::Deduplicate
