@@ -39,6 +39,14 @@ SECTIONS = [
         "rows/s is the changes written per second, all of which the job applied; the delay runs from each source "
         "commit to the sink snapshot that holds its output.",
     ),
+    (
+        "Change data capture (`tidelake cdc`)",
+        [f"cdc_{source}_{phase}" for source in ("postgres", "mariadb") for phase in ("snapshot", "stream", "large_txn")],
+        "The release `tidelake cdc postgres|mysql` syncing a 10-column table of the local PostgreSQL and MariaDB: "
+        "the initial sync (against the server's own client reading the table into /dev/null), changes streamed at "
+        "a fixed rate (60% updates, 30% inserts, 10% deletes; delay from each source COMMIT to the Tidelake snapshot "
+        "holding it), and one UPDATE of every row in a single transaction. The peers have no such command.",
+    ),
 ]
 PACKAGES = ["pypaimon", "pypaimon-rust", "deltalake", "pyiceberg", "duckdb", "pyarrow", "tpchgen-cli"]
 
@@ -117,7 +125,18 @@ def details(r: dict) -> str:
     parts = []
     if "p50_ms" in r:
         parts.append(f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms")
-    if "delay_p99_ms" in r:
+    if "ratio_to_copy" in r:
+        parts.append(
+            f"{r['ratio_to_copy']:.2f}× the server's client reading the table into /dev/null "
+            f"({human_rate(r.get('reference_rows_per_s'))} rows/s)"
+        )
+    if "delay_p99_ms" in r and "transactions" in r:
+        parts.append(
+            f"source-commit-to-visible p50 {r['delay_p50_ms']:.0f} ms, p99 {r['delay_p99_ms']:.0f} ms, "
+            f"max {r['delay_max_ms']:.0f} ms (p50 {r['delay_p50_first_third_ms']:.0f} ms in the first third of "
+            f"the run, {r['delay_p50_last_third_ms']:.0f} ms in the last); {r['transactions']:,} source transactions"
+        )
+    elif "delay_p99_ms" in r:
         parts.append(
             f"source-to-sink delay p50 {r['delay_p50_ms']:.0f} ms, p99 {r['delay_p99_ms']:.0f} ms, "
             f"max {r['delay_max_ms']:.0f} ms; {r.get('sink_commits')} sink commits for {r.get('source_commits')} source commits"
@@ -129,7 +148,11 @@ def details(r: dict) -> str:
             parts.append(shape_note(r[key], verb))
     if r.get("table_bytes"):
         parts.append(f"on disk {human_bytes(r['table_bytes'])}")
-    if r.get("check") == "mismatch":
+    if "rss_max_bytes" in r:
+        parts.append(f"RSS at most {human_bytes(r['rss_max_bytes'])} while it was applied; seconds from COMMIT to visible")
+    if str(r.get("check", "")).startswith("mismatch:"):
+        parts.append(f"**wrong result**: {r['check']}".replace("|", "/"))
+    elif r.get("check") == "mismatch":
         parts.append(f"**wrong result**: {json.dumps(r.get('check_diff'))[:200]}")
     elif r.get("check") == "ok":
         parts.append("result checked")

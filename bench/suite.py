@@ -25,17 +25,18 @@ from common import BENCH_DIR, DATA_ROOT, LOOKUP_BUDGET_ENV, SYSTEMS, TPCH_QUERY_
 from gen_data import add_scale_arguments, scale_from_args
 
 # Workloads as the driver runs them; `compact` brings its scans along.
-RUN_ORDER = ["ingest", "upsert", "scan", "lookup", "compact", "scan_compacted", "tpch", "stream_job"]
+RUN_ORDER = ["ingest", "upsert", "scan", "lookup", "compact", "scan_compacted", "tpch", "stream_job", "cdc"]
 MEASUREMENTS = {
     "scan": ["scan_full", "scan_projection", "scan_filter"],
     "scan_compacted": ["scan_full_compacted", "scan_projection_compacted", "scan_filter_compacted"],
+    "cdc": [f"cdc_{source}_{phase}" for source in ("postgres", "mariadb") for phase in ("snapshot", "stream", "large_txn")],
 }
 # Seconds per (workload, system) process. A full run stays near 30 minutes on
 # 2 cores only because the slowest peers' upserts are cut short: the record
 # then says how many commits finished and at what speed.
 DEFAULT_TIMEOUT = {
-    "full": {"ingest": 600, "upsert": 300, "tpch": 600, "*": 300},
-    "issue": {"ingest": 900, "upsert": 600, "tpch": 600, "*": 600},
+    "full": {"ingest": 600, "upsert": 300, "tpch": 600, "cdc": 900, "*": 300},
+    "issue": {"ingest": 900, "upsert": 600, "tpch": 600, "cdc": 1800, "*": 600},
     "quick": {"*": 180},
     "tiny": {"*": 120},
 }
@@ -45,6 +46,17 @@ LOOKUP_BUDGET = {"full": 60, "issue": 120, "quick": 30, "tiny": 30}
 # commits per second, for this many seconds of writing.
 STREAM_JOB_RATE = 10_000
 STREAM_JOB_SECONDS = {"full": 60, "issue": 60, "quick": 15, "tiny": 5}
+# The cdc workload (bench/cdc.py, PostgreSQL then MariaDB): rows of the initial sync,
+# changes per second and seconds of streaming. The issue's sizes are 1 M rows
+# and 10,000 changes/s for 120 s; the default takes a few minutes on 2 cores.
+CDC_SIZES = {
+    "full": {"rows": 200_000, "rate": 2_000, "seconds": 60},
+    "issue": {"rows": 1_000_000, "rate": 10_000, "seconds": 120},
+    "quick": {"rows": 100_000, "rate": 1_000, "seconds": 20},
+    "tiny": {"rows": 20_000, "rate": 500, "seconds": 5},
+}
+# Workloads only Tidelake runs: the peers have no such command.
+TIDELAKE_ONLY = {"cdc": "needs Flink CDC or Debezium and a Flink/Spark job; not a library call"}
 
 
 def log(message: str) -> None:
@@ -64,7 +76,20 @@ def expand_only(only: list[str]) -> list[str]:
     return [w for w in RUN_ORDER if w in chosen]
 
 
-def command_for(system: str, workload: str, data: ScaleDir, tidelake_bin: Path, preset: str = "full") -> list[str]:
+def cdc_command(data: ScaleDir, tidelake_bin: Path, sizes: dict) -> list[str]:
+    """bench/cdc.py driving the `tidelake` binary built next to tidelake-bench."""
+    return [
+        sys.executable, str(BENCH_DIR / "cdc.py"), "--tidelake", str(tidelake_bin.parent / "tidelake"),
+        "--work", str(data.root / "work" / "cdc"), "--rows", str(sizes["rows"]), "--rate", str(sizes["rate"]),
+        "--seconds", str(sizes["seconds"]),
+    ]
+
+
+def command_for(
+    system: str, workload: str, data: ScaleDir, tidelake_bin: Path, preset: str = "full", cdc: dict | None = None
+) -> list[str]:
+    if workload == "cdc":
+        return cdc_command(data, tidelake_bin, cdc or CDC_SIZES.get(preset, CDC_SIZES["full"]))
     if system == "tidelake":
         cmd = [str(tidelake_bin), "--data", str(data.root), "--workload", workload.replace("_", "-")]
         if workload == "tpch":
@@ -77,14 +102,25 @@ def command_for(system: str, workload: str, data: ScaleDir, tidelake_bin: Path, 
 
 
 def run_one(
-    system: str, workload: str, data: ScaleDir, tidelake_bin: Path, timeout: float, preset: str = "full"
+    system: str,
+    workload: str,
+    data: ScaleDir,
+    tidelake_bin: Path,
+    timeout: float,
+    preset: str = "full",
+    cdc: dict | None = None,
 ) -> list[dict]:
     """Runs one (workload, system) in a fresh process; always returns records."""
     names = MEASUREMENTS.get(workload, [workload])
+    if workload in TIDELAKE_ONLY and system != "tidelake":
+        return [{"workload": n, "system": system, "status": "n/a", "reason": TIDELAKE_ONLY[workload]} for n in names]
     if system == "tidelake" and not tidelake_bin.exists():
         reason = f"the tidelake-bench binary was not built ({tidelake_bin} is missing)"
         return [{"workload": n, "system": system, "status": "error", "reason": reason} for n in names]
-    cmd = command_for(system, workload, data, tidelake_bin, preset)
+    if workload == "cdc" and not (tidelake_bin.parent / "tidelake").exists():
+        reason = f"the tidelake binary was not built ({tidelake_bin.parent / 'tidelake'} is missing)"
+        return [{"workload": n, "system": system, "status": "error", "reason": reason} for n in names]
+    cmd = command_for(system, workload, data, tidelake_bin, preset, cdc)
     started = time.perf_counter()
     # A session of its own, so that a timeout kills the process and its children.
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -152,6 +188,10 @@ def summary_line(r: dict) -> str:
             extra = f" p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms"
         elif "delay_p99_ms" in r:
             extra = f" delay p50 {r['delay_p50_ms']} ms p99 {r['delay_p99_ms']} ms"
+        elif "ratio_to_copy" in r:
+            extra = f" {r['ratio_to_copy']}x of COPY TO STDOUT ({r['reference_rows_per_s']:.0f} rows/s)"
+        elif "rss_max_bytes" in r:
+            extra = f" RSS max {r['rss_max_bytes'] / 2**20:.0f} MiB while it was applied"
         check = r.get("check", "")
         return (
             f"{r['workload']:<26} {r['system']:<14} {r['rows']:>10} rows {r['seconds']:>9.3f} s "
@@ -167,7 +207,16 @@ class Runner:
     workloads that make it first (their results are recorded too). Each
     record of a workload on the orders table carries the table's shape."""
 
-    def __init__(self, data: ScaleDir, tidelake_bin: Path, timeouts: dict, preset: str, record: Callable[[dict], None]):
+    def __init__(
+        self,
+        data: ScaleDir,
+        tidelake_bin: Path,
+        timeouts: dict,
+        preset: str,
+        record: Callable[[dict], None],
+        cdc: dict | None = None,
+    ):
+        self.cdc = cdc
         self.data = data
         self.tidelake_bin = tidelake_bin
         self.timeouts = timeouts  # seconds per workload, "*" for the rest
@@ -209,7 +258,7 @@ class Runner:
                 log(f"{system}: saved its {copy.name} table to {copy} before {step} changes it")
         log(f"{step} on {system}")
         timeout = self.timeouts.get(step, self.timeouts["*"])
-        records = run_one(system, step, self.data, self.tidelake_bin, timeout, self.preset)
+        records = run_one(system, step, self.data, self.tidelake_bin, timeout, self.preset, self.cdc)
         ok = all(r.get("status") in ("ok", "n/a", "incomplete") for r in records)
         if step in table_state.CHANGES:
             if ok:
@@ -245,6 +294,9 @@ def main() -> int:
     parser.add_argument("--tidelake-bin", type=Path, default=None)
     parser.add_argument("--report", action="store_true", help="write bench/RESULTS.md even for a partial run")
     parser.add_argument("--command", default=None, help="the command line to record in the report")
+    parser.add_argument("--cdc-rows", type=int, help="cdc: rows of the initial sync")
+    parser.add_argument("--cdc-rate", type=int, help="cdc: changes per second while streaming")
+    parser.add_argument("--cdc-seconds", type=float, help="cdc: seconds of streaming")
     args = parser.parse_args()
 
     scale = scale_from_args(args)
@@ -267,7 +319,13 @@ def main() -> int:
     generate = [sys.executable, str(BENCH_DIR / "gen_data.py"), "--scale-json", json.dumps(scale.to_json())]
     if "tpch" not in workloads:
         generate.append("--skip-tpch")
-    subprocess.run(generate, check=True, stdout=subprocess.DEVNULL)
+    # The cdc workload makes its own source table.
+    if set(workloads) - set(TIDELAKE_ONLY):
+        subprocess.run(generate, check=True, stdout=subprocess.DEVNULL)
+    cdc = dict(CDC_SIZES.get(args.preset, CDC_SIZES["full"]))
+    for key, value in (("rows", args.cdc_rows), ("rate", args.cdc_rate), ("seconds", args.cdc_seconds)):
+        if value is not None:
+            cdc[key] = value
 
     results_dir = data.root / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -286,7 +344,7 @@ def main() -> int:
             else:
                 log(summary_line(r))
 
-        runner = Runner(data, tidelake_bin, timeouts, args.preset, record)
+        runner = Runner(data, tidelake_bin, timeouts, args.preset, record, cdc)
         for workload in workloads:
             for system in systems:
                 runner.run(system, workload)

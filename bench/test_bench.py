@@ -195,6 +195,19 @@ class DriverTest(unittest.TestCase):
         self.assertEqual(records[0]["commits_done"], 3)
         self.assertEqual(records[0]["rows_per_s"], 200.0)
 
+    def test_cdc_runs_the_tidelake_binary_and_is_not_applicable_to_peers(self):
+        data = ScaleDir(Path("/d"))
+        cmd = suite.command_for("tidelake", "cdc", data, Path("/t/release/tidelake-bench"), "issue")
+        self.assertTrue(cmd[1].endswith("cdc.py"))
+        self.assertEqual(cmd[cmd.index("--tidelake") + 1], "/t/release/tidelake")
+        self.assertEqual(cmd[cmd.index("--rows") + 1], "1000000")
+        self.assertEqual(cmd[cmd.index("--rate") + 1], "10000")
+        custom = suite.command_for("tidelake", "cdc", data, Path("/t/tb"), "full", {"rows": 7, "rate": 8, "seconds": 9})
+        self.assertEqual(custom[custom.index("--seconds") + 1], "9")
+        records = suite.run_one("duckdb", "cdc", data, Path("/none"), timeout=1)
+        self.assertEqual({r["status"] for r in records}, {"n/a"})
+        self.assertEqual(len(records), 6)
+
     def test_the_stream_job_runs_at_the_issue_rate_for_the_preset(self):
         data = ScaleDir(Path("/d"))
         quick = suite.command_for("tidelake", "stream_job", data, Path("/bin/tb"), "quick")

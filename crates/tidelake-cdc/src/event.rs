@@ -11,6 +11,10 @@
 //! - the changes of one source transaction are followed by one
 //!   [`SourceEvent::Commit`] whose position resumes *after* it; the sink
 //!   never commits a source transaction in two snapshots;
+//! - the rows of an initial copy (inserts without a commit time) are
+//!   followed by one [`SourceEvent::CopyEnd`] naming the copied tables and
+//!   the position their copy holds the source up to, which may be ahead of
+//!   the stream: only those tables record it;
 //! - [`SourceEvent::Heartbeat`] says the source advanced with nothing for
 //!   us (idle tables, other databases): the sink may record the position so
 //!   that the source can release what it keeps (a PostgreSQL slot's WAL).
@@ -140,6 +144,17 @@ pub enum SourceEvent {
     /// everything since the previous commit is one unit, and `position`
     /// resumes right after it.
     Commit { position: SourcePosition },
+    /// The end of an initial copy of `tables` (empty ones too): their rows
+    /// since the previous commit are their contents as of `position`, which
+    /// has every source transaction before it and none after. The sink
+    /// commits these tables alone, recording `position`: the stream may
+    /// still be behind it (a table copied at a restart, or found new while
+    /// streaming), and the source skips each copied table's transactions
+    /// before it.
+    CopyEnd {
+        position: SourcePosition,
+        tables: Vec<SourceTableId>,
+    },
     /// The source moved on with nothing for the sink.
     Heartbeat { position: SourcePosition },
 }
@@ -189,5 +204,12 @@ pub trait ChangeSource: Send {
     /// the text, which suits positions encoded with fixed-width numbers.
     fn compare_positions(&self, a: &SourcePosition, b: &SourcePosition) -> Ordering {
         a.0.cmp(&b.0)
+    }
+
+    /// Whether changes may hold [`CdcValue::Unchanged`]: if not, the sink
+    /// keeps no images of the keys a group wrote (a large transaction then
+    /// costs no memory beyond the rows waiting for the writer).
+    fn may_send_unchanged(&self) -> bool {
+        true
     }
 }

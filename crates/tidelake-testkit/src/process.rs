@@ -144,6 +144,21 @@ impl Spawned {
         }
     }
 
+    /// Like [`Spawned::wait_for_stdout`], for stderr (where long-running
+    /// commands print their progress).
+    pub fn wait_for_stderr(&self, timeout: Duration, met: impl Fn(&str) -> bool) -> Waited {
+        let pipes = self.wait_until(Instant::now() + timeout, |pipes| {
+            met(&String::from_utf8_lossy(&pipes.stderr)) || pipes.open == 0
+        });
+        if met(&String::from_utf8_lossy(&pipes.stderr)) {
+            Waited::Met
+        } else if pipes.open == 0 {
+            Waited::Closed
+        } else {
+            Waited::TimedOut
+        }
+    }
+
     /// Waits until stdout contains `needle`; panics with both outputs (and
     /// kills the child) if it exits without printing it or `timeout` passes.
     pub fn expect_stdout(&mut self, needle: &str, timeout: Duration) {

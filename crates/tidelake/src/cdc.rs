@@ -107,6 +107,14 @@ pub struct SinkArgs {
     /// Print each table's recorded position and the source's lag, then exit
     #[arg(long)]
     pub status: bool,
+    /// Keys per table whose latest image stays in memory while a source
+    /// transaction is open (to complete unchanged TOAST values); the images
+    /// of further keys go to a temporary file
+    #[arg(long, value_name = "KEYS", default_value_t = 50_000)]
+    pub spill_after: usize,
+    /// Directory of that temporary file [default: the OS temporary directory]
+    #[arg(long, value_name = "DIR")]
+    pub spill_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -180,6 +188,8 @@ impl SinkArgs {
         config.commit_interval = self.commit_interval;
         config.idle_progress_interval = (self.commit_interval * 10).max(Duration::from_secs(5));
         config.ignore_incompatible = self.ignore_incompatible;
+        config.images_in_memory = self.spill_after;
+        config.spill_dir = self.spill_dir.clone();
         Ok(config)
     }
 }
@@ -292,7 +302,7 @@ fn progress_line(stats: &SinkStats, started: Instant) -> String {
         format!("{:.1} s", (now - ts).max(0) as f64 / 1e6)
     });
     format!(
-        "cdc: {} tables, {} rows ({:.0} rows/s), {} commits, position {}, lag {lag}{}",
+        "cdc: {} tables, {} rows ({:.0} rows/s), {} commits, position {}, lag {lag}{}{}",
         stats.tables,
         stats.rows,
         stats.rows as f64 / seconds,
@@ -305,6 +315,11 @@ fn progress_line(stats: &SinkStats, started: Instant) -> String {
             String::new()
         } else {
             format!(", {} tables stopped", stats.stopped.len())
+        },
+        if stats.spilled_images == 0 {
+            String::new()
+        } else {
+            format!(", {} images spilled", stats.spilled_images)
         }
     )
 }

@@ -83,6 +83,7 @@ pub fn mysql_config(args: &MysqlArgs, resume: Resume) -> MysqlConfig {
     if let Some(id) = args.server_id {
         config.server_id = id;
     }
+    config.keyless_tables_have_keys = !args.sink.primary_keys.is_empty();
     config.start = if !resume.tables.is_empty() {
         StartMode::Resume(resume)
     } else if args.snapshot_only {

@@ -162,6 +162,7 @@ pub async fn stream(
         request = request.with_filename(&file).with_pos(position.offset);
     }
     tracing::info!(position = %position.to_source(), use_gtid, "mysql binlog stream starting");
+    eprintln!("cdc: streaming the binlog from {}", position.to_source());
     let mut stream = conn.get_binlog_stream(request).await.map_err(|e| {
         source_err(format!(
             "requesting the binlog from {}: {e}",

@@ -82,6 +82,9 @@ pub struct MysqlConfig {
     pub table_filter: Option<TablePredicate>,
     /// Events buffered between the reader task and the sink.
     pub buffer: usize,
+    /// Tables without a primary key get one from the sink (`--primary-keys`):
+    /// they are synced, so copied again at a restart if never committed.
+    pub keyless_tables_have_keys: bool,
 }
 
 impl MysqlConfig {
@@ -93,6 +96,7 @@ impl MysqlConfig {
             start: StartMode::SnapshotThenStream,
             table_filter: None,
             buffer: 4096,
+            keyless_tables_have_keys: false,
         }
     }
 
@@ -173,6 +177,11 @@ impl ChangeSource for MysqlSource {
             _ => a.0.cmp(&b.0),
         }
     }
+
+    /// Row images in the binlog are full (binlog_row_image=FULL).
+    fn may_send_unchanged(&self) -> bool {
+        false
+    }
 }
 
 pub(crate) async fn connect(opts: &Opts) -> Result<Conn> {
@@ -205,7 +214,7 @@ async fn run(opts: Opts, config: MysqlConfig, mut conn: Conn, tx: Events<'_>) ->
     let mariadb = is_mariadb(&mut conn).await?;
     let (position, tables) = match &config.start {
         StartMode::SnapshotThenStream | StartMode::SnapshotOnly => {
-            match snapshot::run(&mut conn, &config, mariadb, tx).await? {
+            match snapshot::run(&mut conn, &config, mariadb, tx, |_| true).await? {
                 Some((position, tables)) => (position, Some(tables)),
                 None => return Ok(()),
             }
@@ -223,6 +232,32 @@ async fn run(opts: Opts, config: MysqlConfig, mut conn: Conn, tx: Events<'_>) ->
                 .min_by(|a, b| a.compare(b))
                 .cloned()
                 .ok_or_else(|| CdcError::Config("resuming without any recorded position".into()))?;
+            // Tables the sink never committed (a crash during the initial
+            // copy, or before an empty table's first commit) are copied
+            // again under a fresh read view; the stream then skips their
+            // transactions up to that view's position.
+            let missing = |t: &MysqlTable| {
+                !resume.tables.contains_key(&t.id)
+                    && (!t.primary_key.is_empty() || config.keyless_tables_have_keys)
+            };
+            let mut missing_any = false;
+            for database in &config.databases {
+                missing_any |= schema::read_tables(&mut conn, database, None)
+                    .await?
+                    .iter()
+                    .any(|t| config.captures(&t.id) && missing(t));
+            }
+            if missing_any {
+                match snapshot::run(&mut conn, &config, mariadb, tx, missing).await? {
+                    Some((at, copied)) => {
+                        for table in copied {
+                            skip.insert(table.id, at.clone());
+                        }
+                    }
+                    None => return Ok(()),
+                }
+            }
+            drop(conn);
             return binlog::stream(&opts, &config, mariadb, start, None, skip, tx).await;
         }
     };

@@ -1,6 +1,8 @@
 //! The initial snapshot: every captured table read under one consistent
 //! read view whose binlog position is known.
 
+use std::time::Instant;
+
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Value};
 
@@ -91,25 +93,36 @@ async fn open_view(conn: &mut Conn, mariadb: bool) -> Result<BinlogPosition> {
     Ok(position)
 }
 
-/// Reads every captured table under one read view, emitting each table's
-/// schema and rows and then one commit at the view's binlog position.
-/// `None` when the source was dropped meanwhile.
+/// Reads every captured table that `wanted` accepts under one read view,
+/// emitting each table's schema and rows and then one
+/// [`SourceEvent::CopyEnd`] at the view's binlog position. `None` when the
+/// source was dropped meanwhile.
 pub async fn run(
     conn: &mut Conn,
     config: &MysqlConfig,
     mariadb: bool,
     tx: Events<'_>,
+    wanted: impl Fn(&MysqlTable) -> bool,
 ) -> Result<Option<(BinlogPosition, Vec<MysqlTable>)>> {
     let position = open_view(conn, mariadb).await?;
     tracing::info!(position = %position.to_source(), "mysql snapshot opened");
+    let started = Instant::now();
     let mut tables = Vec::new();
     for database in &config.databases {
         for table in read_tables(conn, database, None).await? {
-            if config.captures(&table.id) {
+            if config.captures(&table.id) && wanted(&table) {
                 tables.push(table);
             }
         }
     }
+    let names: Vec<String> = tables.iter().map(|t| t.id.to_string()).collect();
+    eprintln!(
+        "cdc: copying {} tables at {}: {}",
+        names.len(),
+        position.to_source(),
+        names.join(", ")
+    );
+    let mut total = 0;
     for table in &tables {
         let schema = table.schema();
         if !emit(
@@ -123,15 +136,23 @@ pub async fn run(
         {
             return Ok(None);
         }
-        if !copy_table(conn, table, tx).await? {
-            return Ok(None);
+        match copy_table(conn, table, tx).await? {
+            Some(rows) => total += rows,
+            None => return Ok(None),
         }
     }
     query_drop(conn, "COMMIT").await?;
+    let seconds = started.elapsed().as_secs_f64().max(0.001);
+    eprintln!(
+        "cdc: initial copy: {} tables, {total} rows in {seconds:.1} s ({:.0} rows/s)",
+        tables.len(),
+        total as f64 / seconds
+    );
     if !emit(
         tx,
-        SourceEvent::Commit {
+        SourceEvent::CopyEnd {
             position: position.to_source(),
+            tables: tables.iter().map(|t| t.id.clone()).collect(),
         },
     )
     .await
@@ -145,7 +166,9 @@ fn quote(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
-async fn copy_table(conn: &mut Conn, table: &MysqlTable, tx: Events<'_>) -> Result<bool> {
+/// Copies one table; its row count, `None` once the source was dropped.
+async fn copy_table(conn: &mut Conn, table: &MysqlTable, tx: Events<'_>) -> Result<Option<u64>> {
+    let started = Instant::now();
     let columns: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
     let sql = format!(
         "SELECT {} FROM {}.{}",
@@ -184,10 +207,15 @@ async fn copy_table(conn: &mut Conn, table: &MysqlTable, tx: Events<'_>) -> Resu
             op_ts_micros: None,
         };
         if !emit(tx, SourceEvent::Change(change)).await {
-            return Ok(false);
+            return Ok(None);
         }
         rows += 1;
     }
-    tracing::info!(table = %table.id, rows, "mysql snapshot copied a table");
-    Ok(true)
+    let seconds = started.elapsed().as_secs_f64().max(0.001);
+    eprintln!(
+        "cdc: copied {}: {rows} rows in {seconds:.1} s ({:.0} rows/s)",
+        table.id,
+        rows as f64 / seconds
+    );
+    Ok(Some(rows))
 }

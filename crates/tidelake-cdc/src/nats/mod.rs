@@ -243,4 +243,9 @@ impl ChangeSource for NatsSource {
             _ => a.0.cmp(&b.0),
         }
     }
+
+    /// The formats carry whole row images.
+    fn may_send_unchanged(&self) -> bool {
+        false
+    }
 }

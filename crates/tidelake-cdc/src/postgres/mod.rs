@@ -12,8 +12,10 @@
 //!    duplicate;
 //! 3. a restart finds the slot and resumes at the smallest position the
 //!    sink's tables recorded, skipping each table's transactions up to its
-//!    own; a table the sink never committed is copied again first (under a
-//!    fresh snapshot: the replayed stream then converges on the source);
+//!    own; a table the sink never committed (a crash during the copy) is
+//!    copied again first, under the exported snapshot of a temporary slot,
+//!    and its transactions before that slot's consistent point are skipped:
+//!    nothing is lost or applied twice;
 //! 4. the stream: each source transaction's changes (updates with their
 //!    old image, looked up by the sink when PostgreSQL sends only the key;
 //!    unchanged TOAST values as [`CdcValue::Unchanged`]) then a commit whose
@@ -22,7 +24,8 @@
 //!    what the sink says is committed.
 //!
 //! Tables created while the stream runs are found by polling the catalog
-//! between transactions: added to the publication, copied, and streamed.
+//! between transactions: added to the publication, copied under a
+//! temporary slot's snapshot, and streamed from its consistent point.
 
 mod catalog;
 mod copy;
@@ -182,26 +185,13 @@ impl PostgresSource {
                 } else {
                     "EXPORT_SNAPSHOT"
                 };
-                let rows = repl
-                    .query(&format!(
-                        "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput {export}",
-                        ident(&slot)
-                    ))
-                    .await?;
-                let row = rows
-                    .first()
-                    .ok_or_else(|| source_error("CREATE_REPLICATION_SLOT returned nothing"))?;
-                let consistent = row
-                    .get(1)
-                    .cloned()
-                    .flatten()
-                    .and_then(|l| parse_lsn(&l))
-                    .ok_or_else(|| source_error("CREATE_REPLICATION_SLOT gave no LSN"))?;
+                let (consistent, snapshot) =
+                    create_slot(&mut repl, &slot, &format!("LOGICAL pgoutput {export}")).await?;
                 eprintln!(
                     "cdc: created replication slot '{slot}' at {}",
                     format_lsn(consistent)
                 );
-                (consistent, row.get(2).cloned().flatten())
+                (consistent, snapshot)
             }
         };
         let state = stream::StreamState::new(config, publication, slot, resume, tables, start);
@@ -213,6 +203,31 @@ impl PostgresSource {
         });
         Ok(PostgresSource { events, acks, task })
     }
+}
+
+/// `CREATE_REPLICATION_SLOT slot <options>` on a replication connection:
+/// the slot's consistent point and its exported snapshot, if any.
+pub(crate) async fn create_slot(
+    repl: &mut Connection,
+    slot: &str,
+    options: &str,
+) -> Result<(u64, Option<String>)> {
+    let rows = repl
+        .query(&format!(
+            "CREATE_REPLICATION_SLOT {} {options}",
+            ident(slot)
+        ))
+        .await?;
+    let row = rows
+        .first()
+        .ok_or_else(|| source_error("CREATE_REPLICATION_SLOT returned nothing"))?;
+    let consistent = row
+        .get(1)
+        .cloned()
+        .flatten()
+        .and_then(|l| parse_lsn(&l))
+        .ok_or_else(|| source_error("CREATE_REPLICATION_SLOT gave no LSN"))?;
+    Ok((consistent, row.get(2).cloned().flatten()))
 }
 
 fn compare(a: &SourcePosition, b: &SourcePosition) -> Ordering {

@@ -110,21 +110,34 @@ impl StreamState {
                 let names: Vec<String> = to_copy.iter().map(|t| t.id.to_string()).collect();
                 eprintln!("cdc: copying {} tables: {}", names.len(), names.join(", "));
                 let copied: Vec<SourceTableId> = to_copy.iter().map(|t| t.id.clone()).collect();
+                // A new slot's snapshot is at the stream's start; at a
+                // restart, a temporary slot gives one at a known position.
+                let (snapshot, at, holder) = match snapshot {
+                    Some(snapshot) => (snapshot, self.last, None),
+                    None => {
+                        let (holder, snapshot, at) = self.temporary_snapshot().await?;
+                        (snapshot, at, Some(holder))
+                    }
+                };
                 copy_tables(
                     &self.config.connect,
                     to_copy,
-                    snapshot,
+                    Some(snapshot),
                     self.config.copy_parallelism,
                     events,
                 )
                 .await?;
-                for id in copied {
-                    self.resume.tables.insert(id, position(self.last));
+                if let Some(holder) = holder {
+                    holder.terminate().await;
+                }
+                for id in &copied {
+                    self.resume.tables.insert(id.clone(), position(at));
                 }
                 self.send(
                     events,
-                    SourceEvent::Commit {
-                        position: position(self.last),
+                    SourceEvent::CopyEnd {
+                        position: position(at),
+                        tables: copied,
                     },
                 )
                 .await?;
@@ -192,6 +205,27 @@ impl StreamState {
                 poll_due = Instant::now() + self.config.new_table_poll;
             }
         }
+    }
+
+    /// A snapshot exported at a known position: a temporary slot's, whose
+    /// consistent point splits the transactions exactly (those committed
+    /// before it are in the snapshot, the others are not). The returned
+    /// connection holds the snapshot: it must stay open and idle until the
+    /// copy is done, and its end drops the slot.
+    async fn temporary_snapshot(&self) -> Result<(Connection, String, u64)> {
+        let mut conn = Connection::connect(&self.config.connect, true).await?;
+        let base: String = self.slot.chars().take(40).collect();
+        let name = format!("{base}_copy_{}", std::process::id());
+        let (at, snapshot) = super::create_slot(
+            &mut conn,
+            &name,
+            "TEMPORARY LOGICAL pgoutput EXPORT_SNAPSHOT",
+        )
+        .await?;
+        let snapshot = snapshot.ok_or_else(|| {
+            source_error("CREATE_REPLICATION_SLOT ... EXPORT_SNAPSHOT exported no snapshot")
+        })?;
+        Ok((conn, snapshot, at))
     }
 
     async fn send_status(&mut self, repl: &mut Connection) -> Result<()> {
@@ -409,8 +443,9 @@ impl StreamState {
     }
 
     /// Tables created since the start (or since the last poll): published,
-    /// copied under a fresh snapshot and committed at the current position;
-    /// the stream's changes of them then replay on top.
+    /// then copied under a temporary slot's snapshot and committed at its
+    /// consistent point; the stream's changes of them after that point
+    /// follow, those before it are skipped (they are in the copy).
     async fn pick_up_new_tables(&mut self, ctl: &mut Connection, events: &Events) -> Result<()> {
         let found = discover(ctl, &self.config.filter).await?;
         let new: Vec<PgTable> = found
@@ -428,21 +463,27 @@ impl StreamState {
         for table in &new {
             self.send(events, schema_event(table)).await?;
         }
-        for table in new.iter().filter(|t| copied.contains(&t.id)) {
-            copy_one(ctl, table, None, events).await?;
-        }
         for table in new {
-            if copied.contains(&table.id) {
-                self.resume
-                    .tables
-                    .insert(table.id.clone(), position(self.last));
-            }
             self.tables.insert(table.id.clone(), table);
+        }
+        if copied.is_empty() {
+            return Ok(());
+        }
+        let (holder, snapshot, at) = self.temporary_snapshot().await?;
+        for id in &copied {
+            if let Some(table) = self.tables.get(id) {
+                copy_one(ctl, table, Some(&snapshot), events).await?;
+            }
+        }
+        holder.terminate().await;
+        for id in &copied {
+            self.resume.tables.insert(id.clone(), position(at));
         }
         self.send(
             events,
-            SourceEvent::Commit {
-                position: position(self.last),
+            SourceEvent::CopyEnd {
+                position: position(at),
+                tables: copied.into_iter().collect(),
             },
         )
         .await
@@ -482,6 +523,7 @@ pub(crate) async fn snapshot_only(
         .and_then(|l| super::pgoutput::parse_lsn(&l))
         .unwrap_or(0);
     let to_copy: Vec<PgTable> = tables.into_iter().filter(|t| t.replicable()).collect();
+    let copied: Vec<SourceTableId> = to_copy.iter().map(|t| t.id.clone()).collect();
     copy_tables(
         &config.connect,
         to_copy,
@@ -492,8 +534,9 @@ pub(crate) async fn snapshot_only(
     .await?;
     ctl.query("COMMIT").await?;
     events
-        .send(Ok(SourceEvent::Commit {
+        .send(Ok(SourceEvent::CopyEnd {
             position: position(lsn),
+            tables: copied,
         }))
         .await
         .map_err(|_| source_error("the pipeline stopped"))?;

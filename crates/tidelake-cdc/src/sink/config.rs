@@ -176,6 +176,13 @@ pub struct SinkConfig {
     /// table's writer (which writes uncommitted files past its
     /// `write-buffer-size`): bounds memory in large transactions.
     pub max_buffered_rows: usize,
+    /// Keys per table whose latest image (kept while a group is open, for
+    /// unchanged TOAST values) stays in memory; the images of further keys
+    /// go to a temporary file (`--spill-after`).
+    pub images_in_memory: usize,
+    /// Where that file is made (`--spill-dir`; the OS temporary directory
+    /// when `None`).
+    pub spill_dir: Option<std::path::PathBuf>,
 }
 
 impl SinkConfig {
@@ -197,6 +204,8 @@ impl SinkConfig {
             idle_progress_interval: Duration::from_secs(10),
             ignore_incompatible: false,
             max_buffered_rows: 20_000,
+            images_in_memory: 50_000,
+            spill_dir: None,
         }
     }
 

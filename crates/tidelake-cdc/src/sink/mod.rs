@@ -14,20 +14,27 @@
 //!   ([`Pipeline::resume`]); the source starts from the smallest and skips a
 //!   table's changes up to its own position, so a crash between two tables'
 //!   commits loses and repeats nothing.
+//! - **Copies.** The rows of an initial copy are committed at its
+//!   [`SourceEvent::CopyEnd`], in the copied tables only, with the copy's
+//!   position (which may be ahead of the stream).
 //! - **Acknowledgement.** After a group is committed, the source is
 //!   acknowledged up to the smallest position every table recorded. Tables
 //!   idle for `idle_progress_interval` get a commit recording the position
-//!   only, so that heartbeats let the source release its log.
+//!   only, so that heartbeats let the source release its log; a table whose
+//!   recorded position is ahead of the group's (copied ahead of the stream,
+//!   or replayed after a restart) is left alone: positions never go back.
 //! - **Memory.** A table's rows are held until `max_buffered_rows`, then
 //!   handed to its writer, which writes uncommitted files past its
 //!   `write-buffer-size`: a large source transaction spills to the
-//!   warehouse, uncommitted until it ends. What stays in memory is the
-//!   latest image of each key the group wrote (to resolve unchanged TOAST
-//!   values).
+//!   warehouse, uncommitted until it ends. The latest image of each key the
+//!   group wrote (to resolve unchanged TOAST values) stays in memory up to
+//!   `images_in_memory` keys per table, then goes to a temporary file
+//!   ([`spill`]).
 
 pub mod computed;
 pub mod config;
 mod evolve;
+pub mod spill;
 pub mod status;
 mod table;
 
@@ -38,6 +45,7 @@ use tidelake_engine::{read_progress, Catalog, Identifier, OwnerProgress, Progres
 
 use self::config::SinkConfig;
 use self::evolve::{evolve, primary_key, table_spec, wanted_columns};
+use self::spill::ImageStore;
 use self::table::{is_conflict, TableSink};
 use crate::error::{CdcError, Result};
 use crate::event::{
@@ -71,6 +79,8 @@ pub struct SinkStats {
     pub last_op_ts_micros: Option<i64>,
     /// The source position acknowledged last.
     pub acknowledged: Option<SourcePosition>,
+    /// Images of keys written by large groups that went to spill files.
+    pub spilled_images: u64,
 }
 
 /// How a run ended.
@@ -99,9 +109,6 @@ struct Group {
     position: Option<SourcePosition>,
     touched: BTreeSet<SourceTableId>,
     op_ts: Option<i64>,
-    /// Holds rows of an initial copy: committed at its end, so that the
-    /// copied rows are in the table before later changes look them up.
-    copied: bool,
 }
 
 /// Called after each commit with the sink's running totals.
@@ -260,10 +267,14 @@ impl Pipeline {
                 self.group.open = false;
                 self.group.position = Some(position);
                 self.group.started.get_or_insert_with(Instant::now);
-                if self.commit_due() || self.group.copied {
+                if self.commit_due() {
                     self.commit(source).await?;
                 }
                 Ok(())
+            }
+            SourceEvent::CopyEnd { position, tables } => {
+                self.group.open = false;
+                self.commit_copy(source, position, tables).await
             }
             SourceEvent::Heartbeat { position } => {
                 if !self.group.open && self.group.touched.is_empty() {
@@ -290,9 +301,8 @@ impl Pipeline {
                 "a change came before the table's schema (a source bug)",
             ));
         };
-        match change.op_ts_micros {
-            Some(ts) => self.group.op_ts = Some(ts),
-            None => self.group.copied = true,
+        if let Some(ts) = change.op_ts_micros {
+            self.group.op_ts = Some(ts);
         }
         table.add(&change)?;
         table.spill_if_over(self.config.max_buffered_rows).await?;
@@ -375,13 +385,26 @@ impl Pipeline {
             eprintln!("cdc: table {paimon} follows a schema change of {id}");
         }
         match self.tables.get_mut(&id) {
-            Some(existing) => existing.replace_table(table, evolution.slots),
+            Some(existing) => existing.replace_table(table, evolution.slots)?,
             None => {
                 let (progress, recorded) = match self.recorded.remove(&id) {
                     Some(r) if r.id == paimon => (r.progress, Some(r.position)),
                     _ => (read_progress(table.snapshots(), &self.owner).await?, None),
                 };
-                let sink = TableSink::new(id.clone(), table, evolution.slots, progress, recorded);
+                // Without unchanged values no image is ever read: none kept.
+                let images = ImageStore::new(
+                    self.config.images_in_memory,
+                    self.config.spill_dir.clone(),
+                    source.may_send_unchanged(),
+                );
+                let sink = TableSink::new(
+                    id.clone(),
+                    table,
+                    evolution.slots,
+                    progress,
+                    recorded,
+                    images,
+                );
                 self.tables.insert(id, sink);
                 self.stats.tables = self.tables.len();
             }
@@ -407,38 +430,84 @@ impl Pipeline {
                 t.stopped.is_none()
                     && (self.group.touched.contains(*id)
                         || t.has_changes()
-                        || (t.recorded.as_ref() != Some(&position)
-                            && t.last_commit.elapsed() >= idle))
+                        || (t.last_commit.elapsed() >= idle
+                            && t.recorded
+                                .as_ref()
+                                .is_none_or(|r| source.compare_positions(r, &position).is_lt())))
             })
             .map(|(id, _)| id.clone())
             .collect();
         for id in &due {
-            let Some(table) = self.tables.get_mut(id) else {
-                continue;
-            };
-            let positions = BTreeMap::from([
-                (POSITION_SLOT.to_string(), position.0.clone()),
-                (SOURCE_SLOT.to_string(), id.to_string()),
-            ]);
-            let started_from = table.recorded.clone();
-            match table.commit(&positions).await {
-                Ok(_) => table.recorded = Some(position.clone()),
-                Err(e) if is_conflict(&e) => {
-                    let now = read_progress(table.table.snapshots(), &self.owner).await?;
-                    let show = |p: Option<&String>| p.map_or("none".to_string(), |p| p.clone());
-                    return Err(CdcError::Fenced {
-                        pipeline: self.config.pipeline.clone(),
-                        table: table.table.identifier().to_string(),
-                        recorded: show(now.positions.get(POSITION_SLOT)),
-                        started_from: show(started_from.as_ref().map(|p| &p.0)),
-                    });
-                }
-                Err(e) => return Err(e),
+            self.commit_table(id, &position).await?;
+        }
+        self.stats.position = Some(position);
+        self.finish_commit(source).await
+    }
+
+    /// Commits an initial copy: the copied tables alone, at the copy's
+    /// position; the rest of the group (stream changes of other tables
+    /// before the copy) stays for its own commit.
+    async fn commit_copy(
+        &mut self,
+        source: &mut dyn ChangeSource,
+        position: SourcePosition,
+        tables: Vec<SourceTableId>,
+    ) -> Result<()> {
+        for id in &tables {
+            self.group.touched.remove(id);
+            if self.tables.get(id).is_some_and(|t| t.stopped.is_none()) {
+                self.commit_table(id, &position).await?;
             }
         }
+        if self.group.touched.is_empty() && self.group.position.is_none() {
+            self.group = Group::default();
+        }
+        let copied = tables.len();
+        eprintln!("cdc: committed the copy of {copied} tables at {position}");
+        self.stats.position = Some(position);
         self.stats.commits += 1;
         self.stats.rows = self.tables.values().map(|t| t.rows).sum();
-        self.stats.position = Some(position);
+        self.acknowledge(source).await?;
+        if let Some(report) = self.on_commit.as_mut() {
+            report(&self.stats);
+        }
+        Ok(())
+    }
+
+    /// Commits one table's changes of the group (or its position alone).
+    async fn commit_table(&mut self, id: &SourceTableId, position: &SourcePosition) -> Result<()> {
+        let Some(table) = self.tables.get_mut(id) else {
+            return Ok(());
+        };
+        let positions = BTreeMap::from([
+            (POSITION_SLOT.to_string(), position.0.clone()),
+            (SOURCE_SLOT.to_string(), id.to_string()),
+        ]);
+        let started_from = table.recorded.clone();
+        match table.commit(&positions).await {
+            Ok(_) => {
+                table.recorded = Some(position.clone());
+                Ok(())
+            }
+            Err(e) if is_conflict(&e) => {
+                let now = read_progress(table.table.snapshots(), &self.owner).await?;
+                let show = |p: Option<&String>| p.map_or("none".to_string(), |p| p.clone());
+                Err(CdcError::Fenced {
+                    pipeline: self.config.pipeline.clone(),
+                    table: table.table.identifier().to_string(),
+                    recorded: show(now.positions.get(POSITION_SLOT)),
+                    started_from: show(started_from.as_ref().map(|p| &p.0)),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// After a group's commits: totals, the source acknowledged, the report.
+    async fn finish_commit(&mut self, source: &mut dyn ChangeSource) -> Result<()> {
+        self.stats.commits += 1;
+        self.stats.rows = self.tables.values().map(|t| t.rows).sum();
+        self.stats.spilled_images = self.tables.values().map(|t| t.spilled_images).sum();
         if self.group.op_ts.is_some() {
             self.stats.last_op_ts_micros = self.group.op_ts;
         }

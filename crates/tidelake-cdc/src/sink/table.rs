@@ -8,11 +8,13 @@ use std::time::Instant;
 
 use arrow::record_batch::RecordBatch;
 use futures::TryStreamExt;
+use tidelake_engine::options::{ChangelogProducer, MergeEngine};
 use tidelake_engine::{Datum, EngineError, OwnerProgress, Predicate, RowKind, Table, TableWriter};
 use tidelake_format::types::{DataType, DataTypeKind};
 
 use super::computed::ComputedColumn;
 use super::config::MetadataColumn;
+use super::spill::ImageStore;
 use crate::error::{CdcError, Result};
 use crate::event::{CdcValue, ChangeKind, RowChange, SourcePosition, SourceTableId};
 use crate::values::{coerce, from_arrow, to_arrow};
@@ -36,13 +38,17 @@ pub(crate) struct TableSink {
     pub slots: Vec<Slot>,
     /// Indices of the primary-key columns among the table's.
     key_columns: Vec<usize>,
+    /// Whether an old image (`-U`) the source did not send in full may be
+    /// left out rather than looked up; see [`old_images_optional`].
+    before_optional: bool,
     /// Changes in table layout, not yet handed to the writer, and whether
     /// their image is kept for later unchanged values (not for rows of an
     /// initial copy, which is always committed on its own).
     pending: Vec<(RowKind, Vec<CdcValue>, bool)>,
     /// The latest image of every key the uncommitted group wrote (`None`:
-    /// deleted), for unchanged values of later changes.
-    images: HashMap<String, Option<Vec<CdcValue>>>,
+    /// deleted), for unchanged values of later changes; spilled to a
+    /// temporary file past a limit.
+    images: ImageStore,
     writer: Option<TableWriter>,
     /// What the fenced commit starts from.
     pub progress: OwnerProgress,
@@ -53,6 +59,8 @@ pub(crate) struct TableSink {
     pub stopped: Option<String>,
     /// Rows handed to the table since the pipeline started.
     pub rows: u64,
+    /// Images that went to the spill file since the pipeline started.
+    pub spilled_images: u64,
 }
 
 impl TableSink {
@@ -62,21 +70,25 @@ impl TableSink {
         slots: Vec<Slot>,
         progress: OwnerProgress,
         recorded: Option<SourcePosition>,
+        images: ImageStore,
     ) -> TableSink {
         let key_columns = key_columns(&table);
+        let before_optional = old_images_optional(&table);
         TableSink {
             source,
             table,
             slots,
             key_columns,
+            before_optional,
             pending: Vec::new(),
-            images: HashMap::new(),
+            images,
             writer: None,
             progress,
             recorded,
             last_commit: Instant::now(),
             stopped: None,
             rows: 0,
+            spilled_images: 0,
         }
     }
 
@@ -92,7 +104,7 @@ impl TableSink {
 
     /// The table after a schema change: new slots over the reloaded table.
     /// Pending rows (never handed to a writer) follow the new columns.
-    pub fn replace_table(&mut self, table: Table, slots: Vec<Slot>) {
+    pub fn replace_table(&mut self, table: Table, slots: Vec<Slot>) -> Result<()> {
         let old: Vec<String> = self
             .table
             .schema()
@@ -110,21 +122,23 @@ impl TableSink {
             .iter()
             .map(|n| old.iter().position(|o| o == n))
             .collect();
-        let remap = |row: &Vec<CdcValue>| -> Vec<CdcValue> {
+        let remap = |row: &[CdcValue]| -> Vec<CdcValue> {
             position
                 .iter()
                 .map(|p| p.map_or(CdcValue::Null, |i| row[i].clone()))
                 .collect()
         };
-        for (_, row, _) in self.pending.iter_mut() {
-            *row = remap(row);
-        }
-        for image in self.images.values_mut().flatten() {
-            *image = remap(image);
+        if old != new {
+            for (_, row, _) in self.pending.iter_mut() {
+                *row = remap(row);
+            }
+            self.images.remap(remap)?;
         }
         self.key_columns = key_columns(&table);
+        self.before_optional = old_images_optional(&table);
         self.table = table;
         self.slots = slots;
+        Ok(())
     }
 
     /// Adds one source change, in table layout.
@@ -181,14 +195,33 @@ impl TableSink {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let pending = std::mem::take(&mut self.pending);
+        let mut pending = std::mem::take(&mut self.pending);
+        if self.before_optional {
+            pending.retain(|(kind, row, _)| {
+                !(matches!(kind, RowKind::UpdateBefore) && row.contains(&CdcValue::Unchanged))
+            });
+            // Such a table deletes by key alone: the values PostgreSQL did
+            // not send with a delete are not looked up (as Debezium, which
+            // sends NULLs there); NOT NULL columns get a zero of their type.
+            let fields = &self.table.schema().fields;
+            for (kind, row, _) in pending.iter_mut() {
+                if matches!(kind, RowKind::Delete) {
+                    for (value, field) in row.iter_mut().zip(fields) {
+                        if *value == CdcValue::Unchanged {
+                            *value = placeholder(&field.data_type);
+                        }
+                    }
+                }
+            }
+        }
         let base = self.lookup_missing_images(&pending).await?;
         let mut kinds = Vec::with_capacity(pending.len());
         let mut rows = Vec::with_capacity(pending.len());
         for (kind, mut row, remember) in pending {
             let key = self.key_of(&row);
             if row.contains(&CdcValue::Unchanged) {
-                let prior = match self.images.get(&key) {
+                let written = self.images.get(&key)?;
+                let prior = match &written {
                     Some(image) => image.as_ref(),
                     None => base.get(&key),
                 };
@@ -213,10 +246,10 @@ impl TableSink {
             match kind {
                 _ if !remember => {}
                 RowKind::Insert | RowKind::UpdateAfter => {
-                    self.images.insert(key, Some(row.clone()));
+                    self.images.insert(key, Some(row.clone()))?;
                 }
                 RowKind::Delete => {
-                    self.images.insert(key, None);
+                    self.images.insert(key, None)?;
                 }
                 RowKind::UpdateBefore => {}
             }
@@ -256,14 +289,14 @@ impl TableSink {
     /// The committed rows of the keys whose changes have unchanged values
     /// and that the group has not written yet.
     async fn lookup_missing_images(
-        &self,
+        &mut self,
         pending: &[(RowKind, Vec<CdcValue>, bool)],
     ) -> Result<HashMap<String, Vec<CdcValue>>> {
         let mut wanted: HashMap<String, Vec<CdcValue>> = HashMap::new();
         for (_, row, _) in pending {
             if row.contains(&CdcValue::Unchanged) {
                 let key = self.key_of(row);
-                if !self.images.contains_key(&key) {
+                if !wanted.contains_key(&key) && !self.images.contains(&key)? {
                     let values = self.key_columns.iter().map(|&i| row[i].clone()).collect();
                     wanted.insert(key, values);
                 }
@@ -280,15 +313,22 @@ impl TableSink {
             scan = scan.with_predicate(predicate);
         }
         let plan = scan.plan().await?;
-        let batches: Vec<RecordBatch> = plan.read_all().try_collect().await?;
+        // Batch by batch, keeping the wanted rows only: without a predicate
+        // this reads the whole table, which must not be held in memory.
+        let mut batches = plan.read_all();
         let mut found = HashMap::new();
-        for batch in batches {
+        while let Some(batch) = batches.try_next().await? {
             for r in 0..batch.num_rows() {
-                let row: Vec<CdcValue> = (0..batch.num_columns())
-                    .map(|c| from_arrow(batch.column(c).as_ref(), r))
+                let key: Vec<CdcValue> = self
+                    .key_columns
+                    .iter()
+                    .map(|&c| from_arrow(batch.column(c).as_ref(), r))
                     .collect();
-                let key = self.key_of(&row);
+                let key = key_string(&key);
                 if wanted.contains_key(&key) {
+                    let row: Vec<CdcValue> = (0..batch.num_columns())
+                        .map(|c| from_arrow(batch.column(c).as_ref(), r))
+                        .collect();
                     found.insert(key, row);
                 }
             }
@@ -319,6 +359,7 @@ impl TableSink {
     }
 
     fn key_of(&self, row: &[CdcValue]) -> String {
+        // Debug of references prints as of the values: as `key_string`.
         let key: Vec<&CdcValue> = self.key_columns.iter().map(|&i| &row[i]).collect();
         format!("{key:?}")
     }
@@ -336,6 +377,7 @@ impl TableSink {
                 BTreeMap::new(),
             )
             .await;
+        self.spilled_images += self.images.spilled() as u64;
         self.images.clear();
         match committed {
             Ok(Some(id)) => {
@@ -355,12 +397,55 @@ impl TableSink {
 
     /// Drops the uncommitted group (the source sends it again on restart).
     pub async fn abort(&mut self) {
+        self.spilled_images += self.images.spilled() as u64;
         self.pending.clear();
         self.images.clear();
         if let Some(writer) = self.writer.take() {
             writer.abort().await;
         }
     }
+}
+
+/// What a deleted row holds in a column whose value the source did not
+/// send: NULL, or a zero of the type for a NOT NULL column.
+fn placeholder(data_type: &DataType) -> CdcValue {
+    use DataTypeKind as K;
+    if data_type.is_nullable() {
+        return CdcValue::Null;
+    }
+    match &data_type.kind {
+        K::Boolean => CdcValue::Boolean(false),
+        K::TinyInt | K::SmallInt | K::Int | K::BigInt => CdcValue::Int(0),
+        K::Float => CdcValue::Float(0.0),
+        K::Double => CdcValue::Double(0.0),
+        K::Decimal { scale, .. } => CdcValue::Decimal(0, *scale),
+        K::Char(_) | K::VarChar(_) => CdcValue::String(String::new()),
+        K::Binary(_) | K::VarBinary(_) => CdcValue::Bytes(Vec::new()),
+        K::Date => CdcValue::Date(0),
+        K::Time(_) => CdcValue::Time(0),
+        K::Timestamp(_) => CdcValue::Timestamp(0),
+        K::TimestampLtz(_) => CdcValue::TimestampUtc(0),
+        K::Array(_) | K::Multiset(_) => CdcValue::Array(Vec::new()),
+        K::Map(..) | K::Row(_) => CdcValue::Null,
+    }
+}
+
+/// A key's values as one string (the images' and lookups' map key).
+fn key_string(key: &[CdcValue]) -> String {
+    format!("{key:?}")
+}
+
+/// Whether a table does without the old image of an update or a delete: a
+/// deduplicating table keeps the `+U` that follows either way and deletes by
+/// key, and without `changelog-producer = input` no reader sees the values of
+/// a `-U` or `-D`. PostgreSQL sends no old row for an update and only the key
+/// of a deleted row under REPLICA IDENTITY DEFAULT; not looking them up saves
+/// a read of the table per commit.
+fn old_images_optional(table: &Table) -> bool {
+    let options = table.options();
+    options.merge_engine == MergeEngine::Deduplicate
+        && options.changelog_producer != ChangelogProducer::Input
+        && options.sequence_fields.is_empty()
 }
 
 fn key_columns(table: &Table) -> Vec<usize> {

@@ -83,7 +83,7 @@ impl Materialized {
                     }
                 }
             }
-            SourceEvent::Commit { .. } => self.commits += 1,
+            SourceEvent::Commit { .. } | SourceEvent::CopyEnd { .. } => self.commits += 1,
             SourceEvent::Heartbeat { .. } => {}
         }
     }

@@ -62,7 +62,9 @@ fn resume_at(database: &str, table: &str, position: SourcePosition) -> Resume {
 
 fn commit_position(event: &SourceEvent) -> Option<SourcePosition> {
     match event {
-        SourceEvent::Commit { position } => Some(position.clone()),
+        SourceEvent::Commit { position } | SourceEvent::CopyEnd { position, .. } => {
+            Some(position.clone())
+        }
         _ => None,
     }
 }

@@ -3,6 +3,7 @@
 //! interoperability with pypaimon, streams, continuous jobs and the server
 //! (`tidelake serve` with psql, psycopg, ADBC Flight SQL and HTTP clients).
 
+mod cdc_crash;
 mod cli;
 mod concurrent_writers;
 mod console;
