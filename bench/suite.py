@@ -189,7 +189,7 @@ def summary_line(r: dict) -> str:
         elif "delay_p99_ms" in r:
             extra = f" delay p50 {r['delay_p50_ms']} ms p99 {r['delay_p99_ms']} ms"
         elif "ratio_to_copy" in r:
-            extra = f" {r['ratio_to_copy']}x of COPY TO STDOUT ({r['reference_rows_per_s']:.0f} rows/s)"
+            extra = f" {r['ratio_to_copy']}x of the server client's read ({r['reference_rows_per_s']:.0f} rows/s)"
         elif "rss_max_bytes" in r:
             extra = f" RSS max {r['rss_max_bytes'] / 2**20:.0f} MiB while it was applied"
         check = r.get("check", "")

@@ -460,16 +460,24 @@ impl StreamState {
         let names: Vec<String> = new.iter().map(|t| t.id.to_string()).collect();
         eprintln!("cdc: new tables: {}", names.join(", "));
         let copied: BTreeSet<SourceTableId> = replicable.iter().map(|t| t.id.clone()).collect();
+        // The snapshot before the schemas: creating the slot waits for the
+        // transactions running on the server, and a table the sink knows
+        // but that has no rows yet could meanwhile get an idle commit of the
+        // stream's position, which its copy (at the slot's point) is ahead of.
+        let snapshot = if copied.is_empty() {
+            None
+        } else {
+            Some(self.temporary_snapshot().await?)
+        };
         for table in &new {
             self.send(events, schema_event(table)).await?;
         }
         for table in new {
             self.tables.insert(table.id.clone(), table);
         }
-        if copied.is_empty() {
+        let Some((holder, snapshot, at)) = snapshot else {
             return Ok(());
-        }
-        let (holder, snapshot, at) = self.temporary_snapshot().await?;
+        };
         for id in &copied {
             if let Some(table) = self.tables.get(id) {
                 copy_one(ctl, table, Some(&snapshot), events).await?;

@@ -383,3 +383,74 @@ async fn computed_and_metadata_columns_filters_and_type_mapping() {
         .await
         .is_err());
 }
+
+/// The positions each table of `ods` recorded, by table name.
+async fn recorded(pipeline: &Pipeline) -> std::collections::BTreeMap<String, String> {
+    pipeline
+        .resume()
+        .tables
+        .into_iter()
+        .map(|(t, p)| (t.table, p.0))
+        .collect()
+}
+
+/// A copy made ahead of the stream (a table copied again at a restart, or
+/// found new while streaming) is committed in the copied tables alone, at
+/// the copy's position, empty tables too; the stream's later commits of
+/// lower positions never move a table's position back, whether it is idle
+/// or not.
+#[tokio::test]
+async fn a_copy_ahead_of_the_stream_records_its_position_in_its_tables_only() {
+    let dir = KeptOnFailure::new("cdc-copy-ahead");
+    let catalog = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
+    let mut cfg = config("ahead");
+    cfg.idle_progress_interval = Duration::ZERO;
+    // The stream stands at 10 for `users`; `items` and `empty` are copied
+    // at 50; the stream then goes on from 10.
+    let events = vec![
+        schema("users", users(), &["id"]),
+        schema("items", users(), &["id"]),
+        schema("empty", users(), &["id"]),
+        change(
+            "users",
+            ChangeKind::Insert,
+            vec![CdcValue::Int(1), s("a"), s("x")],
+        ),
+        commit("0000000000000010"),
+        SourceEvent::Change(RowChange {
+            table: SourceTableId::new("public", "items"),
+            kind: ChangeKind::Insert,
+            values: vec![CdcValue::Int(7), s("copied"), CdcValue::Null],
+            op_ts_micros: None,
+        }),
+        SourceEvent::CopyEnd {
+            position: SourcePosition("0000000000000050".into()),
+            tables: vec![
+                SourceTableId::new("public", "items"),
+                SourceTableId::new("public", "empty"),
+            ],
+        },
+        change(
+            "users",
+            ChangeKind::Insert,
+            vec![CdcValue::Int(2), s("b"), s("y")],
+        ),
+        commit("0000000000000020"),
+        SourceEvent::Heartbeat {
+            position: SourcePosition("0000000000000030".into()),
+        },
+    ];
+    let (pipeline, acks) = run(&catalog, cfg.clone(), events).await.unwrap();
+    let positions = recorded(&Pipeline::open(catalog.clone(), cfg).await.unwrap()).await;
+    assert_eq!(positions["items"], "0000000000000050");
+    assert_eq!(positions["empty"], "0000000000000050");
+    assert_eq!(positions["users"], "0000000000000030");
+    assert_eq!(
+        read_rows(&catalog, "ods", "items").await,
+        vec!["7|copied|NULL".to_string()]
+    );
+    assert!(read_rows(&catalog, "ods", "empty").await.is_empty());
+    // Acknowledged up to what every table holds, never past the stream.
+    assert_eq!(acks.last().map(String::as_str), Some("0000000000000030"));
+    assert_eq!(pipeline.stats().rows, 3);
+}
