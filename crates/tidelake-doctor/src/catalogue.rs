@@ -151,9 +151,9 @@ pub const RULES: &[RuleInfo] = &[
         id: "manifest-fragmented",
         category: Category::Layout,
         what: "The latest snapshot lists many data manifests, each read by every scan plan.",
-        threshold: "data manifests > manifest.merge-min-count",
+        threshold: "data manifests > manifest.merge-min-count, and a merge would leave fewer (some hold DELETE entries, or they are more than their entries need at manifest.target-file-size)",
         cause: "Commits merge manifests only once there are manifest.merge-min-count of them; a table last written by another engine or with a raised merge-min-count keeps them.",
-        fix: "Advice: the next commit merges them (run `tidelake compact db.t --full`), or lower manifest.merge-min-count.",
+        fix: "Merge them (`doctor --fix`, or CALL sys.compact_manifest): one COMPACT snapshot whose manifests list the same live files; no data changes.",
     },
 ];
 

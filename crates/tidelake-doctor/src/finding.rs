@@ -142,6 +142,9 @@ pub enum Remedy {
     Expire,
     /// `--fix` removes orphan files older than the safety margin.
     RemoveOrphans,
+    /// `--fix` merges the latest snapshot's data manifests in a COMPACT
+    /// snapshot that changes no data.
+    MergeManifests,
     /// Nothing automatic: an option change, a rescale, a consumer to drop.
     Advice,
 }

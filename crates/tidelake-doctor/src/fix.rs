@@ -7,7 +7,9 @@
 //! - snapshot expiration with the table's own retention options (the
 //!   engine keeps tagged snapshots, consumers' snapshots and other
 //!   branches' files);
-//! - orphan removal of files older than the engine's one-day margin.
+//! - orphan removal of files older than the engine's one-day margin;
+//! - manifest merge (`Table::compact_manifests`: a COMPACT snapshot with
+//!   the same live files, recording `tidelake.doctor.fix = <rule>`).
 //!
 //! Option changes, rescaling and deleting consumers are advice only.
 
@@ -120,6 +122,29 @@ pub async fn apply_fixes(
                         }
                         a.outcome =
                             Some(format!("{snapshots} snapshots and {files} files removed"));
+                    }
+                    a
+                }
+                Remedy::MergeManifests => {
+                    let mut a = planned(
+                        f,
+                        "merge the data manifests (a COMPACT snapshot, no data change)".to_string(),
+                    );
+                    if !dry_run {
+                        let done = table
+                            .compact_manifests(BTreeMap::from([(
+                                FIX_PROPERTY.to_string(),
+                                f.rule.to_string(),
+                            )]))
+                            .await
+                            .map_err(|e| DoctorError::table(&id, e))?;
+                        a.outcome = Some(match done.snapshot_id {
+                            Some(s) => format!(
+                                "snapshot {s}: {} manifests -> {} ({} live files)",
+                                done.manifests_before, done.manifests_after, done.live_files
+                            ),
+                            None => "manifests already compact".to_string(),
+                        });
                     }
                     a
                 }

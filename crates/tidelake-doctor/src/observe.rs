@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use tidelake_engine::introspect::{manifest_store, CommitKind};
+use tidelake_engine::manifests::{self, MAX_ENTRIES_PER_MANIFEST};
 use tidelake_engine::options::TableOptions;
 use tidelake_engine::{Catalog, Identifier, OrphanOptions, Table};
 
@@ -126,6 +127,12 @@ pub struct TableFacts {
     pub snapshots: Vec<SnapshotFacts>,
     /// Sizes of the latest snapshot's data manifests.
     pub manifest_sizes: Vec<u64>,
+    /// Whether those manifests are as few as a merge could make them
+    /// (no DELETE entries, no more files than their entries need at
+    /// `manifest.target-file-size`).
+    pub manifests_compact: bool,
+    /// How many manifests a merge would leave (an estimate from sizes).
+    pub manifests_after_merge: usize,
     pub consumers: Vec<ConsumerFacts>,
     /// Snapshot ids tags point at.
     pub tags: Vec<i64>,
@@ -180,18 +187,28 @@ async fn observe_table(
     let snapshots = read_snapshots(table).await?;
     let mut buckets = Vec::new();
     let mut manifest_sizes = Vec::new();
+    let mut manifests_compact = true;
+    let mut manifests_after_merge = 0;
     if let Some(latest) = table.snapshots().latest_snapshot().await? {
         let plan = table.scan().with_snapshot(Some(latest.id)).plan().await?;
         for split in plan.splits() {
             buckets.push(bucket_facts(split));
         }
         let store = manifest_store(table)?;
-        manifest_sizes = store
-            .data_manifests(&latest)
-            .await?
+        let metas = store.data_manifests(&latest).await?;
+        manifest_sizes = metas.iter().map(|m| m.file_size.max(0) as u64).collect();
+        let target = table.options().manifest_target_file_size;
+        manifests_compact = manifests::manifests_compact(&metas, target, MAX_ENTRIES_PER_MANIFEST);
+        let live: i64 = metas
             .iter()
-            .map(|m| m.file_size.max(0) as u64)
-            .collect();
+            .map(|m| m.num_added_files - m.num_deleted_files)
+            .sum();
+        manifests_after_merge = manifests::manifests_needed(
+            live.max(0) as usize,
+            manifest_sizes.iter().sum(),
+            target,
+            MAX_ENTRIES_PER_MANIFEST,
+        );
     }
     let consumers = read_consumers(table).await?;
     let tags = table
@@ -216,6 +233,8 @@ async fn observe_table(
         buckets,
         snapshots,
         manifest_sizes,
+        manifests_compact,
+        manifests_after_merge,
         consumers,
         tags,
         orphans,

@@ -35,7 +35,7 @@ use tidelake_format::snapshot::{CommitKind, Snapshot};
 use tidelake_store::{PutOutcome, StoreError};
 
 use crate::error::{EngineError, Result};
-use crate::manifests::ManifestStore;
+use crate::manifests::{manifests_compact, ManifestStore, MAX_ENTRIES_PER_MANIFEST};
 use crate::progress::{carried_properties, OwnerProgress};
 use crate::table::Table;
 
@@ -79,9 +79,6 @@ pub struct CommitRequest {
     /// the snapshot's `watermark` is the larger of it and the previous one's.
     pub watermark: Option<i64>,
 }
-
-/// Upper bound of entries in one manifest file.
-const MAX_ENTRIES_PER_MANIFEST: usize = 20_000;
 
 pub(crate) struct Committer<'a> {
     table: &'a Table,
@@ -523,6 +520,14 @@ impl<'a> Committer<'a> {
             ),
             next_row_id: latest.and_then(|s| s.next_row_id),
         };
+        self.publish_snapshot(&snapshot).await
+    }
+
+    /// Publishes `snapshot` (created if absent), then updates the hints:
+    /// `Some(id)` when it is the table's snapshot now, `None` when another
+    /// writer took its id.
+    async fn publish_snapshot(&self, snapshot: &Snapshot) -> Result<Option<i64>> {
+        let id = snapshot.id;
         let path = self.table.paths().snapshot(id);
         let json = snapshot
             .to_json()
@@ -530,29 +535,27 @@ impl<'a> Committer<'a> {
         let ours = self
             .publish(id, &path, Bytes::from(json.into_bytes()))
             .await?;
-        match ours {
-            true => {
-                let hint = self.table.paths().latest_hint();
-                if let Err(e) = self
-                    .table
-                    .store
-                    .put(&hint, Bytes::from(id.to_string()))
-                    .await
-                {
-                    tracing::warn!("could not update {hint}: {e}");
-                }
-                if id == 1 {
-                    let _ = self
-                        .table
-                        .store
-                        .put(&self.table.paths().earliest_hint(), Bytes::from("1"))
-                        .await;
-                }
-                tracing::debug!(table = %self.table.id, snapshot = id, "committed");
-                Ok(Some(id))
-            }
-            false => Ok(None),
+        if !ours {
+            return Ok(None);
         }
+        let hint = self.table.paths().latest_hint();
+        if let Err(e) = self
+            .table
+            .store
+            .put(&hint, Bytes::from(id.to_string()))
+            .await
+        {
+            tracing::warn!("could not update {hint}: {e}");
+        }
+        if id == 1 {
+            let _ = self
+                .table
+                .store
+                .put(&self.table.paths().earliest_hint(), Bytes::from("1"))
+                .await;
+        }
+        tracing::debug!(table = %self.table.id, snapshot = id, "committed");
+        Ok(Some(id))
     }
 
     /// Creates `snapshot-{id}` if absent: `true` when this attempt's
@@ -572,6 +575,155 @@ impl<'a> Committer<'a> {
             }),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// What [`Committer::compact_manifests`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ManifestCompaction {
+    /// The COMPACT snapshot that lists the merged manifests; `None` when
+    /// the manifests were already compact (or the table has no snapshot).
+    pub snapshot_id: Option<i64>,
+    /// Data manifests (base and delta) of the snapshot it started from.
+    pub manifests_before: usize,
+    /// Data manifests of the new snapshot (`manifests_before` when none).
+    pub manifests_after: usize,
+    /// Live data files the manifests list, unchanged by the compaction.
+    pub live_files: usize,
+}
+
+impl Committer<'_> {
+    /// Rewrites the live entries of the latest snapshot's data manifests
+    /// into the fewest manifests of `manifest.target-file-size`, and
+    /// commits them as a COMPACT snapshot that changes no data: its base
+    /// list holds the merged manifests, its delta list is empty, and it
+    /// keeps the latest snapshot's schema, record counts, watermark, index
+    /// manifest, statistics and carried progress (as Paimon's
+    /// `compact_manifest` procedure does). Nothing is committed when the
+    /// manifests are already compact. Losing the race for the snapshot id
+    /// deletes what the attempt wrote and starts over from the new latest
+    /// snapshot, which may not need it any more.
+    pub async fn compact_manifests(
+        &self,
+        properties: &BTreeMap<String, String>,
+    ) -> Result<ManifestCompaction> {
+        let options = &self.table.layout.options;
+        let mut backoff = Duration::from_millis(20);
+        for attempt in 0..=options.commit_max_retries {
+            let Some(latest) = self.table.reader.latest_snapshot().await? else {
+                return Ok(ManifestCompaction::default());
+            };
+            let metas = self.manifests.data_manifests(&latest).await?;
+            if manifests_compact(
+                &metas,
+                options.manifest_target_file_size,
+                MAX_ENTRIES_PER_MANIFEST,
+            ) {
+                let live_files = metas
+                    .iter()
+                    .map(|m| m.num_added_files.max(0) as usize)
+                    .sum();
+                return Ok(ManifestCompaction {
+                    snapshot_id: None,
+                    manifests_before: metas.len(),
+                    manifests_after: metas.len(),
+                    live_files,
+                });
+            }
+            let mut written = Vec::new();
+            let result = self
+                .write_compacted_manifests(&latest, &metas, properties, &mut written)
+                .await;
+            match result {
+                Ok(Some(done)) => return Ok(done),
+                Ok(None) => {
+                    self.manifests.delete_quietly(&written).await;
+                    tracing::debug!(table = %self.table.id, attempt, "manifest compaction lost the snapshot id; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                // The snapshot may be live and reference what was written.
+                Err(e) if e.is_commit_unknown() => return Err(e),
+                Err(e) => {
+                    self.manifests.delete_quietly(&written).await;
+                    return Err(e);
+                }
+            }
+        }
+        Err(self.conflict(format!(
+            "manifest compaction gave up after {} attempts: other writers kept committing first",
+            options.commit_max_retries + 1
+        )))
+    }
+
+    /// One attempt of [`Self::compact_manifests`] on `latest`: `Ok(None)`
+    /// when another commit took the snapshot id.
+    async fn write_compacted_manifests(
+        &self,
+        latest: &Snapshot,
+        metas: &[ManifestFileMeta],
+        properties: &BTreeMap<String, String>,
+        written: &mut Vec<String>,
+    ) -> Result<Option<ManifestCompaction>> {
+        // It changes no data, so it records no progress of its own: every
+        // owner's position is carried as it is.
+        let own: BTreeMap<String, String> = properties
+            .iter()
+            .filter(|(k, _)| !k.starts_with(crate::progress::PROGRESS_PREFIX))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let live = self.manifests.live_entries(metas, &|_| true).await?;
+        let merged = self
+            .manifests
+            .write_manifests_sized(
+                &live,
+                latest.schema_id,
+                &self.partition_stats(),
+                self.table.layout.options.manifest_target_file_size,
+                MAX_ENTRIES_PER_MANIFEST,
+            )
+            .await?;
+        written.extend(merged.iter().map(|m| m.file_name.clone()));
+        let (base_list, base_size) = self.manifests.write_list(&merged).await?;
+        written.push(base_list.clone());
+        let (delta_list, delta_size) = self.manifests.write_list(&[]).await?;
+        written.push(delta_list.clone());
+        let snapshot = Snapshot {
+            version: 3,
+            id: latest.id + 1,
+            schema_id: latest.schema_id,
+            base_manifest_list: base_list,
+            base_manifest_list_size: Some(base_size),
+            delta_manifest_list: delta_list,
+            delta_manifest_list_size: Some(delta_size),
+            changelog_manifest_list: None,
+            changelog_manifest_list_size: None,
+            index_manifest: latest.index_manifest.clone(),
+            commit_user: uuid::Uuid::new_v4().to_string(),
+            // Paimon's manifest compaction commits with the largest
+            // identifier: it belongs to no writer's sequence of commits.
+            commit_identifier: i64::MAX,
+            commit_kind: CommitKind::Compact,
+            time_millis: chrono::Utc::now().timestamp_millis(),
+            log_offsets: latest.log_offsets.clone(),
+            total_record_count: latest.total_record_count,
+            delta_record_count: Some(0),
+            changelog_record_count: Some(0),
+            watermark: latest.watermark,
+            statistics: latest.statistics.clone(),
+            properties: carried_properties(latest.properties.as_ref(), &own),
+            next_row_id: latest.next_row_id,
+        };
+        let Some(id) = self.publish_snapshot(&snapshot).await? else {
+            return Ok(None);
+        };
+        tracing::info!(table = %self.table.id, snapshot = id, before = metas.len(), after = merged.len(), "manifests compacted");
+        Ok(Some(ManifestCompaction {
+            snapshot_id: Some(id),
+            manifests_before: metas.len(),
+            manifests_after: merged.len(),
+            live_files: live.len(),
+        }))
     }
 }
 
@@ -677,5 +829,131 @@ fn entry(kind: FileKind, m: &CommitMessage, f: &DataFileMeta) -> ManifestEntry {
         bucket: m.bucket,
         total_buckets: m.total_buckets,
         file: f.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Int64Array, RecordBatch};
+
+    use super::*;
+
+    /// `(k BIGINT primary key, v BIGINT)` in one bucket; writers never
+    /// merge manifests (merge-min-count 100).
+    async fn table() -> Table {
+        let catalog = crate::Catalog::open("memory://").await.unwrap();
+        let id = crate::Identifier::new("default", "t");
+        let column = |name: &str| crate::ColumnSpec {
+            name: name.into(),
+            data_type: crate::DataType::new(crate::DataTypeKind::BigInt, false),
+            comment: None,
+        };
+        let spec = crate::TableSpec {
+            columns: vec![column("k"), column("v")],
+            primary_keys: vec!["k".into()],
+            partition_keys: vec![],
+            options: [
+                ("bucket", "1"),
+                ("write-only", "true"),
+                ("manifest.merge-min-count", "100"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            comment: None,
+        };
+        catalog.create_table(&id, spec, false).await.unwrap();
+        catalog.load_table(&id).await.unwrap()
+    }
+
+    async fn commit_row(table: &Table, k: i64) {
+        let column = |v: i64| Arc::new(Int64Array::from(vec![v])) as ArrayRef;
+        let batch = RecordBatch::try_new(table.arrow_schema(), vec![column(k), column(k)]).unwrap();
+        let mut writer = table.writer();
+        writer
+            .write(batch, crate::kv::RowKind::Insert)
+            .await
+            .unwrap();
+        writer.commit().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_merge_from_a_stale_snapshot_loses_the_race_and_changes_nothing() {
+        let table = table().await;
+        for k in 0..4 {
+            commit_row(&table, k).await;
+        }
+        let stale = table.reader.latest_snapshot().await.unwrap().unwrap();
+        // Another writer takes the next snapshot id meanwhile.
+        commit_row(&table, 9).await;
+        let theirs = table.reader.latest_snapshot().await.unwrap().unwrap();
+        assert_eq!(theirs.id, stale.id + 1);
+
+        let committer = Committer::new(&table).unwrap();
+        let metas = committer.manifests.data_manifests(&stale).await.unwrap();
+        let mut written = Vec::new();
+        let attempt = committer
+            .write_compacted_manifests(&stale, &metas, &BTreeMap::new(), &mut written)
+            .await
+            .unwrap();
+        assert_eq!(attempt, None, "the snapshot id was taken");
+        assert!(!written.is_empty());
+        let after = table.reader.latest_snapshot().await.unwrap().unwrap();
+        assert_eq!(after, theirs, "the other writer's snapshot stands");
+
+        // The whole operation starts over from the latest snapshot.
+        let done = committer.compact_manifests(&BTreeMap::new()).await.unwrap();
+        assert_eq!(done.snapshot_id, Some(theirs.id + 1));
+        assert_eq!(done.manifests_before, 5);
+        assert_eq!(done.manifests_after, 1);
+        assert_eq!(done.live_files, 5);
+    }
+
+    #[test]
+    fn compact_manifests_are_judged_from_the_list() {
+        use tidelake_format::manifest::ManifestFileMeta;
+        let meta = |added: i64, deleted: i64, size: i64| ManifestFileMeta {
+            file_name: "m".into(),
+            file_size: size,
+            num_added_files: added,
+            num_deleted_files: deleted,
+            partition_stats: SimpleStats::empty(),
+            schema_id: 0,
+            min_bucket: None,
+            max_bucket: None,
+            min_level: None,
+            max_level: None,
+            min_row_id: None,
+            max_row_id: None,
+        };
+        let mb = 1 << 20;
+        assert!(manifests_compact(&[], 8 * mb, 100));
+        assert!(manifests_compact(&[meta(10, 0, 2_000)], 8 * mb, 100));
+        // Two small ones fit in one.
+        assert!(!manifests_compact(
+            &[meta(10, 0, 2_000), meta(1, 0, 1_000)],
+            8 * mb,
+            100
+        ));
+        // A DELETE entry is worth dropping even in one manifest.
+        assert!(!manifests_compact(&[meta(10, 1, 2_000)], 8 * mb, 100));
+        // Full ones (by size or by entry count) stay.
+        assert!(manifests_compact(
+            &[meta(10, 0, 8 * mb as i64), meta(10, 0, 8 * mb as i64)],
+            8 * mb,
+            100
+        ));
+        assert!(manifests_compact(
+            &[meta(100, 0, 10), meta(50, 0, 10)],
+            8 * mb,
+            100
+        ));
+        assert!(!manifests_compact(
+            &[meta(50, 0, 10), meta(50, 0, 10), meta(1, 0, 10)],
+            8 * mb,
+            100
+        ));
     }
 }

@@ -78,6 +78,7 @@ pub use catalog::{
     is_valid_name, Catalog, ColumnPosition, ColumnSpec, Identifier, SchemaChange, TableSpec,
     DEFAULT_DATABASE,
 };
+pub use commit::ManifestCompaction;
 pub use compact::{CompactOptions, CompactOutcome, CompactionHandle};
 pub use error::{EngineError, Result};
 pub use kv::RowKind;

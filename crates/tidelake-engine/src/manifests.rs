@@ -14,6 +14,9 @@ use tidelake_store::WarehouseStore;
 use crate::error::{EngineError, Result};
 use crate::kv::TablePaths;
 
+/// Upper bound of entries in one manifest file.
+pub const MAX_ENTRIES_PER_MANIFEST: usize = 20_000;
+
 /// Manifest I/O for one table.
 #[derive(Clone)]
 pub struct ManifestStore {
@@ -126,6 +129,37 @@ impl ManifestStore {
         Ok(metas)
     }
 
+    /// Writes entries as the fewest manifest files of about `target_bytes`
+    /// each (`manifest.target-file-size`) that hold at most `max_entries`
+    /// entries: the entries are encoded once to learn their size, then
+    /// split evenly into that many files, in order.
+    pub(crate) async fn write_manifests_sized(
+        &self,
+        entries: &[ManifestEntry],
+        schema_id: i64,
+        partition_stats: &(dyn Fn(&[ManifestEntry]) -> SimpleStats + Send + Sync),
+        target_bytes: u64,
+        max_entries: usize,
+    ) -> Result<Vec<ManifestFileMeta>> {
+        let per_file = entries_per_manifest(
+            entries.len(),
+            self.encoded_size(entries)?,
+            target_bytes,
+            max_entries,
+        );
+        self.write_manifests(entries, schema_id, partition_stats, per_file)
+            .await
+    }
+
+    fn encoded_size(&self, entries: &[ManifestEntry]) -> Result<u64> {
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        write_manifest_entries(entries, self.codec)
+            .map(|bytes| bytes.len() as u64)
+            .map_err(|e| EngineError::format("manifest (size estimate)", e))
+    }
+
     pub(crate) async fn write_list(&self, metas: &[ManifestFileMeta]) -> Result<(String, i64)> {
         let name = format!("manifest-list-{}-0", uuid::Uuid::new_v4());
         let path = self.paths.manifest(&name);
@@ -144,6 +178,60 @@ impl ManifestStore {
             }
         }
     }
+}
+
+/// The fewest manifest files `entries` entries of `bytes` encoded bytes fit
+/// in, with at most `target_bytes` (about) and `max_entries` per file.
+pub fn manifests_needed(
+    entries: usize,
+    bytes: u64,
+    target_bytes: u64,
+    max_entries: usize,
+) -> usize {
+    if entries == 0 {
+        return 0;
+    }
+    let by_size = usize::try_from(bytes.div_ceil(target_bytes.max(1))).unwrap_or(usize::MAX);
+    by_size
+        .max(entries.div_ceil(max_entries.max(1)))
+        .clamp(1, entries)
+}
+
+/// Entries per file when `entries` are split evenly into
+/// [`manifests_needed`] files.
+fn entries_per_manifest(
+    entries: usize,
+    bytes: u64,
+    target_bytes: u64,
+    max_entries: usize,
+) -> usize {
+    let files = manifests_needed(entries, bytes, target_bytes, max_entries).max(1);
+    entries.div_ceil(files).max(1)
+}
+
+/// Whether a snapshot's data manifests are already as few as a rewrite
+/// could make them: none holds a DELETE entry (so every entry is live) and
+/// there are no more of them than their entries need at the target size.
+/// Judged from the manifest list alone; the summed sizes overstate what
+/// one file would take (each file repeats the Avro header), so a set this
+/// accepts is never rewritten into fewer files.
+pub fn manifests_compact(
+    metas: &[ManifestFileMeta],
+    target_bytes: u64,
+    max_entries: usize,
+) -> bool {
+    if metas.iter().any(|m| m.num_deleted_files > 0) {
+        return false;
+    }
+    let entries: i64 = metas.iter().map(|m| m.num_added_files.max(0)).sum();
+    let bytes: i64 = metas.iter().map(|m| m.file_size.max(0)).sum();
+    let needed = manifests_needed(
+        usize::try_from(entries).unwrap_or(usize::MAX),
+        u64::try_from(bytes).unwrap_or(0),
+        target_bytes,
+        max_entries,
+    );
+    metas.len() <= needed.max(1)
 }
 
 /// Folds entries in commit order: an ADD is live until a DELETE of the same

@@ -37,6 +37,7 @@ struct Call {
 fn parameters(procedure: &str) -> Option<&'static [&'static str]> {
     Some(match procedure {
         "compact" => &["table", "partitions", "compact_strategy"],
+        "compact_manifest" => &["table"],
         "expire_snapshots" => &[
             "table",
             "retain_max",
@@ -64,7 +65,7 @@ fn parameters(procedure: &str) -> Option<&'static [&'static str]> {
     })
 }
 
-const PROCEDURES: &str = "compact, expire_snapshots, create_tag, delete_tag, rollback_to, remove_orphan_files, create_branch, delete_branch, fast_forward, drop_partition, expire_partitions";
+const PROCEDURES: &str = "compact, compact_manifest, expire_snapshots, create_tag, delete_tag, rollback_to, remove_orphan_files, create_branch, delete_branch, fast_forward, drop_partition, expire_partitions";
 
 fn syntax(message: impl Into<String>) -> SqlError {
     SqlError::syntax(message.into(), None)
@@ -280,6 +281,18 @@ pub(crate) async fn run_call(
     let table = catalog.load_table(&id).await?;
     match call.procedure.as_str() {
         "compact" => compact(&call, &table).await,
+        "compact_manifest" => {
+            let done = table.compact_manifests(BTreeMap::new()).await?;
+            result_rows(vec![
+                (
+                    "snapshot_id",
+                    Arc::new(Int64Array::from(vec![done.snapshot_id])) as ArrayRef,
+                ),
+                ("manifests_before", count(done.manifests_before as u64)),
+                ("manifests_after", count(done.manifests_after as u64)),
+                ("live_files", count(done.live_files as u64)),
+            ])
+        }
         "expire_snapshots" => {
             let defaults = ExpireOptions::from_table(&table, now_millis());
             let options = ExpireOptions {

@@ -222,3 +222,69 @@ async fn advice_is_never_applied() {
     assert_eq!(fx.table().await.consumer("reader").await.unwrap(), Some(1));
     assert_eq!(rules(&fx.diagnose().await), vec!["consumer-pins-snapshots"]);
 }
+
+#[tokio::test]
+async fn manifest_merge_fixes_fragmented_manifests() {
+    let fx = Fixture::new(false, &[("manifest.merge-min-count", "100")]).await;
+    fx.small_commits(1, 3).await;
+    fx.table().await.create_tag("before", None).await.unwrap();
+    let at_tag = fx.rows(Some("before")).await;
+    fx.small_commits(2, 3).await;
+    fx.set_option("manifest.merge-min-count", "4").await;
+    assert_eq!(rules(&fx.diagnose().await), vec!["manifest-fragmented"]);
+    let latest = fx.rows(None).await;
+    let ids = fx
+        .table()
+        .await
+        .snapshots()
+        .list_snapshot_ids()
+        .await
+        .unwrap();
+
+    let planned = fix(&fx, true).await;
+    assert_eq!(planned.len(), 1, "{planned:#?}");
+    assert_eq!(planned[0].rule, "manifest-fragmented");
+    assert!(planned[0].outcome.is_none());
+    let table = fx.table().await;
+    assert_eq!(table.snapshots().list_snapshot_ids().await.unwrap(), ids);
+
+    let done = fix(&fx, false).await;
+    assert_eq!(done.len(), 1, "{done:#?}");
+    assert_eq!(done[0].scope, "default.t");
+    assert_eq!(
+        done[0].outcome.as_deref(),
+        Some("snapshot 7: 6 manifests -> 1 (6 live files)")
+    );
+    assert_eq!(
+        latest_property(&fx).await.as_deref(),
+        Some("manifest-fragmented")
+    );
+    assert!(fx.diagnose().await.findings.is_empty());
+    assert_eq!(fx.rows(None).await, latest);
+    assert_eq!(fx.rows(Some("before")).await, at_tag);
+    // The same files: a merge rewrites metadata only.
+    let plan = fx.table().await.scan().plan().await.unwrap();
+    let files: usize = plan.splits().iter().map(|s| s.files.len()).sum();
+    assert_eq!(files, 6);
+
+    let ids = fx
+        .table()
+        .await
+        .snapshots()
+        .list_snapshot_ids()
+        .await
+        .unwrap();
+    assert!(
+        fix(&fx, false).await.is_empty(),
+        "a second --fix does nothing"
+    );
+    assert_eq!(
+        fx.table()
+            .await
+            .snapshots()
+            .list_snapshot_ids()
+            .await
+            .unwrap(),
+        ids
+    );
+}

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use arrow_array::RecordBatch;
 use tidelake_format::snapshot::CommitKind;
 
-use crate::commit::{CommitRequest, Committer};
+use crate::commit::{CommitRequest, Committer, ManifestCompaction};
 use crate::compact::{self, compacts_inline, CompactOptions, CompactOutcome, Prepared};
 use crate::error::Result;
 use crate::lsm::BucketId;
@@ -147,6 +147,23 @@ impl Table {
         let table = &compact::with_latest_schema(self).await?;
         let prepared = compact::prepare(table, &options, buckets).await?;
         commit_prepared_with(table, prepared, properties).await
+    }
+
+    /// Merges the latest snapshot's data manifests into the fewest of
+    /// `manifest.target-file-size` (Paimon's `compact_manifest`): one
+    /// COMPACT snapshot with the same live files, rows, index manifest and
+    /// statistics, recording `properties`; followed by expiration as every
+    /// commit is. A no-op (no snapshot) when they are already compact.
+    pub async fn compact_manifests(
+        &self,
+        properties: BTreeMap<String, String>,
+    ) -> Result<ManifestCompaction> {
+        let table = &compact::with_latest_schema(self).await?;
+        let done = Committer::new(table)?
+            .compact_manifests(&properties)
+            .await?;
+        after_commit(table, done.snapshot_id).await;
+        Ok(done)
     }
 
     /// Rewrites the files of an append table that `candidates` may match,
