@@ -131,6 +131,33 @@ pub fn tagged_batch(table: &Table, rows: &[(i32, i64)], tag: &str) -> RecordBatc
         .unwrap_or_else(|e| panic!("a batch of the tagged table: {e}"))
 }
 
+/// A row of a [`tagged_spec`] table: `(p, id, name)`.
+pub type TaggedRow = (i32, i64, Option<String>);
+
+/// Every row a plan of a [`tagged_spec`] table reads, sorted.
+pub async fn tagged_rows(plan: tidelake_engine::ScanPlan) -> Vec<TaggedRow> {
+    let batches: Vec<RecordBatch> = plan
+        .read_all()
+        .try_collect()
+        .await
+        .unwrap_or_else(|e| panic!("a scan reads: {e}"));
+    let mut out = Vec::new();
+    for b in batches {
+        let p = column::<Int32Array>(&b, 0);
+        let ids = column::<Int64Array>(&b, 1);
+        let names = column::<StringArray>(&b, 2);
+        for i in 0..b.num_rows() {
+            out.push((
+                p.value(i),
+                ids.value(i),
+                names.is_valid(i).then(|| names.value(i).to_string()),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Every batch of the table's latest snapshot.
 pub async fn read_latest(table: &Table) -> Vec<RecordBatch> {
     let plan = table

@@ -16,6 +16,30 @@ async fn fix(fx: &Fixture, dry_run: bool) -> Vec<tidelake_doctor::FixAction> {
         .unwrap_or_else(|e| panic!("fix: {e}"))
 }
 
+/// The table's snapshot ids, oldest first.
+async fn snapshot_ids(fx: &Fixture) -> Vec<i64> {
+    fx.table()
+        .await
+        .snapshots()
+        .list_snapshot_ids()
+        .await
+        .unwrap()
+}
+
+/// A second `--fix` finds nothing to do and commits nothing.
+async fn assert_second_fix_does_nothing(fx: &Fixture) {
+    let ids = snapshot_ids(fx).await;
+    assert!(
+        fix(fx, false).await.is_empty(),
+        "a second --fix does nothing"
+    );
+    assert_eq!(
+        snapshot_ids(fx).await,
+        ids,
+        "a second --fix commits nothing"
+    );
+}
+
 async fn latest_property(fx: &Fixture) -> Option<String> {
     let latest = fx
         .table()
@@ -36,24 +60,12 @@ async fn compaction_fixes_small_files_and_keeps_rows_and_tags() {
     fx.small_commits(1, 6).await;
     fx.small_commits(2, 3).await;
     let latest = fx.rows(None).await;
-    let snapshots = fx
-        .table()
-        .await
-        .snapshots()
-        .list_snapshot_ids()
-        .await
-        .unwrap();
+    let snapshots = snapshot_ids(&fx).await;
 
     let planned = fix(&fx, true).await;
     assert_eq!(planned.len(), 1, "{planned:#?}");
     assert!(planned[0].outcome.is_none());
-    let unchanged = fx
-        .table()
-        .await
-        .snapshots()
-        .list_snapshot_ids()
-        .await
-        .unwrap();
+    let unchanged = snapshot_ids(&fx).await;
     assert_eq!(unchanged, snapshots, "a dry run commits nothing");
 
     let done = fix(&fx, false).await;
@@ -74,20 +86,7 @@ async fn compaction_fixes_small_files_and_keeps_rows_and_tags() {
         .unwrap();
     assert_eq!(p2.files.len(), 3);
 
-    let ids = table.snapshots().list_snapshot_ids().await.unwrap();
-    assert!(
-        fix(&fx, false).await.is_empty(),
-        "a second --fix does nothing"
-    );
-    assert_eq!(
-        fx.table()
-            .await
-            .snapshots()
-            .list_snapshot_ids()
-            .await
-            .unwrap(),
-        ids
-    );
+    assert_second_fix_does_nothing(&fx).await;
 }
 
 #[tokio::test]
@@ -149,13 +148,7 @@ async fn expiration_keeps_tagged_snapshots() {
             .starts_with("5 snapshots"),
         "{done:#?}"
     );
-    let ids = fx
-        .table()
-        .await
-        .snapshots()
-        .list_snapshot_ids()
-        .await
-        .unwrap();
+    let ids = snapshot_ids(&fx).await;
     assert_eq!(ids, vec![6, 7, 8]);
     assert!(fx.diagnose().await.findings.is_empty());
     assert_eq!(fx.rows(None).await, latest);
@@ -233,13 +226,7 @@ async fn manifest_merge_fixes_fragmented_manifests() {
     fx.set_option("manifest.merge-min-count", "4").await;
     assert_eq!(rules(&fx.diagnose().await), vec!["manifest-fragmented"]);
     let latest = fx.rows(None).await;
-    let ids = fx
-        .table()
-        .await
-        .snapshots()
-        .list_snapshot_ids()
-        .await
-        .unwrap();
+    let ids = snapshot_ids(&fx).await;
 
     let planned = fix(&fx, true).await;
     assert_eq!(planned.len(), 1, "{planned:#?}");
@@ -267,24 +254,5 @@ async fn manifest_merge_fixes_fragmented_manifests() {
     let files: usize = plan.splits().iter().map(|s| s.files.len()).sum();
     assert_eq!(files, 6);
 
-    let ids = fx
-        .table()
-        .await
-        .snapshots()
-        .list_snapshot_ids()
-        .await
-        .unwrap();
-    assert!(
-        fix(&fx, false).await.is_empty(),
-        "a second --fix does nothing"
-    );
-    assert_eq!(
-        fx.table()
-            .await
-            .snapshots()
-            .list_snapshot_ids()
-            .await
-            .unwrap(),
-        ids
-    );
+    assert_second_fix_does_nothing(&fx).await;
 }

@@ -4,8 +4,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, SystemTime};
 
-use arrow_array::{Array, Int32Array, Int64Array, RecordBatch, StringArray};
-use futures::TryStreamExt;
 use tidelake_engine::manifests::ManifestStore;
 use tidelake_engine::{
     Catalog, CompactOptions, ExpireOptions, Identifier, OrphanOptions, RowKind, Table,
@@ -13,35 +11,16 @@ use tidelake_engine::{
 use tidelake_store::{FaultPlan, WarehouseStore};
 use tidelake_testkit::oracle::{oracle_script, ORACLE_TIMEOUT};
 use tidelake_testkit::process::run;
-use tidelake_testkit::table::{column, on_disk, tagged_batch, tagged_spec};
+use tidelake_testkit::table::{on_disk, tagged_batch, tagged_rows, tagged_spec, TaggedRow};
 
-type Row = (i32, i64, Option<String>);
-
-async fn collect(plan: tidelake_engine::ScanPlan) -> Vec<Row> {
-    let batches: Vec<RecordBatch> = plan.read_all().try_collect().await.unwrap();
-    let mut out = Vec::new();
-    for b in batches {
-        let p = column::<Int32Array>(&b, 0);
-        let ids = column::<Int64Array>(&b, 1);
-        let names = column::<StringArray>(&b, 2);
-        for i in 0..b.num_rows() {
-            out.push((
-                p.value(i),
-                ids.value(i),
-                names.is_valid(i).then(|| names.value(i).to_string()),
-            ));
-        }
-    }
-    out.sort();
-    out
-}
+type Row = TaggedRow;
 
 async fn read_snapshot(table: &Table, id: i64) -> Vec<Row> {
-    collect(table.scan().with_snapshot(Some(id)).plan().await.unwrap()).await
+    tagged_rows(table.scan().with_snapshot(Some(id)).plan().await.unwrap()).await
 }
 
 async fn read_tag(table: &Table, tag: &str) -> Vec<Row> {
-    collect(table.scan().with_tag(tag).plan().await.unwrap()).await
+    tagged_rows(table.scan().with_tag(tag).plan().await.unwrap()).await
 }
 
 async fn setup(options: &[(&str, &str)]) -> (Catalog, Identifier, tempfile::TempDir) {
@@ -380,7 +359,7 @@ async fn commits_expire_by_table_options_unless_write_only() {
         .unwrap();
     assert!(latest >= 6);
     assert_eq!(left, vec![latest - 2, latest - 1, latest]);
-    let rows = collect(table.scan().plan().await.unwrap()).await;
+    let rows = tagged_rows(table.scan().plan().await.unwrap()).await;
     assert_eq!(rows.len(), 6);
 
     let mut write_only: Vec<(&str, &str)> = opts.to_vec();

@@ -6,37 +6,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use arrow_array::{Array, Int32Array, Int64Array, RecordBatch, StringArray};
-use futures::TryStreamExt;
 use tidelake_engine::introspect::{manifest_store, CommitKind};
 use tidelake_engine::{Catalog, CompactOptions, Identifier, RowKind, Table};
 use tidelake_testkit::oracle::{oracle_script, ORACLE_TIMEOUT};
 use tidelake_testkit::process::run;
-use tidelake_testkit::table::{column, load, on_disk, tagged_batch, tagged_spec};
+use tidelake_testkit::table::{load, on_disk, tagged_batch, tagged_rows, tagged_spec, TaggedRow};
 
-type Row = (i32, i64, Option<String>);
-
-async fn rows_of(plan: tidelake_engine::ScanPlan) -> Vec<Row> {
-    let batches: Vec<RecordBatch> = plan.read_all().try_collect().await.unwrap();
-    let mut out = Vec::new();
-    for b in batches {
-        let p = column::<Int32Array>(&b, 0);
-        let ids = column::<Int64Array>(&b, 1);
-        let names = column::<StringArray>(&b, 2);
-        for i in 0..b.num_rows() {
-            out.push((
-                p.value(i),
-                ids.value(i),
-                names.is_valid(i).then(|| names.value(i).to_string()),
-            ));
-        }
-    }
-    out.sort();
-    out
-}
+type Row = TaggedRow;
 
 async fn rows_at(table: &Table, snapshot: i64) -> Vec<Row> {
-    rows_of(
+    tagged_rows(
         table
             .scan()
             .with_snapshot(Some(snapshot))
@@ -158,7 +137,7 @@ async fn merging_manifests_changes_no_row_at_any_snapshot() {
     assert!(manifests >= 10, "{manifests} manifests");
     assert!(deletes > 0, "the compaction left DELETE entries");
     let history = all_rows(&table).await;
-    let at_tag = rows_of(table.scan().with_tag("early").plan().await.unwrap()).await;
+    let at_tag = tagged_rows(table.scan().with_tag("early").plan().await.unwrap()).await;
     let files = live_files(&table, before_id).await;
 
     let props = BTreeMap::from([("tidelake.doctor.fix".to_string(), "test".to_string())]);
@@ -211,7 +190,7 @@ async fn merging_manifests_changes_no_row_at_any_snapshot() {
             "snapshot {snapshot}"
         );
     }
-    let tag = rows_of(table.scan().with_tag("early").plan().await.unwrap()).await;
+    let tag = tagged_rows(table.scan().with_tag("early").plan().await.unwrap()).await;
     assert_eq!(tag, at_tag);
 
     // Already compact: no snapshot, nothing written.
