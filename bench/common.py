@@ -17,6 +17,8 @@ DATA_ROOT = BENCH_DIR / "data"
 TPCH_QUERY_DIR = BENCH_DIR / "tpch"
 
 SYSTEMS = ["tidelake", "pypaimon", "pypaimon_rust", "deltalake", "pyiceberg", "duckdb", "parquet"]
+# The vector workload's systems (bench/vector_peers.py; Tidelake's is tidelake-vector-bench).
+VECTOR_SYSTEMS = ["tidelake", "faiss_ivf_flat", "faiss_hnsw", "lancedb"]
 
 PRIMARY_KEY = ["dt", "order_id"]
 PARTITION_KEY = "dt"

@@ -711,6 +711,21 @@ def run_stream_job(peer: Peer, data: ScaleDir) -> None:
     raise NotSupported(STREAM_JOB_UNSUPPORTED.get(peer.name, "no continuous SQL jobs"))
 
 
+# Why no peer runs the doctor: none ships a diagnosis of its tables.
+DOCTOR_UNSUPPORTED = {
+    "pypaimon": "no operations doctor: pypaimon reads and writes tables, it does not diagnose them",
+    "pypaimon_rust": "no operations doctor: pypaimon-rust reads and writes tables, it does not diagnose them",
+    "deltalake": "no operations doctor: delta-rs offers maintenance commands (optimize, vacuum), no diagnosis",
+    "pyiceberg": "no operations doctor: pyiceberg offers maintenance calls, no diagnosis",
+    "duckdb": "plain Parquet files: no table metadata to diagnose",
+    "parquet": "plain Parquet files: no table metadata to diagnose",
+}
+
+
+def run_doctor(peer: Peer, data: ScaleDir) -> None:
+    raise NotSupported(DOCTOR_UNSUPPORTED.get(peer.name, "no operations doctor"))
+
+
 def tpch_queries() -> list[tuple[str, str]]:
     return [(p.stem, p.read_text()) for p in sorted(TPCH_QUERY_DIR.glob("q*.sql"))]
 
@@ -773,6 +788,7 @@ RUNNERS = {
     "scan_compacted": [("scan_full_compacted", run_compacted_scans)],
     "tpch": [("tpch", run_tpch)],
     "stream_job": [("stream_job", run_stream_job)],
+    "doctor": [("doctor", run_doctor)],
 }
 # The measurements each workload prints, to name them in n/a lines.
 MEASUREMENTS = {

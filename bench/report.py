@@ -13,7 +13,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from common import SYSTEMS, Scale
+from common import SYSTEMS, VECTOR_SYSTEMS, Scale
 
 SECTIONS = [
     ("Ingest", ["ingest"], "Rows written into an empty primary-key table (4 buckets, partitioned by day) and committed once."),
@@ -46,6 +46,15 @@ SECTIONS = [
         "the initial sync (against the server's own client reading the table into /dev/null), changes streamed at "
         "a fixed rate (60% updates, 30% inserts, 10% deletes; delay from each source COMMIT to the Tidelake snapshot "
         "holding it), and one UPDATE of every row in a single transaction. The peers have no such command.",
+    ),
+    (
+        "Operations doctor",
+        ["doctor"],
+        "`doctor` over a warehouse of 100 append tables (10 buckets, 10 commits each: 10,000 files and 1,000 "
+        "snapshots); seconds are the whole run (goal: under 2 s), rows are live files, rows/s files per second. "
+        "Then five faults, each injected into a table of its own: the milliseconds from the end of the injection "
+        "until `doctor` on that table reports the fault's rule, and one more run over the whole warehouse, which "
+        "must report all five.",
     ),
 ]
 PACKAGES = ["pypaimon", "pypaimon-rust", "deltalake", "pyiceberg", "duckdb", "pyarrow", "tpchgen-cli"]
@@ -141,6 +150,20 @@ def details(r: dict) -> str:
             f"source-to-sink delay p50 {r['delay_p50_ms']:.0f} ms, p99 {r['delay_p99_ms']:.0f} ms, "
             f"max {r['delay_max_ms']:.0f} ms; {r.get('sink_commits')} sink commits for {r.get('source_commits')} source commits"
         )
+    if r.get("workload") == "doctor" and "tables" in r:
+        parts.append(f"{r['tables']} tables, {r.get('files', 0):,} files, {r.get('snapshots', 0):,} snapshots, {r.get('findings', 0)} findings")
+        detection = dict(r.get("detection_ms") or {})
+        whole = detection.pop("warehouse_run_s", None)
+        missed = detection.pop("warehouse_run_missed", None)
+        if detection:
+            parts.append(
+                "injection to report: "
+                + ", ".join(f"{rule} {ms:.0f} ms" if isinstance(ms, (int, float)) else f"{rule} {ms}" for rule, ms in detection.items())
+            )
+        if whole is not None:
+            note = f"whole warehouse with the faults: {whole:.3f} s"
+            note += f", **missed {', '.join(missed)}**" if missed else ", all reported"
+            parts.append(note)
     if "load_seconds" in r:
         parts.append(f"load {r['load_seconds']:.1f} s")
     for key, verb in (("table_read", "read"), ("table_written", "left")):
@@ -233,7 +256,164 @@ def summary_table(records: list[dict]) -> list[str]:
     return lines + [""] if found else []
 
 
-def render(records: list[dict], scale: Scale, command: str, elapsed: float) -> str:
+VECTOR_BEGIN = "<!-- vector:begin -->"
+VECTOR_END = "<!-- vector:end -->"
+VECTOR_PACKAGES = ["faiss-cpu", "lancedb", "numpy"]
+RECALL_TARGETS = (0.90, 0.95, 0.99)
+
+
+def vector_records(records: list[dict], workload: str, system: str | None = None) -> list[dict]:
+    return [
+        r
+        for r in records
+        if r.get("workload") == workload and r.get("status") == "ok" and (system is None or r.get("system") == system)
+    ]
+
+
+def qps_at_recall(records: list[dict], system: str, target: float) -> dict | None:
+    """The fastest point of a system's recall/QPS curve whose recall@10 reached the target."""
+    good = [r for r in vector_records(records, "vector_search", system) if r.get("recall_at_10", 0) >= target]
+    return max(good, key=lambda r: r.get("rows_per_s") or 0) if good else None
+
+
+def qps_ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}×" if a and b else "—"
+
+
+def render_vector(records: list[dict], vscale, command: str, elapsed: float) -> str:
+    """The vector workload's section of RESULTS.md, between markers so that a
+    vector-only run can replace it alone (splice_vector)."""
+    m = machine()
+    v = {}
+    for name in VECTOR_PACKAGES:
+        try:
+            v[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            v[name] = "not installed"
+    systems = [s for s in VECTOR_SYSTEMS if any(r.get("system") == s and str(r.get("workload", "")).startswith("vector") for r in records)]
+    peers = [s for s in systems if s != "tidelake"]
+    out = [
+        VECTOR_BEGIN,
+        "## Vector search",
+        "",
+        f"Made by `{command}` on {dt_module.date.today().isoformat()} in {elapsed / 60:.1f} minutes; "
+        f"{m['cores']} cores, {m['memory']} of memory, CPU `{m['cpu']}`, {m['os']}, Python {m['python']}; "
+        + ", ".join(f"{k} {val}" for k, val in v.items())
+        + ".",
+        "",
+        f"- Data: {vscale.rows:,} × {vscale.dim} float32 vectors, L2; a Gaussian mixture of {vscale.clusters} clusters "
+        f"in {vscale.intrinsic_dim} intrinsic dimensions projected to {vscale.dim}, plus noise; {vscale.queries:,} queries "
+        f"drawn from the same mixture; exact top-100 ground truth by brute force (float64). Seed {vscale.seed}.",
+        f"- Every IVF index has nlist = {vscale.nlist}. Queries run one at a time on one thread (faiss: "
+        "`omp_set_num_threads(1)`; Tidelake: the index library's scans in a one-thread pool; LanceDB: its own runtime, "
+        "one query at a time). Builds use every core.",
+        "- `QPS @ recall ≥ x` is the fastest point of the system's curve whose recall@10 reached x; "
+        "`Tidelake ÷ system` divides Tidelake's by the system's (above 1 Tidelake is faster at equal recall).",
+        "- Filtered and churn searches run at each system's operating point: its fastest width with recall@10 ≥ 0.95 "
+        "(or its most accurate).",
+        "",
+    ]
+    header = "| system | index | build s | load s | peak RSS | " + " | ".join(f"QPS @ recall ≥ {t:.2f}" for t in RECALL_TARGETS)
+    out += [header + " | Tidelake ÷ system @ 0.95 |", "| --- | --- | ---: | ---: | ---: |" + " ---: |" * (len(RECALL_TARGETS) + 1)]
+    tidelake_95 = qps_at_recall(records, "tidelake", 0.95)
+    for system in systems:
+        build = next(iter(vector_records(records, "vector_build", system)), None)
+        cells = []
+        for t in RECALL_TARGETS:
+            p = qps_at_recall(records, system, t)
+            cells.append(f"{human_rate(p['rows_per_s'])} ({p.get('width_name')}={p.get('width')})" if p else "not reached")
+        mine = qps_at_recall(records, system, 0.95)
+        ratio_cell = "" if system == "tidelake" else qps_ratio(tidelake_95 and tidelake_95["rows_per_s"], mine and mine["rows_per_s"])
+        if build is None:
+            out.append(f"| {system} | | | | | " + " | ".join(cells) + f" | {ratio_cell} |")
+            continue
+        out.append(
+            f"| {system} | {build.get('index', '')} | {build['seconds']:.1f} | {build.get('load_seconds', 0):.1f} | "
+            f"{human_bytes(build.get('peak_rss_bytes'))} | " + " | ".join(cells) + f" | {ratio_cell} |"
+        )
+    out += ["", "Peak RSS is the process's high-water mark after the build, with the input vectors loaded (the same for every system).", ""]
+
+    out += ["### Recall/QPS curve", "", "| system | width | recall@10 | QPS |", "| --- | --- | ---: | ---: |"]
+    for system in systems:
+        for r in vector_records(records, "vector_search", system):
+            out.append(f"| {system} | {r.get('width_name')}={r.get('width')} | {r['recall_at_10']:.4f} | {human_rate(r['rows_per_s'])} |")
+    out.append("")
+
+    filtered = vector_records(records, "vector_filter")
+    if filtered:
+        out += [
+            "### Filtered search",
+            "",
+            "A predicate on another column (`cat < n`) selects the share of rows given; every system applies it "
+            "before or during the search (faiss: an ID-selector bitmap built once per selectivity; Tidelake and "
+            "LanceDB: the predicate evaluated on the table at every query).",
+            "",
+            "| selectivity | system | width | recall@10 | QPS | Tidelake ÷ system |",
+            "| ---: | --- | --- | ---: | ---: | ---: |",
+        ]
+        for sel in sorted({r["selectivity"] for r in filtered}, reverse=True):
+            by = {r["system"]: r for r in filtered if r["selectivity"] == sel}
+            mine = by.get("tidelake")
+            for system in systems:
+                r = by.get(system)
+                if r is None:
+                    continue
+                ratio_cell = "" if system == "tidelake" else qps_ratio(mine and mine["rows_per_s"], r["rows_per_s"])
+                out.append(
+                    f"| {sel:.1%} | {system} | {r.get('width_name')}={r.get('width')} | {r['recall_at_10']:.4f} | "
+                    f"{human_rate(r['rows_per_s'])} | {ratio_cell} |"
+                )
+        out.append("")
+
+    churn = [r for r in records if r.get("workload") == "vector_churn"]
+    if churn:
+        out += [
+            "### After upserts and deletes",
+            "",
+            "10% of the rows get a new vector and another 5% are deleted through each system's own write path "
+            "(Tidelake: one commit on the primary-key table; faiss IVF: `remove_ids` + `add_with_ids`; LanceDB: "
+            "`merge_insert` + `delete`). Recall is against the table's new contents; a stale row is a deleted row, "
+            "or a row returned with the distance of an old version of its vector.",
+            "",
+            "| system | upserted | deleted | write s | recall@10 | stale rows returned | QPS | Tidelake ÷ system | notes |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        ]
+        mine = next((r for r in churn if r["system"] == "tidelake" and r.get("status") == "ok"), None)
+        for system in systems:
+            r = next((r for r in churn if r["system"] == system), None)
+            if r is None:
+                continue
+            if r.get("status") != "ok":
+                out.append(f"| {system} | | | | | | | | {r.get('status')}: {str(r.get('reason', '')).replace('|', '/')} |")
+                continue
+            notes = []
+            if "exact_rows_per_query" in r:
+                notes.append(f"{r['exact_rows_per_query']:,.0f} rows measured exactly per query")
+            ratio_cell = "" if system == "tidelake" else qps_ratio(mine and mine["rows_per_s"], r["rows_per_s"])
+            out.append(
+                f"| {system} | {r['upserted']:,} | {r['deleted']:,} | {r['write_seconds']:.1f} | {r['recall_at_10']:.4f} | "
+                f"{r['stale_rows']} | {human_rate(r['rows_per_s'])} | {ratio_cell} | {'; '.join(notes)} |"
+            )
+        out.append("")
+
+    failed = [r for r in records if str(r.get("workload", "")).startswith("vector") and r.get("status") not in ("ok", "n/a")]
+    if failed:
+        out += ["Failures:", ""]
+        out += [f"- {r['system']} {r['workload']}: {r.get('status')}: {str(r.get('reason', ''))[:300]}" for r in failed]
+        out.append("")
+    out.append(VECTOR_END)
+    return "\n".join(out) + "\n"
+
+
+def splice_vector(existing: str, section: str) -> str:
+    """`existing` with its vector section replaced by `section` (appended if it has none)."""
+    start, end = existing.find(VECTOR_BEGIN), existing.find(VECTOR_END)
+    if start >= 0 and end > start:
+        return existing[:start] + section.rstrip("\n") + existing[end + len(VECTOR_END) :]
+    return existing.rstrip("\n") + "\n\n" + section
+
+
+def render(records: list[dict], scale: Scale, command: str, elapsed: float, vscale=None) -> str:
     m = machine()
     v = versions()
     out = [
@@ -260,7 +440,10 @@ def render(records: list[dict], scale: Scale, command: str, elapsed: float) -> s
         out += [f"## {title}", "", blurb, ""] + body
         if "tpch" in workloads:
             out += tpch_queries_table(records)
-    return "\n".join(out) + "\n"
+    text = "\n".join(out) + "\n"
+    if vscale is not None and any(str(r.get("workload", "")).startswith("vector") for r in records):
+        text += "\n" + render_vector(records, vscale, command, elapsed)
+    return text
 
 
 def main() -> int:
@@ -268,10 +451,21 @@ def main() -> int:
         sys.stderr.write(__doc__)
         return 2
     records = [json.loads(line) for p in sys.argv[1:] for line in Path(p).read_text().splitlines() if line.strip()]
-    scale_name = records[0].get("scale", "") if records else ""
-    expected = Path(__file__).resolve().parent / "data" / scale_name / "expected.json"
+    command = "bench/report.py " + " ".join(sys.argv[1:])
+    data = Path(__file__).resolve().parent / "data"
+    vector = [r for r in records if str(r.get("workload", "")).startswith("vector")]
+    others = [r for r in records if r not in vector]
+    vscale = None
+    if vector:
+        from vector_data import VectorDir
+
+        vscale = VectorDir(data / "vector" / vector[0].get("scale", "")).scale()
+    if not others:
+        sys.stdout.write(render_vector(vector, vscale, command, 0.0))
+        return 0
+    expected = data / others[0].get("scale", "") / "expected.json"
     scale = Scale.from_json(json.loads(expected.read_text())["scale"])
-    sys.stdout.write(render(records, scale, "bench/report.py " + " ".join(sys.argv[1:]), 0.0))
+    sys.stdout.write(render(records, scale, command, 0.0, vscale))
     return 0
 
 

@@ -21,23 +21,26 @@ from typing import Callable
 
 import table_shape
 import table_state
-from common import BENCH_DIR, DATA_ROOT, LOOKUP_BUDGET_ENV, SYSTEMS, TPCH_QUERY_DIR, ScaleDir
+from common import BENCH_DIR, DATA_ROOT, LOOKUP_BUDGET_ENV, SYSTEMS, TPCH_QUERY_DIR, VECTOR_SYSTEMS, ScaleDir
 from gen_data import add_scale_arguments, scale_from_args
+from vector_data import VectorDir, add_vector_arguments, vector_dir, vector_scale_from_args
 
 # Workloads as the driver runs them; `compact` brings its scans along.
-RUN_ORDER = ["ingest", "upsert", "scan", "lookup", "compact", "scan_compacted", "tpch", "stream_job", "cdc"]
+# `stream_job`, `cdc` and `doctor` are Tidelake's alone (peers report n/a).
+RUN_ORDER = ["ingest", "upsert", "scan", "lookup", "compact", "scan_compacted", "tpch", "stream_job", "cdc", "vector", "doctor"]
 MEASUREMENTS = {
     "scan": ["scan_full", "scan_projection", "scan_filter"],
     "scan_compacted": ["scan_full_compacted", "scan_projection_compacted", "scan_filter_compacted"],
     "cdc": [f"cdc_{source}_{phase}" for source in ("postgres", "mariadb") for phase in ("snapshot", "stream", "large_txn")],
+    "vector": ["vector_build", "vector_search", "vector_filter", "vector_churn"],
 }
 # Seconds per (workload, system) process. A full run stays near 30 minutes on
 # 2 cores only because the slowest peers' upserts are cut short: the record
 # then says how many commits finished and at what speed.
 DEFAULT_TIMEOUT = {
-    "full": {"ingest": 600, "upsert": 300, "tpch": 600, "cdc": 900, "*": 300},
-    "issue": {"ingest": 900, "upsert": 600, "tpch": 600, "cdc": 1800, "*": 600},
-    "quick": {"*": 180},
+    "full": {"ingest": 600, "upsert": 300, "tpch": 600, "cdc": 900, "vector": 900, "*": 300},
+    "issue": {"ingest": 900, "upsert": 600, "tpch": 600, "cdc": 1800, "vector": 900, "*": 600},
+    "quick": {"vector": 300, "*": 180},
     "tiny": {"*": 120},
 }
 # Seconds of point lookups per system (all keys, or fewer when the budget runs out).
@@ -85,6 +88,12 @@ def cdc_command(data: ScaleDir, tidelake_bin: Path, sizes: dict) -> list[str]:
     ]
 
 
+def vector_command(system: str, vdata: VectorDir, vector_bin: Path) -> list[str]:
+    if system == "tidelake":
+        return [str(vector_bin), "--data", str(vdata.root)]
+    return [sys.executable, str(BENCH_DIR / "vector_peers.py"), "--data", str(vdata.root), "--system", system]
+
+
 def command_for(
     system: str, workload: str, data: ScaleDir, tidelake_bin: Path, preset: str = "full", cdc: dict | None = None
 ) -> list[str]:
@@ -115,12 +124,16 @@ def run_one(
     if workload in TIDELAKE_ONLY and system != "tidelake":
         return [{"workload": n, "system": system, "status": "n/a", "reason": TIDELAKE_ONLY[workload]} for n in names]
     if system == "tidelake" and not tidelake_bin.exists():
-        reason = f"the tidelake-bench binary was not built ({tidelake_bin} is missing)"
+        reason = f"the {tidelake_bin.name} binary was not built ({tidelake_bin} is missing)"
         return [{"workload": n, "system": system, "status": "error", "reason": reason} for n in names]
     if workload == "cdc" and not (tidelake_bin.parent / "tidelake").exists():
         reason = f"the tidelake binary was not built ({tidelake_bin.parent / 'tidelake'} is missing)"
         return [{"workload": n, "system": system, "status": "error", "reason": reason} for n in names]
-    cmd = command_for(system, workload, data, tidelake_bin, preset, cdc)
+    return run_command(system, names, command_for(system, workload, data, tidelake_bin, preset, cdc), timeout)
+
+
+def run_command(system: str, names: list[str], cmd: list[str], timeout: float) -> list[dict]:
+    """Runs one measurement process; `names` are the measurements it prints."""
     started = time.perf_counter()
     # A session of its own, so that a timeout kills the process and its children.
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -154,7 +167,7 @@ def run_one(
         reason = f"exit code {proc.returncode} and no result after {time.perf_counter() - started:.1f} s: {tail[:400]}"
         records = [{"workload": n, "system": system, "status": "error", "reason": reason} for n in names]
     elif proc.returncode != 0 and err.strip():
-        log(f"{system}/{workload} stderr: {err.strip().splitlines()[-1][:300]}")
+        log(f"{system}/{' '.join(cmd[-2:])} stderr: {err.strip().splitlines()[-1][:300]}")
     return records
 
 
@@ -192,10 +205,16 @@ def summary_line(r: dict) -> str:
             extra = f" {r['ratio_to_copy']}x of the server client's read ({r['reference_rows_per_s']:.0f} rows/s)"
         elif "rss_max_bytes" in r:
             extra = f" RSS max {r['rss_max_bytes'] / 2**20:.0f} MiB while it was applied"
+        elif "recall_at_10" in r:
+            extra = f" {r.get('width_name')}={r.get('width')} recall@10 {r['recall_at_10']:.4f}"
+            if "selectivity" in r:
+                extra += f" selectivity {r['selectivity']:g}"
+            if "stale_rows" in r:
+                extra += f" stale rows {r['stale_rows']}"
         check = r.get("check", "")
         return (
             f"{r['workload']:<26} {r['system']:<14} {r['rows']:>10} rows {r['seconds']:>9.3f} s "
-            f"{(r.get('rows_per_s') or 0):>12.0f} rows/s {r.get('peak_rss_bytes', 0) / 2**20:>7.0f} MiB{extra} {check}"
+            f"{(r.get('rows_per_s') or 0):>12.0f} rows/s {(r.get('peak_rss_bytes') or 0) / 2**20:>7.0f} MiB{extra} {check}"
         ).rstrip()
     return f"{r['workload']:<26} {r['system']:<14} {r.get('status')}: {r.get('reason', '')}"
 
@@ -215,9 +234,11 @@ class Runner:
         preset: str,
         record: Callable[[dict], None],
         cdc: dict | None = None,
+        vector: tuple[VectorDir, Path] | None = None,
     ):
         self.cdc = cdc
         self.data = data
+        self.vector = vector  # the vector workload's data and tidelake-vector-bench
         self.tidelake_bin = tidelake_bin
         self.timeouts = timeouts  # seconds per workload, "*" for the rest
         self.preset = preset
@@ -225,6 +246,9 @@ class Runner:
         self.failed: dict[str, str] = {}  # system -> the workload that changed its table and failed this run
 
     def run(self, system: str, workload: str) -> None:
+        if workload == "vector":
+            self.run_vector(system)
+            return
         needed = table_state.READS.get(workload)
         if needed is not None and self.skip_reason(system, workload) is None:
             saved = table_state.saved_states(self.data, system)
@@ -235,6 +259,21 @@ class Runner:
             for step in steps:
                 self.step(system, step)
         self.step(system, workload)
+
+    def run_vector(self, system: str) -> None:
+        """The vector workload: its own data and systems, no table state."""
+        if self.vector is None:
+            return
+        vdata, vector_bin = self.vector
+        names = MEASUREMENTS["vector"]
+        log(f"vector on {system}")
+        if system == "tidelake" and not vector_bin.exists():
+            reason = f"the tidelake-vector-bench binary was not built ({vector_bin} is missing)"
+            records = [{"workload": n, "system": system, "status": "error", "reason": reason} for n in names]
+        else:
+            timeout = self.timeouts.get("vector", self.timeouts["*"])
+            records = run_command(system, names, vector_command(system, vdata, vector_bin), timeout)
+        self.emit_all(records, {})
 
     def skip_reason(self, system: str, workload: str) -> str | None:
         """Why a workload cannot run: a workload that built the table it reads failed."""
@@ -286,12 +325,14 @@ class Runner:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_scale_arguments(parser)
+    add_vector_arguments(parser)
     parser.add_argument("--only", action="append", default=[], help="workload(s) to run, comma-separated")
     parser.add_argument("--systems", help=f"comma-separated, of: {','.join(SYSTEMS)}")
     parser.add_argument("--json", action="store_true", help="print one JSON object per measurement on stdout")
     parser.add_argument("--timeout", type=float, help="seconds per (workload, system) process")
     parser.add_argument("--lookup-budget", type=float, help="seconds of point lookups per system")
     parser.add_argument("--tidelake-bin", type=Path, default=None)
+    parser.add_argument("--tidelake-vector-bin", type=Path, default=None)
     parser.add_argument("--report", action="store_true", help="write bench/RESULTS.md even for a partial run")
     parser.add_argument("--command", default=None, help="the command line to record in the report")
     parser.add_argument("--cdc-rows", type=int, help="cdc: rows of the initial sync")
@@ -301,10 +342,11 @@ def main() -> int:
 
     scale = scale_from_args(args)
     data = ScaleDir(DATA_ROOT / scale.name)
-    systems = args.systems.split(",") if args.systems else list(SYSTEMS)
-    unknown = [s for s in systems if s not in SYSTEMS]
+    systems = args.systems.split(",") if args.systems else list(dict.fromkeys(SYSTEMS + VECTOR_SYSTEMS))
+    known = list(dict.fromkeys(SYSTEMS + VECTOR_SYSTEMS))
+    unknown = [s for s in systems if s not in known]
     if unknown:
-        raise SystemExit(f"unknown system(s) {unknown} (of {', '.join(SYSTEMS)})")
+        raise SystemExit(f"unknown system(s) {unknown} (of {', '.join(known)})")
     only = [w for part in args.only for w in part.split(",") if w]
     workloads = expand_only(only) if only else list(RUN_ORDER)
     timeouts = {"*": args.timeout} if args.timeout else DEFAULT_TIMEOUT.get(args.preset, DEFAULT_TIMEOUT["full"])
@@ -313,14 +355,21 @@ def main() -> int:
         os.environ.get("TIDELAKE_BENCH_BIN", Path.home() / ".cache/tidelake-target/release/tidelake-bench")
     )
 
+    vector_bin = args.tidelake_vector_bin or tidelake_bin.with_name("tidelake-vector-bench")
+    vscale = vector_scale_from_args(args)
+    vdata = vector_dir(vscale)
+
     started = time.time()
     # In a process of its own: the generator holds the whole table in memory,
     # and the driver should stay small while it runs the measurements.
-    generate = [sys.executable, str(BENCH_DIR / "gen_data.py"), "--scale-json", json.dumps(scale.to_json())]
-    if "tpch" not in workloads:
-        generate.append("--skip-tpch")
-    # The cdc workload makes its own source table.
-    if set(workloads) - set(TIDELAKE_ONLY):
+    # The cdc workload makes its own source table, the vector workload its own data.
+    if set(workloads) - set(TIDELAKE_ONLY) - {"vector"}:
+        generate = [sys.executable, str(BENCH_DIR / "gen_data.py"), "--scale-json", json.dumps(scale.to_json())]
+        if "tpch" not in workloads:
+            generate.append("--skip-tpch")
+        subprocess.run(generate, check=True, stdout=subprocess.DEVNULL)
+    if "vector" in workloads:
+        generate = [sys.executable, str(BENCH_DIR / "vector_data.py"), "--scale-json", json.dumps(vscale.to_json())]
         subprocess.run(generate, check=True, stdout=subprocess.DEVNULL)
     cdc = dict(CDC_SIZES.get(args.preset, CDC_SIZES["full"]))
     for key, value in (("rows", args.cdc_rows), ("rate", args.cdc_rate), ("seconds", args.cdc_seconds)):
@@ -335,7 +384,7 @@ def main() -> int:
     with results_path.open("w") as sink:
 
         def record(r: dict) -> None:
-            r["scale"] = scale.name
+            r["scale"] = vscale.name if str(r.get("workload", "")).startswith("vector") else scale.name
             sink.write(json.dumps(r) + "\n")
             sink.flush()
             all_records.append(r)
@@ -344,19 +393,28 @@ def main() -> int:
             else:
                 log(summary_line(r))
 
-        runner = Runner(data, tidelake_bin, timeouts, args.preset, record, cdc)
+        runner = Runner(data, tidelake_bin, timeouts, args.preset, record, cdc, (vdata, vector_bin))
         for workload in workloads:
             for system in systems:
-                runner.run(system, workload)
+                if system in (VECTOR_SYSTEMS if workload == "vector" else SYSTEMS):
+                    runner.run(system, workload)
     log(f"done in {time.time() - started:.0f} s; results in {results_path}")
     full_run = args.preset in ("full", "issue") and not only and not args.systems
-    if full_run or args.report:
+    command = args.command or "bench/run " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    out = BENCH_DIR / "RESULTS.md"
+    if full_run or (args.report and workloads != ["vector"]):
         import report
 
-        command = args.command or "bench/run " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        out = BENCH_DIR / "RESULTS.md"
-        out.write_text(report.render(all_records, scale, command, time.time() - started))
+        out.write_text(report.render(all_records, scale, command, time.time() - started, vscale))
         log(f"wrote {out}")
+    elif workloads == ["vector"] and (args.report or (args.preset in ("full", "issue") and not args.systems)):
+        import report
+
+        # Only the vector section changes; the other workloads' results stay.
+        section = report.render_vector(all_records, vscale, command, time.time() - started)
+        existing = out.read_text() if out.exists() else "# Benchmark results\n"
+        out.write_text(report.splice_vector(existing, section))
+        log(f"wrote the vector section of {out}")
     if not args.json:
         print("\n".join(summary_line(r) for r in all_records))
     return 0

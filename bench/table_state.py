@@ -45,7 +45,7 @@ LEDGER = "table-state.json"
 OLD_LEDGER = "stages.json"
 # Folders of work/<system>/ that are not the orders table: the tables the
 # workloads of the same names make for themselves.
-OWN_TABLES = {"tpch", "stream_job"}
+OWN_TABLES = {"tpch", "stream_job", "doctor"}
 
 State = tuple[str, ...]
 

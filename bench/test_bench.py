@@ -218,6 +218,13 @@ class DriverTest(unittest.TestCase):
         self.assertNotIn("--rate", suite.command_for("tidelake", "scan", data, Path("/bin/tb"), "quick"))
         self.assertIn("stream_job", suite.RUN_ORDER)
 
+    def test_the_doctor_is_a_workload_of_its_own(self):
+        data = ScaleDir(Path("/d"))
+        cmd = suite.command_for("tidelake", "doctor", data, Path("/bin/tb"), "full")
+        self.assertEqual(cmd[cmd.index("--workload") + 1], "doctor")
+        self.assertEqual(suite.expand_only(["doctor"]), ["doctor"])
+        self.assertEqual(suite.RUN_ORDER[-1], "doctor")
+
     def test_a_missing_tidelake_binary_is_reported(self):
         records = suite.run_one("tidelake", "scan", ScaleDir(Path("/nonexistent")), Path("/nonexistent/bin"), 5)
         self.assertEqual([r["workload"] for r in records], ["scan_full", "scan_projection", "scan_filter"])
@@ -270,6 +277,21 @@ class ReportTest(unittest.TestCase):
         self.assertIn("p50 41 ms, p99 95 ms, max 180 ms; 250 sink commits for 300 source commits", text)
         self.assertIn("| deltalake | | | | | | n/a: no continuous SQL jobs |", text)
         self.assertIn("| stream_job | n/a |", text)
+
+    def test_the_doctor_shows_its_warehouse_and_detection_times(self):
+        records = [
+            {"workload": "doctor", "system": "tidelake", "status": "ok", "rows": 10000, "seconds": 1.25,
+             "rows_per_s": 8000.0, "peak_rss_bytes": 2**26, "tables": 100, "files": 10000, "snapshots": 1000,
+             "findings": 0, "detection_ms": {"small-files": 12.5, "orphan-files": "not reported",
+                                             "warehouse_run_s": 1.5, "warehouse_run_missed": ["orphan-files"]}},
+            {"workload": "doctor", "system": "duckdb", "status": "n/a", "reason": "no table metadata"},
+        ]
+        text = report.render(records, MICRO, "bench/run --only doctor", 1.0)
+        self.assertIn("## Operations doctor", text)
+        self.assertIn("100 tables, 10,000 files, 1,000 snapshots, 0 findings", text)
+        self.assertIn("injection to report: small-files 12 ms, orphan-files not reported", text)
+        self.assertIn("whole warehouse with the faults: 1.500 s, **missed orphan-files**", text)
+        self.assertIn("| duckdb | | | | | | n/a: no table metadata |", text)
 
 
 if __name__ == "__main__":

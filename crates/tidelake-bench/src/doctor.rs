@@ -1,7 +1,9 @@
 //! The doctor's workload: a warehouse of 100 append tables (10 buckets,
 //! 10 commits each: 10,000 files and 1,000 snapshots in total), one
-//! `doctor` run over all of it, then each of a few faults injected into a
-//! table of its own and the time until `doctor` on that table reports it.
+//! `doctor` run over all of it (the measurement's seconds), then each of
+//! five faults injected into a table of its own and the time until `doctor`
+//! on that table reports it (`detection_ms`), and one more run over the
+//! whole warehouse, faults included, that must report all of them.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
 use serde_json::{json, Map, Value};
 use tidelake_doctor::Target;
 use tidelake_engine::{
-    Catalog, ColumnSpec, DataType, DataTypeKind, Identifier, RowKind, TableSpec,
+    Catalog, ColumnSpec, DataType, DataTypeKind, Identifier, RowKind, SchemaChange, TableSpec,
 };
 
 use crate::error::{BenchError, Result};
@@ -107,10 +109,12 @@ impl Doctor {
     }
 
     /// Per fault: milliseconds from the end of its injection until a
-    /// `doctor` run on the table reports its rule.
+    /// `doctor` run on the table reports its rule; then one run over the
+    /// whole warehouse (the 100 tables and the faulty ones), which must
+    /// report every fault: its seconds are `detection_warehouse_s`.
     async fn detection(&self, catalog: &Catalog) -> Result<Map<String, Value>> {
         let mut out = Map::new();
-        let faults: [Fault; 3] = [
+        let faults: [Fault; 5] = [
             ("small-files", &[], 12),
             (
                 "write-only-uncompacted",
@@ -127,10 +131,16 @@ impl Doctor {
                 ],
                 8,
             ),
+            ("orphan-files", &[], 2),
+            (
+                "manifest-fragmented",
+                &[("manifest.merge-min-count", "100")],
+                8,
+            ),
         ];
+        catalog.create_database("faults", true).await?;
         for (rule, options, commits) in faults {
             let id = Identifier::new("faults", rule.replace('-', "_"));
-            catalog.create_database("faults", true).await?;
             let mut spec = spec(options);
             if rule == "write-only-uncompacted" {
                 spec.primary_keys = vec!["id".into()];
@@ -138,6 +148,23 @@ impl Doctor {
             catalog.create_table(&id, spec, false).await?;
             for c in 0..commits {
                 commit(catalog, &id, c * 10, 2).await?;
+            }
+            match rule {
+                "orphan-files" => self.plant_orphan(catalog, &id).await?,
+                // Manifests written while writers did not merge them, then
+                // the option that makes them too many.
+                "manifest-fragmented" => {
+                    catalog
+                        .alter_table(
+                            &id,
+                            vec![SchemaChange::SetOption {
+                                key: "manifest.merge-min-count".into(),
+                                value: "4".into(),
+                            }],
+                        )
+                        .await?
+                }
+                _ => {}
             }
             let start = Instant::now();
             let report = tidelake_doctor::diagnose_table(catalog, &id, now_millis())
@@ -153,7 +180,46 @@ impl Doctor {
                 },
             );
         }
+        let start = Instant::now();
+        let report = tidelake_doctor::diagnose(catalog, &Target::Warehouse, now_millis())
+            .await
+            .map_err(|e| BenchError::Input(e.to_string()))?;
+        let seconds = start.elapsed().as_secs_f64();
+        let missed: Vec<&str> = faults
+            .iter()
+            .map(|f| f.0)
+            .filter(|rule| {
+                let table = format!("faults.{}", rule.replace('-', "_"));
+                !report
+                    .findings()
+                    .iter()
+                    .any(|f| f.rule == *rule && f.table == table)
+            })
+            .collect();
+        out.insert(
+            "warehouse_run_s".to_string(),
+            json!((seconds * 1e3).round() / 1e3),
+        );
+        out.insert("warehouse_run_missed".to_string(), json!(missed));
         Ok(out)
+    }
+
+    /// An unreferenced data file in the table's bucket folder, last
+    /// modified in 2020 (past the doctor's one-day margin).
+    async fn plant_orphan(&self, catalog: &Catalog, id: &Identifier) -> Result<()> {
+        let table = catalog.load_table(id).await?;
+        let dir = self.warehouse.join(&table.paths().root).join("bucket-0");
+        std::fs::create_dir_all(&dir).map_err(|e| BenchError::io(dir.display().to_string(), e))?;
+        let path = dir.join("data-orphan-0.parquet");
+        let io = |e| BenchError::io(path.display().to_string(), e);
+        std::fs::write(&path, b"not referenced").map_err(io)?;
+        let file = std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_577_836_800);
+        file.set_modified(old).map_err(io)?;
+        Ok(())
     }
 }
 

@@ -7,7 +7,8 @@
 //! or bucket, the evidence with its threshold, the root cause and the fix.
 //! It scores each table's health (0-100, with sub-scores), applies the
 //! fixes that are safe (`--fix`: compaction, expiration within the table's
-//! own retention, orphan removal past the safety margin) and advises options
+//! own retention, orphan removal past the safety margin, manifest merge)
+//! and advises options
 //! (`advise`).
 //!
 //! It owns the rules, their thresholds (which scale with each table's own

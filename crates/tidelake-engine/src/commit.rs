@@ -16,6 +16,10 @@
 //! So a snapshot only ever references files that were fully written before
 //! it, and a failed or lost commit leaves at most unreferenced files behind.
 //!
+//! A manifest merge ([`Committer::compact_manifests`]) is a commit of its
+//! own with no change: steps 3 to 5 with the latest snapshot's live entries
+//! rewritten into fewer manifests as the base list and an empty delta.
+//!
 //! Exactly-once writers record their position as progress (see
 //! [`crate::progress`]) and commit fenced by it: at step 2 of every attempt,
 //! each snapshot committed since the writer read its position is checked,

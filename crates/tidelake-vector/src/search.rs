@@ -12,8 +12,12 @@
 //! A filter is evaluated before the search, so it restricts the allow-list,
 //! never the results; when few rows pass (or the index returns fewer than k
 //! of them), those rows are measured exactly, so k rows come back whenever
-//! k rows match. Candidates from the index are re-measured from the rows'
-//! own vectors, so every `_distance` is exact.
+//! k rows match. Candidates from quantized indexes are re-measured from the
+//! rows' own vectors; IVF-FLAT measures the rows' own vectors already (in
+//! `f32`), and its winners are re-measured (in `f64`) when the vector column
+//! is among the returned columns, which reads it anyway (or the metric is
+//! not L2). An L2 search that does not return the vector column therefore
+//! reads only the returned columns of its k winners, a few pages each.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
@@ -26,6 +30,7 @@ use futures::TryStreamExt;
 use roaring::RoaringTreemap;
 use tidelake_engine::read::deletion::BucketVectors;
 use tidelake_engine::{ScanPlan, Split, Table};
+use tidelake_format::deletion_vector::DeletionVector;
 use tidelake_format::manifest::DataFileMeta;
 
 use crate::error::{Result, VectorError};
@@ -362,6 +367,13 @@ async fn search_split(
 enum Positions {
     /// Every row of the file (`n` rows).
     All(u64),
+    /// Every row of the file (`rows`) but those its deletion vector marks:
+    /// kept as the vector, as listing a large file's live rows at every
+    /// search costs more than the search.
+    Live {
+        rows: u64,
+        deleted: Arc<DeletionVector>,
+    },
     /// These rows, ascending.
     Some(Vec<u64>),
 }
@@ -370,6 +382,10 @@ impl Positions {
     fn len(&self) -> u64 {
         match self {
             Positions::All(n) => *n,
+            Positions::Live { rows, deleted } => {
+                let rows = *rows;
+                rows - deleted.iter().take_while(|p| *p < rows).count() as u64
+            }
             Positions::Some(p) => p.len() as u64,
         }
     }
@@ -380,7 +396,25 @@ impl Positions {
             Positions::All(n) => {
                 allowed.insert_range(offset..offset + n);
             }
+            Positions::Live { rows, deleted } => {
+                let rows = *rows;
+                allowed.insert_range(offset..offset + rows);
+                for p in deleted.iter().take_while(|p| *p < rows) {
+                    allowed.remove(offset + p);
+                }
+            }
             Positions::Some(p) => allowed.extend(p.iter().map(|x| offset + x)),
+        }
+    }
+
+    /// The rows as a list (`None`: every row of the file).
+    fn listed(&self) -> Option<std::borrow::Cow<'_, [u64]>> {
+        match self {
+            Positions::All(_) => None,
+            Positions::Live { rows, deleted } => Some(std::borrow::Cow::Owned(
+                (0..*rows).filter(|p| !deleted.is_deleted(*p)).collect(),
+            )),
+            Positions::Some(p) => Some(std::borrow::Cow::Borrowed(p.as_slice())),
         }
     }
 }
@@ -396,7 +430,10 @@ async fn allowed_positions(
     let Some(filter) = &t.req.filter else {
         return Ok(match deleted {
             None => Positions::All(rows),
-            Some(d) => Positions::Some((0..rows).filter(|p| !d.is_deleted(*p)).collect()),
+            Some(d) => Positions::Live {
+                rows,
+                deleted: d.clone(),
+            },
         });
     };
     let batches = t
@@ -436,10 +473,8 @@ async fn measure(
     if positions.len() == 0 {
         return Ok(());
     }
-    let listed = match positions {
-        Positions::All(_) => None,
-        Positions::Some(p) => Some(p.as_slice()),
-    };
+    let listed = positions.listed();
+    let listed = listed.as_deref();
     let batches = t
         .table
         .read_file_columns(
@@ -617,6 +652,10 @@ async fn materialize(
             wanted.entry((*split, file.clone())).or_default().push(*pos);
         }
     }
+    // The vector column is read (and the winners re-measured in f64) when it
+    // is returned anyway, or when the index's distances may follow another
+    // convention than ours (only L2 is known to be ours, squared).
+    let vectors_returned = names.contains(&t.req.column) || t.metric != Metric::L2;
     let mut fetched: HashMap<(usize, String, u64), RecordBatch> = HashMap::new();
     for ((split_index, name), mut positions) in wanted {
         positions.sort_unstable();
@@ -628,7 +667,9 @@ async fn materialize(
             .find(|f| f.file_name == name)
             .ok_or_else(|| VectorError::Internal(format!("file {name} vanished")))?;
         let mut columns = names.clone();
-        columns.push(t.req.column.clone());
+        if vectors_returned {
+            columns.push(t.req.column.clone());
+        }
         let batches = t
             .table
             .read_file_columns(
@@ -649,7 +690,7 @@ async fn materialize(
     }
     // Every winner's distance from its row's own vector.
     let mut winners = winners;
-    for c in &mut winners {
+    for c in winners.iter_mut().filter(|_| vectors_returned) {
         if let RowRef::File { split, file, pos } = &c.row {
             if let Some(b) = fetched.get(&(*split, file.clone(), *pos)) {
                 let vectors = Vectors::new(b.column(names.len()), t.dimension)?;

@@ -18,7 +18,7 @@ Examples:
   tidelake doctor db.orders --format json
   tidelake doctor --explain small-files   (what a rule checks; --explain list: all rules)
   tidelake doctor --fix --dry-run db      (what --fix would do)
-  tidelake doctor --fix db.orders         (compaction, expiration, orphan removal only)
+  tidelake doctor --fix db.orders         (compaction, expiration, orphan removal, manifest merge)
   tidelake advise db.orders               (option advice)
 From SQL: SELECT * FROM sys.doctor; SELECT * FROM db.\"orders$health\";
 Rules, thresholds and the score formula: docs/doctor.md.";
@@ -42,7 +42,8 @@ pub struct DoctorArgs {
     #[arg(long, value_name = "RULE")]
     explain: Option<String>,
     /// Apply the safe fixes (compaction, expiration within the table's
-    /// retention, orphan removal past one day); others stay advice
+    /// retention, orphan removal past one day, manifest merge); others stay
+    /// advice
     #[arg(long)]
     fix: bool,
     /// With --fix: print what would be done, change nothing

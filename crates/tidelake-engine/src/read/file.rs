@@ -15,7 +15,7 @@ use parquet::arrow::arrow_reader::{ArrowReaderOptions, RowSelection};
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
 use parquet::arrow::ProjectionMask;
 use parquet::errors::ParquetError;
-use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
 use tidelake_format::deletion_vector::DeletionVector;
 use tidelake_format::manifest::DataFileMeta;
 use tidelake_format::types::DataField;
@@ -145,7 +145,15 @@ async fn open_data_file(
     };
     crate::counters::opened_file();
     let reader = StoreFileReader::new(table.store.clone(), path.to_string(), file.file_size as u64);
-    let builder = ParquetRecordBatchStreamBuilder::new(reader)
+    // Reads of a few rows (lookups, vector search winners) load the offset
+    // index, so that only the pages holding those rows are fetched and
+    // decoded instead of whole column chunks (a row group of vectors is
+    // over 100 MB). Full reads skip it: they need every page anyway.
+    let options = match rows {
+        Some(_) => ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional),
+        None => ArrowReaderOptions::new(),
+    };
+    let builder = ParquetRecordBatchStreamBuilder::new_with_options(reader, options)
         .await
         .map_err(pq_err)?;
     let file_arrow = builder.schema().clone();
@@ -309,7 +317,7 @@ impl AsyncFileReader for StoreFileReader {
 
     fn get_metadata<'a>(
         &'a mut self,
-        _options: Option<&'a ArrowReaderOptions>,
+        options: Option<&'a ArrowReaderOptions>,
     ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
         async move {
             let size = self.size;
@@ -327,6 +335,11 @@ impl AsyncFileReader for StoreFileReader {
             }
             let size = self.size;
             let mut reader = ParquetMetaDataReader::new().with_prefetch_hint(Some(FOOTER_PREFETCH));
+            if let Some(options) = options {
+                reader = reader
+                    .with_column_index_policy(options.column_index_policy())
+                    .with_offset_index_policy(options.offset_index_policy());
+            }
             reader.try_load(&mut *self, size).await?;
             Ok(Arc::new(reader.finish()?))
         }

@@ -1,7 +1,8 @@
 //! Workers end to end: `tidelake serve` processes sharing the jobs declared
-//! with `CREATE JOB` in one local-disk warehouse.
+//! with `CREATE JOB` in one warehouse, on local disk and on S3 (the
+//! loopback moto server).
 //!
-//! - Three workers run six jobs while a writer commits to the source; one
+//! - Three workers run ten jobs while a writer commits to the source; one
 //!   worker, chosen by the seed, is SIGKILLed after a seeded number of
 //!   rounds. The other two take its jobs over (after the lease TTL), and at
 //!   the end every sink equals its query run in batch: nothing lost, nothing
@@ -14,8 +15,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use tidelake_testkit::moto::{MotoServer, BUCKET};
 use tidelake_testkit::process::Spawned;
 use tidelake_testkit::rng::{seed, Rng};
 use tidelake_testkit::warehouse::KeptOnFailure;
@@ -24,63 +27,127 @@ use crate::TIDELAKE;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 const SEED_VAR: &str = "TIDELAKE_WORKERS_SEED";
+/// Jobs per run: with one of three workers killed, the two left hold them
+/// all in their slots.
+const JOBS: usize = 10;
+const SLOTS: &str = "5";
 
-fn sql(warehouse: &Path, statements: &[&str]) {
-    TIDELAKE.sql(warehouse, statements, &[]);
+/// The warehouse the workers share: a local folder, or a prefix of a bucket
+/// on the loopback S3 server (configured through the `AWS_*` environment of
+/// every process, as a deployment would). Lease journals stay local.
+struct Lake {
+    uri: String,
+    env: Vec<(&'static str, String)>,
+    /// How often workers look for new jobs: S3 listings cost more.
+    poll: &'static str,
+    _moto: Option<MotoServer>,
 }
 
-fn query(warehouse: &Path, q: &str) -> Vec<String> {
-    TIDELAKE.query_csv(warehouse, q)
-}
+impl Lake {
+    fn local(dir: &Path) -> Lake {
+        Lake {
+            uri: dir.display().to_string(),
+            env: Vec::new(),
+            poll: "50ms",
+            _moto: None,
+        }
+    }
 
-/// A worker: `tidelake serve` on free ports, journaling its leases.
-fn worker(warehouse: &Path, id: &str, journal: &Path, extra: &[&str]) -> Spawned {
-    let mut command = TIDELAKE.command(warehouse);
-    command
-        .args(["serve", "--pg", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-        .args([
-            "--worker-id",
-            id,
-            "--worker-slots",
-            "4",
-            "--lease-ttl",
-            "3s",
-        ])
-        .args(["--job-poll-interval", "50ms"])
-        .arg("--lease-journal")
-        .arg(journal)
-        .args(extra);
-    let mut child = Spawned::start(&mut command);
-    child.expect_stdout("worker: ", TIMEOUT);
-    child
+    fn s3(moto: MotoServer) -> Lake {
+        let env = vec![
+            (
+                "AWS_ENDPOINT_URL",
+                format!("http://127.0.0.1:{}", moto.port),
+            ),
+            ("AWS_ALLOW_HTTP", "true".to_string()),
+            ("AWS_ACCESS_KEY_ID", "test".to_string()),
+            ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+            ("AWS_REGION", "us-east-1".to_string()),
+        ];
+        Lake {
+            uri: format!("s3://{BUCKET}/lake"),
+            env,
+            poll: "250ms",
+            _moto: Some(moto),
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut command = TIDELAKE.bare();
+        command.arg("--warehouse").arg(&self.uri);
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
+        command
+    }
+
+    fn sql(&self, statements: &[&str]) {
+        let mut command = self.command();
+        command.arg("sql");
+        for statement in statements {
+            command.arg("-e").arg(statement);
+        }
+        let done = TIDELAKE.run(&mut command, "");
+        assert!(
+            done.status.success(),
+            "tidelake failed ({}) on:\n  {}\nstderr:\n{}",
+            done.status,
+            statements.join("\n  "),
+            done.stderr
+        );
+    }
+
+    /// The rows of a query as sorted CSV lines, without the header.
+    fn query(&self, q: &str) -> Vec<String> {
+        let mut command = self.command();
+        command.args(["sql", "--format", "csv", "-e", q]);
+        let done = TIDELAKE.run(&mut command, "");
+        assert!(done.status.success(), "{q}: {}", done.stderr);
+        let mut rows: Vec<String> = done.stdout.lines().skip(1).map(str::to_string).collect();
+        rows.sort();
+        rows
+    }
+
+    /// A worker: `tidelake serve` on free ports, journaling its leases.
+    fn worker(&self, id: &str, journal: &Path, extra: &[&str]) -> Spawned {
+        let mut command = self.command();
+        command
+            .args(["serve", "--pg", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args(["--worker-id", id, "--worker-slots", SLOTS])
+            .args(["--lease-ttl", "3s", "--job-poll-interval", self.poll])
+            .arg("--lease-journal")
+            .arg(journal)
+            .args(extra);
+        let mut child = Spawned::start(&mut command);
+        child.expect_stdout("worker: ", TIMEOUT);
+        child
+    }
 }
 
 /// The jobs: (name, statement, sink query, batch query).
 fn jobs() -> Vec<(String, String, String, String)> {
     let mut out = Vec::new();
-    for i in 0..3 {
+    for i in 0..JOBS / 2 {
         out.push((
             format!("agg{i}"),
-            format!("INSERT INTO db.agg{i} SELECT k, count(*), sum(v) FROM db.src WHERE v % 3 = {i} GROUP BY k"),
+            format!("INSERT INTO db.agg{i} SELECT k, count(*), sum(v) FROM db.src WHERE v % 5 = {i} GROUP BY k"),
             format!("SELECT k, n, s FROM db.agg{i}"),
-            format!("SELECT k, count(*), sum(v) FROM db.src WHERE v % 3 = {i} GROUP BY k"),
+            format!("SELECT k, count(*), sum(v) FROM db.src WHERE v % 5 = {i} GROUP BY k"),
         ));
         out.push((
             format!("copy{i}"),
-            format!("INSERT INTO db.copy{i} SELECT id, k, v * 10 FROM db.src WHERE v % 3 = {i}"),
+            format!("INSERT INTO db.copy{i} SELECT id, k, v * 10 FROM db.src WHERE v % 5 = {i}"),
             format!("SELECT id, k, v FROM db.copy{i}"),
-            format!("SELECT id, k, v * 10 FROM db.src WHERE v % 3 = {i}"),
+            format!("SELECT id, k, v * 10 FROM db.src WHERE v % 5 = {i}"),
         ));
     }
     out
 }
 
-fn create_tables(warehouse: &Path) {
+fn create_tables(lake: &Lake) {
     let mut statements = vec![
         "CREATE DATABASE db".to_string(),
         "CREATE TABLE db.src (id BIGINT, k STRING, v BIGINT)".to_string(),
     ];
-    for i in 0..3 {
+    for i in 0..JOBS / 2 {
         statements.push(format!(
             "CREATE TABLE db.agg{i} (k STRING NOT NULL, n BIGINT, s BIGINT, PRIMARY KEY (k) NOT ENFORCED) \
              WITH ('bucket' = '1', 'merge-engine' = 'aggregation', \
@@ -92,15 +159,15 @@ fn create_tables(warehouse: &Path) {
         ));
     }
     let refs: Vec<&str> = statements.iter().map(String::as_str).collect();
-    sql(warehouse, &refs);
+    lake.sql(&refs);
 }
 
 /// Waits until every job's sink equals its batch query.
-fn sinks_converge(warehouse: &Path, workers: &mut [Option<Spawned>]) {
+fn sinks_converge(lake: &Lake, workers: &mut [Option<Spawned>]) {
     let deadline = Instant::now() + TIMEOUT;
     for (name, _, sink, batch) in jobs() {
         loop {
-            let (got, want) = (query(warehouse, &sink), query(warehouse, &batch));
+            let (got, want) = (lake.query(&sink), lake.query(&batch));
             if got == want {
                 break;
             }
@@ -108,10 +175,7 @@ fn sinks_converge(warehouse: &Path, workers: &mut [Option<Spawned>]) {
                 let logs: Vec<String> = workers.iter_mut().flatten().map(|w| w.stderr()).collect();
                 panic!(
                     "job {name}: sink {got:?} != batch {want:?}\njobs: {:?}\nworker logs:\n{}",
-                    query(
-                        warehouse,
-                        "SELECT name, state, owner, lag, last_error FROM sys.jobs"
-                    ),
+                    lake.query("SELECT name, state, owner, lag, last_error FROM sys.jobs"),
                     logs.join("\n---\n")
                 );
             }
@@ -188,16 +252,35 @@ fn leases_never_overlap(journals: &[PathBuf]) -> usize {
 #[test]
 fn three_workers_run_jobs_and_a_killed_ones_jobs_move_on() {
     let dir = KeptOnFailure::new("workers");
-    let w = dir.path();
-    let seed = seed("three_workers_run_jobs", SEED_VAR);
+    three_workers_with_a_kill(
+        &Lake::local(dir.path()),
+        dir.path(),
+        "three_workers_run_jobs",
+    );
+}
+
+#[test]
+fn three_workers_on_s3_run_jobs_and_a_killed_ones_jobs_move_on() {
+    let Some(moto) = MotoServer::start_or_skip() else {
+        return;
+    };
+    let dir = KeptOnFailure::new("workers-s3");
+    three_workers_with_a_kill(&Lake::s3(moto), dir.path(), "three_workers_on_s3");
+}
+
+/// Three workers on `lake` run the jobs while rows arrive; a seeded one is
+/// killed; the sinks converge and leases never overlap. Journals go to
+/// `local`.
+fn three_workers_with_a_kill(lake: &Lake, local: &Path, seed_name: &str) {
+    let seed = seed(seed_name, SEED_VAR);
     let mut rng = Rng::new(seed);
-    create_tables(w);
+    create_tables(lake);
     for (name, statement, _, _) in jobs() {
-        sql(w, &[&format!("CREATE JOB {name} AS {statement}")]);
+        lake.sql(&[&format!("CREATE JOB {name} AS {statement}")]);
     }
-    let journals: Vec<PathBuf> = (0..3).map(|i| w.join(format!("journal-{i}"))).collect();
+    let journals: Vec<PathBuf> = (0..3).map(|i| local.join(format!("journal-{i}"))).collect();
     let mut workers: Vec<Option<Spawned>> = (0..3)
-        .map(|i| Some(worker(w, &format!("w{i}"), &journals[i], &[])))
+        .map(|i| Some(lake.worker(&format!("w{i}"), &journals[i], &[])))
         .collect();
     let rounds = 8;
     let kill_after = rng.range(1, rounds - 2);
@@ -210,10 +293,7 @@ fn three_workers_run_jobs_and_a_killed_ones_jobs_move_on() {
                 format!("({id}, 'k{}', {})", rng.below(4), rng.below(100))
             })
             .collect();
-        sql(
-            w,
-            &[&format!("INSERT INTO db.src VALUES {}", rows.join(", "))],
-        );
+        lake.sql(&[&format!("INSERT INTO db.src VALUES {}", rows.join(", "))]);
         if round == kill_after {
             if let Some(mut killed) = workers[victim].take() {
                 eprintln!("round {round}: SIGKILL worker w{victim}");
@@ -222,12 +302,9 @@ fn three_workers_run_jobs_and_a_killed_ones_jobs_move_on() {
         }
         std::thread::sleep(Duration::from_millis(rng.range(50, 600)));
     }
-    sinks_converge(w, &mut workers);
+    sinks_converge(lake, &mut workers);
     // Every job runs on a survivor.
-    let owners = query(
-        w,
-        "SELECT DISTINCT owner FROM sys.jobs WHERE state = 'RUNNING'",
-    );
+    let owners = lake.query("SELECT DISTINCT owner FROM sys.jobs WHERE state = 'RUNNING'");
     assert!(
         !owners.is_empty() && owners.iter().all(|o| o != &format!("w{victim}")),
         "owners after the kill: {owners:?}"
@@ -247,27 +324,24 @@ fn three_workers_run_jobs_and_a_killed_ones_jobs_move_on() {
 #[test]
 fn an_idle_worker_exits_and_a_new_one_picks_up_pending_work() {
     let dir = KeptOnFailure::new("idle-worker");
-    let w = dir.path();
-    let journal = w.join("journal");
-    let mut idle = worker(w, "idle", &journal, &["--idle-exit", "1s"]);
+    let lake = Lake::local(dir.path());
+    let journal = dir.path().join("journal");
+    let mut idle = lake.worker("idle", &journal, &["--idle-exit", "1s"]);
     let status = idle.wait_exit(TIMEOUT).expect("the idle worker exits");
     assert!(status.success(), "stderr: {}", idle.stderr());
     assert!(idle.stdout().contains("idle for"), "{}", idle.stdout());
 
-    create_tables(w);
+    create_tables(&lake);
     let (name, statement, sink, batch) = jobs().remove(0);
-    sql(w, &[&format!("CREATE JOB {name} AS {statement}")]);
-    sql(
-        w,
-        &["INSERT INTO db.src VALUES (1, 'a', 3), (2, 'a', 6), (3, 'b', 9)"],
-    );
+    lake.sql(&[&format!("CREATE JOB {name} AS {statement}")]);
+    lake.sql(&["INSERT INTO db.src VALUES (1, 'a', 3), (2, 'a', 6), (3, 'b', 9)"]);
     assert_eq!(
-        query(w, "SELECT name, state FROM sys.jobs"),
+        lake.query("SELECT name, state FROM sys.jobs"),
         [format!("{name},PENDING")]
     );
-    let mut fresh = worker(w, "fresh", &journal, &["--idle-exit", "1s"]);
+    let mut fresh = lake.worker("fresh", &journal, &["--idle-exit", "1s"]);
     let deadline = Instant::now() + TIMEOUT;
-    while query(w, &sink) != query(w, &batch) {
+    while lake.query(&sink) != lake.query(&batch) {
         assert!(
             Instant::now() < deadline,
             "the new worker did not run the job: {}",
