@@ -48,6 +48,14 @@ SECTIONS = [
         "holding it), and one UPDATE of every row in a single transaction. The peers have no such command.",
     ),
     (
+        "Workers (`tidelake serve` sharing continuous jobs)",
+        [f"workers_scale_{n}" for n in (1, 2, 3)] + ["workers_takeover", "workers_cold_start", "workers_idle_rss"],
+        "Ten filter/aggregate jobs (one source table each) declared with `CREATE JOB`, run by 1, 2 and 3 release "
+        "`tidelake serve` workers on one local warehouse while a writer commits 1,000 changes/s to each source "
+        "over the PostgreSQL wire; a SIGKILL of the busiest of two workers; a cold start; an idle worker. All "
+        "processes share this machine's 2 cores, so more workers add no CPU here. The peers have no job service.",
+    ),
+    (
         "Operations doctor",
         ["doctor"],
         "`doctor` over a warehouse of 100 append tables (10 buckets, 10 commits each: 10,000 files and 1,000 "
@@ -164,6 +172,23 @@ def details(r: dict) -> str:
             note = f"whole warehouse with the faults: {whole:.3f} s"
             note += f", **missed {', '.join(missed)}**" if missed else ", all reported"
             parts.append(note)
+    if "lag_p50_snapshots" in r:
+        parts.append(
+            f"{r['workers']} worker(s), {r['jobs']} jobs at {r['rate_per_job']:,} changes/s each: lag p50 "
+            f"{r['lag_p50_snapshots']} max {r['lag_max_snapshots']} source snapshots in the last third "
+            f"(p50 {r['lag_first_third_p50']} in the first), drained {r['drain_seconds']:.1f} s after the writers stopped"
+        )
+    if "caught_up_seconds" in r:
+        parts.append(
+            f"seconds from the SIGKILL until the victim's {r['jobs_moved']} jobs ran on the survivor (lease TTL "
+            f"{r['lease_ttl']}); their lag back to its level before the kill after {r['caught_up_seconds']} s"
+        )
+    if "job_seconds" in r:
+        parts.append(f"seconds from the spawn to a query's result; a new worker's first job commit after {r['job_seconds']:.2f} s")
+    if r.get("workload") == "workers_idle_rss" and "rss_bytes" in r:
+        parts.append(f"RSS {human_bytes(r['rss_bytes'])} after 5 s with nothing to do")
+    if "writer_errors" in r and r["writer_errors"]:
+        parts.append("writer errors: " + "; ".join(r["writer_errors"]).replace("|", "/"))
     if "load_seconds" in r:
         parts.append(f"load {r['load_seconds']:.1f} s")
     for key, verb in (("table_read", "read"), ("table_written", "left")):

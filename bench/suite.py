@@ -26,21 +26,26 @@ from gen_data import add_scale_arguments, scale_from_args
 from vector_data import VectorDir, add_vector_arguments, vector_dir, vector_scale_from_args
 
 # Workloads as the driver runs them; `compact` brings its scans along.
-# `stream_job`, `cdc` and `doctor` are Tidelake's alone (peers report n/a).
-RUN_ORDER = ["ingest", "upsert", "scan", "lookup", "compact", "scan_compacted", "tpch", "stream_job", "cdc", "vector", "doctor"]
+# `stream_job`, `cdc`, `workers` and `doctor` are Tidelake's alone (peers report n/a).
+RUN_ORDER = [
+    "ingest", "upsert", "scan", "lookup", "compact", "scan_compacted", "tpch", "stream_job", "cdc", "workers", "vector",
+    "doctor",
+]
 MEASUREMENTS = {
     "scan": ["scan_full", "scan_projection", "scan_filter"],
     "scan_compacted": ["scan_full_compacted", "scan_projection_compacted", "scan_filter_compacted"],
     "cdc": [f"cdc_{source}_{phase}" for source in ("postgres", "mariadb") for phase in ("snapshot", "stream", "large_txn")],
     "vector": ["vector_build", "vector_search", "vector_filter", "vector_churn"],
+    "workers": [f"workers_scale_{n}" for n in (1, 2, 3)]
+    + ["workers_takeover", "workers_cold_start", "workers_idle_rss"],
 }
 # Seconds per (workload, system) process. A full run stays near 30 minutes on
 # 2 cores only because the slowest peers' upserts are cut short: the record
 # then says how many commits finished and at what speed.
 DEFAULT_TIMEOUT = {
-    "full": {"ingest": 600, "upsert": 300, "tpch": 600, "cdc": 900, "vector": 900, "*": 300},
-    "issue": {"ingest": 900, "upsert": 600, "tpch": 600, "cdc": 1800, "vector": 900, "*": 600},
-    "quick": {"vector": 300, "*": 180},
+    "full": {"ingest": 600, "upsert": 300, "tpch": 600, "cdc": 900, "vector": 900, "workers": 900, "*": 300},
+    "issue": {"ingest": 900, "upsert": 600, "tpch": 600, "cdc": 1800, "vector": 900, "workers": 1200, "*": 600},
+    "quick": {"vector": 300, "workers": 400, "*": 180},
     "tiny": {"*": 120},
 }
 # Seconds of point lookups per system (all keys, or fewer when the budget runs out).
@@ -58,8 +63,22 @@ CDC_SIZES = {
     "quick": {"rows": 100_000, "rate": 1_000, "seconds": 20},
     "tiny": {"rows": 20_000, "rate": 500, "seconds": 5},
 }
+# The workers workload (bench/workers.py): jobs (one source table each),
+# changes per second per source and seconds per configuration (the issue's:
+# ten jobs at 1,000 changes/s each).
+WORKERS_SIZES = {
+    "full": {"jobs": 10, "rate": 1_000, "seconds": 30},
+    "issue": {"jobs": 10, "rate": 1_000, "seconds": 60},
+    "quick": {"jobs": 10, "rate": 200, "seconds": 10},
+    "tiny": {"jobs": 4, "rate": 100, "seconds": 5},
+}
 # Workloads only Tidelake runs: the peers have no such command.
-TIDELAKE_ONLY = {"cdc": "needs Flink CDC or Debezium and a Flink/Spark job; not a library call"}
+TIDELAKE_ONLY = {
+    "cdc": "needs Flink CDC or Debezium and a Flink/Spark job; not a library call",
+    "workers": "the peers are libraries with no job service",
+}
+# Workloads that drive the `tidelake` command built next to tidelake-bench.
+NEEDS_TIDELAKE_COMMAND = ("cdc", "workers")
 
 
 def log(message: str) -> None:
@@ -99,6 +118,13 @@ def command_for(
 ) -> list[str]:
     if workload == "cdc":
         return cdc_command(data, tidelake_bin, cdc or CDC_SIZES.get(preset, CDC_SIZES["full"]))
+    if workload == "workers":
+        sizes = WORKERS_SIZES.get(preset, WORKERS_SIZES["full"])
+        return [
+            sys.executable, str(BENCH_DIR / "workers.py"), "--tidelake", str(tidelake_bin.parent / "tidelake"),
+            "--work", str(data.root / "work" / "workers"),
+            *(arg for key in ("jobs", "rate", "seconds") for arg in (f"--{key}", str(sizes[key]))),
+        ]
     if system == "tidelake":
         cmd = [str(tidelake_bin), "--data", str(data.root), "--workload", workload.replace("_", "-")]
         if workload == "tpch":
@@ -126,7 +152,7 @@ def run_one(
     if system == "tidelake" and not tidelake_bin.exists():
         reason = f"the {tidelake_bin.name} binary was not built ({tidelake_bin} is missing)"
         return [{"workload": n, "system": system, "status": "error", "reason": reason} for n in names]
-    if workload == "cdc" and not (tidelake_bin.parent / "tidelake").exists():
+    if workload in NEEDS_TIDELAKE_COMMAND and not (tidelake_bin.parent / "tidelake").exists():
         reason = f"the tidelake binary was not built ({tidelake_bin.parent / 'tidelake'} is missing)"
         return [{"workload": n, "system": system, "status": "error", "reason": reason} for n in names]
     return run_command(system, names, command_for(system, workload, data, tidelake_bin, preset, cdc), timeout)
@@ -205,6 +231,15 @@ def summary_line(r: dict) -> str:
             extra = f" {r['ratio_to_copy']}x of the server client's read ({r['reference_rows_per_s']:.0f} rows/s)"
         elif "rss_max_bytes" in r:
             extra = f" RSS max {r['rss_max_bytes'] / 2**20:.0f} MiB while it was applied"
+        elif "lag_p50_snapshots" in r:
+            extra = (
+                f" {r['workers']} worker(s): lag p50 {r['lag_p50_snapshots']} max {r['lag_max_snapshots']} snapshots,"
+                f" drained in {r['drain_seconds']} s"
+            )
+        elif "caught_up_seconds" in r:
+            extra = f" {r['jobs_moved']} jobs moved (lease TTL {r['lease_ttl']}), caught up after {r['caught_up_seconds']} s"
+        elif "job_seconds" in r:
+            extra = f" first job commit after {r['job_seconds']} s"
         elif "recall_at_10" in r:
             extra = f" {r.get('width_name')}={r.get('width')} recall@10 {r['recall_at_10']:.4f}"
             if "selectivity" in r:
@@ -362,7 +397,7 @@ def main() -> int:
     started = time.time()
     # In a process of its own: the generator holds the whole table in memory,
     # and the driver should stay small while it runs the measurements.
-    # The cdc workload makes its own source table, the vector workload its own data.
+    # The cdc and workers workloads make their own tables, the vector workload its own data.
     if set(workloads) - set(TIDELAKE_ONLY) - {"vector"}:
         generate = [sys.executable, str(BENCH_DIR / "gen_data.py"), "--scale-json", json.dumps(scale.to_json())]
         if "tpch" not in workloads:

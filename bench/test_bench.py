@@ -208,6 +208,19 @@ class DriverTest(unittest.TestCase):
         self.assertEqual({r["status"] for r in records}, {"n/a"})
         self.assertEqual(len(records), 6)
 
+    def test_workers_drive_the_tidelake_binary_at_the_issue_rate_and_are_not_applicable_to_peers(self):
+        data = ScaleDir(Path("/d"))
+        cmd = suite.command_for("tidelake", "workers", data, Path("/t/release/tidelake-bench"), "full")
+        self.assertTrue(cmd[1].endswith("workers.py"))
+        self.assertEqual(cmd[cmd.index("--tidelake") + 1], "/t/release/tidelake")
+        self.assertEqual(cmd[cmd.index("--jobs") + 1], "10")
+        self.assertEqual(cmd[cmd.index("--rate") + 1], "1000")
+        records = suite.run_one("duckdb", "workers", data, Path("/none"), timeout=1)
+        self.assertEqual({r["status"] for r in records}, {"n/a"})
+        self.assertEqual(len(records), 6)
+        missing = suite.run_one("tidelake", "workers", data, Path("/none/tidelake-bench"), timeout=1)
+        self.assertEqual({r["status"] for r in missing}, {"error"})
+
     def test_the_stream_job_runs_at_the_issue_rate_for_the_preset(self):
         data = ScaleDir(Path("/d"))
         quick = suite.command_for("tidelake", "stream_job", data, Path("/bin/tb"), "quick")
