@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use futures::{StreamExt, TryStreamExt};
 use tidelake_engine::introspect::{manifest_store, CommitKind};
 use tidelake_engine::manifests::{self, MAX_ENTRIES_PER_MANIFEST};
 use tidelake_engine::options::TableOptions;
@@ -273,34 +274,44 @@ fn bucket_facts(split: &tidelake_engine::Split) -> BucketFacts {
     }
 }
 
+/// Snapshot files read at once (each is one small JSON file).
+const SNAPSHOTS_AT_ONCE: usize = 16;
+
 async fn read_snapshots(table: &Table) -> tidelake_engine::Result<Vec<SnapshotFacts>> {
-    let mut out = Vec::new();
-    for id in table.snapshots().list_snapshot_ids().await? {
-        let Some(s) = table.snapshots().snapshot(id).await? else {
-            continue;
-        };
-        let properties = s.properties.clone().unwrap_or_default();
-        let retries = properties
-            .get(RETRIES_PROPERTY)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-        let partitions = if retries > 0 {
-            delta_partitions(table, &s).await?
-        } else {
-            Vec::new()
-        };
-        out.push(SnapshotFacts {
-            id,
-            time_millis: s.time_millis,
-            kind: s.commit_kind,
-            delta_records: s.delta_record_count.unwrap_or(0),
-            changelog_records: s.changelog_record_count.unwrap_or(0),
-            retries,
-            properties,
-            partitions,
-        });
-    }
-    Ok(out)
+    let ids = table.snapshots().list_snapshot_ids().await?;
+    let read: Vec<Option<SnapshotFacts>> = futures::stream::iter(ids)
+        .map(|id| snapshot_facts(table, id))
+        .buffered(SNAPSHOTS_AT_ONCE)
+        .try_collect()
+        .await?;
+    Ok(read.into_iter().flatten().collect())
+}
+
+/// One snapshot's facts; None when it expired meanwhile.
+async fn snapshot_facts(table: &Table, id: i64) -> tidelake_engine::Result<Option<SnapshotFacts>> {
+    let Some(s) = table.snapshots().snapshot(id).await? else {
+        return Ok(None);
+    };
+    let properties = s.properties.clone().unwrap_or_default();
+    let retries = properties
+        .get(RETRIES_PROPERTY)
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    let partitions = if retries > 0 {
+        delta_partitions(table, &s).await?
+    } else {
+        Vec::new()
+    };
+    Ok(Some(SnapshotFacts {
+        id,
+        time_millis: s.time_millis,
+        kind: s.commit_kind,
+        delta_records: s.delta_record_count.unwrap_or(0),
+        changelog_records: s.changelog_record_count.unwrap_or(0),
+        retries,
+        properties,
+        partitions,
+    }))
 }
 
 /// The partitions (as paths) a snapshot's delta wrote.
