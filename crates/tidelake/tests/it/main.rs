@@ -21,6 +21,7 @@ mod serve_access;
 mod serve_clients;
 mod serve_group_commit;
 mod serve_metrics;
+mod serve_tls;
 mod shell;
 mod stream_cli;
 mod stream_jobs;
