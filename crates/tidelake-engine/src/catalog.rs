@@ -15,6 +15,7 @@ use crate::evolution;
 pub use crate::evolution::ColumnPosition;
 use crate::kv::TablePaths;
 use crate::options::TableOptions;
+use crate::queue::CommitQueues;
 use crate::snapshots::SnapshotReader;
 pub use crate::table::{is_valid_name, Identifier};
 use crate::table::{validate_name, Hooks, Table, TableHooks};
@@ -105,6 +106,8 @@ const IMMUTABLE_OPTIONS: &[&str] = &[
 pub struct Catalog {
     store: WarehouseStore,
     hooks: Hooks,
+    /// Shared by every table handle the catalog loads (group commit).
+    queues: Arc<CommitQueues>,
 }
 
 impl Catalog {
@@ -113,6 +116,7 @@ impl Catalog {
         Ok(Catalog {
             store: WarehouseStore::open(uri).await?,
             hooks: Hooks::default(),
+            queues: Arc::default(),
         })
     }
 
@@ -120,6 +124,7 @@ impl Catalog {
         Catalog {
             store,
             hooks: Hooks::default(),
+            queues: Arc::default(),
         }
     }
 
@@ -434,7 +439,8 @@ impl Catalog {
             .await?
             .ok_or_else(|| EngineError::TableNotFound(id.to_string()))?;
         Ok(Table::new(self.store.clone(), id.clone(), reader, schema)?
-            .with_hooks(self.hooks.clone()))
+            .with_hooks(self.hooks.clone())
+            .with_commit_queues(self.queues.clone()))
     }
 
     /// A branch of a table (Paimon's `t$branch_{name}`): reads and writes
@@ -451,7 +457,8 @@ impl Catalog {
             EngineError::invalid(format!("branch '{branch}' of table '{id}' does not exist"))
         })?;
         Ok(Table::new(self.store.clone(), id.clone(), reader, schema)?
-            .with_hooks(self.hooks.clone()))
+            .with_hooks(self.hooks.clone())
+            .with_commit_queues(self.queues.clone()))
     }
 
     /// Applies schema changes as a new `schema-{N+1}` (create-if-absent, so

@@ -15,6 +15,8 @@ static COMMIT_RETRIES: AtomicU64 = AtomicU64::new(0);
 static ROWS_SCANNED: AtomicU64 = AtomicU64::new(0);
 static BYTES_SCANNED: AtomicU64 = AtomicU64::new(0);
 static DATA_FILES_OPENED: AtomicU64 = AtomicU64::new(0);
+static GROUP_COMMITS: AtomicU64 = AtomicU64::new(0);
+static GROUP_COMMIT_STATEMENTS: AtomicU64 = AtomicU64::new(0);
 
 /// The counters' values at one moment (each only grows).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -34,6 +36,12 @@ pub struct EngineCounters {
     pub bytes_scanned: u64,
     /// Data files opened for reading.
     pub data_files_opened: u64,
+    /// Snapshots made by group commit (the write statements of SQL
+    /// sessions), each holding one or more statements.
+    pub group_commits: u64,
+    /// Statements those snapshots hold: against `group_commits`, how well
+    /// concurrent small writes were grouped.
+    pub group_commit_statements: u64,
 }
 
 /// The counters now.
@@ -46,6 +54,8 @@ pub fn engine_counters() -> EngineCounters {
         rows_scanned: get(&ROWS_SCANNED),
         bytes_scanned: get(&BYTES_SCANNED),
         data_files_opened: get(&DATA_FILES_OPENED),
+        group_commits: get(&GROUP_COMMITS),
+        group_commit_statements: get(&GROUP_COMMIT_STATEMENTS),
     }
 }
 
@@ -75,4 +85,9 @@ pub(crate) fn scanned_bytes(n: usize) {
 
 pub(crate) fn opened_file() {
     add(&DATA_FILES_OPENED, 1);
+}
+
+pub(crate) fn group_committed(statements: usize) {
+    add(&GROUP_COMMITS, 1);
+    add(&GROUP_COMMIT_STATEMENTS, statements as u64);
 }

@@ -77,6 +77,10 @@ pub enum EngineError {
     Arrow(#[from] arrow_schema::ArrowError),
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// One failure of a group commit, reported to each statement of the
+    /// group (see `orchestrate::group`).
+    #[error(transparent)]
+    Shared(std::sync::Arc<EngineError>),
 }
 
 impl EngineError {
@@ -100,7 +104,36 @@ impl EngineError {
     /// True when a commit's outcome is unknown: the caller must keep every
     /// file the commit may reference.
     pub fn is_commit_unknown(&self) -> bool {
-        matches!(self, EngineError::CommitUnknown { .. })
+        match self {
+            EngineError::CommitUnknown { .. } => true,
+            EngineError::Shared(inner) => inner.is_commit_unknown(),
+            _ => false,
+        }
+    }
+
+    /// True for a commit conflict (another writer got there first).
+    pub fn is_commit_conflict(&self) -> bool {
+        match self {
+            EngineError::CommitConflict { .. } => true,
+            EngineError::Shared(inner) => inner.is_commit_conflict(),
+            _ => false,
+        }
+    }
+
+    /// True when the error comes from the rows a writer was given (their
+    /// types, values or kinds), not from storage or the commit: a group
+    /// commit then fails that statement alone.
+    pub fn is_input_error(&self) -> bool {
+        match self {
+            EngineError::InvalidInput(_)
+            | EngineError::ColumnCountMismatch { .. }
+            | EngineError::TypeMismatch { .. }
+            | EngineError::ColumnNotFound { .. }
+            | EngineError::Arrow(_)
+            | EngineError::Unsupported(_) => true,
+            EngineError::Shared(inner) => inner.is_input_error(),
+            _ => false,
+        }
     }
 }
 

@@ -26,8 +26,9 @@ const LAYERS: &[&[&str]] = &[
     &["lsm", "layout", "evolution"],
     // Manifests, snapshots and the merge engines' functions.
     &["manifests", "snapshots", "mergefn"],
-    // Fenced progress, read from snapshots' properties.
-    &["progress"],
+    // Fenced progress, read from snapshots' properties; the per-table
+    // commit queues (group commit's state, carried by the table handle).
+    &["progress", "queue"],
     // The table handle: store, paths, layout, snapshot reader.
     &["table"],
     // Data-file writing, index files, metadata inspection.

@@ -29,7 +29,8 @@
 //!   commit                           the commit protocol
 //!   files | index | introspect       data-file writing, index files, metadata
 //!   table                            the handle: store, paths, layout, snapshots
-//!   progress                         fenced progress in snapshot properties
+//!   progress | queue                 fenced progress in snapshot properties;
+//!                                    per-table commit queues (group commit)
 //!   manifests | snapshots | mergefn  manifest and snapshot files, merge engines
 //!   lsm | layout                     sorted runs, level overlap, sections, keys
 //!   kv | options | stats             column names, RowKind, paths; options
@@ -63,6 +64,7 @@ mod mergefn;
 pub mod options;
 mod orchestrate;
 pub mod progress;
+mod queue;
 pub mod read;
 pub mod services;
 pub mod snapshots;
@@ -87,9 +89,11 @@ pub use lifecycle::{
 };
 pub use orchestrate::{
     parse_partition_time, BackgroundCompactor, BackgroundSummary, ExpireStrategy,
-    PartitionExpireOptions, PartitionInfo,
+    PartitionExpireOptions, PartitionInfo, WriteTurn, GROUP_SIZE_PROPERTY, MAX_GROUP_BYTES,
+    RETRIES_PROPERTY,
 };
 pub use progress::{newest_recorded, read_progress, OwnerProgress, ProgressOwner, PROGRESS_PREFIX};
+pub use queue::{GroupOutcome, StatementRows};
 pub use read::predicate::{CompareOp, Predicate};
 pub use read::scan::{ScanBuilder, ScanPlan, ScanStats, Split};
 pub use read::stream::{

@@ -20,6 +20,7 @@ use crate::layout::TableLayout;
 use crate::manifests::ManifestStore;
 use crate::mergefn::MergeFunction;
 use crate::options::TableOptions;
+use crate::queue::{CommitQueues, TableQueue};
 use crate::snapshots::SnapshotReader;
 
 /// `database.table`.
@@ -135,6 +136,8 @@ pub struct Table {
     pub(crate) layout: Arc<TableLayout>,
     schema_cache: Arc<Mutex<HashMap<i64, Arc<TableSchema>>>>,
     hooks: Hooks,
+    /// The commit queues of the table's catalog (group commit).
+    queues: Arc<CommitQueues>,
 }
 
 impl Table {
@@ -152,7 +155,27 @@ impl Table {
             layout: Arc::new(layout),
             schema_cache: Arc::new(Mutex::new(HashMap::new())),
             hooks: Arc::default(),
+            queues: Arc::default(),
         })
+    }
+
+    /// The same table sharing the commit queues `queues` (its catalog's),
+    /// so that its concurrent writers are grouped with those of every other
+    /// handle on it.
+    pub(crate) fn with_commit_queues(mut self, queues: Arc<CommitQueues>) -> Self {
+        self.queues = queues;
+        self
+    }
+
+    pub(crate) fn shared_commit_queues(&self) -> Arc<CommitQueues> {
+        self.queues.clone()
+    }
+
+    /// This table's commit queue (by root, branch and schema).
+    pub(crate) fn commit_queue(&self) -> Arc<TableQueue> {
+        let paths = self.paths();
+        self.queues
+            .queue(&paths.root, paths.branch.as_deref(), self.layout.schema.id)
     }
 
     /// The same table with the hooks of its catalog.

@@ -65,6 +65,11 @@ pub enum ServerError {
     Http(std::io::Error),
     #[error("the Flight SQL server failed: {0}")]
     Flight(String),
+    #[error("TLS: {}: {message}", path.display())]
+    Tls {
+        path: std::path::PathBuf,
+        message: String,
+    },
     #[error(transparent)]
     Sql(#[from] SqlError),
 }

@@ -48,7 +48,11 @@ use crate::users::Principal;
 use crate::values::json_value;
 use crate::{console, ServerError, Shared, StatementError};
 
-pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) -> Result<(), ServerError> {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> Result<(), ServerError> {
     let app = Router::new()
         .route("/v1/statements", post(statements))
         .route("/v1/statements/{id}", delete(cancel))
@@ -58,8 +62,17 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) -> Result<
         .merge(console::routes())
         .route("/metrics", get(metrics))
         .with_state(shared);
-    let listener = crate::net::CountedListener::new(listener, "http");
-    axum::serve(listener, app).await.map_err(ServerError::Http)
+    match tls {
+        Some(acceptor) => {
+            let listener = crate::net::TlsListener::new(listener, "http", acceptor)
+                .map_err(ServerError::Http)?;
+            axum::serve(listener, app).await.map_err(ServerError::Http)
+        }
+        None => {
+            let listener = crate::net::CountedListener::new(listener, "http");
+            axum::serve(listener, app).await.map_err(ServerError::Http)
+        }
+    }
 }
 
 async fn healthz() -> Response {

@@ -34,7 +34,13 @@
 //! own, the engine's counters (through `tidelake_sql::engine_counters`) and
 //! whatever [`telemetry::MetricsSource`]s the composition root adds with
 //! [`Server::with_metrics`] (a worker's gauges).
-//! Not yet built: TLS, shared caches, group commit.
+//! TLS (`tls.rs`, rustls with the ring provider): given a certificate, every
+//! port requires it (PostgreSQL after the client's SSLRequest, HTTP and
+//! Flight SQL from the first byte), and a client without it is refused
+//! with a message saying so. Concurrent sessions' small writes to one table
+//! share snapshots through the engine's group commit (nothing to do here:
+//! each statement's result comes back once its shared snapshot is
+//! committed). Not yet built: shared caches.
 
 mod console;
 mod error;
@@ -44,6 +50,7 @@ mod net;
 pub mod pg;
 mod stats;
 pub mod telemetry;
+mod tls;
 pub mod users;
 mod values;
 
@@ -61,6 +68,7 @@ use tokio::sync::Semaphore;
 
 pub use error::{ServerError, StatementError};
 pub use pg::settings::parse_duration;
+pub use tls::TlsFiles;
 use users::Users;
 
 /// Opens sessions over the warehouse the server serves.
@@ -93,6 +101,9 @@ pub struct ServerConfig {
     /// (`None`: a random key of this process, whose tokens no other
     /// process accepts, and the default lifetime).
     pub flight_tokens: Option<flight::auth::Tokens>,
+    /// The certificate and key of TLS, required on every port when given
+    /// (`None`: plain TCP).
+    pub tls: Option<TlsFiles>,
 }
 
 /// The PostgreSQL authentication method (with a users file).
@@ -162,6 +173,7 @@ pub struct Server {
     tokens: flight::auth::Tokens,
     shared: Arc<Shared>,
     max_connections: usize,
+    tls: Option<tls::Tls>,
 }
 
 async fn listen(addr: SocketAddr, trusted: bool) -> Result<TcpListener, ServerError> {
@@ -180,6 +192,7 @@ impl Server {
         factory: Arc<dyn SessionFactory>,
     ) -> Result<Server, ServerError> {
         let trusted = config.users.is_none();
+        let tls = config.tls.as_ref().map(tls::Tls::load).transpose()?;
         let pg = match config.pg {
             Some(addr) => Some(listen(addr, trusted).await?),
             None => None,
@@ -224,7 +237,13 @@ impl Server {
                 metrics_sources: Mutex::new(Vec::new()),
             }),
             max_connections: config.max_connections.max(1),
+            tls,
         })
+    }
+
+    /// Whether clients must use TLS (a certificate was given).
+    pub fn requires_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// The address the PostgreSQL listener is bound to.
@@ -277,12 +296,17 @@ impl Server {
             Some(listener) => {
                 let shared = self.shared.clone();
                 let max = self.max_connections;
-                tokio::spawn(pg::serve(listener, shared, max))
+                let tls = self.tls.as_ref().map(|t| t.acceptor(&[]));
+                tokio::spawn(pg::serve(listener, shared, max, tls))
             }
             None => tokio::spawn(futures::future::pending()),
         };
         let http = match self.http {
-            Some(listener) => tokio::spawn(http::serve(listener, self.shared.clone())),
+            Some(listener) => tokio::spawn(http::serve(
+                listener,
+                self.shared.clone(),
+                self.tls.as_ref().map(|t| t.acceptor(&[b"http/1.1"])),
+            )),
             None => tokio::spawn(futures::future::pending()),
         };
         let flight = match self.flight {
@@ -290,6 +314,7 @@ impl Server {
                 listener,
                 self.shared.clone(),
                 flight::auth::Auth::new(self.authenticator, self.tokens),
+                self.tls.as_ref().map(|t| t.acceptor(&[b"h2"])),
             )),
             None => tokio::spawn(futures::future::pending()),
         };

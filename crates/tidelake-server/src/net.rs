@@ -131,3 +131,167 @@ pub(crate) fn incoming(
         Some((Ok(counted), listener))
     })
 }
+
+/// A TLS connection of the HTTP or Flight SQL listener (counted as its TCP
+/// connection is).
+pub(crate) struct Secured(tokio_rustls::server::TlsStream<Counted>);
+
+impl AsyncRead for Secured {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Secured {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+impl Connected for Secured {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> TcpConnectInfo {
+        self.0.get_ref().0.connect_info()
+    }
+}
+
+/// How long a client has for its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The first byte of a TLS connection (a handshake record).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Accepts connections and runs their TLS handshakes in tasks of their own
+/// (a slow client delays no other), handing over those that complete.
+fn tls_connections(
+    listener: TcpListener,
+    protocol: &'static str,
+    acceptor: tokio_rustls::TlsAcceptor,
+) -> tokio::sync::mpsc::Receiver<(Secured, std::net::SocketAddr)> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let (counted, addr) = accept(&listener, protocol).await;
+            if sender.is_closed() {
+                return;
+            }
+            let sender = sender.clone();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let handshake = handshake(counted, protocol, &acceptor);
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                    Ok(Ok(secured)) => {
+                        let _ = sender.send((secured, addr)).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(protocol, %addr, "TLS handshake failed: {e}"),
+                    Err(_) => tracing::debug!(protocol, %addr, "TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    receiver
+}
+
+/// The TLS handshake; a client speaking plain HTTP is told (400) that this
+/// port wants TLS, and refused.
+async fn handshake(
+    mut counted: Counted,
+    protocol: &'static str,
+    acceptor: &tokio_rustls::TlsAcceptor,
+) -> io::Result<Secured> {
+    let mut first = [0u8; 1];
+    if counted.stream.peek(&mut first).await? == 0 {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed"));
+    }
+    if first[0] != TLS_HANDSHAKE_RECORD {
+        crate::telemetry::refused(protocol, "tls");
+        let body = "this server requires TLS: use https:// (or grpc+tls://)\n";
+        let answer = format!(
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // Read what the client sent, so that closing does not reset the
+        // connection before it reads the answer.
+        let mut request = [0u8; 4096];
+        let _ = tokio::time::timeout(
+            Duration::from_millis(200),
+            counted.stream.read(&mut request),
+        )
+        .await;
+        counted.stream.write_all(answer.as_bytes()).await?;
+        counted.stream.shutdown().await?;
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "a client without TLS was refused",
+        ));
+    }
+    Ok(Secured(acceptor.accept(counted).await?))
+}
+
+/// The TLS connections of `listener` as a stream, for tonic.
+pub(crate) fn tls_incoming(
+    listener: TcpListener,
+    protocol: &'static str,
+    acceptor: tokio_rustls::TlsAcceptor,
+) -> impl Stream<Item = Result<Secured, io::Error>> {
+    let receiver = tls_connections(listener, protocol, acceptor);
+    futures::stream::unfold(receiver, |mut receiver| async move {
+        let (secured, _) = receiver.recv().await?;
+        Some((Ok(secured), receiver))
+    })
+}
+
+/// The HTTPS listener, for `axum::serve`.
+pub(crate) struct TlsListener {
+    receiver: tokio::sync::mpsc::Receiver<(Secured, std::net::SocketAddr)>,
+    local: std::net::SocketAddr,
+}
+
+impl TlsListener {
+    pub(crate) fn new(
+        listener: TcpListener,
+        protocol: &'static str,
+        acceptor: tokio_rustls::TlsAcceptor,
+    ) -> io::Result<TlsListener> {
+        let local = listener.local_addr()?;
+        Ok(TlsListener {
+            receiver: tls_connections(listener, protocol, acceptor),
+            local,
+        })
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = Secured;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Secured, std::net::SocketAddr) {
+        match self.receiver.recv().await {
+            Some(accepted) => accepted,
+            // The accepting task ended: serve nothing more.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        Ok(self.local)
+    }
+}

@@ -125,6 +125,8 @@ fn engine() -> serde_json::Value {
         "rows_scanned": c.rows_scanned,
         "bytes_scanned": c.bytes_scanned,
         "data_files_read": c.data_files_opened,
+        "group_commits": c.group_commits,
+        "group_commit_statements": c.group_commit_statements,
     })
 }
 

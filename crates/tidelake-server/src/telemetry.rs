@@ -183,6 +183,16 @@ fn engine_metrics() -> String {
             "Data files opened for reading",
             c.data_files_opened,
         ),
+        (
+            "tidelake_engine_group_commits_total",
+            "Snapshots made by group commit (write statements of sessions committed together)",
+            c.group_commits,
+        ),
+        (
+            "tidelake_engine_group_commit_statements_total",
+            "Write statements those group-commit snapshots hold",
+            c.group_commit_statements,
+        ),
     ] {
         let _ = writeln!(
             out,

@@ -29,7 +29,7 @@ use tidelake_engine::{EngineError, RowKind, Table};
 
 use crate::error::{Result, SqlError};
 use crate::predicate::to_predicate;
-use crate::provider::{write_rows, TidelakeTable};
+use crate::provider::TidelakeTable;
 
 /// Which DML statement runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,6 +69,9 @@ pub(crate) async fn execute_dml(state: &SessionState, dml: &DmlStatement) -> Res
         }
         write_by_key(state, &table, &dml.input, kind).await
     } else {
+        // Rewrites read the files they replace: no commit of this process
+        // comes between (see `crate::group`).
+        let _turn = table.write_turn().await;
         rewrite_append(state, &table, &dml.input, kind).await
     }
 }
@@ -138,11 +141,14 @@ async fn write_by_key(
         DmlKind::Delete => RowKind::Delete,
         DmlKind::Update => RowKind::Insert,
     };
+    // The turn before the read (planning reads the snapshot): see
+    // `crate::group`.
+    let turn = table.write_turn().await;
     let physical = state.create_physical_plan(input).await?;
     let properties = crate::retry::commit_properties(state.config());
-    write_rows(
+    crate::group::write_under_turn(
         table,
-        table.writer(),
+        turn,
         physical,
         state.task_ctx(),
         row_kind,

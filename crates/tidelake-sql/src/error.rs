@@ -195,6 +195,7 @@ impl SqlError {
             EngineError::Store(store) => SqlError::Io(store.to_string()),
             EngineError::Arrow(a) => from_arrow(a),
             EngineError::Unsupported(_) => SqlError::Unsupported(e.to_string()),
+            EngineError::Shared(inner) => SqlError::from_engine(inner),
         }
     }
 

@@ -46,6 +46,7 @@ mod error;
 pub mod extension;
 mod file_scans;
 mod files;
+mod group;
 mod hints;
 mod insert;
 mod lexer;

@@ -24,7 +24,6 @@ use datafusion::physical_plan::{
     PlanProperties, SendableRecordBatchStream,
 };
 use futures::{StreamExt, TryStreamExt};
-use tidelake_engine::introspect::CommitKind;
 use tidelake_engine::{Predicate, RowKind, ScanPlan, Table, TableWriter};
 
 use crate::error::SqlError;
@@ -208,6 +207,11 @@ pub(crate) struct ScanExec {
 }
 
 impl ScanExec {
+    /// The engine's plan this node reads.
+    pub(crate) fn plan(&self) -> &ScanPlan {
+        &self.plan
+    }
+
     fn new(
         table_name: String,
         plan: Arc<ScanPlan>,
@@ -523,10 +527,15 @@ async fn write_all(
     overwrite: bool,
     context: Arc<TaskContext>,
 ) -> Result<u64, SqlError> {
-    let mut writer = table.writer();
-    writer.set_overwrite(overwrite);
     let properties = crate::retry::commit_properties(context.session_config());
-    write_rows(&table, writer, input, context, RowKind::Insert, properties).await
+    // An overwrite replaces what others write, and an INSERT that reads its
+    // own table computed its rows from it: both commit alone, as before.
+    if overwrite || !crate::group::snapshots_read(&input, &table).is_empty() {
+        let mut writer = table.writer();
+        writer.set_overwrite(overwrite);
+        return write_rows(&table, writer, input, context, RowKind::Insert, properties).await;
+    }
+    crate::group::insert_grouped(&table, input, context, properties).await
 }
 
 /// Writes every row of `input` with `kind` through `writer` and commits
@@ -535,36 +544,24 @@ async fn write_all(
 /// session's statement progress as they go).
 pub(crate) async fn write_rows(
     table: &Table,
-    mut writer: TableWriter,
+    writer: TableWriter,
     input: Arc<dyn ExecutionPlan>,
     context: Arc<TaskContext>,
     kind: RowKind,
     properties: std::collections::BTreeMap<String, String>,
 ) -> Result<u64, SqlError> {
     let config = context.session_config().clone();
-    let written: Result<u64, SqlError> = async {
-        let mut stream = execute_stream(input, context)?;
-        let mut rows = 0u64;
-        while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            if kind == RowKind::Insert {
-                check_not_null(table, &batch)?;
-            }
-            rows += batch.num_rows() as u64;
-            crate::progress::count_rows_written(&config, batch.num_rows());
-            writer.write(batch, kind).await?;
-        }
-        Ok(rows)
-    }
-    .await;
-    match written {
-        Ok(rows) => {
-            writer.commit_with(CommitKind::Append, properties).await?;
-            Ok(rows)
-        }
+    let stream = match execute_stream(input, context) {
+        Ok(stream) => stream,
         Err(e) => {
             writer.abort().await;
-            Err(e)
+            return Err(e.into());
         }
-    }
+    };
+    let rows = crate::group::InputRows {
+        batches: Vec::new(),
+        rows: 0,
+        rest: Some(stream),
+    };
+    crate::group::write_stream(table, writer, rows, kind, properties, &config).await
 }

@@ -23,7 +23,8 @@ use crate::lexer::RawStatement;
 
 /// Snapshot property: how many times the statement that committed the
 /// snapshot was run again after commit conflicts (absent when none).
-pub const RETRIES_PROPERTY: &str = "tidelake.commit.retries";
+/// (The engine's, which also counts a group commit written again.)
+pub const RETRIES_PROPERTY: &str = tidelake_engine::RETRIES_PROPERTY;
 
 /// How many times a write statement runs again after a commit conflict.
 pub(crate) const MAX_STATEMENT_RETRIES: u32 = 16;

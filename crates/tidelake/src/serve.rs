@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tidelake_server::flight::auth::Tokens;
 use tidelake_server::users::{read_token_secret, Users};
-use tidelake_server::{PgAuth, Server, ServerConfig, SessionFactory};
+use tidelake_server::{PgAuth, Server, ServerConfig, SessionFactory, TlsFiles};
 use tidelake_sql::{
     QueryHandler, Session, SessionOptions, SqlError, StatementResult, StreamingResult,
 };
@@ -45,7 +45,11 @@ the warehouse; start as many as you like, on one machine or many:
   tidelake serve --pg 127.0.0.1:5433 --http 127.0.0.1:8080 &
   tidelake serve --pg 127.0.0.1:5434 --http 127.0.0.1:8081 &
 A worker that dies has its jobs running elsewhere within --lease-ttl.
---idle-exit 5min stops a server with no session and no work for that long.";
+--idle-exit 5min stops a server with no session and no work for that long.
+
+With --tls-cert FILE --tls-key FILE (PEM) every port requires TLS:
+  psql 'host=lake.example port=5433 sslmode=require ...', https://, grpc+tls://
+Clients without TLS are refused with a message saying so.";
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -113,6 +117,12 @@ pub struct ServeArgs {
     /// How often the worker's jobs look for new source snapshots
     #[arg(long, value_name = "DUR", default_value = "200ms", value_parser = parse_positive)]
     job_poll_interval: Duration,
+    /// A PEM certificate chain: TLS on every port, required (with --tls-key)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Tests: append every lease claim to this file
     #[arg(long, value_name = "PATH", hide = true)]
     lease_journal: Option<PathBuf>,
@@ -298,6 +308,13 @@ pub async fn run_serve(warehouse: &str, args: ServeArgs) -> ExitCode {
         max_concurrent_queries: (args.max_concurrent_queries > 0)
             .then_some(args.max_concurrent_queries),
         flight_tokens: Some(flight_tokens),
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
     };
     let slots = args
         .worker_slots
@@ -324,6 +341,9 @@ pub async fn run_serve(warehouse: &str, args: ServeArgs) -> ExitCode {
         Some(worker_gauges) => server.with_metrics(Arc::new(move || worker_gauges.render())),
         None => server,
     };
+    if server.requires_tls() {
+        println!("TLS: required on every port");
+    }
     if let Some(addr) = server.pg_addr() {
         println!("PostgreSQL: listening on {addr}");
     }

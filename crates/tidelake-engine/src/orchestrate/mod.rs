@@ -11,10 +11,12 @@
 //! followed by the same work.
 
 mod background;
+mod group;
 mod partitions;
 mod writer;
 
 pub use background::{BackgroundCompactor, BackgroundSummary};
+pub use group::{WriteTurn, GROUP_SIZE_PROPERTY, MAX_GROUP_BYTES, RETRIES_PROPERTY};
 pub use partitions::{parse_partition_time, ExpireStrategy, PartitionExpireOptions, PartitionInfo};
 
 use std::collections::HashSet;

@@ -27,6 +27,15 @@ impl TableWriter {
         let Some(batch) = self.accept(batch, kinds)? else {
             return Ok(());
         };
+        self.write_accepted(batch, kinds).await
+    }
+
+    /// Buffers rows [`TableWriter::accept`] returned.
+    pub(crate) async fn write_accepted(
+        &mut self,
+        batch: RecordBatch,
+        kinds: &[RowKind],
+    ) -> Result<()> {
         // Buckets at `num-sorted-run.stop-trigger` are compacted before the
         // writer accepts data (once; then it starts from what is there).
         let stalled = self.load_base(true).await?;

@@ -493,6 +493,11 @@ impl ScanPlan {
         self.snapshot.as_ref()
     }
 
+    /// The table the plan reads.
+    pub fn table(&self) -> &Table {
+        &self.table
+    }
+
     /// What planning read and skipped.
     pub fn stats(&self) -> ScanStats {
         self.stats

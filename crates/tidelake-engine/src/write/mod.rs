@@ -65,6 +65,8 @@ pub struct TableWriter {
     background: Option<CompactionHandle>,
     /// See [`TableWriter::set_watermark`].
     watermark: Option<i64>,
+    /// See [`TableWriter::start_from`].
+    pinned_base: Option<Option<i64>>,
 }
 
 /// What the writer read from the snapshot it started from.
@@ -97,7 +99,18 @@ impl TableWriter {
             dynamic: None,
             background: None,
             watermark: None,
+            pinned_base: None,
         }
+    }
+
+    /// Starts from snapshot `snapshot` (`None`: the table had none) rather
+    /// than the latest one when the first row comes: a statement that
+    /// computed its rows from what it read at `snapshot` (UPDATE, DELETE)
+    /// takes its sequence numbers from there, so the commit conflicts if
+    /// another writer wrote one of its buckets since, instead of silently
+    /// replacing that writer's rows with values computed without them.
+    pub fn start_from(&mut self, snapshot: Option<i64>) {
+        self.pinned_base = Some(snapshot);
     }
 
     /// The event-time watermark (epoch millis) the written data reaches,
@@ -168,7 +181,18 @@ impl TableWriter {
         if self.base.is_some() {
             return Ok(HashSet::new());
         }
-        let snapshot = self.table.reader.latest_snapshot().await?;
+        let snapshot = match self.pinned_base {
+            None => self.table.reader.latest_snapshot().await?,
+            Some(None) => None,
+            Some(Some(id)) => Some(self.table.reader.snapshot(id).await?.ok_or_else(|| {
+                EngineError::CommitConflict {
+                    table: self.table.id.to_string(),
+                    message: format!(
+                        "snapshot {id}, which the statement read, expired before it could commit"
+                    ),
+                }
+            })?),
+        };
         let mut max_sequence = HashMap::new();
         let mut runs = HashMap::new();
         if let Some(s) = &snapshot {
@@ -449,6 +473,7 @@ impl TableWriter {
             .collect();
         self.buckets.clear();
         self.base = None;
+        self.pinned_base = None;
         self.dynamic = None;
         written
     }

@@ -35,14 +35,24 @@ pub(crate) async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
     auth: Auth,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> Result<(), ServerError> {
     let service = FlightSql::new(shared, auth);
     let server = FlightServiceServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
-    tonic::transport::Server::builder()
-        .add_service(server)
-        .serve_with_incoming(crate::net::incoming(listener, "flight"))
-        .await
-        .map_err(|e| ServerError::Flight(e.to_string()))
+    let router = tonic::transport::Server::builder().add_service(server);
+    let served = match tls {
+        Some(acceptor) => {
+            router
+                .serve_with_incoming(crate::net::tls_incoming(listener, "flight", acceptor))
+                .await
+        }
+        None => {
+            router
+                .serve_with_incoming(crate::net::incoming(listener, "flight"))
+                .await
+        }
+    };
+    served.map_err(|e| ServerError::Flight(e.to_string()))
 }

@@ -7,6 +7,7 @@ pub(crate) mod connection;
 pub(crate) mod handler;
 pub(crate) mod params;
 pub(crate) mod settings;
+mod tls;
 pub mod types;
 
 use std::sync::Arc;
@@ -20,7 +21,12 @@ use connection::Connection;
 use handler::Handler;
 
 /// Accepts connections until the listener fails.
-pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, max_connections: usize) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    max_connections: usize,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let slots = Arc::new(Semaphore::new(max_connections));
     loop {
         let (socket, peer) = match listener.accept().await {
@@ -40,6 +46,7 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, max_connec
         };
         let shared = shared.clone();
         let shared_stats = shared.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _gauge = crate::telemetry::ConnectionGauge::open("pg");
             let handler = Handler {
@@ -47,7 +54,11 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, max_connec
             };
             let _open = shared_stats.stats.connection();
             tracing::debug!(%peer, "connection opened");
-            if let Err(e) = pgwire::tokio::process_socket(socket, None, handler).await {
+            let served = match tls {
+                Some(acceptor) => tls::process_tls_socket(socket, peer, acceptor, handler).await,
+                None => pgwire::tokio::process_socket(socket, None, handler).await,
+            };
+            if let Err(e) = served {
                 tracing::debug!(%peer, "connection ended: {e}");
             }
             drop(slot);
@@ -84,11 +95,16 @@ async fn skip_startup(socket: &mut TcpStream) -> std::io::Result<()> {
 async fn refuse(mut socket: TcpStream) {
     let wait = std::time::Duration::from_secs(5);
     let _ = tokio::time::timeout(wait, skip_startup(&mut socket)).await;
+    fatal(&mut socket, "53300", "sorry, too many clients already").await;
+}
+
+/// Sends a FATAL error (before any session exists) and closes.
+async fn fatal(socket: &mut TcpStream, code: &str, message: &str) {
     let fields: &[(u8, &str)] = &[
         (b'S', "FATAL"),
         (b'V', "FATAL"),
-        (b'C', "53300"),
-        (b'M', "sorry, too many clients already"),
+        (b'C', code),
+        (b'M', message),
     ];
     let mut body = Vec::new();
     for (code, value) in fields {

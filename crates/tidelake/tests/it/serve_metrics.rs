@@ -15,7 +15,7 @@ use crate::flight::runtime;
 use crate::serve::{http, port_after, psql_ok, serve, TIMEOUT};
 
 /// Every sample of a scrape by its series (name and labels).
-fn scrape(port: u16) -> BTreeMap<String, f64> {
+pub(crate) fn scrape(port: u16) -> BTreeMap<String, f64> {
     let (status, body) = http(port, "GET", "/metrics", "text/plain", "");
     assert_eq!(status, 200, "{body}");
     body.lines()
@@ -27,7 +27,7 @@ fn scrape(port: u16) -> BTreeMap<String, f64> {
         .collect()
 }
 
-fn value(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
+pub(crate) fn value(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
     *samples
         .get(series)
         .unwrap_or_else(|| panic!("no {series} in {samples:#?}"))
