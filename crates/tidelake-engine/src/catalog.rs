@@ -10,6 +10,7 @@ use tidelake_format::schema::TableSchema;
 use tidelake_format::types::{DataField, DataType};
 use tidelake_store::{PutOutcome, WarehouseStore};
 
+use crate::cache::{CacheConfig, MetadataCache};
 use crate::error::{EngineError, Result};
 use crate::evolution;
 pub use crate::evolution::ColumnPosition;
@@ -105,6 +106,8 @@ const IMMUTABLE_OPTIONS: &[&str] = &[
 pub struct Catalog {
     store: WarehouseStore,
     hooks: Hooks,
+    /// Shared by every table handle this catalog (and its clones) opens.
+    cache: Arc<MetadataCache>,
 }
 
 impl Catalog {
@@ -113,6 +116,7 @@ impl Catalog {
         Ok(Catalog {
             store: WarehouseStore::open(uri).await?,
             hooks: Hooks::default(),
+            cache: Arc::default(),
         })
     }
 
@@ -120,6 +124,7 @@ impl Catalog {
         Catalog {
             store,
             hooks: Hooks::default(),
+            cache: Arc::default(),
         }
     }
 
@@ -134,6 +139,18 @@ impl Catalog {
     pub fn with_table_hooks(mut self, hooks: Vec<Arc<dyn TableHooks>>) -> Catalog {
         self.hooks = Arc::new(hooks);
         self
+    }
+
+    /// The same catalog with caches of these sizes (replacing, not sharing,
+    /// the caches it had).
+    pub fn with_cache_config(mut self, config: CacheConfig) -> Catalog {
+        self.cache = Arc::new(MetadataCache::new(config));
+        self
+    }
+
+    /// The caches of immutable metadata every table of this catalog shares.
+    pub fn metadata_cache(&self) -> &Arc<MetadataCache> {
+        &self.cache
     }
 
     pub fn store(&self) -> &WarehouseStore {
@@ -434,7 +451,8 @@ impl Catalog {
             .await?
             .ok_or_else(|| EngineError::TableNotFound(id.to_string()))?;
         Ok(Table::new(self.store.clone(), id.clone(), reader, schema)?
-            .with_hooks(self.hooks.clone()))
+            .with_hooks(self.hooks.clone())
+            .with_cache(self.cache.clone()))
     }
 
     /// A branch of a table (Paimon's `t$branch_{name}`): reads and writes
@@ -451,7 +469,8 @@ impl Catalog {
             EngineError::invalid(format!("branch '{branch}' of table '{id}' does not exist"))
         })?;
         Ok(Table::new(self.store.clone(), id.clone(), reader, schema)?
-            .with_hooks(self.hooks.clone()))
+            .with_hooks(self.hooks.clone())
+            .with_cache(self.cache.clone()))
     }
 
     /// Applies schema changes as a new `schema-{N+1}` (create-if-absent, so

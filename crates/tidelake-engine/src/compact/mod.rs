@@ -189,7 +189,8 @@ pub(crate) async fn with_latest_schema(table: &Table) -> Result<Table> {
             table.reader.clone(),
             schema,
         )?
-        .with_hooks(table.shared_hooks())),
+        .with_hooks(table.shared_hooks())
+        .with_cache(table.cache.clone())),
         _ => Ok(table.clone()),
     }
 }

@@ -11,16 +11,17 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::FutureExt;
 use futures::{StreamExt, TryStreamExt};
-use parquet::arrow::arrow_reader::{ArrowReaderOptions, RowSelection};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, RowSelection};
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
 use parquet::arrow::ProjectionMask;
 use parquet::errors::ParquetError;
-use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
 use tidelake_format::deletion_vector::DeletionVector;
 use tidelake_format::manifest::DataFileMeta;
 use tidelake_format::types::DataField;
 use tidelake_store::WarehouseStore;
 
+use super::key::KeyFilter;
 use crate::error::{EngineError, Result};
 use crate::kv::{KEY_PREFIX, SEQUENCE_COLUMN, VALUE_KIND_COLUMN};
 use crate::table::Table;
@@ -75,11 +76,12 @@ pub(crate) async fn read_data_file(
     columns: &[ReadColumn],
     batch_size: usize,
 ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
-    open_data_file(table, path, file, columns, batch_size, None).await
+    open_data_file(table, path, file, columns, batch_size, FileRows::All).await
 }
 
 /// Streams the requested columns of one file without the rows its deletion
-/// vector (if any) marks deleted.
+/// vector (if any) marks deleted; with a `key`, only the rows of that key
+/// (which `columns` must hold as `ReadColumn::Key`).
 pub(crate) async fn read_live_file(
     table: &Table,
     path: &str,
@@ -87,9 +89,46 @@ pub(crate) async fn read_live_file(
     columns: &[ReadColumn],
     batch_size: usize,
     deleted: Option<Arc<DeletionVector>>,
+    key: Option<&Arc<KeyFilter>>,
 ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
-    let batches = read_data_file(table, path, file, columns, batch_size).await?;
-    Ok(super::deletion::without_deleted(batches, deleted))
+    let positions = key.and_then(|k| key_positions(k, columns).map(|p| (k.clone(), p)));
+    // Row groups are skipped only without a deletion vector, whose row
+    // positions count every row of the file.
+    let rows = match (&positions, &deleted) {
+        (Some((key, p)), None) => FileRows::Key(key.clone(), p.clone()),
+        _ => FileRows::All,
+    };
+    let batches = open_data_file(table, path, file, columns, batch_size, rows).await?;
+    let batches = super::deletion::without_deleted(batches, deleted);
+    Ok(match positions {
+        Some((key, p)) => batches
+            .and_then(move |b| futures::future::ready(key.filter(b, &p)))
+            .try_filter(|b| futures::future::ready(b.num_rows() > 0))
+            .boxed(),
+        None => batches,
+    })
+}
+
+/// Where each key column is among `columns` (as `ReadColumn::Key`); `None`
+/// when one is missing.
+fn key_positions(key: &KeyFilter, columns: &[ReadColumn]) -> Option<Vec<usize>> {
+    key.field_ids()
+        .map(|id| {
+            columns
+                .iter()
+                .position(|c| matches!(c, ReadColumn::Key(f) if f.id == id))
+        })
+        .collect()
+}
+
+/// Which rows of a file to read.
+enum FileRows {
+    All,
+    /// Row ranges (ascending, disjoint).
+    Ranges(Vec<std::ops::Range<usize>>),
+    /// The row groups and pages that may hold a key, whose columns are at
+    /// these positions of the columns read (rows are not filtered here).
+    Key(Arc<KeyFilter>, Vec<usize>),
 }
 
 /// Streams the requested columns of the rows at `positions` (ascending row
@@ -118,7 +157,15 @@ pub(crate) async fn read_file_rows(
             _ => ranges.push(p..p + 1),
         }
     }
-    open_data_file(table, path, file, columns, batch_size, Some(ranges)).await
+    open_data_file(
+        table,
+        path,
+        file,
+        columns,
+        batch_size,
+        FileRows::Ranges(ranges),
+    )
+    .await
 }
 
 /// Streams the requested columns of one file, of all its rows or of the
@@ -129,7 +176,7 @@ async fn open_data_file(
     file: &DataFileMeta,
     columns: &[ReadColumn],
     batch_size: usize,
-    rows: Option<Vec<std::ops::Range<usize>>>,
+    rows: FileRows,
 ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
     let file_schema = table.schema_by_id(file.schema_id).await?;
     let name_in_file = |f: &DataField| -> Option<String> {
@@ -144,10 +191,22 @@ async fn open_data_file(
         source: e,
     };
     crate::counters::opened_file();
-    let reader = StoreFileReader::new(table.store.clone(), path.to_string(), file.file_size as u64);
-    let builder = ParquetRecordBatchStreamBuilder::new(reader)
-        .await
-        .map_err(pq_err)?;
+    let mut reader =
+        StoreFileReader::new(table.store.clone(), path.to_string(), file.file_size as u64);
+    let metadata = match table.cache.footer(path) {
+        Some(metadata) => metadata,
+        None => {
+            // The page index too (where written): lookups select pages by it.
+            let options =
+                ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+            let metadata = ArrowReaderMetadata::load_async(&mut reader, options)
+                .await
+                .map_err(pq_err)?;
+            table.cache.put_footer(path, metadata.clone());
+            metadata
+        }
+    };
+    let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata.clone());
     let file_arrow = builder.schema().clone();
     let position = |name: &str| file_arrow.fields().iter().position(|f| f.name() == name);
     // For each requested column: its index in the file, if present.
@@ -182,7 +241,23 @@ async fn open_data_file(
     roots.dedup();
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
     let mut builder = builder.with_projection(mask).with_batch_size(batch_size);
-    if let Some(ranges) = rows {
+    if let FileRows::Key(key, positions) = &rows {
+        // Statistics are used only from files of the current schema, as
+        // everywhere else (older files may hold other types).
+        if file.schema_id == table.layout.schema.id {
+            let names: Vec<String> = positions
+                .iter()
+                .filter_map(|&p| sources[p].map(|s| file_arrow.field(s).name().clone()))
+                .collect();
+            if names.len() == positions.len() {
+                match prune_for_key(builder, &metadata, key, &names).await? {
+                    Some(pruned) => builder = pruned,
+                    None => return Ok(futures::stream::empty::<Result<RecordBatch>>().boxed()),
+                }
+            }
+        }
+    }
+    if let FileRows::Ranges(ranges) = rows {
         let total = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
         if let Some(bad) = ranges.iter().find(|r| r.end > total) {
             return Err(EngineError::Corrupt {
@@ -217,6 +292,67 @@ async fn open_data_file(
             futures::future::ready(out)
         })
         .boxed())
+}
+
+/// The reader restricted to the row groups (bloom filters consulted) and
+/// pages of a file that may hold `key`; `None` when none may.
+async fn prune_for_key(
+    mut builder: ParquetRecordBatchStreamBuilder<StoreFileReader>,
+    metadata: &ArrowReaderMetadata,
+    key: &KeyFilter,
+    names: &[String],
+) -> Result<Option<ParquetRecordBatchStreamBuilder<StoreFileReader>>> {
+    let mut groups = key.row_groups(metadata, names);
+    let total = builder.metadata().num_row_groups();
+    // Bloom filters, where the writer wrote them for a key column.
+    let mut kept = Vec::with_capacity(groups.len());
+    for g in groups.drain(..) {
+        let mut excluded = false;
+        for (i, name) in names.iter().enumerate().take(key.len()) {
+            let Some(column) = parquet_column(&builder, name) else {
+                continue;
+            };
+            if builder
+                .metadata()
+                .row_group(g)
+                .column(column)
+                .bloom_filter_offset()
+                .is_none()
+            {
+                continue;
+            }
+            if let Ok(Some(bloom)) = builder.get_row_group_column_bloom_filter(g, column).await {
+                if key.excluded_by(i, &bloom) {
+                    excluded = true;
+                    break;
+                }
+            }
+        }
+        if !excluded {
+            kept.push(g);
+        }
+    }
+    crate::counters::pruned_row_groups(total - kept.len());
+    if kept.is_empty() {
+        return Ok(None);
+    }
+    let selection = key.pages(metadata, names, &kept);
+    builder = builder.with_row_groups(kept);
+    if let Some(selection) = selection {
+        if !selection.selects_any() {
+            return Ok(None);
+        }
+        builder = builder.with_row_selection(selection);
+    }
+    Ok(Some(builder))
+}
+
+/// The leaf column index of a top-level Arrow column of the file.
+fn parquet_column(
+    builder: &ParquetRecordBatchStreamBuilder<StoreFileReader>,
+    name: &str,
+) -> Option<usize> {
+    parquet::arrow::parquet_column(builder.parquet_schema(), builder.schema(), name).map(|(i, _)| i)
 }
 
 fn conform_batch(
@@ -307,9 +443,44 @@ impl AsyncFileReader for StoreFileReader {
         .boxed()
     }
 
+    /// Ranges close together (the column chunks of one row group) are read
+    /// in one request: each request costs a round trip.
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<std::ops::Range<u64>>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        async move {
+            let start = ranges.iter().map(|r| r.start).min().unwrap_or(0);
+            let end = ranges.iter().map(|r| r.end).max().unwrap_or(0);
+            if self.whole.is_none() && ranges.len() > 1 && end - start <= WHOLE_FILE_LIMIT {
+                let span = self.get_bytes(start..end).await?;
+                return ranges
+                    .iter()
+                    .map(|r| {
+                        let (from, to) = ((r.start - start) as usize, (r.end - start) as usize);
+                        if from <= to && to <= span.len() {
+                            Ok(span.slice(from..to))
+                        } else {
+                            Err(ParquetError::General(format!(
+                                "'{}': bytes {}..{} asked for, outside the span read",
+                                self.path, r.start, r.end
+                            )))
+                        }
+                    })
+                    .collect();
+            }
+            let mut out = Vec::with_capacity(ranges.len());
+            for range in ranges {
+                out.push(self.get_bytes(range).await?);
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
     fn get_metadata<'a>(
         &'a mut self,
-        _options: Option<&'a ArrowReaderOptions>,
+        options: Option<&'a ArrowReaderOptions>,
     ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
         async move {
             let size = self.size;
@@ -326,7 +497,14 @@ impl AsyncFileReader for StoreFileReader {
                 self.whole = Some(whole);
             }
             let size = self.size;
-            let mut reader = ParquetMetaDataReader::new().with_prefetch_hint(Some(FOOTER_PREFETCH));
+            let (column_index, offset_index) = options
+                .map_or((PageIndexPolicy::Skip, PageIndexPolicy::Skip), |o| {
+                    (o.column_index_policy(), o.offset_index_policy())
+                });
+            let mut reader = ParquetMetaDataReader::new()
+                .with_prefetch_hint(Some(FOOTER_PREFETCH))
+                .with_column_index_policy(column_index)
+                .with_offset_index_policy(offset_index);
             reader.try_load(&mut *self, size).await?;
             Ok(Arc::new(reader.finish()?))
         }
