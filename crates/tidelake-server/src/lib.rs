@@ -34,7 +34,11 @@
 //! own, the engine's counters (through `tidelake_sql::engine_counters`) and
 //! whatever [`telemetry::MetricsSource`]s the composition root adds with
 //! [`Server::with_metrics`] (a worker's gauges).
-//! Not yet built: TLS, shared caches, group commit.
+//! The engine's metadata caches (manifests, Parquet footers) are shared
+//! by every session through the catalog the [`SessionFactory`] opens
+//! sessions over; `/metrics` shows their hits and misses and the
+//! primary-key lookups that point queries take.
+//! Not yet built: TLS, group commit.
 
 mod console;
 mod error;

@@ -125,6 +125,11 @@ fn engine() -> serde_json::Value {
         "rows_scanned": c.rows_scanned,
         "bytes_scanned": c.bytes_scanned,
         "data_files_read": c.data_files_opened,
+        "manifest_cache_hits": c.manifest_cache_hits,
+        "manifest_cache_misses": c.manifest_cache_misses,
+        "footer_cache_hits": c.footer_cache_hits,
+        "footer_cache_misses": c.footer_cache_misses,
+        "primary_key_lookups": c.primary_key_lookups,
     })
 }
 

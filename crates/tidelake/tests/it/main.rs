@@ -19,6 +19,7 @@ mod quickstart;
 mod serve;
 mod serve_access;
 mod serve_clients;
+mod serve_lookup;
 mod serve_metrics;
 mod shell;
 mod stream_cli;
