@@ -105,10 +105,22 @@ impl<K: Hash + Eq, V: Clone> WeightedLru<K, V> {
     }
 }
 
+/// The live data files of one partition of a snapshot, in the order the
+/// snapshot's manifests added them.
+#[derive(Debug)]
+pub(crate) struct PartitionFiles {
+    /// Serialized BinaryRow of the partition.
+    pub partition: Vec<u8>,
+    pub entries: Vec<ManifestEntry>,
+}
+
 /// The caches of one catalog (see the module doc).
 pub struct MetadataCache {
     lists: WeightedLru<String, Arc<Vec<ManifestFileMeta>>>,
     manifests: WeightedLru<String, Arc<Vec<ManifestEntry>>>,
+    /// Each snapshot's live files by partition (folded from its manifests),
+    /// keyed by its manifest lists: lookups then skip the fold.
+    live: WeightedLru<String, Arc<Vec<PartitionFiles>>>,
     footers: WeightedLru<String, ArrowReaderMetadata>,
     config: CacheConfig,
 }
@@ -131,11 +143,14 @@ impl Default for MetadataCache {
 
 impl MetadataCache {
     pub fn new(config: CacheConfig) -> Self {
-        // Lists are small and read by every scan: a tenth of the budget.
+        // Lists are small and read by every scan: a tenth of the budget;
+        // folded snapshots (the same entries again) three tenths.
         let lists = config.manifest_bytes / 10;
+        let live = config.manifest_bytes / 10 * 3;
         MetadataCache {
             lists: WeightedLru::new(lists),
-            manifests: WeightedLru::new(config.manifest_bytes - lists),
+            manifests: WeightedLru::new(config.manifest_bytes - lists - live),
+            live: WeightedLru::new(live),
             footers: WeightedLru::new(config.footer_bytes),
             config,
         }
@@ -147,7 +162,7 @@ impl MetadataCache {
 
     /// Estimated bytes held by the manifest caches now.
     pub fn manifest_bytes_held(&self) -> usize {
-        self.lists.weight() + self.manifests.weight()
+        self.lists.weight() + self.manifests.weight() + self.live.weight()
     }
 
     /// Estimated bytes held by the footer cache now.
@@ -175,6 +190,21 @@ impl MetadataCache {
     pub(crate) fn put_manifest(&self, path: &str, entries: Arc<Vec<ManifestEntry>>) {
         let weight = entries.iter().map(entry_weight).sum::<usize>() + 64;
         self.manifests.insert(path.to_string(), entries, weight);
+    }
+
+    pub(crate) fn live_files(&self, key: &str) -> Option<Arc<Vec<PartitionFiles>>> {
+        let found = self.live.get(&key.to_string());
+        counters::manifest_cache(found.is_some());
+        found
+    }
+
+    pub(crate) fn put_live_files(&self, key: &str, files: Arc<Vec<PartitionFiles>>) {
+        let weight = files
+            .iter()
+            .map(|p| p.partition.len() + p.entries.iter().map(entry_weight).sum::<usize>())
+            .sum::<usize>()
+            + 64;
+        self.live.insert(key.to_string(), files, weight);
     }
 
     pub(crate) fn footer(&self, path: &str) -> Option<ArrowReaderMetadata> {

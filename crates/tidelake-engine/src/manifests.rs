@@ -12,7 +12,7 @@ use tidelake_format::manifest::{
 use tidelake_format::snapshot::Snapshot;
 use tidelake_store::WarehouseStore;
 
-use crate::cache::MetadataCache;
+use crate::cache::{MetadataCache, PartitionFiles};
 use crate::error::{EngineError, Result};
 use crate::kv::TablePaths;
 
@@ -131,6 +131,43 @@ impl ManifestStore {
                 .filter(|e| keep(e))
                 .cloned(),
         ))
+    }
+
+    /// Every live data file of a snapshot, grouped by partition (in order of
+    /// first appearance, files in the order `live_entries` gives), shared
+    /// through the cache by every reader of the snapshot.
+    pub(crate) async fn live_by_partition(
+        &self,
+        snapshot: &Snapshot,
+    ) -> Result<Arc<Vec<PartitionFiles>>> {
+        // Manifest lists are named once (UUIDs): they identify the files.
+        let key = format!(
+            "{}|{}",
+            self.paths.manifest(&snapshot.base_manifest_list),
+            snapshot.delta_manifest_list
+        );
+        if let Some(found) = self.cache.as_ref().and_then(|c| c.live_files(&key)) {
+            return Ok(found);
+        }
+        let metas = self.data_manifests(snapshot).await?;
+        let live = self.live_entries(&metas, &|_| true).await?;
+        let mut position: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut grouped: Vec<PartitionFiles> = Vec::new();
+        for e in live {
+            let i = *position.entry(e.partition.clone()).or_insert_with(|| {
+                grouped.push(PartitionFiles {
+                    partition: e.partition.clone(),
+                    entries: Vec::new(),
+                });
+                grouped.len() - 1
+            });
+            grouped[i].entries.push(e);
+        }
+        let grouped = Arc::new(grouped);
+        if let Some(cache) = &self.cache {
+            cache.put_live_files(&key, grouped.clone());
+        }
+        Ok(grouped)
     }
 
     /// Writes entries as one or more manifest files (split so that no file

@@ -276,11 +276,11 @@ impl ScanBuilder {
             );
         }
         let partition_types = layout.partition_types.clone();
-        let keep_partition = |e: &ManifestEntry| -> bool {
+        let keep_partition_row = |partition: &[u8]| -> bool {
             let Some(pp) = &partition_pred else {
                 return true;
             };
-            match deserialize_binary_row(&e.partition, &partition_types) {
+            match deserialize_binary_row(partition, &partition_types) {
                 Ok(values) => pp.eval(&|c: &str| {
                     partition_names
                         .iter()
@@ -290,8 +290,21 @@ impl ScanBuilder {
                 Err(_) => true,
             }
         };
+        let keep_partition = |e: &ManifestEntry| keep_partition_row(&e.partition);
         stats.manifests_pruned = stats.manifests - metas.len();
-        let mut live = ms.live_entries(&metas, &keep_partition).await?;
+        let mut live = if self.key.is_some() {
+            // A lookup takes the snapshot's files folded once and cached,
+            // judging each partition once instead of each file.
+            let mut live = Vec::new();
+            for part in ms.live_by_partition(&snap).await?.iter() {
+                if keep_partition_row(&part.partition) {
+                    live.extend(part.entries.iter().cloned());
+                }
+            }
+            live
+        } else {
+            ms.live_entries(&metas, &keep_partition).await?
+        };
         keep_levels(&table, &mut live, self.levels);
         stats.files_considered = live.len();
 
