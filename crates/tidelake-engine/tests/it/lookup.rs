@@ -1,7 +1,8 @@
 //! Primary-key lookups (`Table::lookup`): for random changes committed in
 //! random groups, with compactions between them, every key's lookup equals
 //! a full scan filtered on the key, for every merge engine, with and
-//! without deletion vectors, partitioned or not. And the metadata caches:
+//! without deletion vectors and bloom filters, partitioned or not; pages and
+//! bloom filters keep a lookup from decoding rows it cannot need. And the metadata caches:
 //! a commit by another catalog (another process) is seen by the next
 //! lookup, and the counters show the caches at work.
 
@@ -32,6 +33,17 @@ async fn create(
     partitioned: bool,
     buckets: &str,
 ) -> (Catalog, Identifier) {
+    create_with(engine, vectors, partitioned, buckets, false).await
+}
+
+/// `create`, with Parquet bloom filters on every column or not.
+async fn create_with(
+    engine: &str,
+    vectors: bool,
+    partitioned: bool,
+    buckets: &str,
+    bloom: bool,
+) -> (Catalog, Identifier) {
     let mut options: Vec<(&str, &str)> = vec![
         ("merge-engine", engine),
         ("bucket", buckets),
@@ -48,6 +60,9 @@ async fn create(
     }
     if vectors {
         options.push(("deletion-vectors.enabled", "true"));
+    }
+    if bloom {
+        options.push(("parquet.bloom.filter.enabled", "true"));
     }
     let mut k = col("k", DataTypeKind::BigInt, false);
     k.data_type = DataType::new(DataTypeKind::BigInt, false);
@@ -214,10 +229,11 @@ proptest! {
         (engine, vectors) in engines(),
         partitioned in any::<bool>(),
         buckets in prop_oneof![Just("1"), Just("3")],
+        bloom in any::<bool>(),
         commits in commits(),
     ) {
         block_on(async {
-            let (catalog, id) = create(engine, vectors, partitioned, buckets).await;
+            let (catalog, id) = create_with(engine, vectors, partitioned, buckets, bloom).await;
             for (changes, compaction) in &commits {
                 commit(&catalog, &id, changes).await;
                 if *compaction > 0 {
@@ -412,4 +428,98 @@ async fn a_lookup_reads_only_the_pages_that_may_hold_the_key() {
         .is_none());
     let after = engine_counters();
     assert_eq!(after.data_files_opened, before.data_files_opened);
+}
+
+/// A one-file table of the even keys 0..2000, with `options`.
+async fn even_keys(options: &[(&str, &str)]) -> Table {
+    let catalog = Catalog::open("memory://").await.unwrap();
+    let id = Identifier::new("default", "t");
+    let mut spec = tidelake_testkit::table::spec(
+        vec![
+            col("k", DataTypeKind::BigInt, false),
+            col("v", DataTypeKind::BigInt, true),
+        ],
+        &["k"],
+        &[],
+        options,
+    );
+    spec.columns[0].data_type = DataType::new(DataTypeKind::BigInt, false);
+    catalog.create_table(&id, spec, false).await.unwrap();
+    let table = catalog.load_table(&id).await.unwrap();
+    let keys: Vec<i64> = (0..1000).map(|i| i * 2).collect();
+    let rows = RecordBatch::try_new(
+        table.arrow_schema(),
+        vec![
+            Arc::new(Int64Array::from(keys.clone())),
+            Arc::new(Int64Array::from(keys)),
+        ],
+    )
+    .unwrap();
+    let mut writer = table.writer();
+    writer.write(rows, RowKind::Insert).await.unwrap();
+    writer.commit().await.unwrap();
+    catalog.load_table(&id).await.unwrap()
+}
+
+#[tokio::test]
+async fn bloom_filters_written_on_request_rule_keys_out() {
+    let bloom = even_keys(&[("bucket", "1"), ("parquet.bloom.filter.enabled#k", "true")]).await;
+    let plain = even_keys(&[("bucket", "1")]).await;
+    for table in [&bloom, &plain] {
+        let found = table.lookup(&[Datum::BigInt(1000)]).await.unwrap();
+        assert_eq!(
+            text_rows(&[found.unwrap()]),
+            [vec![Some("1000".to_string()); 2]]
+        );
+    }
+    // An absent key inside the file's key range and its page: only the
+    // bloom filter tells, and then no row is decoded.
+    let before = engine_counters();
+    assert!(bloom
+        .lookup(&[Datum::BigInt(1001)])
+        .await
+        .unwrap()
+        .is_none());
+    let after = engine_counters();
+    assert_eq!(after.row_groups_pruned, before.row_groups_pruned + 1);
+    assert_eq!(after.rows_scanned, before.rows_scanned);
+
+    let before = engine_counters();
+    assert!(plain
+        .lookup(&[Datum::BigInt(1001)])
+        .await
+        .unwrap()
+        .is_none());
+    let after = engine_counters();
+    assert_eq!(after.row_groups_pruned, before.row_groups_pruned);
+    assert!(after.rows_scanned > before.rows_scanned);
+
+    // A bad value is refused when a file is written.
+    let catalog = Catalog::open("memory://").await.unwrap();
+    let id = Identifier::new("default", "bad");
+    let mut spec = tidelake_testkit::table::spec(
+        vec![col("k", DataTypeKind::BigInt, false)],
+        &["k"],
+        &[],
+        &[("bucket", "1"), ("parquet.bloom.filter.enabled", "yes")],
+    );
+    spec.columns[0].data_type = DataType::new(DataTypeKind::BigInt, false);
+    catalog.create_table(&id, spec, false).await.unwrap();
+    let table = catalog.load_table(&id).await.unwrap();
+    let mut writer = table.writer();
+    let rows = RecordBatch::try_new(
+        table.arrow_schema(),
+        vec![Arc::new(Int64Array::from(vec![1]))],
+    )
+    .unwrap();
+    let written = async {
+        writer.write(rows, RowKind::Insert).await?;
+        writer.commit().await
+    }
+    .await;
+    let e = written.expect_err("a bad bloom filter option");
+    assert!(
+        e.to_string().contains("parquet.bloom.filter.enabled"),
+        "{e}"
+    );
 }
