@@ -11,7 +11,9 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::FutureExt;
 use futures::{StreamExt, TryStreamExt};
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, RowSelection};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, RowSelection, RowSelector,
+};
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
 use parquet::arrow::ProjectionMask;
 use parquet::errors::ParquetError;
@@ -92,14 +94,19 @@ pub(crate) async fn read_live_file(
     key: Option<&Arc<KeyFilter>>,
 ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
     let positions = key.and_then(|k| key_positions(k, columns).map(|p| (k.clone(), p)));
-    // Row groups are skipped only without a deletion vector, whose row
-    // positions count every row of the file.
-    let rows = match (&positions, &deleted) {
-        (Some((key, p)), None) => FileRows::Key(key.clone(), p.clone()),
-        _ => FileRows::All,
+    let batches = match &positions {
+        // A key read selects rows by position (pages, deletion vector), so
+        // the vector is applied as a selection, not afterwards.
+        Some((key, p)) => {
+            let rows = FileRows::Key(key.clone(), p.clone(), deleted);
+            open_data_file(table, path, file, columns, batch_size, rows).await?
+        }
+        None => {
+            let batches =
+                open_data_file(table, path, file, columns, batch_size, FileRows::All).await?;
+            super::deletion::without_deleted(batches, deleted)
+        }
     };
-    let batches = open_data_file(table, path, file, columns, batch_size, rows).await?;
-    let batches = super::deletion::without_deleted(batches, deleted);
     Ok(match positions {
         Some((key, p)) => batches
             .and_then(move |b| futures::future::ready(key.filter(b, &p)))
@@ -127,8 +134,9 @@ enum FileRows {
     /// Row ranges (ascending, disjoint).
     Ranges(Vec<std::ops::Range<usize>>),
     /// The row groups and pages that may hold a key, whose columns are at
-    /// these positions of the columns read (rows are not filtered here).
-    Key(Arc<KeyFilter>, Vec<usize>),
+    /// these positions of the columns read (rows are not filtered here),
+    /// without the rows the deletion vector (if any) marks deleted.
+    Key(Arc<KeyFilter>, Vec<usize>, Option<Arc<DeletionVector>>),
 }
 
 /// Streams the requested columns of the rows at `positions` (ascending row
@@ -241,19 +249,43 @@ async fn open_data_file(
     roots.dedup();
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
     let mut builder = builder.with_projection(mask).with_batch_size(batch_size);
-    if let FileRows::Key(key, positions) = &rows {
+    if let FileRows::Key(key, positions, deleted) = &rows {
         // Statistics are used only from files of the current schema, as
         // everywhere else (older files may hold other types).
-        if file.schema_id == table.layout.schema.id {
-            let names: Vec<String> = positions
-                .iter()
-                .filter_map(|&p| sources[p].map(|s| file_arrow.field(s).name().clone()))
-                .collect();
-            if names.len() == positions.len() {
-                match prune_for_key(builder, &metadata, key, &names).await? {
-                    Some(pruned) => builder = pruned,
-                    None => return Ok(futures::stream::empty::<Result<RecordBatch>>().boxed()),
+        let names: Vec<String> = positions
+            .iter()
+            .filter_map(|&p| sources[p].map(|s| file_arrow.field(s).name().clone()))
+            .collect();
+        let usable = file.schema_id == table.layout.schema.id && names.len() == positions.len();
+        let pruned = if usable {
+            prune_for_key(&mut builder, &metadata, key, &names).await?
+        } else {
+            Some(KeyRows::Everything)
+        };
+        let Some(pruned) = pruned else {
+            return Ok(futures::stream::empty::<Result<RecordBatch>>().boxed());
+        };
+        let total = usize::try_from(metadata.metadata().file_metadata().num_rows()).unwrap_or(0);
+        match (pruned, deleted) {
+            (KeyRows::Everything, None) => {}
+            (KeyRows::Groups(kept, pages), None) => {
+                builder = builder.with_row_groups(kept);
+                if let Some(pages) = pages {
+                    builder = builder.with_row_selection(pages);
                 }
+            }
+            (pruned, Some(dv)) => {
+                // Positions count every row of the file: select over all of
+                // its row groups, the kept ones' pages minus deleted rows.
+                let mut selection = live_rows(dv, total);
+                if let KeyRows::Groups(kept, _) = pruned {
+                    let whole = key_rows_in_file(&metadata, key, &names, &kept);
+                    selection = selection.intersection(&whole);
+                }
+                if !selection.selects_any() {
+                    return Ok(futures::stream::empty::<Result<RecordBatch>>().boxed());
+                }
+                builder = builder.with_row_selection(selection);
             }
         }
     }
@@ -294,14 +326,23 @@ async fn open_data_file(
         .boxed())
 }
 
-/// The reader restricted to the row groups (bloom filters consulted) and
-/// pages of a file that may hold `key`; `None` when none may.
+/// What a key read of one file may read.
+enum KeyRows {
+    /// Statistics could not be used: every row.
+    Everything,
+    /// These row groups (in order), and within them these rows (by the
+    /// page index; `None`: all their rows).
+    Groups(Vec<usize>, Option<RowSelection>),
+}
+
+/// The row groups (bloom filters consulted) and pages of a file that may
+/// hold `key`; `None` when none may.
 async fn prune_for_key(
-    mut builder: ParquetRecordBatchStreamBuilder<StoreFileReader>,
+    builder: &mut ParquetRecordBatchStreamBuilder<StoreFileReader>,
     metadata: &ArrowReaderMetadata,
     key: &KeyFilter,
     names: &[String],
-) -> Result<Option<ParquetRecordBatchStreamBuilder<StoreFileReader>>> {
+) -> Result<Option<KeyRows>> {
     let mut groups = key.row_groups(metadata, names);
     let total = builder.metadata().num_row_groups();
     // Bloom filters, where the writer wrote them for a key column.
@@ -309,7 +350,7 @@ async fn prune_for_key(
     for g in groups.drain(..) {
         let mut excluded = false;
         for (i, name) in names.iter().enumerate().take(key.len()) {
-            let Some(column) = parquet_column(&builder, name) else {
+            let Some(column) = parquet_column(builder, name) else {
                 continue;
             };
             if builder
@@ -336,15 +377,58 @@ async fn prune_for_key(
     if kept.is_empty() {
         return Ok(None);
     }
-    let selection = key.pages(metadata, names, &kept);
-    builder = builder.with_row_groups(kept);
-    if let Some(selection) = selection {
-        if !selection.selects_any() {
-            return Ok(None);
-        }
-        builder = builder.with_row_selection(selection);
+    let pages = key.pages(metadata, names, &kept);
+    if pages.as_ref().is_some_and(|p| !p.selects_any()) {
+        return Ok(None);
     }
-    Ok(Some(builder))
+    Ok(Some(KeyRows::Groups(kept, pages)))
+}
+
+/// The rows of the whole file (every row group, in order) that the kept
+/// row groups' pages may hold the key in.
+fn key_rows_in_file(
+    metadata: &ArrowReaderMetadata,
+    key: &KeyFilter,
+    names: &[String],
+    kept: &[usize],
+) -> RowSelection {
+    let pq = metadata.metadata();
+    let mut selectors = Vec::new();
+    for g in 0..pq.num_row_groups() {
+        let rows = usize::try_from(pq.row_group(g).num_rows()).unwrap_or(0);
+        if !kept.contains(&g) {
+            selectors.push(RowSelector::skip(rows));
+            continue;
+        }
+        match key.pages(metadata, names, &[g]) {
+            Some(pages) => selectors.extend(pages.iter().copied()),
+            None => selectors.push(RowSelector::select(rows)),
+        }
+    }
+    RowSelection::from(selectors)
+}
+
+/// The rows of a file of `total` rows that `dv` does not mark deleted.
+fn live_rows(dv: &DeletionVector, total: usize) -> RowSelection {
+    let mut selectors = Vec::new();
+    let mut at = 0usize;
+    for position in dv.iter() {
+        let Ok(position) = usize::try_from(position) else {
+            break;
+        };
+        if position >= total {
+            break;
+        }
+        if position > at {
+            selectors.push(RowSelector::select(position - at));
+        }
+        selectors.push(RowSelector::skip(1));
+        at = position + 1;
+    }
+    if at < total {
+        selectors.push(RowSelector::select(total - at));
+    }
+    RowSelection::from(selectors)
 }
 
 /// The leaf column index of a top-level Arrow column of the file.

@@ -523,3 +523,74 @@ async fn bloom_filters_written_on_request_rule_keys_out() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn with_deletion_vectors_a_lookup_still_reads_only_its_pages() {
+    let (catalog, id) = create("deduplicate", true, false, "1").await;
+    let table = catalog.load_table(&id).await.unwrap();
+    let n = 60_000i64;
+    let rows = RecordBatch::try_new(
+        table.arrow_schema(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(0..n)),
+            Arc::new(StringArray::from_iter_values((0..n).map(|_| "a"))),
+            Arc::new(Int64Array::from_iter_values(0..n)),
+            Arc::new(StringArray::from_iter((0..n).map(|_| None::<String>))),
+        ],
+    )
+    .unwrap();
+    let mut writer = table.writer();
+    writer.write(rows, RowKind::Insert).await.unwrap();
+    writer.commit().await.unwrap();
+    let compact = |full| {
+        let catalog = catalog.clone();
+        let id = id.clone();
+        async move {
+            let table = catalog.load_table(&id).await.unwrap();
+            table
+                .compact(CompactOptions {
+                    full,
+                    ..CompactOptions::default()
+                })
+                .await
+                .unwrap();
+        }
+    };
+    compact(true).await;
+    commit(
+        &catalog,
+        &id,
+        &[
+            (true, 45_678, 0, None, None),
+            (false, 45_680, 0, Some(-1), None),
+        ],
+    )
+    .await;
+    // Lookup compaction: the big file keeps its rows, a vector marks two.
+    compact(false).await;
+    let table = catalog.load_table(&id).await.unwrap();
+    let plan = table.scan().plan().await.unwrap();
+    assert!(
+        plan.splits()[0]
+            .deletion_vectors
+            .as_ref()
+            .is_some_and(|v| !v.is_empty()),
+        "a deletion vector"
+    );
+    let v = |k: i64| {
+        let table = table.clone();
+        async move {
+            let before = engine_counters();
+            let found = table.lookup(&[Datum::BigInt(k)]).await.unwrap();
+            let scanned = engine_counters().rows_scanned - before.rows_scanned;
+            // Pages hold about 20,000 rows: one page, not the file's 60,000.
+            assert!(scanned <= 25_000, "{scanned} rows decoded for key {k}");
+            found.map(|b| text_rows(&[b])[0][2].clone().unwrap())
+        }
+    };
+    assert_eq!(v(45_678).await, None);
+    assert_eq!(v(45_680).await.as_deref(), Some("-1"));
+    assert_eq!(v(45_682).await.as_deref(), Some("45682"));
+    assert_eq!(v(3).await.as_deref(), Some("3"));
+    check_every_key(&table).await;
+}
