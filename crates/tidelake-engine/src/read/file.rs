@@ -201,19 +201,7 @@ async fn open_data_file(
     crate::counters::opened_file();
     let mut reader =
         StoreFileReader::new(table.store.clone(), path.to_string(), file.file_size as u64);
-    let metadata = match table.cache.footer(path) {
-        Some(metadata) => metadata,
-        None => {
-            // The page index too (where written): lookups select pages by it.
-            let options =
-                ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
-            let metadata = ArrowReaderMetadata::load_async(&mut reader, options)
-                .await
-                .map_err(pq_err)?;
-            table.cache.put_footer(path, metadata.clone());
-            metadata
-        }
-    };
+    let metadata = footer(table, &mut reader, path).await.map_err(pq_err)?;
     let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata.clone());
     let file_arrow = builder.schema().clone();
     let position = |name: &str| file_arrow.fields().iter().position(|f| f.name() == name);
@@ -250,43 +238,17 @@ async fn open_data_file(
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
     let mut builder = builder.with_projection(mask).with_batch_size(batch_size);
     if let FileRows::Key(key, positions, deleted) = &rows {
-        // Statistics are used only from files of the current schema, as
-        // everywhere else (older files may hold other types).
         let names: Vec<String> = positions
             .iter()
             .filter_map(|&p| sources[p].map(|s| file_arrow.field(s).name().clone()))
             .collect();
+        // Statistics are used only from files of the current schema, as
+        // everywhere else (older files may hold other types).
         let usable = file.schema_id == table.layout.schema.id && names.len() == positions.len();
-        let pruned = if usable {
-            prune_for_key(&mut builder, &metadata, key, &names).await?
-        } else {
-            Some(KeyRows::Everything)
-        };
-        let Some(pruned) = pruned else {
-            return Ok(futures::stream::empty::<Result<RecordBatch>>().boxed());
-        };
-        let total = usize::try_from(metadata.metadata().file_metadata().num_rows()).unwrap_or(0);
-        match (pruned, deleted) {
-            (KeyRows::Everything, None) => {}
-            (KeyRows::Groups(kept, pages), None) => {
-                builder = builder.with_row_groups(kept);
-                if let Some(pages) = pages {
-                    builder = builder.with_row_selection(pages);
-                }
-            }
-            (pruned, Some(dv)) => {
-                // Positions count every row of the file: select over all of
-                // its row groups, the kept ones' pages minus deleted rows.
-                let mut selection = live_rows(dv, total);
-                if let KeyRows::Groups(kept, _) = pruned {
-                    let whole = key_rows_in_file(&metadata, key, &names, &kept);
-                    selection = selection.intersection(&whole);
-                }
-                if !selection.selects_any() {
-                    return Ok(futures::stream::empty::<Result<RecordBatch>>().boxed());
-                }
-                builder = builder.with_row_selection(selection);
-            }
+        let key = usable.then_some((key.as_ref(), names.as_slice()));
+        match restrict_to_key(builder, &metadata, key, deleted.as_deref()).await? {
+            Some(restricted) => builder = restricted,
+            None => return Ok(futures::stream::empty::<Result<RecordBatch>>().boxed()),
         }
     }
     if let FileRows::Ranges(ranges) = rows {
@@ -326,6 +288,63 @@ async fn open_data_file(
         .boxed())
 }
 
+/// A data file's footer (with its page index, where written: key reads
+/// select pages by it), from the catalog's cache or read and cached.
+async fn footer(
+    table: &Table,
+    reader: &mut StoreFileReader,
+    path: &str,
+) -> parquet::errors::Result<ArrowReaderMetadata> {
+    if let Some(metadata) = table.cache.footer(path) {
+        return Ok(metadata);
+    }
+    let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+    let metadata = ArrowReaderMetadata::load_async(reader, options).await?;
+    table.cache.put_footer(path, metadata.clone());
+    Ok(metadata)
+}
+
+type Builder = ParquetRecordBatchStreamBuilder<StoreFileReader>;
+
+/// The reader restricted to the rows of a file that may hold a key (`key`:
+/// the filter and its columns' names in the file; `None` when statistics
+/// cannot be used) and that `deleted` does not mark; `None` when no row
+/// may.
+async fn restrict_to_key(
+    mut builder: Builder,
+    metadata: &ArrowReaderMetadata,
+    key: Option<(&KeyFilter, &[String])>,
+    deleted: Option<&DeletionVector>,
+) -> Result<Option<Builder>> {
+    let pruned = match key {
+        Some((key, names)) => match prune_for_key(&mut builder, metadata, key, names).await? {
+            Some(pruned) => pruned,
+            None => return Ok(None),
+        },
+        None => KeyRows::Everything,
+    };
+    let Some(dv) = deleted else {
+        if let KeyRows::Groups(kept, pages) = pruned {
+            builder = builder.with_row_groups(kept);
+            if let Some(pages) = pages {
+                builder = builder.with_row_selection(pages);
+            }
+        }
+        return Ok(Some(builder));
+    };
+    // Positions count every row of the file: select over all of its row
+    // groups, the kept ones' pages minus the deleted rows.
+    let total = usize::try_from(metadata.metadata().file_metadata().num_rows()).unwrap_or(0);
+    let mut selection = live_rows(dv, total);
+    if let (KeyRows::Groups(kept, _), Some((key, names))) = (pruned, key) {
+        selection = selection.intersection(&key_rows_in_file(metadata, key, names, &kept));
+    }
+    if !selection.selects_any() {
+        return Ok(None);
+    }
+    Ok(Some(builder.with_row_selection(selection)))
+}
+
 /// What a key read of one file may read.
 enum KeyRows {
     /// Statistics could not be used: every row.
@@ -338,7 +357,7 @@ enum KeyRows {
 /// The row groups (bloom filters consulted) and pages of a file that may
 /// hold `key`; `None` when none may.
 async fn prune_for_key(
-    builder: &mut ParquetRecordBatchStreamBuilder<StoreFileReader>,
+    builder: &mut Builder,
     metadata: &ArrowReaderMetadata,
     key: &KeyFilter,
     names: &[String],
@@ -432,10 +451,7 @@ fn live_rows(dv: &DeletionVector, total: usize) -> RowSelection {
 }
 
 /// The leaf column index of a top-level Arrow column of the file.
-fn parquet_column(
-    builder: &ParquetRecordBatchStreamBuilder<StoreFileReader>,
-    name: &str,
-) -> Option<usize> {
+fn parquet_column(builder: &Builder, name: &str) -> Option<usize> {
     parquet::arrow::parquet_column(builder.parquet_schema(), builder.schema(), name).map(|(i, _)| i)
 }
 
