@@ -10,6 +10,7 @@ use tidelake_format::schema::TableSchema;
 use tidelake_format::types::{DataField, DataType};
 use tidelake_store::{PutOutcome, WarehouseStore};
 
+use crate::cache::{CacheConfig, MetadataCache};
 use crate::error::{EngineError, Result};
 use crate::evolution;
 pub use crate::evolution::ColumnPosition;
@@ -108,6 +109,8 @@ pub struct Catalog {
     hooks: Hooks,
     /// Shared by every table handle the catalog loads (group commit).
     queues: Arc<CommitQueues>,
+    /// Shared by every table handle this catalog (and its clones) opens.
+    cache: Arc<MetadataCache>,
 }
 
 impl Catalog {
@@ -117,6 +120,7 @@ impl Catalog {
             store: WarehouseStore::open(uri).await?,
             hooks: Hooks::default(),
             queues: Arc::default(),
+            cache: Arc::default(),
         })
     }
 
@@ -125,6 +129,7 @@ impl Catalog {
             store,
             hooks: Hooks::default(),
             queues: Arc::default(),
+            cache: Arc::default(),
         }
     }
 
@@ -139,6 +144,18 @@ impl Catalog {
     pub fn with_table_hooks(mut self, hooks: Vec<Arc<dyn TableHooks>>) -> Catalog {
         self.hooks = Arc::new(hooks);
         self
+    }
+
+    /// The same catalog with caches of these sizes (replacing, not sharing,
+    /// the caches it had).
+    pub fn with_cache_config(mut self, config: CacheConfig) -> Catalog {
+        self.cache = Arc::new(MetadataCache::new(config));
+        self
+    }
+
+    /// The caches of immutable metadata every table of this catalog shares.
+    pub fn metadata_cache(&self) -> &Arc<MetadataCache> {
+        &self.cache
     }
 
     pub fn store(&self) -> &WarehouseStore {
@@ -440,7 +457,8 @@ impl Catalog {
             .ok_or_else(|| EngineError::TableNotFound(id.to_string()))?;
         Ok(Table::new(self.store.clone(), id.clone(), reader, schema)?
             .with_hooks(self.hooks.clone())
-            .with_commit_queues(self.queues.clone()))
+            .with_commit_queues(self.queues.clone())
+            .with_cache(self.cache.clone()))
     }
 
     /// A branch of a table (Paimon's `t$branch_{name}`): reads and writes
@@ -458,7 +476,8 @@ impl Catalog {
         })?;
         Ok(Table::new(self.store.clone(), id.clone(), reader, schema)?
             .with_hooks(self.hooks.clone())
-            .with_commit_queues(self.queues.clone()))
+            .with_commit_queues(self.queues.clone())
+            .with_cache(self.cache.clone()))
     }
 
     /// Applies schema changes as a new `schema-{N+1}` (create-if-absent, so

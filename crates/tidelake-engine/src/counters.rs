@@ -1,5 +1,6 @@
 //! Process-wide counters of the engine's work, for a server's metrics:
-//! commits made and lost, rows and bytes read from data files. Plain
+//! commits made and lost, rows and bytes read from data files, hits and
+//! misses of the metadata caches, primary-key lookups. Plain
 //! atomics that only grow (Prometheus counters); [`engine_counters`] reads
 //! them. They count every caller in the process: statements, continuous
 //! jobs, compaction and maintenance alike.
@@ -17,6 +18,12 @@ static BYTES_SCANNED: AtomicU64 = AtomicU64::new(0);
 static DATA_FILES_OPENED: AtomicU64 = AtomicU64::new(0);
 static GROUP_COMMITS: AtomicU64 = AtomicU64::new(0);
 static GROUP_COMMIT_STATEMENTS: AtomicU64 = AtomicU64::new(0);
+static MANIFEST_CACHE_HITS: AtomicU64 = AtomicU64::new(0);
+static MANIFEST_CACHE_MISSES: AtomicU64 = AtomicU64::new(0);
+static FOOTER_CACHE_HITS: AtomicU64 = AtomicU64::new(0);
+static FOOTER_CACHE_MISSES: AtomicU64 = AtomicU64::new(0);
+static PK_LOOKUPS: AtomicU64 = AtomicU64::new(0);
+static ROW_GROUPS_PRUNED: AtomicU64 = AtomicU64::new(0);
 
 /// The counters' values at one moment (each only grows).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -42,6 +49,18 @@ pub struct EngineCounters {
     /// Statements those snapshots hold: against `group_commits`, how well
     /// concurrent small writes were grouped.
     pub group_commit_statements: u64,
+    /// Manifest lists and manifests found in the metadata cache.
+    pub manifest_cache_hits: u64,
+    /// Manifest lists and manifests read from the store (then cached).
+    pub manifest_cache_misses: u64,
+    /// Parquet footers of data files found in the metadata cache.
+    pub footer_cache_hits: u64,
+    /// Parquet footers read from the store (then cached).
+    pub footer_cache_misses: u64,
+    /// Keys looked up through `Table::lookup` (the primary-key fast path).
+    pub primary_key_lookups: u64,
+    /// Row groups a key lookup skipped by statistics or bloom filters.
+    pub row_groups_pruned: u64,
 }
 
 /// The counters now.
@@ -56,6 +75,12 @@ pub fn engine_counters() -> EngineCounters {
         data_files_opened: get(&DATA_FILES_OPENED),
         group_commits: get(&GROUP_COMMITS),
         group_commit_statements: get(&GROUP_COMMIT_STATEMENTS),
+        manifest_cache_hits: get(&MANIFEST_CACHE_HITS),
+        manifest_cache_misses: get(&MANIFEST_CACHE_MISSES),
+        footer_cache_hits: get(&FOOTER_CACHE_HITS),
+        footer_cache_misses: get(&FOOTER_CACHE_MISSES),
+        primary_key_lookups: get(&PK_LOOKUPS),
+        row_groups_pruned: get(&ROW_GROUPS_PRUNED),
     }
 }
 
@@ -90,4 +115,34 @@ pub(crate) fn opened_file() {
 pub(crate) fn group_committed(statements: usize) {
     add(&GROUP_COMMITS, 1);
     add(&GROUP_COMMIT_STATEMENTS, statements as u64);
+}
+
+pub(crate) fn manifest_cache(hit: bool) {
+    add(
+        if hit {
+            &MANIFEST_CACHE_HITS
+        } else {
+            &MANIFEST_CACHE_MISSES
+        },
+        1,
+    );
+}
+
+pub(crate) fn footer_cache(hit: bool) {
+    add(
+        if hit {
+            &FOOTER_CACHE_HITS
+        } else {
+            &FOOTER_CACHE_MISSES
+        },
+        1,
+    );
+}
+
+pub(crate) fn looked_up(keys: usize) {
+    add(&PK_LOOKUPS, keys as u64);
+}
+
+pub(crate) fn pruned_row_groups(n: usize) {
+    add(&ROW_GROUPS_PRUNED, n as u64);
 }

@@ -12,7 +12,8 @@ use arrow_schema::{Field, Schema, SchemaRef};
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
+use parquet::schema::types::ColumnPath;
 use tidelake_format::binary_row::{datum_from_arrow, serialize_binary_row, Datum};
 use tidelake_format::manifest::{DataFileMeta, SimpleStats};
 
@@ -91,10 +92,43 @@ fn writer_properties(layout: &TableLayout) -> Result<WriterProperties> {
             )))
         }
     };
-    Ok(WriterProperties::builder()
+    let builder = WriterProperties::builder()
         .set_compression(compression)
-        .set_max_row_group_row_count(Some(256 * 1024))
-        .build())
+        .set_max_row_group_row_count(Some(256 * 1024));
+    Ok(with_bloom_filters(builder, &layout.schema.options)?.build())
+}
+
+const BLOOM_OPTION: &str = "parquet.bloom.filter.enabled";
+
+/// Parquet bloom filters as Paimon's Parquet options ask for them:
+/// `parquet.bloom.filter.enabled` for every column, or
+/// `parquet.bloom.filter.enabled#<column>` for one (a table column's name
+/// covers its `_KEY_` copy too). Key lookups skip row groups by them.
+fn with_bloom_filters(
+    mut builder: WriterPropertiesBuilder,
+    options: &std::collections::BTreeMap<String, String>,
+) -> Result<WriterPropertiesBuilder> {
+    let flag = |key: &str, value: &str| match value.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(EngineError::invalid(format!(
+            "option '{key}': '{value}' is not true or false"
+        ))),
+    };
+    for (key, value) in options {
+        if key == BLOOM_OPTION {
+            builder = builder.set_bloom_filter_enabled(flag(key, value)?);
+        } else if let Some(column) = key.strip_prefix(&format!("{BLOOM_OPTION}#")) {
+            let on = flag(key, value)?;
+            for name in [
+                column.to_string(),
+                format!("{}{column}", crate::kv::KEY_PREFIX),
+            ] {
+                builder = builder.set_column_bloom_filter_enabled(ColumnPath::from(name), on);
+            }
+        }
+    }
+    Ok(builder)
 }
 
 /// What the writer knows about the rows of a file beyond the rows themselves.

@@ -19,8 +19,8 @@ const LAYERS: &[&[&str]] = &[
     // Errors, and the process-wide counters every layer may bump.
     &["error", "counters"],
     // The key-value file layout (column names, row kinds, paths), options
-    // and column statistics.
-    &["kv", "options", "stats"],
+    // and column statistics; the caches of immutable metadata.
+    &["kv", "options", "stats", "cache"],
     // Pure LSM logic (key order, sorted runs, level overlap, sections) and
     // the facts derived from a schema.
     &["lsm", "layout", "evolution"],

@@ -33,7 +33,8 @@
 //!                                    per-table commit queues (group commit)
 //!   manifests | snapshots | mergefn  manifest and snapshot files, merge engines
 //!   lsm | layout                     sorted runs, level overlap, sections, keys
-//!   kv | options | stats             column names, RowKind, paths; options
+//!   kv | options | stats | cache     column names, RowKind, paths; options;
+//!                                    caches of immutable metadata
 //!   error | counters                 errors; process-wide counters (metrics)
 //! ```
 //!
@@ -46,6 +47,7 @@
 //! given a layer there:
 //! `cargo nextest run --workspace -E 'test(/layers_test/)'`.
 
+mod cache;
 mod catalog;
 pub mod commit;
 mod compact;
@@ -76,6 +78,7 @@ mod write;
 #[cfg(test)]
 mod layers_test;
 
+pub use cache::{CacheConfig, MetadataCache};
 pub use catalog::{
     is_valid_name, Catalog, ColumnPosition, ColumnSpec, Identifier, SchemaChange, TableSpec,
     DEFAULT_DATABASE,
@@ -94,6 +97,7 @@ pub use orchestrate::{
 };
 pub use progress::{newest_recorded, read_progress, OwnerProgress, ProgressOwner, PROGRESS_PREFIX};
 pub use queue::{GroupOutcome, StatementRows};
+pub use read::lookup::LookupOptions;
 pub use read::predicate::{CompareOp, Predicate};
 pub use read::scan::{ScanBuilder, ScanPlan, ScanStats, Split};
 pub use read::stream::{

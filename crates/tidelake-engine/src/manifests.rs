@@ -2,6 +2,7 @@
 //! folding manifest entries into the set of live data files of a snapshot.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use tidelake_format::manifest::{
@@ -11,6 +12,7 @@ use tidelake_format::manifest::{
 use tidelake_format::snapshot::Snapshot;
 use tidelake_store::WarehouseStore;
 
+use crate::cache::{MetadataCache, PartitionFiles};
 use crate::error::{EngineError, Result};
 use crate::kv::TablePaths;
 
@@ -23,6 +25,8 @@ pub struct ManifestStore {
     store: WarehouseStore,
     paths: TablePaths,
     codec: ManifestCodec,
+    /// Decoded lists and manifests by path (they are never rewritten).
+    cache: Option<Arc<MetadataCache>>,
 }
 
 /// Identity of a data file within a table: a DELETE entry cancels the ADD
@@ -46,19 +50,50 @@ impl ManifestStore {
             store,
             paths,
             codec,
+            cache: None,
         })
     }
 
+    /// The same store, reading lists and manifests through `cache`.
+    pub fn with_cache(mut self, cache: Arc<MetadataCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
     pub async fn read_list(&self, name: &str) -> Result<Vec<ManifestFileMeta>> {
+        Ok(self.read_list_shared(name).await?.as_ref().clone())
+    }
+
+    async fn read_list_shared(&self, name: &str) -> Result<Arc<Vec<ManifestFileMeta>>> {
         let path = self.paths.manifest(name);
+        if let Some(found) = self.cache.as_ref().and_then(|c| c.manifest_list(&path)) {
+            return Ok(found);
+        }
         let bytes = self.store.get(&path).await?;
-        read_manifest_list(&bytes).map_err(|e| EngineError::format(path, e))
+        let metas =
+            Arc::new(read_manifest_list(&bytes).map_err(|e| EngineError::format(&path, e))?);
+        if let Some(cache) = &self.cache {
+            cache.put_manifest_list(&path, metas.clone());
+        }
+        Ok(metas)
     }
 
     pub async fn read_manifest(&self, name: &str) -> Result<Vec<ManifestEntry>> {
+        Ok(self.read_manifest_shared(name).await?.as_ref().clone())
+    }
+
+    async fn read_manifest_shared(&self, name: &str) -> Result<Arc<Vec<ManifestEntry>>> {
         let path = self.paths.manifest(name);
+        if let Some(found) = self.cache.as_ref().and_then(|c| c.manifest(&path)) {
+            return Ok(found);
+        }
         let bytes = self.store.get(&path).await?;
-        read_manifest_entries(&bytes).map_err(|e| EngineError::format(path, e))
+        let entries =
+            Arc::new(read_manifest_entries(&bytes).map_err(|e| EngineError::format(&path, e))?);
+        if let Some(cache) = &self.cache {
+            cache.put_manifest(&path, entries.clone());
+        }
+        Ok(entries)
     }
 
     /// All manifests of a snapshot, base first, in commit order.
@@ -83,13 +118,56 @@ impl ManifestStore {
             .map(|m| {
                 let this = self.clone();
                 let name = m.file_name.clone();
-                async move { this.read_manifest(&name).await }
+                async move { this.read_manifest_shared(&name).await }
             })
             .collect();
-        let lists: Vec<Vec<ManifestEntry>> = stream::iter(reads).buffered(8).try_collect().await?;
+        let lists: Vec<Arc<Vec<ManifestEntry>>> =
+            stream::iter(reads).buffered(8).try_collect().await?;
+        // Only the entries kept are copied out of the (shared) manifests.
         Ok(fold_entries(
-            lists.into_iter().flatten().filter(|e| keep(e)),
+            lists
+                .iter()
+                .flat_map(|l| l.iter())
+                .filter(|e| keep(e))
+                .cloned(),
         ))
+    }
+
+    /// Every live data file of a snapshot, grouped by partition (in order of
+    /// first appearance, files in the order `live_entries` gives), shared
+    /// through the cache by every reader of the snapshot.
+    pub(crate) async fn live_by_partition(
+        &self,
+        snapshot: &Snapshot,
+    ) -> Result<Arc<Vec<PartitionFiles>>> {
+        // Manifest lists are named once (UUIDs): they identify the files.
+        let key = format!(
+            "{}|{}",
+            self.paths.manifest(&snapshot.base_manifest_list),
+            snapshot.delta_manifest_list
+        );
+        if let Some(found) = self.cache.as_ref().and_then(|c| c.live_files(&key)) {
+            return Ok(found);
+        }
+        let metas = self.data_manifests(snapshot).await?;
+        let live = self.live_entries(&metas, &|_| true).await?;
+        let mut position: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut grouped: Vec<PartitionFiles> = Vec::new();
+        for e in live {
+            let i = *position.entry(e.partition.clone()).or_insert_with(|| {
+                grouped.push(PartitionFiles {
+                    partition: e.partition.clone(),
+                    entries: Vec::new(),
+                });
+                grouped.len() - 1
+            });
+            grouped[i].entries.push(e);
+        }
+        let grouped = Arc::new(grouped);
+        if let Some(cache) = &self.cache {
+            cache.put_live_files(&key, grouped.clone());
+        }
+        Ok(grouped)
     }
 
     /// Writes entries as one or more manifest files (split so that no file

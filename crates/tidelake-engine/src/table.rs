@@ -14,6 +14,7 @@ use tidelake_format::manifest::{DataFileMeta, IndexManifestEntry};
 use tidelake_format::schema::TableSchema;
 use tidelake_store::WarehouseStore;
 
+use crate::cache::MetadataCache;
 use crate::error::{EngineError, Result};
 use crate::kv::{RowKind, TablePaths};
 use crate::layout::TableLayout;
@@ -138,6 +139,8 @@ pub struct Table {
     hooks: Hooks,
     /// The commit queues of the table's catalog (group commit).
     queues: Arc<CommitQueues>,
+    /// The catalog's caches of immutable metadata (see `cache.rs`).
+    pub(crate) cache: Arc<MetadataCache>,
 }
 
 impl Table {
@@ -156,7 +159,19 @@ impl Table {
             schema_cache: Arc::new(Mutex::new(HashMap::new())),
             hooks: Arc::default(),
             queues: Arc::default(),
+            cache: Arc::default(),
         })
+    }
+
+    /// The same table sharing `cache` (its catalog's).
+    pub(crate) fn with_cache(mut self, cache: Arc<MetadataCache>) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// The metadata caches this handle shares with its catalog.
+    pub fn metadata_cache(&self) -> &Arc<MetadataCache> {
+        &self.cache
     }
 
     /// The same table sharing the commit queues `queues` (its catalog's),
@@ -235,11 +250,12 @@ impl Table {
 
     /// The table's manifests, compressed as its options say.
     pub(crate) fn manifest_store(&self) -> Result<ManifestStore> {
-        ManifestStore::new(
+        Ok(ManifestStore::new(
             self.store.clone(),
             self.paths().clone(),
             &self.layout.options.manifest_compression,
-        )
+        )?
+        .with_cache(self.cache.clone()))
     }
 
     /// The schema a data file was written with (files carry their schema id).

@@ -127,6 +127,11 @@ fn engine() -> serde_json::Value {
         "data_files_read": c.data_files_opened,
         "group_commits": c.group_commits,
         "group_commit_statements": c.group_commit_statements,
+        "manifest_cache_hits": c.manifest_cache_hits,
+        "manifest_cache_misses": c.manifest_cache_misses,
+        "footer_cache_hits": c.footer_cache_hits,
+        "footer_cache_misses": c.footer_cache_misses,
+        "primary_key_lookups": c.primary_key_lookups,
     })
 }
 

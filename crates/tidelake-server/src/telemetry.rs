@@ -23,6 +23,10 @@
 //! | `tidelake_engine_rows_scanned_total` | counter | — |
 //! | `tidelake_engine_bytes_scanned_total` | counter | — |
 //! | `tidelake_engine_data_files_read_total` | counter | — |
+//! | `tidelake_engine_cache_hits_total` | counter | `cache` (`manifest`, `footer`) |
+//! | `tidelake_engine_cache_misses_total` | counter | `cache` (`manifest`, `footer`) |
+//! | `tidelake_engine_primary_key_lookups_total` | counter | — |
+//! | `tidelake_engine_row_groups_pruned_total` | counter | — |
 
 use std::fmt::Write;
 use std::sync::OnceLock;
@@ -193,10 +197,41 @@ fn engine_metrics() -> String {
             "Write statements those group-commit snapshots hold",
             c.group_commit_statements,
         ),
+        (
+            "tidelake_engine_primary_key_lookups_total",
+            "Keys looked up through the primary-key fast path",
+            c.primary_key_lookups,
+        ),
+        (
+            "tidelake_engine_row_groups_pruned_total",
+            "Row groups key lookups skipped by statistics or bloom filters",
+            c.row_groups_pruned,
+        ),
     ] {
         let _ = writeln!(
             out,
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    }
+    // The metadata caches, by cache: hit ratio = hits / (hits + misses).
+    for (name, help, manifest, footer) in [
+        (
+            "tidelake_engine_cache_hits_total",
+            "Metadata reads answered by the in-memory caches",
+            c.manifest_cache_hits,
+            c.footer_cache_hits,
+        ),
+        (
+            "tidelake_engine_cache_misses_total",
+            "Metadata reads that went to the store (and were cached)",
+            c.manifest_cache_misses,
+            c.footer_cache_misses,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n\
+             {name}{{cache=\"manifest\"}} {manifest}\n{name}{{cache=\"footer\"}} {footer}"
         );
     }
     out

@@ -8,7 +8,10 @@
 //! DROP PARTITION`, queries with everything
 //! DataFusion offers, time travel (`t VERSION AS OF 3` or `t$snapshot_3`;
 //! `t$snapshots` lists the snapshots), procedures, and errors with
-//! SQLSTATE-like codes.
+//! SQLSTATE-like codes. A query that pins every primary-key column to a
+//! literal (`SELECT ... FROM t WHERE id = 5`, prepared statements included)
+//! is answered by the engine's key lookup without a DataFusion physical
+//! plan (`lookup`; `EXPLAIN` shows `PrimaryKeyLookup`).
 //!
 //! Streaming (continuous jobs, streaming `SELECT`) lives in
 //! `tidelake-stream`, above this crate: this crate must not know about it.
@@ -50,6 +53,7 @@ mod group;
 mod hints;
 mod insert;
 mod lexer;
+mod lookup;
 mod merge;
 mod partitions;
 mod predicate;

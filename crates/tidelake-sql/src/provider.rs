@@ -79,6 +79,11 @@ impl TidelakeTable {
         self.snapshot
     }
 
+    /// The tag this provider reads through, if any.
+    pub fn tag(&self) -> Option<&str> {
+        self.tag.as_deref()
+    }
+
     fn read_only_error(&self, what: &str) -> DataFusionError {
         to_df(SqlError::Unsupported(format!(
             "{what} is not possible on table '{}' as of snapshot {}: past snapshots are read-only",

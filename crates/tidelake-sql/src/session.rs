@@ -597,6 +597,13 @@ impl Session {
             Err(e) => return Err(crate::builtins::explain_missing_table(&self.catalog, e).await),
         };
         refuse_foreign_statements(&plan)?;
+        // A primary-key point query skips optimizing and physical planning.
+        if let Some(query) = crate::lookup::PointQuery::recognise(&plan) {
+            return query.run().await;
+        }
+        if let Some(explained) = crate::lookup::explain(&plan) {
+            return explained;
+        }
         match &plan {
             LogicalPlan::Dml(dml)
                 if matches!(

@@ -190,7 +190,8 @@ pub(crate) async fn with_latest_schema(table: &Table) -> Result<Table> {
             schema,
         )?
         .with_hooks(table.shared_hooks())
-        .with_commit_queues(table.shared_commit_queues())),
+        .with_commit_queues(table.shared_commit_queues())
+        .with_cache(table.cache.clone())),
         _ => Ok(table.clone()),
     }
 }

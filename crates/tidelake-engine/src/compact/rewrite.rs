@@ -103,7 +103,7 @@ pub(super) fn open_run(
                 .paths()
                 .data_file(&partition_path, bucket, &f.file_name);
             let deleted = vectors.as_ref().and_then(|v| v.get(&f.file_name).cloned());
-            async move { read_live_file(&table, &path, &f, &columns, BATCH_SIZE, deleted).await }
+            async move { read_live_file(&table, &path, &f, &columns, BATCH_SIZE, deleted, None).await }
         })
         .try_flatten()
         .boxed()

@@ -11,7 +11,9 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::FutureExt;
 use futures::{StreamExt, TryStreamExt};
-use parquet::arrow::arrow_reader::{ArrowReaderOptions, RowSelection};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, RowSelection, RowSelector,
+};
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
 use parquet::arrow::ProjectionMask;
 use parquet::errors::ParquetError;
@@ -21,6 +23,7 @@ use tidelake_format::manifest::DataFileMeta;
 use tidelake_format::types::DataField;
 use tidelake_store::WarehouseStore;
 
+use super::key::KeyFilter;
 use crate::error::{EngineError, Result};
 use crate::kv::{KEY_PREFIX, SEQUENCE_COLUMN, VALUE_KIND_COLUMN};
 use crate::table::Table;
@@ -75,11 +78,12 @@ pub(crate) async fn read_data_file(
     columns: &[ReadColumn],
     batch_size: usize,
 ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
-    open_data_file(table, path, file, columns, batch_size, None).await
+    open_data_file(table, path, file, columns, batch_size, FileRows::All).await
 }
 
 /// Streams the requested columns of one file without the rows its deletion
-/// vector (if any) marks deleted.
+/// vector (if any) marks deleted; with a `key`, only the rows of that key
+/// (which `columns` must hold as `ReadColumn::Key`).
 pub(crate) async fn read_live_file(
     table: &Table,
     path: &str,
@@ -87,9 +91,52 @@ pub(crate) async fn read_live_file(
     columns: &[ReadColumn],
     batch_size: usize,
     deleted: Option<Arc<DeletionVector>>,
+    key: Option<&Arc<KeyFilter>>,
 ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
-    let batches = read_data_file(table, path, file, columns, batch_size).await?;
-    Ok(super::deletion::without_deleted(batches, deleted))
+    let positions = key.and_then(|k| key_positions(k, columns).map(|p| (k.clone(), p)));
+    let batches = match &positions {
+        // A key read selects rows by position (pages, deletion vector), so
+        // the vector is applied as a selection, not afterwards.
+        Some((key, p)) => {
+            let rows = FileRows::Key(key.clone(), p.clone(), deleted);
+            open_data_file(table, path, file, columns, batch_size, rows).await?
+        }
+        None => {
+            let batches =
+                open_data_file(table, path, file, columns, batch_size, FileRows::All).await?;
+            super::deletion::without_deleted(batches, deleted)
+        }
+    };
+    Ok(match positions {
+        Some((key, p)) => batches
+            .and_then(move |b| futures::future::ready(key.filter(b, &p)))
+            .try_filter(|b| futures::future::ready(b.num_rows() > 0))
+            .boxed(),
+        None => batches,
+    })
+}
+
+/// Where each key column is among `columns` (as `ReadColumn::Key`); `None`
+/// when one is missing.
+fn key_positions(key: &KeyFilter, columns: &[ReadColumn]) -> Option<Vec<usize>> {
+    key.field_ids()
+        .map(|id| {
+            columns
+                .iter()
+                .position(|c| matches!(c, ReadColumn::Key(f) if f.id == id))
+        })
+        .collect()
+}
+
+/// Which rows of a file to read.
+enum FileRows {
+    All,
+    /// Row ranges (ascending, disjoint).
+    Ranges(Vec<std::ops::Range<usize>>),
+    /// The row groups and pages that may hold a key, whose columns are at
+    /// these positions of the columns read (rows are not filtered here),
+    /// without the rows the deletion vector (if any) marks deleted.
+    Key(Arc<KeyFilter>, Vec<usize>, Option<Arc<DeletionVector>>),
 }
 
 /// Streams the requested columns of the rows at `positions` (ascending row
@@ -118,7 +165,15 @@ pub(crate) async fn read_file_rows(
             _ => ranges.push(p..p + 1),
         }
     }
-    open_data_file(table, path, file, columns, batch_size, Some(ranges)).await
+    open_data_file(
+        table,
+        path,
+        file,
+        columns,
+        batch_size,
+        FileRows::Ranges(ranges),
+    )
+    .await
 }
 
 /// Streams the requested columns of one file, of all its rows or of the
@@ -129,7 +184,7 @@ async fn open_data_file(
     file: &DataFileMeta,
     columns: &[ReadColumn],
     batch_size: usize,
-    rows: Option<Vec<std::ops::Range<usize>>>,
+    rows: FileRows,
 ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
     let file_schema = table.schema_by_id(file.schema_id).await?;
     let name_in_file = |f: &DataField| -> Option<String> {
@@ -144,18 +199,10 @@ async fn open_data_file(
         source: e,
     };
     crate::counters::opened_file();
-    let reader = StoreFileReader::new(table.store.clone(), path.to_string(), file.file_size as u64);
-    // Reads of a few rows (lookups, vector search winners) load the offset
-    // index, so that only the pages holding those rows are fetched and
-    // decoded instead of whole column chunks (a row group of vectors is
-    // over 100 MB). Full reads skip it: they need every page anyway.
-    let options = match rows {
-        Some(_) => ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional),
-        None => ArrowReaderOptions::new(),
-    };
-    let builder = ParquetRecordBatchStreamBuilder::new_with_options(reader, options)
-        .await
-        .map_err(pq_err)?;
+    let mut reader =
+        StoreFileReader::new(table.store.clone(), path.to_string(), file.file_size as u64);
+    let metadata = footer(table, &mut reader, path).await.map_err(pq_err)?;
+    let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata.clone());
     let file_arrow = builder.schema().clone();
     let position = |name: &str| file_arrow.fields().iter().position(|f| f.name() == name);
     // For each requested column: its index in the file, if present.
@@ -190,7 +237,21 @@ async fn open_data_file(
     roots.dedup();
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
     let mut builder = builder.with_projection(mask).with_batch_size(batch_size);
-    if let Some(ranges) = rows {
+    if let FileRows::Key(key, positions, deleted) = &rows {
+        let names: Vec<String> = positions
+            .iter()
+            .filter_map(|&p| sources[p].map(|s| file_arrow.field(s).name().clone()))
+            .collect();
+        // Statistics are used only from files of the current schema, as
+        // everywhere else (older files may hold other types).
+        let usable = file.schema_id == table.layout.schema.id && names.len() == positions.len();
+        let key = usable.then_some((key.as_ref(), names.as_slice()));
+        match restrict_to_key(builder, &metadata, key, deleted.as_deref()).await? {
+            Some(restricted) => builder = restricted,
+            None => return Ok(futures::stream::empty::<Result<RecordBatch>>().boxed()),
+        }
+    }
+    if let FileRows::Ranges(ranges) = rows {
         let total = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
         if let Some(bad) = ranges.iter().find(|r| r.end > total) {
             return Err(EngineError::Corrupt {
@@ -225,6 +286,173 @@ async fn open_data_file(
             futures::future::ready(out)
         })
         .boxed())
+}
+
+/// A data file's footer (with its page index, where written: key reads
+/// select pages by it), from the catalog's cache or read and cached.
+async fn footer(
+    table: &Table,
+    reader: &mut StoreFileReader,
+    path: &str,
+) -> parquet::errors::Result<ArrowReaderMetadata> {
+    if let Some(metadata) = table.cache.footer(path) {
+        return Ok(metadata);
+    }
+    let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+    let metadata = ArrowReaderMetadata::load_async(reader, options).await?;
+    table.cache.put_footer(path, metadata.clone());
+    Ok(metadata)
+}
+
+type Builder = ParquetRecordBatchStreamBuilder<StoreFileReader>;
+
+/// The reader restricted to the rows of a file that may hold a key (`key`:
+/// the filter and its columns' names in the file; `None` when statistics
+/// cannot be used) and that `deleted` does not mark; `None` when no row
+/// may.
+async fn restrict_to_key(
+    mut builder: Builder,
+    metadata: &ArrowReaderMetadata,
+    key: Option<(&KeyFilter, &[String])>,
+    deleted: Option<&DeletionVector>,
+) -> Result<Option<Builder>> {
+    let pruned = match key {
+        Some((key, names)) => match prune_for_key(&mut builder, metadata, key, names).await? {
+            Some(pruned) => pruned,
+            None => return Ok(None),
+        },
+        None => KeyRows::Everything,
+    };
+    let Some(dv) = deleted else {
+        if let KeyRows::Groups(kept, pages) = pruned {
+            builder = builder.with_row_groups(kept);
+            if let Some(pages) = pages {
+                builder = builder.with_row_selection(pages);
+            }
+        }
+        return Ok(Some(builder));
+    };
+    // Positions count every row of the file: select over all of its row
+    // groups, the kept ones' pages minus the deleted rows.
+    let total = usize::try_from(metadata.metadata().file_metadata().num_rows()).unwrap_or(0);
+    let mut selection = live_rows(dv, total);
+    if let (KeyRows::Groups(kept, _), Some((key, names))) = (pruned, key) {
+        selection = selection.intersection(&key_rows_in_file(metadata, key, names, &kept));
+    }
+    if !selection.selects_any() {
+        return Ok(None);
+    }
+    Ok(Some(builder.with_row_selection(selection)))
+}
+
+/// What a key read of one file may read.
+enum KeyRows {
+    /// Statistics could not be used: every row.
+    Everything,
+    /// These row groups (in order), and within them these rows (by the
+    /// page index; `None`: all their rows).
+    Groups(Vec<usize>, Option<RowSelection>),
+}
+
+/// The row groups (bloom filters consulted) and pages of a file that may
+/// hold `key`; `None` when none may.
+async fn prune_for_key(
+    builder: &mut Builder,
+    metadata: &ArrowReaderMetadata,
+    key: &KeyFilter,
+    names: &[String],
+) -> Result<Option<KeyRows>> {
+    let mut groups = key.row_groups(metadata, names);
+    let total = builder.metadata().num_row_groups();
+    // Bloom filters, where the writer wrote them for a key column.
+    let mut kept = Vec::with_capacity(groups.len());
+    for g in groups.drain(..) {
+        let mut excluded = false;
+        for (i, name) in names.iter().enumerate().take(key.len()) {
+            let Some(column) = parquet_column(builder, name) else {
+                continue;
+            };
+            if builder
+                .metadata()
+                .row_group(g)
+                .column(column)
+                .bloom_filter_offset()
+                .is_none()
+            {
+                continue;
+            }
+            if let Ok(Some(bloom)) = builder.get_row_group_column_bloom_filter(g, column).await {
+                if key.excluded_by(i, &bloom) {
+                    excluded = true;
+                    break;
+                }
+            }
+        }
+        if !excluded {
+            kept.push(g);
+        }
+    }
+    crate::counters::pruned_row_groups(total - kept.len());
+    if kept.is_empty() {
+        return Ok(None);
+    }
+    let pages = key.pages(metadata, names, &kept);
+    if pages.as_ref().is_some_and(|p| !p.selects_any()) {
+        return Ok(None);
+    }
+    Ok(Some(KeyRows::Groups(kept, pages)))
+}
+
+/// The rows of the whole file (every row group, in order) that the kept
+/// row groups' pages may hold the key in.
+fn key_rows_in_file(
+    metadata: &ArrowReaderMetadata,
+    key: &KeyFilter,
+    names: &[String],
+    kept: &[usize],
+) -> RowSelection {
+    let pq = metadata.metadata();
+    let mut selectors = Vec::new();
+    for g in 0..pq.num_row_groups() {
+        let rows = usize::try_from(pq.row_group(g).num_rows()).unwrap_or(0);
+        if !kept.contains(&g) {
+            selectors.push(RowSelector::skip(rows));
+            continue;
+        }
+        match key.pages(metadata, names, &[g]) {
+            Some(pages) => selectors.extend(pages.iter().copied()),
+            None => selectors.push(RowSelector::select(rows)),
+        }
+    }
+    RowSelection::from(selectors)
+}
+
+/// The rows of a file of `total` rows that `dv` does not mark deleted.
+fn live_rows(dv: &DeletionVector, total: usize) -> RowSelection {
+    let mut selectors = Vec::new();
+    let mut at = 0usize;
+    for position in dv.iter() {
+        let Ok(position) = usize::try_from(position) else {
+            break;
+        };
+        if position >= total {
+            break;
+        }
+        if position > at {
+            selectors.push(RowSelector::select(position - at));
+        }
+        selectors.push(RowSelector::skip(1));
+        at = position + 1;
+    }
+    if at < total {
+        selectors.push(RowSelector::select(total - at));
+    }
+    RowSelection::from(selectors)
+}
+
+/// The leaf column index of a top-level Arrow column of the file.
+fn parquet_column(builder: &Builder, name: &str) -> Option<usize> {
+    parquet::arrow::parquet_column(builder.parquet_schema(), builder.schema(), name).map(|(i, _)| i)
 }
 
 fn conform_batch(
@@ -315,6 +543,41 @@ impl AsyncFileReader for StoreFileReader {
         .boxed()
     }
 
+    /// Ranges close together (the column chunks of one row group) are read
+    /// in one request: each request costs a round trip.
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<std::ops::Range<u64>>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        async move {
+            let start = ranges.iter().map(|r| r.start).min().unwrap_or(0);
+            let end = ranges.iter().map(|r| r.end).max().unwrap_or(0);
+            if self.whole.is_none() && ranges.len() > 1 && end - start <= WHOLE_FILE_LIMIT {
+                let span = self.get_bytes(start..end).await?;
+                return ranges
+                    .iter()
+                    .map(|r| {
+                        let (from, to) = ((r.start - start) as usize, (r.end - start) as usize);
+                        if from <= to && to <= span.len() {
+                            Ok(span.slice(from..to))
+                        } else {
+                            Err(ParquetError::General(format!(
+                                "'{}': bytes {}..{} asked for, outside the span read",
+                                self.path, r.start, r.end
+                            )))
+                        }
+                    })
+                    .collect();
+            }
+            let mut out = Vec::with_capacity(ranges.len());
+            for range in ranges {
+                out.push(self.get_bytes(range).await?);
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
     fn get_metadata<'a>(
         &'a mut self,
         options: Option<&'a ArrowReaderOptions>,
@@ -334,12 +597,14 @@ impl AsyncFileReader for StoreFileReader {
                 self.whole = Some(whole);
             }
             let size = self.size;
-            let mut reader = ParquetMetaDataReader::new().with_prefetch_hint(Some(FOOTER_PREFETCH));
-            if let Some(options) = options {
-                reader = reader
-                    .with_column_index_policy(options.column_index_policy())
-                    .with_offset_index_policy(options.offset_index_policy());
-            }
+            let (column_index, offset_index) = options
+                .map_or((PageIndexPolicy::Skip, PageIndexPolicy::Skip), |o| {
+                    (o.column_index_policy(), o.offset_index_policy())
+                });
+            let mut reader = ParquetMetaDataReader::new()
+                .with_prefetch_hint(Some(FOOTER_PREFETCH))
+                .with_column_index_policy(column_index)
+                .with_offset_index_policy(offset_index);
             reader.try_load(&mut *self, size).await?;
             Ok(Arc::new(reader.finish()?))
         }

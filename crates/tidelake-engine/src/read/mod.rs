@@ -3,6 +3,8 @@
 
 pub mod deletion;
 pub(crate) mod file;
+pub(crate) mod key;
+pub mod lookup;
 pub(crate) mod merge;
 pub mod predicate;
 pub mod scan;

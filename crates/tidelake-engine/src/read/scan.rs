@@ -16,6 +16,7 @@ use tidelake_format::snapshot::Snapshot;
 
 use super::deletion::{load_bucket_vectors, BucketVectors};
 use super::file::{output_schema, read_data_file, read_live_file, ReadColumn};
+use super::key::KeyFilter;
 use super::merge::{merge_runs, MergeLayout, Pick};
 use super::predicate::Predicate;
 use crate::error::{EngineError, Result};
@@ -38,6 +39,8 @@ pub struct ScanBuilder {
     /// reads, which must see rows not compacted yet).
     merge_level0: bool,
     levels: Levels,
+    /// A lookup's key: only its rows are read (see `key.rs`).
+    key: Option<Arc<KeyFilter>>,
 }
 
 /// Which LSM levels a scan reads: a streaming start of a table whose
@@ -122,6 +125,7 @@ pub struct ScanPlan {
     projection: Vec<usize>,
     projected_schema: SchemaRef,
     stats: ScanStats,
+    key: Option<Arc<KeyFilter>>,
 }
 
 /// What planning a scan read and skipped (for `EXPLAIN ANALYZE`).
@@ -154,7 +158,15 @@ impl ScanBuilder {
             limit: None,
             merge_level0: false,
             levels: Levels::All,
+            key: None,
         }
+    }
+
+    /// Reads only the rows of one primary key (a lookup), whose predicate
+    /// the scan is also given.
+    pub(crate) fn only_key(mut self, key: Arc<KeyFilter>) -> Self {
+        self.key = Some(key);
+        self
     }
 
     /// Reads only the files of these levels.
@@ -233,6 +245,7 @@ impl ScanBuilder {
                 projection,
                 projected_schema,
                 stats: ScanStats::default(),
+                key: self.key,
             });
         };
         let ms = table.manifest_store()?;
@@ -263,11 +276,11 @@ impl ScanBuilder {
             );
         }
         let partition_types = layout.partition_types.clone();
-        let keep_partition = |e: &ManifestEntry| -> bool {
+        let keep_partition_row = |partition: &[u8]| -> bool {
             let Some(pp) = &partition_pred else {
                 return true;
             };
-            match deserialize_binary_row(&e.partition, &partition_types) {
+            match deserialize_binary_row(partition, &partition_types) {
                 Ok(values) => pp.eval(&|c: &str| {
                     partition_names
                         .iter()
@@ -277,8 +290,21 @@ impl ScanBuilder {
                 Err(_) => true,
             }
         };
+        let keep_partition = |e: &ManifestEntry| keep_partition_row(&e.partition);
         stats.manifests_pruned = stats.manifests - metas.len();
-        let mut live = ms.live_entries(&metas, &keep_partition).await?;
+        let mut live = if self.key.is_some() {
+            // A lookup takes the snapshot's files folded once and cached,
+            // judging each partition once instead of each file.
+            let mut live = Vec::new();
+            for part in ms.live_by_partition(&snap).await?.iter() {
+                if keep_partition_row(&part.partition) {
+                    live.extend(part.entries.iter().cloned());
+                }
+            }
+            live
+        } else {
+            ms.live_entries(&metas, &keep_partition).await?
+        };
         keep_levels(&table, &mut live, self.levels);
         stats.files_considered = live.len();
 
@@ -362,6 +388,7 @@ impl ScanBuilder {
             projection,
             projected_schema,
             stats,
+            key: self.key,
         })
     }
 }
@@ -523,7 +550,7 @@ impl ScanPlan {
         let projection = self.projection.clone();
         let schema = self.projected_schema.clone();
         if table.layout.is_primary_key() {
-            read_pk_split(table, split, projection, schema)
+            read_pk_split(table, split, projection, schema, self.key.clone())
         } else {
             read_append_split(table, split, projection, schema)
         }
@@ -616,10 +643,16 @@ fn read_unmerged_split(
     split: Split,
     projection: Vec<usize>,
     schema: SchemaRef,
+    key: Option<Arc<KeyFilter>>,
 ) -> BoxStream<'static, Result<RecordBatch>> {
     let mut columns = vec![ReadColumn::ValueKind];
+    if key.is_some() {
+        // A lookup filters rows by their key columns.
+        columns.extend(key_columns(&table));
+    }
+    let first_value = columns.len();
     columns.extend(value_columns(&table, &projection));
-    let output_columns: Vec<usize> = (1..columns.len()).collect();
+    let output_columns: Vec<usize> = (first_value..columns.len()).collect();
     let files: Vec<DataFileMeta> = split.files_to_read().cloned().collect();
     stream::iter(files)
         .then(move |f| {
@@ -629,11 +662,33 @@ fn read_unmerged_split(
                 .paths()
                 .data_file(&split.partition_path, split.bucket, &f.file_name);
             let deleted = split.vector(&f);
-            async move { read_live_file(&table, &path, &f, &columns, BATCH_SIZE, deleted).await }
+            let key = key.clone();
+            async move {
+                read_live_file(
+                    &table,
+                    &path,
+                    &f,
+                    &columns,
+                    BATCH_SIZE,
+                    deleted,
+                    key.as_ref(),
+                )
+                .await
+            }
         })
         .try_flatten()
         .and_then(move |b| futures::future::ready(visible_rows(&b, 0, &output_columns, &schema)))
         .boxed()
+}
+
+/// The key columns (`_KEY_*`) of a primary-key table, in key order.
+fn key_columns(table: &Table) -> Vec<ReadColumn> {
+    let layout = &table.layout;
+    layout
+        .key_indices
+        .iter()
+        .map(|&i| ReadColumn::Key(layout.schema.fields[i].clone()))
+        .collect()
 }
 
 fn read_pk_split(
@@ -641,9 +696,10 @@ fn read_pk_split(
     split: Split,
     projection: Vec<usize>,
     schema: SchemaRef,
+    key: Option<Arc<KeyFilter>>,
 ) -> BoxStream<'static, Result<RecordBatch>> {
     if split.reads_without_merge() {
-        return read_unmerged_split(table, split, projection, schema);
+        return read_unmerged_split(table, split, projection, schema, key);
     }
     // Level-0 files stay unread in batch reads even when the rest merges.
     let split = Split {
@@ -652,11 +708,7 @@ fn read_pk_split(
     };
     let layout = table.layout.clone();
     let nk = layout.key_indices.len();
-    let mut columns: Vec<ReadColumn> = layout
-        .key_indices
-        .iter()
-        .map(|&i| ReadColumn::Key(layout.schema.fields[i].clone()))
-        .collect();
+    let mut columns = key_columns(&table);
     columns.push(ReadColumn::Sequence);
     columns.push(ReadColumn::ValueKind);
     for &i in &layout.sequence_indices {
@@ -714,6 +766,7 @@ fn read_pk_split(
                 let table = table.clone();
                 let columns = columns.clone();
                 let split = split.clone();
+                let key = key.clone();
                 stream::iter(files)
                     .then(move |f| {
                         let table = table.clone();
@@ -724,8 +777,11 @@ fn read_pk_split(
                             &f.file_name,
                         );
                         let deleted = split.vector(&f);
+                        let key = key.clone();
                         async move {
-                            read_live_file(&table, &path, &f, &columns, BATCH_SIZE, deleted).await
+                            let key = key.as_ref();
+                            read_live_file(&table, &path, &f, &columns, BATCH_SIZE, deleted, key)
+                                .await
                         }
                     })
                     .try_flatten()

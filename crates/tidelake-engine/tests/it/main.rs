@@ -9,6 +9,7 @@ mod compaction;
 mod deletion_vectors;
 mod fencing;
 mod lifecycle;
+mod lookup;
 mod manifest_compaction;
 mod merge_engines;
 mod model;

@@ -35,7 +35,7 @@ pub(crate) fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// A Flight SQL client logged in with Basic auth (any user: no users file).
-async fn client(port: u16) -> FlightSqlServiceClient<Channel> {
+pub(crate) async fn client(port: u16) -> FlightSqlServiceClient<Channel> {
     let channel = Channel::from_shared(format!("http://127.0.0.1:{port}"))
         .expect("a URI")
         .connect_timeout(TIMEOUT)
@@ -51,7 +51,10 @@ async fn client(port: u16) -> FlightSqlServiceClient<Channel> {
 }
 
 /// Every row of a FlightInfo's endpoints, read through `client`, printed.
-async fn read(client: &mut FlightSqlServiceClient<Channel>, info: &FlightInfo) -> String {
+pub(crate) async fn read(
+    client: &mut FlightSqlServiceClient<Channel>,
+    info: &FlightInfo,
+) -> String {
     let mut out = Vec::new();
     for endpoint in &info.endpoint {
         let ticket = endpoint.ticket.clone().expect("a ticket");

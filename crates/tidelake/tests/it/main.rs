@@ -20,6 +20,7 @@ mod serve;
 mod serve_access;
 mod serve_clients;
 mod serve_group_commit;
+mod serve_lookup;
 mod serve_metrics;
 mod serve_tls;
 mod shell;

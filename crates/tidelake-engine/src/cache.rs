@@ -1,0 +1,285 @@
+//! In-memory caches of immutable metadata, shared by every table handle a
+//! catalog opens (so by every session of a process that shares the
+//! catalog): decoded manifest lists and manifests, and Parquet footers of
+//! data files (with their page indexes).
+//!
+//! Why no invalidation is needed: every file cached here is named once
+//! and never rewritten (manifest lists, manifests and data files carry a
+//! UUID in their name), so a cached value can only become unused, never
+//! wrong. What changes is *which* files a query needs, and that comes
+//! from the latest snapshot, which readers still read fresh from the
+//! store for every scan: a commit made by another process is seen by the
+//! next query. Snapshot files are not cached: `snapshot-N` can be created
+//! again with other contents after a rollback.
+//!
+//! Each cache is bounded by an estimate of the bytes its values hold and
+//! evicts the least recently used entries beyond it. Hits and misses are
+//! counted in [`crate::counters`].
+
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+
+use lru::LruCache;
+use parquet::arrow::arrow_reader::ArrowReaderMetadata;
+use tidelake_format::manifest::{DataFileMeta, ManifestEntry, ManifestFileMeta};
+
+use crate::counters;
+
+/// How much the caches of a catalog may hold, in bytes (estimated).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// Decoded manifest lists and manifests.
+    pub manifest_bytes: usize,
+    /// Parquet footers (and page indexes) of data files.
+    pub footer_bytes: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            manifest_bytes: 64 * 1024 * 1024,
+            footer_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl CacheConfig {
+    /// No caching at all (every read goes to the store).
+    pub fn disabled() -> Self {
+        CacheConfig {
+            manifest_bytes: 0,
+            footer_bytes: 0,
+        }
+    }
+}
+
+/// A least-recently-used map bounded by the summed weight of its values.
+struct WeightedLru<K: Hash + Eq, V> {
+    capacity: usize,
+    state: Mutex<LruState<K, V>>,
+}
+
+struct LruState<K: Hash + Eq, V> {
+    map: LruCache<K, (V, usize)>,
+    weight: usize,
+}
+
+impl<K: Hash + Eq, V: Clone> WeightedLru<K, V> {
+    fn new(capacity: usize) -> Self {
+        WeightedLru {
+            capacity,
+            state: Mutex::new(LruState {
+                map: LruCache::unbounded(),
+                weight: 0,
+            }),
+        }
+    }
+
+    fn get(&self, key: &K) -> Option<V> {
+        // A poisoned lock only means another thread panicked while holding
+        // it; the map is still consistent (every update is one call).
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.map.get(key).map(|(v, _)| v.clone())
+    }
+
+    fn insert(&self, key: K, value: V, weight: usize) {
+        if weight > self.capacity / 2 {
+            // One value may not take most of the cache (nor a disabled one).
+            return;
+        }
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, old)) = state.map.put(key, (value, weight)) {
+            state.weight -= old;
+        }
+        state.weight += weight;
+        while state.weight > self.capacity {
+            match state.map.pop_lru() {
+                Some((_, (_, w))) => state.weight -= w,
+                None => break,
+            }
+        }
+    }
+
+    fn weight(&self) -> usize {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).weight
+    }
+}
+
+/// The live data files of one partition of a snapshot, in the order the
+/// snapshot's manifests added them.
+#[derive(Debug)]
+pub(crate) struct PartitionFiles {
+    /// Serialized BinaryRow of the partition.
+    pub partition: Vec<u8>,
+    pub entries: Vec<ManifestEntry>,
+}
+
+/// The caches of one catalog (see the module doc).
+pub struct MetadataCache {
+    lists: WeightedLru<String, Arc<Vec<ManifestFileMeta>>>,
+    manifests: WeightedLru<String, Arc<Vec<ManifestEntry>>>,
+    /// Each snapshot's live files by partition (folded from its manifests),
+    /// keyed by its manifest lists: lookups then skip the fold.
+    live: WeightedLru<String, Arc<Vec<PartitionFiles>>>,
+    footers: WeightedLru<String, ArrowReaderMetadata>,
+    config: CacheConfig,
+}
+
+impl std::fmt::Debug for MetadataCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetadataCache")
+            .field("config", &self.config)
+            .field("manifest_bytes_held", &self.manifest_bytes_held())
+            .field("footer_bytes_held", &self.footers.weight())
+            .finish()
+    }
+}
+
+impl Default for MetadataCache {
+    fn default() -> Self {
+        MetadataCache::new(CacheConfig::default())
+    }
+}
+
+impl MetadataCache {
+    pub fn new(config: CacheConfig) -> Self {
+        // Lists are small and read by every scan: a tenth of the budget;
+        // folded snapshots (the same entries again) three tenths.
+        let lists = config.manifest_bytes / 10;
+        let live = config.manifest_bytes / 10 * 3;
+        MetadataCache {
+            lists: WeightedLru::new(lists),
+            manifests: WeightedLru::new(config.manifest_bytes - lists - live),
+            live: WeightedLru::new(live),
+            footers: WeightedLru::new(config.footer_bytes),
+            config,
+        }
+    }
+
+    pub fn config(&self) -> CacheConfig {
+        self.config
+    }
+
+    /// Estimated bytes held by the manifest caches now.
+    pub fn manifest_bytes_held(&self) -> usize {
+        self.lists.weight() + self.manifests.weight() + self.live.weight()
+    }
+
+    /// Estimated bytes held by the footer cache now.
+    pub fn footer_bytes_held(&self) -> usize {
+        self.footers.weight()
+    }
+
+    pub(crate) fn manifest_list(&self, path: &str) -> Option<Arc<Vec<ManifestFileMeta>>> {
+        let found = self.lists.get(&path.to_string());
+        counters::manifest_cache(found.is_some());
+        found
+    }
+
+    pub(crate) fn put_manifest_list(&self, path: &str, metas: Arc<Vec<ManifestFileMeta>>) {
+        let weight = metas.iter().map(list_entry_weight).sum::<usize>() + 64;
+        self.lists.insert(path.to_string(), metas, weight);
+    }
+
+    pub(crate) fn manifest(&self, path: &str) -> Option<Arc<Vec<ManifestEntry>>> {
+        let found = self.manifests.get(&path.to_string());
+        counters::manifest_cache(found.is_some());
+        found
+    }
+
+    pub(crate) fn put_manifest(&self, path: &str, entries: Arc<Vec<ManifestEntry>>) {
+        let weight = entries.iter().map(entry_weight).sum::<usize>() + 64;
+        self.manifests.insert(path.to_string(), entries, weight);
+    }
+
+    pub(crate) fn live_files(&self, key: &str) -> Option<Arc<Vec<PartitionFiles>>> {
+        let found = self.live.get(&key.to_string());
+        counters::manifest_cache(found.is_some());
+        found
+    }
+
+    pub(crate) fn put_live_files(&self, key: &str, files: Arc<Vec<PartitionFiles>>) {
+        let weight = files
+            .iter()
+            .map(|p| p.partition.len() + p.entries.iter().map(entry_weight).sum::<usize>())
+            .sum::<usize>()
+            + 64;
+        self.live.insert(key.to_string(), files, weight);
+    }
+
+    pub(crate) fn footer(&self, path: &str) -> Option<ArrowReaderMetadata> {
+        let found = self.footers.get(&path.to_string());
+        counters::footer_cache(found.is_some());
+        found
+    }
+
+    pub(crate) fn put_footer(&self, path: &str, metadata: ArrowReaderMetadata) {
+        let weight = metadata.metadata().memory_size() + 256;
+        self.footers.insert(path.to_string(), metadata, weight);
+    }
+}
+
+fn list_entry_weight(m: &ManifestFileMeta) -> usize {
+    std::mem::size_of::<ManifestFileMeta>()
+        + m.file_name.len()
+        + m.partition_stats.min_values.len()
+        + m.partition_stats.max_values.len()
+        + null_counts_weight(&m.partition_stats)
+}
+
+fn null_counts_weight(s: &tidelake_format::manifest::SimpleStats) -> usize {
+    s.null_counts.as_ref().map_or(0, |c| c.len() * 16)
+}
+
+fn entry_weight(e: &ManifestEntry) -> usize {
+    std::mem::size_of::<ManifestEntry>() + e.partition.len() + file_weight(&e.file)
+}
+
+fn file_weight(f: &DataFileMeta) -> usize {
+    let stats = |s: &tidelake_format::manifest::SimpleStats| {
+        s.min_values.len() + s.max_values.len() + null_counts_weight(s)
+    };
+    f.file_name.len()
+        + f.min_key.len()
+        + f.max_key.len()
+        + stats(&f.key_stats)
+        + stats(&f.value_stats)
+        + f.extra_files.iter().map(String::len).sum::<usize>()
+        + f.embedded_index.as_ref().map_or(0, Vec::len)
+        + f.value_stats_cols
+            .as_ref()
+            .map_or(0, |c| c.iter().map(String::len).sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evicts_least_recently_used_beyond_the_weight() {
+        let lru: WeightedLru<u32, u32> = WeightedLru::new(100);
+        lru.insert(1, 10, 40);
+        lru.insert(2, 20, 40);
+        assert_eq!(lru.get(&1), Some(10)); // 1 is now the most recent
+        lru.insert(3, 30, 40);
+        assert_eq!(lru.get(&2), None);
+        assert_eq!(lru.get(&1), Some(10));
+        assert_eq!(lru.get(&3), Some(30));
+        assert_eq!(lru.weight(), 80);
+        // Too heavy for the cache: not kept, nothing evicted.
+        lru.insert(4, 40, 60);
+        assert_eq!(lru.get(&4), None);
+        assert_eq!(lru.weight(), 80);
+        // Replacing a key replaces its weight.
+        lru.insert(3, 31, 10);
+        assert_eq!(lru.weight(), 50);
+    }
+
+    #[test]
+    fn a_disabled_cache_keeps_nothing() {
+        let cache = MetadataCache::new(CacheConfig::disabled());
+        cache.put_manifest("m", Arc::new(Vec::new()));
+        assert!(cache.manifest("m").is_none());
+        assert_eq!(cache.manifest_bytes_held(), 0);
+    }
+}

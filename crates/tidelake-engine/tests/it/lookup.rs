@@ -1,0 +1,596 @@
+//! Primary-key lookups (`Table::lookup`): for random changes committed in
+//! random groups, with compactions between them, every key's lookup equals
+//! a full scan filtered on the key, for every merge engine, with and
+//! without deletion vectors and bloom filters, partitioned or not; pages and
+//! bloom filters keep a lookup from decoding rows it cannot need. And the metadata caches:
+//! a commit by another catalog (another process) is seen by the next
+//! lookup, and the counters show the caches at work.
+
+use std::sync::Arc;
+
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use futures::TryStreamExt;
+use proptest::prelude::*;
+use tidelake_engine::counters::engine_counters;
+use tidelake_engine::{
+    Catalog, CompactOptions, DataType, DataTypeKind, Datum, Identifier, LookupOptions, RowKind,
+    Table, TableSpec,
+};
+use tidelake_testkit::table::{block_on, col, option_map, string};
+
+const KEYS: i64 = 10;
+const PARTITIONS: [&str; 2] = ["a", "b"];
+
+/// One change: (delete?, key, partition index, v, s).
+type Change = (bool, i64, usize, Option<i64>, Option<String>);
+
+/// k BIGINT, p STRING, v BIGINT, s STRING; keyed by k (and p, the
+/// partition column, when partitioned).
+async fn create(
+    engine: &str,
+    vectors: bool,
+    partitioned: bool,
+    buckets: &str,
+) -> (Catalog, Identifier) {
+    create_with(engine, vectors, partitioned, buckets, false).await
+}
+
+/// `create`, with Parquet bloom filters on every column or not.
+async fn create_with(
+    engine: &str,
+    vectors: bool,
+    partitioned: bool,
+    buckets: &str,
+    bloom: bool,
+) -> (Catalog, Identifier) {
+    let mut options: Vec<(&str, &str)> = vec![
+        ("merge-engine", engine),
+        ("bucket", buckets),
+        ("write-only", "true"),
+    ];
+    match engine {
+        "partial-update" => options.push(("partial-update.remove-record-on-delete", "true")),
+        "aggregation" => {
+            options.push(("fields.v.aggregate-function", "sum"));
+            options.push(("aggregation.remove-record-on-delete", "true"));
+        }
+        "first-row" => options.push(("ignore-delete", "true")),
+        _ => {}
+    }
+    if vectors {
+        options.push(("deletion-vectors.enabled", "true"));
+    }
+    if bloom {
+        options.push(("parquet.bloom.filter.enabled", "true"));
+    }
+    let mut k = col("k", DataTypeKind::BigInt, false);
+    k.data_type = DataType::new(DataTypeKind::BigInt, false);
+    let mut p = col("p", string(), false);
+    p.data_type = DataType::new(string(), false);
+    let spec = TableSpec {
+        columns: vec![
+            k,
+            p,
+            col("v", DataTypeKind::BigInt, true),
+            col("s", string(), true),
+        ],
+        primary_keys: if partitioned {
+            vec!["k".into(), "p".into()]
+        } else {
+            vec!["k".into()]
+        },
+        partition_keys: if partitioned {
+            vec!["p".into()]
+        } else {
+            vec![]
+        },
+        options: option_map(&options),
+        comment: None,
+    };
+    let catalog = Catalog::open("memory://").await.unwrap();
+    let id = Identifier::new("default", "t");
+    catalog.create_table(&id, spec, false).await.unwrap();
+    (catalog, id)
+}
+
+fn batch(table: &Table, changes: &[&Change]) -> RecordBatch {
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from_iter_values(changes.iter().map(|c| c.1))),
+        Arc::new(StringArray::from_iter_values(
+            changes.iter().map(|c| PARTITIONS[c.2]),
+        )),
+        Arc::new(Int64Array::from_iter(changes.iter().map(|c| c.3))),
+        Arc::new(StringArray::from_iter(changes.iter().map(|c| c.4.clone()))),
+    ];
+    RecordBatch::try_new(table.arrow_schema(), columns).unwrap()
+}
+
+async fn commit(catalog: &Catalog, id: &Identifier, changes: &[Change]) {
+    let table = catalog.load_table(id).await.unwrap();
+    let mut writer = table.writer();
+    // Runs of one kind, in order, so that the writer sees the changes'
+    // order within the commit.
+    let mut start = 0;
+    while start < changes.len() {
+        let kind = changes[start].0;
+        let end = changes[start..]
+            .iter()
+            .position(|c| c.0 != kind)
+            .map_or(changes.len(), |n| start + n);
+        let run: Vec<&Change> = changes[start..end].iter().collect();
+        let row_kind = if kind {
+            RowKind::Delete
+        } else {
+            RowKind::Insert
+        };
+        writer.write(batch(&table, &run), row_kind).await.unwrap();
+        start = end;
+    }
+    writer.commit().await.unwrap();
+}
+
+fn text_rows(batches: &[RecordBatch]) -> Vec<Vec<Option<String>>> {
+    let options = FormatOptions::default();
+    let mut rows = Vec::new();
+    for b in batches {
+        let formatters: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+            .collect();
+        for r in 0..b.num_rows() {
+            rows.push(
+                b.columns()
+                    .iter()
+                    .zip(&formatters)
+                    .map(|(c, f)| (!c.is_null(r)).then(|| f.value(r).to_string()))
+                    .collect(),
+            );
+        }
+    }
+    rows.sort();
+    rows
+}
+
+/// The table's key values for (k, partition).
+fn key(table: &Table, k: i64, p: usize) -> Vec<Datum> {
+    if table.primary_keys().len() == 2 {
+        vec![Datum::BigInt(k), Datum::String(PARTITIONS[p].into())]
+    } else {
+        vec![Datum::BigInt(k)]
+    }
+}
+
+/// Every key's lookup against the full scan's rows of that key.
+async fn check_every_key(table: &Table) {
+    let all: Vec<RecordBatch> = table
+        .scan()
+        .plan()
+        .await
+        .unwrap()
+        .read_all()
+        .try_collect()
+        .await
+        .unwrap();
+    let all = text_rows(&all);
+    let partitioned = table.primary_keys().len() == 2;
+    for k in -1..=KEYS {
+        let partitions = if partitioned { PARTITIONS.len() } else { 1 };
+        for (p, name) in PARTITIONS.iter().enumerate().take(partitions) {
+            let want: Vec<_> = all
+                .iter()
+                .filter(|r| {
+                    r[0].as_deref() == Some(&k.to_string())
+                        && (!partitioned || r[1].as_deref() == Some(*name))
+                })
+                .cloned()
+                .collect();
+            let got = table.lookup(&key(table, k, p)).await.unwrap();
+            let got = got.map(|b| text_rows(&[b])).unwrap_or_default();
+            assert_eq!(got, want, "key {k} in partition {p}");
+        }
+    }
+}
+
+fn change() -> impl Strategy<Value = Change> {
+    (
+        prop::bool::weighted(0.2),
+        0..KEYS,
+        0..PARTITIONS.len(),
+        prop::option::weighted(0.8, -50i64..50),
+        prop::option::weighted(0.7, "[a-c]{1,3}"),
+    )
+}
+
+/// A commit's changes, then what compaction follows it (0: none, 1:
+/// universal, 2: full).
+fn commits() -> impl Strategy<Value = Vec<(Vec<Change>, u8)>> {
+    prop::collection::vec((prop::collection::vec(change(), 1..12), 0u8..3), 1..6)
+}
+
+fn engines() -> impl Strategy<Value = (&'static str, bool)> {
+    prop_oneof![
+        Just(("deduplicate", false)),
+        Just(("deduplicate", true)),
+        Just(("partial-update", false)),
+        Just(("partial-update", true)),
+        Just(("aggregation", false)),
+        Just(("aggregation", true)),
+        Just(("first-row", false)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn lookups_equal_filtered_scans(
+        (engine, vectors) in engines(),
+        partitioned in any::<bool>(),
+        buckets in prop_oneof![Just("1"), Just("3")],
+        bloom in any::<bool>(),
+        commits in commits(),
+    ) {
+        block_on(async {
+            let (catalog, id) = create_with(engine, vectors, partitioned, buckets, bloom).await;
+            for (changes, compaction) in &commits {
+                commit(&catalog, &id, changes).await;
+                if *compaction > 0 {
+                    let table = catalog.load_table(&id).await.unwrap();
+                    table
+                        .compact(CompactOptions {
+                            full: *compaction == 2,
+                            ..CompactOptions::default()
+                        })
+                        .await
+                        .unwrap();
+                }
+                check_every_key(&catalog.load_table(&id).await.unwrap()).await;
+            }
+        });
+    }
+}
+
+#[tokio::test]
+async fn lookups_project_and_read_one_snapshot_for_many_keys() {
+    let (catalog, id) = create("deduplicate", false, true, "2").await;
+    commit(
+        &catalog,
+        &id,
+        &[
+            (false, 1, 0, Some(10), Some("x".into())),
+            (false, 2, 1, Some(20), None),
+        ],
+    )
+    .await;
+    let first = catalog.load_table(&id).await.unwrap();
+    let snapshot = first.snapshots().latest_snapshot_id().await.unwrap();
+    commit(&catalog, &id, &[(false, 1, 0, Some(11), None)]).await;
+    let table = catalog.load_table(&id).await.unwrap();
+    let keys = vec![key(&table, 2, 1), key(&table, 1, 0), key(&table, 3, 0)];
+    let latest = table
+        .lookup_keys(
+            &keys,
+            &LookupOptions {
+                projection: Some(vec![2, 0]),
+                snapshot: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(&[latest]),
+        [
+            [Some("11".into()), Some("1".into())],
+            [Some("20".into()), Some("2".into())]
+        ]
+    );
+    let old = table
+        .lookup_keys(
+            &keys,
+            &LookupOptions {
+                projection: Some(vec![2]),
+                snapshot,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(&[old]),
+        [[Some("10".into())], [Some("20".into())]]
+    );
+    // Wrong keys are errors, not misses.
+    assert!(table.lookup(&[Datum::BigInt(1)]).await.is_err());
+    assert!(table
+        .lookup(&[Datum::String("1".into()), Datum::String("a".into())])
+        .await
+        .is_err());
+    assert!(table.lookup(&[Datum::Null, Datum::Null]).await.is_err());
+}
+
+#[tokio::test]
+async fn a_commit_of_another_catalog_is_seen_by_the_next_lookup() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().to_str().unwrap().to_string();
+    let spec_catalog = Catalog::open(&uri).await.unwrap();
+    let id = Identifier::new("default", "t");
+    let mut spec = tidelake_testkit::table::spec(
+        vec![
+            col("k", DataTypeKind::BigInt, false),
+            col("v", DataTypeKind::BigInt, true),
+            col("s", string(), true),
+        ],
+        &["k"],
+        &[],
+        &[("bucket", "2")],
+    );
+    spec.columns[0].data_type = DataType::new(DataTypeKind::BigInt, false);
+    spec_catalog.create_table(&id, spec, false).await.unwrap();
+
+    let reader = Catalog::open(&uri).await.unwrap();
+    let writer = Catalog::open(&uri).await.unwrap();
+    let write = |k: i64, v: i64| {
+        let writer = writer.clone();
+        let id = id.clone();
+        async move {
+            let table = writer.load_table(&id).await.unwrap();
+            let mut w = table.writer();
+            let batch = RecordBatch::try_new(
+                table.arrow_schema(),
+                vec![
+                    Arc::new(Int64Array::from(vec![k])),
+                    Arc::new(Int64Array::from(vec![v])),
+                    Arc::new(StringArray::from(vec![Some("s")])),
+                ],
+            )
+            .unwrap();
+            w.write(batch, RowKind::Insert).await.unwrap();
+            w.commit().await.unwrap();
+        }
+    };
+    let value = |table: Table, k: i64| async move {
+        table
+            .lookup(&[Datum::BigInt(k)])
+            .await
+            .unwrap()
+            .map(|b| text_rows(&[b])[0][1].clone().unwrap())
+    };
+    write(1, 100).await;
+    // One handle, as a server keeps it: it must still see new commits.
+    let table = reader.load_table(&id).await.unwrap();
+    assert_eq!(value(table.clone(), 1).await.as_deref(), Some("100"));
+    let before = engine_counters();
+    assert_eq!(value(table.clone(), 1).await.as_deref(), Some("100"));
+    let after = engine_counters();
+    assert!(
+        after.manifest_cache_hits > before.manifest_cache_hits,
+        "{before:?} -> {after:?}"
+    );
+    assert_eq!(after.manifest_cache_misses, before.manifest_cache_misses);
+    assert!(after.footer_cache_hits > before.footer_cache_hits);
+    assert_eq!(after.footer_cache_misses, before.footer_cache_misses);
+    assert_eq!(after.primary_key_lookups, before.primary_key_lookups + 1);
+
+    write(1, 101).await;
+    write(2, 200).await;
+    assert_eq!(value(table.clone(), 1).await.as_deref(), Some("101"));
+    assert_eq!(value(table.clone(), 2).await.as_deref(), Some("200"));
+    assert_eq!(value(table.clone(), 3).await, None);
+    // The caches stay within their bounds and hold what was read.
+    let cache = reader.metadata_cache();
+    assert!(cache.manifest_bytes_held() > 0);
+    assert!(cache.footer_bytes_held() > 0);
+}
+
+#[tokio::test]
+async fn a_lookup_reads_only_the_pages_that_may_hold_the_key() {
+    // One file of 60,000 keys: Parquet's writer cuts pages at 20,000 rows
+    // and writes their statistics in the page index.
+    let (catalog, id) = create("deduplicate", false, false, "1").await;
+    let table = catalog.load_table(&id).await.unwrap();
+    let n = 60_000i64;
+    let rows = RecordBatch::try_new(
+        table.arrow_schema(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(0..n)),
+            Arc::new(StringArray::from_iter_values((0..n).map(|_| "a"))),
+            Arc::new(Int64Array::from_iter_values((0..n).map(|k| k * 2))),
+            Arc::new(StringArray::from_iter((0..n).map(|_| None::<String>))),
+        ],
+    )
+    .unwrap();
+    let mut writer = table.writer();
+    writer.write(rows, RowKind::Insert).await.unwrap();
+    writer.commit().await.unwrap();
+    let table = catalog.load_table(&id).await.unwrap();
+    let plan = table.scan().plan().await.unwrap();
+    assert_eq!(plan.splits()[0].files.len(), 1, "one file");
+
+    let before = engine_counters();
+    let found = table
+        .lookup(&[Datum::BigInt(45_678)])
+        .await
+        .unwrap()
+        .unwrap();
+    let scanned = engine_counters().rows_scanned - before.rows_scanned;
+    assert_eq!(text_rows(&[found])[0][2].as_deref(), Some("91356"));
+    assert!(
+        scanned <= 20_000,
+        "a lookup decoded {scanned} rows of a 60,000-row file"
+    );
+    // A key beyond the file's range opens nothing.
+    let before = engine_counters();
+    assert!(table
+        .lookup(&[Datum::BigInt(n + 5)])
+        .await
+        .unwrap()
+        .is_none());
+    let after = engine_counters();
+    assert_eq!(after.data_files_opened, before.data_files_opened);
+}
+
+/// A one-file table of the even keys 0..2000, with `options`.
+async fn even_keys(options: &[(&str, &str)]) -> Table {
+    let catalog = Catalog::open("memory://").await.unwrap();
+    let id = Identifier::new("default", "t");
+    let mut spec = tidelake_testkit::table::spec(
+        vec![
+            col("k", DataTypeKind::BigInt, false),
+            col("v", DataTypeKind::BigInt, true),
+        ],
+        &["k"],
+        &[],
+        options,
+    );
+    spec.columns[0].data_type = DataType::new(DataTypeKind::BigInt, false);
+    catalog.create_table(&id, spec, false).await.unwrap();
+    let table = catalog.load_table(&id).await.unwrap();
+    let keys: Vec<i64> = (0..1000).map(|i| i * 2).collect();
+    let rows = RecordBatch::try_new(
+        table.arrow_schema(),
+        vec![
+            Arc::new(Int64Array::from(keys.clone())),
+            Arc::new(Int64Array::from(keys)),
+        ],
+    )
+    .unwrap();
+    let mut writer = table.writer();
+    writer.write(rows, RowKind::Insert).await.unwrap();
+    writer.commit().await.unwrap();
+    catalog.load_table(&id).await.unwrap()
+}
+
+#[tokio::test]
+async fn bloom_filters_written_on_request_rule_keys_out() {
+    let bloom = even_keys(&[("bucket", "1"), ("parquet.bloom.filter.enabled#k", "true")]).await;
+    let plain = even_keys(&[("bucket", "1")]).await;
+    for table in [&bloom, &plain] {
+        let found = table.lookup(&[Datum::BigInt(1000)]).await.unwrap();
+        assert_eq!(
+            text_rows(&[found.unwrap()]),
+            [vec![Some("1000".to_string()); 2]]
+        );
+    }
+    // An absent key inside the file's key range and its page: only the
+    // bloom filter tells, and then no row is decoded.
+    let before = engine_counters();
+    assert!(bloom
+        .lookup(&[Datum::BigInt(1001)])
+        .await
+        .unwrap()
+        .is_none());
+    let after = engine_counters();
+    assert_eq!(after.row_groups_pruned, before.row_groups_pruned + 1);
+    assert_eq!(after.rows_scanned, before.rows_scanned);
+
+    let before = engine_counters();
+    assert!(plain
+        .lookup(&[Datum::BigInt(1001)])
+        .await
+        .unwrap()
+        .is_none());
+    let after = engine_counters();
+    assert_eq!(after.row_groups_pruned, before.row_groups_pruned);
+    assert!(after.rows_scanned > before.rows_scanned);
+
+    // A bad value is refused when a file is written.
+    let catalog = Catalog::open("memory://").await.unwrap();
+    let id = Identifier::new("default", "bad");
+    let mut spec = tidelake_testkit::table::spec(
+        vec![col("k", DataTypeKind::BigInt, false)],
+        &["k"],
+        &[],
+        &[("bucket", "1"), ("parquet.bloom.filter.enabled", "yes")],
+    );
+    spec.columns[0].data_type = DataType::new(DataTypeKind::BigInt, false);
+    catalog.create_table(&id, spec, false).await.unwrap();
+    let table = catalog.load_table(&id).await.unwrap();
+    let mut writer = table.writer();
+    let rows = RecordBatch::try_new(
+        table.arrow_schema(),
+        vec![Arc::new(Int64Array::from(vec![1]))],
+    )
+    .unwrap();
+    let written = async {
+        writer.write(rows, RowKind::Insert).await?;
+        writer.commit().await
+    }
+    .await;
+    let e = written.expect_err("a bad bloom filter option");
+    assert!(
+        e.to_string().contains("parquet.bloom.filter.enabled"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn with_deletion_vectors_a_lookup_still_reads_only_its_pages() {
+    let (catalog, id) = create("deduplicate", true, false, "1").await;
+    let table = catalog.load_table(&id).await.unwrap();
+    let n = 60_000i64;
+    let rows = RecordBatch::try_new(
+        table.arrow_schema(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(0..n)),
+            Arc::new(StringArray::from_iter_values((0..n).map(|_| "a"))),
+            Arc::new(Int64Array::from_iter_values(0..n)),
+            Arc::new(StringArray::from_iter((0..n).map(|_| None::<String>))),
+        ],
+    )
+    .unwrap();
+    let mut writer = table.writer();
+    writer.write(rows, RowKind::Insert).await.unwrap();
+    writer.commit().await.unwrap();
+    let compact = |full| {
+        let catalog = catalog.clone();
+        let id = id.clone();
+        async move {
+            let table = catalog.load_table(&id).await.unwrap();
+            table
+                .compact(CompactOptions {
+                    full,
+                    ..CompactOptions::default()
+                })
+                .await
+                .unwrap();
+        }
+    };
+    compact(true).await;
+    commit(
+        &catalog,
+        &id,
+        &[
+            (true, 45_678, 0, None, None),
+            (false, 45_680, 0, Some(-1), None),
+        ],
+    )
+    .await;
+    // Lookup compaction: the big file keeps its rows, a vector marks two.
+    compact(false).await;
+    let table = catalog.load_table(&id).await.unwrap();
+    let plan = table.scan().plan().await.unwrap();
+    assert!(
+        plan.splits()[0]
+            .deletion_vectors
+            .as_ref()
+            .is_some_and(|v| !v.is_empty()),
+        "a deletion vector"
+    );
+    let v = |k: i64| {
+        let table = table.clone();
+        async move {
+            let before = engine_counters();
+            let found = table.lookup(&[Datum::BigInt(k)]).await.unwrap();
+            let scanned = engine_counters().rows_scanned - before.rows_scanned;
+            // Pages hold about 20,000 rows: one page, not the file's 60,000.
+            assert!(scanned <= 25_000, "{scanned} rows decoded for key {k}");
+            found.map(|b| text_rows(&[b])[0][2].clone().unwrap())
+        }
+    };
+    assert_eq!(v(45_678).await, None);
+    assert_eq!(v(45_680).await.as_deref(), Some("-1"));
+    assert_eq!(v(45_682).await.as_deref(), Some("45682"));
+    assert_eq!(v(3).await.as_deref(), Some("3"));
+    check_every_key(&table).await;
+}
