@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
+use arrow::util::display::{ArrayFormatter, FormatOptions};
 use arrow_array::{Array, ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
 use futures::TryStreamExt;
 use tidelake_engine::{Catalog, ColumnSpec, DataType, DataTypeKind, Identifier, Table, TableSpec};
@@ -178,4 +179,29 @@ pub fn column<T: Array + 'static>(batch: &RecordBatch, i: usize) -> &T {
         .as_any()
         .downcast_ref::<T>()
         .unwrap_or_else(|| panic!("column {i} is a {}", batch.column(i).data_type()))
+}
+
+/// Every row of `batches` as text cells (None for NULL), sorted: results
+/// compared regardless of the order files and buckets were read in.
+pub fn text_rows(batches: &[RecordBatch]) -> Vec<Vec<Option<String>>> {
+    let options = FormatOptions::default();
+    let mut rows = Vec::new();
+    for b in batches {
+        let formatters: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("a displayable column"))
+            .collect();
+        for r in 0..b.num_rows() {
+            rows.push(
+                b.columns()
+                    .iter()
+                    .zip(&formatters)
+                    .map(|(c, f)| (!c.is_null(r)).then(|| f.value(r).to_string()))
+                    .collect(),
+            );
+        }
+    }
+    rows.sort();
+    rows
 }

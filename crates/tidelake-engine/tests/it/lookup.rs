@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 
-use arrow::util::display::{ArrayFormatter, FormatOptions};
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use futures::TryStreamExt;
 use proptest::prelude::*;
@@ -17,7 +16,7 @@ use tidelake_engine::{
     Catalog, CompactOptions, DataType, DataTypeKind, Datum, Identifier, LookupOptions, RowKind,
     Table, TableSpec,
 };
-use tidelake_testkit::table::{block_on, col, option_map, string};
+use tidelake_testkit::table::{block_on, col, option_map, string, text_rows};
 
 const KEYS: i64 = 10;
 const PARTITIONS: [&str; 2] = ["a", "b"];
@@ -128,29 +127,6 @@ async fn commit(catalog: &Catalog, id: &Identifier, changes: &[Change]) {
         start = end;
     }
     writer.commit().await.unwrap();
-}
-
-fn text_rows(batches: &[RecordBatch]) -> Vec<Vec<Option<String>>> {
-    let options = FormatOptions::default();
-    let mut rows = Vec::new();
-    for b in batches {
-        let formatters: Vec<_> = b
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
-            .collect();
-        for r in 0..b.num_rows() {
-            rows.push(
-                b.columns()
-                    .iter()
-                    .zip(&formatters)
-                    .map(|(c, f)| (!c.is_null(r)).then(|| f.value(r).to_string()))
-                    .collect(),
-            );
-        }
-    }
-    rows.sort();
-    rows
 }
 
 /// The table's key values for (k, partition).

@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow::compute::cast;
-use arrow::util::display::{ArrayFormatter, FormatOptions};
 use arrow_array::{ArrayRef, RecordBatch, StringArray};
 use futures::TryStreamExt;
 use proptest::prelude::*;
@@ -16,7 +15,7 @@ use tidelake_engine::{
     Catalog, ColumnSpec, CompactOptions, DataType, DataTypeKind, EngineError, Identifier, RowKind,
     Table, TableSpec,
 };
-use tidelake_testkit::table::{block_on, col, option_map, string};
+use tidelake_testkit::table::{block_on, col, option_map, string, text_rows};
 
 type Row = Vec<Option<String>>;
 
@@ -112,26 +111,7 @@ async fn commit(
 async fn read(catalog: &Catalog, id: &Identifier) -> Result<Vec<Row>, EngineError> {
     let table = catalog.load_table(id).await?;
     let batches: Vec<RecordBatch> = table.scan().plan().await?.read_all().try_collect().await?;
-    let mut rows = Vec::new();
-    let options = FormatOptions::default();
-    for b in batches {
-        let formatters: Vec<_> = b
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
-            .collect();
-        for r in 0..b.num_rows() {
-            rows.push(
-                b.columns()
-                    .iter()
-                    .zip(&formatters)
-                    .map(|(c, f)| (!c.is_null(r)).then(|| f.value(r).to_string()))
-                    .collect(),
-            );
-        }
-    }
-    rows.sort();
-    Ok(rows)
+    Ok(text_rows(&batches))
 }
 
 /// A present cell.

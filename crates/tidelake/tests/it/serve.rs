@@ -47,6 +47,22 @@ pub(crate) fn serve(warehouse: &Path, extra: &[&str]) -> Served {
 }
 
 /// psql with `args` (commands with -c), no psqlrc, never a password prompt.
+/// A bare PostgreSQL protocol connection (startup as user `tester`, read
+/// up to ReadyForQuery): the stream and what the server sent meanwhile.
+pub(crate) fn raw_pg_connect(port: u16) -> (TcpStream, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(TIMEOUT))
+        .expect("a read timeout");
+    let params = b"user\0tester\0database\0default\0\0";
+    let mut startup = ((params.len() + 8) as i32).to_be_bytes().to_vec();
+    startup.extend_from_slice(&196_608i32.to_be_bytes());
+    startup.extend_from_slice(params);
+    stream.write_all(&startup).expect("startup");
+    let greeting = read_until_ready(&mut stream);
+    (stream, greeting)
+}
+
 pub(crate) fn psql(port: u16, args: &[&str]) -> Finished {
     let mut command = Command::new("psql");
     command
@@ -293,16 +309,7 @@ pub(crate) fn read_until_ready(stream: &mut TcpStream) -> String {
 fn portals_stop_at_max_rows_and_resume() {
     let dir = KeptOnFailure::new("serve-portal");
     let mut server = serve(dir.path(), &[]);
-    let mut stream = TcpStream::connect(("127.0.0.1", server.pg)).expect("connect");
-    stream
-        .set_read_timeout(Some(TIMEOUT))
-        .expect("a read timeout");
-    let params = b"user\0tester\0database\0default\0\0";
-    let mut startup = ((params.len() + 8) as i32).to_be_bytes().to_vec();
-    startup.extend_from_slice(&196_608i32.to_be_bytes());
-    startup.extend_from_slice(params);
-    stream.write_all(&startup).expect("startup");
-    let greeting = read_until_ready(&mut stream);
+    let (mut stream, greeting) = raw_pg_connect(server.pg);
     assert!(
         greeting.starts_with('R') && greeting.contains('K'),
         "{greeting}"

@@ -16,7 +16,7 @@ use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use tidelake_testkit::warehouse::KeptOnFailure;
 
 use crate::flight::{client, read, runtime};
-use crate::serve::{http, message, port_after, psql_ok, read_until_ready, serve, TIMEOUT};
+use crate::serve::{http, message, port_after, psql_ok, raw_pg_connect, read_until_ready, serve};
 use crate::TIDELAKE;
 
 /// PostgreSQL type OIDs of the parameters.
@@ -24,16 +24,7 @@ const TEXT: u32 = 25;
 const INT8: u32 = 20;
 
 fn connect(port: u16) -> TcpStream {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(TIMEOUT))
-        .expect("a read timeout");
-    let params = b"user\0tester\0database\0default\0\0";
-    let mut startup = ((params.len() + 8) as i32).to_be_bytes().to_vec();
-    startup.extend_from_slice(&196_608i32.to_be_bytes());
-    startup.extend_from_slice(params);
-    stream.write_all(&startup).expect("startup");
-    let greeting = read_until_ready(&mut stream);
+    let (stream, greeting) = raw_pg_connect(port);
     assert!(greeting.starts_with('R'), "{greeting}");
     stream
 }
