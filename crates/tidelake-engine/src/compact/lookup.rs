@@ -45,7 +45,7 @@ use super::BucketTask;
 use crate::error::{EngineError, Result};
 use crate::options::MergeEngine;
 use crate::read::file::{output_schema, read_data_file, read_file_rows, ReadColumn};
-use crate::read::scan::Split;
+use crate::read::scan::{key_columns, Split};
 use crate::table::Table;
 
 const BATCH_SIZE: usize = 8192;
@@ -225,16 +225,6 @@ impl KeySet {
         }
         lo
     }
-}
-
-/// The key columns of the table, read as `_KEY_*` columns.
-fn key_columns(table: &Table) -> Vec<ReadColumn> {
-    let layout = &table.layout;
-    layout
-        .key_indices
-        .iter()
-        .map(|&i| ReadColumn::Key(layout.schema.fields[i].clone()))
-        .collect()
 }
 
 fn key_converter(columns: &[ReadColumn]) -> Result<RowConverter> {

@@ -682,7 +682,7 @@ fn read_unmerged_split(
 }
 
 /// The key columns (`_KEY_*`) of a primary-key table, in key order.
-fn key_columns(table: &Table) -> Vec<ReadColumn> {
+pub(crate) fn key_columns(table: &Table) -> Vec<ReadColumn> {
     let layout = &table.layout;
     layout
         .key_indices
