@@ -1,11 +1,12 @@
 //! In-memory caches of immutable metadata, shared by every table handle a
 //! catalog opens (so by every session of a process that shares the
-//! catalog): decoded manifest lists and manifests, and Parquet footers of
-//! data files (with their page indexes).
+//! catalog): decoded manifest lists and manifests, index manifests,
+//! deletion vectors (decoded per index file), and Parquet footers of data
+//! files (with their page indexes).
 //!
 //! Why no invalidation is needed: every file cached here is named once
 //! and never rewritten (manifest lists, manifests and data files carry a
-//! UUID in their name), so a cached value can only become unused, never
+//! UUID in their name; so do index manifests and index files), so a cached value can only become unused, never
 //! wrong. What changes is *which* files a query needs, and that comes
 //! from the latest snapshot, which readers still read fresh from the
 //! store for every scan: a commit made by another process is seen by the
@@ -21,7 +22,10 @@ use std::sync::{Arc, Mutex};
 
 use lru::LruCache;
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
-use tidelake_format::manifest::{DataFileMeta, ManifestEntry, ManifestFileMeta};
+use std::collections::HashMap;
+
+use tidelake_format::deletion_vector::DeletionVector;
+use tidelake_format::manifest::{DataFileMeta, IndexManifestEntry, ManifestEntry, ManifestFileMeta};
 
 use crate::counters;
 
@@ -121,6 +125,10 @@ pub struct MetadataCache {
     /// Each snapshot's live files by partition (folded from its manifests),
     /// keyed by its manifest lists: lookups then skip the fold.
     live: WeightedLru<String, Arc<Vec<PartitionFiles>>>,
+    /// Live entries of index manifests (deletion vectors, vector indexes).
+    index_manifests: WeightedLru<String, Arc<Vec<IndexManifestEntry>>>,
+    /// Deletion vectors by index file: data file name -> its vector.
+    deletion_files: WeightedLru<String, Arc<DeletionFile>>,
     footers: WeightedLru<String, ArrowReaderMetadata>,
     config: CacheConfig,
 }
@@ -144,13 +152,18 @@ impl Default for MetadataCache {
 impl MetadataCache {
     pub fn new(config: CacheConfig) -> Self {
         // Lists are small and read by every scan: a tenth of the budget;
-        // folded snapshots (the same entries again) three tenths.
+        // folded snapshots (the same entries again) three tenths; index
+        // manifests a twentieth and deletion vectors a tenth.
         let lists = config.manifest_bytes / 10;
         let live = config.manifest_bytes / 10 * 3;
+        let index = config.manifest_bytes / 20;
+        let deletions = config.manifest_bytes / 10;
         MetadataCache {
             lists: WeightedLru::new(lists),
-            manifests: WeightedLru::new(config.manifest_bytes - lists - live),
+            manifests: WeightedLru::new(config.manifest_bytes - lists - live - index - deletions),
             live: WeightedLru::new(live),
+            index_manifests: WeightedLru::new(index),
+            deletion_files: WeightedLru::new(deletions),
             footers: WeightedLru::new(config.footer_bytes),
             config,
         }
@@ -162,7 +175,11 @@ impl MetadataCache {
 
     /// Estimated bytes held by the manifest caches now.
     pub fn manifest_bytes_held(&self) -> usize {
-        self.lists.weight() + self.manifests.weight() + self.live.weight()
+        self.lists.weight()
+            + self.manifests.weight()
+            + self.live.weight()
+            + self.index_manifests.weight()
+            + self.deletion_files.weight()
     }
 
     /// Estimated bytes held by the footer cache now.
@@ -207,6 +224,32 @@ impl MetadataCache {
         self.live.insert(key.to_string(), files, weight);
     }
 
+    pub(crate) fn index_manifest(&self, path: &str) -> Option<Arc<Vec<IndexManifestEntry>>> {
+        let found = self.index_manifests.get(&path.to_string());
+        counters::manifest_cache(found.is_some());
+        found
+    }
+
+    pub(crate) fn put_index_manifest(&self, path: &str, entries: Arc<Vec<IndexManifestEntry>>) {
+        let weight = entries.iter().map(index_entry_weight).sum::<usize>() + 64;
+        self.index_manifests.insert(path.to_string(), entries, weight);
+    }
+
+    pub(crate) fn deletion_file(&self, path: &str) -> Option<Arc<DeletionFile>> {
+        let found = self.deletion_files.get(&path.to_string());
+        counters::manifest_cache(found.is_some());
+        found
+    }
+
+    pub(crate) fn put_deletion_file(&self, path: &str, file: Arc<DeletionFile>) {
+        let weight = file
+            .iter()
+            .map(|(name, dv)| name.len() + dv.bitmap().serialized_size() + 48)
+            .sum::<usize>()
+            + 64;
+        self.deletion_files.insert(path.to_string(), file, weight);
+    }
+
     pub(crate) fn footer(&self, path: &str) -> Option<ArrowReaderMetadata> {
         let found = self.footers.get(&path.to_string());
         counters::footer_cache(found.is_some());
@@ -217,6 +260,22 @@ impl MetadataCache {
         let weight = metadata.metadata().memory_size() + 256;
         self.footers.insert(path.to_string(), metadata, weight);
     }
+}
+
+/// The decoded vectors of one deletion-vector index file.
+pub(crate) type DeletionFile = HashMap<String, Arc<DeletionVector>>;
+
+fn index_entry_weight(e: &IndexManifestEntry) -> usize {
+    let ranges = e
+        .index_file
+        .deletion_vector_ranges
+        .as_ref()
+        .map_or(0, |r| r.iter().map(|r| r.data_file_name.len() + 32).sum());
+    std::mem::size_of::<IndexManifestEntry>()
+        + e.partition.len()
+        + e.index_file.file_name.len()
+        + ranges
+        + e.index_file.global_index.as_ref().map_or(0, |_| 256)
 }
 
 fn list_entry_weight(m: &ManifestFileMeta) -> usize {

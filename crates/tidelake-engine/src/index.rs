@@ -18,7 +18,8 @@ use tidelake_format::snapshot::Snapshot;
 use crate::error::{EngineError, Result};
 use crate::table::Table;
 
-/// Every live entry of a snapshot's index manifest.
+/// Every live entry of a snapshot's index manifest (cached by the
+/// catalog: index manifests are written once under a unique name).
 pub(crate) async fn index_entries(
     table: &Table,
     snapshot: Option<&Snapshot>,
@@ -27,7 +28,18 @@ pub(crate) async fn index_entries(
         return Ok(Vec::new());
     };
     let path = table.paths().manifest(&name);
-    let bytes = table.store.get(&path).await?;
+    if let Some(found) = table.cache.index_manifest(&path) {
+        return Ok(found.as_ref().clone());
+    }
+    let live = read_live_entries(table, &path).await?;
+    table
+        .cache
+        .put_index_manifest(&path, std::sync::Arc::new(live.clone()));
+    Ok(live)
+}
+
+async fn read_live_entries(table: &Table, path: &str) -> Result<Vec<IndexManifestEntry>> {
+    let bytes = table.store.get(path).await?;
     let entries = read_index_manifest(&bytes).map_err(|e| EngineError::format(path, e))?;
     // An index manifest is written whole; DELETE entries only appear in
     // manifests of other writers that list changes, and cancel their ADD.

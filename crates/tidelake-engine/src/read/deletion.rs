@@ -23,6 +23,7 @@ use tidelake_format::deletion_vector::{decode_vector, DeletionVector};
 use tidelake_format::manifest::IndexFileMeta;
 use tidelake_format::snapshot::Snapshot;
 
+use crate::cache::DeletionFile;
 use crate::error::{EngineError, Result};
 use crate::table::Table;
 
@@ -55,6 +56,18 @@ impl BucketVectors {
                 .filter(|(_, v)| !v.is_empty())
                 .map(|(name, v)| (name, Arc::new(v)))
                 .collect(),
+        }
+    }
+
+    /// Like [`BucketVectors::new`], with vectors shared with the cache.
+    fn shared(
+        index_files: Vec<String>,
+        vectors: HashMap<String, Arc<DeletionVector>>,
+    ) -> BucketVectors {
+        let vectors = vectors.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+        BucketVectors {
+            index_files,
+            vectors,
         }
     }
 
@@ -129,7 +142,7 @@ async fn read_index_files(
     files: &[IndexFileMeta],
     live: &HashSet<String>,
 ) -> Result<BucketVectors> {
-    let mut vectors: Vec<(String, DeletionVector)> = Vec::new();
+    let mut vectors: HashMap<String, Arc<DeletionVector>> = HashMap::new();
     for file in files {
         if file.external_path.is_some() {
             return Err(EngineError::Unsupported(format!(
@@ -141,21 +154,39 @@ async fn read_index_files(
         if !ranges.iter().any(|r| live.contains(&r.data_file_name)) {
             continue;
         }
-        let path = table.paths().index(&file.file_name);
-        let bytes = table.store.get(&path).await?;
-        for range in ranges.iter().filter(|r| live.contains(&r.data_file_name)) {
-            let dv = decode_vector(&bytes, range).map_err(|e| EngineError::format(&path, e))?;
-            match vectors.iter_mut().find(|(n, _)| *n == range.data_file_name) {
+        let decoded = decoded_index_file(table, file).await?;
+        for (name, dv) in decoded.iter().filter(|(name, _)| live.contains(*name)) {
+            match vectors.get_mut(name) {
                 // Two index files naming one data file: both deletions hold.
-                Some((_, existing)) => existing.merge(&dv),
-                None => vectors.push((range.data_file_name.clone(), dv)),
+                Some(existing) => Arc::make_mut(existing).merge(dv),
+                None => {
+                    vectors.insert(name.clone(), dv.clone());
+                }
             }
         }
     }
-    Ok(BucketVectors::new(
+    Ok(BucketVectors::shared(
         files.iter().map(|f| f.file_name.clone()).collect(),
         vectors,
     ))
+}
+
+/// Every vector of one index file, decoded once per catalog (index files
+/// are written once under a unique name).
+async fn decoded_index_file(table: &Table, file: &IndexFileMeta) -> Result<Arc<DeletionFile>> {
+    let path = table.paths().index(&file.file_name);
+    if let Some(found) = table.cache.deletion_file(&path) {
+        return Ok(found);
+    }
+    let bytes = table.store.get(&path).await?;
+    let mut decoded = DeletionFile::new();
+    for range in file.deletion_vector_ranges.as_deref().unwrap_or_default() {
+        let dv = decode_vector(&bytes, range).map_err(|e| EngineError::format(&path, e))?;
+        decoded.insert(range.data_file_name.clone(), Arc::new(dv));
+    }
+    let decoded = Arc::new(decoded);
+    table.cache.put_deletion_file(&path, decoded.clone());
+    Ok(decoded)
 }
 
 /// Leaves out of `batch`, which holds the file rows `[start, start + n)`,
