@@ -15,6 +15,10 @@ from pathlib import Path
 
 from common import SYSTEMS, VECTOR_SYSTEMS, Scale
 
+SERVE_MEASUREMENTS = ["serve_lookup", "serve_mixed", "serve_idle", "serve_analytic"]
+SERVE_SYSTEMS = ["tidelake", "postgres", "duckdb"]
+# The issue's goal for point lookups over the wire (16 clients).
+SERVE_LOOKUP_GOAL = {"rows_per_s": 5000, "p99_ms": 10}
 SECTIONS = [
     ("Ingest", ["ingest"], "Rows written into an empty primary-key table (4 buckets, partitioned by day) and committed once."),
     ("Upsert", ["upsert"], "Updates to random existing keys plus 5% deletes, committed in batches; seconds add up the commits."),
@@ -25,6 +29,19 @@ SECTIONS = [
         "a selective filter on one partition and 0.1% of the key range.",
     ),
     ("Point lookups by primary key", ["lookup"], "One query per key on the merge-on-read state; rows/s is lookups per second."),
+    (
+        "Server (`tidelake serve` over the PostgreSQL wire)",
+        SERVE_MEASUREMENTS,
+        "A query-only `tidelake serve` over the merge-on-read orders table of the upsert workload, against "
+        "PostgreSQL on this machine holding the same rows (primary key `(dt, order_id)`), both driven by the same "
+        "client, `pgbench` with custom scripts; DuckDB in-process over the generator's Parquet files for the "
+        "analytic query. `lookup`: point lookups by the full primary key (keys drawn from the live rows); `mixed`: "
+        "80% lookups and 20% `SELECT status, count(*), sum(amount) FROM orders WHERE dt = $1 GROUP BY status`; "
+        "`idle`: connections through their startup, then held open; `analytic`: that aggregate alone, one client. "
+        "Latencies come from pgbench's per-transaction log; each run follows an unmeasured warm-up. Client and "
+        "servers share this machine's cores. `Tidelake ÷ peer`: throughput (above 1 Tidelake is faster) and p99 "
+        "(below 1 Tidelake is faster); for idle connections, memory per connection (below 1 Tidelake uses less).",
+    ),
     (
         "Full compaction, then the same scans",
         ["compact", "scan_full_compacted", "scan_projection_compacted", "scan_filter_compacted"],
@@ -259,7 +276,7 @@ def tpch_queries_table(records: list[dict]) -> list[str]:
 
 def summary_table(records: list[dict]) -> list[str]:
     """One line per measurement, one column per peer: Tidelake's speed over theirs."""
-    workloads = [w for _, names, _ in SECTIONS for w in names]
+    workloads = [w for _, names, _ in SECTIONS for w in names if w not in SERVE_MEASUREMENTS]
     peers = [s for s in SYSTEMS if s != "tidelake" and any(r["system"] == s for r in records)]
     lines = [
         "## Summary: Tidelake ÷ peer (rows/s; above 1 Tidelake is faster)",
@@ -279,6 +296,115 @@ def summary_table(records: list[dict]) -> list[str]:
             cells.append("n/a" if r is None or r.get("status") == "n/a" else ratio(by_system.get("tidelake"), r))
         lines.append(f"| {w} | " + " | ".join(cells) + " |")
     return lines + [""] if found else []
+
+
+def human_kib(value) -> str:
+    return "—" if value is None else f"{value / 1024:,.0f} KiB"
+
+
+def times(x: float) -> str:
+    """A ratio, with enough digits to tell small ones apart (0.0025×, not 0.00×)."""
+    return f"{x:.2f}×" if x >= 0.1 else f"{x:.2g}×"
+
+
+def serve_ratio(tidelake: dict | None, peer: dict) -> str:
+    """Tidelake against a peer in the same serve measurement: throughput and
+    p99 latency, or memory per idle connection."""
+    if not tidelake or tidelake.get("status") != "ok" or peer.get("status") != "ok":
+        return "—"
+    if tidelake.get("workload") == "serve_idle":
+        a, b = tidelake.get("bytes_per_connection"), peer.get("bytes_per_connection")
+        return f"memory {times(a / b)}" if a and b and a > 0 and b > 0 else "—"
+    parts = []
+    a, b = tidelake.get("rows_per_s"), peer.get("rows_per_s")
+    if a and b:
+        parts.append(times(a / b))
+    a, b = tidelake.get("p99_ms"), peer.get("p99_ms")
+    if a and b:
+        parts.append(f"p99 {times(a / b)}")
+    return ", ".join(parts) or "—"
+
+
+def serve_notes(r: dict) -> str:
+    parts = []
+    workload = r.get("workload")
+    if workload == "serve_lookup" and r.get("system") == "tidelake" and "p99_ms" in r:
+        goal = SERVE_LOOKUP_GOAL
+        met = (r.get("rows_per_s") or 0) >= goal["rows_per_s"] and r["p99_ms"] <= goal["p99_ms"]
+        parts.append(f"goal ≥ {goal['rows_per_s']:,}/s and p99 ≤ {goal['p99_ms']} ms: {'met' if met else '**not met**'}")
+    for kind in ("lookup", "aggregate"):
+        if f"{kind}_p99_ms" in r and workload == "serve_mixed":
+            parts.append(f"{r.get(kind + 's', 0):,} {kind}s: p50 {r[kind + '_p50_ms']:.2f} ms, p99 {r[kind + '_p99_ms']:.2f} ms")
+    if workload == "serve_idle":
+        if "rss_after_bytes" in r:
+            parts.append(f"VmRSS {human_bytes(r['rss_before_bytes'])} before, {human_bytes(r['rss_after_bytes'])} with them open")
+        if "pss_sum_bytes" in r:
+            parts.append(
+                f"the new backends' PSS {human_bytes(r['pss_sum_bytes'])} (RSS {human_bytes(r.get('rss_sum_bytes'))}), "
+                f"{r.get('backends_measured', 0):,} backends measured"
+            )
+        parts.append(f"opened in {r['seconds']:.1f} s")
+        if r.get("server"):
+            parts.append(f"PostgreSQL: {r['server']}")
+    if r.get("aborted_clients"):
+        parts.append(f"{r['aborted_clients']} client(s) aborted")
+    if r.get("first_error"):
+        parts.append(f"first error: {r['first_error']}")
+    if r.get("protocol"):
+        parts.append(f"pgbench -M {r['protocol']}" if r["protocol"] in ("prepared", "extended", "simple") else r["protocol"])
+    if r.get("table_read"):
+        parts.append(shape_note(r["table_read"], "read"))
+    if r.get("pg_load_seconds") and r.get("system") == "postgres":
+        parts.append(f"rows loaded in {r['pg_load_seconds']:.1f} s (not timed)")
+    if str(r.get("check", "")).startswith("mismatch"):
+        parts.append(f"**wrong result**: {r['check']}")
+    elif r.get("check") == "ok":
+        parts.append("result checked against the peer")
+    return "; ".join(parts).replace("|", "/")
+
+
+def serve_table(records: list[dict]) -> list[str]:
+    rows = [r for r in records if r.get("workload") in SERVE_MEASUREMENTS]
+    if not rows:
+        return []
+    lines = [
+        "| measurement | system | clients | ops/s | p50 ms | p99 ms | errors | memory | Tidelake ÷ peer | notes |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for workload in SERVE_MEASUREMENTS:
+        by_system = {r["system"]: r for r in rows if r["workload"] == workload}
+        tidelake = by_system.get("tidelake")
+        for system in SERVE_SYSTEMS + sorted(set(by_system) - set(SERVE_SYSTEMS)):
+            r = by_system.get(system)
+            if r is None:
+                continue
+            name = workload.removeprefix("serve_")
+            if r.get("status") != "ok":
+                reason = str(r.get("reason", "")).replace("|", "/")
+                lines.append(f"| {name} | {system} | | | | | | | | {r.get('status')}: {reason} |")
+                continue
+            if workload == "serve_idle":
+                memory = f"{human_kib(r.get('bytes_per_connection'))} / connection"
+                clients, rate = f"{r.get('connections', r['rows']):,}", "—"
+            else:
+                peak = r.get("peak_rss_bytes") or r.get("peak_pss_bytes")
+                memory = human_bytes(peak) + (" PSS" if "peak_pss_bytes" in r and "peak_rss_bytes" not in r else "")
+                clients, rate = str(r.get("clients", "")), human_rate(r.get("rows_per_s"))
+            p50 = f"{r['p50_ms']:.2f}" if "p50_ms" in r else "—"
+            p99 = f"{r['p99_ms']:.2f}" if "p99_ms" in r else "—"
+            errors = str(r.get("errors", "—"))
+            versus = "" if system == "tidelake" else serve_ratio(tidelake, r)
+            lines.append(
+                f"| {name} | {system} | {clients} | {rate} | {p50} | {p99} | {errors} | {memory} | {versus} | {serve_notes(r)} |"
+            )
+    lines += [
+        "",
+        "Memory: Tidelake's peak RSS (VmHWM) of the server process; PostgreSQL's largest sum of the PSS of its "
+        "postmaster and every backend, sampled twice a second; DuckDB's process peak RSS. Idle connections: "
+        "Tidelake's VmRSS growth per connection; PostgreSQL's PSS of the new backends per connection.",
+        "",
+    ]
+    return lines
 
 
 VECTOR_BEGIN = "<!-- vector:begin -->"
@@ -459,7 +585,10 @@ def render(records: list[dict], scale: Scale, command: str, elapsed: float, vsca
     ]
     out += summary_table(records)
     for title, workloads, blurb in SECTIONS:
-        body = [line for w in workloads for line in table_for(w, records)]
+        if workloads is SERVE_MEASUREMENTS:
+            body = serve_table(records)
+        else:
+            body = [line for w in workloads for line in table_for(w, records)]
         if not body:
             continue
         out += [f"## {title}", "", blurb, ""] + body

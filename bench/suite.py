@@ -26,9 +26,10 @@ from gen_data import add_scale_arguments, scale_from_args
 from vector_data import VectorDir, add_vector_arguments, vector_dir, vector_scale_from_args
 
 # Workloads as the driver runs them; `compact` brings its scans along.
-# `stream_job`, `cdc`, `workers` and `doctor` are Tidelake's alone (peers report n/a).
+# `stream_job`, `cdc`, `workers` and `doctor` are Tidelake's alone (peers report n/a);
+# `serve` measures its own peers (PostgreSQL, DuckDB) in Tidelake's process.
 RUN_ORDER = [
-    "ingest", "upsert", "scan", "lookup", "compact", "scan_compacted", "tpch", "stream_job", "cdc", "workers", "vector",
+    "ingest", "upsert", "scan", "lookup", "serve", "compact", "scan_compacted", "tpch", "stream_job", "cdc", "workers", "vector",
     "doctor",
 ]
 MEASUREMENTS = {
@@ -38,15 +39,18 @@ MEASUREMENTS = {
     "vector": ["vector_build", "vector_search", "vector_filter", "vector_churn"],
     "workers": [f"workers_scale_{n}" for n in (1, 2, 3)]
     + ["workers_takeover", "workers_cold_start", "workers_idle_rss"],
+    "serve": ["serve_lookup", "serve_mixed", "serve_idle", "serve_analytic"],
 }
 # Seconds per (workload, system) process. A full run stays near 30 minutes on
 # 2 cores only because the slowest peers' upserts are cut short: the record
 # then says how many commits finished and at what speed.
 DEFAULT_TIMEOUT = {
-    "full": {"ingest": 600, "upsert": 300, "tpch": 600, "cdc": 900, "vector": 900, "workers": 900, "*": 300},
-    "issue": {"ingest": 900, "upsert": 600, "tpch": 600, "cdc": 1800, "vector": 900, "workers": 1200, "*": 600},
-    "quick": {"vector": 300, "workers": 400, "*": 180},
-    "tiny": {"*": 120},
+    "full": {"ingest": 600, "upsert": 300, "tpch": 600, "cdc": 900, "vector": 900, "workers": 900, "serve": 900, "*": 300},
+    "issue": {
+        "ingest": 900, "upsert": 600, "tpch": 600, "cdc": 1800, "vector": 900, "workers": 1200, "serve": 1500, "*": 600,
+    },
+    "quick": {"vector": 300, "workers": 400, "serve": 400, "*": 180},
+    "tiny": {"serve": 240, "*": 120},
 }
 # Seconds of point lookups per system (all keys, or fewer when the budget runs out).
 LOOKUP_BUDGET = {"full": 60, "issue": 120, "quick": 30, "tiny": 30}
@@ -72,13 +76,26 @@ WORKERS_SIZES = {
     "quick": {"jobs": 10, "rate": 200, "seconds": 10},
     "tiny": {"jobs": 4, "rate": 100, "seconds": 5},
 }
+# The serve workload (bench/serve.py): seconds of point lookups (16 clients), of
+# the mixed load (64 clients) and of the analytic query (one client), and the
+# idle connections held open (the issue's: 64 clients for 60 s, 1,000 idle).
+SERVE_SIZES = {
+    "full": {"lookup-seconds": 30, "mixed-seconds": 60, "analytic-seconds": 20, "idle-connections": 1000, "warmup": 5},
+    "issue": {"lookup-seconds": 60, "mixed-seconds": 60, "analytic-seconds": 30, "idle-connections": 1000, "warmup": 5},
+    "quick": {"lookup-seconds": 10, "mixed-seconds": 15, "analytic-seconds": 5, "idle-connections": 1000, "warmup": 3},
+    "tiny": {"lookup-seconds": 5, "mixed-seconds": 5, "analytic-seconds": 3, "idle-connections": 100, "warmup": 1},
+}
 # Workloads only Tidelake runs: the peers have no such command.
 TIDELAKE_ONLY = {
     "cdc": "needs Flink CDC or Debezium and a Flink/Spark job; not a library call",
     "workers": "the peers are libraries with no job service",
 }
+# Workloads whose peers are servers measured in Tidelake's own process (the
+# serve workload: PostgreSQL, and DuckDB for the analytic query): the suite's
+# peers (libraries) run nothing and report nothing for them.
+PEERS_IN_TIDELAKE_RUN = ("serve",)
 # Workloads that drive the `tidelake` command built next to tidelake-bench.
-NEEDS_TIDELAKE_COMMAND = ("cdc", "workers")
+NEEDS_TIDELAKE_COMMAND = ("cdc", "workers", "serve")
 
 
 def log(message: str) -> None:
@@ -125,6 +142,12 @@ def command_for(
             "--work", str(data.root / "work" / "workers"),
             *(arg for key in ("jobs", "rate", "seconds") for arg in (f"--{key}", str(sizes[key]))),
         ]
+    if workload == "serve":
+        sizes = SERVE_SIZES.get(preset, SERVE_SIZES["full"])
+        return [
+            sys.executable, str(BENCH_DIR / "serve.py"), "--tidelake", str(tidelake_bin.parent / "tidelake"),
+            "--data", str(data.root), *(arg for key, value in sizes.items() for arg in (f"--{key}", str(value))),
+        ]
     if system == "tidelake":
         cmd = [str(tidelake_bin), "--data", str(data.root), "--workload", workload.replace("_", "-")]
         if workload == "tpch":
@@ -147,6 +170,8 @@ def run_one(
 ) -> list[dict]:
     """Runs one (workload, system) in a fresh process; always returns records."""
     names = MEASUREMENTS.get(workload, [workload])
+    if workload in PEERS_IN_TIDELAKE_RUN and system != "tidelake":
+        return []
     if workload in TIDELAKE_ONLY and system != "tidelake":
         return [{"workload": n, "system": system, "status": "n/a", "reason": TIDELAKE_ONLY[workload]} for n in names]
     if system == "tidelake" and not tidelake_bin.exists():
@@ -225,6 +250,10 @@ def summary_line(r: dict) -> str:
         extra = ""
         if "p99_ms" in r:
             extra = f" p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms"
+            if "errors" in r:
+                extra += f" {r['clients']} client(s), {r['errors']} error(s)"
+        elif "bytes_per_connection" in r:
+            extra = f" {r['connections']} idle connections, {r['bytes_per_connection'] / 1024:.0f} KiB each"
         elif "delay_p99_ms" in r:
             extra = f" delay p50 {r['delay_p50_ms']} ms p99 {r['delay_p99_ms']} ms"
         elif "ratio_to_copy" in r:
@@ -284,6 +313,8 @@ class Runner:
         if workload == "vector":
             self.run_vector(system)
             return
+        if workload in PEERS_IN_TIDELAKE_RUN and system != "tidelake":
+            return  # no table of theirs to prepare, nothing to run
         needed = table_state.READS.get(workload)
         if needed is not None and self.skip_reason(system, workload) is None:
             saved = table_state.saved_states(self.data, system)
@@ -340,7 +371,7 @@ class Runner:
                 shapes["table_written"] = self.shape(system, step, reading=False)
             else:
                 self.failed.setdefault(system, step)
-        self.emit_all(records, shapes)
+        self.emit_all(records, shapes, system)
 
     def shape(self, system: str, step: str, reading: bool) -> dict | None:
         shape = table_shape.describe(self.data, system, reading)
@@ -349,10 +380,11 @@ class Runner:
             shape["stages"] = list(state) if state is not None else None
         return shape
 
-    def emit_all(self, records: list[dict], shapes: dict) -> None:
+    def emit_all(self, records: list[dict], shapes: dict, system: str = "") -> None:
         for record in records:
-            # Only measurements that read or wrote the table carry its shape.
-            if record.get("status") in ("ok", "incomplete"):
+            # Only measurements that read or wrote the table carry its shape
+            # (not the serve workload's peers, which hold their own copy).
+            if record.get("status") in ("ok", "incomplete") and (not system or record.get("system") == system):
                 record.update({k: v for k, v in shapes.items() if v is not None})
             self.record(record)
 

@@ -33,6 +33,7 @@ READS: dict[str, tuple[str, ...]] = {
     "upsert": ("ingest",),
     "scan": ("ingest", "upsert"),
     "lookup": ("ingest", "upsert"),
+    "serve": ("ingest", "upsert"),
     "compact": ("ingest", "upsert"),
     "scan_compacted": ("ingest", "upsert", "compact"),
 }

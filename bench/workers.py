@@ -76,11 +76,12 @@ def rss(pid: int, field: str = "VmRSS") -> int:
 class Serve:
     """A `tidelake serve` child; its PostgreSQL port read from its stdout."""
 
-    def __init__(self, binary: Path, warehouse: Path, name: str, slots: int, lease_ttl: str, log_dir: Path):
+    def __init__(self, binary: Path, warehouse: Path, name: str, slots: int, lease_ttl: str, log_dir: Path,
+                 extra: list[str] | None = None):
         self.name = name
         self.started = time.perf_counter()
         cmd = [str(binary), "--warehouse", str(warehouse), "serve", "--pg", "127.0.0.1:0", "--http", "127.0.0.1:0",
-               "--worker-slots", str(slots), "--worker-id", name, "--lease-ttl", lease_ttl]
+               "--worker-slots", str(slots), "--worker-id", name, "--lease-ttl", lease_ttl, *(extra or [])]
         self.stderr = open(log_dir / f"{name}.log", "w")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.stderr, text=True,
                                      start_new_session=True)

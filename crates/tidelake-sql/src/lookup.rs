@@ -225,6 +225,7 @@ fn pinned_key(table: &Table, predicate: &Expr) -> Option<Vec<Datum>> {
         if !exact_equality(&field.data_type.kind) || values[at].is_some() {
             return None;
         }
+        let literal = text_as_integer(literal, &field.data_type.kind)?;
         values[at] = Some(datum_for(&literal, &field.data_type)?);
     }
     values.into_iter().collect()
@@ -252,6 +253,29 @@ fn literal_value(expr: &Expr) -> Option<ScalarValue> {
             .cast_to(cast.field.data_type())
             .ok(),
         _ => None,
+    }
+}
+
+/// A text literal against an integer key column, as the parameters of
+/// clients that leave their types to the server arrive (`'42'`: pgbench,
+/// libpq's PQexecParams without types): DataFusion compares the two by
+/// casting the text to the column's type, and so does this. Text that does
+/// not cast is left to the normal path, which reports the error.
+fn text_as_integer(value: ScalarValue, kind: &DataTypeKind) -> Option<ScalarValue> {
+    use datafusion::arrow::datatypes::DataType as Arrow;
+    use DataTypeKind as K;
+    let target = match kind {
+        K::TinyInt => Arrow::Int8,
+        K::SmallInt => Arrow::Int16,
+        K::Int => Arrow::Int32,
+        K::BigInt => Arrow::Int64,
+        _ => return Some(value),
+    };
+    match value {
+        ScalarValue::Utf8(_) | ScalarValue::LargeUtf8(_) | ScalarValue::Utf8View(_) => {
+            value.cast_to(&target).ok()
+        }
+        other => Some(other),
     }
 }
 

@@ -3,7 +3,8 @@
 //! as drivers send them) returns the key's row through the fast path, sees
 //! a commit made by another process at its next execution (the metadata
 //! caches never hide a new snapshot), as does a Flight SQL prepared
-//! statement with bound parameters; `/metrics` shows the lookups and the
+//! statement with bound parameters, and a statement whose parameters have
+//! no declared type (pgbench's); `/metrics` shows the lookups and the
 //! caches' hits and misses.
 
 use std::collections::BTreeMap;
@@ -181,6 +182,20 @@ fn a_prepared_point_query_takes_the_fast_path_and_sees_other_processes_commits()
         let rows = read(&mut c, &info).await;
         assert!(rows.contains("| newer |"), "{rows}");
     });
+
+    // Parameters of no declared type (pgbench's, PQexecParams without
+    // types) arrive as text: the integer key still takes the fast path.
+    prepare(
+        &mut stream,
+        "untyped",
+        "SELECT v FROM orders WHERE dt = $1 AND id = $2",
+        &[0, 0],
+    );
+    let lookups = "tidelake_engine_primary_key_lookups_total";
+    let untyped_before = get(&scrape(h), lookups);
+    let (rows, _) = execute(&mut stream, "untyped", &["d1", "2"]);
+    assert_eq!(rows, ["newer"]);
+    assert!(get(&scrape(h), lookups) - untyped_before >= 1.0);
 
     let after = scrape(h);
     let moved = |series: &str| get(&after, series) - get(&before, series);
