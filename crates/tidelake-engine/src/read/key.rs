@@ -15,6 +15,7 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, RowSelection, RowSelecto
 use parquet::bloom_filter::Sbbf;
 use tidelake_format::binary_row::{datums_to_arrow, Datum};
 
+use super::key_index::KeyHasher;
 use super::predicate::{CompareOp, Predicate};
 use crate::error::{EngineError, Result};
 use crate::table::Table;
@@ -30,9 +31,20 @@ struct KeyColumn {
 
 /// The trimmed key (primary key minus partition columns) a lookup reads;
 /// partition columns are pinned exactly by the scan's partition filter.
-#[derive(Debug)]
 pub(crate) struct KeyFilter {
     columns: Vec<KeyColumn>,
+    /// The key's hash for the files' key indexes, with its hasher; `None`
+    /// when the key's types cannot be hashed (no index is used).
+    hashed: Option<(KeyHasher, u32)>,
+}
+
+impl std::fmt::Debug for KeyFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyFilter")
+            .field("columns", &self.columns)
+            .field("hash", &self.hashed.as_ref().map(|h| h.1))
+            .finish()
+    }
 }
 
 impl KeyFilter {
@@ -71,6 +83,7 @@ impl KeyFilter {
             });
         }
         let mut columns = Vec::with_capacity(layout.key_indices.len());
+        let mut types = Vec::with_capacity(layout.key_indices.len());
         for &i in &layout.key_indices {
             let field = &layout.schema.fields[i];
             let at = names.iter().position(|n| *n == field.name).ok_or_else(|| {
@@ -79,13 +92,26 @@ impl KeyFilter {
             let datum = key[at].clone();
             let value = datums_to_arrow(std::slice::from_ref(&datum), &field.data_type)
                 .map_err(|e| EngineError::format(format!("key column '{}'", field.name), e))?;
+            // The type key columns are read as (`ReadColumn::Key`), which
+            // the key indexes are built from.
+            types.push(field.data_type.to_arrow());
             columns.push(KeyColumn {
                 field_id: field.id,
                 value,
                 datum,
             });
         }
-        Ok((KeyFilter { columns }, Predicate::And(compares)))
+        let hashed = KeyHasher::new(types).and_then(|hasher| {
+            let values: Vec<ArrayRef> = columns.iter().map(|c| c.value.clone()).collect();
+            let hash = hasher.hashes(&values).ok()?.first().copied()?;
+            Some((hasher, hash))
+        });
+        Ok((KeyFilter { columns, hashed }, Predicate::And(compares)))
+    }
+
+    /// The key's hash for key indexes, with its hasher.
+    pub(crate) fn hashed(&self) -> Option<(&KeyHasher, u32)> {
+        self.hashed.as_ref().map(|(h, v)| (h, *v))
     }
 
     /// The field ids (current schema) of the key columns, in key order.
