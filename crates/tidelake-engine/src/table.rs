@@ -151,12 +151,15 @@ impl Table {
         schema: TableSchema,
     ) -> Result<Self> {
         let layout = checked_layout(schema)?;
+        // The current schema too, so that reading a file of it (most files)
+        // does not copy the schema.
+        let current = HashMap::from([(layout.schema.id, Arc::new(layout.schema.clone()))]);
         Ok(Table {
             store,
             id,
             reader,
             layout: Arc::new(layout),
-            schema_cache: Arc::new(Mutex::new(HashMap::new())),
+            schema_cache: Arc::new(Mutex::new(current)),
             hooks: Arc::default(),
             queues: Arc::default(),
             cache: Arc::default(),
@@ -260,9 +263,6 @@ impl Table {
 
     /// The schema a data file was written with (files carry their schema id).
     pub(crate) async fn schema_by_id(&self, id: i64) -> Result<Arc<TableSchema>> {
-        if id == self.layout.schema.id {
-            return Ok(Arc::new(self.layout.schema.clone()));
-        }
         if let Some(s) = self
             .schema_cache
             .lock()

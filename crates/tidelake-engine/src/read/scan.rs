@@ -790,10 +790,12 @@ fn read_pk_split_rows(
         return read_unmerged_split(table, split, projection, schema, key, key_rows);
     }
     // Level-0 files stay unread in batch reads even when the rest merges.
-    let split = Split {
+    // Shared, not copied, by every run's reader (a bucket may hold dozens
+    // of runs, each of which would otherwise copy every file's metadata).
+    let split = Arc::new(Split {
         files: split.files_to_read().cloned().collect(),
         ..split
-    };
+    });
     let layout = table.layout.clone();
     let nk = layout.key_indices.len();
     let mut columns = key_columns(&table);
