@@ -28,7 +28,6 @@ use tidelake_format::manifest::{DataFileMeta, ManifestEntry, ManifestFileMeta};
 use tidelake_format::snapshot::Snapshot;
 
 use crate::counters;
-use crate::read::key_index::FileKeyIndex;
 
 /// How much the caches of a catalog may hold, in bytes (estimated).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,6 +137,43 @@ pub struct MetadataCache {
     /// folder, with the bytes of its file (see [`LatestSnapshot`]).
     latest: WeightedLru<String, Arc<LatestSnapshot>>,
     config: CacheConfig,
+}
+
+/// The key index of one data file (see `read/key_index.rs`): each row's
+/// key hash and position, sorted by hash.
+#[derive(Debug)]
+pub(crate) struct FileKeyIndex {
+    /// Key hashes, ascending.
+    hashes: Vec<u32>,
+    /// `positions[i]`: the row whose key hashes to `hashes[i]`.
+    positions: Vec<u32>,
+}
+
+impl FileKeyIndex {
+    /// The index of (hash, position) pairs sorted ascending.
+    pub(crate) fn from_sorted(pairs: Vec<(u32, u32)>) -> FileKeyIndex {
+        FileKeyIndex {
+            hashes: pairs.iter().map(|p| p.0).collect(),
+            positions: pairs.iter().map(|p| p.1).collect(),
+        }
+    }
+
+    /// The positions (ascending) of the rows whose key hashes to `hash`.
+    pub(crate) fn rows_of(&self, hash: u32) -> Vec<u64> {
+        let start = self.hashes.partition_point(|h| *h < hash);
+        let end = start + self.hashes[start..].partition_point(|h| *h == hash);
+        let mut rows: Vec<u64> = self.positions[start..end]
+            .iter()
+            .map(|p| u64::from(*p))
+            .collect();
+        rows.sort_unstable();
+        rows
+    }
+
+    /// Estimated bytes held.
+    pub(crate) fn weight(&self) -> usize {
+        (self.hashes.capacity() + self.positions.capacity()) * 4 + 64
+    }
 }
 
 /// The snapshot a table was last seen at: a lookup reuses it (and what was

@@ -150,20 +150,32 @@ impl Table {
         reader: SnapshotReader,
         schema: TableSchema,
     ) -> Result<Self> {
-        let layout = checked_layout(schema)?;
+        let layout = Arc::new(checked_layout(schema)?);
+        let current = Arc::new(layout.schema.clone());
+        Ok(Table::with_layout(store, id, reader, layout, current))
+    }
+
+    /// A table of an already checked layout (`current`: its schema).
+    pub(crate) fn with_layout(
+        store: WarehouseStore,
+        id: Identifier,
+        reader: SnapshotReader,
+        layout: Arc<TableLayout>,
+        current: Arc<TableSchema>,
+    ) -> Self {
         // The current schema too, so that reading a file of it (most files)
         // does not copy the schema.
-        let current = HashMap::from([(layout.schema.id, Arc::new(layout.schema.clone()))]);
-        Ok(Table {
+        let schemas = HashMap::from([(layout.schema.id, current)]);
+        Table {
             store,
             id,
             reader,
-            layout: Arc::new(layout),
-            schema_cache: Arc::new(Mutex::new(current)),
+            layout,
+            schema_cache: Arc::new(Mutex::new(schemas)),
             hooks: Arc::default(),
             queues: Arc::default(),
             cache: Arc::default(),
-        })
+        }
     }
 
     /// The same table sharing `cache` (its catalog's).

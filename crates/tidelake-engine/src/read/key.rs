@@ -9,13 +9,16 @@
 //! so the versions of the looked-up key reach the merge unchanged while
 //! nothing else does.
 
+use std::hash::Hasher;
+
 use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, Scalar};
+use arrow_row::{RowConverter, SortField};
+use arrow_schema::DataType;
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, RowSelection, RowSelector};
 use parquet::bloom_filter::Sbbf;
 use tidelake_format::binary_row::{datums_to_arrow, Datum};
 
-use super::key_index::KeyHasher;
 use super::predicate::{CompareOp, Predicate};
 use crate::error::{EngineError, Result};
 use crate::table::Table;
@@ -235,6 +238,50 @@ impl KeyFilter {
     pub(crate) fn len(&self) -> usize {
         self.columns.len()
     }
+}
+
+/// Hashes of key rows: the key columns (in key order, of the types the
+/// current schema gives them) encoded by the Arrow row format, so that a
+/// looked-up key and a file's rows hash alike exactly when they are equal.
+pub(crate) struct KeyHasher {
+    converter: RowConverter,
+    types: Vec<DataType>,
+}
+
+impl KeyHasher {
+    /// A hasher for key columns of these types; `None` when the row format
+    /// cannot encode one of them (lookups then read files without index).
+    pub(crate) fn new(types: Vec<DataType>) -> Option<KeyHasher> {
+        let fields: Vec<SortField> = types.iter().cloned().map(SortField::new).collect();
+        if !RowConverter::supports_fields(&fields) {
+            return None;
+        }
+        let converter = RowConverter::new(fields).ok()?;
+        Some(KeyHasher { converter, types })
+    }
+
+    /// The hash of every row of `columns` (one array per key column).
+    pub(crate) fn hashes(&self, columns: &[ArrayRef]) -> Result<Vec<u32>> {
+        let mut cast = Vec::with_capacity(columns.len());
+        for (c, t) in columns.iter().zip(&self.types) {
+            cast.push(if c.data_type() == t {
+                c.clone()
+            } else {
+                arrow::compute::cast(c, t)?
+            });
+        }
+        let rows = self.converter.convert_columns(&cast)?;
+        Ok(rows.iter().map(|r| hash_bytes(r.as_ref())).collect())
+    }
+}
+
+/// A stable hash (the same for the same bytes, in every run).
+fn hash_bytes(bytes: &[u8]) -> u32 {
+    // SipHash with fixed keys: `DefaultHasher::new` is not randomized.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    h.write(bytes);
+    let x = h.finish();
+    (x ^ (x >> 32)) as u32
 }
 
 fn converter<'a>(metadata: &'a ArrowReaderMetadata, name: &str) -> Option<StatisticsConverter<'a>> {

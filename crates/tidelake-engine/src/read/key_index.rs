@@ -15,17 +15,15 @@
 //! (and so its encoding) may change with the schema.
 
 use std::collections::HashMap;
-use std::hash::Hasher;
 use std::sync::Arc;
 
-use arrow_array::ArrayRef;
-use arrow_row::{RowConverter, SortField};
-use arrow_schema::DataType;
 use futures::{StreamExt, TryStreamExt};
 use tidelake_format::manifest::DataFileMeta;
 
+use super::deletion::BucketVectors;
 use super::file::{read_data_file, ReadColumn};
-use super::scan::{key_columns, Split};
+use super::key::KeyHasher;
+use crate::cache::FileKeyIndex;
 use crate::error::{EngineError, Result};
 use crate::table::Table;
 
@@ -36,76 +34,11 @@ const BUILD_BATCH: usize = 8192;
 /// (their reads overlap; decoding stays on the lookup's task).
 const BUILD_CONCURRENCY: usize = 4;
 
-/// The key index of one data file (see the module doc).
-#[derive(Debug)]
-pub(crate) struct FileKeyIndex {
-    /// Key hashes, ascending.
-    hashes: Vec<u32>,
-    /// `positions[i]`: the row whose key hashes to `hashes[i]`.
-    positions: Vec<u32>,
-}
-
-impl FileKeyIndex {
-    /// The positions (ascending) of the rows whose key hashes to `hash`.
-    pub(crate) fn rows_of(&self, hash: u32) -> Vec<u64> {
-        let start = self.hashes.partition_point(|h| *h < hash);
-        let end = start + self.hashes[start..].partition_point(|h| *h == hash);
-        let mut rows: Vec<u64> = self.positions[start..end]
-            .iter()
-            .map(|p| u64::from(*p))
-            .collect();
-        rows.sort_unstable();
-        rows
-    }
-
-    /// Estimated bytes held.
-    pub(crate) fn weight(&self) -> usize {
-        (self.hashes.capacity() + self.positions.capacity()) * 4 + 64
-    }
-}
-
-/// Hashes of key rows: the key columns (in key order, of the types the
-/// current schema gives them) encoded by the Arrow row format, so that a
-/// looked-up key and a file's rows hash alike exactly when they are equal.
-pub(crate) struct KeyHasher {
-    converter: RowConverter,
-    types: Vec<DataType>,
-}
-
-impl KeyHasher {
-    /// A hasher for key columns of these types; `None` when the row format
-    /// cannot encode one of them (lookups then read files without index).
-    pub(crate) fn new(types: Vec<DataType>) -> Option<KeyHasher> {
-        let fields: Vec<SortField> = types.iter().cloned().map(SortField::new).collect();
-        if !RowConverter::supports_fields(&fields) {
-            return None;
-        }
-        let converter = RowConverter::new(fields).ok()?;
-        Some(KeyHasher { converter, types })
-    }
-
-    /// The hash of every row of `columns` (one array per key column).
-    pub(crate) fn hashes(&self, columns: &[ArrayRef]) -> Result<Vec<u32>> {
-        let mut cast = Vec::with_capacity(columns.len());
-        for (c, t) in columns.iter().zip(&self.types) {
-            cast.push(if c.data_type() == t {
-                c.clone()
-            } else {
-                arrow::compute::cast(c, t)?
-            });
-        }
-        let rows = self.converter.convert_columns(&cast)?;
-        Ok(rows.iter().map(|r| hash_bytes(r.as_ref())).collect())
-    }
-}
-
-/// A stable hash (the same for the same bytes, in every run).
-fn hash_bytes(bytes: &[u8]) -> u32 {
-    // SipHash with fixed keys: `DefaultHasher::new` is not randomized.
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    h.write(bytes);
-    let x = h.finish();
-    (x ^ (x >> 32)) as u32
+/// Where a bucket's files are and which rows of them are deleted.
+pub(crate) struct BucketFiles<'a> {
+    pub partition_path: &'a str,
+    pub bucket: i32,
+    pub deletion_vectors: Option<&'a BucketVectors>,
 }
 
 /// The rows of each of `files` (of `split`) that may hold the key whose
@@ -115,8 +48,9 @@ fn hash_bytes(bytes: &[u8]) -> u32 {
 /// have none yet. `None` when the table's cache keeps no key indexes.
 pub(crate) async fn key_rows(
     table: &Table,
-    split: &Split,
+    split: &BucketFiles<'_>,
     files: &[DataFileMeta],
+    key_columns: &[ReadColumn],
     hasher: &KeyHasher,
     hash: u32,
 ) -> Result<Option<HashMap<String, Vec<u64>>>> {
@@ -125,7 +59,7 @@ pub(crate) async fn key_rows(
     }
     let indexes: Vec<(String, Arc<FileKeyIndex>)> =
         futures::stream::iter(files.iter().cloned().map(|f| async move {
-            let index = file_index(table, split, &f, hasher).await?;
+            let index = file_index(table, split, &f, key_columns, hasher).await?;
             Ok::<_, EngineError>((f.file_name, index))
         }))
         .buffered(BUILD_CONCURRENCY)
@@ -134,11 +68,7 @@ pub(crate) async fn key_rows(
     let mut found = HashMap::new();
     for (name, index) in indexes {
         let mut rows = index.rows_of(hash);
-        if let Some(deleted) = split
-            .deletion_vectors
-            .as_ref()
-            .and_then(|v| v.get(&name).cloned())
-        {
+        if let Some(deleted) = split.deletion_vectors.and_then(|v| v.get(&name).cloned()) {
             rows.retain(|p| !deleted.is_deleted(*p));
         }
         if !rows.is_empty() {
@@ -152,19 +82,19 @@ pub(crate) async fn key_rows(
 /// reading the file's key columns and cached.
 async fn file_index(
     table: &Table,
-    split: &Split,
+    split: &BucketFiles<'_>,
     file: &DataFileMeta,
+    columns: &[ReadColumn],
     hasher: &KeyHasher,
 ) -> Result<Arc<FileKeyIndex>> {
     let path = table
         .paths()
-        .data_file(&split.partition_path, split.bucket, &file.file_name);
+        .data_file(split.partition_path, split.bucket, &file.file_name);
     let cache_key = format!("{}#{}", table.layout.schema.id, path);
     if let Some(index) = table.cache.key_index(&cache_key) {
         return Ok(index);
     }
-    let columns: Vec<ReadColumn> = key_columns(table);
-    let batches: Vec<_> = read_data_file(table, &path, file, &columns, BUILD_BATCH)
+    let batches: Vec<_> = read_data_file(table, &path, file, columns, BUILD_BATCH)
         .await?
         .try_collect()
         .await?;
@@ -181,10 +111,7 @@ async fn file_index(
         }
     }
     pairs.sort_unstable();
-    let index = Arc::new(FileKeyIndex {
-        hashes: pairs.iter().map(|p| p.0).collect(),
-        positions: pairs.iter().map(|p| p.1).collect(),
-    });
+    let index = Arc::new(FileKeyIndex::from_sorted(pairs));
     table.cache.put_key_index(&cache_key, index.clone());
     Ok(index)
 }
@@ -192,7 +119,8 @@ async fn file_index(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow_array::{Int64Array, StringArray};
+    use arrow_array::{ArrayRef, Int64Array, StringArray};
+    use arrow_schema::DataType;
 
     #[test]
     fn equal_keys_hash_alike_and_rows_are_found() {
@@ -209,10 +137,7 @@ mod tests {
 
         let mut pairs: Vec<(u32, u32)> = hashes.iter().copied().zip(0..).collect();
         pairs.sort_unstable();
-        let index = FileKeyIndex {
-            hashes: pairs.iter().map(|p| p.0).collect(),
-            positions: pairs.iter().map(|p| p.1).collect(),
-        };
+        let index = FileKeyIndex::from_sorted(pairs);
         assert_eq!(index.rows_of(hashes[0]), vec![0, 2]);
         assert_eq!(index.rows_of(hashes[3]), vec![3]);
         let absent = (0..u32::MAX).find(|h| !hashes.contains(h)).unwrap();

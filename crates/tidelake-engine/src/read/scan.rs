@@ -758,9 +758,15 @@ fn read_pk_split(
     // key, then reads only those.
     stream::once(async move {
         let files: Vec<DataFileMeta> = split.files_to_read().cloned().collect();
+        let bucket = super::key_index::BucketFiles {
+            partition_path: &split.partition_path,
+            bucket: split.bucket,
+            deletion_vectors: split.deletion_vectors.as_deref(),
+        };
+        let columns = key_columns(&table);
         let rows = match filter.hashed() {
             Some((hasher, hash)) => {
-                super::key_index::key_rows(&table, &split, &files, hasher, hash).await
+                super::key_index::key_rows(&table, &bucket, &files, &columns, hasher, hash).await
             }
             None => Ok(None),
         };
