@@ -1,8 +1,9 @@
 //! In-memory caches of immutable metadata, shared by every table handle a
 //! catalog opens (so by every session of a process that shares the
 //! catalog): decoded manifest lists and manifests, index manifests,
-//! deletion vectors (decoded per index file), and Parquet footers of data
-//! files (with their page indexes).
+//! deletion vectors (decoded per index file), Parquet footers of data files
+//! (with their page indexes), key indexes of data files for primary-key
+//! lookups, and the latest snapshot of each table as last seen.
 //!
 //! Why no invalidation is needed: every file cached here is named once
 //! and never rewritten (manifest lists, manifests and data files carry a
@@ -10,8 +11,10 @@
 //! wrong. What changes is *which* files a query needs, and that comes
 //! from the latest snapshot, which readers still read fresh from the
 //! store for every scan: a commit made by another process is seen by the
-//! next query. Snapshot files are not cached: `snapshot-N` can be created
-//! again with other contents after a rollback.
+//! next query. Snapshot files are not trusted from memory: `snapshot-N`
+//! can be created again with other contents after a rollback, so the
+//! latest snapshot a lookup reuses is checked against the store each time
+//! (`snapshot-{N+1}` absent, `snapshot-N` holding the same bytes).
 //!
 //! Each cache is bounded by an estimate of the bytes its values hold and
 //! evicts the least recently used entries beyond it. Hits and misses are
@@ -26,6 +29,7 @@ use std::collections::HashMap;
 
 use tidelake_format::deletion_vector::DeletionVector;
 use tidelake_format::manifest::{DataFileMeta, IndexManifestEntry, ManifestEntry, ManifestFileMeta};
+use tidelake_format::snapshot::Snapshot;
 
 use crate::counters;
 
@@ -36,6 +40,9 @@ pub struct CacheConfig {
     pub manifest_bytes: usize,
     /// Parquet footers (and page indexes) of data files.
     pub footer_bytes: usize,
+    /// Key indexes of data files for primary-key lookups (8 bytes a row;
+    /// see `read/key_index.rs`). 0: lookups read files without them.
+    pub key_index_bytes: usize,
 }
 
 impl Default for CacheConfig {
@@ -43,6 +50,7 @@ impl Default for CacheConfig {
         CacheConfig {
             manifest_bytes: 64 * 1024 * 1024,
             footer_bytes: 64 * 1024 * 1024,
+            key_index_bytes: 128 * 1024 * 1024,
         }
     }
 }
@@ -53,6 +61,7 @@ impl CacheConfig {
         CacheConfig {
             manifest_bytes: 0,
             footer_bytes: 0,
+            key_index_bytes: 0,
         }
     }
 }
@@ -130,7 +139,61 @@ pub struct MetadataCache {
     /// Deletion vectors by index file: data file name -> its vector.
     deletion_files: WeightedLru<String, Arc<DeletionFile>>,
     footers: WeightedLru<String, ArrowReaderMetadata>,
+    /// Key indexes of data files, by reading schema id and path.
+    key_indexes: WeightedLru<String, Arc<FileKeyIndex>>,
+    /// The latest snapshot each table was last seen at, by snapshot
+    /// folder, with the bytes of its file (see [`LatestSnapshot`]).
+    latest: WeightedLru<String, Arc<LatestSnapshot>>,
     config: CacheConfig,
+}
+
+/// The key index of one data file (see `read/key_index.rs`): each row's
+/// key hash and position, sorted by hash.
+#[derive(Debug)]
+pub(crate) struct FileKeyIndex {
+    /// Key hashes, ascending.
+    hashes: Vec<u32>,
+    /// `positions[i]`: the row whose key hashes to `hashes[i]`.
+    positions: Vec<u32>,
+}
+
+impl FileKeyIndex {
+    /// The index of (hash, position) pairs sorted ascending.
+    pub(crate) fn from_sorted(pairs: Vec<(u32, u32)>) -> FileKeyIndex {
+        FileKeyIndex {
+            hashes: pairs.iter().map(|p| p.0).collect(),
+            positions: pairs.iter().map(|p| p.1).collect(),
+        }
+    }
+
+    /// The positions (ascending) of the rows whose key hashes to `hash`.
+    pub(crate) fn rows_of(&self, hash: u32) -> Vec<u64> {
+        let start = self.hashes.partition_point(|h| *h < hash);
+        let end = start + self.hashes[start..].partition_point(|h| *h == hash);
+        let mut rows: Vec<u64> = self.positions[start..end]
+            .iter()
+            .map(|p| u64::from(*p))
+            .collect();
+        rows.sort_unstable();
+        rows
+    }
+
+    /// Estimated bytes held.
+    pub(crate) fn weight(&self) -> usize {
+        (self.hashes.capacity() + self.positions.capacity()) * 4 + 64
+    }
+}
+
+/// The snapshot a table was last seen at: a lookup reuses it (and what was
+/// planned from it) once it checked that `snapshot-{id + 1}` does not exist
+/// and that `snapshot-{id}` still holds these bytes (a rollback may have
+/// written it again with other contents).
+#[derive(Debug)]
+pub(crate) struct LatestSnapshot {
+    /// The `N` of the file the bytes were read from.
+    pub id: i64,
+    pub bytes: bytes::Bytes,
+    pub snapshot: Snapshot,
 }
 
 impl std::fmt::Debug for MetadataCache {
@@ -165,6 +228,10 @@ impl MetadataCache {
             index_manifests: WeightedLru::new(index),
             deletion_files: WeightedLru::new(deletions),
             footers: WeightedLru::new(config.footer_bytes),
+            key_indexes: WeightedLru::new(config.key_index_bytes),
+            // Snapshot files are a few KiB: a 64th of the budget holds
+            // hundreds of tables.
+            latest: WeightedLru::new(config.manifest_bytes / 64),
             config,
         }
     }
@@ -259,6 +326,36 @@ impl MetadataCache {
     pub(crate) fn put_footer(&self, path: &str, metadata: ArrowReaderMetadata) {
         let weight = metadata.metadata().memory_size() + 256;
         self.footers.insert(path.to_string(), metadata, weight);
+    }
+
+    /// Whether key indexes are kept at all.
+    pub(crate) fn key_indexes_enabled(&self) -> bool {
+        self.config.key_index_bytes > 0
+    }
+
+    /// Estimated bytes held by the key indexes now.
+    pub fn key_index_bytes_held(&self) -> usize {
+        self.key_indexes.weight()
+    }
+
+    pub(crate) fn key_index(&self, key: &str) -> Option<Arc<FileKeyIndex>> {
+        let found = self.key_indexes.get(&key.to_string());
+        counters::key_index(found.is_some());
+        found
+    }
+
+    pub(crate) fn put_key_index(&self, key: &str, index: Arc<FileKeyIndex>) {
+        let weight = index.weight() + key.len();
+        self.key_indexes.insert(key.to_string(), index, weight);
+    }
+
+    pub(crate) fn latest_snapshot(&self, snapshot_dir: &str) -> Option<Arc<LatestSnapshot>> {
+        self.latest.get(&snapshot_dir.to_string())
+    }
+
+    pub(crate) fn put_latest_snapshot(&self, snapshot_dir: &str, latest: Arc<LatestSnapshot>) {
+        let weight = latest.bytes.len() * 3 + snapshot_dir.len() + 256;
+        self.latest.insert(snapshot_dir.to_string(), latest, weight);
     }
 }
 

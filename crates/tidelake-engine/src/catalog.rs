@@ -4,17 +4,20 @@
 //! processes creating the same table cannot both succeed.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use lru::LruCache;
 
 use tidelake_format::schema::TableSchema;
 use tidelake_format::types::{DataField, DataType};
-use tidelake_store::{PutOutcome, WarehouseStore};
+use tidelake_store::{PutOutcome, StoreError, WarehouseStore};
 
 use crate::cache::{CacheConfig, MetadataCache};
 use crate::error::{EngineError, Result};
 use crate::evolution;
 pub use crate::evolution::ColumnPosition;
 use crate::kv::TablePaths;
+use crate::layout::TableLayout;
 use crate::options::TableOptions;
 use crate::queue::CommitQueues;
 use crate::snapshots::SnapshotReader;
@@ -111,6 +114,28 @@ pub struct Catalog {
     queues: Arc<CommitQueues>,
     /// Shared by every table handle this catalog (and its clones) opens.
     cache: Arc<MetadataCache>,
+    /// The schema each table was last loaded with, by schema folder.
+    schemas: Arc<Mutex<LruCache<String, Arc<LoadedSchema>>>>,
+}
+
+/// Tables whose loaded schema a catalog keeps.
+const LOADED_SCHEMAS: usize = 1024;
+
+fn loaded_schemas() -> Arc<Mutex<LruCache<String, Arc<LoadedSchema>>>> {
+    let capacity =
+        std::num::NonZeroUsize::new(LOADED_SCHEMAS).unwrap_or(std::num::NonZeroUsize::MIN);
+    Arc::new(Mutex::new(LruCache::new(capacity)))
+}
+
+/// The schema a table was last loaded with: `Catalog::load_table` reuses
+/// it (and its checked layout) once it checked that `schema-{id + 1}` does
+/// not exist and that `schema-{id}` still holds these bytes (a table
+/// dropped and created again writes `schema-0` again).
+struct LoadedSchema {
+    id: i64,
+    bytes: bytes::Bytes,
+    layout: Arc<TableLayout>,
+    schema: Arc<TableSchema>,
 }
 
 impl Catalog {
@@ -121,6 +146,7 @@ impl Catalog {
             hooks: Hooks::default(),
             queues: Arc::default(),
             cache: Arc::default(),
+            schemas: loaded_schemas(),
         })
     }
 
@@ -130,6 +156,7 @@ impl Catalog {
             hooks: Hooks::default(),
             queues: Arc::default(),
             cache: Arc::default(),
+            schemas: loaded_schemas(),
         }
     }
 
@@ -451,14 +478,67 @@ impl Catalog {
     pub async fn load_table(&self, id: &Identifier) -> Result<Table> {
         let paths = Self::table_paths(id);
         let reader = SnapshotReader::new(self.store.clone(), paths);
-        let schema = reader
-            .latest_schema()
+        let loaded = self
+            .latest_schema(&reader)
             .await?
             .ok_or_else(|| EngineError::TableNotFound(id.to_string()))?;
-        Ok(Table::new(self.store.clone(), id.clone(), reader, schema)?
+        let table = Table::with_layout(
+            self.store.clone(),
+            id.clone(),
+            reader,
+            loaded.layout.clone(),
+            loaded.schema.clone(),
+        );
+        Ok(table
             .with_hooks(self.hooks.clone())
             .with_commit_queues(self.queues.clone())
             .with_cache(self.cache.clone()))
+    }
+
+    /// The latest schema of a table (`None`: no schema, no table), with its
+    /// checked layout. Every statement of a server loads its tables, so the
+    /// one loaded before is reused when two small requests show it is still
+    /// the latest: `schema-{N+1}` does not exist (an ALTER creates it) and
+    /// `schema-N` holds the same bytes (a table dropped and created again
+    /// writes it anew). Otherwise the folder is listed, as before.
+    async fn latest_schema(&self, reader: &SnapshotReader) -> Result<Option<Arc<LoadedSchema>>> {
+        let paths = reader.paths();
+        let dir = paths.schema_dir();
+        let seen = self
+            .schemas
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&dir)
+            .cloned();
+        if let Some(seen) = seen {
+            let (next, this) = (paths.schema(seen.id + 1), paths.schema(seen.id));
+            let (next, this) = futures::join!(self.store.exists(&next), self.store.get(&this));
+            if !next? {
+                match this {
+                    Ok(bytes) if bytes == seen.bytes => return Ok(Some(seen)),
+                    Ok(_) | Err(StoreError::NotFound { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        let Some(&id) = reader.list_schema_ids().await?.last() else {
+            return Ok(None);
+        };
+        let path = paths.schema(id);
+        let bytes = self.store.get(&path).await?;
+        let schema = TableSchema::from_json(&bytes).map_err(|e| EngineError::format(path, e))?;
+        let layout = Arc::new(crate::table::checked_layout(schema)?);
+        let loaded = Arc::new(LoadedSchema {
+            id,
+            bytes,
+            schema: Arc::new(layout.schema.clone()),
+            layout,
+        });
+        self.schemas
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .put(dir, loaded.clone());
+        Ok(Some(loaded))
     }
 
     /// A branch of a table (Paimon's `t$branch_{name}`): reads and writes

@@ -24,6 +24,10 @@ static FOOTER_CACHE_HITS: AtomicU64 = AtomicU64::new(0);
 static FOOTER_CACHE_MISSES: AtomicU64 = AtomicU64::new(0);
 static PK_LOOKUPS: AtomicU64 = AtomicU64::new(0);
 static ROW_GROUPS_PRUNED: AtomicU64 = AtomicU64::new(0);
+static KEY_INDEX_HITS: AtomicU64 = AtomicU64::new(0);
+static KEY_INDEX_MISSES: AtomicU64 = AtomicU64::new(0);
+static LOOKUP_FILES_SKIPPED: AtomicU64 = AtomicU64::new(0);
+static SNAPSHOT_REUSES: AtomicU64 = AtomicU64::new(0);
 
 /// The counters' values at one moment (each only grows).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -61,6 +65,15 @@ pub struct EngineCounters {
     pub primary_key_lookups: u64,
     /// Row groups a key lookup skipped by statistics or bloom filters.
     pub row_groups_pruned: u64,
+    /// Key indexes of data files found in the cache by a lookup.
+    pub key_index_hits: u64,
+    /// Key indexes of data files built (their key columns read).
+    pub key_index_misses: u64,
+    /// Data files a lookup skipped because their key index lacks the key.
+    pub lookup_files_skipped: u64,
+    /// Lookups that reused the latest snapshot seen before (checked
+    /// against the store) instead of reading it again.
+    pub snapshot_reuses: u64,
 }
 
 /// The counters now.
@@ -81,6 +94,10 @@ pub fn engine_counters() -> EngineCounters {
         footer_cache_misses: get(&FOOTER_CACHE_MISSES),
         primary_key_lookups: get(&PK_LOOKUPS),
         row_groups_pruned: get(&ROW_GROUPS_PRUNED),
+        key_index_hits: get(&KEY_INDEX_HITS),
+        key_index_misses: get(&KEY_INDEX_MISSES),
+        lookup_files_skipped: get(&LOOKUP_FILES_SKIPPED),
+        snapshot_reuses: get(&SNAPSHOT_REUSES),
     }
 }
 
@@ -145,4 +162,23 @@ pub(crate) fn looked_up(keys: usize) {
 
 pub(crate) fn pruned_row_groups(n: usize) {
     add(&ROW_GROUPS_PRUNED, n as u64);
+}
+
+pub(crate) fn key_index(hit: bool) {
+    add(
+        if hit {
+            &KEY_INDEX_HITS
+        } else {
+            &KEY_INDEX_MISSES
+        },
+        1,
+    );
+}
+
+pub(crate) fn lookup_files_skipped(n: usize) {
+    add(&LOOKUP_FILES_SKIPPED, n as u64);
+}
+
+pub(crate) fn snapshot_reused() {
+    add(&SNAPSHOT_REUSES, 1);
 }

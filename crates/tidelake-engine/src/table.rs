@@ -150,17 +150,32 @@ impl Table {
         reader: SnapshotReader,
         schema: TableSchema,
     ) -> Result<Self> {
-        let layout = checked_layout(schema)?;
-        Ok(Table {
+        let layout = Arc::new(checked_layout(schema)?);
+        let current = Arc::new(layout.schema.clone());
+        Ok(Table::with_layout(store, id, reader, layout, current))
+    }
+
+    /// A table of an already checked layout (`current`: its schema).
+    pub(crate) fn with_layout(
+        store: WarehouseStore,
+        id: Identifier,
+        reader: SnapshotReader,
+        layout: Arc<TableLayout>,
+        current: Arc<TableSchema>,
+    ) -> Self {
+        // The current schema too, so that reading a file of it (most files)
+        // does not copy the schema.
+        let schemas = HashMap::from([(layout.schema.id, current)]);
+        Table {
             store,
             id,
             reader,
-            layout: Arc::new(layout),
-            schema_cache: Arc::new(Mutex::new(HashMap::new())),
+            layout,
+            schema_cache: Arc::new(Mutex::new(schemas)),
             hooks: Arc::default(),
             queues: Arc::default(),
             cache: Arc::default(),
-        })
+        }
     }
 
     /// The same table sharing `cache` (its catalog's).
@@ -260,9 +275,6 @@ impl Table {
 
     /// The schema a data file was written with (files carry their schema id).
     pub(crate) async fn schema_by_id(&self, id: i64) -> Result<Arc<TableSchema>> {
-        if id == self.layout.schema.id {
-            return Ok(Arc::new(self.layout.schema.clone()));
-        }
         if let Some(s) = self
             .schema_cache
             .lock()

@@ -116,6 +116,35 @@ pub(crate) async fn read_live_file(
     })
 }
 
+/// Streams the requested columns of the rows at `positions` (ascending; a
+/// key index's answer, deleted rows already left out) of one file that
+/// hold `key` (`columns` must hold its columns as `ReadColumn::Key`): only
+/// the pages holding those rows are read.
+pub(crate) async fn read_indexed_rows(
+    table: &Table,
+    path: &str,
+    file: &DataFileMeta,
+    columns: &[ReadColumn],
+    key: &Arc<KeyFilter>,
+    positions: &[u64],
+) -> Result<BoxStream<'static, Result<RecordBatch>>> {
+    let Some(at) = key_positions(key, columns) else {
+        return Err(EngineError::internal("a key read without the key columns"));
+    };
+    if positions.is_empty() {
+        return Ok(futures::stream::empty().boxed());
+    }
+    let key = key.clone();
+    // A hash collision may have selected another key's row: filter.
+    Ok(
+        read_file_rows(table, path, file, columns, positions.len(), positions)
+            .await?
+            .and_then(move |b| futures::future::ready(key.filter(b, &at)))
+            .try_filter(|b| futures::future::ready(b.num_rows() > 0))
+            .boxed(),
+    )
+}
+
 /// Where each key column is among `columns` (as `ReadColumn::Key`); `None`
 /// when one is missing.
 fn key_positions(key: &KeyFilter, columns: &[ReadColumn]) -> Option<Vec<usize>> {

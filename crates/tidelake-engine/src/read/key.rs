@@ -9,7 +9,11 @@
 //! so the versions of the looked-up key reach the merge unchanged while
 //! nothing else does.
 
+use std::hash::Hasher;
+
 use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, Scalar};
+use arrow_row::{RowConverter, SortField};
+use arrow_schema::DataType;
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, RowSelection, RowSelector};
 use parquet::bloom_filter::Sbbf;
@@ -30,9 +34,20 @@ struct KeyColumn {
 
 /// The trimmed key (primary key minus partition columns) a lookup reads;
 /// partition columns are pinned exactly by the scan's partition filter.
-#[derive(Debug)]
 pub(crate) struct KeyFilter {
     columns: Vec<KeyColumn>,
+    /// The key's hash for the files' key indexes, with its hasher; `None`
+    /// when the key's types cannot be hashed (no index is used).
+    hashed: Option<(KeyHasher, u32)>,
+}
+
+impl std::fmt::Debug for KeyFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyFilter")
+            .field("columns", &self.columns)
+            .field("hash", &self.hashed.as_ref().map(|h| h.1))
+            .finish()
+    }
 }
 
 impl KeyFilter {
@@ -71,6 +86,7 @@ impl KeyFilter {
             });
         }
         let mut columns = Vec::with_capacity(layout.key_indices.len());
+        let mut types = Vec::with_capacity(layout.key_indices.len());
         for &i in &layout.key_indices {
             let field = &layout.schema.fields[i];
             let at = names.iter().position(|n| *n == field.name).ok_or_else(|| {
@@ -79,13 +95,26 @@ impl KeyFilter {
             let datum = key[at].clone();
             let value = datums_to_arrow(std::slice::from_ref(&datum), &field.data_type)
                 .map_err(|e| EngineError::format(format!("key column '{}'", field.name), e))?;
+            // The type key columns are read as (`ReadColumn::Key`), which
+            // the key indexes are built from.
+            types.push(field.data_type.to_arrow());
             columns.push(KeyColumn {
                 field_id: field.id,
                 value,
                 datum,
             });
         }
-        Ok((KeyFilter { columns }, Predicate::And(compares)))
+        let hashed = KeyHasher::new(types).and_then(|hasher| {
+            let values: Vec<ArrayRef> = columns.iter().map(|c| c.value.clone()).collect();
+            let hash = hasher.hashes(&values).ok()?.first().copied()?;
+            Some((hasher, hash))
+        });
+        Ok((KeyFilter { columns, hashed }, Predicate::And(compares)))
+    }
+
+    /// The key's hash for key indexes, with its hasher.
+    pub(crate) fn hashed(&self) -> Option<(&KeyHasher, u32)> {
+        self.hashed.as_ref().map(|(h, v)| (h, *v))
     }
 
     /// The field ids (current schema) of the key columns, in key order.
@@ -209,6 +238,50 @@ impl KeyFilter {
     pub(crate) fn len(&self) -> usize {
         self.columns.len()
     }
+}
+
+/// Hashes of key rows: the key columns (in key order, of the types the
+/// current schema gives them) encoded by the Arrow row format, so that a
+/// looked-up key and a file's rows hash alike exactly when they are equal.
+pub(crate) struct KeyHasher {
+    converter: RowConverter,
+    types: Vec<DataType>,
+}
+
+impl KeyHasher {
+    /// A hasher for key columns of these types; `None` when the row format
+    /// cannot encode one of them (lookups then read files without index).
+    pub(crate) fn new(types: Vec<DataType>) -> Option<KeyHasher> {
+        let fields: Vec<SortField> = types.iter().cloned().map(SortField::new).collect();
+        if !RowConverter::supports_fields(&fields) {
+            return None;
+        }
+        let converter = RowConverter::new(fields).ok()?;
+        Some(KeyHasher { converter, types })
+    }
+
+    /// The hash of every row of `columns` (one array per key column).
+    pub(crate) fn hashes(&self, columns: &[ArrayRef]) -> Result<Vec<u32>> {
+        let mut cast = Vec::with_capacity(columns.len());
+        for (c, t) in columns.iter().zip(&self.types) {
+            cast.push(if c.data_type() == t {
+                c.clone()
+            } else {
+                arrow::compute::cast(c, t)?
+            });
+        }
+        let rows = self.converter.convert_columns(&cast)?;
+        Ok(rows.iter().map(|r| hash_bytes(r.as_ref())).collect())
+    }
+}
+
+/// A stable hash (the same for the same bytes, in every run).
+fn hash_bytes(bytes: &[u8]) -> u32 {
+    // SipHash with fixed keys: `DefaultHasher::new` is not randomized.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    h.write(bytes);
+    let x = h.finish();
+    (x ^ (x >> 32)) as u32
 }
 
 fn converter<'a>(metadata: &'a ArrowReaderMetadata, name: &str) -> Option<StatisticsConverter<'a>> {

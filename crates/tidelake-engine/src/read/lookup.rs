@@ -14,10 +14,14 @@
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
+use bytes::Bytes;
 use futures::StreamExt;
 use tidelake_format::binary_row::Datum;
+use tidelake_format::snapshot::Snapshot;
+use tidelake_store::StoreError;
 
 use super::key::KeyFilter;
+use crate::cache::LatestSnapshot;
 use crate::error::{EngineError, Result};
 use crate::table::Table;
 
@@ -64,10 +68,14 @@ impl Table {
         let schema = Arc::new(self.layout.arrow_schema.project(&projection)?);
         crate::counters::looked_up(keys.len());
         // Several keys read one snapshot, whatever commits meanwhile.
-        let snapshot = match options.snapshot {
-            Some(id) => Some(id),
-            None if keys.len() > 1 => self.reader.latest_snapshot_id().await?,
-            None => None,
+        let (snapshot, resolved) = match options.snapshot {
+            Some(id) => (Some(id), None),
+            None if keys.len() > 1 => match self.fresh_latest_snapshot().await? {
+                Some(s) => (Some(s.id), Some(s)),
+                // An empty table: no key has a row.
+                None => return Ok(RecordBatch::new_empty(schema)),
+            },
+            None => (None, None),
         };
         let mut found = Vec::new();
         for key in keys {
@@ -77,6 +85,7 @@ impl Table {
                 .with_projection(Some(projection.clone()))
                 .with_predicate(predicate)
                 .with_snapshot(snapshot)
+                .with_resolved_snapshot(resolved.clone())
                 .only_key(Arc::new(filter))
                 .plan()
                 .await?;
@@ -91,5 +100,60 @@ impl Table {
             }
         }
         Ok(arrow_select::concat::concat_batches(&schema, &found)?)
+    }
+
+    /// The latest snapshot, as [`SnapshotReader::latest_snapshot`] finds it
+    /// (a commit of another process is seen at once), but with one or two
+    /// small requests instead of four when the table did not change: the
+    /// latest snapshot seen before (in the catalog's cache) is reused when
+    /// `snapshot-{N+1}` does not exist and `snapshot-N` still holds the
+    /// same bytes. Comparing the bytes is what keeps a rollback exact: it
+    /// deletes snapshots and a later commit may write `snapshot-N` again
+    /// with other files.
+    ///
+    /// [`SnapshotReader::latest_snapshot`]: crate::snapshots::SnapshotReader::latest_snapshot
+    pub(crate) async fn fresh_latest_snapshot(&self) -> Result<Option<Snapshot>> {
+        let dir = self.paths().snapshot_dir();
+        if let Some(seen) = self.cache.latest_snapshot(&dir) {
+            let id = seen.id;
+            let next = self.paths().snapshot(id + 1);
+            let this = self.paths().snapshot(id);
+            let (next, this) = futures::join!(self.store.exists(&next), self.store.get(&this));
+            if !next? {
+                match this {
+                    Ok(bytes) if bytes == seen.bytes => {
+                        crate::counters::snapshot_reused();
+                        return Ok(Some(seen.snapshot.clone()));
+                    }
+                    // Written again since (a rollback, then a commit).
+                    Ok(bytes) => return self.remember_snapshot(&dir, id, bytes).map(Some),
+                    // Rolled back below it: find the latest afresh.
+                    Err(StoreError::NotFound { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        let Some(id) = self.reader.latest_snapshot_id().await? else {
+            return Ok(None);
+        };
+        match self.store.get(&self.paths().snapshot(id)).await {
+            Ok(bytes) => self.remember_snapshot(&dir, id, bytes).map(Some),
+            // Expired or rolled back meanwhile: read as a scan would.
+            Err(StoreError::NotFound { .. }) => self.reader.latest_snapshot().await,
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Parses `snapshot-{id}` from `bytes` and keeps it as the latest seen.
+    fn remember_snapshot(&self, dir: &str, id: i64, bytes: Bytes) -> Result<Snapshot> {
+        let snapshot = Snapshot::from_json(&bytes)
+            .map_err(|e| EngineError::format(self.paths().snapshot(id), e))?;
+        let latest = LatestSnapshot {
+            id,
+            bytes,
+            snapshot: snapshot.clone(),
+        };
+        self.cache.put_latest_snapshot(dir, Arc::new(latest));
+        Ok(snapshot)
     }
 }

@@ -4,6 +4,7 @@
 pub mod deletion;
 pub(crate) mod file;
 pub(crate) mod key;
+pub(crate) mod key_index;
 pub mod lookup;
 pub(crate) mod merge;
 pub mod predicate;

@@ -15,7 +15,7 @@ use tidelake_format::manifest::{DataFileMeta, ManifestEntry};
 use tidelake_format::snapshot::Snapshot;
 
 use super::deletion::{load_bucket_vectors, BucketVectors};
-use super::file::{output_schema, read_data_file, read_live_file, ReadColumn};
+use super::file::{output_schema, read_data_file, read_indexed_rows, read_live_file, ReadColumn};
 use super::key::KeyFilter;
 use super::merge::{merge_runs, MergeLayout, Pick};
 use super::predicate::Predicate;
@@ -41,6 +41,8 @@ pub struct ScanBuilder {
     levels: Levels,
     /// A lookup's key: only its rows are read (see `key.rs`).
     key: Option<Arc<KeyFilter>>,
+    /// The snapshot to read, already resolved (a lookup of several keys).
+    resolved: Option<Snapshot>,
 }
 
 /// Which LSM levels a scan reads: a streaming start of a table whose
@@ -159,7 +161,14 @@ impl ScanBuilder {
             merge_level0: false,
             levels: Levels::All,
             key: None,
+            resolved: None,
         }
+    }
+
+    /// Reads this snapshot, already read by the caller.
+    pub(crate) fn with_resolved_snapshot(mut self, snapshot: Option<Snapshot>) -> Self {
+        self.resolved = snapshot;
+        self
     }
 
     /// Reads only the rows of one primary key (a lookup), whose predicate
@@ -223,6 +232,7 @@ impl ScanBuilder {
         }
         let projected_schema = Arc::new(layout.arrow_schema.project(&projection)?);
         let snapshot = match (&self.tag, self.snapshot_id) {
+            (None, _) if self.resolved.is_some() => self.resolved.clone(),
             (Some(tag), _) => Some(table.tag(tag).await?.ok_or_else(|| {
                 EngineError::invalid(format!(
                     "tag '{tag}' of table '{}' does not exist",
@@ -235,6 +245,8 @@ impl ScanBuilder {
                     table.id
                 ))
             })?),
+            // A lookup reuses the latest snapshot it saw, once checked.
+            (None, None) if self.key.is_some() => table.fresh_latest_snapshot().await?,
             (None, None) => table.reader.latest_snapshot().await?,
         };
         let Some(snap) = snapshot.clone() else {
@@ -254,12 +266,18 @@ impl ScanBuilder {
             .predicate
             .as_ref()
             .and_then(|p| p.restrict(&|c: &str| partition_names.iter().any(|n| n == c)));
-        let mut metas = ms.data_manifests(&snap).await?;
+        // A lookup reads the snapshot's files folded and cached (below), so
+        // it neither copies nor judges the manifests' metadata.
+        let mut metas = if self.key.is_some() {
+            Vec::new()
+        } else {
+            ms.data_manifests(&snap).await?
+        };
         let mut stats = ScanStats {
             manifests: metas.len(),
             ..ScanStats::default()
         };
-        if let Some(pp) = &partition_pred {
+        if let Some(pp) = partition_pred.as_ref().filter(|_| !metas.is_empty()) {
             metas.retain(
                 |m| match decode_stats(&m.partition_stats, &layout.partition_types) {
                     Some(stats) => pp.may_match(
@@ -292,15 +310,29 @@ impl ScanBuilder {
         };
         let keep_partition = |e: &ManifestEntry| keep_partition_row(&e.partition);
         stats.manifests_pruned = stats.manifests - metas.len();
+        let key_hash = self
+            .predicate
+            .as_ref()
+            .and_then(|p| pinned_bucket_key_hash(&table, p));
+        let mut considered = None;
         let mut live = if self.key.is_some() {
             // A lookup takes the snapshot's files folded once and cached,
-            // judging each partition once instead of each file.
+            // judging each partition once instead of each file, and copies
+            // only the entries of the key's bucket.
             let mut live = Vec::new();
+            let mut count = 0;
             for part in ms.live_by_partition(&snap).await?.iter() {
                 if keep_partition_row(&part.partition) {
-                    live.extend(part.entries.iter().cloned());
+                    count += part.entries.len();
+                    live.extend(
+                        part.entries
+                            .iter()
+                            .filter(|e| key_hash.is_none_or(|h| entry_may_hold_hash(&table, e, h)))
+                            .cloned(),
+                    );
                 }
             }
+            considered = Some(count);
             live
         } else {
             ms.live_entries(&metas, &keep_partition).await?
@@ -323,10 +355,6 @@ impl ScanBuilder {
         // Without merging, a key's one live row is in one file: a file whose
         // values cannot match holds no visible row that matches.
         let value_pred = self.predicate.as_ref().filter(|_| skip_level0);
-        let key_hash = self
-            .predicate
-            .as_ref()
-            .and_then(|p| pinned_bucket_key_hash(&table, p));
         let mut groups: BTreeMap<(Vec<u8>, i32), Vec<DataFileMeta>> = BTreeMap::new();
         for e in live {
             if let Some(hash) = key_hash {
@@ -352,6 +380,10 @@ impl ScanBuilder {
                 }
             }
             groups.retain(|_, files| !files.is_empty());
+        }
+        if let Some(count) = considered {
+            // A lookup's entries of other buckets were never copied.
+            stats.files_considered = count;
         }
         stats.files_pruned = stats.files_considered - groups.values().map(Vec::len).sum::<usize>();
         let mut vectors = if with_vectors {
@@ -644,6 +676,7 @@ fn read_unmerged_split(
     projection: Vec<usize>,
     schema: SchemaRef,
     key: Option<Arc<KeyFilter>>,
+    key_rows: Option<Arc<KeyRows>>,
 ) -> BoxStream<'static, Result<RecordBatch>> {
     let mut columns = vec![ReadColumn::ValueKind];
     if key.is_some() {
@@ -653,7 +686,11 @@ fn read_unmerged_split(
     let first_value = columns.len();
     columns.extend(value_columns(&table, &projection));
     let output_columns: Vec<usize> = (first_value..columns.len()).collect();
-    let files: Vec<DataFileMeta> = split.files_to_read().cloned().collect();
+    let files: Vec<DataFileMeta> = split
+        .files_to_read()
+        .filter(|f| holds_key(key_rows.as_deref(), f))
+        .cloned()
+        .collect();
     stream::iter(files)
         .then(move |f| {
             let table = table.clone();
@@ -663,7 +700,12 @@ fn read_unmerged_split(
                 .data_file(&split.partition_path, split.bucket, &f.file_name);
             let deleted = split.vector(&f);
             let key = key.clone();
+            let rows = key_rows.clone();
             async move {
+                if let (Some(key), Some(rows)) = (&key, &rows) {
+                    let positions = rows.get(&f.file_name).map_or(&[][..], Vec::as_slice);
+                    return read_indexed_rows(&table, &path, &f, &columns, key, positions).await;
+                }
                 read_live_file(
                     &table,
                     &path,
@@ -691,6 +733,14 @@ pub(crate) fn key_columns(table: &Table) -> Vec<ReadColumn> {
         .collect()
 }
 
+/// Row positions, by file name, of the rows of a lookup's files that may
+/// hold its key (by the files' key indexes); files absent hold none.
+type KeyRows = HashMap<String, Vec<u64>>;
+
+fn holds_key(rows: Option<&KeyRows>, file: &DataFileMeta) -> bool {
+    rows.is_none_or(|r| r.contains_key(&file.file_name))
+}
+
 fn read_pk_split(
     table: Table,
     split: Split,
@@ -698,14 +748,60 @@ fn read_pk_split(
     schema: SchemaRef,
     key: Option<Arc<KeyFilter>>,
 ) -> BoxStream<'static, Result<RecordBatch>> {
+    let indexed = key
+        .clone()
+        .filter(|k| k.hashed().is_some() && table.cache.key_indexes_enabled());
+    let Some(filter) = indexed else {
+        return read_pk_split_rows(table, split, projection, schema, key, None);
+    };
+    // A lookup first asks the files' key indexes which rows may hold the
+    // key, then reads only those.
+    stream::once(async move {
+        let files: Vec<DataFileMeta> = split.files_to_read().cloned().collect();
+        let bucket = super::key_index::BucketFiles {
+            partition_path: &split.partition_path,
+            bucket: split.bucket,
+            deletion_vectors: split.deletion_vectors.as_deref(),
+        };
+        let columns = key_columns(&table);
+        let rows = match filter.hashed() {
+            Some((hasher, hash)) => {
+                super::key_index::key_rows(&table, &bucket, &files, &columns, hasher, hash).await
+            }
+            None => Ok(None),
+        };
+        match rows {
+            Ok(rows) => {
+                if let Some(r) = &rows {
+                    crate::counters::lookup_files_skipped(files.len() - r.len());
+                }
+                read_pk_split_rows(table, split, projection, schema, key, rows.map(Arc::new))
+            }
+            Err(e) => stream::once(async move { Err(e) }).boxed(),
+        }
+    })
+    .flatten()
+    .boxed()
+}
+
+fn read_pk_split_rows(
+    table: Table,
+    split: Split,
+    projection: Vec<usize>,
+    schema: SchemaRef,
+    key: Option<Arc<KeyFilter>>,
+    key_rows: Option<Arc<KeyRows>>,
+) -> BoxStream<'static, Result<RecordBatch>> {
     if split.reads_without_merge() {
-        return read_unmerged_split(table, split, projection, schema, key);
+        return read_unmerged_split(table, split, projection, schema, key, key_rows);
     }
     // Level-0 files stay unread in batch reads even when the rest merges.
-    let split = Split {
+    // Shared, not copied, by every run's reader (a bucket may hold dozens
+    // of runs, each of which would otherwise copy every file's metadata).
+    let split = Arc::new(Split {
         files: split.files_to_read().cloned().collect(),
         ..split
-    };
+    });
     let layout = table.layout.clone();
     let nk = layout.key_indices.len();
     let mut columns = key_columns(&table);
@@ -762,11 +858,24 @@ fn read_pk_split(
     let sections = sections(&split.files, &layout.key_types);
     stream::iter(sections)
         .flat_map(move |runs| {
+            // Whether a section merges depends on its runs, not on which of
+            // their files hold the key: decided before files are left out.
+            let single = runs.len() == 1;
+            let runs: Vec<Vec<DataFileMeta>> = runs
+                .into_iter()
+                .map(|run| {
+                    run.into_iter()
+                        .filter(|f| holds_key(key_rows.as_deref(), f))
+                        .collect::<Vec<_>>()
+                })
+                .filter(|run| single || !run.is_empty())
+                .collect();
             let open = |files: Vec<DataFileMeta>| -> BoxStream<'static, Result<RecordBatch>> {
                 let table = table.clone();
                 let columns = columns.clone();
                 let split = split.clone();
                 let key = key.clone();
+                let key_rows = key_rows.clone();
                 stream::iter(files)
                     .then(move |f| {
                         let table = table.clone();
@@ -778,7 +887,16 @@ fn read_pk_split(
                         );
                         let deleted = split.vector(&f);
                         let key = key.clone();
+                        let rows = key_rows.clone();
                         async move {
+                            if let (Some(key), Some(rows)) = (&key, &rows) {
+                                let positions =
+                                    rows.get(&f.file_name).map_or(&[][..], Vec::as_slice);
+                                return read_indexed_rows(
+                                    &table, &path, &f, &columns, key, positions,
+                                )
+                                .await;
+                            }
                             let key = key.as_ref();
                             read_live_file(&table, &path, &f, &columns, BATCH_SIZE, deleted, key)
                                 .await
@@ -787,7 +905,11 @@ fn read_pk_split(
                     .try_flatten()
                     .boxed()
             };
-            if runs.len() == 1 {
+            if runs.is_empty() {
+                // No file of the section holds the lookup's key.
+                return stream::empty().boxed();
+            }
+            if single {
                 // Keys are unique within a run: drop retractions and project.
                 let layout = merge_layout.clone();
                 let single = runs.into_iter().next().unwrap_or_default();

@@ -13,8 +13,8 @@ use futures::TryStreamExt;
 use proptest::prelude::*;
 use tidelake_engine::counters::engine_counters;
 use tidelake_engine::{
-    Catalog, CompactOptions, DataType, DataTypeKind, Datum, Identifier, LookupOptions, RowKind,
-    Table, TableSpec,
+    CacheConfig, Catalog, CompactOptions, DataType, DataTypeKind, Datum, Identifier, LookupOptions,
+    RowKind, Table, TableSpec,
 };
 use tidelake_testkit::table::{block_on, col, option_map, string, text_rows};
 
@@ -32,16 +32,30 @@ async fn create(
     partitioned: bool,
     buckets: &str,
 ) -> (Catalog, Identifier) {
-    create_with(engine, vectors, partitioned, buckets, false).await
+    create_with(engine, vectors, partitioned, buckets, false, true).await
 }
 
-/// `create`, with Parquet bloom filters on every column or not.
+/// A catalog on memory, keeping key indexes of data files or not.
+async fn memory_catalog(key_indexes: bool) -> Catalog {
+    let catalog = Catalog::open("memory://").await.unwrap();
+    if key_indexes {
+        return catalog;
+    }
+    catalog.with_cache_config(CacheConfig {
+        key_index_bytes: 0,
+        ..CacheConfig::default()
+    })
+}
+
+/// `create`, with Parquet bloom filters on every column or not, and a
+/// catalog keeping key indexes or not.
 async fn create_with(
     engine: &str,
     vectors: bool,
     partitioned: bool,
     buckets: &str,
     bloom: bool,
+    key_indexes: bool,
 ) -> (Catalog, Identifier) {
     let mut options: Vec<(&str, &str)> = vec![
         ("merge-engine", engine),
@@ -87,7 +101,7 @@ async fn create_with(
         options: option_map(&options),
         comment: None,
     };
-    let catalog = Catalog::open("memory://").await.unwrap();
+    let catalog = memory_catalog(key_indexes).await;
     let id = Identifier::new("default", "t");
     catalog.create_table(&id, spec, false).await.unwrap();
     (catalog, id)
@@ -206,10 +220,12 @@ proptest! {
         partitioned in any::<bool>(),
         buckets in prop_oneof![Just("1"), Just("3")],
         bloom in any::<bool>(),
+        key_indexes in any::<bool>(),
         commits in commits(),
     ) {
         block_on(async {
-            let (catalog, id) = create_with(engine, vectors, partitioned, buckets, bloom).await;
+            let (catalog, id) =
+                create_with(engine, vectors, partitioned, buckets, bloom, key_indexes).await;
             for (changes, compaction) in &commits {
                 commit(&catalog, &id, changes).await;
                 if *compaction > 0 {
@@ -362,8 +378,9 @@ async fn a_commit_of_another_catalog_is_seen_by_the_next_lookup() {
 #[tokio::test]
 async fn a_lookup_reads_only_the_pages_that_may_hold_the_key() {
     // One file of 60,000 keys: Parquet's writer cuts pages at 20,000 rows
-    // and writes their statistics in the page index.
-    let (catalog, id) = create("deduplicate", false, false, "1").await;
+    // and writes their statistics in the page index. Without key indexes
+    // (with them, see `key_indexes_skip_files_and_read_one_row`).
+    let (catalog, id) = create_with("deduplicate", false, false, "1", false, false).await;
     let table = catalog.load_table(&id).await.unwrap();
     let n = 60_000i64;
     let rows = RecordBatch::try_new(
@@ -407,8 +424,9 @@ async fn a_lookup_reads_only_the_pages_that_may_hold_the_key() {
 }
 
 /// A one-file table of the even keys 0..2000, with `options`.
+/// Without key indexes, which would skip the file before its bloom filter.
 async fn even_keys(options: &[(&str, &str)]) -> Table {
-    let catalog = Catalog::open("memory://").await.unwrap();
+    let catalog = memory_catalog(false).await;
     let id = Identifier::new("default", "t");
     let mut spec = tidelake_testkit::table::spec(
         vec![
@@ -502,7 +520,7 @@ async fn bloom_filters_written_on_request_rule_keys_out() {
 
 #[tokio::test]
 async fn with_deletion_vectors_a_lookup_still_reads_only_its_pages() {
-    let (catalog, id) = create("deduplicate", true, false, "1").await;
+    let (catalog, id) = create_with("deduplicate", true, false, "1", false, false).await;
     let table = catalog.load_table(&id).await.unwrap();
     let n = 60_000i64;
     let rows = RecordBatch::try_new(
@@ -568,5 +586,237 @@ async fn with_deletion_vectors_a_lookup_still_reads_only_its_pages() {
     assert_eq!(v(45_680).await.as_deref(), Some("-1"));
     assert_eq!(v(45_682).await.as_deref(), Some("45682"));
     assert_eq!(v(3).await.as_deref(), Some("3"));
+    check_every_key(&table).await;
+}
+
+/// A table (k BIGINT key, v BIGINT, s STRING; one bucket) in a warehouse
+/// at `uri`, created by a catalog of its own.
+async fn kv_table(uri: &str) -> Identifier {
+    let catalog = Catalog::open(uri).await.unwrap();
+    let id = Identifier::new("default", "t");
+    let mut spec = tidelake_testkit::table::spec(
+        vec![
+            col("k", DataTypeKind::BigInt, false),
+            col("v", DataTypeKind::BigInt, true),
+            col("s", string(), true),
+        ],
+        &["k"],
+        &[],
+        &[("bucket", "1"), ("write-only", "true")],
+    );
+    spec.columns[0].data_type = DataType::new(DataTypeKind::BigInt, false);
+    catalog.create_table(&id, spec, false).await.unwrap();
+    id
+}
+
+/// Commits the rows (k, v) through `catalog`.
+async fn write_kv(catalog: &Catalog, id: &Identifier, rows: &[(i64, i64)]) {
+    let table = catalog.load_table(id).await.unwrap();
+    let mut w = table.writer();
+    let batch = RecordBatch::try_new(
+        table.arrow_schema(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|_| "s"))),
+        ],
+    )
+    .unwrap();
+    w.write(batch, RowKind::Insert).await.unwrap();
+    w.commit().await.unwrap();
+}
+
+/// The v of key `k` as a lookup of `table` finds it.
+async fn looked_up_v(table: &Table, k: i64) -> Option<String> {
+    table
+        .lookup(&[Datum::BigInt(k)])
+        .await
+        .unwrap()
+        .map(|b| text_rows(&[b])[0][1].clone().unwrap())
+}
+
+#[tokio::test]
+async fn a_rollback_that_writes_a_snapshot_again_is_seen_by_the_next_lookup() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().to_str().unwrap().to_string();
+    let id = kv_table(&uri).await;
+    let reader = Catalog::open(&uri).await.unwrap();
+    let writer = Catalog::open(&uri).await.unwrap();
+    write_kv(&writer, &id, &[(1, 100)]).await;
+    write_kv(&writer, &id, &[(1, 200)]).await;
+    // One handle for every lookup, as a server keeps it.
+    let table = reader.load_table(&id).await.unwrap();
+    assert_eq!(looked_up_v(&table, 1).await.as_deref(), Some("200"));
+    let before = engine_counters();
+    assert_eq!(looked_up_v(&table, 1).await.as_deref(), Some("200"));
+    let after = engine_counters();
+    assert_eq!(after.snapshot_reuses, before.snapshot_reuses + 1);
+
+    // Back to snapshot 1, and snapshot 2 written again with other files:
+    // the lookup's remembered snapshot 2 must not be reused.
+    let admin = writer.load_table(&id).await.unwrap();
+    admin.rollback_to_snapshot(1).await.unwrap();
+    write_kv(&writer, &id, &[(1, 300)]).await;
+    assert_eq!(
+        admin.snapshots().latest_snapshot_id().await.unwrap(),
+        Some(2)
+    );
+    assert_eq!(looked_up_v(&table, 1).await.as_deref(), Some("300"));
+    // Rolled back with nothing written since: the older snapshot.
+    admin.rollback_to_snapshot(1).await.unwrap();
+    assert_eq!(looked_up_v(&table, 1).await.as_deref(), Some("100"));
+    write_kv(&writer, &id, &[(1, 400), (2, 2)]).await;
+    assert_eq!(looked_up_v(&table, 1).await.as_deref(), Some("400"));
+    assert_eq!(looked_up_v(&table, 2).await.as_deref(), Some("2"));
+    // Several keys at once read one snapshot, checked the same way.
+    let both = table
+        .lookup_keys(
+            &[vec![Datum::BigInt(2)], vec![Datum::BigInt(1)]],
+            &LookupOptions::default(),
+        )
+        .await
+        .unwrap();
+    let values: Vec<_> = text_rows(&[both])
+        .into_iter()
+        .map(|r| r[1].clone())
+        .collect();
+    assert!(values.contains(&Some("400".into())), "{values:?}");
+    assert!(values.contains(&Some("2".into())), "{values:?}");
+}
+
+#[tokio::test]
+async fn key_indexes_skip_files_and_read_one_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().to_str().unwrap().to_string();
+    let id = kv_table(&uri).await;
+    let writer = Catalog::open(&uri).await.unwrap();
+    // One file of the even keys 0..120,000, then five small files whose
+    // keys spread over the same range (six overlapping sorted runs).
+    let n = 60_000i64;
+    write_kv(
+        &writer,
+        &id,
+        &(0..n).map(|i| (i * 2, i)).collect::<Vec<_>>(),
+    )
+    .await;
+    for c in 1..=5i64 {
+        let rows: Vec<(i64, i64)> = (0..100).map(|i| (i * 1_200 + c * 2, -c)).collect();
+        write_kv(&writer, &id, &rows).await;
+    }
+    let reader = Catalog::open(&uri).await.unwrap();
+    let table = reader.load_table(&id).await.unwrap();
+    assert_eq!(
+        table.scan().plan().await.unwrap().splits()[0].files.len(),
+        6
+    );
+    // The first lookup indexes the six files (the key is in every file's
+    // key range).
+    let before = engine_counters();
+    assert_eq!(looked_up_v(&table, 60_004).await.as_deref(), Some("-2"));
+    let after = engine_counters();
+    assert_eq!(after.key_index_misses - before.key_index_misses, 6);
+    assert!(reader.metadata_cache().key_index_bytes_held() >= 8 * 60_500);
+
+    // Then a key only the big file holds: one file opened, one row decoded.
+    let before = engine_counters();
+    assert_eq!(looked_up_v(&table, 45_678).await.as_deref(), Some("22839"));
+    let after = engine_counters();
+    assert_eq!(after.key_index_hits - before.key_index_hits, 6);
+    assert_eq!(after.key_index_misses, before.key_index_misses);
+    assert_eq!(after.lookup_files_skipped - before.lookup_files_skipped, 5);
+    assert_eq!(after.data_files_opened - before.data_files_opened, 1);
+    assert_eq!(after.rows_scanned - before.rows_scanned, 1);
+    // A key two files hold: both read, the newer wins.
+    let before = engine_counters();
+    assert_eq!(
+        looked_up_v(&table, 1_200 * 7 + 6).await.as_deref(),
+        Some("-3")
+    );
+    let after = engine_counters();
+    assert_eq!(after.data_files_opened - before.data_files_opened, 2);
+    assert_eq!(after.rows_scanned - before.rows_scanned, 2);
+    // An absent key inside every file's key range: nothing opened.
+    let before = engine_counters();
+    assert_eq!(looked_up_v(&table, 45_679).await, None);
+    let after = engine_counters();
+    assert_eq!(after.data_files_opened, before.data_files_opened);
+    assert_eq!(after.rows_scanned, before.rows_scanned);
+    check_every_key(&table).await;
+
+    // A commit of another catalog is seen at once: its new file is indexed
+    // by the next lookup, the others' indexes are kept.
+    write_kv(&writer, &id, &[(45_678, 7)]).await;
+    let before = engine_counters();
+    assert_eq!(looked_up_v(&table, 45_678).await.as_deref(), Some("7"));
+    let after = engine_counters();
+    assert_eq!(after.key_index_misses - before.key_index_misses, 1);
+    assert_eq!(after.key_index_hits - before.key_index_hits, 6);
+}
+
+#[tokio::test]
+async fn key_indexes_leave_out_rows_deletion_vectors_mark() {
+    let (catalog, id) = create("deduplicate", true, false, "1").await;
+    let table = catalog.load_table(&id).await.unwrap();
+    let n = 30_000i64;
+    let rows = RecordBatch::try_new(
+        table.arrow_schema(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(0..n)),
+            Arc::new(StringArray::from_iter_values((0..n).map(|_| "a"))),
+            Arc::new(Int64Array::from_iter_values(0..n)),
+            Arc::new(StringArray::from_iter((0..n).map(|_| None::<String>))),
+        ],
+    )
+    .unwrap();
+    let mut writer = table.writer();
+    writer.write(rows, RowKind::Insert).await.unwrap();
+    writer.commit().await.unwrap();
+    let compact = |full| {
+        let catalog = catalog.clone();
+        let id = id.clone();
+        async move {
+            let table = catalog.load_table(&id).await.unwrap();
+            table
+                .compact(CompactOptions {
+                    full,
+                    ..CompactOptions::default()
+                })
+                .await
+                .unwrap();
+        }
+    };
+    compact(true).await;
+    let table = catalog.load_table(&id).await.unwrap();
+    // Indexed before the deletions: the index still lists the rows, the
+    // vector leaves them out.
+    assert!(table
+        .lookup(&[Datum::BigInt(20_001)])
+        .await
+        .unwrap()
+        .is_some());
+    commit(
+        &catalog,
+        &id,
+        &[
+            (true, 20_001, 0, None, None),
+            (false, 20_003, 0, Some(-1), None),
+        ],
+    )
+    .await;
+    compact(false).await;
+    let table = catalog.load_table(&id).await.unwrap();
+    let v = |k: i64| {
+        let table = table.clone();
+        async move {
+            let found = table.lookup(&[Datum::BigInt(k)]).await.unwrap();
+            found.map(|b| text_rows(&[b])[0][2].clone().unwrap())
+        }
+    };
+    assert_eq!(v(20_001).await, None);
+    assert_eq!(v(20_003).await.as_deref(), Some("-1"));
+    let before = engine_counters();
+    assert_eq!(v(20_005).await.as_deref(), Some("20005"));
+    let after = engine_counters();
+    assert!(after.rows_scanned - before.rows_scanned <= 1);
     check_every_key(&table).await;
 }
