@@ -141,6 +141,11 @@ pub struct PostgresArgs {
     /// Tables copied at once during the initial copy
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub parallelism: usize,
+    /// A table of at least twice this size is copied in ranges of pages of
+    /// about this size, read in parallel with other tables and ranges
+    /// (0: tables are copied whole)
+    #[arg(long, value_name = "MB", default_value_t = 8)]
+    pub copy_range_mb: u64,
 }
 
 /// `500ms`, `1s`, `2m` or plain seconds.
@@ -240,6 +245,7 @@ async fn run_postgres(warehouse: &str, args: PostgresArgs) -> Result<(), CdcErro
     config.publication = args.publication.clone();
     config.filter = sink.filter.clone();
     config.copy_parallelism = args.parallelism;
+    config.copy_range_bytes = args.copy_range_mb << 20;
     config.mode = if args.snapshot_only {
         Mode::SnapshotOnly
     } else if args.stream_only {

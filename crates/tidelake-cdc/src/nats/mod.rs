@@ -1,7 +1,9 @@
 //! The NATS JetStream source: change messages (Debezium, Canal or Maxwell
 //! JSON, see [`formats`]) read from a stream in order with an ordered
 //! consumer. The position is the stream sequence of the last message of a
-//! source transaction (`seq=N`); a resume starts at N + 1. A message that
+//! source transaction (`seq=N`); a resume reads the stream from its first
+//! message and skips each table's messages up to the sequence it recorded
+//! (a table that recorded none gets all of them). A message that
 //! cannot be read stops the source with an error naming the stream and
 //! the sequence; nothing after it is delivered.
 
@@ -119,7 +121,13 @@ impl NatsSource {
             .create_consumer(pull::OrderedConfig {
                 filter_subject: config.subject.clone().unwrap_or_default(),
                 deliver_policy: DeliverPolicy::ByStartSequence {
-                    start_sequence: start.max(1),
+                    // From the stream's first message, not after the
+                    // smallest recorded sequence: a table that never
+                    // committed (killed between two tables' commits of the
+                    // first group) records nothing, and a source without a
+                    // catalog cannot know it exists. Tables that recorded
+                    // skip their messages up to their own sequence.
+                    start_sequence: first.max(1),
                 },
                 ..Default::default()
             })
@@ -157,6 +165,9 @@ async fn read(
     tx: &mpsc::Sender<Result<SourceEvent>>,
 ) -> Result<()> {
     let mut decoder = Decoder::new(config.format, config.primary_keys.clone());
+    // Sequences up to the smallest recorded one are read again only for
+    // the tables that recorded none (see `NatsSource::start`).
+    let replayed_after = skip.values().min().map_or(0, |seq| seq + 1);
     // Whether changes were sent since the last commit.
     let mut open = false;
     loop {
@@ -197,12 +208,17 @@ async fn read(
                     continue;
                 }
             }
-            open = true;
+            // A schema alone (a replayed message's) opens no transaction.
+            open |= matches!(event, SourceEvent::Change(_));
             if tx.send(Ok(event)).await.is_err() {
                 return Ok(());
             }
         }
         if !decoded.ends_transaction {
+            continue;
+        }
+        // Replayed transactions every table had committed: nothing to say.
+        if !open && sequence < replayed_after {
             continue;
         }
         let end = if open {

@@ -35,6 +35,7 @@ pub mod types;
 mod wire;
 
 use std::cmp::Ordering;
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -68,8 +69,12 @@ pub struct PostgresConfig {
     pub publication: Option<String>,
     pub filter: TableFilter,
     pub mode: Mode,
-    /// Connections copying tables at once.
+    /// Connections copying tables (or ranges of a large table) at once.
     pub copy_parallelism: usize,
+    /// A table of at least twice this size is copied in ranges of pages
+    /// of about this size, at most `copy_parallelism` of them (0: tables are
+    /// never split).
+    pub copy_range_bytes: u64,
     /// How often the catalog is polled for new tables while streaming.
     pub new_table_poll: Duration,
 }
@@ -84,6 +89,7 @@ impl PostgresConfig {
             filter: TableFilter::all(),
             mode: Mode::SnapshotAndStream,
             copy_parallelism: 4,
+            copy_range_bytes: copy::DEFAULT_RANGE_BYTES,
             new_table_poll: Duration::from_secs(5),
         }
     }
@@ -129,7 +135,9 @@ pub(crate) fn lsn_of(position: &SourcePosition) -> Option<u64> {
 
 /// The PostgreSQL change source; see the module doc.
 pub struct PostgresSource {
-    events: mpsc::Receiver<std::result::Result<SourceEvent, CdcError>>,
+    events: mpsc::Receiver<std::result::Result<Vec<SourceEvent>, CdcError>>,
+    /// The rest of the batch received last.
+    pending: VecDeque<SourceEvent>,
     acks: watch::Sender<u64>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -150,7 +158,9 @@ impl PostgresSource {
         let publication = config.publication_name();
         let slot = config.slot_name();
         let replicable: Vec<_> = tables.iter().filter(|t| t.replicable()).collect();
-        let (sender, events) = mpsc::channel(4096);
+        // Copies send batches of rows: at most 64 batches (16k rows) in
+        // flight, whatever the number of copy connections.
+        let (sender, events) = mpsc::channel(64);
         let (acks, ack_receiver) = watch::channel(0u64);
         if config.mode == Mode::SnapshotOnly {
             let task = tokio::spawn(async move {
@@ -159,7 +169,12 @@ impl PostgresSource {
                     let _ = sender.send(Err(e)).await;
                 }
             });
-            return Ok(PostgresSource { events, acks, task });
+            return Ok(PostgresSource {
+                events,
+                pending: VecDeque::new(),
+                acks,
+                task,
+            });
         }
         ensure_publication(&mut ctl, &publication, &replicable).await?;
         let existing = slot_position(&mut ctl, &slot, &config.connect.dbname).await?;
@@ -201,7 +216,12 @@ impl PostgresSource {
                 let _ = sender.send(Err(e)).await;
             }
         });
-        Ok(PostgresSource { events, acks, task })
+        Ok(PostgresSource {
+            events,
+            pending: VecDeque::new(),
+            acks,
+            task,
+        })
     }
 }
 
@@ -240,10 +260,16 @@ fn compare(a: &SourcePosition, b: &SourcePosition) -> Ordering {
 #[async_trait::async_trait]
 impl ChangeSource for PostgresSource {
     async fn next_event(&mut self) -> Result<Option<SourceEvent>> {
-        match self.events.recv().await {
-            Some(Ok(event)) => Ok(Some(event)),
-            Some(Err(e)) => Err(e),
-            None => Ok(None),
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Ok(Some(event));
+            }
+            // Cancel-safe: a batch is either received whole or not at all.
+            match self.events.recv().await {
+                Some(Ok(batch)) => self.pending = batch.into(),
+                Some(Err(e)) => return Err(e),
+                None => return Ok(None),
+            }
         }
     }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::catalog::{discover, ensure_publication, PgTable};
-use super::copy::{copy_one, copy_tables, Events};
+use super::copy::{copy_tables, Events};
 use super::pgoutput::{
     format_lsn, parse_frame, parse_message, status_update, Frame, Message, RelationColumn,
     TupleValue, PG_EPOCH_MICROS,
@@ -46,7 +46,13 @@ pub(crate) struct StreamState {
     /// The transaction's commit LSN and time (epoch micros).
     final_lsn: u64,
     commit_ts: i64,
+    /// Changes not sent yet: a transaction's changes go to the sink in
+    /// batches; any other event sends them first, with itself.
+    batch: Vec<SourceEvent>,
 }
+
+/// Changes per batch sent while streaming.
+const STREAM_BATCH: usize = 256;
 
 impl StreamState {
     pub fn new(
@@ -71,6 +77,7 @@ impl StreamState {
             in_transaction: false,
             final_lsn: 0,
             commit_ts: 0,
+            batch: Vec::new(),
         }
     }
 
@@ -81,8 +88,16 @@ impl StreamState {
             }
             self.sent_schema.insert(table.clone(), schema.clone());
         }
+        // Only changes wait: a transaction always ends with a commit event,
+        // which sends them, so nothing waits past the next event.
+        let change = matches!(event, SourceEvent::Change(_));
+        self.batch.push(event);
+        if change && self.batch.len() < STREAM_BATCH {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(STREAM_BATCH));
         events
-            .send(Ok(event))
+            .send(Ok(batch))
             .await
             .map_err(|_| source_error("the pipeline stopped"))
     }
@@ -124,6 +139,7 @@ impl StreamState {
                     to_copy,
                     Some(snapshot),
                     self.config.copy_parallelism,
+                    self.config.copy_range_bytes,
                     events,
                 )
                 .await?;
@@ -478,11 +494,19 @@ impl StreamState {
         let Some((holder, snapshot, at)) = snapshot else {
             return Ok(());
         };
-        for id in &copied {
-            if let Some(table) = self.tables.get(id) {
-                copy_one(ctl, table, Some(&snapshot), events).await?;
-            }
-        }
+        let to_copy: Vec<PgTable> = copied
+            .iter()
+            .filter_map(|id| self.tables.get(id).cloned())
+            .collect();
+        copy_tables(
+            &self.config.connect,
+            to_copy,
+            Some(snapshot),
+            self.config.copy_parallelism,
+            self.config.copy_range_bytes,
+            events,
+        )
+        .await?;
         holder.terminate().await;
         for id in &copied {
             self.resume.tables.insert(id.clone(), position(at));
@@ -516,7 +540,7 @@ pub(crate) async fn snapshot_only(
 ) -> Result<()> {
     for table in &tables {
         events
-            .send(Ok(schema_event(table)))
+            .send(Ok(vec![schema_event(table)]))
             .await
             .map_err(|_| source_error("the pipeline stopped"))?;
     }
@@ -537,15 +561,16 @@ pub(crate) async fn snapshot_only(
         to_copy,
         snapshot,
         config.copy_parallelism,
+        config.copy_range_bytes,
         events,
     )
     .await?;
     ctl.query("COMMIT").await?;
     events
-        .send(Ok(SourceEvent::CopyEnd {
+        .send(Ok(vec![SourceEvent::CopyEnd {
             position: position(lsn),
             tables: copied,
-        }))
+        }]))
         .await
         .map_err(|_| source_error("the pipeline stopped"))?;
     ctl.terminate().await;

@@ -207,6 +207,10 @@ impl Pipeline {
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) -> Result<RunEnd> {
         let tick = self.config.commit_interval.max(Duration::from_millis(50));
+        // One timer for the run, not one per event (a copy sends millions):
+        // commit_due() decides, so a tick while events flow is harmless.
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stop_open = true;
         loop {
             if *stop.borrow() {
@@ -219,7 +223,7 @@ impl Pipeline {
                     stop_open = changed.is_ok();
                     continue;
                 }
-                _ = tokio::time::sleep(tick) => {
+                _ = ticker.tick() => {
                     if self.commit_due() {
                         self.commit(source).await?;
                     }
@@ -304,9 +308,12 @@ impl Pipeline {
         if let Some(ts) = change.op_ts_micros {
             self.group.op_ts = Some(ts);
         }
-        table.add(&change)?;
+        // The table's name is cloned once per group, not once per row.
+        if !self.group.touched.contains(&change.table) {
+            self.group.touched.insert(change.table.clone());
+        }
+        table.add(change)?;
         table.spill_if_over(self.config.max_buffered_rows).await?;
-        self.group.touched.insert(change.table);
         Ok(())
     }
 

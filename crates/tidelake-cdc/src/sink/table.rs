@@ -17,7 +17,7 @@ use super::config::MetadataColumn;
 use super::spill::ImageStore;
 use crate::error::{CdcError, Result};
 use crate::event::{CdcValue, ChangeKind, RowChange, SourcePosition, SourceTableId};
-use crate::values::{coerce, from_arrow, to_arrow};
+use crate::values::{coerce_owned, from_arrow, to_arrow};
 
 /// Where a Paimon column's value comes from.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,6 +36,9 @@ pub(crate) struct TableSink {
     pub source: SourceTableId,
     pub table: Table,
     pub slots: Vec<Slot>,
+    /// Per slot, whether it is the last to read its source column: its
+    /// value is then moved out of the change instead of cloned.
+    moves: Vec<bool>,
     /// Indices of the primary-key columns among the table's.
     key_columns: Vec<usize>,
     /// Whether an old image (`-U`) the source did not send in full may be
@@ -77,6 +80,7 @@ impl TableSink {
         TableSink {
             source,
             table,
+            moves: last_reads(&slots),
             slots,
             key_columns,
             before_optional,
@@ -137,18 +141,20 @@ impl TableSink {
         self.key_columns = key_columns(&table);
         self.before_optional = old_images_optional(&table);
         self.table = table;
+        self.moves = last_reads(&slots);
         self.slots = slots;
         Ok(())
     }
 
     /// Adds one source change, in table layout.
-    pub fn add(&mut self, change: &RowChange) -> Result<()> {
+    pub fn add(&mut self, mut change: RowChange) -> Result<()> {
         let fields = &self.table.schema().fields;
         let mut row = Vec::with_capacity(self.slots.len());
-        for (slot, field) in self.slots.iter().zip(fields) {
+        for ((slot, field), moves) in self.slots.iter().zip(fields).zip(&self.moves) {
             let value = match slot {
-                Slot::Source(i) => source_value(change, *i)?,
-                Slot::Computed(c, input) => match input.map(|i| source_value(change, i)) {
+                Slot::Source(i) if *moves => take_value(&mut change, *i)?,
+                Slot::Source(i) => source_value(&change, *i)?,
+                Slot::Computed(c, input) => match input.map(|i| source_value(&change, i)) {
                     Some(Ok(CdcValue::Unchanged)) => CdcValue::Unchanged,
                     Some(Ok(v)) => c.eval(&v),
                     Some(Err(e)) => return Err(e),
@@ -167,7 +173,7 @@ impl TableSink {
             };
             row.push(match value {
                 CdcValue::Unchanged => CdcValue::Unchanged,
-                v => coerce(&v, &field.data_type).unwrap_or(CdcValue::Null),
+                v => coerce_owned(v, &field.data_type).unwrap_or(CdcValue::Null),
             });
         }
         let kind = match change.kind {
@@ -218,8 +224,14 @@ impl TableSink {
         let mut kinds = Vec::with_capacity(pending.len());
         let mut rows = Vec::with_capacity(pending.len());
         for (kind, mut row, remember) in pending {
-            let key = self.key_of(&row);
-            if row.contains(&CdcValue::Unchanged) {
+            let unchanged = row.contains(&CdcValue::Unchanged);
+            // The key text is only needed for images (never in a copy).
+            let key = if unchanged || remember {
+                self.key_of(&row)
+            } else {
+                String::new()
+            };
+            if unchanged {
                 let written = self.images.get(&key)?;
                 let prior = match &written {
                     Some(image) => image.as_ref(),
@@ -259,24 +271,26 @@ impl TableSink {
         if rows.is_empty() {
             return Ok(());
         }
-        let batch = self.to_batch(&rows)?;
         self.rows += rows.len() as u64;
+        let batch = self.to_batch(rows)?;
         let writer = self.writer.get_or_insert_with(|| self.table.writer());
         writer.write_with_kinds(batch, &kinds).await?;
         Ok(())
     }
 
-    fn to_batch(&self, rows: &[Vec<CdcValue>]) -> Result<RecordBatch> {
+    fn to_batch(&self, mut rows: Vec<Vec<CdcValue>>) -> Result<RecordBatch> {
         let schema = self.table.arrow_schema();
         let mut columns = Vec::with_capacity(schema.fields().len());
         let fields = &self.table.schema().fields;
+        // Rows taken before a widening hold the narrower values.
+        for row in &mut rows {
+            for (value, field) in row.iter_mut().zip(fields) {
+                let taken = std::mem::replace(value, CdcValue::Null);
+                *value = coerce_owned(taken, &field.data_type).unwrap_or(CdcValue::Null);
+            }
+        }
         for (i, field) in schema.fields().iter().enumerate() {
-            // Rows taken before a widening hold the narrower values.
-            let coerced: Vec<CdcValue> = rows
-                .iter()
-                .map(|r| coerce(&r[i], &fields[i].data_type).unwrap_or(CdcValue::Null))
-                .collect();
-            let values: Vec<&CdcValue> = coerced.iter().collect();
+            let values: Vec<&CdcValue> = rows.iter().map(|r| &r[i]).collect();
             let array = to_arrow(&values, field.data_type()).map_err(|e| {
                 CdcError::table(&self.source, format!("column '{}': {e}", field.name()))
             })?;
@@ -455,6 +469,28 @@ fn key_columns(table: &Table) -> Vec<usize> {
         .iter()
         .filter_map(|k| fields.iter().position(|f| &f.name == k))
         .collect()
+}
+
+/// For each slot, whether no later slot reads its source column.
+fn last_reads(slots: &[Slot]) -> Vec<bool> {
+    slots
+        .iter()
+        .enumerate()
+        .map(|(j, slot)| match slot {
+            Slot::Source(i) => !slots[j + 1..].iter().any(
+                |later| matches!(later, Slot::Source(k) | Slot::Computed(_, Some(k)) if k == i),
+            ),
+            _ => false,
+        })
+        .collect()
+}
+
+/// The value of source column `i`, moved out of the change.
+fn take_value(change: &mut RowChange, i: usize) -> Result<CdcValue> {
+    match change.values.get_mut(i) {
+        Some(value) => Ok(std::mem::replace(value, CdcValue::Null)),
+        None => source_value(change, i),
+    }
 }
 
 fn source_value(change: &RowChange, i: usize) -> Result<CdcValue> {

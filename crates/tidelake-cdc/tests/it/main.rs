@@ -6,6 +6,7 @@
 
 mod common;
 mod postgres;
+mod postgres_ranges;
 mod sink;
 // The MySQL/MariaDB source against the local MariaDB (configured by
 // scripts/setup/20-mariadb-cdc.sh) and the NATS source against the local

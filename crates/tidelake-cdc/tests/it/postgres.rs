@@ -40,24 +40,24 @@ fn psql(db: &str, sql: &str) -> String {
 }
 
 /// A database of one test, dropped (with its slots) at the end.
-struct PgDb {
-    name: String,
+pub(crate) struct PgDb {
+    pub(crate) name: String,
 }
 
 impl PgDb {
-    fn new(test: &str) -> PgDb {
+    pub(crate) fn new(test: &str) -> PgDb {
         let name = format!("tl_cdc_{test}");
         drop_database(&name);
         psql("postgres", &format!("CREATE DATABASE {name}"));
         PgDb { name }
     }
 
-    fn sql(&self, sql: &str) -> String {
+    pub(crate) fn sql(&self, sql: &str) -> String {
         psql(&self.name, sql)
     }
 
     /// `query` returning one text column, as sorted lines.
-    fn rows(&self, query: &str) -> Vec<String> {
+    pub(crate) fn rows(&self, query: &str) -> Vec<String> {
         let mut rows: Vec<String> = self
             .sql(query)
             .lines()
@@ -68,7 +68,7 @@ impl PgDb {
         rows
     }
 
-    fn source(&self, pipeline: &str) -> PostgresConfig {
+    pub(crate) fn source(&self, pipeline: &str) -> PostgresConfig {
         let connect = ConnectConfig::parse(&format!(
             "host=127.0.0.1 user=postgres dbname={}",
             self.name
@@ -111,7 +111,7 @@ impl Drop for PgDb {
     }
 }
 
-fn sink(pipeline: &str) -> SinkConfig {
+pub(crate) fn sink(pipeline: &str) -> SinkConfig {
     let mut config = SinkConfig::new(pipeline, "ods");
     config.commit_interval = Duration::from_millis(100);
     config.idle_progress_interval = Duration::from_millis(500);
@@ -119,12 +119,16 @@ fn sink(pipeline: &str) -> SinkConfig {
 }
 
 /// A pipeline running in a task.
-struct Running {
+pub(crate) struct Running {
     stop: watch::Sender<bool>,
     handle: JoinHandle<Result<(Pipeline, RunEnd), CdcError>>,
 }
 
-async fn start(catalog: &Catalog, sink: SinkConfig, mut source: PostgresConfig) -> Running {
+pub(crate) async fn start(
+    catalog: &Catalog,
+    sink: SinkConfig,
+    mut source: PostgresConfig,
+) -> Running {
     source.filter = sink.filter.clone();
     let mut pipeline = Pipeline::open(catalog.clone(), sink).await.unwrap();
     let mut source = PostgresSource::start(source, pipeline.resume())
@@ -139,7 +143,7 @@ async fn start(catalog: &Catalog, sink: SinkConfig, mut source: PostgresConfig) 
 }
 
 impl Running {
-    async fn stop(self) -> Pipeline {
+    pub(crate) async fn stop(self) -> Pipeline {
         let _ = self.stop.send(true);
         self.handle.await.unwrap().unwrap().0
     }
@@ -152,7 +156,13 @@ impl Running {
 }
 
 /// Waits (bounded) until the Paimon table equals the source.
-async fn wait_equal(catalog: &Catalog, db: &PgDb, table: &str, query: &str, running: &mut Running) {
+pub(crate) async fn wait_equal(
+    catalog: &Catalog,
+    db: &PgDb,
+    table: &str,
+    query: &str,
+    running: &mut Running,
+) {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let expected = db.rows(query);
@@ -179,10 +189,10 @@ async fn wait_equal(catalog: &Catalog, db: &PgDb, table: &str, query: &str, runn
     }
 }
 
-const ITEMS: &str =
+pub(crate) const ITEMS: &str =
     "SELECT concat_ws('|', id, coalesce(v, 'NULL'), coalesce(n::text, 'NULL')) FROM items";
 
-fn create_items(db: &PgDb, rows: u32) {
+pub(crate) fn create_items(db: &PgDb, rows: u32) {
     db.sql("CREATE TABLE items (id int PRIMARY KEY, v text, n bigint)");
     db.sql(&format!(
         "INSERT INTO items SELECT i, md5(i::text), i * 10 FROM generate_series(1, {rows}) i"
@@ -190,7 +200,7 @@ fn create_items(db: &PgDb, rows: u32) {
 }
 
 /// Random statements over `items`, some in multi-statement transactions.
-fn workload(rng: &mut Rng, statements: usize, max_id: u64) -> String {
+pub(crate) fn workload(rng: &mut Rng, statements: usize, max_id: u64) -> String {
     let mut sql = String::new();
     let mut i = 0;
     while i < statements {
@@ -217,7 +227,7 @@ fn workload(rng: &mut Rng, statements: usize, max_id: u64) -> String {
     sql
 }
 
-fn run_script(db: &str, script: String) -> std::thread::JoinHandle<()> {
+pub(crate) fn run_script(db: &str, script: String) -> std::thread::JoinHandle<()> {
     let db = db.to_string();
     std::thread::spawn(move || {
         let file = std::env::temp_dir().join(format!("tl-cdc-{db}-{}.sql", std::process::id()));

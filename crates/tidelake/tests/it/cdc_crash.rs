@@ -195,6 +195,10 @@ impl Source {
                 "postgres",
                 "--source",
                 &format!("host=127.0.0.1 user=postgres dbname={DB}"),
+                // Ranges of 1 MB: `items` (about 4 MB) is copied in 4
+                // ranges at once, so kills cut a copy made of ranges.
+                "--copy-range-mb",
+                "1",
             ]),
             Source::Mariadb => command.args([
                 "cdc",
@@ -429,7 +433,7 @@ fn lake_ledger(warehouse: &Path) -> Vec<String> {
 }
 
 /// The snapshots of `ods.<table>` in id order, as JSON.
-fn snapshots(warehouse: &Path, table: &str) -> Vec<serde_json::Value> {
+pub(crate) fn snapshots(warehouse: &Path, table: &str) -> Vec<serde_json::Value> {
     let dir = warehouse.join(format!("ods.db/{table}/snapshot"));
     let mut found: Vec<(i64, serde_json::Value)> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -482,7 +486,7 @@ fn assert_positions_advance(source: Source, warehouse: &Path, table: &str) {
 }
 
 /// Changelog records of every snapshot of `ods.<table>`.
-fn changelog_records(warehouse: &Path, table: &str) -> i64 {
+pub(crate) fn changelog_records(warehouse: &Path, table: &str) -> i64 {
     snapshots(warehouse, table)
         .iter()
         .map(|s| s["changelogRecordCount"].as_i64().unwrap_or(0))

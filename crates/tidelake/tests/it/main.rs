@@ -4,6 +4,7 @@
 //! (`tidelake serve` with psql, psycopg, ADBC Flight SQL and HTTP clients).
 
 mod cdc_crash;
+mod cdc_nats_crash;
 mod cli;
 mod concurrent_writers;
 mod console;
