@@ -28,7 +28,9 @@ use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use std::collections::HashMap;
 
 use tidelake_format::deletion_vector::DeletionVector;
-use tidelake_format::manifest::{DataFileMeta, IndexManifestEntry, ManifestEntry, ManifestFileMeta};
+use tidelake_format::manifest::{
+    DataFileMeta, IndexManifestEntry, ManifestEntry, ManifestFileMeta,
+};
 use tidelake_format::snapshot::Snapshot;
 
 use crate::counters;
@@ -299,7 +301,8 @@ impl MetadataCache {
 
     pub(crate) fn put_index_manifest(&self, path: &str, entries: Arc<Vec<IndexManifestEntry>>) {
         let weight = entries.iter().map(index_entry_weight).sum::<usize>() + 64;
-        self.index_manifests.insert(path.to_string(), entries, weight);
+        self.index_manifests
+            .insert(path.to_string(), entries, weight);
     }
 
     pub(crate) fn deletion_file(&self, path: &str) -> Option<Arc<DeletionFile>> {
