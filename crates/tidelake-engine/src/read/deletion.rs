@@ -45,6 +45,7 @@ pub struct BucketVectors {
 
 impl BucketVectors {
     /// Vectors of the given files, as read from `index_files`.
+    #[cfg(test)]
     pub(crate) fn new(
         index_files: Vec<String>,
         vectors: impl IntoIterator<Item = (String, DeletionVector)>,
