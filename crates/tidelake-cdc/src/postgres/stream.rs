@@ -134,15 +134,7 @@ impl StreamState {
                         (snapshot, at, Some(holder))
                     }
                 };
-                copy_tables(
-                    &self.config.connect,
-                    to_copy,
-                    Some(snapshot),
-                    self.config.copy_parallelism,
-                    self.config.copy_range_bytes,
-                    events,
-                )
-                .await?;
+                self.copy_at(to_copy, snapshot, events).await?;
                 if let Some(holder) = holder {
                     holder.terminate().await;
                 }
@@ -228,6 +220,24 @@ impl StreamState {
     /// before it are in the snapshot, the others are not). The returned
     /// connection holds the snapshot: it must stay open and idle until the
     /// copy is done, and its end drops the slot.
+    /// Copies tables found while streaming, at an exported snapshot.
+    async fn copy_at(
+        &self,
+        tables: Vec<PgTable>,
+        snapshot: String,
+        events: &Events,
+    ) -> Result<u64> {
+        copy_tables(
+            &self.config.connect,
+            tables,
+            Some(snapshot),
+            self.config.copy_parallelism,
+            self.config.copy_range_bytes,
+            events,
+        )
+        .await
+    }
+
     async fn temporary_snapshot(&self) -> Result<(Connection, String, u64)> {
         let mut conn = Connection::connect(&self.config.connect, true).await?;
         let base: String = self.slot.chars().take(40).collect();
@@ -498,15 +508,7 @@ impl StreamState {
             .iter()
             .filter_map(|id| self.tables.get(id).cloned())
             .collect();
-        copy_tables(
-            &self.config.connect,
-            to_copy,
-            Some(snapshot),
-            self.config.copy_parallelism,
-            self.config.copy_range_bytes,
-            events,
-        )
-        .await?;
+        self.copy_at(to_copy, snapshot, events).await?;
         holder.terminate().await;
         for id in &copied {
             self.resume.tables.insert(id.clone(), position(at));

@@ -521,36 +521,7 @@ async fn bloom_filters_written_on_request_rule_keys_out() {
 #[tokio::test]
 async fn with_deletion_vectors_a_lookup_still_reads_only_its_pages() {
     let (catalog, id) = create_with("deduplicate", true, false, "1", false, false).await;
-    let table = catalog.load_table(&id).await.unwrap();
-    let n = 60_000i64;
-    let rows = RecordBatch::try_new(
-        table.arrow_schema(),
-        vec![
-            Arc::new(Int64Array::from_iter_values(0..n)),
-            Arc::new(StringArray::from_iter_values((0..n).map(|_| "a"))),
-            Arc::new(Int64Array::from_iter_values(0..n)),
-            Arc::new(StringArray::from_iter((0..n).map(|_| None::<String>))),
-        ],
-    )
-    .unwrap();
-    let mut writer = table.writer();
-    writer.write(rows, RowKind::Insert).await.unwrap();
-    writer.commit().await.unwrap();
-    let compact = |full| {
-        let catalog = catalog.clone();
-        let id = id.clone();
-        async move {
-            let table = catalog.load_table(&id).await.unwrap();
-            table
-                .compact(CompactOptions {
-                    full,
-                    ..CompactOptions::default()
-                })
-                .await
-                .unwrap();
-        }
-    };
-    compact(true).await;
+    write_keys_compacted(&catalog, &id, 60_000).await;
     commit(
         &catalog,
         &id,
@@ -561,7 +532,7 @@ async fn with_deletion_vectors_a_lookup_still_reads_only_its_pages() {
     )
     .await;
     // Lookup compaction: the big file keeps its rows, a vector marks two.
-    compact(false).await;
+    compact(&catalog, &id, false).await;
     let table = catalog.load_table(&id).await.unwrap();
     let plan = table.scan().plan().await.unwrap();
     assert!(
@@ -587,6 +558,38 @@ async fn with_deletion_vectors_a_lookup_still_reads_only_its_pages() {
     assert_eq!(v(45_682).await.as_deref(), Some("45682"));
     assert_eq!(v(3).await.as_deref(), Some("3"));
     check_every_key(&table).await;
+}
+
+/// Writes keys 0..n (k, "a", v = k, no s) in one commit, then compacts the
+/// table fully into one sorted run.
+async fn write_keys_compacted(catalog: &Catalog, id: &Identifier, n: i64) {
+    let table = catalog.load_table(id).await.unwrap();
+    let rows = RecordBatch::try_new(
+        table.arrow_schema(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(0..n)),
+            Arc::new(StringArray::from_iter_values((0..n).map(|_| "a"))),
+            Arc::new(Int64Array::from_iter_values(0..n)),
+            Arc::new(StringArray::from_iter((0..n).map(|_| None::<String>))),
+        ],
+    )
+    .unwrap();
+    let mut writer = table.writer();
+    writer.write(rows, RowKind::Insert).await.unwrap();
+    writer.commit().await.unwrap();
+    compact(catalog, id, true).await;
+}
+
+/// Compacts the table (fully, or a lookup compaction when not `full`).
+async fn compact(catalog: &Catalog, id: &Identifier, full: bool) {
+    let table = catalog.load_table(id).await.unwrap();
+    table
+        .compact(CompactOptions {
+            full,
+            ..CompactOptions::default()
+        })
+        .await
+        .unwrap();
 }
 
 /// A table (k BIGINT key, v BIGINT, s STRING; one bucket) in a warehouse
@@ -756,36 +759,7 @@ async fn key_indexes_skip_files_and_read_one_row() {
 #[tokio::test]
 async fn key_indexes_leave_out_rows_deletion_vectors_mark() {
     let (catalog, id) = create("deduplicate", true, false, "1").await;
-    let table = catalog.load_table(&id).await.unwrap();
-    let n = 30_000i64;
-    let rows = RecordBatch::try_new(
-        table.arrow_schema(),
-        vec![
-            Arc::new(Int64Array::from_iter_values(0..n)),
-            Arc::new(StringArray::from_iter_values((0..n).map(|_| "a"))),
-            Arc::new(Int64Array::from_iter_values(0..n)),
-            Arc::new(StringArray::from_iter((0..n).map(|_| None::<String>))),
-        ],
-    )
-    .unwrap();
-    let mut writer = table.writer();
-    writer.write(rows, RowKind::Insert).await.unwrap();
-    writer.commit().await.unwrap();
-    let compact = |full| {
-        let catalog = catalog.clone();
-        let id = id.clone();
-        async move {
-            let table = catalog.load_table(&id).await.unwrap();
-            table
-                .compact(CompactOptions {
-                    full,
-                    ..CompactOptions::default()
-                })
-                .await
-                .unwrap();
-        }
-    };
-    compact(true).await;
+    write_keys_compacted(&catalog, &id, 30_000).await;
     let table = catalog.load_table(&id).await.unwrap();
     // Indexed before the deletions: the index still lists the rows, the
     // vector leaves them out.
@@ -803,7 +777,7 @@ async fn key_indexes_leave_out_rows_deletion_vectors_mark() {
         ],
     )
     .await;
-    compact(false).await;
+    compact(&catalog, &id, false).await;
     let table = catalog.load_table(&id).await.unwrap();
     let v = |k: i64| {
         let table = table.clone();
