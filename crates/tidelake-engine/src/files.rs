@@ -94,7 +94,10 @@ fn writer_properties(layout: &TableLayout) -> Result<WriterProperties> {
     };
     let builder = WriterProperties::builder()
         .set_compression(compression)
-        .set_max_row_group_row_count(Some(256 * 1024));
+        .set_max_row_group_row_count(Some(256 * 1024))
+        .set_data_page_size_limit(o.parquet.page_size)
+        .set_dictionary_page_size_limit(o.parquet.dictionary_page_size)
+        .set_dictionary_enabled(o.parquet.enable_dictionary);
     Ok(with_bloom_filters(builder, &layout.schema.options)?.build())
 }
 

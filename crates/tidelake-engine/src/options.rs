@@ -88,6 +88,60 @@ pub struct TableOptions {
     /// higher levels in per-file deletion vectors, and batch reads skip
     /// level 0 and read each file without merging.
     pub deletion_vectors_enabled: bool,
+    /// Parquet's writer settings, under Paimon's pass-through names.
+    pub parquet: ParquetOptions,
+}
+
+/// Parquet writer settings a table may set with Paimon's pass-through
+/// option names (`parquet.*`, as Paimon hands them to parquet-java).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParquetOptions {
+    /// `parquet.page.size`: uncompressed bytes per data page.
+    pub page_size: usize,
+    /// `parquet.dictionary.page.size`: the dictionary's size limit per
+    /// column chunk, beyond which a column falls back to plain encoding.
+    pub dictionary_page_size: usize,
+    /// `parquet.enable.dictionary` (true).
+    pub enable_dictionary: bool,
+}
+
+/// Parquet's own page and dictionary limit (1 MiB), kept for append tables.
+const PARQUET_PAGE_SIZE: u64 = 1 << 20;
+/// Primary-key tables default to small pages: a key lookup decompresses and
+/// decodes the whole page holding its row (and the column's dictionary), so
+/// page size is the cost of a lookup, while scans lose little (zstd
+/// compresses the plain-encoded pages about as well).
+const PRIMARY_KEY_PAGE_SIZE: u64 = 64 << 10;
+
+impl ParquetOptions {
+    fn from_map(options: &BTreeMap<String, String>, has_primary_key: bool) -> Result<Self> {
+        let default = if has_primary_key {
+            PRIMARY_KEY_PAGE_SIZE
+        } else {
+            PARQUET_PAGE_SIZE
+        };
+        let size = |key: &str| -> Result<usize> {
+            let bytes = match options.get(key) {
+                Some(v) => parse_size(key, v)?,
+                None => default,
+            };
+            if bytes == 0 || bytes > 1 << 30 {
+                return Err(EngineError::invalid(format!(
+                    "option '{key}': {bytes} bytes is not between 1 byte and 1 gb"
+                )));
+            }
+            usize::try_from(bytes)
+                .map_err(|_| EngineError::invalid(format!("option '{key}': too large")))
+        };
+        Ok(ParquetOptions {
+            page_size: size("parquet.page.size")?,
+            dictionary_page_size: size("parquet.dictionary.page.size")?,
+            enable_dictionary: match options.get("parquet.enable.dictionary") {
+                Some(v) => parse_bool("parquet.enable.dictionary", v)?,
+                None => true,
+            },
+        })
+    }
 }
 
 fn parse_size(key: &str, value: &str) -> Result<u64> {
@@ -351,6 +405,7 @@ impl TableOptions {
                 "partition.legacy-name",
                 get("partition.legacy-name").unwrap_or("true"),
             )?,
+            parquet: ParquetOptions::from_map(options, has_primary_key)?,
         })
     }
 }
@@ -402,6 +457,34 @@ mod tests {
         assert_eq!(parse_size("k", "1kb").unwrap(), 1024);
         assert_eq!(parse_size("k", "42").unwrap(), 42);
         assert!(parse_size("k", "lots").is_err());
+    }
+
+    #[test]
+    fn parquet_pages_are_small_for_key_tables_unless_set() {
+        let mut m = BTreeMap::new();
+        let key = TableOptions::from_map(&m, true).unwrap().parquet;
+        let append = TableOptions::from_map(&m, false).unwrap().parquet;
+        assert_eq!(
+            (key.page_size, key.dictionary_page_size),
+            (64 << 10, 64 << 10)
+        );
+        assert_eq!(append.page_size, 1 << 20);
+        assert!(key.enable_dictionary);
+        m.insert("parquet.page.size".into(), "1 mb".into());
+        m.insert("parquet.dictionary.page.size".into(), "2mb".into());
+        m.insert("parquet.enable.dictionary".into(), "false".into());
+        let set = TableOptions::from_map(&m, true).unwrap().parquet;
+        assert_eq!(
+            (set.page_size, set.dictionary_page_size),
+            (1 << 20, 2 << 20)
+        );
+        assert!(!set.enable_dictionary);
+        m.insert("parquet.page.size".into(), "0".into());
+        let err = TableOptions::from_map(&m, true).unwrap_err().to_string();
+        assert!(err.contains("'parquet.page.size'"), "{err}");
+        m.insert("parquet.page.size".into(), "big".into());
+        let err = TableOptions::from_map(&m, true).unwrap_err().to_string();
+        assert!(err.contains("'parquet.page.size'"), "{err}");
     }
 
     #[test]

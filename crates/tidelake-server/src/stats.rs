@@ -132,6 +132,10 @@ fn engine() -> serde_json::Value {
         "footer_cache_hits": c.footer_cache_hits,
         "footer_cache_misses": c.footer_cache_misses,
         "primary_key_lookups": c.primary_key_lookups,
+        "key_index_hits": c.key_index_hits,
+        "key_index_misses": c.key_index_misses,
+        "lookup_files_skipped": c.lookup_files_skipped,
+        "snapshot_reuses": c.snapshot_reuses,
     })
 }
 

@@ -23,10 +23,12 @@
 //! | `tidelake_engine_rows_scanned_total` | counter | — |
 //! | `tidelake_engine_bytes_scanned_total` | counter | — |
 //! | `tidelake_engine_data_files_read_total` | counter | — |
-//! | `tidelake_engine_cache_hits_total` | counter | `cache` (`manifest`, `footer`) |
-//! | `tidelake_engine_cache_misses_total` | counter | `cache` (`manifest`, `footer`) |
+//! | `tidelake_engine_cache_hits_total` | counter | `cache` (`manifest`, `footer`, `key_index`) |
+//! | `tidelake_engine_cache_misses_total` | counter | `cache` (`manifest`, `footer`, `key_index`) |
 //! | `tidelake_engine_primary_key_lookups_total` | counter | — |
 //! | `tidelake_engine_row_groups_pruned_total` | counter | — |
+//! | `tidelake_engine_lookup_files_skipped_total` | counter | — |
+//! | `tidelake_engine_snapshot_reuses_total` | counter | — |
 
 use std::fmt::Write;
 use std::sync::OnceLock;
@@ -207,6 +209,16 @@ fn engine_metrics() -> String {
             "Row groups key lookups skipped by statistics or bloom filters",
             c.row_groups_pruned,
         ),
+        (
+            "tidelake_engine_lookup_files_skipped_total",
+            "Data files key lookups skipped because the file's key index lacks the key",
+            c.lookup_files_skipped,
+        ),
+        (
+            "tidelake_engine_snapshot_reuses_total",
+            "Key lookups that reused the latest snapshot seen, after checking it is still the latest",
+            c.snapshot_reuses,
+        ),
     ] {
         let _ = writeln!(
             out,
@@ -214,24 +226,27 @@ fn engine_metrics() -> String {
         );
     }
     // The metadata caches, by cache: hit ratio = hits / (hits + misses).
-    for (name, help, manifest, footer) in [
+    for (name, help, manifest, footer, key_index) in [
         (
             "tidelake_engine_cache_hits_total",
             "Metadata reads answered by the in-memory caches",
             c.manifest_cache_hits,
             c.footer_cache_hits,
+            c.key_index_hits,
         ),
         (
             "tidelake_engine_cache_misses_total",
             "Metadata reads that went to the store (and were cached)",
             c.manifest_cache_misses,
             c.footer_cache_misses,
+            c.key_index_misses,
         ),
     ] {
         let _ = writeln!(
             out,
             "# HELP {name} {help}\n# TYPE {name} counter\n\
-             {name}{{cache=\"manifest\"}} {manifest}\n{name}{{cache=\"footer\"}} {footer}"
+             {name}{{cache=\"manifest\"}} {manifest}\n{name}{{cache=\"footer\"}} {footer}\n\
+             {name}{{cache=\"key_index\"}} {key_index}"
         );
     }
     out

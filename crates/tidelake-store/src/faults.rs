@@ -10,6 +10,10 @@
 //! - reads: `get`, `get_range`, `head`, `exists`, `list`, `list_dir`;
 //! - writes: `put`, `put_if_absent`, `create_dir`, `delete`, `delete_dir`.
 //!
+//! An operation can also be held before it runs until the test releases it
+//! ([`WarehouseStore::hold_operation`](crate::WarehouseStore::hold_operation)),
+//! for deterministic interleavings.
+//!
 //! Reads and writes fail *before* touching the backend, except the two
 //! ambiguous-create faults: `put_if_absent` creates the object and then
 //! either reports [`StoreError::Injected`] with `written: true`, as a commit
@@ -19,8 +23,10 @@
 //! object does. Reads through
 //! [`object_store()`](crate::WarehouseStore::object_store) bypass the faults.
 
-use std::collections::BTreeSet;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
 
 use crate::error::{Result, StoreError};
 
@@ -136,6 +142,8 @@ struct InjectorState {
     rng: SplitMix64,
     /// Set by an ambiguous create under `outage_after_ambiguous_create`.
     outage: bool,
+    /// Operations to hold before they run, until notified.
+    held: BTreeMap<u64, Arc<Notify>>,
 }
 
 impl FaultInjector {
@@ -148,12 +156,19 @@ impl FaultInjector {
                 injected: 0,
                 rng,
                 outage: false,
+                held: BTreeMap::new(),
             }),
         }
     }
 
-    /// Counts an operation and decides whether it fails before running.
-    pub(crate) fn before(&self, op: &'static str, kind: OpKind, path: &str) -> Result<()> {
+    /// Counts an operation and decides whether it fails before running;
+    /// `Some(release)` when it is to wait for that first.
+    pub(crate) fn before(
+        &self,
+        op: &'static str,
+        kind: OpKind,
+        path: &str,
+    ) -> Result<Option<Arc<Notify>>> {
         let mut state = self.lock();
         state.operations += 1;
         // One draw per operation whatever the plan, so adding a rate does not
@@ -172,7 +187,13 @@ impl FaultInjector {
                 written: false,
             });
         }
-        Ok(())
+        let n = state.operations;
+        Ok(state.held.remove(&n))
+    }
+
+    /// Holds operation `n` before it runs until `release` is notified.
+    pub(crate) fn hold(&self, n: u64, release: Arc<Notify>) {
+        self.lock().held.insert(n, release);
     }
 
     /// Decides what a `put_if_absent` that created its object reports. One

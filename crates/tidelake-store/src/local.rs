@@ -5,8 +5,11 @@
 //! starts with `snapshot-`, so a staged `snapshot-7#1` would break them while
 //! our commit is in flight. We stage in `.name.<uuid>.tmp` instead, the
 //! hidden form Paimon's own writers use and every Paimon reader skips.
+//!
+//! Small reads are served on the calling thread (see [`read_inline`]).
 
 use std::io::Write;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -99,6 +102,82 @@ fn write_and_publish(
     }
 }
 
+/// Reads of up to this many bytes on local disk are done on the calling
+/// thread. From the page cache they take microseconds, less than handing
+/// them to tokio's blocking pool and waking the task afterwards, which
+/// object_store's local backend does for every read: a key lookup reads a
+/// few small pages and paid that hop for each.
+pub(crate) const INLINE_READ_LIMIT: u64 = 1 << 20;
+
+/// What a read on the calling thread found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Inline<T> {
+    Found(T),
+    /// No file at that name.
+    Absent,
+    /// Anything else (a folder, a larger file, an I/O error): the caller
+    /// takes the general path, which words the error as for any backend.
+    Defer,
+}
+
+/// Whether a regular file exists at `root/rel`.
+pub(crate) fn exists_inline(root: &Path, rel: &str) -> Inline<bool> {
+    match std::fs::metadata(root.join(rel)) {
+        Ok(meta) if meta.is_file() => Inline::Found(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Inline::Absent,
+        _ => Inline::Defer,
+    }
+}
+
+/// `root/rel` whole, if it is a regular file of at most
+/// [`INLINE_READ_LIMIT`] bytes.
+pub(crate) fn read_inline(root: &Path, rel: &str) -> Inline<Bytes> {
+    use std::io::Read;
+    let mut file = match std::fs::File::open(root.join(rel)) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Inline::Absent,
+        Err(_) => return Inline::Defer,
+    };
+    let size = match file.metadata() {
+        Ok(meta) if meta.is_file() && meta.len() <= INLINE_READ_LIMIT => meta.len(),
+        _ => return Inline::Defer,
+    };
+    let mut data = Vec::with_capacity(size as usize);
+    match file.read_to_end(&mut data) {
+        Ok(_) => Inline::Found(Bytes::from(data)),
+        Err(_) => Inline::Defer,
+    }
+}
+
+/// Bytes `range` of `root/rel`, if the range is at most
+/// [`INLINE_READ_LIMIT`] bytes and lies within a regular file.
+#[cfg(unix)]
+pub(crate) fn read_range_inline(root: &Path, rel: &str, range: &Range<u64>) -> Inline<Bytes> {
+    use std::os::unix::fs::FileExt;
+    let Some(len) = range.end.checked_sub(range.start) else {
+        return Inline::Defer;
+    };
+    if len > INLINE_READ_LIMIT {
+        return Inline::Defer;
+    }
+    let file = match std::fs::File::open(root.join(rel)) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Inline::Absent,
+        Err(_) => return Inline::Defer,
+    };
+    let mut data = vec![0; len as usize];
+    // A folder fails here (EISDIR), a short file with UnexpectedEof.
+    match file.read_exact_at(&mut data, range.start) {
+        Ok(()) => Inline::Found(Bytes::from(data)),
+        Err(_) => Inline::Defer,
+    }
+}
+
+#[cfg(not(unix))]
+pub(crate) fn read_range_inline(_: &Path, _: &str, _: &Range<u64>) -> Inline<Bytes> {
+    Inline::Defer
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +247,30 @@ mod tests {
         assert_eq!(names_in(&folder), ["LATEST", "snapshot-1"]);
         assert_eq!(std::fs::read(folder.join("snapshot-1")).unwrap(), b"a");
         assert_eq!(std::fs::read(folder.join("LATEST")).unwrap(), b"2");
+    }
+
+    #[test]
+    fn inline_reads_answer_files_and_defer_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("t/folder")).unwrap();
+        std::fs::write(root.join("t/f"), b"hello").unwrap();
+        assert_eq!(exists_inline(root, "t/f"), Inline::Found(true));
+        assert_eq!(exists_inline(root, "t/none"), Inline::Absent);
+        assert_eq!(exists_inline(root, "t/folder"), Inline::Defer);
+        assert_eq!(
+            read_inline(root, "t/f"),
+            Inline::Found(Bytes::from_static(b"hello"))
+        );
+        assert_eq!(read_inline(root, "t/none"), Inline::Absent);
+        assert_eq!(read_inline(root, "t/folder"), Inline::Defer);
+        let part = read_range_inline(root, "t/f", &(1..4));
+        assert_eq!(part, Inline::Found(Bytes::from_static(b"ell")));
+        assert_eq!(read_range_inline(root, "t/f", &(3..9)), Inline::Defer);
+        assert_eq!(read_range_inline(root, "t/none", &(0..1)), Inline::Absent);
+        assert_eq!(read_range_inline(root, "t/folder", &(0..1)), Inline::Defer);
+        let big = INLINE_READ_LIMIT + 1;
+        assert_eq!(read_range_inline(root, "t/f", &(0..big)), Inline::Defer);
     }
 
     #[tokio::test]

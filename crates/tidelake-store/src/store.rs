@@ -18,7 +18,9 @@ use tokio::sync::OnceCell;
 
 use crate::error::{Result, StoreError};
 use crate::faults::{AfterCreate, FaultInjector, FaultPlan, FaultStats, OpKind};
-use crate::local::{write_atomically, LocalWrite};
+use crate::local::{
+    exists_inline, read_inline, read_range_inline, write_atomically, Inline, LocalWrite,
+};
 use crate::path::{is_hidden, join, normalize_prefix, relative, validate_object_path, DIR_MARKER};
 use crate::uri::{self, Location};
 
@@ -204,6 +206,22 @@ impl WarehouseStore {
         }
     }
 
+    /// On a store made by [`with_faults`](Self::with_faults), holds its
+    /// `n`th operation (counted from 1 as they start, as the faults are)
+    /// before it runs, until `release` is notified (`notify_one`, before or
+    /// after the operation arrives): a test can act between two operations
+    /// of the code under test, whichever thread runs them. `false` on a
+    /// store without faults, which holds nothing.
+    pub fn hold_operation(&self, n: u64, release: Arc<tokio::sync::Notify>) -> bool {
+        match &self.faults {
+            Some(faults) => {
+                faults.hold(n, release);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Operation and fault counters when this store injects faults.
     pub fn fault_stats(&self) -> Option<FaultStats> {
         self.faults.as_ref().map(|f| f.stats())
@@ -265,8 +283,15 @@ impl WarehouseStore {
     /// The whole object; [`StoreError::NotFound`] when absent.
     pub async fn get(&self, rel: &str) -> Result<Bytes> {
         const OP: &str = "get";
-        self.check(OP, OpKind::Read, rel)?;
+        self.check(OP, OpKind::Read, rel).await?;
         validate_object_path(rel)?;
+        if let BackendKind::Local(root) = &self.backend.kind {
+            match read_inline(root, rel) {
+                Inline::Found(bytes) => return Ok(bytes),
+                Inline::Absent => return Err(not_found(rel)),
+                Inline::Defer => {}
+            }
+        }
         let location = self.full_path(rel);
         let result = self
             .backend
@@ -284,7 +309,7 @@ impl WarehouseStore {
     /// (`start <= end <= size`), else [`StoreError::InvalidRange`].
     pub async fn get_range(&self, rel: &str, range: Range<u64>) -> Result<Bytes> {
         const OP: &str = "get_range";
-        self.check(OP, OpKind::Read, rel)?;
+        self.check(OP, OpKind::Read, rel).await?;
         validate_object_path(rel)?;
         if range.start >= range.end {
             // Backends disagree on empty ranges; answer from the size alone.
@@ -293,6 +318,13 @@ impl WarehouseStore {
                 return Err(invalid_range(OP, rel, &range, size));
             }
             return Ok(Bytes::new());
+        }
+        if let BackendKind::Local(root) = &self.backend.kind {
+            match read_range_inline(root, rel, &range) {
+                Inline::Found(bytes) => return Ok(bytes),
+                Inline::Absent => return Err(not_found(rel)),
+                Inline::Defer => {}
+            }
         }
         let location = self.full_path(rel);
         let wanted = range.end - range.start;
@@ -325,7 +357,7 @@ impl WarehouseStore {
     /// Size and modification time of the object; [`StoreError::NotFound`] when absent.
     pub async fn head(&self, rel: &str) -> Result<ObjectEntry> {
         const OP: &str = "head";
-        self.check(OP, OpKind::Read, rel)?;
+        self.check(OP, OpKind::Read, rel).await?;
         validate_object_path(rel)?;
         self.head_unchecked(OP, rel).await
     }
@@ -333,8 +365,15 @@ impl WarehouseStore {
     /// Whether an object exists at `rel` (a folder is not an object).
     pub async fn exists(&self, rel: &str) -> Result<bool> {
         const OP: &str = "exists";
-        self.check(OP, OpKind::Read, rel)?;
+        self.check(OP, OpKind::Read, rel).await?;
         validate_object_path(rel)?;
+        if let BackendKind::Local(root) = &self.backend.kind {
+            match exists_inline(root, rel) {
+                Inline::Found(found) => return Ok(found),
+                Inline::Absent => return Ok(false),
+                Inline::Defer => {}
+            }
+        }
         match self.head_unchecked(OP, rel).await {
             Ok(_) => Ok(true),
             Err(StoreError::NotFound { .. }) => Ok(false),
@@ -345,7 +384,7 @@ impl WarehouseStore {
     /// Writes the object, replacing any previous one atomically.
     pub async fn put(&self, rel: &str, data: Bytes) -> Result<()> {
         const OP: &str = "put";
-        self.check(OP, OpKind::Write, rel)?;
+        self.check(OP, OpKind::Write, rel).await?;
         validate_object_path(rel)?;
         self.put_unchecked(OP, rel, data).await
     }
@@ -362,7 +401,7 @@ impl WarehouseStore {
     /// this very call created. Callers that must know compare the content.
     pub async fn put_if_absent(&self, rel: &str, data: Bytes) -> Result<PutOutcome> {
         const OP: &str = "put_if_absent";
-        self.check(OP, OpKind::Write, rel)?;
+        self.check(OP, OpKind::Write, rel).await?;
         validate_object_path(rel)?;
         let mode = self
             .backend
@@ -483,7 +522,7 @@ impl WarehouseStore {
     /// Every object under the directory `prefix` (recursively), sorted by path.
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectEntry>> {
         const OP: &str = "list";
-        self.check(OP, OpKind::Read, prefix)?;
+        self.check(OP, OpKind::Read, prefix).await?;
         let prefix = normalize_prefix(prefix)?;
         let metas = self.list_raw(OP, prefix).await?;
         let mut entries: Vec<ObjectEntry> = metas
@@ -511,7 +550,7 @@ impl WarehouseStore {
     /// trailing '/') and the objects, each sorted by path.
     pub async fn list_dir(&self, prefix: &str) -> Result<(Vec<String>, Vec<ObjectEntry>)> {
         const OP: &str = "list_dir";
-        self.check(OP, OpKind::Read, prefix)?;
+        self.check(OP, OpKind::Read, prefix).await?;
         let prefix = normalize_prefix(prefix)?;
         let location = self.full_path(prefix);
         let listing = self
@@ -543,7 +582,7 @@ impl WarehouseStore {
     /// Creating an existing folder is fine.
     pub async fn create_dir(&self, rel: &str) -> Result<()> {
         const OP: &str = "create_dir";
-        self.check(OP, OpKind::Write, rel)?;
+        self.check(OP, OpKind::Write, rel).await?;
         let rel = normalize_prefix(rel)?;
         if rel.is_empty() {
             return Ok(()); // the root always exists
@@ -562,7 +601,7 @@ impl WarehouseStore {
     /// Deletes the object; deleting a missing object succeeds.
     pub async fn delete(&self, rel: &str) -> Result<()> {
         const OP: &str = "delete";
-        self.check(OP, OpKind::Write, rel)?;
+        self.check(OP, OpKind::Write, rel).await?;
         validate_object_path(rel)?;
         match self.backend.store.delete(&self.full_path(rel)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
@@ -574,7 +613,7 @@ impl WarehouseStore {
     /// folder itself. A missing folder is fine; the root (`""`) is refused.
     pub async fn delete_dir(&self, prefix: &str) -> Result<()> {
         const OP: &str = "delete_dir";
-        self.check(OP, OpKind::Write, prefix)?;
+        self.check(OP, OpKind::Write, prefix).await?;
         let prefix = normalize_prefix(prefix)?;
         if prefix.is_empty() {
             return Err(StoreError::invalid_path(
@@ -604,6 +643,16 @@ impl WarehouseStore {
         }
     }
 
+    /// Whether a read request costs no round trip here (local disk,
+    /// memory), so that readers need not merge nearby byte ranges into one
+    /// larger request.
+    pub fn reads_cheaply(&self) -> bool {
+        matches!(
+            self.backend.kind,
+            BackendKind::Local(_) | BackendKind::Memory
+        )
+    }
+
     /// Whether [`rename_dir`](Self::rename_dir) works here: local disk only.
     pub fn renames_folders(&self) -> bool {
         matches!(self.backend.kind, BackendKind::Local(_))
@@ -614,7 +663,7 @@ impl WarehouseStore {
     /// folders to move: there it fails without touching anything.
     pub async fn rename_dir(&self, from: &str, to: &str) -> Result<()> {
         const OP: &str = "rename_dir";
-        self.check(OP, OpKind::Write, from)?;
+        self.check(OP, OpKind::Write, from).await?;
         let from = normalize_prefix(from)?;
         let to = normalize_prefix(to)?;
         if from.is_empty() || to.is_empty() {
@@ -642,11 +691,14 @@ impl WarehouseStore {
             .map_err(|e| StoreError::local_io(OP, from, e))
     }
 
-    fn check(&self, op: &'static str, kind: OpKind, path: &str) -> Result<()> {
-        match &self.faults {
-            Some(faults) => faults.before(op, kind, path),
-            None => Ok(()),
+    async fn check(&self, op: &'static str, kind: OpKind, path: &str) -> Result<()> {
+        let Some(faults) = &self.faults else {
+            return Ok(());
+        };
+        if let Some(release) = faults.before(op, kind, path)? {
+            release.notified().await;
         }
+        Ok(())
     }
 
     async fn head_unchecked(&self, op: &'static str, rel: &str) -> Result<ObjectEntry> {
@@ -727,6 +779,12 @@ impl WarehouseStore {
             size: meta.size,
             last_modified: meta.last_modified,
         })
+    }
+}
+
+fn not_found(rel: &str) -> StoreError {
+    StoreError::NotFound {
+        path: rel.to_string(),
     }
 }
 

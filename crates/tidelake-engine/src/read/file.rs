@@ -534,6 +534,36 @@ const FOOTER_PREFETCH: usize = 64 * 1024;
 /// object store) that dwarfs the bytes of a small level-0 file.
 const WHOLE_FILE_LIMIT: u64 = 2 * 1024 * 1024;
 
+/// Gaps between byte ranges up to this size are read rather than paid for
+/// with another request, on object stores.
+const COALESCE_GAP: u64 = 256 * 1024;
+
+/// `ranges` (by index) grouped into clusters to read in one request each:
+/// in order of start, a range joins the cluster before it when the gap
+/// between them is at most `gap` and the cluster then spans at most `span`
+/// bytes. Empty and overlapping ranges are fine.
+fn nearby_ranges(ranges: &[std::ops::Range<u64>], gap: u64, span: u64) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..ranges.len()).collect();
+    order.sort_by_key(|&i| (ranges[i].start, ranges[i].end));
+    let mut clusters: Vec<(u64, u64, Vec<usize>)> = Vec::new();
+    for i in order {
+        let r = &ranges[i];
+        match clusters.last_mut() {
+            Some((start, end, members))
+                if r.start <= end.saturating_add(gap) && r.end.max(*end) - *start <= span =>
+            {
+                *end = (*end).max(r.end);
+                members.push(i);
+            }
+            _ => clusters.push((r.start, r.end, vec![i])),
+        }
+    }
+    clusters
+        .into_iter()
+        .map(|(_, _, members)| members)
+        .collect()
+}
+
 impl StoreFileReader {
     fn new(store: WarehouseStore, path: String, size: u64) -> StoreFileReader {
         StoreFileReader {
@@ -572,35 +602,35 @@ impl AsyncFileReader for StoreFileReader {
         .boxed()
     }
 
-    /// Ranges close together (the column chunks of one row group) are read
-    /// in one request: each request costs a round trip.
+    /// Ranges close together (the pages or column chunks of one row group)
+    /// are read in one request where each request costs a round trip (an
+    /// object store); on local disk each range is read alone, since
+    /// spanning the gaps would copy bytes nobody asked for.
     fn get_byte_ranges(
         &mut self,
         ranges: Vec<std::ops::Range<u64>>,
     ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
         async move {
-            let start = ranges.iter().map(|r| r.start).min().unwrap_or(0);
-            let end = ranges.iter().map(|r| r.end).max().unwrap_or(0);
-            if self.whole.is_none() && ranges.len() > 1 && end - start <= WHOLE_FILE_LIMIT {
-                let span = self.get_bytes(start..end).await?;
-                return ranges
-                    .iter()
-                    .map(|r| {
-                        let (from, to) = ((r.start - start) as usize, (r.end - start) as usize);
-                        if from <= to && to <= span.len() {
-                            Ok(span.slice(from..to))
-                        } else {
-                            Err(ParquetError::General(format!(
-                                "'{}': bytes {}..{} asked for, outside the span read",
-                                self.path, r.start, r.end
-                            )))
-                        }
-                    })
-                    .collect();
+            if self.whole.is_some() || self.store.reads_cheaply() || ranges.len() < 2 {
+                let mut out = Vec::with_capacity(ranges.len());
+                for range in ranges {
+                    out.push(self.get_bytes(range).await?);
+                }
+                return Ok(out);
             }
-            let mut out = Vec::with_capacity(ranges.len());
-            for range in ranges {
-                out.push(self.get_bytes(range).await?);
+            let mut out = vec![Bytes::new(); ranges.len()];
+            for cluster in nearby_ranges(&ranges, COALESCE_GAP, WHOLE_FILE_LIMIT) {
+                let start = ranges[cluster[0]].start;
+                let end = cluster
+                    .iter()
+                    .map(|&i| ranges[i].end)
+                    .max()
+                    .unwrap_or(start);
+                let span = self.get_bytes(start..end).await?;
+                for i in cluster {
+                    let r = &ranges[i];
+                    out[i] = span.slice((r.start - start) as usize..(r.end - start) as usize);
+                }
             }
             Ok(out)
         }
@@ -685,5 +715,29 @@ impl Table {
         snapshot: Option<&tidelake_format::snapshot::Snapshot>,
     ) -> Result<Vec<tidelake_format::manifest::IndexManifestEntry>> {
         crate::index::index_entries(self, snapshot).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nearby_ranges;
+
+    #[test]
+    fn nearby_ranges_share_a_request_within_gap_and_span() {
+        let ranges = vec![100..200, 0..10, 15..20, 1_000..1_100, 205..300];
+        // Gap 10: 0..10 and 15..20 join; 100..200 and 205..300 join.
+        assert_eq!(
+            nearby_ranges(&ranges, 10, 1 << 20),
+            vec![vec![1, 2], vec![0, 4], vec![3]]
+        );
+        // A span limit of 150 splits 100..200 from 205..300.
+        assert_eq!(
+            nearby_ranges(&ranges, 10, 150),
+            vec![vec![1, 2], vec![0], vec![4], vec![3]]
+        );
+        // Overlapping and nested ranges fall in one cluster.
+        let nested = vec![0..100, 10..20, 50..150];
+        assert_eq!(nearby_ranges(&nested, 0, 1 << 20), vec![vec![0, 1, 2]]);
+        assert!(nearby_ranges(&[], 10, 10).is_empty());
     }
 }

@@ -3,6 +3,7 @@
 //! expired snapshots, and rebuilding a table from its change history.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use arrow_array::{Array, Int32Array, Int64Array, Int8Array, RecordBatch, StringArray};
 use futures::TryStreamExt;
@@ -12,6 +13,7 @@ use tidelake_engine::{
 };
 use tidelake_store::{FaultPlan, WarehouseStore};
 use tidelake_testkit::table::{column, on_disk_table, read_latest, tagged_batch, tagged_spec};
+use tokio::sync::Notify;
 
 type Key = (i32, i64);
 /// (row kind byte, p, id, name)
@@ -679,89 +681,71 @@ async fn overwrites_are_skipped_unless_streaming_read_overwrite() {
     assert_eq!(model_rows(&model), table_rows(&table).await);
 }
 
-/// Occupies the runtime's only blocking thread until `release` is sent:
-/// local-disk store operations queue behind it.
-fn gate() -> std::sync::mpsc::Sender<()> {
-    let (release, wait) = std::sync::mpsc::channel::<()>();
-    tokio::task::spawn_blocking(move || {
-        let _ = wait.recv();
-    });
-    release
-}
-
 /// A snapshot committed between the reader's miss of `snapshot-N` and its
-/// next look at the table is "not yet", never "expired". Deterministic: on
-/// a runtime with one blocking thread, which local-disk store operations
-/// run on, gates let the reader's miss run and hold its next operation
-/// back while the commit lands (the snapshot file appears; the LATEST hint
-/// lags, as after a real commit). A store counting operations (a fault
-/// plan injecting nothing) says where the reader is.
-#[test]
-fn a_snapshot_committed_during_the_lookup_is_not_expired() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .max_blocking_threads(1)
-        .enable_all()
-        .build()
+/// next look at the table is "not yet", never "expired". Deterministic: the
+/// store (counting operations, injecting nothing) holds the reader's miss
+/// and then its next operation while the commit lands (the snapshot file
+/// appears; the LATEST hint lags, as after a real commit).
+#[tokio::test]
+async fn a_snapshot_committed_during_the_lookup_is_not_expired() {
+    let (table, dir) = setup(true, MANUAL).await;
+    commit(&table, &[(0, 1)], "a", RowKind::Insert).await;
+    let s2 = commit(&table, &[(0, 2)], "b", RowKind::Insert).await;
+    // Take snapshot-2 back out (its files stay) as if its commit were
+    // in flight, the LATEST hint back to 1.
+    let root = dir.path().join(&table.paths().root);
+    let snapshot_file = root.join(format!("snapshot/snapshot-{s2}"));
+    let staged = dir.path().join("staged-snapshot");
+    std::fs::rename(&snapshot_file, &staged).unwrap();
+    std::fs::write(root.join("snapshot/LATEST"), (s2 - 1).to_string()).unwrap();
+
+    let counting = WarehouseStore::with_faults(
+        WarehouseStore::open(dir.path().to_str().unwrap())
+            .await
+            .unwrap(),
+        FaultPlan::new(1),
+    );
+    let watched = Catalog::from_store(counting.clone())
+        .load_table(&Identifier::new("default", "t"))
+        .await
         .unwrap();
-    runtime.block_on(async {
-        let (table, dir) = setup(true, MANUAL).await;
-        commit(&table, &[(0, 1)], "a", RowKind::Insert).await;
-        let s2 = commit(&table, &[(0, 2)], "b", RowKind::Insert).await;
-        // Take snapshot-2 back out (its files stay) as if its commit were
-        // in flight, the LATEST hint back to 1.
-        let root = dir.path().join(&table.paths().root);
-        let snapshot_file = root.join(format!("snapshot/snapshot-{s2}"));
-        let staged = dir.path().join("staged-snapshot");
-        std::fs::rename(&snapshot_file, &staged).unwrap();
-        std::fs::write(root.join("snapshot/LATEST"), (s2 - 1).to_string()).unwrap();
+    let mut reader = ChangeReader::open(watched, options(StartMode::Latest))
+        .await
+        .unwrap();
+    assert_eq!(reader.position(), s2);
 
-        let counting = WarehouseStore::with_faults(
-            WarehouseStore::open(dir.path().to_str().unwrap())
-                .await
-                .unwrap(),
-            FaultPlan::new(1),
-        );
-        let watched = Catalog::from_store(counting.clone())
-            .load_table(&Identifier::new("default", "t"))
-            .await
-            .unwrap();
-        let mut reader = ChangeReader::open(watched, options(StartMode::Latest))
-            .await
-            .unwrap();
-        assert_eq!(reader.position(), s2);
-
-        let operations = || counting.fault_stats().unwrap().operations;
-        let miss = operations() + 1; // the read of snapshot-2
-        let first = {
-            let first_gate = gate();
-            let mut next = std::pin::pin!(reader.next_changes());
+    let operations = || counting.fault_stats().unwrap().operations;
+    let miss = operations() + 1; // the read of snapshot-2
+    let (first_gate, second_gate) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    assert!(counting.hold_operation(miss, first_gate.clone()));
+    assert!(counting.hold_operation(miss + 1, second_gate.clone()));
+    let first = {
+        let mut next = std::pin::pin!(reader.next_changes());
+        assert!(futures::poll!(next.as_mut()).is_pending());
+        assert_eq!(operations(), miss, "the reader starts with snapshot-2");
+        first_gate.notify_one();
+        // The miss runs; the reader's next operation waits at its gate.
+        while operations() == miss {
             assert!(futures::poll!(next.as_mut()).is_pending());
-            assert_eq!(operations(), miss, "the reader starts with snapshot-2");
-            let second_gate = gate();
-            first_gate.send(()).unwrap();
-            // The miss runs; the reader's next operation waits behind the gate.
-            while operations() == miss {
-                assert!(futures::poll!(next.as_mut()).is_pending());
-                tokio::task::yield_now().await;
-            }
-            std::fs::rename(&staged, &snapshot_file).unwrap();
-            second_gate.send(()).unwrap();
-            next.await
-        };
-        assert_eq!(counting.fault_stats().unwrap().injected, 0);
-        let first = match first {
-            Ok(changes) => changes.map(|c| c.snapshot_id),
-            Err(e) => panic!("snapshot {s2} was being committed, not expired: {e}"),
-        };
-        assert_eq!(first, None, "not committed when the reader looked");
-        let steps = drain(&mut reader).await;
-        assert_eq!(steps.len(), 1);
-        assert_eq!(
-            (steps[0].0, steps[0].2.clone()),
-            (s2, inserts(&[(0, 2)], "b"))
-        );
-        assert_eq!(reader.position(), s2 + 1);
-    });
+            tokio::task::yield_now().await;
+        }
+        std::fs::rename(&staged, &snapshot_file).unwrap();
+        second_gate.notify_one();
+        next.await
+    };
+    assert_eq!(counting.fault_stats().unwrap().injected, 0);
+    let first = match first {
+        Ok(changes) => changes.map(|c| c.snapshot_id),
+        Err(e) => panic!("snapshot {s2} was being committed, not expired: {e}"),
+    };
+    assert_eq!(first, None, "not committed when the reader looked");
+    let steps = drain(&mut reader).await;
+    assert_eq!(steps.len(), 1);
+    assert_eq!(
+        (steps[0].0, steps[0].2.clone()),
+        (s2, inserts(&[(0, 2)], "b"))
+    );
+    assert_eq!(reader.position(), s2 + 1);
 }
 
 /// Applies a complete changelog strictly: `+I` only for absent keys, `-U`

@@ -521,6 +521,26 @@ async fn faults_wrap_any_backend(t: &Backend) {
     assert!(t.store.fault_stats().is_none());
 }
 
+async fn held_operations_wait_for_their_release(t: &Backend) {
+    let faulty = WarehouseStore::with_faults(t.store.clone(), FaultPlan::new(4));
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    assert!(faulty.hold_operation(2, release.clone()));
+    assert!(!t.store.hold_operation(1, release.clone()));
+    faulty.put("h/a", b("1")).await.unwrap(); // operation 1
+    let reader = faulty.clone();
+    let held = tokio::spawn(async move { reader.get("h/a").await }); // operation 2
+    while faulty.fault_stats().unwrap().operations < 2 {
+        tokio::task::yield_now().await;
+    }
+    // Held before it reads: what is written meanwhile is what it sees.
+    t.store.put("h/a", b("2")).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert!(!held.is_finished());
+    release.notify_one();
+    assert_eq!(held.await.unwrap().unwrap(), b("2"));
+    assert_eq!(faulty.fault_stats().unwrap().injected, 0);
+}
+
 async fn exists_fault_reports_our_own_create(t: &Backend) {
     let plan = FaultPlan::new(3).report_exists_after_create(1.0);
     let faulty = WarehouseStore::with_faults(t.store.clone(), plan);
@@ -648,6 +668,7 @@ conformance!(
     names_keep_their_characters,
     reopen_by_uri_sees_the_same_data,
     faults_wrap_any_backend,
+    held_operations_wait_for_their_release,
     exists_fault_reports_our_own_create,
     create_if_absent_resolves_ambiguous_outcomes,
 );

@@ -206,6 +206,14 @@ fn a_prepared_point_query_takes_the_fast_path_and_sees_other_processes_commits()
     assert!(moved("tidelake_engine_cache_hits_total{cache=\"manifest\"}") > 0.0);
     assert!(moved("tidelake_engine_cache_misses_total{cache=\"manifest\"}") > 0.0);
     assert!(moved("tidelake_engine_cache_hits_total{cache=\"footer\"}") > 0.0);
+    // Repeated lookups of one key reuse the snapshot and the key indexes.
+    assert!(
+        moved("tidelake_engine_snapshot_reuses_total") > 0.0,
+        "{after:#?}"
+    );
+    assert!(moved("tidelake_engine_cache_hits_total{cache=\"key_index\"}") > 0.0);
+    assert!(moved("tidelake_engine_cache_misses_total{cache=\"key_index\"}") > 0.0);
+    get(&after, "tidelake_engine_lookup_files_skipped_total");
     get(
         &after,
         "tidelake_engine_cache_misses_total{cache=\"footer\"}",
