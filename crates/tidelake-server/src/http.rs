@@ -22,9 +22,14 @@
 //!   [`crate::telemetry`]). These three need no password.
 //!
 //! With a users file, `/v1/statements` needs HTTP Basic authentication
-//! (`Authorization: Basic base64(user:password)`) of a user of that file:
-//! 401 with `WWW-Authenticate` otherwise; each statement is checked
-//! against the user's role (403 with SQLSTATE 42501).
+//! (`Authorization: Basic base64(user:password)`) of a user of that file,
+//! or `Authorization: Bearer <token>` with a token of `POST /v1/login`
+//! (Basic in, `{"token", "token_type", "expires_in", "user", "role"}`
+//! out; the same tokens as Flight SQL's, so a token of one server works at
+//! every server sharing the token secret): 401 with `WWW-Authenticate`
+//! otherwise; each statement is checked against the user's role (403 with
+//! SQLSTATE 42501). A token spares each request the password check, which
+//! costs thousands of HMACs on purpose.
 //! - `GET /` and `/console/...`: the web console (see [`crate::console`]).
 
 use std::fmt::Write;
@@ -36,13 +41,11 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use axum::Router;
+use axum::{Extension, Router};
 use tidelake_sql::{Session, SqlError};
 use tokio::net::TcpListener;
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine;
-
+use crate::flight::auth::Auth;
 use crate::pg::connection::{command_tag, Connection, Outcome};
 use crate::users::Principal;
 use crate::values::json_value;
@@ -51,9 +54,11 @@ use crate::{console, ServerError, Shared, StatementError};
 pub(crate) async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
+    auth: Auth,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> Result<(), ServerError> {
     let app = Router::new()
+        .route("/v1/login", post(login))
         .route("/v1/statements", post(statements))
         .route("/v1/statements/{id}", delete(cancel))
         .route("/v1/status", get(status))
@@ -61,6 +66,7 @@ pub(crate) async fn serve(
         .route("/readyz", get(readyz))
         .merge(console::routes())
         .route("/metrics", get(metrics))
+        .layer(Extension(auth))
         .with_state(shared);
     match tls {
         Some(acceptor) => {
@@ -98,51 +104,89 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 /// The header the web console sends with its requests.
 const CONSOLE_HEADER: &str = "x-tidelake-console";
 
-/// The request's user: trusted without a users file, else from Basic auth.
-fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Principal, Box<Response>> {
-    let Some(users) = &shared.users else {
+/// A 401 answer (counted), with a `WWW-Authenticate` challenge unless the
+/// web console asked (it asks for the password itself: no browser prompt).
+fn unauthorized(headers: &HeaderMap, message: String) -> Response {
+    crate::telemetry::refused("http", "auth");
+    let body = serde_json::json!({
+        "error": {"code": "28P01", "message": message},
+        "status": "error",
+    });
+    let mut response = (
+        StatusCode::UNAUTHORIZED,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response();
+    if !headers.contains_key(CONSOLE_HEADER) {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"tidelake\", charset=\"UTF-8\""),
+        );
+    }
+    response
+}
+
+/// The request's `Authorization` header, if readable.
+fn authorization(headers: &HeaderMap) -> Result<Option<&str>, Box<Response>> {
+    match headers.get(header::AUTHORIZATION) {
+        None => Ok(None),
+        Some(v) => v.to_str().map(Some).map_err(|_| {
+            Box::new(unauthorized(
+                headers,
+                "malformed authorization header: not ASCII".into(),
+            ))
+        }),
+    }
+}
+
+/// The request's user: trusted without a users file, else from HTTP Basic
+/// (checked off the async threads) or a bearer token of `POST /v1/login`
+/// (or of Flight SQL's Handshake).
+async fn authenticate(
+    shared: &Shared,
+    auth: &Auth,
+    headers: &HeaderMap,
+) -> Result<Principal, Box<Response>> {
+    if shared.users.is_none() {
         return Ok(Principal::trusted("tidelake"));
+    }
+    match auth.caller(authorization(headers)?).await {
+        Ok(Some(principal)) => Ok(principal),
+        Ok(None) => Err(Box::new(unauthorized(
+            headers,
+            "authentication required: HTTP Basic with a user of the users file, or a bearer token from POST /v1/login".into(),
+        ))),
+        Err(e) => Err(Box::new(unauthorized(headers, e.0))),
+    }
+}
+
+/// `POST /v1/login`: HTTP Basic credentials (or a valid token) in, a bearer
+/// token out, accepted by HTTP and Flight SQL on every server sharing the
+/// token secret, until it expires or the user's password or rights change.
+async fn login(
+    State(shared): State<Arc<Shared>>,
+    Extension(auth): Extension<Auth>,
+    headers: HeaderMap,
+) -> Response {
+    shared.stats.http_request();
+    let header = match authorization(&headers) {
+        Ok(h) => h,
+        Err(response) => return *response,
     };
-    let unauthorized = |message: String| {
-        crate::telemetry::refused("http", "auth");
-        let body = serde_json::json!({
-            "error": {"code": "28P01", "message": message},
-            "status": "error",
-        });
-        let mut response = (
-            StatusCode::UNAUTHORIZED,
-            [(header::CONTENT_TYPE, "application/json")],
-            body.to_string(),
-        )
-            .into_response();
-        // The web console asks for the password itself: no browser prompt.
-        if !headers.contains_key(CONSOLE_HEADER) {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"tidelake\", charset=\"UTF-8\""),
-            );
+    match auth.login(header).await {
+        Ok((principal, token)) => {
+            let body = serde_json::json!({
+                "token": token,
+                "token_type": "Bearer",
+                "expires_in": auth.token_lifetime().as_secs(),
+                "user": principal.name,
+                "role": principal.role.name(),
+            });
+            json(StatusCode::OK, body.to_string())
         }
-        Box::new(response)
-    };
-    let credentials = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Basic ")
-                .or_else(|| v.strip_prefix("basic "))
-        })
-        .and_then(|b| BASE64.decode(b.trim()).ok())
-        .and_then(|b| String::from_utf8(b).ok());
-    let Some(credentials) = credentials else {
-        return Err(unauthorized(
-            "authentication required: HTTP Basic with a user of the users file".into(),
-        ));
-    };
-    let (user, password) = credentials.split_once(':').unwrap_or((&credentials, ""));
-    users.verify_password(user, password).map_err(|e| {
-        tracing::warn!(user, "HTTP authentication failed: {e}");
-        unauthorized(e.to_string())
-    })
+        Err(e) => unauthorized(&headers, e.0),
+    }
 }
 
 fn json(status: StatusCode, body: String) -> Response {
@@ -216,11 +260,12 @@ fn request_of(headers: &HeaderMap, body: &[u8]) -> Result<Request, StatementErro
 
 async fn statements(
     State(shared): State<Arc<Shared>>,
+    Extension(auth): Extension<Auth>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     shared.stats.http_request();
-    let principal = match authenticate(&shared, &headers) {
+    let principal = match authenticate(&shared, &auth, &headers).await {
         Ok(p) => p,
         Err(response) => return *response,
     };
@@ -317,11 +362,12 @@ async fn run(
 /// `DELETE /v1/statements/{id}`: cancels that running statement.
 async fn cancel(
     State(shared): State<Arc<Shared>>,
+    Extension(auth): Extension<Auth>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
     shared.stats.http_request();
-    if let Err(response) = authenticate(&shared, &headers) {
+    if let Err(response) = authenticate(&shared, &auth, &headers).await {
         return *response;
     }
     let conn = {

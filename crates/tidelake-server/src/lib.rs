@@ -305,10 +305,13 @@ impl Server {
             }
             None => tokio::spawn(futures::future::pending()),
         };
+        // Flight SQL and HTTP check the same passwords and tokens.
+        let auth = flight::auth::Auth::new(self.authenticator, self.tokens);
         let http = match self.http {
             Some(listener) => tokio::spawn(http::serve(
                 listener,
                 self.shared.clone(),
+                auth.clone(),
                 self.tls.as_ref().map(|t| t.acceptor(&[b"http/1.1"])),
             )),
             None => tokio::spawn(futures::future::pending()),
@@ -317,7 +320,7 @@ impl Server {
             Some(listener) => tokio::spawn(flight::serve(
                 listener,
                 self.shared.clone(),
-                flight::auth::Auth::new(self.authenticator, self.tokens),
+                auth,
                 self.tls.as_ref().map(|t| t.acceptor(&[b"h2"])),
             )),
             None => tokio::spawn(futures::future::pending()),

@@ -335,31 +335,32 @@ fn unauthenticated(message: impl Into<String>) -> Status {
 }
 
 /// Parses `Basic base64(user:password)` or `Bearer token`.
-fn parse_header(value: &str) -> Result<Credentials, Status> {
+fn parse_header(value: &str) -> Result<Credentials, AuthError> {
+    let refused = |m: &str| AuthError(m.to_string());
     if value.len() > MAX_HEADER {
-        return Err(unauthenticated("the authorization header is too long"));
+        return Err(refused("the authorization header is too long"));
     }
     let (scheme, rest) = value.trim().split_once(' ').ok_or_else(|| {
-        unauthenticated("malformed authorization header: expected 'Basic ...' or 'Bearer ...'")
+        refused("malformed authorization header: expected 'Basic ...' or 'Bearer ...'")
     })?;
     let rest = rest.trim();
     if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
         return Ok(Credentials::Bearer(rest.to_string()));
     }
     if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(unauthenticated(format!(
+        return Err(AuthError(format!(
             "unsupported authorization scheme '{scheme}': use Basic or Bearer"
         )));
     }
     // Padded or not: Arrow's Go client (under ADBC) leaves the padding off.
     let decoded = BASIC_BASE64
         .decode(rest)
-        .map_err(|_| unauthenticated("malformed Basic credentials: not base64"))?;
+        .map_err(|_| refused("malformed Basic credentials: not base64"))?;
     let text = String::from_utf8(decoded)
-        .map_err(|_| unauthenticated("malformed Basic credentials: not UTF-8"))?;
+        .map_err(|_| refused("malformed Basic credentials: not UTF-8"))?;
     let (user, password) = text
         .split_once(':')
-        .ok_or_else(|| unauthenticated("malformed Basic credentials: expected user:password"))?;
+        .ok_or_else(|| refused("malformed Basic credentials: expected user:password"))?;
     Ok(Credentials::Basic {
         user: user.to_string(),
         password: password.to_string(),
@@ -377,7 +378,10 @@ fn header(metadata: &MetadataMap) -> Result<Option<&str>, Status> {
     }
 }
 
-/// The authenticator that checks passwords and the tokens it leads to.
+/// The authenticator that checks passwords and the tokens it leads to,
+/// for Flight SQL and HTTP alike (one token works on both, and on every
+/// process sharing the token secret).
+#[derive(Clone)]
 pub struct Auth {
     authenticator: Arc<dyn Authenticator>,
     tokens: Tokens,
@@ -391,62 +395,88 @@ impl Auth {
         }
     }
 
+    /// How long the tokens issued last.
+    pub fn token_lifetime(&self) -> Duration {
+        self.tokens.lifetime()
+    }
+
     /// Checks a password off the async threads: a SCRAM verifier costs
     /// thousands of HMACs on purpose.
-    async fn password(&self, user: String, password: String) -> Result<Grant, Status> {
+    async fn password(&self, user: String, password: String) -> Result<Grant, AuthError> {
         let authenticator = self.authenticator.clone();
         let checked = tokio::task::spawn_blocking(move || {
             let result = authenticator.verify(&user, &password);
             (user, result)
         })
         .await
-        .map_err(|e| Status::internal(format!("the password check failed: {e}")))?;
+        .map_err(|e| AuthError(format!("the password check failed: {e}")))?;
         match checked {
             (_, Ok(grant)) => Ok(grant),
             (user, Err(e)) => {
-                tracing::warn!(user, "Flight SQL authentication failed: {e}");
-                Err(unauthenticated(format!("authentication failed: {e}")))
+                tracing::warn!(user, "authentication failed: {e}");
+                Err(AuthError(format!("authentication failed: {e}")))
             }
         }
     }
 
-    fn token(&self, token: &str) -> Result<Principal, Status> {
+    fn token(&self, token: &str) -> Result<Principal, AuthError> {
         self.tokens
             .verify(token, self.authenticator.as_ref(), SystemTime::now())
-            .map_err(|e| unauthenticated(e.to_string()))
     }
 
-    /// The Handshake: Basic credentials (or a valid token) in, a new bearer
-    /// token out.
-    pub async fn handshake(&self, metadata: &MetadataMap) -> Result<(Principal, String), Status> {
-        let grant = match header(metadata)?.map(parse_header).transpose()? {
+    /// A login: Basic credentials (or a valid token) in, the principal and
+    /// a new bearer token out (`authorization`: the header's value).
+    pub async fn login(
+        &self,
+        authorization: Option<&str>,
+    ) -> Result<(Principal, String), AuthError> {
+        let grant = match authorization.map(parse_header).transpose()? {
             Some(Credentials::Basic { user, password }) => self.password(user, password).await?,
             Some(Credentials::Bearer(token)) => {
                 let principal = self.token(&token)?;
-                self.authenticator
-                    .grant(&principal.name)
-                    .map_err(|e| unauthenticated(e.to_string()))?
+                self.authenticator.grant(&principal.name)?
             }
-            None if self.authenticator.allows_anonymous() => AnyUser
-                .grant("anonymous")
-                .map_err(|e| unauthenticated(e.to_string()))?,
-            None => return Err(unauthenticated("a user and password are required")),
+            None if self.authenticator.allows_anonymous() => AnyUser.grant("anonymous")?,
+            None => return Err(AuthError("a user and password are required".into())),
         };
         let token = self.tokens.issue(&grant, SystemTime::now());
         Ok((grant.principal, token))
     }
 
-    /// The caller of any other call.
-    pub async fn principal(&self, metadata: &MetadataMap) -> Result<Principal, Status> {
-        match header(metadata)?.map(parse_header).transpose()? {
-            Some(Credentials::Bearer(token)) => self.token(&token),
+    /// The caller of a request with this `authorization` header: `None`
+    /// when it has none and anonymous callers are not served.
+    pub async fn caller(
+        &self,
+        authorization: Option<&str>,
+    ) -> Result<Option<Principal>, AuthError> {
+        match authorization.map(parse_header).transpose()? {
+            Some(Credentials::Bearer(token)) => self.token(&token).map(Some),
             Some(Credentials::Basic { user, password }) => {
-                Ok(self.password(user, password).await?.principal)
+                Ok(Some(self.password(user, password).await?.principal))
             }
-            None if self.authenticator.allows_anonymous() => Ok(Principal::trusted("anonymous")),
-            None => Err(unauthenticated(
+            None if self.authenticator.allows_anonymous() => {
+                Ok(Some(Principal::trusted("anonymous")))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The Flight Handshake: Basic credentials (or a valid token) in, a
+    /// new bearer token out.
+    pub async fn handshake(&self, metadata: &MetadataMap) -> Result<(Principal, String), Status> {
+        self.login(header(metadata)?)
+            .await
+            .map_err(|e| unauthenticated(e.0))
+    }
+
+    /// The caller of any other Flight call.
+    pub async fn principal(&self, metadata: &MetadataMap) -> Result<Principal, Status> {
+        match self.caller(header(metadata)?).await {
+            Ok(Some(principal)) => Ok(principal),
+            Ok(None) => Err(unauthenticated(
                 "authenticate first: Handshake with Basic credentials, then send the bearer token",
             )),
+            Err(e) => Err(unauthenticated(e.0)),
         }
     }
 }

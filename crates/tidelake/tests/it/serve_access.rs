@@ -279,6 +279,30 @@ fn users_authenticate_on_pg_and_http_and_roles_are_enforced() {
     assert!(body.contains("42501"), "{body}");
     let (status, body) = request(h, "POST", "/v1/statements", &basic("wes", "wes-pw"), insert);
     assert_eq!(status, 200, "{body}");
+
+    // A bearer token of POST /v1/login spares each request the password
+    // check, and carries the same role.
+    let (status, body) = request(h, "POST", "/v1/login", &basic("rita", "wrong"), "");
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = request(h, "POST", "/v1/login", &basic("rita", "rita-pw"), "");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""role":"reader""#), "{body}");
+    let token = body
+        .split_once(r#""token":""#)
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(token, _)| token.to_string())
+        .expect("a token in the login answer");
+    let bearer = |token: &str| format!("Authorization: Bearer {token}\r\n");
+    let (status, body) = request(h, "POST", "/v1/statements", &bearer(&token), sql);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""rows":[[2]]"#), "{body}");
+    let (status, body) = request(h, "POST", "/v1/statements", &bearer(&token), insert);
+    assert_eq!(status, 403, "{body}");
+    // An altered token is refused.
+    let altered = format!("{}x", &token[..token.len() - 1]);
+    let (status, body) = request(h, "POST", "/v1/statements", &bearer(&altered), sql);
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("invalid bearer token"), "{body}");
     // Health needs no password.
     assert_eq!(request(h, "GET", "/healthz", "", "").0, 200);
     server.child.kill();
