@@ -6,14 +6,16 @@
 //! (`layout`: `GlobalIndexMeta` with source meta), index segments built with
 //! Paimon's vector index library at compaction (`build`, through the
 //! engine's [`tidelake_engine::TableHooks`]), searches that are exact about
-//! a snapshot's rows (`search`), and the SQL surface (`sql`: functions, the
-//! `vector_search` table function, the optimizer rule, procedures).
+//! a snapshot's rows (`search`), hybrid vector + keyword search fused by
+//! reciprocal rank (`hybrid`), and the SQL surface (`sql`: functions, the
+//! `vector_search` and `hybrid_search` table functions, the optimizer rule, procedures).
 //!
 //! Must not know: the engine's internals (it uses the engine's public
 //! scans, file reads and hooks only), wire protocols, the CLI.
 
 mod build;
 pub mod error;
+pub mod hybrid;
 pub mod layout;
 mod payload;
 pub mod search;
@@ -23,6 +25,7 @@ mod vectors;
 
 pub use build::{build_payload, VectorHooks};
 pub use error::{Result, VectorError};
+pub use hybrid::{hybrid_search, HybridRequest};
 pub use search::{
     search, RowFilter, SearchMode, SearchOutcome, SearchRequest, SearchStats, DISTANCE_COLUMN,
 };

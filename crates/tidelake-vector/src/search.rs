@@ -30,6 +30,7 @@ use futures::TryStreamExt;
 use roaring::RoaringTreemap;
 use tidelake_engine::read::deletion::BucketVectors;
 use tidelake_engine::{ScanPlan, Split, Table};
+use tidelake_format::binary_row::{datums_to_arrow, Datum};
 use tidelake_format::deletion_vector::DeletionVector;
 use tidelake_format::manifest::DataFileMeta;
 
@@ -81,6 +82,10 @@ pub struct SearchRequest {
     /// Time travel: this snapshot instead of the latest.
     pub snapshot: Option<i64>,
     pub filter: Option<RowFilter>,
+    /// A filter on partition columns only, evaluated once per partition on
+    /// its values: partitions that fail it are skipped before any of their
+    /// files is opened (and before `filter` builds an allow-list).
+    pub partition_filter: Option<RowFilter>,
     /// Columns to return (by name); all by default.
     pub projection: Option<Vec<String>>,
     pub mode: SearchMode,
@@ -97,6 +102,7 @@ impl SearchRequest {
             metric: None,
             snapshot: None,
             filter: None,
+            partition_filter: None,
             projection: None,
             mode: SearchMode::Auto,
             width: None,
@@ -111,6 +117,9 @@ pub struct SearchStats {
     pub segments: usize,
     /// Rows measured one by one.
     pub exact_rows: u64,
+    /// Buckets (splits) skipped because their partition fails the
+    /// partition filter.
+    pub splits_pruned: usize,
 }
 
 /// The k closest rows, closest first, with [`DISTANCE_COLUMN`].
@@ -237,7 +246,12 @@ pub async fn search(table: &Table, req: &SearchRequest) -> Result<SearchOutcome>
             .collect(),
         None => Vec::new(),
     };
+    let keep = kept_splits(table, &plan, req.partition_filter.as_ref())?;
+    stats.splits_pruned = keep.iter().filter(|k| !**k).count();
     for (i, split) in plan.splits().iter().enumerate() {
+        if !keep[i] {
+            continue;
+        }
         if plan.merges(split) {
             search_merged(&target, &plan, i, &mut top, &mut stats).await?;
         } else {
@@ -252,8 +266,75 @@ pub async fn search(table: &Table, req: &SearchRequest) -> Result<SearchOutcome>
     Ok(SearchOutcome { batch, stats })
 }
 
+/// Which splits of `plan` belong to partitions passing `filter` (all when
+/// there is none); each partition is judged once, on its values.
+pub(crate) fn kept_splits(
+    table: &Table,
+    plan: &ScanPlan,
+    filter: Option<&RowFilter>,
+) -> Result<Vec<bool>> {
+    let Some(filter) = filter else {
+        return Ok(vec![true; plan.splits().len()]);
+    };
+    let mut judged: HashMap<&[u8], bool> = HashMap::new();
+    let mut keep = Vec::with_capacity(plan.splits().len());
+    for split in plan.splits() {
+        let pass = match judged.get(split.partition.as_slice()) {
+            Some(p) => *p,
+            None => {
+                let p = partition_passes(table, split, filter)?;
+                judged.insert(split.partition.as_slice(), p);
+                p
+            }
+        };
+        keep.push(pass);
+    }
+    Ok(keep)
+}
+
+/// Evaluates a partition filter on a one-row batch of a split's partition
+/// values.
+fn partition_passes(table: &Table, split: &Split, filter: &RowFilter) -> Result<bool> {
+    let schema = table.schema();
+    let arrow = table.arrow_schema();
+    let mut fields = Vec::with_capacity(filter.columns.len());
+    let mut columns = Vec::with_capacity(filter.columns.len());
+    for name in &filter.columns {
+        let not_partition =
+            || VectorError::Internal(format!("partition filter on '{name}', not a partition key"));
+        let at = schema
+            .partition_keys
+            .iter()
+            .position(|k| k == name)
+            .ok_or_else(not_partition)?;
+        let field = schema
+            .fields
+            .iter()
+            .find(|f| f.name == *name)
+            .ok_or_else(not_partition)?;
+        let value = split
+            .partition_values
+            .get(at)
+            .cloned()
+            .unwrap_or(Datum::Null);
+        let array = datums_to_arrow(&[value], &field.data_type)
+            .map_err(|e| VectorError::Internal(format!("partition value of '{name}': {e}")))?;
+        // The filter was planned against the table's Arrow types.
+        let wanted = arrow.field_with_name(name)?.data_type().clone();
+        let array = datafusion::arrow::compute::cast(&array, &wanted)?;
+        fields.push(Field::new(name, wanted, true));
+        columns.push(array);
+    }
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+    let mask = Some((filter.eval)(&batch)?);
+    Ok(passed(&mask, 0))
+}
+
 /// The rows of a filter's columns that pass it (all when there is none).
-fn passes(filter: Option<&RowFilter>, batch: &RecordBatch) -> Result<Option<BooleanArray>> {
+pub(crate) fn passes(
+    filter: Option<&RowFilter>,
+    batch: &RecordBatch,
+) -> Result<Option<BooleanArray>> {
     let Some(filter) = filter else {
         return Ok(None);
     };
@@ -268,7 +349,7 @@ fn passes(filter: Option<&RowFilter>, batch: &RecordBatch) -> Result<Option<Bool
     Ok(Some((filter.eval)(&projected)?))
 }
 
-fn passed(mask: &Option<BooleanArray>, row: usize) -> bool {
+pub(crate) fn passed(mask: &Option<BooleanArray>, row: usize) -> bool {
     mask.as_ref()
         .is_none_or(|m| m.is_valid(row) && m.value(row))
 }
@@ -353,7 +434,7 @@ async fn search_split(
     let dvs = split.deletion_vectors.as_deref();
     for file in split.files_to_read() {
         if !cover.covered.contains_key(&file.file_name) {
-            let all = allowed_positions(t, split, file, dvs).await?;
+            let all = allowed_positions(t.table, t.req.filter.as_ref(), split, file, dvs).await?;
             measure(t, split_index, split, file, &all, top, stats).await?;
         }
     }
@@ -364,7 +445,7 @@ async fn search_split(
 }
 
 /// Rows of a file that are not deleted and pass the filter.
-enum Positions {
+pub(crate) enum Positions {
     /// Every row of the file (`n` rows).
     All(u64),
     /// Every row of the file (`rows`) but those its deletion vector marks:
@@ -379,7 +460,7 @@ enum Positions {
 }
 
 impl Positions {
-    fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         match self {
             Positions::All(n) => *n,
             Positions::Live { rows, deleted } => {
@@ -408,7 +489,7 @@ impl Positions {
     }
 
     /// The rows as a list (`None`: every row of the file).
-    fn listed(&self) -> Option<std::borrow::Cow<'_, [u64]>> {
+    pub(crate) fn listed(&self) -> Option<std::borrow::Cow<'_, [u64]>> {
         match self {
             Positions::All(_) => None,
             Positions::Live { rows, deleted } => Some(std::borrow::Cow::Owned(
@@ -419,15 +500,16 @@ impl Positions {
     }
 }
 
-async fn allowed_positions(
-    t: &Target<'_>,
+pub(crate) async fn allowed_positions(
+    table: &Table,
+    filter: Option<&RowFilter>,
     split: &Split,
     file: &DataFileMeta,
     dvs: Option<&BucketVectors>,
 ) -> Result<Positions> {
     let deleted = dvs.and_then(|d| d.get(&file.file_name));
     let rows = u64::try_from(file.row_count).unwrap_or(0);
-    let Some(filter) = &t.req.filter else {
+    let Some(filter) = filter else {
         return Ok(match deleted {
             None => Positions::All(rows),
             Some(d) => Positions::Live {
@@ -436,8 +518,7 @@ async fn allowed_positions(
             },
         });
     };
-    let batches = t
-        .table
+    let batches = table
         .read_file_columns(
             &split.partition_path,
             split.bucket,
@@ -535,7 +616,7 @@ async fn search_segment(
         let file = files.get(src.name.as_str()).ok_or_else(|| {
             VectorError::Internal(format!("segment source {} vanished", src.name))
         })?;
-        let positions = allowed_positions(t, split, file, dvs).await?;
+        let positions = allowed_positions(t.table, t.req.filter.as_ref(), split, file, dvs).await?;
         positions.add_to(&mut allowed, offset as u64);
         sources.push((file, offset, positions));
         offset += src.row_count;

@@ -1,9 +1,10 @@
 //! The SQL surface, added to every session through
-//! [`tidelake_sql::SessionExtension`]: the `vector_search` table function,
+//! [`tidelake_sql::SessionExtension`]: the `vector_search` and `hybrid_search` table functions,
 //! the distance functions, the optimizer rule for `ORDER BY distance
 //! LIMIT k`, and `CALL sys.create_vector_index` / `drop_vector_index`.
 
 pub mod functions;
+pub mod hybrid_fn;
 pub mod procedures;
 pub mod rule;
 pub mod table_fn;
@@ -35,6 +36,12 @@ impl SessionExtension for VectorExtension {
         ctx.register_udtf(
             "vector_search",
             Arc::new(table_fn::VectorSearchFunction {
+                catalog: catalog.clone(),
+            }),
+        );
+        ctx.register_udtf(
+            "hybrid_search",
+            Arc::new(hybrid_fn::HybridSearchFunction {
                 catalog: catalog.clone(),
             }),
         );

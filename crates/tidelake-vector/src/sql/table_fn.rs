@@ -36,7 +36,7 @@ use crate::error::VectorError;
 use crate::search::{search, RowFilter, SearchMode, SearchRequest, DISTANCE_COLUMN};
 use crate::spec::Metric;
 
-fn df(e: impl Into<VectorError>) -> DataFusionError {
+pub(crate) fn df(e: impl Into<VectorError>) -> DataFusionError {
     let e: VectorError = e.into();
     tidelake_sql::SqlError::from(e).into_datafusion()
 }
@@ -75,7 +75,7 @@ impl fmt::Debug for VectorSearchFunction {
 }
 
 /// A literal text argument.
-fn text(e: &Expr) -> Option<String> {
+pub(crate) fn text(e: &Expr) -> Option<String> {
     match e {
         Expr::Literal(
             ScalarValue::Utf8(Some(s))
@@ -112,7 +112,7 @@ pub(crate) fn vector_literal(e: &Expr) -> Option<Vec<f32>> {
 }
 
 /// `nprobe=32, mode=exact, metric=l2, snapshot=3`.
-fn apply_options(req: &mut SearchRequest, text: &str) -> Result<(), VectorError> {
+pub(crate) fn apply_options(req: &mut SearchRequest, text: &str) -> Result<(), VectorError> {
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (k, v) = part.split_once('=').ok_or_else(|| {
             VectorError::BadSearch(format!("search option '{part}' is not key=value"))
@@ -244,8 +244,18 @@ impl VectorSearchTable {
     }
 }
 
+/// The filters naming partition columns only (they prune partitions), and
+/// the others (they build the allow-list).
+pub(crate) fn split_filters(table: &Table, filters: &[Expr]) -> (Vec<Expr>, Vec<Expr>) {
+    let keys = &table.schema().partition_keys;
+    filters.iter().cloned().partition(|f| {
+        let refs = f.column_refs();
+        !refs.is_empty() && refs.iter().all(|c| keys.contains(&c.name))
+    })
+}
+
 /// The filters as a row filter over the columns they name.
-fn row_filter(table: &Table, filters: &[Expr]) -> DfResult<Option<RowFilter>> {
+pub(crate) fn row_filter(table: &Table, filters: &[Expr]) -> DfResult<Option<RowFilter>> {
     let Some(expr) = conjunction(filters.to_vec()) else {
         return Ok(None);
     };
@@ -308,7 +318,9 @@ impl TableProvider for VectorSearchTable {
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let mut request = self.request.clone();
-        request.filter = row_filter(&self.table, filters)?;
+        let (partition, rows) = split_filters(&self.table, filters);
+        request.partition_filter = row_filter(&self.table, &partition)?;
+        request.filter = row_filter(&self.table, &rows)?;
         let output = match projection {
             Some(p) => Arc::new(self.schema.project(p)?),
             None => self.schema.clone(),
@@ -398,6 +410,9 @@ impl DisplayAs for VectorSearchExec {
         )?;
         if let Some(w) = r.width {
             write!(f, ", width={w}")?;
+        }
+        if let Some(filter) = &r.partition_filter {
+            write!(f, ", partitions pruned by {}", filter.columns.join(", "))?;
         }
         if let Some(filter) = &r.filter {
             write!(f, ", allow-list on {}", filter.columns.join(", "))?;

@@ -7,7 +7,7 @@ use tidelake_engine::Catalog;
 use tidelake_sql::{Session, StatementResult};
 use tidelake_vector::{VectorExtension, VectorHooks};
 
-async fn session() -> (Session, tempfile::TempDir) {
+pub(crate) async fn session() -> (Session, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let catalog = Catalog::open(&dir.path().to_string_lossy())
         .await
@@ -19,7 +19,7 @@ async fn session() -> (Session, tempfile::TempDir) {
     (session, dir)
 }
 
-async fn rows(session: &Session, sql: &str) -> Vec<RecordBatch> {
+pub(crate) async fn rows(session: &Session, sql: &str) -> Vec<RecordBatch> {
     match session
         .execute(sql)
         .await
@@ -31,7 +31,7 @@ async fn rows(session: &Session, sql: &str) -> Vec<RecordBatch> {
     }
 }
 
-fn ids(batches: &[RecordBatch]) -> Vec<i64> {
+pub(crate) fn ids(batches: &[RecordBatch]) -> Vec<i64> {
     batches
         .iter()
         .flat_map(|b| {
