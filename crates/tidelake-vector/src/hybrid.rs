@@ -505,3 +505,17 @@ fn fuse(
     )));
     Ok(RecordBatch::try_new(hybrid_schema(table), columns)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_lowercase_alphanumeric_runs() {
+        assert_eq!(
+            tokenize("Lake-house, LAKE_2 été!"),
+            vec!["lake", "house", "lake", "2", "été"]
+        );
+        assert!(tokenize(" -- ,, ").is_empty());
+    }
+}

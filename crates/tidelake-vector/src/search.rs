@@ -9,10 +9,12 @@
 //!   segment with an allow-list of the rows that are neither deleted nor
 //!   filtered out; every other file is measured row by row.
 //!
-//! A filter is evaluated before the search, so it restricts the allow-list,
-//! never the results; when few rows pass (or the index returns fewer than k
-//! of them), those rows are measured exactly, so k rows come back whenever
-//! k rows match. Candidates from quantized indexes are re-measured from the
+//! Conditions on partition columns only are judged first, once per
+//! partition on its values: the buckets of failing partitions are skipped
+//! without opening a file. The rest of the filter is evaluated before the
+//! search, so it restricts the allow-list, never the results; when few
+//! rows pass (or the index returns fewer than k of them), those rows are
+//! measured exactly, so k rows come back whenever k rows match. Candidates from quantized indexes are re-measured from the
 //! rows' own vectors; IVF-FLAT measures the rows' own vectors already (in
 //! `f32`), and its winners are re-measured (in `f64`) when the vector column
 //! is among the returned columns, which reads it anyway (or the metric is
