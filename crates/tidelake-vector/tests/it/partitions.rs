@@ -127,3 +127,54 @@ async fn order_by_distance_limit_prunes_partitions_too() {
     assert!(text.contains("partitions pruned by region"), "{text}");
     assert!(!text.contains("allow-list"), "{text}");
 }
+
+#[tokio::test]
+async fn indexed_partitions_are_pruned_for_vector_and_hybrid_search() {
+    let (s, _dir) = session().await;
+    s.execute("CREATE DATABASE db").await.unwrap();
+    s.execute(
+        "CREATE TABLE db.q (id BIGINT NOT NULL, region STRING NOT NULL, body STRING, \
+         emb ARRAY<FLOAT>, PRIMARY KEY (id, region)) PARTITIONED BY (region) WITH ( \
+         'bucket' = '2', 'deletion-vectors.enabled' = 'true', \
+         'pk-vector.index.columns' = 'emb', 'fields.emb.pk-vector.index.type' = 'ivf-flat', \
+         'fields.emb.pk-vector.distance.metric' = 'l2', 'fields.emb.dimension' = '2', \
+         'fields.emb.pk-vector.index.options' = '{\"nlist\":\"2\"}')",
+    )
+    .await
+    .unwrap();
+    let mut all = Vec::new();
+    for region in ["a", "b", "c"] {
+        let mut values = Vec::new();
+        for i in 0..20 {
+            let id = all.len() as i64 + 1;
+            let x = if region == "a" {
+                i as f32
+            } else {
+                2.2 + i as f32 / 100.0
+            };
+            values.push(format!("({id}, '{region}', 'lake {id}', [{x:.2}, 0.0])"));
+            all.push((id, region, 0, [x, 0.0]));
+        }
+        s.execute(&format!("INSERT INTO db.q VALUES {}", values.join(", ")))
+            .await
+            .unwrap();
+    }
+    let search = "SELECT id FROM vector_search('db.q', 'emb', [2.2, 0.0], 4)";
+    let (_, unfiltered) = opened(&s, search).await;
+    let (found, filtered) = opened(&s, &format!("{search} WHERE region = 'a'")).await;
+    assert_eq!(found, brute(&all, |r| r.1 == "a", 4));
+    assert!(
+        filtered < unfiltered,
+        "pruned search opened {filtered} files, unpruned {unfiltered}"
+    );
+    let hybrid = "SELECT id FROM hybrid_search('db.q', 'emb', [2.2, 0.0], 'body', 'lake', 30)";
+    let (_, unfiltered) = opened(&s, hybrid).await;
+    let (found, filtered) = opened(&s, &format!("{hybrid} WHERE region = 'a'")).await;
+    let mut found = found;
+    found.sort_unstable();
+    assert_eq!(found, (1..=20).collect::<Vec<i64>>());
+    assert!(
+        filtered < unfiltered,
+        "pruned hybrid search opened {filtered} files, unpruned {unfiltered}"
+    );
+}
