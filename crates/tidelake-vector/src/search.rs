@@ -47,6 +47,10 @@ pub const DISTANCE_COLUMN: &str = "_distance";
 
 /// Below this many allowed rows a segment is searched exactly.
 const EXACT_BELOW: u64 = 2048;
+/// From this many allowed rows, an exact search of an IVF-FLAT segment
+/// measures them in the index (all lists probed) rather than reading each
+/// row's page from the data files; below, the few pages cost less.
+const EXACT_IN_INDEX_FROM: u64 = 64;
 
 /// A row filter evaluated before the search: `eval` gets a batch of the
 /// table's `columns` (in that order) and says which rows pass.
@@ -627,7 +631,13 @@ async fn search_segment(
     if wanted == 0 {
         return Ok(());
     }
-    if allowed.len() < EXACT_BELOW {
+    // Few allowed rows are measured exactly. An IVF-FLAT payload holds
+    // every vector as it is, so probing all its lists with the allow-list
+    // measures each allowed row exactly, without decoding the pages that
+    // hold them in the data files (a page per row when they are scattered).
+    let flat = t.index.as_ref().is_some_and(|s| s.index_type == "ivf-flat");
+    let exact = allowed.len() < EXACT_BELOW;
+    if exact && !(flat && allowed.len() >= EXACT_IN_INDEX_FROM) {
         for (file, _, positions) in sources {
             measure(t, split_index, split, file, &positions, top, stats).await?;
         }
@@ -642,9 +652,13 @@ async fn search_segment(
         .all(|(_, _, p)| matches!(p, Positions::All(_)));
     let params = AnnParams {
         k: t.req.k,
-        width: t.req.width,
+        // Every list: the library probes at most all of them.
+        width: if exact { Some(usize::MAX) } else { t.req.width },
         filter: (!unfiltered).then_some(&allowed),
     };
+    if exact {
+        stats.exact_rows += allowed.len();
+    }
     let (ids, distances) = ann_search(t.table, segment, spec, &t.req.query, &params).await?;
     stats.segments += 1;
     let hits: Vec<(i64, f32)> = ids
