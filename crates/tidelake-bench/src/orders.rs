@@ -126,7 +126,7 @@ impl Orders {
         let catalog = self.catalog().await?;
         catalog.create_database(DATABASE, true).await?;
         catalog
-            .create_table(&orders_id(), orders_spec(), false)
+            .create_table(&orders_id(), with_extra_options(orders_spec())?, false)
             .await?;
         let table = catalog.load_table(&orders_id()).await?;
         let started = Instant::now();
@@ -308,6 +308,26 @@ impl Orders {
             .with_all(check_result(&got, &want))
             .to_json())
     }
+}
+
+/// Extra table options for experiments (`key=value,key=value`), such as
+/// Parquet page sizes; the suite never sets it, so its figures are of the
+/// defaults.
+pub const TABLE_OPTIONS_ENV: &str = "BENCH_TABLE_OPTIONS";
+
+/// `spec` with the options of [`TABLE_OPTIONS_ENV`] added.
+fn with_extra_options(mut spec: TableSpec) -> Result<TableSpec> {
+    let Ok(extra) = std::env::var(TABLE_OPTIONS_ENV) else {
+        return Ok(spec);
+    };
+    for pair in extra.split(',').filter(|p| !p.trim().is_empty()) {
+        let (key, value) = pair.split_once('=').ok_or_else(|| {
+            BenchError::Input(format!("{TABLE_OPTIONS_ENV}: '{pair}' is not key=value"))
+        })?;
+        spec.options
+            .insert(key.trim().to_string(), value.trim().to_string());
+    }
+    Ok(spec)
 }
 
 /// Seconds of lookups after which the workload stops (bench/common.py sets
