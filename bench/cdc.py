@@ -101,7 +101,7 @@ class Postgres:
                 "(ARRAY['PENDING','PAID','PACKED','SHIPPED','DELIVERED'])[1 + i %% 5], "
                 "((i * 37) %% 100000) / 100.0, (i %% 100) / 100.0, 1 + i %% 9, 'comment ' || md5(i::text), "
                 "i %% 3 = 0, timestamp '2024-03-01' + i * interval '1 second', "
-                "timestamp '2024-03-01' + i * interval '1 second' FROM generate_series(1, %s) i",
+                "timestamp '2024-03-01' + i * interval '1 second' FROM generate_series(1::bigint, %s::bigint) i",
                 (rows,),
             )
             conn.execute("VACUUM ANALYZE orders")

@@ -15,7 +15,7 @@
 //!   lists by primary key. Ties keep the better vector rank first, then
 //!   the better keyword rank.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -30,6 +30,7 @@ use tidelake_engine::{ScanPlan, Table};
 
 use crate::error::{Result, VectorError};
 use crate::search::{allowed_positions, kept_splits, passed, passes, search, SearchRequest};
+use crate::search::{fetch_file_rows, RowRef};
 use crate::search::{RowFilter, DISTANCE_COLUMN};
 
 /// Name of the fused score column.
@@ -162,16 +163,6 @@ pub async fn hybrid_search(table: &Table, req: &HybridRequest) -> Result<RecordB
     let by_vector = search(table, &vreq).await?.batch;
     let by_keyword = keyword_list(table, &plan, req, &terms, candidates).await?;
     fuse(table, req, &by_vector, &by_keyword)
-}
-
-/// Where a keyword candidate lives.
-enum RowRef {
-    File {
-        split: usize,
-        file: String,
-        pos: u64,
-    },
-    Merged(RecordBatch),
 }
 
 /// A live row holding a query term.
@@ -349,47 +340,12 @@ async fn read_merged(
 async fn read_rows(table: &Table, plan: &ScanPlan, rows: Vec<RowRef>) -> Result<RecordBatch> {
     let schema = table.arrow_schema();
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-    let mut wanted: BTreeMap<(usize, &str), Vec<u64>> = BTreeMap::new();
-    for r in &rows {
-        if let RowRef::File { split, file, pos } = r {
-            wanted
-                .entry((*split, file.as_str()))
-                .or_default()
-                .push(*pos);
-        }
-    }
-    let mut fetched: HashMap<(usize, &str, u64), RecordBatch> = HashMap::new();
-    for ((split_index, name), mut positions) in wanted {
-        positions.sort_unstable();
-        positions.dedup();
-        let split = &plan.splits()[split_index];
-        let file = split
-            .files
-            .iter()
-            .find(|f| f.file_name == name)
-            .ok_or_else(|| VectorError::Internal(format!("file {name} vanished")))?;
-        let batches = table
-            .read_file_columns(
-                &split.partition_path,
-                split.bucket,
-                file,
-                &names,
-                Some(&positions),
-            )
-            .await?;
-        let mut at = 0;
-        for b in &batches {
-            for row in 0..b.num_rows() {
-                fetched.insert((split_index, name, positions[at]), b.slice(row, 1));
-                at += 1;
-            }
-        }
-    }
+    let fetched = fetch_file_rows(table, plan, rows.iter(), &names).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
         let batch = match r {
             RowRef::File { split, file, pos } => fetched
-                .get(&(*split, file.as_str(), *pos))
+                .get(&(*split, file.clone(), *pos))
                 .cloned()
                 .ok_or_else(|| VectorError::Internal("a keyword row was not read".into()))?,
             RowRef::Merged(b) => b.clone(),

@@ -140,7 +140,7 @@ pub struct SearchOutcome {
 
 /// Where a candidate row lives.
 #[derive(Clone, Debug)]
-enum RowRef {
+pub(crate) enum RowRef {
     /// Position `pos` of file `file` of split `split`.
     File {
         split: usize,
@@ -719,6 +719,54 @@ async fn search_segment(
     Ok(())
 }
 
+/// A row of a file, by split index, file name and position.
+pub(crate) type FileRowKey = (usize, String, u64);
+
+/// `columns` of the rows of `rows` that live in files (rows read merged
+/// carry their own batch), each as a one-row batch: read per file, all its
+/// positions at once.
+pub(crate) async fn fetch_file_rows<'r>(
+    table: &Table,
+    plan: &ScanPlan,
+    rows: impl Iterator<Item = &'r RowRef>,
+    columns: &[String],
+) -> Result<HashMap<FileRowKey, RecordBatch>> {
+    let mut wanted: BTreeMap<(usize, String), Vec<u64>> = BTreeMap::new();
+    for r in rows {
+        if let RowRef::File { split, file, pos } = r {
+            wanted.entry((*split, file.clone())).or_default().push(*pos);
+        }
+    }
+    let mut fetched = HashMap::new();
+    for ((split_index, name), mut positions) in wanted {
+        positions.sort_unstable();
+        positions.dedup();
+        let split = &plan.splits()[split_index];
+        let file = split
+            .files
+            .iter()
+            .find(|f| f.file_name == name)
+            .ok_or_else(|| VectorError::Internal(format!("file {name} vanished")))?;
+        let batches = table
+            .read_file_columns(
+                &split.partition_path,
+                split.bucket,
+                file,
+                columns,
+                Some(&positions),
+            )
+            .await?;
+        let mut at = 0;
+        for b in &batches {
+            for row in 0..b.num_rows() {
+                fetched.insert((split_index, name.clone(), positions[at]), b.slice(row, 1));
+                at += 1;
+            }
+        }
+    }
+    Ok(fetched)
+}
+
 /// The output rows of the winners, closest first, with their distances.
 async fn materialize(
     t: &Target<'_>,
@@ -746,49 +794,16 @@ async fn materialize(
     }
     fields.push(Field::new(DISTANCE_COLUMN, ArrowType::Float64, false));
     let schema: SchemaRef = Arc::new(Schema::new(fields));
-    // Rows in files: read per file, all positions at once.
-    let mut wanted: BTreeMap<(usize, String), Vec<u64>> = BTreeMap::new();
-    for c in &winners {
-        if let RowRef::File { split, file, pos } = &c.row {
-            wanted.entry((*split, file.clone())).or_default().push(*pos);
-        }
-    }
     // The vector column is read (and the winners re-measured in f64) when it
     // is returned anyway, or when the index's distances may follow another
     // convention than ours (only L2 is known to be ours, squared).
     let vectors_returned = names.contains(&t.req.column) || t.metric != Metric::L2;
-    let mut fetched: HashMap<(usize, String, u64), RecordBatch> = HashMap::new();
-    for ((split_index, name), mut positions) in wanted {
-        positions.sort_unstable();
-        positions.dedup();
-        let split = &plan.splits()[split_index];
-        let file = split
-            .files
-            .iter()
-            .find(|f| f.file_name == name)
-            .ok_or_else(|| VectorError::Internal(format!("file {name} vanished")))?;
-        let mut columns = names.clone();
-        if vectors_returned {
-            columns.push(t.req.column.clone());
-        }
-        let batches = t
-            .table
-            .read_file_columns(
-                &split.partition_path,
-                split.bucket,
-                file,
-                &columns,
-                Some(&positions),
-            )
-            .await?;
-        let mut at = 0;
-        for b in &batches {
-            for row in 0..b.num_rows() {
-                fetched.insert((split_index, name.clone(), positions[at]), b.slice(row, 1));
-                at += 1;
-            }
-        }
+    let mut columns = names.clone();
+    if vectors_returned {
+        columns.push(t.req.column.clone());
     }
+    let mut fetched =
+        fetch_file_rows(t.table, plan, winners.iter().map(|c| &c.row), &columns).await?;
     // Every winner's distance from its row's own vector.
     let mut winners = winners;
     for c in winners.iter_mut().filter(|_| vectors_returned) {
