@@ -121,9 +121,9 @@ pub(crate) enum Inline<T> {
 }
 
 /// Whether a regular file exists at `root/rel`.
-pub(crate) fn exists_inline(root: &Path, rel: &str) -> Inline<bool> {
+pub(crate) fn exists_inline(root: &Path, rel: &str) -> Inline<()> {
     match std::fs::metadata(root.join(rel)) {
-        Ok(meta) if meta.is_file() => Inline::Found(true),
+        Ok(meta) if meta.is_file() => Inline::Found(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Inline::Absent,
         _ => Inline::Defer,
     }
@@ -255,7 +255,7 @@ mod tests {
         let root = dir.path();
         std::fs::create_dir_all(root.join("t/folder")).unwrap();
         std::fs::write(root.join("t/f"), b"hello").unwrap();
-        assert_eq!(exists_inline(root, "t/f"), Inline::Found(true));
+        assert_eq!(exists_inline(root, "t/f"), Inline::Found(()));
         assert_eq!(exists_inline(root, "t/none"), Inline::Absent);
         assert_eq!(exists_inline(root, "t/folder"), Inline::Defer);
         assert_eq!(

@@ -369,7 +369,7 @@ impl WarehouseStore {
         validate_object_path(rel)?;
         if let BackendKind::Local(root) = &self.backend.kind {
             match exists_inline(root, rel) {
-                Inline::Found(found) => return Ok(found),
+                Inline::Found(()) => return Ok(true),
                 Inline::Absent => return Ok(false),
                 Inline::Defer => {}
             }

@@ -580,16 +580,7 @@ fn kill_and_restart_loses_and_repeats_nothing(source: Source, seed_var: &str) {
         }
         if Instant::now() > deadline || child.try_status().is_some() {
             child.kill();
-            let missing: Vec<_> = expected_items
-                .iter()
-                .filter(|r| items.binary_search(r).is_err())
-                .take(5)
-                .collect();
-            let extra: Vec<_> = items
-                .iter()
-                .filter(|r| expected_items.binary_search(r).is_err())
-                .take(5)
-                .collect();
+            let (missing, extra) = first_differences(&expected_items, &items);
             panic!(
                 "seed {seed}: ods.items ({} rows) and ods.ledger ({} rows) never equalled the source ({} and {} rows); \
                  missing or different: {missing:?}, extra or different: {extra:?}; kills {log:?}\nstderr:\n{}",
@@ -628,4 +619,19 @@ fn cdc_postgres_killed_at_random_points_loses_and_repeats_nothing() {
 #[test]
 fn cdc_mysql_killed_at_random_points_loses_and_repeats_nothing() {
     kill_and_restart_loses_and_repeats_nothing(Source::Mariadb, "TIDELAKE_CDC_CRASH_SEED");
+}
+
+/// Up to five rows of each sorted side that the other lacks: what a failed
+/// comparison of a synced table with its model reports.
+pub(crate) fn first_differences<'a, T: Ord>(
+    expected: &'a [T],
+    got: &'a [T],
+) -> (Vec<&'a T>, Vec<&'a T>) {
+    let lacking = |a: &'a [T], b: &'a [T]| -> Vec<&'a T> {
+        a.iter()
+            .filter(|r| b.binary_search(r).is_err())
+            .take(5)
+            .collect()
+    };
+    (lacking(expected, got), lacking(got, expected))
 }

@@ -335,16 +335,7 @@ fn cdc_nats_killed_at_random_points_loses_and_repeats_nothing() {
         "seed {seed}: ods.ledger differs from the published transactions; kills {log:?}"
     );
     if items != expected_items {
-        let missing: Vec<_> = expected_items
-            .iter()
-            .filter(|r| items.binary_search(r).is_err())
-            .take(5)
-            .collect();
-        let extra: Vec<_> = items
-            .iter()
-            .filter(|r| expected_items.binary_search(r).is_err())
-            .take(5)
-            .collect();
+        let (missing, extra) = crate::cdc_crash::first_differences(&expected_items, &items);
         panic!(
             "seed {seed}: ods.items ({} rows) differs from the model ({} rows): missing or different {missing:?}, extra or different {extra:?}; kills {log:?}",
             items.len(),
