@@ -3,7 +3,8 @@
 //! catalog): decoded manifest lists and manifests, index manifests,
 //! deletion vectors (decoded per index file), Parquet footers of data files
 //! (with their page indexes), key indexes of data files for primary-key
-//! lookups, and the latest snapshot of each table as last seen.
+//! lookups, the decoded rows of the data files lookups meet often, and the
+//! latest snapshot of each table as last seen.
 //!
 //! Why no invalidation is needed: every file cached here is named once
 //! and never rewritten (manifest lists, manifests and data files carry a
@@ -21,8 +22,10 @@
 //! counted in [`crate::counters`].
 
 use std::hash::Hash;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
+use arrow_array::RecordBatch;
 use lru::LruCache;
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use std::collections::HashMap;
@@ -45,6 +48,11 @@ pub struct CacheConfig {
     /// Key indexes of data files for primary-key lookups (8 bytes a row;
     /// see `read/key_index.rs`). 0: lookups read files without them.
     pub key_index_bytes: usize,
+    /// Decoded rows of the data files lookups meet often (Arrow arrays,
+    /// about the files' uncompressed size; see `read/key_index.rs`), so
+    /// that a lookup decodes no Parquet page. Only files of at most a
+    /// sixteenth of this are kept. 0: lookups always read pages.
+    pub lookup_rows_bytes: usize,
 }
 
 impl Default for CacheConfig {
@@ -53,6 +61,7 @@ impl Default for CacheConfig {
             manifest_bytes: 64 * 1024 * 1024,
             footer_bytes: 64 * 1024 * 1024,
             key_index_bytes: 128 * 1024 * 1024,
+            lookup_rows_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -64,6 +73,7 @@ impl CacheConfig {
             manifest_bytes: 0,
             footer_bytes: 0,
             key_index_bytes: 0,
+            lookup_rows_bytes: 0,
         }
     }
 }
@@ -143,6 +153,8 @@ pub struct MetadataCache {
     footers: WeightedLru<String, ArrowReaderMetadata>,
     /// Key indexes of data files, by reading schema id and path.
     key_indexes: WeightedLru<String, Arc<FileKeyIndex>>,
+    /// Decoded rows of data files, by reading schema id and path.
+    lookup_rows: WeightedLru<String, Arc<RecordBatch>>,
     /// The latest snapshot each table was last seen at, by snapshot
     /// folder, with the bytes of its file (see [`LatestSnapshot`]).
     latest: WeightedLru<String, Arc<LatestSnapshot>>,
@@ -150,13 +162,15 @@ pub struct MetadataCache {
 }
 
 /// The key index of one data file (see `read/key_index.rs`): each row's
-/// key hash and position, sorted by hash.
+/// key hash and position, sorted by hash, and how many lookups found rows
+/// in it (which decides when its rows are worth keeping decoded).
 #[derive(Debug)]
 pub(crate) struct FileKeyIndex {
     /// Key hashes, ascending.
     hashes: Vec<u32>,
     /// `positions[i]`: the row whose key hashes to `hashes[i]`.
     positions: Vec<u32>,
+    hits: AtomicU32,
 }
 
 impl FileKeyIndex {
@@ -165,7 +179,13 @@ impl FileKeyIndex {
         FileKeyIndex {
             hashes: pairs.iter().map(|p| p.0).collect(),
             positions: pairs.iter().map(|p| p.1).collect(),
+            hits: AtomicU32::new(0),
         }
+    }
+
+    /// Counts a lookup that found rows in the file; returns the count.
+    pub(crate) fn hit(&self) -> u32 {
+        self.hits.fetch_add(1, Ordering::Relaxed).saturating_add(1)
     }
 
     /// The positions (ascending) of the rows whose key hashes to `hash`.
@@ -231,6 +251,7 @@ impl MetadataCache {
             deletion_files: WeightedLru::new(deletions),
             footers: WeightedLru::new(config.footer_bytes),
             key_indexes: WeightedLru::new(config.key_index_bytes),
+            lookup_rows: WeightedLru::new(config.lookup_rows_bytes),
             // Snapshot files are a few KiB: a 64th of the budget holds
             // hundreds of tables.
             latest: WeightedLru::new(config.manifest_bytes / 64),
@@ -350,6 +371,26 @@ impl MetadataCache {
     pub(crate) fn put_key_index(&self, key: &str, index: Arc<FileKeyIndex>) {
         let weight = index.weight() + key.len();
         self.key_indexes.insert(key.to_string(), index, weight);
+    }
+
+    /// The largest data file (bytes on storage) whose rows are kept
+    /// decoded: a sixteenth of the budget, 0 when none are kept.
+    pub(crate) fn lookup_rows_file_limit(&self) -> u64 {
+        (self.config.lookup_rows_bytes / 16) as u64
+    }
+
+    /// Estimated bytes held by the decoded rows of data files now.
+    pub fn lookup_rows_bytes_held(&self) -> usize {
+        self.lookup_rows.weight()
+    }
+
+    pub(crate) fn lookup_rows(&self, key: &str) -> Option<Arc<RecordBatch>> {
+        self.lookup_rows.get(&key.to_string())
+    }
+
+    pub(crate) fn put_lookup_rows(&self, key: &str, rows: Arc<RecordBatch>) {
+        let weight = rows.get_array_memory_size() + key.len() + 128;
+        self.lookup_rows.insert(key.to_string(), rows, weight);
     }
 
     pub(crate) fn latest_snapshot(&self, snapshot_dir: &str) -> Option<Arc<LatestSnapshot>> {

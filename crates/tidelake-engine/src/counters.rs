@@ -26,6 +26,8 @@ static PK_LOOKUPS: AtomicU64 = AtomicU64::new(0);
 static ROW_GROUPS_PRUNED: AtomicU64 = AtomicU64::new(0);
 static KEY_INDEX_HITS: AtomicU64 = AtomicU64::new(0);
 static KEY_INDEX_MISSES: AtomicU64 = AtomicU64::new(0);
+static LOOKUP_ROWS_HITS: AtomicU64 = AtomicU64::new(0);
+static LOOKUP_ROWS_MISSES: AtomicU64 = AtomicU64::new(0);
 static LOOKUP_FILES_SKIPPED: AtomicU64 = AtomicU64::new(0);
 static SNAPSHOT_REUSES: AtomicU64 = AtomicU64::new(0);
 
@@ -69,6 +71,10 @@ pub struct EngineCounters {
     pub key_index_hits: u64,
     /// Key indexes of data files built (their key columns read).
     pub key_index_misses: u64,
+    /// Lookups answered from a data file's decoded rows in the cache.
+    pub lookup_rows_hits: u64,
+    /// Data files decoded whole into the cache for lookups.
+    pub lookup_rows_misses: u64,
     /// Data files a lookup skipped because their key index lacks the key.
     pub lookup_files_skipped: u64,
     /// Lookups that reused the latest snapshot seen before (checked
@@ -96,6 +102,8 @@ pub fn engine_counters() -> EngineCounters {
         row_groups_pruned: get(&ROW_GROUPS_PRUNED),
         key_index_hits: get(&KEY_INDEX_HITS),
         key_index_misses: get(&KEY_INDEX_MISSES),
+        lookup_rows_hits: get(&LOOKUP_ROWS_HITS),
+        lookup_rows_misses: get(&LOOKUP_ROWS_MISSES),
         lookup_files_skipped: get(&LOOKUP_FILES_SKIPPED),
         snapshot_reuses: get(&SNAPSHOT_REUSES),
     }
@@ -170,6 +178,17 @@ pub(crate) fn key_index(hit: bool) {
             &KEY_INDEX_HITS
         } else {
             &KEY_INDEX_MISSES
+        },
+        1,
+    );
+}
+
+pub(crate) fn lookup_rows(hit: bool) {
+    add(
+        if hit {
+            &LOOKUP_ROWS_HITS
+        } else {
+            &LOOKUP_ROWS_MISSES
         },
         1,
     );

@@ -134,6 +134,8 @@ fn engine() -> serde_json::Value {
         "primary_key_lookups": c.primary_key_lookups,
         "key_index_hits": c.key_index_hits,
         "key_index_misses": c.key_index_misses,
+        "lookup_rows_hits": c.lookup_rows_hits,
+        "lookup_rows_misses": c.lookup_rows_misses,
         "lookup_files_skipped": c.lookup_files_skipped,
         "snapshot_reuses": c.snapshot_reuses,
     })

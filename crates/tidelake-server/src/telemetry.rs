@@ -23,8 +23,8 @@
 //! | `tidelake_engine_rows_scanned_total` | counter | — |
 //! | `tidelake_engine_bytes_scanned_total` | counter | — |
 //! | `tidelake_engine_data_files_read_total` | counter | — |
-//! | `tidelake_engine_cache_hits_total` | counter | `cache` (`manifest`, `footer`, `key_index`) |
-//! | `tidelake_engine_cache_misses_total` | counter | `cache` (`manifest`, `footer`, `key_index`) |
+//! | `tidelake_engine_cache_hits_total` | counter | `cache` (`manifest`, `footer`, `key_index`, `lookup_rows`) |
+//! | `tidelake_engine_cache_misses_total` | counter | `cache` (`manifest`, `footer`, `key_index`, `lookup_rows`) |
 //! | `tidelake_engine_primary_key_lookups_total` | counter | — |
 //! | `tidelake_engine_row_groups_pruned_total` | counter | — |
 //! | `tidelake_engine_lookup_files_skipped_total` | counter | — |
@@ -226,27 +226,29 @@ fn engine_metrics() -> String {
         );
     }
     // The metadata caches, by cache: hit ratio = hits / (hits + misses).
-    for (name, help, manifest, footer, key_index) in [
+    for (name, help, manifest, footer, key_index, lookup_rows) in [
         (
             "tidelake_engine_cache_hits_total",
-            "Metadata reads answered by the in-memory caches",
+            "Reads answered by the in-memory caches",
             c.manifest_cache_hits,
             c.footer_cache_hits,
             c.key_index_hits,
+            c.lookup_rows_hits,
         ),
         (
             "tidelake_engine_cache_misses_total",
-            "Metadata reads that went to the store (and were cached)",
+            "Reads that went to the store (and were cached)",
             c.manifest_cache_misses,
             c.footer_cache_misses,
             c.key_index_misses,
+            c.lookup_rows_misses,
         ),
     ] {
         let _ = writeln!(
             out,
             "# HELP {name} {help}\n# TYPE {name} counter\n\
              {name}{{cache=\"manifest\"}} {manifest}\n{name}{{cache=\"footer\"}} {footer}\n\
-             {name}{{cache=\"key_index\"}} {key_index}"
+             {name}{{cache=\"key_index\"}} {key_index}\n{name}{{cache=\"lookup_rows\"}} {lookup_rows}"
         );
     }
     out

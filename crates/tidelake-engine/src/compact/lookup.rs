@@ -44,8 +44,8 @@ use super::rewrite::{kv_read_columns, merge_kv_streams, open_run, FileRoller};
 use super::BucketTask;
 use crate::error::{EngineError, Result};
 use crate::options::MergeEngine;
-use crate::read::file::{output_schema, read_data_file, read_file_rows, ReadColumn};
-use crate::read::scan::{key_columns, Split};
+use crate::read::file::{key_columns, output_schema, read_data_file, read_file_rows, ReadColumn};
+use crate::read::scan::Split;
 use crate::table::Table;
 
 const BATCH_SIZE: usize = 8192;

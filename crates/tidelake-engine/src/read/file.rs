@@ -61,6 +61,16 @@ impl ReadColumn {
     }
 }
 
+/// The key columns (`_KEY_*`) of a primary-key table, in key order.
+pub(crate) fn key_columns(table: &Table) -> Vec<ReadColumn> {
+    let layout = &table.layout;
+    layout
+        .key_indices
+        .iter()
+        .map(|&i| ReadColumn::Key(layout.schema.fields[i].clone()))
+        .collect()
+}
+
 pub(crate) fn output_schema(columns: &[ReadColumn]) -> SchemaRef {
     Arc::new(Schema::new(
         columns
@@ -147,7 +157,7 @@ pub(crate) async fn read_indexed_rows(
 
 /// Where each key column is among `columns` (as `ReadColumn::Key`); `None`
 /// when one is missing.
-fn key_positions(key: &KeyFilter, columns: &[ReadColumn]) -> Option<Vec<usize>> {
+pub(crate) fn key_positions(key: &KeyFilter, columns: &[ReadColumn]) -> Option<Vec<usize>> {
     key.field_ids()
         .map(|id| {
             columns

@@ -13,16 +13,33 @@
 //! files are immutable and never renamed, so an index never goes stale;
 //! the cache key carries the reading schema's id, since a key column's type
 //! (and so its encoding) may change with the schema.
+//!
+//! The rows themselves: a lookup that finds a key's hash in a file reads
+//! the pages holding the row, in every column read, and decompresses and
+//! decodes them whole. For a file that lookups keep meeting, that is paid
+//! again and again, so once a file has been hit often enough (one hit per
+//! 256 KiB of the file on storage) and is small enough (at most a sixteenth
+//! of `CacheConfig::lookup_rows_bytes`), the file is decoded once, all its
+//! columns (key, sequence, kind and every field, conformed to the reading
+//! schema), and kept in the catalog's cache; lookups then take their rows
+//! from it by position and read no page at all. This is what Paimon's
+//! lookup files do on local disk, kept in memory. It is exact for the same
+//! reasons the index is: files are immutable, and positions are the file's
+//! own row numbers (the deletion vector already applied to them).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use arrow_array::{RecordBatch, UInt64Array};
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use tidelake_format::manifest::DataFileMeta;
 
 use super::deletion::BucketVectors;
-use super::file::{read_data_file, ReadColumn};
-use super::key::KeyHasher;
+use super::file::{
+    key_columns, key_positions, output_schema, read_data_file, read_indexed_rows, ReadColumn,
+};
+use super::key::{KeyFilter, KeyHasher};
 use crate::cache::FileKeyIndex;
 use crate::error::{EngineError, Result};
 use crate::table::Table;
@@ -33,6 +50,20 @@ const BUILD_BATCH: usize = 8192;
 /// Files indexed at once when a lookup meets several unindexed files
 /// (their reads overlap; decoding stays on the lookup's task).
 const BUILD_CONCURRENCY: usize = 4;
+
+/// A file's rows are decoded whole into the cache once lookups have found
+/// rows in it this many bytes (on storage) of it per hit: a small file at
+/// its first hit, a 4 MiB file at its sixteenth.
+const DECODE_BYTES_PER_HIT: u64 = 256 * 1024;
+
+/// The rows of one file that may hold a lookup's key.
+#[derive(Debug)]
+pub(crate) struct KeyHits {
+    /// Row positions in the file (ascending), deleted rows left out.
+    pub positions: Vec<u64>,
+    /// Lookups that found rows in the file so far, this one included.
+    pub hits: u32,
+}
 
 /// Where a bucket's files are and which rows of them are deleted.
 pub(crate) struct BucketFiles<'a> {
@@ -53,7 +84,7 @@ pub(crate) async fn key_rows(
     key_columns: &[ReadColumn],
     hasher: &KeyHasher,
     hash: u32,
-) -> Result<Option<HashMap<String, Vec<u64>>>> {
+) -> Result<Option<HashMap<String, KeyHits>>> {
     if !table.cache.key_indexes_enabled() {
         return Ok(None);
     }
@@ -72,7 +103,14 @@ pub(crate) async fn key_rows(
             rows.retain(|p| !deleted.is_deleted(*p));
         }
         if !rows.is_empty() {
-            found.insert(name, rows);
+            let hits = index.hit();
+            found.insert(
+                name,
+                KeyHits {
+                    positions: rows,
+                    hits,
+                },
+            );
         }
     }
     Ok(Some(found))
@@ -114,6 +152,117 @@ async fn file_index(
     let index = Arc::new(FileKeyIndex::from_sorted(pairs));
     table.cache.put_key_index(&cache_key, index.clone());
     Ok(index)
+}
+
+/// The rows at `hits` of one file that hold `key`, as `columns` (which
+/// must hold the key columns): taken from the file's decoded rows when they
+/// are cached or now worth decoding, else read from the pages holding them.
+pub(crate) async fn indexed_rows(
+    table: &Table,
+    path: &str,
+    file: &DataFileMeta,
+    columns: &[ReadColumn],
+    key: &Arc<KeyFilter>,
+    hits: Option<&KeyHits>,
+) -> Result<BoxStream<'static, Result<RecordBatch>>> {
+    let Some(hits) = hits.filter(|h| !h.positions.is_empty()) else {
+        return Ok(futures::stream::empty().boxed());
+    };
+    let (Some(at), Some(key_at)) = (
+        decoded_positions(table, columns),
+        key_positions(key, columns),
+    ) else {
+        return read_indexed_rows(table, path, file, columns, key, &hits.positions).await;
+    };
+    let cache_key = format!("{}#{}", table.layout.schema.id, path);
+    let rows = match table.cache.lookup_rows(&cache_key) {
+        Some(rows) => {
+            crate::counters::lookup_rows(true);
+            rows
+        }
+        None if worth_decoding(table, file, hits.hits) => {
+            crate::counters::lookup_rows(false);
+            let rows = decode_file(table, path, file).await?;
+            table.cache.put_lookup_rows(&cache_key, rows.clone());
+            rows
+        }
+        None => return read_indexed_rows(table, path, file, columns, key, &hits.positions).await,
+    };
+    if let Some(bad) = hits
+        .positions
+        .iter()
+        .find(|p| **p >= rows.num_rows() as u64)
+    {
+        return Err(EngineError::Corrupt {
+            path: path.to_string(),
+            message: format!(
+                "row {bad} asked for, but the file has {} rows",
+                rows.num_rows()
+            ),
+        });
+    }
+    let taken = arrow_select::take::take_record_batch(
+        &rows.project(&at)?,
+        &UInt64Array::from(hits.positions.clone()),
+    )?;
+    let taken = RecordBatch::try_new(output_schema(columns), taken.columns().to_vec())?;
+    // A hash collision may have selected another key's row: filter.
+    let found = key.filter(taken, &key_at)?;
+    Ok(futures::stream::once(async move { Ok(found) }).boxed())
+}
+
+fn worth_decoding(table: &Table, file: &DataFileMeta, hits: u32) -> bool {
+    let size = u64::try_from(file.file_size).unwrap_or(u64::MAX);
+    size <= table.cache.lookup_rows_file_limit()
+        && u64::from(hits).saturating_mul(DECODE_BYTES_PER_HIT) >= size
+}
+
+/// What a file's rows are decoded as: the key columns, sequence, kind and
+/// every field of the reading schema.
+fn decoded_columns(table: &Table) -> Vec<ReadColumn> {
+    let mut columns = key_columns(table);
+    columns.push(ReadColumn::Sequence);
+    columns.push(ReadColumn::ValueKind);
+    columns.extend(
+        table
+            .layout
+            .schema
+            .fields
+            .iter()
+            .map(|f| ReadColumn::Value(f.clone())),
+    );
+    columns
+}
+
+/// Where each of `columns` is among [`decoded_columns`]; `None` when one
+/// is not (a field of another schema).
+fn decoded_positions(table: &Table, columns: &[ReadColumn]) -> Option<Vec<usize>> {
+    let layout = &table.layout;
+    let nk = layout.key_indices.len();
+    let field_at = |id: i32| layout.schema.fields.iter().position(|f| f.id == id);
+    columns
+        .iter()
+        .map(|c| match c {
+            ReadColumn::Key(f) => layout
+                .key_indices
+                .iter()
+                .position(|&i| layout.schema.fields[i].id == f.id),
+            ReadColumn::Sequence => Some(nk),
+            ReadColumn::ValueKind => Some(nk + 1),
+            ReadColumn::Value(f) => field_at(f.id).map(|i| nk + 2 + i),
+        })
+        .collect()
+}
+
+/// Every row of `file`, as [`decoded_columns`], in one batch.
+async fn decode_file(table: &Table, path: &str, file: &DataFileMeta) -> Result<Arc<RecordBatch>> {
+    let columns = decoded_columns(table);
+    let batches: Vec<_> = read_data_file(table, path, file, &columns, BUILD_BATCH)
+        .await?
+        .try_collect()
+        .await?;
+    let batch = arrow_select::concat::concat_batches(&output_schema(&columns), &batches)?;
+    Ok(Arc::new(batch))
 }
 
 #[cfg(test)]

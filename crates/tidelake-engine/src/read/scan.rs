@@ -15,8 +15,9 @@ use tidelake_format::manifest::{DataFileMeta, ManifestEntry};
 use tidelake_format::snapshot::Snapshot;
 
 use super::deletion::{load_bucket_vectors, BucketVectors};
-use super::file::{output_schema, read_data_file, read_indexed_rows, read_live_file, ReadColumn};
+use super::file::{key_columns, output_schema, read_data_file, read_live_file, ReadColumn};
 use super::key::KeyFilter;
+use super::key_index::{indexed_rows, KeyHits};
 use super::merge::{merge_runs, MergeLayout, Pick};
 use super::predicate::Predicate;
 use crate::error::{EngineError, Result};
@@ -703,8 +704,8 @@ fn read_unmerged_split(
             let rows = key_rows.clone();
             async move {
                 if let (Some(key), Some(rows)) = (&key, &rows) {
-                    let positions = rows.get(&f.file_name).map_or(&[][..], Vec::as_slice);
-                    return read_indexed_rows(&table, &path, &f, &columns, key, positions).await;
+                    let hits = rows.get(&f.file_name);
+                    return indexed_rows(&table, &path, &f, &columns, key, hits).await;
                 }
                 read_live_file(
                     &table,
@@ -723,19 +724,9 @@ fn read_unmerged_split(
         .boxed()
 }
 
-/// The key columns (`_KEY_*`) of a primary-key table, in key order.
-pub(crate) fn key_columns(table: &Table) -> Vec<ReadColumn> {
-    let layout = &table.layout;
-    layout
-        .key_indices
-        .iter()
-        .map(|&i| ReadColumn::Key(layout.schema.fields[i].clone()))
-        .collect()
-}
-
-/// Row positions, by file name, of the rows of a lookup's files that may
-/// hold its key (by the files' key indexes); files absent hold none.
-type KeyRows = HashMap<String, Vec<u64>>;
+/// The rows of a lookup's files that may hold its key (by the files' key
+/// indexes), by file name; files absent hold none.
+type KeyRows = HashMap<String, KeyHits>;
 
 fn holds_key(rows: Option<&KeyRows>, file: &DataFileMeta) -> bool {
     rows.is_none_or(|r| r.contains_key(&file.file_name))
@@ -890,12 +881,8 @@ fn read_pk_split_rows(
                         let rows = key_rows.clone();
                         async move {
                             if let (Some(key), Some(rows)) = (&key, &rows) {
-                                let positions =
-                                    rows.get(&f.file_name).map_or(&[][..], Vec::as_slice);
-                                return read_indexed_rows(
-                                    &table, &path, &f, &columns, key, positions,
-                                )
-                                .await;
+                                let hits = rows.get(&f.file_name);
+                                return indexed_rows(&table, &path, &f, &columns, key, hits).await;
                             }
                             let key = key.as_ref();
                             read_live_file(&table, &path, &f, &columns, BATCH_SIZE, deleted, key)

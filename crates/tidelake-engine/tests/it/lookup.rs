@@ -32,30 +32,61 @@ async fn create(
     partitioned: bool,
     buckets: &str,
 ) -> (Catalog, Identifier) {
-    create_with(engine, vectors, partitioned, buckets, false, true).await
+    create_with(
+        engine,
+        vectors,
+        partitioned,
+        buckets,
+        false,
+        Caches::KeyIndexes,
+    )
+    .await
 }
 
-/// A catalog on memory, keeping key indexes of data files or not.
-async fn memory_catalog(key_indexes: bool) -> Catalog {
-    let catalog = Catalog::open("memory://").await.unwrap();
-    if key_indexes {
-        return catalog;
+/// What a catalog keeps in memory for lookups.
+#[derive(Clone, Copy, Debug)]
+enum Caches {
+    /// Nothing: lookups read pages chosen by statistics and bloom filters.
+    Nothing,
+    /// Key indexes of data files, pages read for the rows they point at.
+    KeyIndexes,
+    /// Key indexes and the decoded rows of files (the default).
+    KeyIndexesAndRows,
+}
+
+impl Caches {
+    fn config(self) -> CacheConfig {
+        let default = CacheConfig::default();
+        match self {
+            Caches::Nothing => CacheConfig {
+                key_index_bytes: 0,
+                lookup_rows_bytes: 0,
+                ..default
+            },
+            Caches::KeyIndexes => CacheConfig {
+                lookup_rows_bytes: 0,
+                ..default
+            },
+            Caches::KeyIndexesAndRows => default,
+        }
     }
-    catalog.with_cache_config(CacheConfig {
-        key_index_bytes: 0,
-        ..CacheConfig::default()
-    })
+}
+
+/// A catalog on memory with these caches.
+async fn memory_catalog(caches: Caches) -> Catalog {
+    let catalog = Catalog::open("memory://").await.unwrap();
+    catalog.with_cache_config(caches.config())
 }
 
 /// `create`, with Parquet bloom filters on every column or not, and a
-/// catalog keeping key indexes or not.
+/// catalog keeping these caches.
 async fn create_with(
     engine: &str,
     vectors: bool,
     partitioned: bool,
     buckets: &str,
     bloom: bool,
-    key_indexes: bool,
+    caches: Caches,
 ) -> (Catalog, Identifier) {
     let mut options: Vec<(&str, &str)> = vec![
         ("merge-engine", engine),
@@ -101,7 +132,7 @@ async fn create_with(
         options: option_map(&options),
         comment: None,
     };
-    let catalog = memory_catalog(key_indexes).await;
+    let catalog = memory_catalog(caches).await;
     let id = Identifier::new("default", "t");
     catalog.create_table(&id, spec, false).await.unwrap();
     (catalog, id)
@@ -220,12 +251,16 @@ proptest! {
         partitioned in any::<bool>(),
         buckets in prop_oneof![Just("1"), Just("3")],
         bloom in any::<bool>(),
-        key_indexes in any::<bool>(),
+        caches in prop_oneof![
+            Just(Caches::Nothing),
+            Just(Caches::KeyIndexes),
+            Just(Caches::KeyIndexesAndRows),
+        ],
         commits in commits(),
     ) {
         block_on(async {
             let (catalog, id) =
-                create_with(engine, vectors, partitioned, buckets, bloom, key_indexes).await;
+                create_with(engine, vectors, partitioned, buckets, bloom, caches).await;
             for (changes, compaction) in &commits {
                 commit(&catalog, &id, changes).await;
                 if *compaction > 0 {
@@ -320,7 +355,11 @@ async fn a_commit_of_another_catalog_is_seen_by_the_next_lookup() {
     spec.columns[0].data_type = DataType::new(DataTypeKind::BigInt, false);
     spec_catalog.create_table(&id, spec, false).await.unwrap();
 
-    let reader = Catalog::open(&uri).await.unwrap();
+    // Pages read (not decoded rows) so that footers are read again.
+    let reader = Catalog::open(&uri)
+        .await
+        .unwrap()
+        .with_cache_config(Caches::KeyIndexes.config());
     let writer = Catalog::open(&uri).await.unwrap();
     let write = |k: i64, v: i64| {
         let writer = writer.clone();
@@ -380,7 +419,7 @@ async fn a_lookup_reads_only_the_pages_that_may_hold_the_key() {
     // One file of 60,000 keys: Parquet's writer cuts pages at 20,000 rows
     // and writes their statistics in the page index. Without key indexes
     // (with them, see `key_indexes_skip_files_and_read_one_row`).
-    let (catalog, id) = create_with("deduplicate", false, false, "1", false, false).await;
+    let (catalog, id) = create_with("deduplicate", false, false, "1", false, Caches::Nothing).await;
     let table = catalog.load_table(&id).await.unwrap();
     let n = 60_000i64;
     let rows = RecordBatch::try_new(
@@ -426,7 +465,7 @@ async fn a_lookup_reads_only_the_pages_that_may_hold_the_key() {
 /// A one-file table of the even keys 0..2000, with `options`.
 /// Without key indexes, which would skip the file before its bloom filter.
 async fn even_keys(options: &[(&str, &str)]) -> Table {
-    let catalog = memory_catalog(false).await;
+    let catalog = memory_catalog(Caches::Nothing).await;
     let id = Identifier::new("default", "t");
     let mut spec = tidelake_testkit::table::spec(
         vec![
@@ -520,7 +559,7 @@ async fn bloom_filters_written_on_request_rule_keys_out() {
 
 #[tokio::test]
 async fn with_deletion_vectors_a_lookup_still_reads_only_its_pages() {
-    let (catalog, id) = create_with("deduplicate", true, false, "1", false, false).await;
+    let (catalog, id) = create_with("deduplicate", true, false, "1", false, Caches::Nothing).await;
     write_keys_compacted(&catalog, &id, 60_000).await;
     commit(
         &catalog,
@@ -706,7 +745,11 @@ async fn key_indexes_skip_files_and_read_one_row() {
         let rows: Vec<(i64, i64)> = (0..100).map(|i| (i * 1_200 + c * 2, -c)).collect();
         write_kv(&writer, &id, &rows).await;
     }
-    let reader = Catalog::open(&uri).await.unwrap();
+    // Rows read from pages (decoded rows: `hot_files_are_decoded_once`).
+    let reader = Catalog::open(&uri)
+        .await
+        .unwrap()
+        .with_cache_config(Caches::KeyIndexes.config());
     let table = reader.load_table(&id).await.unwrap();
     assert_eq!(
         table.scan().plan().await.unwrap().splits()[0].files.len(),
@@ -793,4 +836,134 @@ async fn key_indexes_leave_out_rows_deletion_vectors_mark() {
     let after = engine_counters();
     assert!(after.rows_scanned - before.rows_scanned <= 1);
     check_every_key(&table).await;
+}
+
+/// The v of every key in `keys` as a full scan finds it (`None`: no row).
+async fn scanned_v(table: &Table, keys: &[i64]) -> Vec<Option<String>> {
+    let all: Vec<RecordBatch> = table
+        .scan()
+        .plan()
+        .await
+        .unwrap()
+        .read_all()
+        .try_collect()
+        .await
+        .unwrap();
+    let rows = text_rows(&all);
+    keys.iter()
+        .map(|k| {
+            rows.iter()
+                .find(|r| r[0].as_deref() == Some(&k.to_string()))
+                .map(|r| r[1].clone().unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn hot_files_are_decoded_once_and_lookups_take_rows_from_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().to_str().unwrap().to_string();
+    let id = kv_table(&uri).await;
+    let writer = Catalog::open(&uri).await.unwrap();
+    let n = 20_000i64;
+    write_kv(
+        &writer,
+        &id,
+        &(0..n).map(|i| (i * 2, i)).collect::<Vec<_>>(),
+    )
+    .await;
+    write_kv(&writer, &id, &[(10, -1), (12, -2)]).await;
+    let reader = Catalog::open(&uri).await.unwrap();
+    let table = reader.load_table(&id).await.unwrap();
+    // Looking up keys of the big file: it is decoded whole once it has been
+    // hit often enough (one hit per 256 KiB of it), never more than once.
+    let before = engine_counters();
+    let mut decoded_after = None;
+    for i in 0..64i64 {
+        let k = 1_000 + i * 2;
+        assert_eq!(looked_up_v(&table, k).await, Some((k / 2).to_string()));
+        if engine_counters().lookup_rows_misses > before.lookup_rows_misses {
+            decoded_after = Some(i + 1);
+            break;
+        }
+    }
+    assert!(decoded_after.is_some(), "the file was never decoded");
+    assert_eq!(
+        engine_counters().lookup_rows_misses - before.lookup_rows_misses,
+        1
+    );
+    assert!(reader.metadata_cache().lookup_rows_bytes_held() >= 16 * n as usize);
+    // Then lookups open no file and decode no row, and agree with a scan:
+    // the newer small file's rows win, absent keys have none.
+    let keys: Vec<i64> = vec![2, 10, 12, 11, 14, 39_998, 40_000, -2];
+    let want = scanned_v(&table, &keys).await;
+    // (The small file is indexed and decoded by the first lookup in its
+    // key range.)
+    for &k in &keys {
+        looked_up_v(&table, k).await;
+    }
+    let before = engine_counters();
+    let mut got = Vec::new();
+    for &k in &keys {
+        got.push(looked_up_v(&table, k).await);
+    }
+    let after = engine_counters();
+    assert_eq!(got, want);
+    assert_eq!(got[1].as_deref(), Some("-1"));
+    assert_eq!(got[3], None);
+    assert_eq!(after.data_files_opened, before.data_files_opened);
+    assert_eq!(after.rows_scanned, before.rows_scanned);
+    assert!(after.lookup_rows_hits - before.lookup_rows_hits >= 6);
+    assert_eq!(after.lookup_rows_misses, before.lookup_rows_misses);
+
+    // A delete (a newer file) hides the decoded row.
+    let table_w = writer.load_table(&id).await.unwrap();
+    let mut w = table_w.writer();
+    let gone = RecordBatch::try_new(
+        table_w.arrow_schema(),
+        vec![
+            Arc::new(Int64Array::from(vec![2])),
+            Arc::new(Int64Array::from(vec![1])),
+            Arc::new(StringArray::from(vec!["s"])),
+        ],
+    )
+    .unwrap();
+    w.write(gone, RowKind::Delete).await.unwrap();
+    w.commit().await.unwrap();
+    assert_eq!(looked_up_v(&table, 2).await, None);
+    assert_eq!(looked_up_v(&table, 4).await.as_deref(), Some("2"));
+}
+
+#[tokio::test]
+async fn files_larger_than_a_sixteenth_of_the_budget_are_never_decoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().to_str().unwrap().to_string();
+    let id = kv_table(&uri).await;
+    let writer = Catalog::open(&uri).await.unwrap();
+    write_kv(
+        &writer,
+        &id,
+        &(0..20_000).map(|i| (i, i)).collect::<Vec<_>>(),
+    )
+    .await;
+    let reader = Catalog::open(&uri)
+        .await
+        .unwrap()
+        .with_cache_config(CacheConfig {
+            lookup_rows_bytes: 16 * 1024,
+            ..CacheConfig::default()
+        });
+    let table = reader.load_table(&id).await.unwrap();
+    let size = table.scan().plan().await.unwrap().splits()[0].files[0].file_size;
+    assert!(size > 1024, "the file is {size} bytes");
+    let before = engine_counters();
+    for k in 0..20 {
+        assert_eq!(looked_up_v(&table, k * 7).await, Some((k * 7).to_string()));
+    }
+    let after = engine_counters();
+    // Each lookup reads the row's pages (the first also builds the index).
+    assert!(after.data_files_opened - before.data_files_opened >= 20);
+    assert_eq!(after.lookup_rows_misses, before.lookup_rows_misses);
+    assert_eq!(after.lookup_rows_hits, before.lookup_rows_hits);
+    assert_eq!(reader.metadata_cache().lookup_rows_bytes_held(), 0);
 }
