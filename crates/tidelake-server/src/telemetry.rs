@@ -13,6 +13,7 @@
 //! | `tidelake_queries_total` | counter | `protocol`, `outcome` (`ok`, `error`, `canceled`, `timeout`, `denied`) |
 //! | `tidelake_query_duration_seconds` | histogram | `protocol` |
 //! | `tidelake_rows_returned_total` | counter | `protocol` |
+//! | `tidelake_prepared_point_queries_total` | counter | — |
 //! | `tidelake_queries_queued` | gauge | — |
 //! | `tidelake_queries_running` | gauge | — |
 //! | `tidelake_commits_total` | counter | — |
@@ -62,6 +63,7 @@ pub const QUERIES: &str = "tidelake_queries_total";
 pub const QUERY_DURATION: &str = "tidelake_query_duration_seconds";
 pub const ROWS_RETURNED: &str = "tidelake_rows_returned_total";
 pub const QUERIES_QUEUED: &str = "tidelake_queries_queued";
+pub const PREPARED_POINT_QUERIES: &str = "tidelake_prepared_point_queries_total";
 pub const QUERIES_RUNNING: &str = "tidelake_queries_running";
 pub const COMMITS: &str = "tidelake_commits_total";
 pub const COMMIT_CONFLICTS: &str = "tidelake_commit_conflicts_total";
@@ -117,6 +119,10 @@ fn describe() {
     );
     describe_counter!(ROWS_RETURNED, "Rows sent to clients");
     describe_gauge!(QUERIES_QUEUED, "Statements waiting for an admission slot");
+    describe_counter!(
+        PREPARED_POINT_QUERIES,
+        "Executions of prepared point queries answered without planning"
+    );
     describe_gauge!(QUERIES_RUNNING, "Statements holding an admission slot");
     describe_counter!(COMMITS, "Write statements that committed");
     describe_counter!(

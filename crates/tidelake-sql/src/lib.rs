@@ -68,9 +68,11 @@ mod views;
 pub mod watermark;
 
 pub use catalog::{TidelakeCatalog, TidelakeDatabase, SNAPSHOT_SUFFIX};
+pub use datafusion::scalar::ScalarValue;
 pub use error::{Position, Result, SqlError};
 pub use extension::SessionExtension;
 pub use lexer::statement_is_complete;
+pub use lookup::PreparedPoint;
 pub use progress::StatementProgress;
 pub use provider::TidelakeTable;
 pub use retry::RETRIES_PROPERTY;

@@ -23,7 +23,7 @@ use datafusion::logical_expr::{
     BinaryExpr, ExplainFormat, Expr, FetchType, LogicalPlan, Operator, SkipType,
 };
 use futures::StreamExt;
-use tidelake_engine::{DataTypeKind, Datum, LookupOptions, Table};
+use tidelake_engine::{Catalog, DataField, DataTypeKind, Datum, LookupOptions, Table};
 
 use crate::error::Result;
 use crate::predicate::datum_for;
@@ -41,9 +41,182 @@ pub(crate) struct PointQuery {
     schema: SchemaRef,
 }
 
+/// One primary-key column's value in a point query's filter.
+#[derive(Clone, Debug)]
+enum KeyPart {
+    Value(Datum),
+    /// Parameter `$n` (0-based `n - 1`) of a prepared statement.
+    Param(usize),
+}
+
+/// A point query's shape, with its key values or parameter slots.
+struct PointShape {
+    table: Table,
+    snapshot: Option<i64>,
+    key: Vec<KeyPart>,
+    projection: Vec<usize>,
+    schema: SchemaRef,
+}
+
 impl PointQuery {
     /// The query `plan` is, when the fast path can answer it exactly.
     pub(crate) fn recognise(plan: &LogicalPlan) -> Option<PointQuery> {
+        let shape = PointShape::recognise(plan)?;
+        let key = shape
+            .key
+            .iter()
+            .map(|part| match part {
+                KeyPart::Value(v) => Some(v.clone()),
+                KeyPart::Param(_) => None,
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(PointQuery {
+            table: shape.table,
+            snapshot: shape.snapshot,
+            key,
+            projection: shape.projection,
+            schema: shape.schema,
+        })
+    }
+
+    /// Looks the key up.
+    pub(crate) async fn run(self) -> Result<StreamingResult> {
+        let options = LookupOptions {
+            projection: Some(self.projection),
+            snapshot: self.snapshot,
+        };
+        let found = self.table.lookup_keys(&[self.key], &options).await?;
+        let batch = RecordBatch::try_new(self.schema.clone(), found.columns().to_vec())?;
+        Ok(StreamingResult::Rows(QueryStream {
+            schema: self.schema,
+            stream: futures::stream::iter(vec![Ok(batch)]).boxed(),
+        }))
+    }
+
+    /// What `EXPLAIN` shows for it.
+    pub(crate) fn describe(&self) -> String {
+        let schema = self.table.schema();
+        let key: Vec<String> = schema
+            .primary_keys
+            .iter()
+            .zip(&self.key)
+            .map(|(k, v)| format!("{k} = {}", show(v)))
+            .collect();
+        let columns: Vec<&str> = self
+            .projection
+            .iter()
+            .map(|&i| schema.fields[i].name.as_str())
+            .collect();
+        let snapshot = match self.snapshot {
+            Some(id) => format!(", snapshot={id}"),
+            None => String::new(),
+        };
+        format!(
+            "PrimaryKeyLookup: table={}, key=[{}], projection=[{}]{snapshot}",
+            self.table.identifier(),
+            key.join(", "),
+            columns.join(", ")
+        )
+    }
+}
+
+/// A point query prepared with parameters (`... WHERE k = $1`, a prepared
+/// statement of a wire protocol): planned once, then run for each set of
+/// parameter values as a key lookup, without parsing or planning again.
+///
+/// Why this is exact: it holds the table's schema as planned, and each run
+/// loads the table (cheap: the catalog reuses a schema still the latest)
+/// and declines when the schema differs (an ALTER, a drop and re-create),
+/// when the session's database is another (name resolution could differ),
+/// or when a value does not convert exactly to its key column's type (as
+/// a literal would not); the caller then runs the statement the normal
+/// way, which answers or reports the error as it always does.
+pub struct PreparedPoint {
+    catalog: Catalog,
+    database: String,
+    shape: PointShape,
+}
+
+impl std::fmt::Debug for PreparedPoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedPoint")
+            .field("table", self.shape.table.identifier())
+            .field("key", &self.shape.key)
+            .finish()
+    }
+}
+
+impl PreparedPoint {
+    /// The prepared point query `plan` (planned with its `$n` parameters)
+    /// is, in `database`; `None` when it is not one or has no parameter.
+    pub(crate) fn recognise(
+        plan: &LogicalPlan,
+        catalog: &Catalog,
+        database: &str,
+    ) -> Option<PreparedPoint> {
+        let shape = PointShape::recognise(plan)?;
+        let parameters = shape.key.iter().any(|k| matches!(k, KeyPart::Param(_)));
+        // Branches are loaded differently (and rarely served by key).
+        if !parameters || shape.table.paths().branch.is_some() {
+            return None;
+        }
+        Some(PreparedPoint {
+            catalog: catalog.clone(),
+            database: database.to_string(),
+            shape,
+        })
+    }
+
+    /// Runs the query with `params` (`$1` first) in a session whose
+    /// current database is `database`; `None` when it declines (see the
+    /// type's doc) and the statement must run the normal way.
+    pub async fn execute(
+        &self,
+        database: &str,
+        params: &[ScalarValue],
+    ) -> Result<Option<StreamingResult>> {
+        if database != self.database {
+            return Ok(None);
+        }
+        let planned = &self.shape.table;
+        let Ok(table) = self.catalog.load_table(planned.identifier()).await else {
+            return Ok(None);
+        };
+        if table.schema() != planned.schema() {
+            return Ok(None);
+        }
+        let schema = table.schema();
+        let mut key = Vec::with_capacity(self.shape.key.len());
+        for (part, name) in self.shape.key.iter().zip(&schema.primary_keys) {
+            let datum = match part {
+                KeyPart::Value(v) => Some(v.clone()),
+                KeyPart::Param(i) => {
+                    let field = schema.fields.iter().find(|f| f.name == *name);
+                    match (params.get(*i), field) {
+                        (Some(value), Some(field)) => key_datum(value.clone(), field),
+                        _ => None,
+                    }
+                }
+            };
+            match datum {
+                Some(d) => key.push(d),
+                None => return Ok(None),
+            }
+        }
+        let query = PointQuery {
+            table,
+            snapshot: self.shape.snapshot,
+            key,
+            projection: self.shape.projection.clone(),
+            schema: self.shape.schema.clone(),
+        };
+        query.run().await.map(Some)
+    }
+}
+
+impl PointShape {
+    /// The shape of `plan` (see the module doc), parameters allowed.
+    fn recognise(plan: &LogicalPlan) -> Option<PointShape> {
         let mut plan = plan;
         let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
         loop {
@@ -117,53 +290,13 @@ impl PointQuery {
         if !same {
             return None;
         }
-        Some(PointQuery {
+        Some(PointShape {
             table,
             snapshot: provider.snapshot(),
             key,
             projection: columns,
             schema,
         })
-    }
-
-    /// Looks the key up.
-    pub(crate) async fn run(self) -> Result<StreamingResult> {
-        let options = LookupOptions {
-            projection: Some(self.projection),
-            snapshot: self.snapshot,
-        };
-        let found = self.table.lookup_keys(&[self.key], &options).await?;
-        let batch = RecordBatch::try_new(self.schema.clone(), found.columns().to_vec())?;
-        Ok(StreamingResult::Rows(QueryStream {
-            schema: self.schema,
-            stream: futures::stream::iter(vec![Ok(batch)]).boxed(),
-        }))
-    }
-
-    /// What `EXPLAIN` shows for it.
-    pub(crate) fn describe(&self) -> String {
-        let schema = self.table.schema();
-        let key: Vec<String> = schema
-            .primary_keys
-            .iter()
-            .zip(&self.key)
-            .map(|(k, v)| format!("{k} = {}", show(v)))
-            .collect();
-        let columns: Vec<&str> = self
-            .projection
-            .iter()
-            .map(|&i| schema.fields[i].name.as_str())
-            .collect();
-        let snapshot = match self.snapshot {
-            Some(id) => format!(", snapshot={id}"),
-            None => String::new(),
-        };
-        format!(
-            "PrimaryKeyLookup: table={}, key=[{}], projection=[{}]{snapshot}",
-            self.table.identifier(),
-            key.join(", "),
-            columns.join(", ")
-        )
     }
 }
 
@@ -193,16 +326,16 @@ pub(crate) fn explain(plan: &LogicalPlan) -> Option<Result<StreamingResult>> {
     }))
 }
 
-/// The value of each primary-key column when `predicate` is exactly a
-/// conjunction pinning each of them once.
-fn pinned_key(table: &Table, predicate: &Expr) -> Option<Vec<Datum>> {
+/// The value (or parameter) of each primary-key column when `predicate`
+/// is exactly a conjunction pinning each of them once.
+fn pinned_key(table: &Table, predicate: &Expr) -> Option<Vec<KeyPart>> {
     let mut parts = Vec::new();
     conjuncts(predicate, &mut parts);
     let keys = table.primary_keys();
     if parts.len() != keys.len() {
         return None;
     }
-    let mut values: Vec<Option<Datum>> = vec![None; keys.len()];
+    let mut values: Vec<Option<KeyPart>> = vec![None; keys.len()];
     for part in parts {
         let Expr::BinaryExpr(BinaryExpr {
             left,
@@ -212,8 +345,8 @@ fn pinned_key(table: &Table, predicate: &Expr) -> Option<Vec<Datum>> {
         else {
             return None;
         };
-        let (column, literal) = match (left.as_ref(), right.as_ref()) {
-            (Expr::Column(c), other) | (other, Expr::Column(c)) => (c, literal_value(other)?),
+        let (column, other) = match (left.as_ref(), right.as_ref()) {
+            (Expr::Column(c), other) | (other, Expr::Column(c)) => (c, other),
             _ => return None,
         };
         let at = keys.iter().position(|k| *k == column.name)?;
@@ -225,10 +358,27 @@ fn pinned_key(table: &Table, predicate: &Expr) -> Option<Vec<Datum>> {
         if !exact_equality(&field.data_type.kind) || values[at].is_some() {
             return None;
         }
-        let literal = text_as_integer(literal, &field.data_type.kind)?;
-        values[at] = Some(datum_for(&literal, &field.data_type)?);
+        values[at] = Some(match other {
+            Expr::Placeholder(p) => KeyPart::Param(placeholder_index(&p.id)?),
+            other => KeyPart::Value(key_datum(literal_value(other)?, field)?),
+        });
     }
     values.into_iter().collect()
+}
+
+/// A key column's value from a literal (or a parameter's value), when it
+/// converts to the column's type exactly.
+fn key_datum(literal: ScalarValue, field: &DataField) -> Option<Datum> {
+    if literal.is_null() {
+        return None;
+    }
+    let literal = text_as_integer(literal, &field.data_type.kind)?;
+    datum_for(&literal, &field.data_type)
+}
+
+/// `$n` as the 0-based parameter index `n - 1`.
+fn placeholder_index(id: &str) -> Option<usize> {
+    id.strip_prefix('$')?.parse::<usize>().ok()?.checked_sub(1)
 }
 
 fn conjuncts<'a>(expr: &'a Expr, out: &mut Vec<&'a Expr>) {

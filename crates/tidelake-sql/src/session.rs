@@ -16,6 +16,8 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{Expr, LogicalPlan, WriteOp};
 use datafusion::sql::parser::{DFParserBuilder, Statement as DfStatement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::tokenizer::Token;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use tidelake_engine::{Catalog, Identifier, TableSpec, DEFAULT_DATABASE};
@@ -28,6 +30,7 @@ use crate::error::{Result, SqlError};
 use crate::extension::{Extensions, SessionExtension, StatementContext};
 use crate::insert::plan_insert_around_nested_values;
 use crate::lexer::{shift_position, split_statements, RawStatement};
+use crate::lookup::PreparedPoint;
 use crate::progress::StatementProgress;
 pub use crate::result::{CommandStatus, StatementResult};
 use crate::retry;
@@ -98,6 +101,12 @@ pub trait QueryHandler: Send + Sync {
 
     /// The database unqualified table names refer to.
     fn current_database(&self) -> String;
+
+    /// `sql` (one statement with `$n` parameters, as a wire protocol's
+    /// prepared statement holds it) planned once as a primary-key point
+    /// query, when it is one (see [`PreparedPoint`]); `None` otherwise, and
+    /// the statement runs the normal way with its parameters in place.
+    async fn prepare_point(&self, sql: &str) -> Option<Arc<PreparedPoint>>;
 }
 
 /// The DataFusion configuration of a session's statements, with `database`
@@ -287,6 +296,42 @@ impl Session {
                 None,
             )),
         }
+    }
+
+    /// `sql` planned once as a point query with parameters, when it is one
+    /// (see [`PreparedPoint`]). Only a plain `SELECT` is considered; any
+    /// error in parsing or planning it only means it is not one (the normal
+    /// path reports the error when the statement runs).
+    pub async fn prepare_point(&self, sql: &str) -> Option<PreparedPoint> {
+        let mut statements = split_statements(sql).ok()?;
+        if statements.len() != 1 {
+            return None;
+        }
+        let statement = statements.remove(0);
+        let select = matches!(
+            statement.tokens.first().map(|t| &t.token),
+            Some(Token::Word(w)) if w.keyword == Keyword::SELECT
+        );
+        if !select {
+            return None;
+        }
+        let text = statement.text_for_datafusion();
+        if crate::hints::apply_branch_hints(&text).ok()?.is_some() {
+            return None;
+        }
+        let dialect = PostgreSqlDialect {};
+        let mut parsed = DFParserBuilder::new(text.as_str())
+            .with_dialect(&dialect)
+            .build()
+            .and_then(|mut p| p.parse_statements())
+            .ok()?;
+        if parsed.len() != 1 {
+            return None;
+        }
+        let mut parsed = parsed.pop_front()?;
+        exponent_literals_as_double(&mut parsed);
+        let plan = self.ctx.state().statement_to_plan(parsed).await.ok()?;
+        PreparedPoint::recognise(&plan, &self.catalog, &self.current_database())
     }
 
     /// Runs a statement and collects its result; a write statement that
@@ -858,6 +903,10 @@ impl QueryHandler for Session {
 
     fn current_database(&self) -> String {
         Session::current_database(self)
+    }
+
+    async fn prepare_point(&self, sql: &str) -> Option<Arc<PreparedPoint>> {
+        Session::prepare_point(self, sql).await.map(Arc::new)
     }
 }
 

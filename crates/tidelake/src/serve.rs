@@ -15,7 +15,8 @@ use tidelake_server::flight::auth::Tokens;
 use tidelake_server::users::{read_token_secret, Users};
 use tidelake_server::{PgAuth, Server, ServerConfig, SessionFactory, TlsFiles};
 use tidelake_sql::{
-    QueryHandler, Session, SessionOptions, SqlError, StatementResult, StreamingResult,
+    PreparedPoint, QueryHandler, Session, SessionOptions, SqlError, StatementResult,
+    StreamingResult,
 };
 use tidelake_stream::JobOptions;
 use tidelake_worker::{Gauges, Worker, WorkerConfig};
@@ -225,6 +226,10 @@ impl QueryHandler for Counted {
 
     fn current_database(&self) -> String {
         QueryHandler::current_database(&self.session)
+    }
+
+    async fn prepare_point(&self, sql: &str) -> Option<Arc<PreparedPoint>> {
+        QueryHandler::prepare_point(&self.session, sql).await
     }
 }
 

@@ -12,7 +12,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use futures::stream::BoxStream;
 use futures::{Future, StreamExt};
 use pgwire::api::portal::Portal;
-use tidelake_sql::{QueryHandler, SqlError, StreamingResult};
+use tidelake_sql::{PreparedPoint, QueryHandler, ScalarValue, SqlError, StreamingResult};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -120,6 +120,29 @@ fn portal_key<S>(portal: &Portal<S>) -> usize {
     Arc::as_ptr(&portal.state) as usize
 }
 
+/// A session's result as an outcome; a query's admission slot (if any) is
+/// held until its last row is read (or the rows dropped).
+fn session_outcome(result: StreamingResult, admitted: Option<Admitted>, guard: &Guard) -> Outcome {
+    match result {
+        StreamingResult::Rows(q) => Outcome::Rows {
+            schema: q.schema,
+            batches: guard.stream(
+                q.stream
+                    .map(move |r| {
+                        let _slot = &admitted;
+                        r.map_err(StatementError::from)
+                    })
+                    .boxed(),
+            ),
+            tag: "SELECT",
+        },
+        StreamingResult::Status(s) => Outcome::Status {
+            command: s.command.to_string(),
+            rows: s.rows,
+        },
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -196,11 +219,58 @@ impl Connection {
     /// recorded in the metrics and the server's stats from its start to its
     /// last row.
     pub async fn run(&self, sql: &str, guard: &Guard) -> Result<Outcome, StatementError> {
+        self.run_recorded(sql, self.dispatch(sql, guard)).await
+    }
+
+    /// Runs a prepared point query (`sql`, with `$n` parameters) with
+    /// `params` as a key lookup, as [`Connection::run`] runs a statement;
+    /// when the point query declines, `declined` is called and the
+    /// statement `bind` gives (the parameters in place) runs the normal way.
+    pub async fn run_point(
+        &self,
+        sql: &str,
+        point: &PreparedPoint,
+        params: &[ScalarValue],
+        bind: impl FnOnce() -> Result<String, StatementError>,
+        declined: impl FnOnce(),
+        guard: &Guard,
+    ) -> Result<Outcome, StatementError> {
+        let work = async {
+            let session = self.session()?.clone();
+            let database = session.current_database();
+            let admitted = self.admit(guard).await?;
+            let answered = guard
+                .run(async { Ok(point.execute(&database, params).await?) })
+                .await?;
+            match answered {
+                Some(result) => {
+                    metrics::counter!(telemetry::PREPARED_POINT_QUERIES).increment(1);
+                    Ok(session_outcome(result, admitted, guard))
+                }
+                None => {
+                    drop(admitted);
+                    declined();
+                    let sql = bind()?;
+                    self.dispatch(&sql, guard).await
+                }
+            }
+        };
+        self.run_recorded(sql, work).await
+    }
+
+    /// Runs `work` (the statement `sql`) if the connection's user may run
+    /// `sql`: recorded in the metrics and the server's stats from its start
+    /// to its last row.
+    async fn run_recorded(
+        &self,
+        sql: &str,
+        work: impl Future<Output = Result<Outcome, StatementError>>,
+    ) -> Result<Outcome, StatementError> {
         let write = classify(sql) == StatementClass::Write;
         let mut record = StatementRecord::start(self.protocol, write);
         let mut running = self.shared.stats.statement();
         let outcome = match self.authorize(sql).await {
-            Ok(()) => self.dispatch(sql, guard).await,
+            Ok(()) => work.await,
             Err(e) => Err(e),
         };
         match outcome {
@@ -347,25 +417,7 @@ impl Connection {
         let result = guard
             .run(async move { Ok(session.execute_stream(sql).await?) })
             .await?;
-        Ok(match result {
-            StreamingResult::Rows(q) => Outcome::Rows {
-                schema: q.schema,
-                // The slot is held until the last row is read (or the rows dropped).
-                batches: guard.stream(
-                    q.stream
-                        .map(move |r| {
-                            let _slot = &admitted;
-                            r.map_err(StatementError::from)
-                        })
-                        .boxed(),
-                ),
-                tag: "SELECT",
-            },
-            StreamingResult::Status(s) => Outcome::Status {
-                command: s.command.to_string(),
-                rows: s.rows,
-            },
-        })
+        Ok(session_outcome(result, admitted, guard))
     }
 
     /// `SET name TO value`, `SET search_path = db`, `SET TIME ZONE 'UTC'`.

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Debug;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use futures::{Sink, SinkExt, StreamExt};
@@ -29,7 +29,7 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::startup::{Authentication, SecretKey};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage, ProtocolVersion};
-use tidelake_sql::{Session, SqlError};
+use tidelake_sql::{PreparedPoint, ScalarValue, Session, SqlError};
 
 use super::connection::{command_tag, keywords, returns_rows, Connection, Outcome};
 use super::params::{self, Param};
@@ -45,6 +45,10 @@ pub struct Prepared {
     sql: String,
     params: usize,
     cursor: Option<String>,
+    /// The statement planned as a point query, decided at an Execute:
+    /// `None` undecided, `Some(None)` not one. Forgotten when it declines
+    /// (the table's schema changed, say), so the next Execute decides again.
+    point: Arc<Mutex<Option<Option<Arc<PreparedPoint>>>>>,
 }
 
 /// The handlers of one connection.
@@ -360,9 +364,60 @@ impl Handler {
 
     /// Runs a bound portal's statement.
     async fn execute_portal(&self, portal: &Portal<Prepared>) -> Result<Outcome, StatementError> {
-        let sql = bind(portal)?;
         let guard = self.conn.begin_statement();
+        if let Some((point, params)) = self.point_of(portal).await {
+            let sql = &portal.statement.statement.sql;
+            let forget = || {
+                let state = &portal.statement.statement.point;
+                *state.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            };
+            return self
+                .conn
+                .run_point(sql, &point, &params, || bind(portal), forget, &guard)
+                .await;
+        }
+        let sql = bind(portal)?;
         self.conn.run(&sql, &guard).await
+    }
+
+    /// The portal's statement as a prepared point query, with its
+    /// parameters' values, when it is one and every value is a key value.
+    async fn point_of(
+        &self,
+        portal: &Portal<Prepared>,
+    ) -> Option<(Arc<PreparedPoint>, Vec<ScalarValue>)> {
+        let stmt = &portal.statement;
+        let sql = &stmt.statement.sql;
+        if stmt.statement.params == 0
+            || stmt.statement.cursor.is_some()
+            || super::catalog::is_catalog_query(sql)
+        {
+            return None;
+        }
+        let state = &stmt.statement.point;
+        let decided = state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let point = match decided {
+            Some(point) => point?,
+            None => {
+                let session = self.conn.session().ok()?.clone();
+                let point = session.prepare_point(sql).await;
+                *state.lock().unwrap_or_else(|p| p.into_inner()) = Some(point.clone());
+                point?
+            }
+        };
+        let params = portal
+            .parameters
+            .iter()
+            .enumerate()
+            .map(|(i, value)| {
+                params::scalar(&Param {
+                    value: value.as_deref(),
+                    binary: portal.parameter_format.is_binary(i),
+                    pg_type: stmt.parameter_types.get(i).and_then(|t| t.as_ref()),
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some((point, params))
     }
 }
 
@@ -399,9 +454,8 @@ fn store_of<S: PortalStore + ?Sized>(store: &S) -> Option<&MemPortalStore<Prepar
 fn add_cursor_portal<S: PortalStore + ?Sized>(store: &S, name: &str) {
     if let Some(store) = store_of(store) {
         let statement = Prepared {
-            sql: String::new(),
-            params: 0,
             cursor: Some(name.to_string()),
+            ..Prepared::default()
         };
         let stored = Arc::new(StoredStatement::new(name.to_string(), statement, vec![]));
         store.put_portal(Arc::new(Portal::new_cursor(name.to_string(), stored)));
@@ -475,7 +529,7 @@ impl QueryParser for Parser {
             1 => Ok(Some(Prepared {
                 params: params::count(&statements[0]),
                 sql: statements[0].clone(),
-                cursor: None,
+                ..Prepared::default()
             })),
             _ => Err(pg_error(StatementError::refused(
                 "42601",

@@ -2,7 +2,7 @@
 //! SQL literals put in place of `$1`, `$2`, ... Every value is validated
 //! (numbers parsed, strings quoted), so a parameter can never become SQL.
 
-use tidelake_sql::SqlError;
+use tidelake_sql::{ScalarValue, SqlError};
 
 use pgwire::api::Type;
 
@@ -110,6 +110,42 @@ fn text_literal(text: &str, t: &Type) -> Result<String, SqlError> {
             _ => quote(text),
         }),
     }
+}
+
+/// The value of one parameter, for a prepared point query (see
+/// `tidelake_sql::PreparedPoint`), for the types a key is looked up by:
+/// integers, booleans and text (also untyped text). `None` for anything
+/// else, for NULL and for a value that does not parse: the statement then
+/// runs with [`literal`]s in place, which answers or reports it.
+pub fn scalar(p: &Param<'_>) -> Option<ScalarValue> {
+    let t = p.pg_type.unwrap_or(&Type::UNKNOWN);
+    let bytes = p.value?;
+    if p.binary {
+        return Some(match *t {
+            Type::INT2 => ScalarValue::Int16(Some(i16::from_be_bytes(bytes.try_into().ok()?))),
+            Type::INT4 => ScalarValue::Int32(Some(i32::from_be_bytes(bytes.try_into().ok()?))),
+            Type::INT8 => ScalarValue::Int64(Some(i64::from_be_bytes(bytes.try_into().ok()?))),
+            Type::BOOL => ScalarValue::Boolean(Some(*bytes.first()? != 0)),
+            _ if is_text(t) => ScalarValue::Utf8(Some(std::str::from_utf8(bytes).ok()?.into())),
+            _ => return None,
+        });
+    }
+    let text = std::str::from_utf8(bytes).ok()?;
+    Some(match *t {
+        Type::INT2 => ScalarValue::Int16(Some(text.trim().parse().ok()?)),
+        Type::INT4 => ScalarValue::Int32(Some(text.trim().parse().ok()?)),
+        Type::INT8 => ScalarValue::Int64(Some(text.trim().parse().ok()?)),
+        _ if is_text(t) => ScalarValue::Utf8(Some(text.to_string())),
+        _ => return None,
+    })
+}
+
+/// Types whose values are plain text (untyped parameters arrive as text).
+fn is_text(t: &Type) -> bool {
+    matches!(
+        *t,
+        Type::UNKNOWN | Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME
+    )
 }
 
 /// A numeric literal: digits only, so `12.50` stays an exact decimal.
@@ -385,6 +421,39 @@ mod tests {
             pg_type: Some(t),
         })
         .unwrap()
+    }
+
+    #[test]
+    fn key_parameters_become_values_and_the_rest_declines() {
+        let param = |value: Option<&'static [u8]>, binary: bool, t: &'static Type| {
+            scalar(&Param {
+                value,
+                binary,
+                pg_type: Some(t),
+            })
+        };
+        assert_eq!(
+            param(Some(b" 42"), false, &Type::INT8),
+            Some(ScalarValue::Int64(Some(42)))
+        );
+        assert_eq!(
+            param(Some(&[0, 0, 0, 7]), true, &Type::INT4),
+            Some(ScalarValue::Int32(Some(7)))
+        );
+        assert_eq!(
+            param(Some(b"d'1"), false, &Type::UNKNOWN),
+            Some(ScalarValue::Utf8(Some("d'1".into())))
+        );
+        assert_eq!(
+            param(Some(b"abc"), true, &Type::TEXT),
+            Some(ScalarValue::Utf8(Some("abc".into())))
+        );
+        // NULL, values that do not parse and other types run the normal way.
+        assert_eq!(param(None, false, &Type::INT8), None);
+        assert_eq!(param(Some(b"70000"), false, &Type::INT2), None);
+        assert_eq!(param(Some(&[0, 1]), true, &Type::INT8), None);
+        assert_eq!(param(Some(b"2024-01-01"), false, &Type::DATE), None);
+        assert_eq!(param(Some(b"1.5"), false, &Type::FLOAT8), None);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! a commit made by another process at its next execution (the metadata
 //! caches never hide a new snapshot), as does a Flight SQL prepared
 //! statement with bound parameters, and a statement whose parameters have
-//! no declared type (pgbench's); `/metrics` shows the lookups and the
+//! no declared type (pgbench's); a prepared point query is planned once
+//! and planned again after an ALTER; `/metrics` shows the lookups and the
 //! caches' hits and misses.
 
 use std::collections::BTreeMap;
@@ -196,6 +197,20 @@ fn a_prepared_point_query_takes_the_fast_path_and_sees_other_processes_commits()
     let (rows, _) = execute(&mut stream, "untyped", &["d1", "2"]);
     assert_eq!(rows, ["newer"]);
     assert!(get(&scrape(h), lookups) - untyped_before >= 1.0);
+
+    // Executions of a prepared point query skip planning; an ALTER between
+    // two makes the next one decline (the schema it was planned with is no
+    // longer the latest) and run the normal way, and the one after is
+    // planned anew.
+    let prepared = "tidelake_prepared_point_queries_total";
+    let answered = get(&scrape(h), prepared);
+    assert!(answered >= 6.0, "{answered}");
+    psql_ok(p, &["-c", "ALTER TABLE orders ADD COLUMN note STRING"]);
+    for _ in 0..2 {
+        let (rows, _) = execute(&mut stream, "point", &["d1", "2"]);
+        assert_eq!(rows, ["newer"]);
+    }
+    assert_eq!(get(&scrape(h), prepared) - answered, 1.0);
 
     let after = scrape(h);
     let moved = |series: &str| get(&after, series) - get(&before, series);
