@@ -150,11 +150,12 @@ pub(crate) fn levels_overlap(files: &[&DataFileMeta], key_types: &[DataType]) ->
 
 /// Groups a bucket's files into sections whose key ranges do not overlap,
 /// each section a list of sorted runs (Paimon's interval partition). A
-/// section of one run needs no merge.
-pub(crate) fn sections(
+/// section of one run needs no merge. Files are given as their indexes in
+/// `files`, so that a caller copies only those it reads.
+pub(crate) fn section_indices(
     files: &[DataFileMeta],
     key_types: &[DataType],
-) -> Vec<Vec<Vec<DataFileMeta>>> {
+) -> Vec<Vec<Vec<usize>>> {
     let decoded: Option<Vec<(Vec<Datum>, Vec<Datum>)>> = files
         .iter()
         .map(|f| {
@@ -166,11 +167,11 @@ pub(crate) fn sections(
         .collect();
     let Some(ranges) = decoded else {
         // Unreadable key ranges: merge everything, one run per file.
-        return vec![files.iter().map(|f| vec![f.clone()]).collect()];
+        return vec![(0..files.len()).map(|f| vec![f]).collect()];
     };
     let mut order: Vec<usize> = (0..files.len()).collect();
     order.sort_by(|&a, &b| compare_keys(&ranges[a].0, &ranges[b].0).unwrap_or(Ordering::Equal));
-    let mut out: Vec<Vec<Vec<DataFileMeta>>> = Vec::new();
+    let mut out: Vec<Vec<Vec<usize>>> = Vec::new();
     let mut section: Vec<(Vec<Datum>, Vec<usize>)> = Vec::new(); // runs: (max key, files)
     let mut section_max: Option<Vec<Datum>> = None;
     for i in order {
@@ -183,12 +184,7 @@ pub(crate) fn sections(
             None => true,
         };
         if starts_new && !section.is_empty() {
-            out.push(
-                section
-                    .drain(..)
-                    .map(|(_, fs)| fs.into_iter().map(|f| files[f].clone()).collect())
-                    .collect(),
-            );
+            out.push(section.drain(..).map(|(_, fs)| fs).collect());
             section_max = None;
         }
         match section
@@ -209,12 +205,7 @@ pub(crate) fn sections(
         }
     }
     if !section.is_empty() {
-        out.push(
-            section
-                .into_iter()
-                .map(|(_, fs)| fs.into_iter().map(|f| files[f].clone()).collect())
-                .collect(),
-        );
+        out.push(section.into_iter().map(|(_, fs)| fs).collect());
     }
     out
 }

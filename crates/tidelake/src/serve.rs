@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use tidelake_engine::{CacheConfig, MetadataCache};
 use tidelake_server::flight::auth::Tokens;
 use tidelake_server::users::{read_token_secret, Users};
 use tidelake_server::{PgAuth, Server, ServerConfig, SessionFactory, TlsFiles};
@@ -96,6 +97,12 @@ pub struct ServeArgs {
     /// 0: no limit
     #[arg(long, value_name = "BYTES", default_value = "0", value_parser = parse_bytes)]
     query_memory: usize,
+    /// Memory for the decoded rows of data files that primary-key lookups
+    /// keep meeting (e.g. 512MiB): a lookup in such a file decodes nothing.
+    /// Best sized to the uncompressed size of the tables served by key;
+    /// 0: lookups always decode the pages holding their rows
+    #[arg(long, value_name = "BYTES", default_value = "1GiB", value_parser = parse_bytes)]
+    lookup_cache: usize,
     /// Jobs and maintenance tasks this server runs at once as a worker of
     /// the warehouse (default: twice the cores); 0 serves queries only
     #[arg(long, value_name = "N")]
@@ -265,8 +272,33 @@ fn worker_config(args: &ServeArgs, slots: usize) -> WorkerConfig {
     }
 }
 
+/// The session every connection's is made from, on a catalog whose cache
+/// keeps up to `lookup_cache` bytes of decoded rows for key lookups.
+async fn open_serving_session(warehouse: &str, lookup_cache: usize) -> Result<Session, SqlError> {
+    let catalog = tidelake_vector::open_catalog(warehouse).await?;
+    let config = CacheConfig {
+        lookup_rows_bytes: lookup_cache,
+        ..catalog.metadata_cache().config()
+    };
+    Session::with_extensions(catalog.with_cache_config(config), crate::extensions()).await
+}
+
+/// The bytes each of the catalog's caches holds, as Prometheus gauges.
+fn cache_gauges(cache: &MetadataCache) -> String {
+    let name = "tidelake_engine_cache_bytes";
+    format!(
+        "# HELP {name} Bytes held by the in-memory caches (estimated)\n# TYPE {name} gauge\n\
+         {name}{{cache=\"manifest\"}} {}\n{name}{{cache=\"footer\"}} {}\n\
+         {name}{{cache=\"key_index\"}} {}\n{name}{{cache=\"lookup_rows\"}} {}\n",
+        cache.manifest_bytes_held(),
+        cache.footer_bytes_held(),
+        cache.key_index_bytes_held(),
+        cache.lookup_rows_bytes_held(),
+    )
+}
+
 pub async fn run_serve(warehouse: &str, args: ServeArgs) -> ExitCode {
-    let template = match crate::open_session(warehouse).await {
+    let template = match open_serving_session(warehouse, args.lookup_cache).await {
         Ok(s) => s,
         Err(e) => {
             crate::report(&e);
@@ -328,6 +360,7 @@ pub async fn run_serve(warehouse: &str, args: ServeArgs) -> ExitCode {
         (slots > 0).then(|| Worker::new(template.catalog().clone(), worker_config(&args, slots)));
     let gauges = worker.as_ref().map(Worker::gauges);
     let open = Arc::new(AtomicUsize::new(0));
+    let sessions_cache = template.catalog().metadata_cache().clone();
     let sessions = Sessions {
         template,
         memory_limit: (args.query_memory > 0).then_some(args.query_memory),
@@ -346,6 +379,8 @@ pub async fn run_serve(warehouse: &str, args: ServeArgs) -> ExitCode {
         Some(worker_gauges) => server.with_metrics(Arc::new(move || worker_gauges.render())),
         None => server,
     };
+    let cache = sessions_cache;
+    let server = server.with_metrics(Arc::new(move || cache_gauges(&cache)));
     if server.requires_tls() {
         println!("TLS: required on every port");
     }

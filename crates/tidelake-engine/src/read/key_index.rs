@@ -80,7 +80,7 @@ pub(crate) struct BucketFiles<'a> {
 pub(crate) async fn key_rows(
     table: &Table,
     split: &BucketFiles<'_>,
-    files: &[DataFileMeta],
+    files: &[&DataFileMeta],
     key_columns: &[ReadColumn],
     hasher: &KeyHasher,
     hash: u32,
@@ -88,24 +88,24 @@ pub(crate) async fn key_rows(
     if !table.cache.key_indexes_enabled() {
         return Ok(None);
     }
-    let indexes: Vec<(String, Arc<FileKeyIndex>)> =
-        futures::stream::iter(files.iter().cloned().map(|f| async move {
-            let index = file_index(table, split, &f, key_columns, hasher).await?;
-            Ok::<_, EngineError>((f.file_name, index))
-        }))
-        .buffered(BUILD_CONCURRENCY)
-        .try_collect()
-        .await?;
+    let mut indexes: Vec<Arc<FileKeyIndex>> = Vec::with_capacity(files.len());
+    for chunk in files.chunks(BUILD_CONCURRENCY) {
+        let built = chunk
+            .iter()
+            .map(|f| file_index(table, split, f, key_columns, hasher));
+        indexes.extend(futures::future::try_join_all(built).await?);
+    }
     let mut found = HashMap::new();
-    for (name, index) in indexes {
+    for (file, index) in files.iter().zip(indexes) {
+        let name = file.file_name.as_str();
         let mut rows = index.rows_of(hash);
-        if let Some(deleted) = split.deletion_vectors.and_then(|v| v.get(&name).cloned()) {
+        if let Some(deleted) = split.deletion_vectors.and_then(|v| v.get(name).cloned()) {
             rows.retain(|p| !deleted.is_deleted(*p));
         }
         if !rows.is_empty() {
             let hits = index.hit();
             found.insert(
-                name,
+                name.to_string(),
                 KeyHits {
                     positions: rows,
                     hits,

@@ -21,7 +21,7 @@ use super::key_index::{indexed_rows, KeyHits};
 use super::merge::{merge_runs, MergeLayout, Pick};
 use super::predicate::Predicate;
 use crate::error::{EngineError, Result};
-use crate::lsm::sections;
+use crate::lsm::section_indices;
 use crate::options::MergeEngine;
 use crate::stats::decode_stats;
 use crate::table::Table;
@@ -748,24 +748,29 @@ fn read_pk_split(
     // A lookup first asks the files' key indexes which rows may hold the
     // key, then reads only those.
     stream::once(async move {
-        let files: Vec<DataFileMeta> = split.files_to_read().cloned().collect();
-        let bucket = super::key_index::BucketFiles {
-            partition_path: &split.partition_path,
-            bucket: split.bucket,
-            deletion_vectors: split.deletion_vectors.as_deref(),
-        };
-        let columns = key_columns(&table);
-        let rows = match filter.hashed() {
-            Some((hasher, hash)) => {
-                super::key_index::key_rows(&table, &bucket, &files, &columns, hasher, hash).await
+        let rows = async {
+            let files: Vec<&DataFileMeta> = split.files_to_read().collect();
+            let bucket = super::key_index::BucketFiles {
+                partition_path: &split.partition_path,
+                bucket: split.bucket,
+                deletion_vectors: split.deletion_vectors.as_deref(),
+            };
+            let columns = key_columns(&table);
+            let rows = match filter.hashed() {
+                Some((hasher, hash)) => {
+                    super::key_index::key_rows(&table, &bucket, &files, &columns, hasher, hash)
+                        .await?
+                }
+                None => None,
+            };
+            if let Some(r) = &rows {
+                crate::counters::lookup_files_skipped(files.len() - r.len());
             }
-            None => Ok(None),
-        };
+            Ok::<_, EngineError>(rows)
+        }
+        .await;
         match rows {
             Ok(rows) => {
-                if let Some(r) = &rows {
-                    crate::counters::lookup_files_skipped(files.len() - r.len());
-                }
                 read_pk_split_rows(table, split, projection, schema, key, rows.map(Arc::new))
             }
             Err(e) => stream::once(async move { Err(e) }).boxed(),
@@ -789,10 +794,11 @@ fn read_pk_split_rows(
     // Level-0 files stay unread in batch reads even when the rest merges.
     // Shared, not copied, by every run's reader (a bucket may hold dozens
     // of runs, each of which would otherwise copy every file's metadata).
-    let split = Arc::new(Split {
-        files: split.files_to_read().cloned().collect(),
-        ..split
-    });
+    let mut split = split;
+    if split.skip_level0 {
+        split.files.retain(|f| f.level > 0);
+    }
+    let split = Arc::new(split);
     let layout = table.layout.clone();
     let nk = layout.key_indices.len();
     let mut columns = key_columns(&table);
@@ -846,17 +852,20 @@ fn read_pk_split_rows(
     let order_types: Vec<_> = (seqf_start..values_start)
         .map(|i| in_schema.field(i).data_type().clone())
         .collect();
-    let sections = sections(&split.files, &layout.key_types);
+    let sections = section_indices(&split.files, &layout.key_types);
     stream::iter(sections)
         .flat_map(move |runs| {
             // Whether a section merges depends on its runs, not on which of
-            // their files hold the key: decided before files are left out.
+            // their files hold the key: decided before files are left out
+            // (and only the files holding it are copied).
             let single = runs.len() == 1;
             let runs: Vec<Vec<DataFileMeta>> = runs
                 .into_iter()
                 .map(|run| {
                     run.into_iter()
+                        .map(|f| &split.files[f])
                         .filter(|f| holds_key(key_rows.as_deref(), f))
+                        .cloned()
                         .collect::<Vec<_>>()
                 })
                 .filter(|run| single || !run.is_empty())
