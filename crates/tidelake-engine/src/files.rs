@@ -5,8 +5,7 @@
 //! files carry the table columns only.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, Int64Array, Int8Array, RecordBatch};
 use arrow_schema::{Field, Schema, SchemaRef};
@@ -329,34 +328,35 @@ fn encode_parquet(
         }
         writers.into_iter().map(|w| w.close()).collect()
     };
-    // Row groups are taken in order by `threads` threads; each result goes
-    // to its group's slot.
-    let taken = AtomicUsize::new(0);
-    let encoded: Vec<Mutex<Option<parquet::errors::Result<Vec<ArrowColumnChunk>>>>> =
-        (0..groups).map(|_| Mutex::new(None)).collect();
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let group = taken.fetch_add(1, Ordering::Relaxed);
-                let Some(slot) = encoded.get(group) else {
-                    break;
-                };
-                let chunks = encode(group);
-                if let Ok(mut slot) = slot.lock() {
-                    *slot = Some(chunks);
-                }
+    // Waves of `threads` row groups, each encoded in parallel and then
+    // appended in order: at most one wave's encoded chunks are held at a
+    // time besides the file.
+    for wave in (0..groups).step_by(threads) {
+        let wave: Vec<usize> = (wave..groups.min(wave + threads)).collect();
+        let encoded: Vec<parquet::errors::Result<Vec<ArrowColumnChunk>>> =
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = wave
+                    .iter()
+                    .map(|&group| scope.spawn(move || encode(group)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(parquet::errors::ParquetError::General(
+                                "a row group's encoder panicked".into(),
+                            ))
+                        })
+                    })
+                    .collect()
             });
+        for chunks in encoded {
+            let mut row_group = file.next_row_group()?;
+            for chunk in chunks? {
+                chunk.append_to_row_group(&mut row_group)?;
+            }
+            row_group.close()?;
         }
-    });
-    for slot in encoded {
-        let chunks = slot.into_inner().ok().flatten().ok_or_else(|| {
-            parquet::errors::ParquetError::General("a row group was not encoded".into())
-        })??;
-        let mut row_group = file.next_row_group()?;
-        for chunk in chunks {
-            chunk.append_to_row_group(&mut row_group)?;
-        }
-        row_group.close()?;
     }
     file.close()?;
     Ok(())
