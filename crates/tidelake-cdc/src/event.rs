@@ -11,8 +11,8 @@
 //! - the changes of one source transaction are followed by one
 //!   [`SourceEvent::Commit`] whose position resumes *after* it; the sink
 //!   never commits a source transaction in two snapshots;
-//! - the rows of an initial copy (inserts without a commit time) are
-//!   followed by one [`SourceEvent::CopyEnd`] naming the copied tables and
+//! - the rows of an initial copy (inserts without a commit time, as
+//!   changes or as [`SourceEvent::Rows`] batches) are followed by one [`SourceEvent::CopyEnd`] naming the copied tables and
 //!   the position their copy holds the source up to, which may be ahead of
 //!   the stream: only those tables record it;
 //! - [`SourceEvent::Heartbeat`] says the source advanced with nothing for
@@ -140,6 +140,14 @@ pub enum SourceEvent {
     },
     /// A row change inside the current transaction (or initial snapshot).
     Change(RowChange),
+    /// Rows of an initial copy: inserts without a commit time, the
+    /// batch's columns those of the table's latest [`SourceEvent::Schema`]
+    /// in its Paimon types (see [`crate::rows::RowsBuilder`]). The same as
+    /// one [`SourceEvent::Change`] per row, at a fraction of the cost.
+    Rows {
+        table: SourceTableId,
+        batch: arrow::record_batch::RecordBatch,
+    },
     /// The end of a source transaction (or of an initial snapshot's rows):
     /// everything since the previous commit is one unit, and `position`
     /// resumes right after it.

@@ -20,6 +20,7 @@
 pub mod error;
 pub mod event;
 pub mod postgres;
+pub mod rows;
 pub mod sink;
 pub mod values;
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use arrow_array::{Array, ArrayRef, Int64Array, Int8Array, RecordBatch};
 use arrow_schema::{Field, Schema, SchemaRef};
 use bytes::Bytes;
+use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
@@ -94,7 +95,7 @@ fn writer_properties(layout: &TableLayout) -> Result<WriterProperties> {
     };
     let builder = WriterProperties::builder()
         .set_compression(compression)
-        .set_max_row_group_row_count(Some(256 * 1024))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_data_page_size_limit(o.parquet.page_size)
         .set_dictionary_page_size_limit(o.parquet.dictionary_page_size)
         .set_dictionary_enabled(o.parquet.enable_dictionary);
@@ -203,22 +204,12 @@ async fn write_file(
     let name = format!("{prefix}{}-0.parquet", uuid::Uuid::new_v4());
     let path = format!("{dir}/{name}");
     let mut buf = Vec::with_capacity(1 << 20);
-    {
-        let mut writer =
-            ArrowWriter::try_new(&mut buf, batch.schema(), Some(writer_properties(layout)?))
-                .map_err(|e| EngineError::Parquet {
-                    path: path.clone(),
-                    source: e,
-                })?;
-        writer.write(batch).map_err(|e| EngineError::Parquet {
+    encode_parquet(batch, writer_properties(layout)?, &mut buf).map_err(|e| {
+        EngineError::Parquet {
             path: path.clone(),
             source: e,
-        })?;
-        writer.close().map_err(|e| EngineError::Parquet {
-            path: path.clone(),
-            source: e,
-        })?;
-    }
+        }
+    })?;
     let file_size = buf.len() as i64;
     let truncate = layout.options.stats_truncate_length;
     let value_offset = batch.num_columns() - layout.schema.fields.len();
@@ -295,6 +286,82 @@ async fn write_file(
     })
 }
 
+/// Rows per row group of the files written.
+const ROW_GROUP_ROWS: usize = 256 * 1024;
+
+/// Encodes `batch` as one Parquet file into `buf`. The row groups of a file
+/// of several are encoded on up to one thread per core (their column
+/// chunks are independent) and appended in order: the same file one writer
+/// makes, without a large flush (an initial copy's, a big transaction's)
+/// leaving the other cores idle.
+fn encode_parquet(
+    batch: &RecordBatch,
+    properties: WriterProperties,
+    buf: &mut Vec<u8>,
+) -> parquet::errors::Result<()> {
+    let rows = batch.num_rows();
+    let mut writer = ArrowWriter::try_new(&mut *buf, batch.schema(), Some(properties))?;
+    let groups = rows.div_ceil(ROW_GROUP_ROWS);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(groups);
+    if threads <= 1 {
+        writer.write(batch)?;
+        writer.close()?;
+        return Ok(());
+    }
+    let (mut file, factory) = writer.into_serialized_writer()?;
+    let schema = batch.schema();
+    let encode = |group: usize| -> parquet::errors::Result<Vec<ArrowColumnChunk>> {
+        let start = group * ROW_GROUP_ROWS;
+        let part = batch.slice(start, ROW_GROUP_ROWS.min(rows - start));
+        let mut writers = factory.create_column_writers(group)?;
+        let mut next = writers.iter_mut();
+        for (field, column) in schema.fields().iter().zip(part.columns()) {
+            for leaf in compute_leaves(field, column)? {
+                next.next()
+                    .ok_or_else(|| {
+                        parquet::errors::ParquetError::General("a column without a writer".into())
+                    })?
+                    .write(&leaf)?;
+            }
+        }
+        writers.into_iter().map(|w| w.close()).collect()
+    };
+    // Waves of `threads` row groups, each encoded in parallel and then
+    // appended in order: at most one wave's encoded chunks are held at a
+    // time besides the file.
+    for wave in (0..groups).step_by(threads) {
+        let wave: Vec<usize> = (wave..groups.min(wave + threads)).collect();
+        let encoded: Vec<parquet::errors::Result<Vec<ArrowColumnChunk>>> =
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = wave
+                    .iter()
+                    .map(|&group| scope.spawn(move || encode(group)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(parquet::errors::ParquetError::General(
+                                "a row group's encoder panicked".into(),
+                            ))
+                        })
+                    })
+                    .collect()
+            });
+        for chunks in encoded {
+            let mut row_group = file.next_row_group()?;
+            for chunk in chunks? {
+                chunk.append_to_row_group(&mut row_group)?;
+            }
+            row_group.close()?;
+        }
+    }
+    file.close()?;
+    Ok(())
+}
+
 /// Builds the key-value layout from sorted table rows plus sequence and kind.
 pub(crate) fn kv_batch(
     layout: &TableLayout,
@@ -312,4 +379,47 @@ pub(crate) fn kv_batch(
     cols.push(kinds);
     cols.extend(values.iter().cloned());
     Ok(RecordBatch::try_new(schema.clone(), cols)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::StringArray;
+
+    /// Row groups encoded in parallel make the file one writer makes.
+    #[test]
+    fn parallel_row_groups_make_the_same_file() {
+        let rows = 2 * ROW_GROUP_ROWS + 1_000;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", arrow_schema::DataType::Int64, false),
+            Field::new("s", arrow_schema::DataType::Utf8, true),
+        ]));
+        let keys = Int64Array::from_iter_values(0..rows as i64);
+        let text = StringArray::from_iter(
+            (0..rows).map(|i| (i % 7 != 0).then(|| format!("value {}", i % 1_000))),
+        );
+        let batch =
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(keys), Arc::new(text)]).unwrap();
+        let properties = || {
+            WriterProperties::builder()
+                .set_compression(Compression::ZSTD(ZstdLevel::default()))
+                .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+                .build()
+        };
+        let mut parallel = Vec::new();
+        encode_parquet(&batch, properties(), &mut parallel).unwrap();
+        let mut serial = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut serial, schema, Some(properties())).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        assert_eq!(parallel, serial);
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            Bytes::from(parallel),
+        )
+        .unwrap();
+        assert_eq!(reader.metadata().num_row_groups(), 3);
+        let read: Vec<RecordBatch> = reader.build().unwrap().map(|b| b.unwrap()).collect();
+        let read = arrow_select::concat::concat_batches(&batch.schema(), &read).unwrap();
+        assert_eq!(read, batch);
+    }
 }

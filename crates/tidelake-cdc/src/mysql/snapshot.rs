@@ -7,10 +7,14 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Value};
 
 use super::schema::{read_tables, MysqlTable};
-use super::types::from_text;
+use super::types::{from_text, ColumnKind};
 use super::{emit, source_err, table_err, BinlogPosition, Events, MysqlConfig};
 use crate::error::Result;
-use crate::event::{CdcValue, ChangeKind, RowChange, SourceEvent};
+use crate::event::SourceEvent;
+use crate::rows::RowsBuilder;
+
+/// Rows per batch of a table's copy.
+const BATCH_ROWS: usize = 4096;
 
 async fn query_drop(conn: &mut Conn, sql: &str) -> Result<()> {
     conn.query_drop(sql)
@@ -166,6 +170,33 @@ fn quote(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
+/// Whether a column's text-protocol value is its value as text.
+fn is_text(kind: &ColumnKind) -> bool {
+    matches!(
+        kind,
+        ColumnKind::DecimalString | ColumnKind::Text | ColumnKind::Enum(_)
+    )
+}
+
+/// Sends the rows built so far as one batch: their count, `None` once the
+/// source was dropped.
+async fn send_rows(
+    table: &MysqlTable,
+    batch: &mut RowsBuilder,
+    tx: Events<'_>,
+) -> Result<Option<u64>> {
+    let rows = batch.rows();
+    if rows == 0 {
+        return Ok(Some(0));
+    }
+    let batch = batch.finish().map_err(|e| table_err(&table.id, e))?;
+    let event = SourceEvent::Rows {
+        table: table.id.clone(),
+        batch,
+    };
+    Ok(emit(tx, event).await.then_some(rows as u64))
+}
+
 /// Copies one table; its row count, `None` once the source was dropped.
 async fn copy_table(conn: &mut Conn, table: &MysqlTable, tx: Events<'_>) -> Result<Option<u64>> {
     let started = Instant::now();
@@ -181,35 +212,37 @@ async fn copy_table(conn: &mut Conn, table: &MysqlTable, tx: Events<'_>) -> Resu
         .await
         .map_err(|e| table_err(&table.id, format!("snapshot read: {e}")))?;
     let mut rows = 0u64;
+    let mut batch = RowsBuilder::new(&table.schema(), BATCH_ROWS);
     while let Some(row) = result
         .next()
         .await
         .map_err(|e| table_err(&table.id, format!("snapshot read: {e}")))?
     {
-        let mut values = Vec::with_capacity(table.columns.len());
-        for (column, value) in table.columns.iter().zip(row.unwrap_raw()) {
-            values.push(match value {
-                None | Some(Value::NULL) => CdcValue::Null,
-                Some(Value::Bytes(bytes)) => from_text(&column.kind, &bytes)
-                    .map_err(|e| table_err(&table.id, format!("column {}: {e}", column.name)))?,
-                Some(other) => {
-                    return Err(table_err(
-                        &table.id,
-                        format!("column {}: unexpected value {other:?}", column.name),
-                    ))
+        for (i, (column, value)) in table.columns.iter().zip(row.unwrap_raw()).enumerate() {
+            let pushed = match value {
+                None | Some(Value::NULL) => batch.push_null(i),
+                // Text as it is, without a value of its own.
+                Some(Value::Bytes(bytes)) if is_text(&column.kind) => {
+                    batch.push_str(i, &String::from_utf8_lossy(&bytes))
                 }
-            });
+                Some(Value::Bytes(bytes)) => {
+                    from_text(&column.kind, &bytes).and_then(|v| batch.push(i, v))
+                }
+                Some(other) => Err(format!("unexpected value {other:?}")),
+            };
+            pushed.map_err(|e| table_err(&table.id, format!("column {}: {e}", column.name)))?;
         }
-        let change = RowChange {
-            table: table.id.clone(),
-            kind: ChangeKind::Insert,
-            values,
-            op_ts_micros: None,
-        };
-        if !emit(tx, SourceEvent::Change(change)).await {
-            return Ok(None);
+        batch.end_row();
+        if batch.rows() >= BATCH_ROWS {
+            match send_rows(table, &mut batch, tx).await? {
+                Some(n) => rows += n,
+                None => return Ok(None),
+            }
         }
-        rows += 1;
+    }
+    match send_rows(table, &mut batch, tx).await? {
+        Some(n) => rows += n,
+        None => return Ok(None),
     }
     let seconds = started.elapsed().as_secs_f64().max(0.001);
     eprintln!(

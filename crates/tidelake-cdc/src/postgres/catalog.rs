@@ -19,6 +19,8 @@ pub(crate) struct PgTable {
     /// `relreplident`: `d` default, `f` full, `n` nothing, `i` index.
     pub replica_identity: char,
     pub schema: SourceSchema,
+    /// The type OID of each column (how the binary copy reads it).
+    pub type_oids: Vec<u32>,
 }
 
 impl PgTable {
@@ -71,6 +73,7 @@ pub(crate) async fn discover(conn: &mut Connection, filter: &TableFilter) -> Res
                     key.split('\u{1}').map(str::to_string).collect()
                 },
             },
+            type_oids: Vec::new(),
         });
     }
     if tables.is_empty() {
@@ -87,7 +90,7 @@ pub(crate) async fn discover(conn: &mut Connection, filter: &TableFilter) -> Res
             oids.join(",")
         ))
         .await?;
-    let mut by_oid: BTreeMap<u32, Vec<SourceColumn>> = BTreeMap::new();
+    let mut by_oid: BTreeMap<u32, Vec<(SourceColumn, u32)>> = BTreeMap::new();
     for row in columns {
         let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
         let type_oid: u32 = get(2).parse().unwrap_or(0);
@@ -96,15 +99,19 @@ pub(crate) async fn discover(conn: &mut Connection, filter: &TableFilter) -> Res
         by_oid
             .entry(get(0).parse().unwrap_or(0))
             .or_default()
-            .push(SourceColumn {
-                name: get(1),
-                data_type: paimon_type(type_oid, modifier).with_nullable(!not_null),
-                source_type: get(5),
-                comment: row.get(6).cloned().flatten(),
-            });
+            .push((
+                SourceColumn {
+                    name: get(1),
+                    data_type: paimon_type(type_oid, modifier).with_nullable(!not_null),
+                    source_type: get(5),
+                    comment: row.get(6).cloned().flatten(),
+                },
+                type_oid,
+            ));
     }
     for table in &mut tables {
-        table.schema.columns = by_oid.remove(&table.oid).unwrap_or_default();
+        let columns = by_oid.remove(&table.oid).unwrap_or_default();
+        (table.schema.columns, table.type_oids) = columns.into_iter().unzip();
     }
     Ok(tables)
 }

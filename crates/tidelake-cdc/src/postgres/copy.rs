@@ -1,6 +1,7 @@
-//! The initial copy: tables read with `COPY ... TO STDOUT` (text format)
-//! by several connections in parallel, each in a REPEATABLE READ
-//! transaction on the same exported snapshot when there is one.
+//! The initial copy: tables read with `COPY ... TO STDOUT` (binary format,
+//! read into Arrow batches: [`super::binary`]) by several connections in
+//! parallel, each in a REPEATABLE READ transaction on the same exported
+//! snapshot when there is one.
 //!
 //! A large table is split into ranges of pages (`ctid` ranges, which
 //! PostgreSQL 14+ reads with a TID range scan, touching only those pages):
@@ -19,19 +20,21 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
+use super::binary::{BinaryRows, FieldError, Wire};
 use super::catalog::PgTable;
-use super::types::parse_value;
 use super::wire::{ident, literal, source_error, ConnectConfig, Connection, Result};
 use crate::error::CdcError;
-use crate::event::{CdcValue, ChangeKind, RowChange, SourceEvent};
-use tidelake_format::types::DataTypeKind;
+use crate::event::SourceEvent;
+use crate::rows::RowsBuilder;
+use tidelake_format::types::DataType;
 
 /// What the source's background task sends: events in batches, so that a
 /// copy pays the channel's cost once per batch rather than once per row.
 pub(crate) type Events = mpsc::Sender<std::result::Result<Vec<SourceEvent>, CdcError>>;
 
-/// Rows per batch sent by a copy.
-const BATCH_ROWS: usize = 256;
+/// Rows per batch sent by a copy (Arrow columns: large enough that the
+/// writer's per-batch work is small per row).
+const BATCH_ROWS: usize = 4096;
 
 /// A table with at least twice this many bytes is split into ranges of
 /// pages (default of [`super::PostgresConfig::copy_range_bytes`]).
@@ -230,41 +233,47 @@ pub(crate) async fn copy_tables(
 }
 
 /// The statement copying `task`: the table (or its range), its columns in
-/// catalog order.
+/// catalog order, in the binary format (columns without a binary reading
+/// of ours as text).
 fn copy_statement(task: &CopyTask) -> String {
     let table = &task.copy.table;
-    let columns: Vec<String> = table
-        .schema
-        .columns
-        .iter()
-        .map(|c| ident(&c.name))
+    let columns: Vec<String> = wires(table)
+        .zip(&table.schema.columns)
+        .map(|((wire, _), c)| match wire {
+            Wire::AsText => format!("{}::text", ident(&c.name)),
+            _ => ident(&c.name),
+        })
         .collect();
     let columns = columns.join(", ");
-    match task.pages {
-        // ONLY: like `COPY table`, without the rows of inheritance children.
-        Some((from, to)) => {
-            let mut bounds = Vec::new();
-            if let Some(from) = from {
-                bounds.push(format!("ctid >= '({from},0)'::tid"));
-            }
-            if let Some(to) = to {
-                bounds.push(format!("ctid < '({to},0)'::tid"));
-            }
-            if bounds.is_empty() {
-                bounds.push("true".into());
-            }
-            format!(
-                "COPY (SELECT {columns} FROM ONLY {} WHERE {}) TO STDOUT",
-                table.sql_name(),
-                bounds.join(" AND ")
-            )
+    let mut bounds = Vec::new();
+    if let Some((from, to)) = task.pages {
+        if let Some(from) = from {
+            bounds.push(format!("ctid >= '({from},0)'::tid"));
         }
-        None if table.partitioned => format!(
-            "COPY (SELECT {columns} FROM {}) TO STDOUT",
-            table.sql_name()
-        ),
-        None => format!("COPY {} ({columns}) TO STDOUT", table.sql_name()),
+        if let Some(to) = to {
+            bounds.push(format!("ctid < '({to},0)'::tid"));
+        }
     }
+    let filter = if bounds.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", bounds.join(" AND "))
+    };
+    // ONLY: like `COPY table`, without the rows of inheritance children; a
+    // partitioned table's rows are all in its partitions.
+    let only = if table.partitioned { "" } else { "ONLY " };
+    format!(
+        "COPY (SELECT {columns} FROM {only}{}{filter}) TO STDOUT (FORMAT binary)",
+        table.sql_name()
+    )
+}
+
+/// The binary form of each column of `table`, with its type.
+fn wires(table: &PgTable) -> impl Iterator<Item = (Wire, DataType)> + '_ {
+    table.schema.columns.iter().enumerate().map(|(i, c)| {
+        let type_oid = table.type_oids.get(i).copied().unwrap_or(0);
+        (Wire::of(type_oid, &c.data_type), c.data_type.clone())
+    })
 }
 
 /// Copies one table or range in its own transaction; returns its row
@@ -285,27 +294,24 @@ async fn copy_part(
             .await?;
     }
     conn.copy_out(&copy_statement(task)).await?;
+    let mut reader = BinaryRows::new(wires(table));
+    let mut batch = RowsBuilder::new(&table.schema, BATCH_ROWS);
     let mut rows = 0u64;
-    let mut batch = Vec::with_capacity(BATCH_ROWS);
-    while let Some(line) = conn.copy_row().await? {
-        let values = parse_copy_line(&line, table)?;
-        rows += 1;
-        batch.push(SourceEvent::Change(RowChange {
-            table: table.id.clone(),
-            kind: ChangeKind::Insert,
-            values,
-            op_ts_micros: None,
-        }));
-        if batch.len() >= BATCH_ROWS {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));
-            if events.send(Ok(full)).await.is_err() {
-                return Err(source_error("the pipeline stopped"));
-            }
+    while let Some(data) = conn.copy_row().await? {
+        reader
+            .feed(&data, &mut batch)
+            .map_err(|e| field_error(table, e))?;
+        if batch.rows() >= BATCH_ROWS {
+            rows += send_rows(table, &mut batch, events).await?;
         }
     }
-    if !batch.is_empty() && events.send(Ok(batch)).await.is_err() {
-        return Err(source_error("the pipeline stopped"));
+    if !reader.complete() {
+        return Err(CdcError::table(
+            &table.id,
+            "the binary COPY ended without its trailer",
+        ));
     }
+    rows += send_rows(table, &mut batch, events).await?;
     conn.query("COMMIT").await?;
     let table_rows = copy.rows.fetch_add(rows, Ordering::Relaxed) + rows;
     if copy.left.fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -328,93 +334,32 @@ async fn copy_part(
     Ok(rows)
 }
 
-/// One row of COPY's text format: tab-separated, `\N` for NULL, backslash
-/// escapes.
-fn parse_copy_line(line: &[u8], table: &PgTable) -> Result<Vec<CdcValue>> {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    let columns = &table.schema.columns;
-    let mut values = Vec::with_capacity(columns.len());
-    let mut fields = line.split(|b| *b == b'\t');
-    for column in columns {
-        let Some(field) = fields.next() else {
-            break;
-        };
-        if field == b"\\N" {
-            values.push(CdcValue::Null);
-            continue;
-        }
-        let text = unescape(field);
-        let value = match column.data_type.kind {
-            // Text is the common case: its unescaped text is the value.
-            DataTypeKind::Char(_) | DataTypeKind::VarChar(_) => CdcValue::String(text.into_owned()),
-            _ => parse_value(&text, &column.data_type).map_err(|e| {
-                CdcError::table(
-                    &table.id,
-                    format!("column '{}' ({}): {e}", column.name, column.source_type),
-                )
-            })?,
-        };
-        values.push(value);
+/// Sends the rows built so far as one batch; returns their count.
+async fn send_rows(table: &PgTable, batch: &mut RowsBuilder, events: &Events) -> Result<u64> {
+    let rows = batch.rows();
+    if rows == 0 {
+        return Ok(0);
     }
-    if values.len() != columns.len() || fields.next().is_some() {
-        let got = line.split(|b| *b == b'\t').count();
-        return Err(source_error(format!(
-            "COPY of {} gave {got} values for {} columns",
-            table.id,
-            columns.len()
-        )));
+    let batch = batch.finish().map_err(|e| CdcError::table(&table.id, e))?;
+    let event = SourceEvent::Rows {
+        table: table.id.clone(),
+        batch,
+    };
+    if events.send(Ok(vec![event])).await.is_err() {
+        return Err(source_error("the pipeline stopped"));
     }
-    Ok(values)
+    Ok(rows as u64)
 }
 
-/// A field's text with COPY's backslash escapes resolved (borrowed when it
-/// has none, the usual case).
-fn unescape(field: &[u8]) -> std::borrow::Cow<'_, str> {
-    if !field.contains(&b'\\') {
-        return String::from_utf8_lossy(field);
+/// An error reading the copy, naming the table and the column.
+fn field_error(table: &PgTable, (column, message): FieldError) -> CdcError {
+    match column.and_then(|i| table.schema.columns.get(i)) {
+        Some(c) => CdcError::table(
+            &table.id,
+            format!("column '{}' ({}): {message}", c.name, c.source_type),
+        ),
+        None => CdcError::table(&table.id, format!("COPY: {message}")),
     }
-    let mut out = Vec::with_capacity(field.len());
-    let mut i = 0;
-    while i < field.len() {
-        let b = field[i];
-        if b != b'\\' || i + 1 == field.len() {
-            out.push(b);
-            i += 1;
-            continue;
-        }
-        let next = field[i + 1];
-        i += 2;
-        match next {
-            b't' => out.push(b'\t'),
-            b'n' => out.push(b'\n'),
-            b'r' => out.push(b'\r'),
-            b'b' => out.push(8),
-            b'f' => out.push(12),
-            b'v' => out.push(11),
-            b'0'..=b'7' => {
-                let mut value = (next - b'0') as u32;
-                let mut digits = 1;
-                while digits < 3 && i < field.len() && (b'0'..=b'7').contains(&field[i]) {
-                    value = value * 8 + (field[i] - b'0') as u32;
-                    i += 1;
-                    digits += 1;
-                }
-                out.push(value as u8);
-            }
-            b'x' => {
-                let mut value = 0u32;
-                let mut digits = 0;
-                while digits < 2 && i < field.len() && field[i].is_ascii_hexdigit() {
-                    value = value * 16 + (field[i] as char).to_digit(16).unwrap_or(0);
-                    i += 1;
-                    digits += 1;
-                }
-                out.push(value as u8);
-            }
-            other => out.push(other),
-        }
-    }
-    std::borrow::Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 #[cfg(test)]
@@ -436,20 +381,25 @@ mod tests {
 
     #[test]
     fn ranges_read_by_ctid_from_the_table_only() {
+        let column = |name: &str, data_type: DataType| crate::event::SourceColumn {
+            name: name.into(),
+            data_type,
+            source_type: "?".into(),
+            comment: None,
+        };
         let table = PgTable {
             id: crate::event::SourceTableId::new("public", "t"),
             oid: 1,
             partitioned: false,
             replica_identity: 'd',
             schema: crate::event::SourceSchema {
-                columns: vec![crate::event::SourceColumn {
-                    name: "id".into(),
-                    data_type: tidelake_format::types::DataType::string(),
-                    source_type: "text".into(),
-                    comment: None,
-                }],
+                columns: vec![
+                    column("id", DataType::string()),
+                    column("tags", DataType::parse_sql("ARRAY<INT>").unwrap()),
+                ],
                 primary_key: vec!["id".into()],
             },
+            type_oids: vec![25, 1007],
         };
         let copy = Arc::new(TableCopy {
             table,
@@ -463,24 +413,18 @@ mod tests {
             pages,
             weight: 0,
         };
+        let select = "COPY (SELECT \"id\", \"tags\"::text FROM ONLY \"public\".\"t\"";
         assert_eq!(
             copy_statement(&task(Some((None, Some(8))))),
-            "COPY (SELECT \"id\" FROM ONLY \"public\".\"t\" WHERE ctid < '(8,0)'::tid) TO STDOUT"
+            format!("{select} WHERE ctid < '(8,0)'::tid) TO STDOUT (FORMAT binary)")
         );
         assert_eq!(
             copy_statement(&task(Some((Some(8), None)))),
-            "COPY (SELECT \"id\" FROM ONLY \"public\".\"t\" WHERE ctid >= '(8,0)'::tid) TO STDOUT"
+            format!("{select} WHERE ctid >= '(8,0)'::tid) TO STDOUT (FORMAT binary)")
         );
         assert_eq!(
             copy_statement(&task(None)),
-            "COPY \"public\".\"t\" (\"id\") TO STDOUT"
+            format!("{select}) TO STDOUT (FORMAT binary)")
         );
-    }
-
-    #[test]
-    fn copy_text_unescapes() {
-        assert_eq!(unescape(b"a\\tb\\\\c\\nd"), "a\tb\\c\nd");
-        assert_eq!(unescape(b"\\101\\x42"), "AB");
-        assert_eq!(unescape(b"\\\\x00ff"), "\\x00ff");
     }
 }

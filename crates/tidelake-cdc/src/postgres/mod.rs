@@ -27,6 +27,7 @@
 //! between transactions: added to the publication, copied under a
 //! temporary slot's snapshot, and streamed from its consistent point.
 
+mod binary;
 mod catalog;
 mod copy;
 mod pgoutput;

@@ -8,7 +8,7 @@ use crate::event::CdcValue;
 use crate::values::parse_text;
 
 /// Built-in type OIDs (`pg_type.oid`, stable across versions).
-mod oid {
+pub(crate) mod oid {
     pub const BOOL: u32 = 16;
     pub const BYTEA: u32 = 17;
     pub const CHAR: u32 = 18;

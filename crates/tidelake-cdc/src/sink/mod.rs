@@ -267,6 +267,7 @@ impl Pipeline {
         match event {
             SourceEvent::Schema { table, schema } => self.on_schema(source, table, schema).await,
             SourceEvent::Change(change) => self.on_change(change).await,
+            SourceEvent::Rows { table, batch } => self.on_rows(table, batch).await,
             SourceEvent::Commit { position } => {
                 self.group.open = false;
                 self.group.position = Some(position);
@@ -291,6 +292,29 @@ impl Pipeline {
                 Ok(())
             }
         }
+    }
+
+    /// Rows of a copy: handed to the table's writer as they are when the
+    /// table's columns are the source's (see [`TableSink::add_rows`]).
+    async fn on_rows(
+        &mut self,
+        id: SourceTableId,
+        batch: arrow::record_batch::RecordBatch,
+    ) -> Result<()> {
+        self.group.open = true;
+        self.group.started.get_or_insert_with(Instant::now);
+        if self.ignored.contains(&id) {
+            return Ok(());
+        }
+        let Some(table) = self.tables.get_mut(&id) else {
+            return Err(CdcError::table(
+                &id,
+                "rows came before the table's schema (a source bug)",
+            ));
+        };
+        table.add_rows(batch, self.config.max_buffered_rows).await?;
+        self.group.touched.insert(id);
+        Ok(())
     }
 
     async fn on_change(&mut self, change: RowChange) -> Result<()> {

@@ -4,8 +4,11 @@
 //! unchanged (TOAST) values from the table's current rows.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Instant;
 
+use arrow::array::{new_null_array, ArrayRef, StringArray};
+use arrow::datatypes::DataType as ArrowType;
 use arrow::record_batch::RecordBatch;
 use futures::TryStreamExt;
 use tidelake_engine::options::{ChangelogProducer, MergeEngine};
@@ -17,6 +20,7 @@ use super::config::MetadataColumn;
 use super::spill::ImageStore;
 use crate::error::{CdcError, Result};
 use crate::event::{CdcValue, ChangeKind, RowChange, SourcePosition, SourceTableId};
+use crate::rows::rows_of;
 use crate::values::{coerce_owned, from_arrow, to_arrow};
 
 /// Where a Paimon column's value comes from.
@@ -185,6 +189,74 @@ impl TableSink {
         self.pending
             .push((kind, row, change.op_ts_micros.is_some()));
         Ok(())
+    }
+
+    /// Adds the rows of a copy (inserts in the source's columns). When every
+    /// table column is a source column of the same type, NULL or a name,
+    /// the batch goes to the writer as it is, after the rows pending before
+    /// it (the writer numbers rows in arrival order); otherwise row by row,
+    /// as [`TableSink::add`] takes them.
+    pub async fn add_rows(&mut self, batch: RecordBatch, limit: usize) -> Result<()> {
+        let rows = batch.num_rows();
+        if rows == 0 {
+            return Ok(());
+        }
+        let Some(columns) = self.direct_columns(&batch) else {
+            for values in rows_of(&batch) {
+                self.add(RowChange {
+                    table: self.source.clone(),
+                    kind: ChangeKind::Insert,
+                    values,
+                    op_ts_micros: None,
+                })?;
+            }
+            return self.spill_if_over(limit).await;
+        };
+        self.drain().await?;
+        let batch = RecordBatch::try_new(self.table.arrow_schema(), columns)
+            .map_err(|e| CdcError::table(&self.source, e.to_string()))?;
+        self.rows += rows as u64;
+        let writer = self.writer.get_or_insert_with(|| self.table.writer());
+        writer
+            .write_with_kinds(batch, &vec![RowKind::Insert; rows])
+            .await?;
+        Ok(())
+    }
+
+    /// The table's columns taken from a copy's batch as they are, `None`
+    /// when one needs a conversion or a computation.
+    fn direct_columns(&self, batch: &RecordBatch) -> Option<Vec<ArrayRef>> {
+        let schema = self.table.arrow_schema();
+        let rows = batch.num_rows();
+        let text = |value: &str| -> ArrayRef {
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                value, rows,
+            )))
+        };
+        self.slots
+            .iter()
+            .zip(schema.fields())
+            .map(|(slot, field)| match slot {
+                Slot::Source(i) => batch
+                    .columns()
+                    .get(*i)
+                    .filter(|c| c.data_type() == field.data_type())
+                    .cloned(),
+                // A copy's rows have no commit time.
+                Slot::Missing | Slot::Meta(MetadataColumn::OpTs) => {
+                    Some(new_null_array(field.data_type(), rows))
+                }
+                Slot::Meta(MetadataColumn::TableName) if field.data_type() == &ArrowType::Utf8 => {
+                    Some(text(&self.source.table))
+                }
+                Slot::Meta(MetadataColumn::DatabaseName)
+                    if field.data_type() == &ArrowType::Utf8 =>
+                {
+                    Some(text(&self.source.database))
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// Pending rows beyond `limit` are handed to the writer (which writes

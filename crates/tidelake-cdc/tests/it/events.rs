@@ -59,32 +59,41 @@ impl Materialized {
                 self.schemas.insert(table.clone(), schema.clone());
             }
             SourceEvent::Change(change) => {
-                let schema = &self.schemas[&change.table];
-                assert_eq!(change.values.len(), schema.columns.len(), "{change:?}");
-                let key: Vec<String> = schema
-                    .primary_key
-                    .iter()
-                    .map(|k| {
-                        let i = schema.columns.iter().position(|c| &c.name == k).unwrap();
-                        format!("{:?}", change.values[i])
-                    })
-                    .collect();
-                let rows = self.rows.entry(change.table.clone()).or_default();
-                let key = key.join("|");
-                match change.kind {
-                    ChangeKind::Insert | ChangeKind::UpdateAfter => {
-                        rows.insert(key, change.values.clone());
-                    }
-                    ChangeKind::Delete | ChangeKind::UpdateBefore => {
-                        assert!(
-                            rows.remove(&key).is_some(),
-                            "removing an absent row {change:?}"
-                        );
-                    }
+                self.apply_change(&change.table, change.kind, change.values.clone())
+            }
+            SourceEvent::Rows { table, batch } => {
+                for values in tidelake_cdc::rows::rows_of(batch) {
+                    self.apply_change(table, ChangeKind::Insert, values);
                 }
             }
             SourceEvent::Commit { .. } | SourceEvent::CopyEnd { .. } => self.commits += 1,
             SourceEvent::Heartbeat { .. } => {}
+        }
+    }
+
+    fn apply_change(&mut self, table: &SourceTableId, kind: ChangeKind, values: Vec<CdcValue>) {
+        let schema = &self.schemas[table];
+        assert_eq!(values.len(), schema.columns.len(), "{table}: {values:?}");
+        let key: Vec<String> = schema
+            .primary_key
+            .iter()
+            .map(|k| {
+                let i = schema.columns.iter().position(|c| &c.name == k).unwrap();
+                format!("{:?}", values[i])
+            })
+            .collect();
+        let rows = self.rows.entry(table.clone()).or_default();
+        let key = key.join("|");
+        match kind {
+            ChangeKind::Insert | ChangeKind::UpdateAfter => {
+                rows.insert(key, values);
+            }
+            ChangeKind::Delete | ChangeKind::UpdateBefore => {
+                assert!(
+                    rows.remove(&key).is_some(),
+                    "removing an absent row {table}: {values:?}"
+                );
+            }
         }
     }
 

@@ -69,12 +69,17 @@ fn commit_position(event: &SourceEvent) -> Option<SourcePosition> {
     }
 }
 
+/// The changes of `events`, a copy's rows as inserts.
 fn changes(events: &[SourceEvent]) -> Vec<(ChangeKind, Vec<CdcValue>)> {
     events
         .iter()
-        .filter_map(|e| match e {
-            SourceEvent::Change(c) => Some((c.kind, c.values.clone())),
-            _ => None,
+        .flat_map(|e| match e {
+            SourceEvent::Change(c) => vec![(c.kind, c.values.clone())],
+            SourceEvent::Rows { batch, .. } => tidelake_cdc::rows::rows_of(batch)
+                .into_iter()
+                .map(|v| (ChangeKind::Insert, v))
+                .collect(),
+            _ => Vec::new(),
         })
         .collect()
 }

@@ -454,3 +454,80 @@ async fn a_copy_ahead_of_the_stream_records_its_position_in_its_tables_only() {
     assert_eq!(acks.last().map(String::as_str), Some("0000000000000030"));
     assert_eq!(pipeline.stats().rows, 3);
 }
+
+/// Rows of a copy as one batch of the source's columns.
+fn rows(table: &str, columns: &[SourceColumn], rows: Vec<Vec<CdcValue>>) -> SourceEvent {
+    let schema = SourceSchema {
+        columns: columns.to_vec(),
+        primary_key: Vec::new(),
+    };
+    let mut builder = tidelake_cdc::rows::RowsBuilder::new(&schema, rows.len());
+    for row in rows {
+        for (c, value) in row.into_iter().enumerate() {
+            builder.push(c, value).unwrap();
+        }
+        builder.end_row();
+    }
+    SourceEvent::Rows {
+        table: SourceTableId::new("public", table),
+        batch: builder.finish().unwrap(),
+    }
+}
+
+/// Batches of copied rows go to the writer as they are when the table's
+/// columns are the source's, after the rows that came before them; with
+/// computed or metadata columns they are taken row by row. Either way
+/// the table ends as with one change per row.
+#[tokio::test]
+async fn rows_of_a_copy_are_written_whole_or_row_by_row() {
+    let dir = KeptOnFailure::new("cdc-copy-rows");
+    let catalog = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
+    let events = |table: &str| {
+        vec![
+            schema(table, users(), &["id"]),
+            SourceEvent::Change(RowChange {
+                table: SourceTableId::new("public", table),
+                kind: ChangeKind::Insert,
+                values: vec![CdcValue::Int(2), s("old"), CdcValue::Null],
+                op_ts_micros: None,
+            }),
+            rows(
+                table,
+                &users(),
+                vec![
+                    vec![CdcValue::Int(1), s("a"), s("x")],
+                    vec![CdcValue::Int(2), s("new"), CdcValue::Null],
+                ],
+            ),
+            rows(
+                table,
+                &users(),
+                vec![vec![CdcValue::Int(3), s("c"), s("z")]],
+            ),
+            SourceEvent::CopyEnd {
+                position: SourcePosition("0000000000000050".into()),
+                tables: vec![SourceTableId::new("public", table)],
+            },
+        ]
+    };
+    let (pipeline, _) = run(&catalog, config("whole"), events("plain"))
+        .await
+        .unwrap();
+    assert_eq!(pipeline.stats().rows, 4);
+    assert_eq!(
+        read_rows(&catalog, "ods", "plain").await,
+        vec!["1|a|x", "2|new|NULL", "3|c|z"]
+    );
+    let mut cfg = config("by_row");
+    cfg.computed_columns = vec![ComputedColumn::parse("up=upper(name)").unwrap()];
+    cfg.metadata_columns = MetadataColumn::parse("table_name,op_ts").unwrap();
+    run(&catalog, cfg, events("computed")).await.unwrap();
+    assert_eq!(
+        read_rows(&catalog, "ods", "computed").await,
+        vec![
+            "1|a|x|A|computed|NULL",
+            "2|new|NULL|NEW|computed|NULL",
+            "3|c|z|C|computed|NULL"
+        ]
+    );
+}

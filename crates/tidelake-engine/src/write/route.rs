@@ -3,8 +3,9 @@
 use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use arrow_row::{RowConverter, SortField};
 use std::collections::HashMap;
-use tidelake_format::binary_row::encode_binary_row;
-use tidelake_format::binary_row::{datum_from_arrow, serialize_binary_row, Datum};
+use tidelake_format::binary_row::{
+    datum_from_arrow, encode_arrow_row_into, serialize_binary_row, Datum,
+};
 use tidelake_format::bucket::{compute_buckets, hash_binary_row};
 use tidelake_format::path::partition_path_with_legacy_name;
 
@@ -157,17 +158,12 @@ fn key_hashes(table: &Table, batch: &RecordBatch) -> Result<Vec<i32>> {
         .iter()
         .map(|&i| batch.column(i).as_ref())
         .collect();
+    // One buffer for every row's key: no allocation per row.
+    let mut row_bytes = Vec::with_capacity(64);
     let mut out = Vec::with_capacity(batch.num_rows());
     for r in 0..batch.num_rows() {
-        let datums = cols
-            .iter()
-            .zip(&layout.key_types)
-            .map(|(c, ty)| datum_from_arrow(*c, r, ty))
-            .collect::<Result<Vec<Datum>, _>>()?;
-        out.push(hash_binary_row(&encode_binary_row(
-            &datums,
-            &layout.key_types,
-        )?));
+        encode_arrow_row_into(&cols, &layout.key_types, r, &mut row_bytes)?;
+        out.push(hash_binary_row(&row_bytes));
     }
     Ok(out)
 }
