@@ -231,6 +231,8 @@ fn a_prepared_point_query_takes_the_fast_path_and_sees_other_processes_commits()
     // Repeated lookups of one small file decode it once and take rows from it.
     assert!(moved("tidelake_engine_cache_hits_total{cache=\"lookup_rows\"}") > 0.0);
     assert!(moved("tidelake_engine_cache_misses_total{cache=\"lookup_rows\"}") > 0.0);
+    // ... and hold them, within --lookup-cache.
+    assert!(get(&after, "tidelake_engine_cache_bytes{cache=\"lookup_rows\"}") > 0.0);
     get(&after, "tidelake_engine_lookup_files_skipped_total");
     get(
         &after,
