@@ -412,6 +412,17 @@ impl Catalog {
         let json = schema
             .to_json()
             .map_err(|e| EngineError::format(paths.schema(0), e))?;
+        // An existing table is refused before writing: `create_if_absent`
+        // takes an object holding exactly its bytes for its own earlier try,
+        // and one spec created twice within a millisecond gives the same
+        // bytes. (Two concurrent creates of one spec in one millisecond both
+        // succeed still; the table is the one both asked for.)
+        if self.store.exists(&paths.schema(0)).await? {
+            return match ignore_if_exists {
+                true => Ok(()),
+                false => Err(EngineError::TableAlreadyExists(id.to_string())),
+            };
+        }
         match self
             .store
             .create_if_absent(&paths.schema(0), json.into_bytes().into())
