@@ -128,8 +128,8 @@ async fn file_index(
     let path = table
         .paths()
         .data_file(split.partition_path, split.bucket, &file.file_name);
-    let cache_key = format!("{}#{}", table.layout.schema.id, path);
-    if let Some(index) = table.cache.key_index(&cache_key) {
+    let cached_as = cache_key(table, &path);
+    if let Some(index) = table.cache.key_index(&cached_as) {
         return Ok(index);
     }
     let batches: Vec<_> = read_data_file(table, &path, file, columns, BUILD_BATCH)
@@ -150,7 +150,7 @@ async fn file_index(
     }
     pairs.sort_unstable();
     let index = Arc::new(FileKeyIndex::from_sorted(pairs));
-    table.cache.put_key_index(&cache_key, index.clone());
+    table.cache.put_key_index(&cached_as, index.clone());
     Ok(index)
 }
 
@@ -174,8 +174,8 @@ pub(crate) async fn indexed_rows(
     ) else {
         return read_indexed_rows(table, path, file, columns, key, &hits.positions).await;
     };
-    let cache_key = format!("{}#{}", table.layout.schema.id, path);
-    let rows = match table.cache.lookup_rows(&cache_key) {
+    let cached_as = cache_key(table, path);
+    let rows = match table.cache.lookup_rows(&cached_as) {
         Some(rows) => {
             crate::counters::lookup_rows(true);
             rows
@@ -183,7 +183,7 @@ pub(crate) async fn indexed_rows(
         None if worth_decoding(table, file, hits.hits) => {
             crate::counters::lookup_rows(false);
             let rows = decode_file(table, path, file).await?;
-            table.cache.put_lookup_rows(&cache_key, rows.clone());
+            table.cache.put_lookup_rows(&cached_as, rows.clone());
             rows
         }
         None => return read_indexed_rows(table, path, file, columns, key, &hits.positions).await,
@@ -209,6 +209,12 @@ pub(crate) async fn indexed_rows(
     // A hash collision may have selected another key's row: filter.
     let found = key.filter(taken, &key_at)?;
     Ok(futures::stream::once(async move { Ok(found) }).boxed())
+}
+
+/// A data file's key in the caches of its key index and decoded rows: the
+/// reading schema's id (types decide hashes and decoded columns) and path.
+fn cache_key(table: &Table, path: &str) -> String {
+    format!("{}#{}", table.layout.schema.id, path)
 }
 
 fn worth_decoding(table: &Table, file: &DataFileMeta, hits: u32) -> bool {

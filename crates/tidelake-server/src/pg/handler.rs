@@ -386,53 +386,54 @@ impl Handler {
         &self,
         portal: &Portal<Prepared>,
     ) -> Option<(Arc<PreparedPoint>, Vec<ScalarValue>)> {
-        let stmt = &portal.statement;
-        let sql = &stmt.statement.sql;
-        if stmt.statement.params == 0
-            || stmt.statement.cursor.is_some()
-            || super::catalog::is_catalog_query(sql)
-        {
+        let stmt = &portal.statement.statement;
+        if stmt.params == 0 || stmt.cursor.is_some() {
             return None;
         }
-        let state = &stmt.statement.point;
-        let decided = state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let decided = stmt.point.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let point = match decided {
             Some(point) => point?,
             None => {
-                let session = self.conn.session().ok()?.clone();
-                let point = session.prepare_point(sql).await;
-                *state.lock().unwrap_or_else(|p| p.into_inner()) = Some(point.clone());
+                // Decided once per statement (not per Execute): catalog
+                // queries are the server's own, never point queries.
+                let point = match super::catalog::is_catalog_query(&stmt.sql) {
+                    true => None,
+                    false => self.conn.session().ok()?.prepare_point(&stmt.sql).await,
+                };
+                *stmt.point.lock().unwrap_or_else(|p| p.into_inner()) = Some(point.clone());
                 point?
             }
         };
-        let params = portal
-            .parameters
-            .iter()
-            .enumerate()
-            .map(|(i, value)| {
-                params::scalar(&Param {
-                    value: value.as_deref(),
-                    binary: portal.parameter_format.is_binary(i),
-                    pg_type: stmt.parameter_types.get(i).and_then(|t| t.as_ref()),
-                })
-            })
+        let params = parameters(portal)
+            .map(|p| params::scalar(&p))
             .collect::<Option<Vec<_>>>()?;
         Some((point, params))
     }
 }
 
+/// The portal's bound parameters, each with its format and declared type.
+fn parameters(portal: &Portal<Prepared>) -> impl Iterator<Item = Param<'_>> {
+    portal
+        .parameters
+        .iter()
+        .enumerate()
+        .map(|(i, value)| Param {
+            value: value.as_deref(),
+            binary: portal.parameter_format.is_binary(i),
+            pg_type: portal
+                .statement
+                .parameter_types
+                .get(i)
+                .and_then(|t| t.as_ref()),
+        })
+}
+
 /// A portal's statement with its parameters in place.
 fn bind(portal: &Portal<Prepared>) -> Result<String, StatementError> {
     let stmt = &portal.statement;
-    let mut literals = Vec::with_capacity(portal.parameters.len());
-    for (i, value) in portal.parameters.iter().enumerate() {
-        let pg_type = stmt.parameter_types.get(i).and_then(|t| t.as_ref());
-        literals.push(params::literal(&Param {
-            value: value.as_deref(),
-            binary: portal.parameter_format.is_binary(i),
-            pg_type,
-        })?);
-    }
+    let literals = parameters(portal)
+        .map(|p| params::literal(&p))
+        .collect::<Result<Vec<_>, _>>()?;
     if literals.len() < stmt.statement.params {
         return Err(StatementError::refused(
             "08P01",
