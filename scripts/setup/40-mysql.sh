@@ -161,7 +161,7 @@ fi
 
 # 4. The server: stopped first if it runs with other settings.
 if [ -f "$run/mysqld.pid" ] && kill -0 "$(cat "$run/mysqld.pid")" 2>/dev/null; then
-  say "restarting mysqld (its settings differ)"
+  say "stopping the running mysqld (it does not answer with the CDC settings)"
   in_prefix bin/mysqladmin --no-defaults -uroot -h127.0.0.1 -P"$port" --ssl-mode=DISABLED shutdown \
     2>/dev/null || kill "$(cat "$run/mysqld.pid")"
   for _ in $(seq 1 60); do
