@@ -4,16 +4,14 @@
 //! set positions, and a resume by GTID set after the binlog files holding
 //! the recorded file and offset were purged.
 //!
-//! These tests share one server whose binlogs one of them purges, which
-//! would break another's resume from an older position: each holds an
-//! exclusive file lock for its run (nextest runs tests as processes, so an
-//! in-process mutex would not do). Without a reachable server they are
-//! skipped with a note, except in CI (CI=true), where they fail.
+//! Each test holds the server's lock for its run (one of them purges the
+//! binlogs); without a reachable server they are skipped with a note,
+//! except in CI (CI=true), where they fail: see tidelake_testkit::mysql9.
 
 use std::fs::File;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts};
+use mysql_async::Conn;
 use tidelake_cdc::event::{ChangeKind, SourceEvent, SourcePosition};
 use tidelake_cdc::mysql::{BinlogPosition, MysqlSource, StartMode};
 use tidelake_cdc::ChangeSource;
@@ -25,31 +23,16 @@ use crate::mysql::{
     streams_and_resumes_without_loss_or_duplicate, type_mapping_golden,
 };
 use crate::mysql_sink::through_the_sink_snapshot_stream_and_restart;
+use tidelake_testkit::mysql9;
 
-const MYSQL: &str = "mysql://root@127.0.0.1:3307";
+const MYSQL: &str = mysql9::URL;
 
 /// The server, locked for this test; `None` (skip) when it is not
 /// reachable outside CI.
 async fn mysql() -> Option<File> {
-    match Conn::new(Opts::from_url(MYSQL).unwrap()).await {
-        Ok(conn) => {
-            let _ = conn.disconnect().await;
-        }
-        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("MySQL is not reachable at {MYSQL} in CI (scripts/setup/40-mysql.sh): {e}")
-        }
-        Err(e) => {
-            eprintln!(
-                "skipped: MySQL is not reachable at {MYSQL} ({e}); run scripts/setup/40-mysql.sh"
-            );
-            return None;
-        }
-    }
-    let path = std::env::temp_dir().join("tidelake-cdc-mysql9-tests.lock");
-    let lock = File::create(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    lock.lock()
-        .unwrap_or_else(|e| panic!("locking {}: {e}", path.display()));
-    Some(lock)
+    tokio::task::spawn_blocking(mysql9::lock_or_skip)
+        .await
+        .unwrap()
 }
 
 /// Ends the binlog dumps of dropped sources: the server notices a closed
