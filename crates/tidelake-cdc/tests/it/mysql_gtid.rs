@@ -307,3 +307,33 @@ async fn mysql9_reads_compressed_transactions() {
     let position = commit_position(committed.last().unwrap()).unwrap();
     gtid_set(&position);
 }
+
+/// Tagged GTIDs (MySQL 8.4+, `uuid:tag:n`): tracked in the set, and a
+/// resume from a set holding tags is understood by the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql9_tagged_gtids_are_tracked_and_resumed_from() {
+    let Some(_lock) = mysql().await else { return };
+    let db = "cdc_it_tagged";
+    let (mut conn, mut src, _) = streaming_empty_table(db, 93_081).await;
+    for sql in [
+        "SET gtid_next = 'AUTOMATIC:tl_tag'",
+        "INSERT INTO t VALUES (1, 1, 'one')",
+        "SET gtid_next = 'AUTOMATIC'",
+        "INSERT INTO t VALUES (2, 2, 'two')",
+    ] {
+        conn.query_drop(sql).await.unwrap();
+    }
+    let first = read_until(&mut src, |e| commit_position(e).is_some()).await;
+    assert_eq!(changes(&first).len(), 1);
+    let tagged = commit_position(first.last().unwrap()).unwrap();
+    assert!(gtid_set(&tagged).contains(":tl_tag:"), "{tagged}");
+    let second = read_until(&mut src, |e| commit_position(e).is_some()).await;
+    let after = commit_position(second.last().unwrap()).unwrap();
+    drop(src);
+
+    let start = StartMode::Resume(resume_at(db, "t", tagged));
+    let mut resumed = source_on(MYSQL, db, 93_082, start).await;
+    let again = read_until(&mut resumed, |e| commit_position(e).is_some()).await;
+    assert_eq!(changes(&again), changes(&second));
+    assert_eq!(commit_position(again.last().unwrap()).unwrap(), after);
+}
