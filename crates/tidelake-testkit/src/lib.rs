@@ -12,6 +12,7 @@
 //! - [`python`], [`oracle`]: the project's Python venv and the Python oracle
 //!   (`tests/oracle/oracle.py`) with the model of Paimon's merge semantics;
 //! - [`moto`]: an S3-compatible server on loopback;
+//! - [`mysql9`]: the local MySQL 9 of the MySQL CDC tests, locked per test;
 //! - [`warehouse`]: temporary warehouses kept for inspection on failure;
 //! - [`rng`]: a seedable generator with replayable seeds.
 //!
@@ -23,6 +24,7 @@
 
 pub mod cli;
 pub mod moto;
+pub mod mysql9;
 pub mod oracle;
 pub mod process;
 pub mod python;

@@ -10,11 +10,12 @@ use mysql_common::binlog::events::{
     Event, EventData, OptionalMetaExtractor, RowsEventData, TableMapEvent,
 };
 use mysql_common::binlog::row::BinlogRow;
+use mysql_common::packets::{GnoInterval, Sid, Tag};
 
-use super::position::Gtid;
+use super::position::{Gtid, GtidSet, MysqlGtid, TransactionGtid};
 use super::schema::{read_tables, MysqlTable};
 use super::types::from_binlog;
-use super::{connect, emit, source_err, table_err, BinlogPosition, Events, MysqlConfig};
+use super::{connect, emit, source_err, table_err, BinlogPosition, Events, Flavor, MysqlConfig};
 use crate::error::Result;
 use crate::event::{CdcValue, ChangeKind, RowChange, SourceEvent, SourceTableId};
 
@@ -23,6 +24,11 @@ use crate::event::{CdcValue, ChangeKind, RowChange, SourceEvent, SourceTableId};
 const QUERY: u8 = 2;
 const ROTATE: u8 = 4;
 const XID: u8 = 16;
+const MYSQL_GTID: u8 = 33;
+const MYSQL_ANONYMOUS_GTID: u8 = 34;
+const MYSQL_PREVIOUS_GTIDS: u8 = 35;
+const MYSQL_PARTIAL_UPDATE_ROWS: u8 = 39;
+const MYSQL_GTID_TAGGED: u8 = 42;
 const MARIADB_ANNOTATE_ROWS: u8 = 160;
 const MARIADB_BINLOG_CHECKPOINT: u8 = 161;
 const MARIADB_GTID: u8 = 162;
@@ -100,7 +106,13 @@ struct Reader<'a> {
     announced: HashSet<SourceTableId>,
     position: BinlogPosition,
     /// The GTID of the transaction being read.
-    pending_gtid: Option<Gtid>,
+    pending_gtid: Option<TransactionGtid>,
+    /// MySQL with GTIDs, resuming from a position recorded without a GTID
+    /// set: the stream starts at its file's beginning, whose
+    /// PREVIOUS_GTIDS event gives the set that the file's transactions are
+    /// then added to (those before the recorded offset are skipped as
+    /// committed by their file and offset).
+    learn_gtid_set: bool,
     /// Where the transaction being read starts (binlog file, offset).
     txn_start: Option<(String, u64)>,
     /// Per table, the position a sink recorded: its changes up to there
@@ -115,7 +127,7 @@ struct Reader<'a> {
 pub async fn stream(
     opts: &Opts,
     config: &MysqlConfig,
-    mariadb: bool,
+    flavor: Flavor,
     position: BinlogPosition,
     snapshot_tables: Option<Vec<MysqlTable>>,
     skip: HashMap<SourceTableId, BinlogPosition>,
@@ -141,25 +153,43 @@ pub async fn stream(
             tables
         }
     };
-    let use_gtid = mariadb && !position.gtids.is_empty();
-    let mut setup = vec!["SET @mariadb_slave_capability = 4".to_string()];
-    if use_gtid {
-        setup.push(format!(
-            "SET @slave_connect_state = '{}'",
-            position.gtid_state()
-        ));
-        setup.push("SET @slave_gtid_strict_mode = 0".into());
-        setup.push("SET @slave_gtid_ignore_duplicates = 0".into());
+    let mut position = position;
+    let use_gtid = match flavor {
+        Flavor::Mariadb => !position.gtids.is_empty(),
+        Flavor::Mysql { gtids } => gtids && !position.gtid_set.is_empty(),
+    };
+    let learn_gtid_set = flavor.mysql_gtids() && position.gtid_set.is_empty();
+    let mut setup = Vec::new();
+    if flavor.is_mariadb() {
+        setup.push("SET @mariadb_slave_capability = 4".to_string());
+        if use_gtid {
+            setup.push(format!(
+                "SET @slave_connect_state = '{}'",
+                position.gtid_state()
+            ));
+            setup.push("SET @slave_gtid_strict_mode = 0".into());
+            setup.push("SET @slave_gtid_ignore_duplicates = 0".into());
+        }
     }
     for sql in &setup {
         conn.query_drop(sql)
             .await
             .map_err(|e| source_err(format!("{sql}: {e}")))?;
     }
+    if use_gtid && !flavor.is_mariadb() {
+        check_not_purged(&mut conn, &position.gtid_set).await?;
+    }
+    if learn_gtid_set {
+        // From the file's start: its PREVIOUS_GTIDS event comes first.
+        position.offset = 4;
+    }
     let file = position.file.clone().into_bytes();
     let mut request = BinlogStreamRequest::new(config.server_id);
     if !use_gtid {
         request = request.with_filename(&file).with_pos(position.offset);
+    } else if !flavor.is_mariadb() {
+        // COM_BINLOG_DUMP_GTID: the server sends what the set lacks.
+        request = request.with_gtid().with_gtid_set(sids(&position.gtid_set)?);
     }
     tracing::info!(position = %position.to_source(), use_gtid, "mysql binlog stream starting");
     eprintln!("cdc: streaming the binlog from {}", position.to_source());
@@ -176,6 +206,7 @@ pub async fn stream(
         announced,
         position,
         pending_gtid: None,
+        learn_gtid_set,
         txn_start: None,
         skip,
         changed: false,
@@ -205,6 +236,61 @@ pub async fn stream(
     )))
 }
 
+/// A GTID set as the `COM_BINLOG_DUMP_GTID` request carries it.
+fn sids<'a>(set: &GtidSet) -> Result<Vec<Sid<'a>>> {
+    let mut sids = Vec::new();
+    for (uuid, tag, intervals) in set.iter() {
+        let bytes = parse_uuid(uuid)
+            .ok_or_else(|| source_err(format!("bad server UUID {uuid:?} in {set}")))?;
+        let intervals = intervals
+            .iter()
+            .map(|&(first, last)| GnoInterval::new(first, last.saturating_add(1)))
+            .collect();
+        let mut sid = Sid::new(bytes).with_intervals(intervals);
+        if !tag.is_empty() {
+            let tag = Tag::new(tag.to_string())
+                .map_err(|e| source_err(format!("bad GTID tag {tag:?} in {set}: {e}")))?;
+            sid = sid.with_tag(tag);
+        }
+        sids.push(sid);
+    }
+    Ok(sids)
+}
+
+fn parse_uuid(uuid: &str) -> Option<[u8; 16]> {
+    let hex: Vec<u8> = uuid.bytes().filter(|b| *b != b'-').collect();
+    if hex.len() != 32 {
+        return None;
+    }
+    let mut bytes = [0u8; 16];
+    for (i, pair) in hex.chunks(2).enumerate() {
+        bytes[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(bytes)
+}
+
+/// Refuses a resume whose GTID set lacks transactions the server purged:
+/// the server would refuse it too, with a less helpful message.
+async fn check_not_purged(conn: &mut Conn, set: &GtidSet) -> Result<()> {
+    let text = set.to_string();
+    let row: Option<(i64, String)> = conn
+        .exec_first(
+            "SELECT GTID_SUBSET(@@GLOBAL.gtid_purged, ?), @@GLOBAL.gtid_purged",
+            (&text,),
+        )
+        .await
+        .map_err(|e| source_err(format!("checking gtid_purged: {e}")))?;
+    match row {
+        Some((1, _)) => Ok(()),
+        Some((_, purged)) => Err(source_err(format!(
+            "cannot resume from GTID set {text}: the server purged binlogs with transactions \
+             not in it (gtid_purged = {purged}); their changes are lost to this stream, so the \
+             tables must be copied anew"
+        ))),
+        None => Err(source_err("checking gtid_purged: no answer")),
+    }
+}
+
 impl Reader<'_> {
     fn at(&self) -> String {
         self.position.to_source().0
@@ -229,13 +315,52 @@ impl Reader<'_> {
             MARIADB_GTID => {
                 let (gtid, flags) = parse_mariadb_gtid(event.data(), header.server_id())
                     .ok_or_else(|| source_err(format!("a truncated GTID event after {}", self.at())))?;
-                self.pending_gtid = Some(gtid);
-                self.changed = false;
-                let start = (header.log_pos() as u64).saturating_sub(header.event_size() as u64);
-                self.txn_start = Some((self.position.file.clone(), start));
+                self.begin_transaction(event, Some(TransactionGtid::Mariadb(gtid)));
                 if flags & FL_STANDALONE != 0 {
                     tracing::debug!(gtid = %gtid, "standalone transaction (DDL)");
                 }
+            }
+            MYSQL_GTID | MYSQL_GTID_TAGGED => {
+                let Ok(Some(EventData::GtidEvent(gtid))) = event.read_data() else {
+                    return Err(source_err(format!(
+                        "an unreadable GTID event after {}",
+                        self.at()
+                    )));
+                };
+                let gtid = MysqlGtid::from_sid(
+                    gtid.sid(),
+                    gtid.tag().map(|t| t.as_str()),
+                    gtid.gno(),
+                );
+                self.begin_transaction(event, Some(TransactionGtid::Mysql(gtid)));
+            }
+            MYSQL_ANONYMOUS_GTID => self.begin_transaction(event, None),
+            MYSQL_PREVIOUS_GTIDS => {
+                if self.learn_gtid_set {
+                    if let Ok(Some(EventData::PreviousGtidsEvent(previous))) = event.read_data() {
+                        for sid in previous.sids() {
+                            let uuid = MysqlGtid::from_sid(sid.uuid(), None, 0).uuid;
+                            let tag = sid.tag().map(|t| t.as_str()).unwrap_or_default();
+                            for interval in sid.intervals() {
+                                // GnoInterval ends are exclusive.
+                                self.position.gtid_set.add_interval(
+                                    &uuid,
+                                    tag,
+                                    interval.start(),
+                                    interval.end().saturating_sub(1),
+                                );
+                            }
+                        }
+                    }
+                    self.learn_gtid_set = false;
+                }
+            }
+            MYSQL_PARTIAL_UPDATE_ROWS => {
+                return Err(source_err(format!(
+                    "partial JSON updates in the binlog after {} are not supported: \
+                     set binlog_row_value_options='' (the default)",
+                    self.at()
+                )))
             }
             MARIADB_ANNOTATE_ROWS | MARIADB_BINLOG_CHECKPOINT | MARIADB_GTID_LIST => {}
             MARIADB_START_ENCRYPTION | MARIADB_QUERY_COMPRESSED => {
@@ -262,10 +387,19 @@ impl Reader<'_> {
         Ok(true)
     }
 
+    /// A GTID event (or MySQL's anonymous one) opens a transaction.
+    fn begin_transaction(&mut self, event: &Event, gtid: Option<TransactionGtid>) {
+        self.pending_gtid = gtid;
+        self.changed = false;
+        let header = event.header();
+        let start = (header.log_pos() as u64).saturating_sub(header.event_size() as u64);
+        self.txn_start = Some((self.position.file.clone(), start));
+    }
+
     /// The end of a transaction at binlog offset `end`.
     async fn commit(&mut self, end: u32) -> Result<bool> {
         if let Some(gtid) = self.pending_gtid.take() {
-            self.position.gtids.insert(gtid.domain, gtid);
+            self.position.add_gtid(&gtid);
         }
         self.txn_start = None;
         if end > 0 {

@@ -3,15 +3,22 @@
 //!
 //! - **Snapshot.** `START TRANSACTION WITH CONSISTENT SNAPSHOT` and, on
 //!   MariaDB, `SHOW STATUS LIKE 'binlog_snapshot_%'`: the binlog file and
-//!   offset the read view corresponds to, without a lock (on MySQL a brief
-//!   `FLUSH TABLES WITH READ LOCK` pins it instead). Every table is read
-//!   under that view as inserts, and one commit carries the position.
-//! - **Binlog.** Read as a replica (`COM_BINLOG_DUMP`). On MariaDB we set
+//!   offset the read view corresponds to, without a lock. MySQL reports no
+//!   position for a read view, so a brief `FLUSH TABLES WITH READ LOCK`
+//!   holds commits while the view opens and the binlog status (file,
+//!   offset, `Executed_Gtid_Set`) is read (see snapshot.rs for why not
+//!   `performance_schema.log_status`). Every table is read under that view
+//!   as inserts, and one commit carries the position.
+//! - **Binlog.** Read as a replica. On MariaDB we set
 //!   `@mariadb_slave_capability=4` so GTID events arrive as such (event 162,
 //!   parsed here: mysql_common has no MariaDB event types) and resume with
-//!   `@slave_connect_state` from the recorded GTID state, which survives
-//!   binlog rotation. Each source transaction (GTID .. XID, or a standalone
-//!   DDL) ends in one [`SourceEvent::Commit`].
+//!   `@slave_connect_state` from the recorded GTID state. On MySQL with
+//!   gtid_mode=ON we resume with `COM_BINLOG_DUMP_GTID` from the recorded
+//!   GTID set (the server sends every transaction not in it) and add each
+//!   transaction's GTID event to that set. Both survive binlog rotation and
+//!   purged files; without GTIDs (MySQL gtid_mode=OFF) the stream resumes
+//!   by binlog file and offset. Each source transaction (GTID .. XID, or a
+//!   standalone DDL) ends in one [`SourceEvent::Commit`].
 //! - **Schemas** come from information_schema (it knows TINYINT(1), ENUM
 //!   members, precisions that the binlog's TABLE_MAP does not). They are
 //!   re-read after each DDL statement in the binlog and whenever a
@@ -19,6 +26,7 @@
 //!   hold; binlog values are matched to columns by those names.
 
 mod binlog;
+pub mod gtid_set;
 pub mod position;
 mod schema;
 mod snapshot;
@@ -195,12 +203,75 @@ pub(crate) async fn connect(opts: &Opts) -> Result<Conn> {
     })
 }
 
-pub(crate) async fn is_mariadb(conn: &mut Conn) -> Result<bool> {
+/// Which server, and so which GTIDs its binlog carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flavor {
+    /// MariaDB: `domain-server-sequence` GTIDs, always on.
+    Mariadb,
+    /// MySQL; `gtids` when gtid_mode=ON (GTID sets), else positions are a
+    /// binlog file and offset only.
+    Mysql { gtids: bool },
+}
+
+impl Flavor {
+    pub(crate) fn is_mariadb(self) -> bool {
+        self == Flavor::Mariadb
+    }
+
+    /// The GTID set position of MySQL with gtid_mode=ON.
+    pub(crate) fn mysql_gtids(self) -> bool {
+        self == Flavor::Mysql { gtids: true }
+    }
+}
+
+pub(crate) async fn flavor(conn: &mut Conn) -> Result<Flavor> {
     let version: Option<String> = conn
         .query_first("SELECT VERSION()")
         .await
         .map_err(|e| source_err(format!("reading the server version: {e}")))?;
-    Ok(version.unwrap_or_default().contains("MariaDB"))
+    if version.unwrap_or_default().contains("MariaDB") {
+        return Ok(Flavor::Mariadb);
+    }
+    let mode: Option<String> = conn
+        .query_first("SELECT @@GLOBAL.gtid_mode")
+        .await
+        .map_err(|e| source_err(format!("reading gtid_mode: {e}")))?;
+    let mode = mode.unwrap_or_default();
+    let gtids = mode.eq_ignore_ascii_case("ON");
+    if !gtids {
+        tracing::warn!(gtid_mode = %mode, "MySQL without GTIDs: positions are binlog file and offset");
+        eprintln!(
+            "cdc: the MySQL server runs gtid_mode={mode}: positions are binlog file and offset, \
+             lost once that file is purged; set gtid_mode=ON and enforce_gtid_consistency=ON \
+             to resume by GTID set"
+        );
+    }
+    Ok(Flavor::Mysql { gtids })
+}
+
+/// Refuses a recorded position the server cannot resume from, naming what
+/// to set: a GTID of the other flavour, or a MySQL GTID set on a server
+/// whose gtid_mode is no longer ON.
+fn check_recorded(table: &SourceTableId, position: &BinlogPosition, flavor: Flavor) -> Result<()> {
+    let problem = if !position.gtid_set.is_empty() && !flavor.mysql_gtids() {
+        if flavor.is_mariadb() {
+            "it is a MySQL GTID set, but the server is MariaDB"
+        } else {
+            "it is a MySQL GTID set, but the server runs without GTIDs: \
+             set gtid_mode=ON and enforce_gtid_consistency=ON"
+        }
+    } else if !position.gtids.is_empty() && !flavor.is_mariadb() {
+        "it is a MariaDB GTID, but the server is MySQL"
+    } else {
+        return Ok(());
+    };
+    Err(table_err(
+        table,
+        format!(
+            "cannot resume from the recorded position {}: {problem}",
+            position.to_source()
+        ),
+    ))
 }
 
 type Events<'a> = &'a mpsc::Sender<Result<SourceEvent>>;
@@ -211,26 +282,24 @@ pub(crate) async fn emit(tx: Events<'_>, event: SourceEvent) -> bool {
 }
 
 async fn run(opts: Opts, config: MysqlConfig, mut conn: Conn, tx: Events<'_>) -> Result<()> {
-    let mariadb = is_mariadb(&mut conn).await?;
+    let flavor = flavor(&mut conn).await?;
     let (position, tables) = match &config.start {
         StartMode::SnapshotThenStream | StartMode::SnapshotOnly => {
-            match snapshot::run(&mut conn, &config, mariadb, tx, |_| true).await? {
+            match snapshot::run(&mut conn, &config, flavor, tx, |_| true).await? {
                 Some((position, tables)) => (position, Some(tables)),
                 None => return Ok(()),
             }
         }
-        StartMode::StreamOnly => (snapshot::current_position(&mut conn, mariadb).await?, None),
+        StartMode::StreamOnly => (snapshot::current_position(&mut conn, flavor).await?, None),
         StartMode::Resume(resume) => {
             let mut skip = HashMap::new();
             for (table, position) in &resume.tables {
                 let parsed = BinlogPosition::parse(position)
                     .map_err(|e| table_err(table, format!("recorded position: {e}")))?;
+                check_recorded(table, &parsed, flavor)?;
                 skip.insert(table.clone(), parsed);
             }
-            let start = skip
-                .values()
-                .min_by(|a, b| a.compare(b))
-                .cloned()
+            let start = BinlogPosition::resume_start(skip.values())
                 .ok_or_else(|| CdcError::Config("resuming without any recorded position".into()))?;
             // Tables the sink never committed (a crash during the initial
             // copy, or before an empty table's first commit) are copied
@@ -248,7 +317,7 @@ async fn run(opts: Opts, config: MysqlConfig, mut conn: Conn, tx: Events<'_>) ->
                     .any(|t| config.captures(&t.id) && missing(t));
             }
             if missing_any {
-                match snapshot::run(&mut conn, &config, mariadb, tx, missing).await? {
+                match snapshot::run(&mut conn, &config, flavor, tx, missing).await? {
                     Some((at, copied)) => {
                         for table in copied {
                             skip.insert(table.id, at.clone());
@@ -258,21 +327,12 @@ async fn run(opts: Opts, config: MysqlConfig, mut conn: Conn, tx: Events<'_>) ->
                 }
             }
             drop(conn);
-            return binlog::stream(&opts, &config, mariadb, start, None, skip, tx).await;
+            return binlog::stream(&opts, &config, flavor, start, None, skip, tx).await;
         }
     };
     if config.start == StartMode::SnapshotOnly {
         return Ok(());
     }
     drop(conn);
-    binlog::stream(
-        &opts,
-        &config,
-        mariadb,
-        position,
-        tables,
-        HashMap::new(),
-        tx,
-    )
-    .await
+    binlog::stream(&opts, &config, flavor, position, tables, HashMap::new(), tx).await
 }

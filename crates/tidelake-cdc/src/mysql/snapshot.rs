@@ -6,9 +6,10 @@ use std::time::Instant;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Value};
 
+use super::position::GtidSet;
 use super::schema::{read_tables, MysqlTable};
 use super::types::{from_text, ColumnKind};
-use super::{emit, source_err, table_err, BinlogPosition, Events, MysqlConfig};
+use super::{emit, source_err, table_err, BinlogPosition, Events, Flavor, MysqlConfig};
 use crate::error::Result;
 use crate::event::SourceEvent;
 use crate::rows::RowsBuilder;
@@ -36,38 +37,85 @@ async fn gtid_at(conn: &mut Conn, position: &mut BinlogPosition) -> Result<()> {
         .map_err(source_err)
 }
 
-/// The server's current binlog position (for a stream-only start).
-pub async fn current_position(conn: &mut Conn, mariadb: bool) -> Result<BinlogPosition> {
-    let row: Option<Row> = conn
-        .query_first("SHOW MASTER STATUS")
-        .await
-        .map_err(|e| source_err(format!("SHOW MASTER STATUS: {e}")))?;
-    let row =
-        row.ok_or_else(|| source_err("SHOW MASTER STATUS is empty: the binary log is off"))?;
+/// The server's current binlog position (for a stream-only start, and on
+/// MySQL the snapshot's while commits are held).
+pub async fn current_position(conn: &mut Conn, flavor: Flavor) -> Result<BinlogPosition> {
+    // MySQL 8.2 renamed SHOW MASTER STATUS, and 8.4 removed the old name;
+    // MariaDB and older MySQL know only the old one.
+    let statements: &[&str] = if flavor.is_mariadb() {
+        &["SHOW MASTER STATUS"]
+    } else {
+        &["SHOW BINARY LOG STATUS", "SHOW MASTER STATUS"]
+    };
+    let mut last_error = None;
+    let mut found = None;
+    for sql in statements {
+        match conn.query_first::<Row, _>(*sql).await {
+            Ok(row) => {
+                found = Some((*sql, row));
+                break;
+            }
+            Err(e) => last_error = Some(format!("{sql}: {e}")),
+        }
+    }
+    let Some((sql, row)) = found else {
+        return Err(source_err(last_error.unwrap_or_default()));
+    };
+    let row = row.ok_or_else(|| source_err(format!("{sql} is empty: the binary log is off")))?;
     let mut position = BinlogPosition {
         file: row.get::<String, _>(0).unwrap_or_default(),
         offset: row.get::<u64, _>(1).unwrap_or(4),
         ..Default::default()
     };
-    if mariadb {
-        gtid_at(conn, &mut position).await?;
+    match flavor {
+        Flavor::Mariadb => gtid_at(conn, &mut position).await?,
+        Flavor::Mysql { gtids: true } => {
+            let executed: String = row
+                .get_opt::<Option<String>, _>("Executed_Gtid_Set")
+                .and_then(|v| v.ok())
+                .flatten()
+                .unwrap_or_default();
+            position.gtid_set = GtidSet::parse(&executed).map_err(source_err)?;
+        }
+        Flavor::Mysql { gtids: false } => {}
     }
     Ok(position)
 }
 
 /// Opens the consistent read view and returns its binlog position.
-async fn open_view(conn: &mut Conn, mariadb: bool) -> Result<BinlogPosition> {
+///
+/// MySQL reports no binlog position for a read view. Two ways are known:
+/// `performance_schema.log_status` (no lock, but read in a statement of its
+/// own, so a commit between it and `START TRANSACTION WITH CONSISTENT
+/// SNAPSHOT` is in the copy and replayed by the stream again: a duplicate
+/// change, and needs BACKUP_ADMIN), or a short `FLUSH TABLES WITH READ
+/// LOCK` around opening the view and reading the binlog status. We take the
+/// lock: the copy and the position then agree exactly, which the
+/// exactly-once sink relies on. It blocks writes only while the view opens
+/// (milliseconds), but waits for running statements to finish first, and
+/// needs the RELOAD privilege.
+async fn open_view(conn: &mut Conn, flavor: Flavor) -> Result<BinlogPosition> {
     query_drop(conn, "SET SESSION time_zone = '+00:00'").await?;
     query_drop(
         conn,
         "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
     )
     .await?;
-    if !mariadb {
-        // MySQL has no binlog_snapshot_*: hold writes while the view opens.
-        query_drop(conn, "FLUSH TABLES WITH READ LOCK").await?;
-        query_drop(conn, "START TRANSACTION WITH CONSISTENT SNAPSHOT").await?;
-        let position = current_position(conn, false).await;
+    if !flavor.is_mariadb() {
+        // MySQL has no binlog_snapshot_*: hold commits while the view opens.
+        conn.query_drop("FLUSH TABLES WITH READ LOCK")
+            .await
+            .map_err(|e| {
+                source_err(format!(
+                    "FLUSH TABLES WITH READ LOCK (which pins the snapshot's binlog position; \
+                     the user needs the RELOAD privilege): {e}"
+                ))
+            })?;
+        let opened = query_drop(conn, "START TRANSACTION WITH CONSISTENT SNAPSHOT").await;
+        let position = match opened {
+            Ok(()) => current_position(conn, flavor).await,
+            Err(e) => Err(e),
+        };
         query_drop(conn, "UNLOCK TABLES").await?;
         return position;
     }
@@ -104,11 +152,11 @@ async fn open_view(conn: &mut Conn, mariadb: bool) -> Result<BinlogPosition> {
 pub async fn run(
     conn: &mut Conn,
     config: &MysqlConfig,
-    mariadb: bool,
+    flavor: Flavor,
     tx: Events<'_>,
     wanted: impl Fn(&MysqlTable) -> bool,
 ) -> Result<Option<(BinlogPosition, Vec<MysqlTable>)>> {
-    let position = open_view(conn, mariadb).await?;
+    let position = open_view(conn, flavor).await?;
     tracing::info!(position = %position.to_source(), "mysql snapshot opened");
     let started = Instant::now();
     let mut tables = Vec::new();

@@ -263,6 +263,40 @@ pub fn from_text(kind: &ColumnKind, text: &[u8]) -> Result<CdcValue, String> {
     })
 }
 
+/// A MySQL binary JSON value as MySQL prints it (what the snapshot reads):
+/// `{"k": v, "kk": w}`, `[1, 2]`, object keys by length and then bytes
+/// (MySQL's storage order), so that a row reads the same from the snapshot
+/// and from the binlog.
+fn mysql_json_text(value: &serde_json::Value, out: &mut String) {
+    match value {
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                mysql_json_text(item, out);
+            }
+            out.push(']');
+        }
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<(&String, &serde_json::Value)> = map.iter().collect();
+            entries.sort_by(|a, b| (a.0.len(), a.0).cmp(&(b.0.len(), b.0)));
+            out.push('{');
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(&serde_json::Value::String(key.clone()).to_string());
+                out.push_str(": ");
+                mysql_json_text(item, out);
+            }
+            out.push('}');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
 /// Decodes a binlog row value of a column.
 pub fn from_binlog(kind: &ColumnKind, value: BinlogValue<'_>) -> Result<CdcValue, String> {
     let value = match value {
@@ -272,7 +306,9 @@ pub fn from_binlog(kind: &ColumnKind, value: BinlogValue<'_>) -> Result<CdcValue
                 .parse()
                 .map_err(|e| format!("cannot read a binary JSON value: {e}"))?
                 .into();
-            return Ok(CdcValue::String(json.to_string()));
+            let mut text = String::new();
+            mysql_json_text(&json, &mut text);
+            return Ok(CdcValue::String(text));
         }
         BinlogValue::JsonDiff(_) => {
             return Err(
@@ -451,6 +487,18 @@ pub fn parse_decimal(text: &str, scale: u32) -> Option<i128> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binary_json_prints_as_mysql_prints_json() {
+        let json =
+            serde_json::json!({"bb": [1, 2.5, null], "a": {"z": true, "yy": "x\"y"}, "c": "é"});
+        let mut text = String::new();
+        mysql_json_text(&json, &mut text);
+        assert_eq!(
+            text,
+            r#"{"a": {"z": true, "yy": "x\"y"}, "c": "é", "bb": [1, 2.5, null]}"#
+        );
+    }
 
     #[test]
     fn members_of_enum_and_set() {

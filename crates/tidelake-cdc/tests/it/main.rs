@@ -9,9 +9,11 @@ mod postgres;
 mod postgres_ranges;
 mod sink;
 // The MySQL/MariaDB source against the local MariaDB (configured by
-// scripts/setup/20-mariadb-cdc.sh) and the NATS source against the local
+// scripts/setup/20-mariadb-cdc.sh), `mysql_gtid` against a MySQL 9 with
+// GTIDs (scripts/setup/40-mysql.sh), and the NATS source against the local
 // JetStream; `events` holds their shared helpers.
 mod events;
 mod mysql;
+mod mysql_gtid;
 mod mysql_sink;
 mod nats;

@@ -1,6 +1,7 @@
 //! The MySQL/MariaDB source against the local MariaDB: snapshot under
 //! concurrent writes, streaming changes, resume, DDL, binlog rotation and
-//! the type mapping. Each test uses its own database.
+//! the type mapping. Each test uses its own database. The scenarios that
+//! `mysql_gtid` runs against MySQL too take the server's URL.
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts};
@@ -14,17 +15,23 @@ use crate::events::{is_change_of, read_until, Materialized};
 /// A table and its column definitions, as a DDL event must show them.
 type ExpectedColumns = Option<(String, Vec<String>)>;
 
-const SERVER: &str = "mysql://root@127.0.0.1:3306";
+/// The local MariaDB (scripts/setup/20-mariadb-cdc.sh).
+pub const MARIADB: &str = "mysql://root@127.0.0.1:3306";
+const SERVER: &str = MARIADB;
 
-async fn admin() -> Conn {
-    Conn::new(Opts::from_url(SERVER).unwrap())
+pub async fn admin_on(server: &str) -> Conn {
+    Conn::new(Opts::from_url(server).unwrap())
         .await
-        .expect("MariaDB on 127.0.0.1:3306")
+        .unwrap_or_else(|e| panic!("connecting to {server}: {e}"))
 }
 
 /// A fresh database with `statements` run in it.
 async fn fresh_database(name: &str, statements: &[&str]) -> Conn {
-    let mut conn = admin().await;
+    fresh_database_on(SERVER, name, statements).await
+}
+
+pub async fn fresh_database_on(server: &str, name: &str, statements: &[&str]) -> Conn {
+    let mut conn = admin_on(server).await;
     conn.query_drop(format!("DROP DATABASE IF EXISTS {name}"))
         .await
         .unwrap();
@@ -38,21 +45,30 @@ async fn fresh_database(name: &str, statements: &[&str]) -> Conn {
     conn
 }
 
-fn config(database: &str, server_id: u32, start: StartMode) -> MysqlConfig {
-    let mut config = MysqlConfig::new(format!("{SERVER}/{database}"));
+fn config(server: &str, database: &str, server_id: u32, start: StartMode) -> MysqlConfig {
+    let mut config = MysqlConfig::new(format!("{server}/{database}"));
     config.server_id = server_id;
     config.start = start;
     config
 }
 
 async fn source(database: &str, server_id: u32, start: StartMode) -> MysqlSource {
-    MysqlSource::start(config(database, server_id, start))
+    source_on(SERVER, database, server_id, start).await
+}
+
+pub async fn source_on(
+    server: &str,
+    database: &str,
+    server_id: u32,
+    start: StartMode,
+) -> MysqlSource {
+    MysqlSource::start(config(server, database, server_id, start))
         .await
         .expect("source starts")
 }
 
 /// What a sink would hand back after committing `table` at `position`.
-fn resume_at(database: &str, table: &str, position: SourcePosition) -> Resume {
+pub fn resume_at(database: &str, table: &str, position: SourcePosition) -> Resume {
     let mut resume = Resume::default();
     resume
         .tables
@@ -60,7 +76,7 @@ fn resume_at(database: &str, table: &str, position: SourcePosition) -> Resume {
     resume
 }
 
-fn commit_position(event: &SourceEvent) -> Option<SourcePosition> {
+pub fn commit_position(event: &SourceEvent) -> Option<SourcePosition> {
     match event {
         SourceEvent::Commit { position } | SourceEvent::CopyEnd { position, .. } => {
             Some(position.clone())
@@ -70,7 +86,7 @@ fn commit_position(event: &SourceEvent) -> Option<SourcePosition> {
 }
 
 /// The changes of `events`, a copy's rows as inserts.
-fn changes(events: &[SourceEvent]) -> Vec<(ChangeKind, Vec<CdcValue>)> {
+pub fn changes(events: &[SourceEvent]) -> Vec<(ChangeKind, Vec<CdcValue>)> {
     events
         .iter()
         .flat_map(|e| match e {
@@ -84,7 +100,7 @@ fn changes(events: &[SourceEvent]) -> Vec<(ChangeKind, Vec<CdcValue>)> {
         .collect()
 }
 
-fn int(v: i64) -> CdcValue {
+pub fn int(v: i64) -> CdcValue {
     CdcValue::Int(v)
 }
 
@@ -93,7 +109,7 @@ fn s(v: &str) -> CdcValue {
 }
 
 /// The rows of `db.t (id INT, v INT, s VARCHAR)` as the source holds them.
-async fn source_rows(conn: &mut Conn, table: &str) -> Vec<Vec<CdcValue>> {
+pub async fn source_rows(conn: &mut Conn, table: &str) -> Vec<Vec<CdcValue>> {
     let rows: Vec<(i64, Option<i64>, Option<String>)> = conn
         .query(format!("SELECT id, v, s FROM {table} ORDER BY id"))
         .await
@@ -109,7 +125,7 @@ async fn source_rows(conn: &mut Conn, table: &str) -> Vec<Vec<CdcValue>> {
         .collect()
 }
 
-fn sorted(mut rows: Vec<Vec<CdcValue>>) -> Vec<Vec<CdcValue>> {
+pub fn sorted(mut rows: Vec<Vec<CdcValue>>) -> Vec<Vec<CdcValue>> {
     rows.sort_by_key(|r| match r[0] {
         CdcValue::Int(i) => i,
         _ => i64::MIN,
@@ -119,8 +135,18 @@ fn sorted(mut rows: Vec<Vec<CdcValue>>) -> Vec<Vec<CdcValue>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_snapshot_under_concurrent_writes_equals_source() {
+    snapshot_under_concurrent_writes_equals_source(SERVER, 91_001).await;
+}
+
+/// A snapshot while writers change the table, then the stream: the events
+/// rebuild exactly the source's rows. Returns the positions of the commits.
+pub async fn snapshot_under_concurrent_writes_equals_source(
+    server: &'static str,
+    server_id: u32,
+) -> Vec<SourcePosition> {
     let db = "cdc_it_snapshot";
-    let mut conn = fresh_database(
+    let mut conn = fresh_database_on(
+        server,
         db,
         &[
             "CREATE TABLE t (id INT PRIMARY KEY, v INT, s VARCHAR(20))",
@@ -135,7 +161,7 @@ async fn mysql_snapshot_under_concurrent_writes_equals_source() {
 
     // Writers run before, during and after the snapshot.
     let writer = tokio::spawn(async move {
-        let mut conn = admin().await;
+        let mut conn = admin_on(server).await;
         conn.query_drop(format!("USE {db}")).await.unwrap();
         for i in 0..400i64 {
             let sql = match i % 4 {
@@ -154,7 +180,7 @@ async fn mysql_snapshot_under_concurrent_writes_equals_source() {
             .await
             .unwrap();
     });
-    let mut source = source(db, 91_001, StartMode::SnapshotThenStream).await;
+    let mut source = source_on(server, db, server_id, StartMode::SnapshotThenStream).await;
     let events = read_until(&mut source, |e| is_change_of(e, "marker", 1)).await;
     writer.await.unwrap();
     let mut view = Materialized::default();
@@ -163,17 +189,31 @@ async fn mysql_snapshot_under_concurrent_writes_equals_source() {
     let expected = source_rows(&mut conn, "t").await;
     assert_eq!(expected.len(), 3000 + 100 + 100 - 100);
     assert_eq!(sorted(view.table(db, "t")), expected);
+    events.iter().filter_map(commit_position).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_streams_inserts_updates_deletes_and_resumes_without_loss_or_duplicate() {
+    let resumed_from = streams_and_resumes_without_loss_or_duplicate(SERVER, 91_002).await;
+    assert!(resumed_from.0.starts_with("gtid=0-1-"), "{resumed_from}");
+}
+
+/// Inserts, updates and deletes streamed as such, one commit each source
+/// transaction; a second source resumed from the second commit's position
+/// delivers the third transaction again, exactly, then what came after.
+/// Returns the position it resumed from.
+pub async fn streams_and_resumes_without_loss_or_duplicate(
+    server: &str,
+    server_id: u32,
+) -> SourcePosition {
     let db = "cdc_it_stream";
-    let mut conn = fresh_database(
+    let mut conn = fresh_database_on(
+        server,
         db,
         &["CREATE TABLE t (id INT PRIMARY KEY, v INT, s VARCHAR(20))"],
     )
     .await;
-    let mut first = source(db, 91_002, StartMode::SnapshotThenStream).await;
+    let mut first = source_on(server, db, server_id, StartMode::SnapshotThenStream).await;
     let snapshot = read_until(&mut first, |e| commit_position(e).is_some()).await;
     assert_eq!(changes(&snapshot), vec![]);
     conn.query_drop("INSERT INTO t VALUES (1, 10, 'a')")
@@ -223,10 +263,10 @@ async fn mysql_streams_inserts_updates_deletes_and_resumes_without_loss_or_dupli
     conn.query_drop("INSERT INTO t VALUES (3, 30, 'c')")
         .await
         .unwrap();
-    assert!(commits[1].0.starts_with("gtid=0-1-"), "{}", commits[1]);
-    let mut resumed = source(
+    let mut resumed = source_on(
+        server,
         db,
-        91_003,
+        server_id + 1,
         StartMode::Resume(resume_at(db, "t", commits[1].clone())),
     )
     .await;
@@ -236,6 +276,7 @@ async fn mysql_streams_inserts_updates_deletes_and_resumes_without_loss_or_dupli
     assert_eq!(commit_position(again.last().unwrap()).unwrap(), commits[2]);
     let next = read_until(&mut resumed, |e| commit_position(e).is_some()).await;
     assert_eq!(changes(&next), vec![(ChangeKind::Insert, row(3, 30, "c"))]);
+    commits[1].clone()
 }
 
 fn schema_of(event: &SourceEvent) -> Option<(String, Vec<String>)> {
@@ -545,11 +586,17 @@ fn golden_types() -> Vec<(&'static str, &'static str, &'static str, CdcValue)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_type_mapping_golden() {
+    type_mapping_golden(SERVER, 91_009).await;
+}
+
+/// Every golden type from the snapshot and from the binlog.
+pub async fn type_mapping_golden(server: &str, server_id: u32) {
     let db = "cdc_it_types";
     let golden = golden_types();
     let defs: Vec<&str> = golden.iter().map(|g| g.0).collect();
     let create = format!("CREATE TABLE t (id INT PRIMARY KEY, {})", defs.join(", "));
-    let mut conn = fresh_database(
+    let mut conn = fresh_database_on(
+        server,
         db,
         &[
             &create,
@@ -561,7 +608,7 @@ async fn mysql_type_mapping_golden() {
     let literals: Vec<&str> = golden.iter().map(|g| g.2).collect();
     let insert = |id: i64| format!("INSERT INTO t VALUES ({id}, {})", literals.join(", "));
     conn.query_drop(insert(1)).await.unwrap();
-    let mut src = source(db, 91_009, StartMode::SnapshotThenStream).await;
+    let mut src = source_on(server, db, server_id, StartMode::SnapshotThenStream).await;
     let snapshot = read_until(&mut src, |e| commit_position(e).is_some()).await;
     conn.query_drop(insert(2)).await.unwrap();
     let streamed = read_until(&mut src, |e| is_change_of(e, "t", 2)).await;

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::common::read_rows;
+use crate::mysql::{fresh_database_on, MARIADB};
 
 const DB: &str = "cdc_it_sink";
 
@@ -22,17 +23,19 @@ struct Running {
     handle: JoinHandle<Result<(Pipeline, RunEnd), CdcError>>,
 }
 
-async fn start(catalog: &Catalog, server_id: u32) -> Running {
-    start_on(catalog, DB, server_id).await
+async fn start_on(catalog: &Catalog, db: &str, server_id: u32) -> Running {
+    start_at(catalog, MARIADB, db, server_id).await
 }
 
-async fn start_on(catalog: &Catalog, db: &str, server_id: u32) -> Running {
+/// A pipeline from `db` on `server` into `ods`, resumed from what the
+/// catalog recorded if anything.
+async fn start_at(catalog: &Catalog, server: &str, db: &str, server_id: u32) -> Running {
     let mut sink = SinkConfig::new("mysql_it", "ods");
     sink.commit_interval = Duration::from_millis(100);
     sink.idle_progress_interval = Duration::from_millis(500);
     let mut pipeline = Pipeline::open(catalog.clone(), sink).await.unwrap();
     let resume = pipeline.resume();
-    let mut config = MysqlConfig::new(format!("mysql://root@127.0.0.1:3306/{db}"));
+    let mut config = MysqlConfig::new(format!("{server}/{db}"));
     config.server_id = server_id;
     if !resume.tables.is_empty() {
         config.start = StartMode::Resume(resume);
@@ -81,19 +84,19 @@ async fn wait_equal(catalog: &Catalog, conn: &mut Conn, running: &Running) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_through_the_sink_snapshot_stream_and_restart() {
-    let mut conn = Conn::new(Opts::from_url("mysql://root@127.0.0.1:3306").unwrap())
-        .await
-        .unwrap();
-    conn.query_drop(format!("DROP DATABASE IF EXISTS {DB}"))
-        .await
-        .unwrap();
-    conn.query_drop(format!("CREATE DATABASE {DB}"))
-        .await
-        .unwrap();
-    conn.query_drop(format!("USE {DB}")).await.unwrap();
-    conn.query_drop("CREATE TABLE items (id INT PRIMARY KEY, v VARCHAR(20), n BIGINT)")
-        .await
-        .unwrap();
+    through_the_sink_snapshot_stream_and_restart(MARIADB, 92_001).await;
+}
+
+/// The copy, the stream, a kill mid-stream and a restart from the
+/// recorded positions (after a binlog rotation): `ods.items` equals the
+/// source after each.
+pub async fn through_the_sink_snapshot_stream_and_restart(server: &str, server_id: u32) {
+    let mut conn = fresh_database_on(
+        server,
+        DB,
+        &["CREATE TABLE items (id INT PRIMARY KEY, v VARCHAR(20), n BIGINT)"],
+    )
+    .await;
     let values: Vec<String> = (1..=500)
         .map(|i| format!("({i}, 'v{i}', {})", i * 10))
         .collect();
@@ -103,7 +106,7 @@ async fn mysql_through_the_sink_snapshot_stream_and_restart() {
     let dir = KeptOnFailure::new("cdc-mysql-sink");
     let catalog = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
 
-    let running = start(&catalog, 92_001).await;
+    let running = start_at(&catalog, server, DB, server_id).await;
     wait_equal(&catalog, &mut conn, &running).await;
     conn.query_drop("INSERT INTO items VALUES (1001, 'new', 1), (1002, NULL, NULL)")
         .await
@@ -130,7 +133,7 @@ async fn mysql_through_the_sink_snapshot_stream_and_restart() {
     conn.query_drop("DELETE FROM items WHERE id = 2")
         .await
         .unwrap();
-    let running = start(&catalog, 92_002).await;
+    let running = start_at(&catalog, server, DB, server_id + 1).await;
     wait_equal(&catalog, &mut conn, &running).await;
     let _ = running.stop.send(true);
     let (_, end) = running.handle.await.unwrap().unwrap();

@@ -1,6 +1,6 @@
 //! Crash safety of `tidelake cdc postgres` and `tidelake cdc mysql`: the
 //! real processes are SIGKILLed at seeded random points while writers change
-//! the source (the local PostgreSQL and MariaDB) concurrently, and started
+//! the source (the local PostgreSQL, MariaDB and MySQL 9) concurrently, and started
 //! again; in the end the Paimon tables must equal the source, with no change
 //! lost and none applied twice.
 //!
@@ -40,6 +40,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use tidelake_cdc::event::SourcePosition;
+use tidelake_cdc::mysql::BinlogPosition;
 use tidelake_testkit::cli::latest_snapshot;
 use tidelake_testkit::process::{Spawned, Waited};
 use tidelake_testkit::rng::{seed, Rng};
@@ -64,9 +66,19 @@ const PATIENCE: Duration = Duration::from_secs(90);
 enum Source {
     Postgres,
     Mariadb,
+    /// MySQL 9 with GTID sets as positions (tidelake_testkit::mysql9).
+    Mysql,
 }
 
 impl Source {
+    /// The MySQL/MariaDB server's port.
+    fn port(self) -> &'static str {
+        match self {
+            Source::Mysql => "3307",
+            _ => "3306",
+        }
+    }
+
     /// A client reading statements from stdin (`psql`, `mariadb`), going on
     /// after an error (a deadlock between writers aborts one transaction).
     fn client(self) -> Command {
@@ -76,9 +88,9 @@ impl Source {
                 c.args(["-h", "127.0.0.1", "-U", "postgres", "-d", DB, "-qtAX"]);
                 c
             }
-            Source::Mariadb => {
+            Source::Mariadb | Source::Mysql => {
                 let mut c = Command::new("mariadb");
-                c.args(["-h", "127.0.0.1", "-P", "3306", "-uroot", "--batch"])
+                c.args(["-h", "127.0.0.1", "-P", self.port(), "-uroot", "--batch"])
                     .args(["--skip-column-names", "--force", DB]);
                 c
             }
@@ -93,8 +105,8 @@ impl Source {
                 .args(["-h", "127.0.0.1", "-U", "postgres", "-d", database])
                 .args(["-qtAX", "-v", "ON_ERROR_STOP=1", "-c", sql])
                 .output(),
-            Source::Mariadb => Command::new("mariadb")
-                .args(["-h", "127.0.0.1", "-P", "3306", "-uroot", "--batch"])
+            Source::Mariadb | Source::Mysql => Command::new("mariadb")
+                .args(["-h", "127.0.0.1", "-P", self.port(), "-uroot", "--batch"])
                 .args(["--skip-column-names", database, "-e", sql])
                 .output(),
         }
@@ -135,7 +147,7 @@ impl Source {
                      FROM generate_series(1, {INITIAL_ROWS}) i"
                 ));
             }
-            Source::Mariadb => {
+            Source::Mariadb | Source::Mysql => {
                 self.drop_database();
                 self.sql_on("mysql", &format!("CREATE DATABASE {DB}"));
                 self.sql(
@@ -146,9 +158,23 @@ impl Source {
                     "CREATE TABLE ledger (writer INT, seq BIGINT, note VARCHAR(32), \
                      PRIMARY KEY (writer, seq)) ENGINE=InnoDB",
                 );
+                // MariaDB's sequence table; MySQL has none: a recursive CTE.
+                let numbers = if self == Source::Mysql {
+                    format!(
+                        "SET SESSION cte_max_recursion_depth = {INITIAL_ROWS}; INSERT INTO items \
+                         WITH RECURSIVE numbers (seq) AS (SELECT 1 UNION ALL \
+                         SELECT seq + 1 FROM numbers WHERE seq < {INITIAL_ROWS}) SELECT"
+                    )
+                } else {
+                    "INSERT INTO items SELECT".to_string()
+                };
+                let from = if self == Source::Mysql {
+                    "numbers".to_string()
+                } else {
+                    format!("seq_1_to_{INITIAL_ROWS}")
+                };
                 self.sql(&format!(
-                    "INSERT INTO items SELECT seq, seq % 7, seq * 3, CONCAT('init-', seq), 0 \
-                     FROM seq_1_to_{INITIAL_ROWS}"
+                    "{numbers} seq, seq % 7, seq * 3, CONCAT('init-', seq), 0 FROM {from}"
                 ));
             }
         }
@@ -180,7 +206,7 @@ impl Source {
                     &format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"),
                 );
             }
-            Source::Mariadb => {
+            Source::Mariadb | Source::Mysql => {
                 self.sql_on("mysql", &format!("DROP DATABASE IF EXISTS {DB}"));
             }
         }
@@ -200,11 +226,11 @@ impl Source {
                 "--copy-range-mb",
                 "1",
             ]),
-            Source::Mariadb => command.args([
+            Source::Mariadb | Source::Mysql => command.args([
                 "cdc",
                 "mysql",
                 "--source",
-                &format!("mysql://root@127.0.0.1:3306/{DB}"),
+                &format!("mysql://root@127.0.0.1:{}/{DB}", self.port()),
             ]),
         };
         command.args([
@@ -227,7 +253,7 @@ impl Source {
     fn stream_marker(self) -> &'static str {
         match self {
             Source::Postgres => "cdc: streaming from slot",
-            Source::Mariadb => "cdc: streaming the binlog",
+            Source::Mariadb | Source::Mysql => "cdc: streaming the binlog",
         }
     }
 
@@ -236,7 +262,7 @@ impl Source {
     fn transaction(self, rng: &mut Rng, writer: u64, seq: u64) -> String {
         let (begin, commit) = match self {
             Source::Postgres => ("BEGIN;", "COMMIT;"),
-            Source::Mariadb => ("START TRANSACTION;", "COMMIT;"),
+            Source::Mariadb | Source::Mysql => ("START TRANSACTION;", "COMMIT;"),
         };
         let mut sql = format!("{begin}\n");
         let keys = INITIAL_ROWS * 5 / 4 / WRITERS;
@@ -252,7 +278,7 @@ impl Source {
                      ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v, ver = items.ver + 1, s = NULL;\n",
                     id % 7
                 ),
-                (6..=8, Source::Mariadb) => format!(
+                (6..=8, Source::Mariadb | Source::Mysql) => format!(
                     "INSERT INTO items VALUES ({id}, {}, {delta}, 'new-{seq}', 0) \
                      ON DUPLICATE KEY UPDATE v = VALUES(v), ver = ver + 1, s = NULL;\n",
                     id % 7
@@ -272,7 +298,7 @@ impl Source {
     fn large_transaction(self, part: u64, seq: u64) {
         let (begin, commit) = match self {
             Source::Postgres => ("BEGIN", "COMMIT"),
-            Source::Mariadb => ("START TRANSACTION", "COMMIT"),
+            Source::Mariadb | Source::Mysql => ("START TRANSACTION", "COMMIT"),
         };
         let sql = format!(
             "{begin}; UPDATE items SET v = v - 1, ver = ver + 1 WHERE id % 4 = {part}; \
@@ -281,7 +307,7 @@ impl Source {
         let mut client = self.client();
         let output = client.arg(match self {
             Source::Postgres => "-c",
-            Source::Mariadb => "-e",
+            Source::Mariadb | Source::Mysql => "-e",
         });
         if let Ok(out) = output.arg(sql).output() {
             if !out.status.success() {
@@ -301,6 +327,10 @@ impl Source {
             }
             Source::Mariadb => {
                 "SELECT CONCAT(id, ':', MD5(CONCAT_WS('|', grp, v, COALESCE(s, 'NULL'), ver))) FROM items"
+            }
+            // MySQL 9 has no MD5(): the row itself.
+            Source::Mysql => {
+                "SELECT CONCAT(id, ':', CONCAT_WS('|', grp, v, COALESCE(s, 'NULL'), ver)) FROM items"
             }
         });
         rows.sort();
@@ -323,6 +353,14 @@ impl Source {
                 lsn(a).cmp(&lsn(b))
             }
             Source::Mariadb => binlog_key(a).cmp(&binlog_key(b)),
+            // GTID sets: the library's own order (a subset first).
+            Source::Mysql => {
+                let parse = |p: &str| {
+                    BinlogPosition::parse(&SourcePosition(p.to_string()))
+                        .unwrap_or_else(|e| panic!("position {p}: {e}"))
+                };
+                parse(a).compare(&parse(b))
+            }
         }
     }
 }
@@ -417,11 +455,18 @@ fn expect_stderr(child: &mut Spawned, needle: &str) {
     }
 }
 
-/// `items` of the warehouse as sorted `id:md5(row)` lines.
-fn lake_items(warehouse: &Path) -> Vec<String> {
+/// `items` of the warehouse as sorted `id:md5(row)` lines (`id:row` for
+/// MySQL, as [`Source::items`]).
+fn lake_items(source: Source, warehouse: &Path) -> Vec<String> {
+    let row = "concat_ws('|', grp, v, coalesce(s, 'NULL'), ver)";
+    let row = if source == Source::Mysql {
+        row.to_string()
+    } else {
+        format!("md5({row})")
+    };
     TIDELAKE.query_csv(
         warehouse,
-        "SELECT concat(CAST(id AS VARCHAR), ':', md5(concat_ws('|', grp, v, coalesce(s, 'NULL'), ver))) AS h FROM ods.items",
+        &format!("SELECT concat(CAST(id AS VARCHAR), ':', {row}) AS h FROM ods.items"),
     )
 }
 
@@ -573,7 +618,7 @@ fn kill_and_restart_loses_and_repeats_nothing(source: Source, seed_var: &str) {
     let expected_items = source.items();
     let expected_ledger = source.ledger();
     loop {
-        let items = lake_items(warehouse);
+        let items = lake_items(source, warehouse);
         let ledger = lake_ledger(warehouse);
         if items == expected_items && ledger == expected_ledger {
             break;
@@ -619,6 +664,14 @@ fn cdc_postgres_killed_at_random_points_loses_and_repeats_nothing() {
 #[test]
 fn cdc_mysql_killed_at_random_points_loses_and_repeats_nothing() {
     kill_and_restart_loses_and_repeats_nothing(Source::Mariadb, "TIDELAKE_CDC_CRASH_SEED");
+}
+
+#[test]
+fn cdc_mysql9_gtid_killed_at_random_points_loses_and_repeats_nothing() {
+    let Some(_lock) = tidelake_testkit::mysql9::lock_or_skip() else {
+        return;
+    };
+    kill_and_restart_loses_and_repeats_nothing(Source::Mysql, "TIDELAKE_CDC_CRASH_SEED");
 }
 
 /// Up to five rows of each sorted side that the other lacks: what a failed
