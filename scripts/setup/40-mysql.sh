@@ -147,7 +147,19 @@ performance-schema = OFF
 max-connections = 300
 CNF
 
-# 3. The datadir, initialised once (root@localhost without a password).
+# 3. A running server is stopped first: it does not answer with the CDC
+# settings, and a datadir must never be replaced under a live mysqld (it
+# would go on writing to the deleted files, which hold their space).
+if [ -f "$run/mysqld.pid" ] && kill -0 "$(cat "$run/mysqld.pid")" 2>/dev/null; then
+  say "stopping the running mysqld (it does not answer with the CDC settings)"
+  in_prefix bin/mysqladmin --no-defaults -uroot -h127.0.0.1 -P"$port" --ssl-mode=DISABLED shutdown \
+    2>/dev/null || kill "$(cat "$run/mysqld.pid")"
+  for _ in $(seq 1 60); do
+    [ -f "$run/mysqld.pid" ] && kill -0 "$(cat "$run/mysqld.pid")" 2>/dev/null || break
+    sleep 1
+  done
+fi
+# 4. The datadir, initialised once (root@localhost without a password).
 if [ ! -f "$prefix/.initialised" ]; then
   rm -rf "$datadir"
   say "initialising $datadir"
@@ -159,16 +171,7 @@ if [ ! -f "$prefix/.initialised" ]; then
   touch "$prefix/.initialised"
 fi
 
-# 4. The server: stopped first if it runs with other settings.
-if [ -f "$run/mysqld.pid" ] && kill -0 "$(cat "$run/mysqld.pid")" 2>/dev/null; then
-  say "stopping the running mysqld (it does not answer with the CDC settings)"
-  in_prefix bin/mysqladmin --no-defaults -uroot -h127.0.0.1 -P"$port" --ssl-mode=DISABLED shutdown \
-    2>/dev/null || kill "$(cat "$run/mysqld.pid")"
-  for _ in $(seq 1 60); do
-    [ -f "$run/mysqld.pid" ] && kill -0 "$(cat "$run/mysqld.pid")" 2>/dev/null || break
-    sleep 1
-  done
-fi
+# 5. The server.
 if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
   say "port $port is taken by another program; set TIDELAKE_MYSQL_PORT"
   exit 1
