@@ -21,6 +21,8 @@
 //! evicts the least recently used entries beyond it. Hits and misses are
 //! counted in [`crate::counters`].
 
+use std::any::Any;
+use std::borrow::Borrow;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -100,7 +102,11 @@ impl<K: Hash + Eq, V: Clone> WeightedLru<K, V> {
         }
     }
 
-    fn get(&self, key: &K) -> Option<V> {
+    fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         // A poisoned lock only means another thread panicked while holding
         // it; the map is still consistent (every update is one call).
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -158,6 +164,11 @@ pub struct MetadataCache {
     /// The latest snapshot each table was last seen at, by snapshot
     /// folder, with the bytes of its file (see [`LatestSnapshot`]).
     latest: WeightedLru<String, Arc<LatestSnapshot>>,
+    /// What the read path derives from the cached metadata of one snapshot
+    /// and keeps for the next read of it (the buckets lookups planned). Its
+    /// type is the read path's own: this module knows only that it is
+    /// immutable and how much it weighs.
+    derived: WeightedLru<String, Arc<dyn Any + Send + Sync>>,
     config: CacheConfig,
 }
 
@@ -255,6 +266,8 @@ impl MetadataCache {
             // Snapshot files are a few KiB: a 64th of the budget holds
             // hundreds of tables.
             latest: WeightedLru::new(config.manifest_bytes / 64),
+            // As much as the folded snapshots: it holds their buckets again.
+            derived: WeightedLru::new(live),
             config,
         }
     }
@@ -270,6 +283,7 @@ impl MetadataCache {
             + self.live.weight()
             + self.index_manifests.weight()
             + self.deletion_files.weight()
+            + self.derived.weight()
     }
 
     /// Estimated bytes held by the footer cache now.
@@ -278,7 +292,7 @@ impl MetadataCache {
     }
 
     pub(crate) fn manifest_list(&self, path: &str) -> Option<Arc<Vec<ManifestFileMeta>>> {
-        let found = self.lists.get(&path.to_string());
+        let found = self.lists.get(path);
         counters::manifest_cache(found.is_some());
         found
     }
@@ -289,7 +303,7 @@ impl MetadataCache {
     }
 
     pub(crate) fn manifest(&self, path: &str) -> Option<Arc<Vec<ManifestEntry>>> {
-        let found = self.manifests.get(&path.to_string());
+        let found = self.manifests.get(path);
         counters::manifest_cache(found.is_some());
         found
     }
@@ -300,7 +314,7 @@ impl MetadataCache {
     }
 
     pub(crate) fn live_files(&self, key: &str) -> Option<Arc<Vec<PartitionFiles>>> {
-        let found = self.live.get(&key.to_string());
+        let found = self.live.get(key);
         counters::manifest_cache(found.is_some());
         found
     }
@@ -315,7 +329,7 @@ impl MetadataCache {
     }
 
     pub(crate) fn index_manifest(&self, path: &str) -> Option<Arc<Vec<IndexManifestEntry>>> {
-        let found = self.index_manifests.get(&path.to_string());
+        let found = self.index_manifests.get(path);
         counters::manifest_cache(found.is_some());
         found
     }
@@ -327,7 +341,7 @@ impl MetadataCache {
     }
 
     pub(crate) fn deletion_file(&self, path: &str) -> Option<Arc<DeletionFile>> {
-        let found = self.deletion_files.get(&path.to_string());
+        let found = self.deletion_files.get(path);
         counters::manifest_cache(found.is_some());
         found
     }
@@ -342,7 +356,7 @@ impl MetadataCache {
     }
 
     pub(crate) fn footer(&self, path: &str) -> Option<ArrowReaderMetadata> {
-        let found = self.footers.get(&path.to_string());
+        let found = self.footers.get(path);
         counters::footer_cache(found.is_some());
         found
     }
@@ -363,7 +377,7 @@ impl MetadataCache {
     }
 
     pub(crate) fn key_index(&self, key: &str) -> Option<Arc<FileKeyIndex>> {
-        let found = self.key_indexes.get(&key.to_string());
+        let found = self.key_indexes.get(key);
         counters::key_index(found.is_some());
         found
     }
@@ -385,7 +399,7 @@ impl MetadataCache {
     }
 
     pub(crate) fn lookup_rows(&self, key: &str) -> Option<Arc<RecordBatch>> {
-        self.lookup_rows.get(&key.to_string())
+        self.lookup_rows.get(key)
     }
 
     pub(crate) fn put_lookup_rows(&self, key: &str, rows: Arc<RecordBatch>) {
@@ -393,8 +407,21 @@ impl MetadataCache {
         self.lookup_rows.insert(key.to_string(), rows, weight);
     }
 
+    /// A value derived from a snapshot's metadata (see the field), if it
+    /// is cached and of type `T`.
+    pub(crate) fn derived<T: Any + Send + Sync>(&self, key: &str) -> Option<Arc<T>> {
+        let found = self.derived.get(key).and_then(|v| v.downcast::<T>().ok());
+        counters::manifest_cache(found.is_some());
+        found
+    }
+
+    pub(crate) fn put_derived<T: Any + Send + Sync>(&self, key: &str, value: Arc<T>, weight: usize) {
+        self.derived
+            .insert(key.to_string(), value, weight + key.len() + 64);
+    }
+
     pub(crate) fn latest_snapshot(&self, snapshot_dir: &str) -> Option<Arc<LatestSnapshot>> {
-        self.latest.get(&snapshot_dir.to_string())
+        self.latest.get(snapshot_dir)
     }
 
     pub(crate) fn put_latest_snapshot(&self, snapshot_dir: &str, latest: Arc<LatestSnapshot>) {
@@ -435,7 +462,7 @@ fn entry_weight(e: &ManifestEntry) -> usize {
     std::mem::size_of::<ManifestEntry>() + e.partition.len() + file_weight(&e.file)
 }
 
-fn file_weight(f: &DataFileMeta) -> usize {
+pub(crate) fn file_weight(f: &DataFileMeta) -> usize {
     let stats = |s: &tidelake_format::manifest::SimpleStats| {
         s.min_values.len() + s.max_values.len() + null_counts_weight(s)
     };

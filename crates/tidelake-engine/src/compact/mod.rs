@@ -487,6 +487,7 @@ pub(crate) async fn merge_uncommitted_files(
         files: Vec::new(),
         deletion_vectors: None,
         skip_level0: false,
+        lookup: None,
     };
     let task = BucketTask {
         runs: files

@@ -80,7 +80,7 @@ pub(crate) struct BucketFiles<'a> {
 pub(crate) async fn key_rows(
     table: &Table,
     split: &BucketFiles<'_>,
-    files: &[&DataFileMeta],
+    files: &[(&DataFileMeta, &str)],
     key_columns: &[ReadColumn],
     hasher: &KeyHasher,
     hash: u32,
@@ -92,11 +92,11 @@ pub(crate) async fn key_rows(
     for chunk in files.chunks(BUILD_CONCURRENCY) {
         let built = chunk
             .iter()
-            .map(|f| file_index(table, split, f, key_columns, hasher));
+            .map(|(f, cached_as)| file_index(table, split, f, cached_as, key_columns, hasher));
         indexes.extend(futures::future::try_join_all(built).await?);
     }
     let mut found = HashMap::new();
-    for (file, index) in files.iter().zip(indexes) {
+    for ((file, _), index) in files.iter().zip(indexes) {
         let name = file.file_name.as_str();
         let mut rows = index.rows_of(hash);
         if let Some(deleted) = split.deletion_vectors.and_then(|v| v.get(name).cloned()) {
@@ -116,22 +116,23 @@ pub(crate) async fn key_rows(
     Ok(Some(found))
 }
 
-/// The key index of one file of `split`: from the cache, or built by
-/// reading the file's key columns and cached.
+/// The key index of one file of `split` (cached as `cached_as`, its
+/// [`cache_key`]): from the cache, or built by reading the file's key
+/// columns and cached.
 async fn file_index(
     table: &Table,
     split: &BucketFiles<'_>,
     file: &DataFileMeta,
+    cached_as: &str,
     columns: &[ReadColumn],
     hasher: &KeyHasher,
 ) -> Result<Arc<FileKeyIndex>> {
+    if let Some(index) = table.cache.key_index(cached_as) {
+        return Ok(index);
+    }
     let path = table
         .paths()
         .data_file(split.partition_path, split.bucket, &file.file_name);
-    let cached_as = cache_key(table, &path);
-    if let Some(index) = table.cache.key_index(&cached_as) {
-        return Ok(index);
-    }
     let batches: Vec<_> = read_data_file(table, &path, file, columns, BUILD_BATCH)
         .await?
         .try_collect()
@@ -150,7 +151,7 @@ async fn file_index(
     }
     pairs.sort_unstable();
     let index = Arc::new(FileKeyIndex::from_sorted(pairs));
-    table.cache.put_key_index(&cached_as, index.clone());
+    table.cache.put_key_index(cached_as, index.clone());
     Ok(index)
 }
 
@@ -213,7 +214,7 @@ pub(crate) async fn indexed_rows(
 
 /// A data file's key in the caches of its key index and decoded rows: the
 /// reading schema's id (types decide hashes and decoded columns) and path.
-fn cache_key(table: &Table, path: &str) -> String {
+pub(crate) fn cache_key(table: &Table, path: &str) -> String {
     format!("{}#{}", table.layout.schema.id, path)
 }
 

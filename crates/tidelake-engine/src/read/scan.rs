@@ -10,16 +10,18 @@ use futures::stream::{self, BoxStream};
 use futures::{StreamExt, TryStreamExt};
 use tidelake_format::binary_row::{deserialize_binary_row, encode_binary_row, Datum};
 use tidelake_format::bucket::{bucket_of, hash_binary_row};
-use tidelake_format::deletion_vector::DeletionVector;
 use tidelake_format::manifest::{DataFileMeta, ManifestEntry};
 use tidelake_format::snapshot::Snapshot;
 
-use super::deletion::{load_bucket_vectors, BucketVectors};
+use super::deletion::load_bucket_vectors;
 use super::file::{key_columns, output_schema, read_data_file, read_live_file, ReadColumn};
 use super::key::KeyFilter;
-use super::key_index::{indexed_rows, KeyHits};
+use super::key_index::indexed_rows;
+use super::key_plan::{plan_key, KeyPlanInput};
 use super::merge::{merge_runs, MergeLayout, Pick};
 use super::predicate::Predicate;
+pub use super::split::Split;
+use super::split::{has_no_retractions, KeyRows};
 use crate::error::{EngineError, Result};
 use crate::lsm::section_indices;
 use crate::options::MergeEngine;
@@ -55,69 +57,6 @@ pub(crate) enum Levels {
     AboveZero,
     /// Each bucket's highest level (`full-compaction` changelog producer).
     Top,
-}
-
-/// The files of one bucket of one partition to read together.
-#[derive(Clone, Debug)]
-pub struct Split {
-    pub partition: Vec<u8>,
-    pub partition_values: Vec<Datum>,
-    pub partition_path: String,
-    pub bucket: i32,
-    /// Every live file of the bucket (that the scan's filters keep).
-    pub files: Vec<DataFileMeta>,
-    /// The bucket's deletion vectors in the scanned snapshot; `None` when
-    /// the table has none (`deletion-vectors.enabled` off).
-    pub deletion_vectors: Option<Arc<BucketVectors>>,
-    /// Batch read of a deletion-vector table: level-0 files are skipped and
-    /// the others read without merging.
-    pub(crate) skip_level0: bool,
-}
-
-impl Split {
-    pub fn row_count(&self) -> i64 {
-        self.files.iter().map(|f| f.row_count).sum()
-    }
-
-    /// The files a read of this split opens: for batch reads of tables
-    /// with deletion vectors, only those above level 0 (Paimon's readers
-    /// see level-0 rows once a compaction has moved them up).
-    pub fn files_to_read(&self) -> impl Iterator<Item = &DataFileMeta> {
-        let skip = self.skip_level0;
-        self.files.iter().filter(move |f| !skip || f.level > 0)
-    }
-
-    /// Whether a read of this split reads each file as it is, leaving out
-    /// deleted rows, instead of merging versions of keys.
-    pub fn reads_without_merge(&self) -> bool {
-        self.skip_level0 && self.files_to_read().all(has_no_retractions)
-    }
-
-    /// The sorted runs among the files a read opens: each level-0 file is
-    /// one, each higher level one more.
-    pub fn sorted_runs(&self) -> usize {
-        let mut levels = HashSet::new();
-        let mut runs = 0;
-        for file in self.files_to_read() {
-            if file.level == 0 || levels.insert(file.level) {
-                runs += 1;
-            }
-        }
-        runs
-    }
-
-    /// The vector of one of the split's files, if it has deleted rows.
-    fn vector(&self, file: &DataFileMeta) -> Option<Arc<DeletionVector>> {
-        self.deletion_vectors
-            .as_ref()
-            .and_then(|v| v.get(&file.file_name).cloned())
-    }
-}
-
-/// Files written with deletion vectors never hold retractions above level
-/// 0; a file that does (written otherwise) needs merging, as in Paimon.
-fn has_no_retractions(file: &DataFileMeta) -> bool {
-    file.delete_row_count.unwrap_or(0) == 0
 }
 
 /// A planned scan: splits that can be read independently, in parallel.
@@ -315,6 +254,46 @@ impl ScanBuilder {
             .predicate
             .as_ref()
             .and_then(|p| pinned_bucket_key_hash(&table, p));
+        // File skipping by statistics: key columns for primary-key tables
+        // (other versions of a key share its key), every column otherwise.
+        let file_pred = self.predicate.as_ref().and_then(|p| {
+            if layout.is_primary_key() {
+                let keys = layout.schema.trimmed_primary_keys();
+                p.restrict(&|c: &str| keys.iter().any(|k| k == c))
+            } else {
+                Some(p.clone())
+            }
+        });
+        let with_vectors = layout.options.deletion_vectors_enabled && layout.is_primary_key();
+        let skip_level0 = with_vectors && !self.merge_level0;
+        if let (Some(key), Some(key_hash), Levels::All) = (&self.key, key_hash, self.levels) {
+            // A lookup of a fixed bucket: planned from the bucket as
+            // prepared for the snapshot (see `key_plan.rs`).
+            let input = KeyPlanInput {
+                snapshot: &snap,
+                key,
+                key_hash,
+                file_predicate: file_pred.as_ref(),
+                skip_level0,
+            };
+            let partitions = ms.live_by_partition(&snap).await?;
+            if let Some((splits, considered)) =
+                plan_key(&table, &partitions, &keep_partition_row, &input).await?
+            {
+                stats.files_considered = considered;
+                let read = splits.iter().map(|s| s.files.len()).sum::<usize>();
+                stats.files_pruned = considered.saturating_sub(read);
+                return Ok(ScanPlan {
+                    table,
+                    snapshot,
+                    splits,
+                    projection,
+                    projected_schema,
+                    stats,
+                    key: self.key,
+                });
+            }
+        }
         let mut considered = None;
         let mut live = if self.key.is_some() {
             // A lookup takes the snapshot's files folded once and cached,
@@ -341,18 +320,6 @@ impl ScanBuilder {
         keep_levels(&table, &mut live, self.levels);
         stats.files_considered = live.len();
 
-        // File skipping by statistics: key columns for primary-key tables
-        // (other versions of a key share its key), every column otherwise.
-        let file_pred = self.predicate.as_ref().and_then(|p| {
-            if layout.is_primary_key() {
-                let keys = layout.schema.trimmed_primary_keys();
-                p.restrict(&|c: &str| keys.iter().any(|k| k == c))
-            } else {
-                Some(p.clone())
-            }
-        });
-        let with_vectors = layout.options.deletion_vectors_enabled && layout.is_primary_key();
-        let skip_level0 = with_vectors && !self.merge_level0;
         // Without merging, a key's one live row is in one file: a file whose
         // values cannot match holds no visible row that matches.
         let value_pred = self.predicate.as_ref().filter(|_| skip_level0);
@@ -412,6 +379,7 @@ impl ScanBuilder {
                 files,
                 deletion_vectors,
                 skip_level0,
+                lookup: None,
             });
         }
         Ok(ScanPlan {
@@ -724,10 +692,6 @@ fn read_unmerged_split(
         .boxed()
 }
 
-/// The rows of a lookup's files that may hold its key (by the files' key
-/// indexes), by file name; files absent hold none.
-type KeyRows = HashMap<String, KeyHits>;
-
 fn holds_key(rows: Option<&KeyRows>, file: &DataFileMeta) -> bool {
     rows.is_none_or(|r| r.contains_key(&file.file_name))
 }
@@ -742,6 +706,11 @@ fn read_pk_split(
     let indexed = key
         .clone()
         .filter(|k| k.hashed().is_some() && table.cache.key_indexes_enabled());
+    if let Some(planned) = split.lookup.clone() {
+        // A lookup planned its key's files and their rows already.
+        let rows = planned.key_rows.clone();
+        return read_pk_split_rows(table, split, projection, schema, key, rows);
+    }
     let Some(filter) = indexed else {
         return read_pk_split_rows(table, split, projection, schema, key, None);
     };
@@ -749,7 +718,19 @@ fn read_pk_split(
     // key, then reads only those.
     stream::once(async move {
         let rows = async {
-            let files: Vec<&DataFileMeta> = split.files_to_read().collect();
+            let keys: Vec<String> = split
+                .files_to_read()
+                .map(|f| {
+                    let path = table
+                        .paths()
+                        .data_file(&split.partition_path, split.bucket, &f.file_name);
+                    super::key_index::cache_key(&table, &path)
+                })
+                .collect();
+            let files: Vec<(&DataFileMeta, &str)> = split
+                .files_to_read()
+                .zip(keys.iter().map(String::as_str))
+                .collect();
             let bucket = super::key_index::BucketFiles {
                 partition_path: &split.partition_path,
                 bucket: split.bucket,
@@ -852,13 +833,18 @@ fn read_pk_split_rows(
     let order_types: Vec<_> = (seqf_start..values_start)
         .map(|i| in_schema.field(i).data_type().clone())
         .collect();
-    let sections = section_indices(&split.files, &layout.key_types);
+    let sections: Vec<(bool, Vec<Vec<usize>>)> = match &split.lookup {
+        Some(planned) => planned.sections.clone(),
+        None => section_indices(&split.files, &layout.key_types)
+            .into_iter()
+            .map(|runs| (runs.len() == 1, runs))
+            .collect(),
+    };
     stream::iter(sections)
-        .flat_map(move |runs| {
+        .flat_map(move |(single, runs)| {
             // Whether a section merges depends on its runs, not on which of
             // their files hold the key: decided before files are left out
             // (and only the files holding it are copied).
-            let single = runs.len() == 1;
             let runs: Vec<Vec<DataFileMeta>> = runs
                 .into_iter()
                 .map(|run| {
