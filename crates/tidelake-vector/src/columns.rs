@@ -9,7 +9,9 @@
 
 use std::sync::{Arc, OnceLock};
 
-use datafusion::arrow::array::{new_empty_array, Array, ArrayRef, RecordBatch, UInt64Array};
+use datafusion::arrow::array::{
+    new_empty_array, Array, ArrayRef, RecordBatch, RecordBatchOptions, UInt64Array,
+};
 use datafusion::arrow::compute::{concat, take};
 use datafusion::arrow::datatypes::{DataType, Schema};
 use tidelake_engine::Table;
@@ -82,7 +84,17 @@ pub(crate) async fn read(
         .into_iter()
         .map(|a| a.ok_or_else(|| VectorError::Internal("a column was not read".into())))
         .collect::<Result<Vec<_>>>()?;
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
+    // No column (a filter on none): the rows' count alone.
+    let rows = positions.map_or(
+        usize::try_from(at.file.row_count).unwrap_or(0),
+        <[u64]>::len,
+    );
+    let options = RecordBatchOptions::new().with_row_count(Some(rows));
+    Ok(RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(fields)),
+        arrays,
+        &options,
+    )?)
 }
 
 /// The whole column `name` of a file, from the cache or decoded and kept

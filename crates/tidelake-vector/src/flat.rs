@@ -11,6 +11,7 @@
 
 use std::io;
 
+use datafusion::arrow::buffer::BooleanBuffer;
 use paimon_vindex_core::autotune::infer_ivf_nprobe;
 use paimon_vindex_core::distance::MetricType;
 use paimon_vindex_core::io::SeekRead;
@@ -76,6 +77,32 @@ impl RowSet {
             self.words[word] |= mask;
             at += span;
         }
+    }
+
+    /// Rows `offset + i` added for every bit `i` set in `bits` (which must
+    /// lie inside the set's rows), a word at a time.
+    pub(crate) fn insert_bits(&mut self, offset: u64, bits: &BooleanBuffer) {
+        let shift = (offset % 64) as u32;
+        let first = (offset / 64) as usize;
+        let chunks = bits.bit_chunks();
+        let words = chunks
+            .iter()
+            .chain(std::iter::once(chunks.remainder_bits()));
+        for (j, chunk) in words.enumerate() {
+            if chunk == 0 {
+                continue;
+            }
+            let at = first + j;
+            if let Some(w) = self.words.get_mut(at) {
+                *w |= chunk << shift;
+            }
+            if shift > 0 {
+                if let Some(w) = self.words.get_mut(at + 1) {
+                    *w |= chunk >> (64 - shift);
+                }
+            }
+        }
+        self.len = self.words.iter().map(|w| u64::from(w.count_ones())).sum();
     }
 
     pub(crate) fn insert(&mut self, row: u64) {
@@ -722,6 +749,19 @@ mod tests {
         s.insert(500);
         assert_eq!(s.len(), 137);
         assert!(!s.contains(64) && s.contains(199) && !s.contains(-1) && !s.contains(500));
+        let mut bits = RowSet::empty(300);
+        let mask = BooleanBuffer::from_iter((0..130).map(|i| i % 3 == 0 || i == 129));
+        bits.insert_bits(70, &mask);
+        let want: Vec<u64> = (0..130u64)
+            .filter(|i| i % 3 == 0 || *i == 129)
+            .map(|i| i + 70)
+            .collect();
+        assert_eq!(bits.iter().collect::<Vec<_>>(), want);
+        assert_eq!(bits.len(), want.len() as u64);
+        let mut aligned = RowSet::empty(300);
+        aligned.insert_bits(128, &mask);
+        assert_eq!(aligned.len(), want.len() as u64);
+        assert!(aligned.contains(128) && aligned.contains(257) && !aligned.contains(129));
         let listed: Vec<u64> = s.iter().collect();
         assert_eq!(listed.len(), 137);
         assert_eq!(listed[..3], [3, 4, 5]);

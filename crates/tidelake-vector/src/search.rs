@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, BooleanArray, Float64Array, RecordBatch};
+use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
 use futures::TryStreamExt;
@@ -421,6 +422,13 @@ pub(crate) enum Positions {
     },
     /// These rows, ascending.
     Some(Vec<u64>),
+    /// The rows whose bit is set (those a filter passed), but those the
+    /// deletion vector marks: kept as the bitmap, which becomes a search's
+    /// row set word by word.
+    Passing {
+        mask: BooleanBuffer,
+        deleted: Option<Arc<DeletionVector>>,
+    },
 }
 
 impl Positions {
@@ -432,7 +440,30 @@ impl Positions {
                 rows - deleted.iter().take_while(|p| *p < rows).count() as u64
             }
             Positions::Some(p) => p.len() as u64,
+            Positions::Passing { mask, deleted } => {
+                let gone = deleted.as_ref().map_or(0, |d| {
+                    d.iter()
+                        .take_while(|p| *p < mask.len() as u64)
+                        .filter(|p| mask.value(*p as usize))
+                        .count()
+                });
+                (mask.count_set_bits() - gone) as u64
+            }
         }
+    }
+
+    /// The passing rows of a `Passing`, ascending.
+    fn passing(mask: &BooleanBuffer, deleted: Option<&DeletionVector>) -> Vec<u64> {
+        let mut deleted_rows = deleted.into_iter().flat_map(|d| d.iter()).peekable();
+        let mut out = Vec::with_capacity(mask.count_set_bits());
+        for pos in mask.set_indices() {
+            let pos = pos as u64;
+            while deleted_rows.next_if(|d| *d < pos).is_some() {}
+            if deleted_rows.next_if_eq(&pos).is_none() {
+                out.push(pos);
+            }
+        }
+        out
     }
 
     /// Adds the rows, shifted by `offset`, to an allow-list.
@@ -449,6 +480,11 @@ impl Positions {
                 }
             }
             Positions::Some(p) => allowed.extend(p.iter().map(|x| offset + x)),
+            Positions::Passing { mask, deleted } => allowed.extend(
+                Positions::passing(mask, deleted.as_deref())
+                    .into_iter()
+                    .map(|x| offset + x),
+            ),
         }
     }
 
@@ -464,6 +500,17 @@ impl Positions {
                 }
             }
             Positions::Some(p) => p.iter().for_each(|x| allowed.insert(offset + x)),
+            Positions::Passing { mask, deleted } => {
+                allowed.insert_bits(offset, mask);
+                let rows = mask.len() as u64;
+                for p in deleted
+                    .iter()
+                    .flat_map(|d| d.iter())
+                    .take_while(|p| *p < rows)
+                {
+                    allowed.remove(offset + p);
+                }
+            }
         }
     }
 
@@ -475,6 +522,9 @@ impl Positions {
                 (0..*rows).filter(|p| !deleted.is_deleted(*p)).collect(),
             )),
             Positions::Some(p) => Some(std::borrow::Cow::Borrowed(p.as_slice())),
+            Positions::Passing { mask, deleted } => Some(std::borrow::Cow::Owned(
+                Positions::passing(mask, deleted.as_deref()),
+            )),
         }
     }
 }
@@ -504,21 +554,15 @@ pub(crate) async fn allowed_positions(
     };
     let batch = columns::read(table, &at, &filter.columns, None).await?;
     let mask = (filter.eval)(&batch)?;
-    // The passing rows, then the deleted ones taken out (both ascending).
+    // A NULL is not a pass.
     let mask = match mask.nulls() {
         Some(nulls) => mask.values() & nulls.inner(),
         None => mask.values().clone(),
     };
-    let mut deleted_rows = deleted.into_iter().flat_map(|d| d.iter()).peekable();
-    let mut out = Vec::with_capacity(mask.count_set_bits());
-    for pos in mask.set_indices() {
-        let pos = pos as u64;
-        while deleted_rows.next_if(|d| *d < pos).is_some() {}
-        if deleted_rows.next_if_eq(&pos).is_none() {
-            out.push(pos);
-        }
-    }
-    Ok(Positions::Some(out))
+    Ok(Positions::Passing {
+        mask,
+        deleted: deleted.cloned(),
+    })
 }
 
 /// Measures the rows at `positions` of one file.
