@@ -510,18 +510,24 @@ fn l2_body<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
 mod half {
     use super::{RowSet, TopK};
 
+    /// The largest magnitude half precision holds; a larger value would
+    /// become infinite and its row unreachable by the scan.
+    const HALF_MAX: f32 = 65504.0;
+
     /// `vectors` (rows of `dimension` values) in half precision (`None`:
-    /// no F16C, or a dimension that is not a multiple of 8).
+    /// no F16C, a dimension that is not a multiple of 8, or a value beyond
+    /// half precision's range, NaN included).
     pub(super) fn encode(vectors: &[f32], dimension: usize) -> Option<Vec<u16>> {
+        let in_range = vectors.iter().all(|x| x.abs() <= HALF_MAX);
         #[cfg(target_arch = "x86_64")]
-        if dimension.is_multiple_of(8) && supported() {
+        if dimension.is_multiple_of(8) && in_range && supported() {
             let mut out = vec![0u16; vectors.len()];
             // SAFETY: the CPU has AVX2, FMA and F16C (checked just above);
             // both slices hold a multiple of 8 values.
             unsafe { x86::encode(vectors, &mut out) };
             return Some(out);
         }
-        let _ = (vectors, dimension);
+        let _ = (vectors, dimension, in_range);
         None
     }
 
@@ -636,6 +642,15 @@ mod tests {
     use paimon_vindex_core::ivfflat_io::write_ivfflat_index;
 
     use super::*;
+
+    #[test]
+    fn vectors_beyond_half_precision_are_scanned_in_full_precision() {
+        let mut vectors = values(64, 7);
+        vectors[13] = 70_000.0;
+        assert!(half::encode(&vectors, 8).is_none());
+        vectors[13] = f32::NAN;
+        assert!(half::encode(&vectors, 8).is_none());
+    }
 
     /// Deterministic pseudo-random values in [-1, 1).
     fn values(n: usize, seed: u64) -> Vec<f32> {
