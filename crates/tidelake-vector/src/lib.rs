@@ -14,13 +14,18 @@
 //! scans, file reads and hooks only), wire protocols, the CLI.
 
 mod build;
+mod cache;
+mod columns;
+mod context;
 pub mod error;
+mod flat;
 pub mod hybrid;
 pub mod layout;
 mod payload;
 pub mod search;
 pub mod spec;
 pub mod sql;
+mod train;
 mod vectors;
 
 pub use build::{build_payload, VectorHooks};

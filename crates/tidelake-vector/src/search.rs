@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, BooleanArray, Float64Array, RecordBatch};
+use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
 use futures::TryStreamExt;
@@ -36,9 +37,11 @@ use tidelake_format::binary_row::{datums_to_arrow, Datum};
 use tidelake_format::deletion_vector::DeletionVector;
 use tidelake_format::manifest::DataFileMeta;
 
+use crate::columns::{self, FileRef};
+use crate::context::{context, SearchContext};
 use crate::error::{Result, VectorError};
-use crate::layout::Segment;
-use crate::payload::{ann_search, AnnParams};
+use crate::flat::RowSet;
+use crate::payload::{ann_search, open, Allowed, AnnParams};
 use crate::spec::{dimension_key, Metric, VectorIndexSpec};
 use crate::vectors::{check_query, Cell, Vectors};
 
@@ -243,35 +246,23 @@ pub async fn search(table: &Table, req: &SearchRequest) -> Result<SearchOutcome>
         index,
         req,
     };
-    let plan = table.scan().with_snapshot(req.snapshot).plan().await?;
+    let ctx = context(table, req.snapshot, target.index.as_ref()).await?;
+    let plan = &ctx.plan;
     let mut top = TopK::new(req.k);
     let mut stats = SearchStats::default();
-    let segments: Vec<Segment> = match &target.index {
-        Some(spec) => table
-            .index_manifest_entries(plan.snapshot())
-            .await?
-            .iter()
-            .filter_map(|e| Segment::decode(e, &spec.index_type, spec.field_id))
-            .collect(),
-        None => Vec::new(),
-    };
-    let keep = kept_splits(table, &plan, req.partition_filter.as_ref())?;
+    let keep = kept_splits(table, plan, req.partition_filter.as_ref())?;
     stats.splits_pruned = keep.iter().filter(|k| !**k).count();
     for (i, split) in plan.splits().iter().enumerate() {
         if !keep[i] {
             continue;
         }
         if plan.merges(split) {
-            search_merged(&target, &plan, i, &mut top, &mut stats).await?;
+            search_merged(&target, plan, i, &mut top, &mut stats).await?;
         } else {
-            let bucket_segments: Vec<&Segment> = segments
-                .iter()
-                .filter(|s| s.entry.partition == split.partition && s.entry.bucket == split.bucket)
-                .collect();
-            search_split(&target, i, split, &bucket_segments, &mut top, &mut stats).await?;
+            search_split(&target, &ctx, i, split, &mut top, &mut stats).await?;
         }
     }
-    let batch = materialize(&target, &plan, top.items).await?;
+    let batch = materialize(&target, plan, top.items).await?;
     Ok(SearchOutcome { batch, stats })
 }
 
@@ -395,51 +386,16 @@ async fn search_merged(
     Ok(())
 }
 
-/// The live files of a split, their deletion vectors, and which segment
-/// (with the file's row offset in it) covers each.
-struct Coverage<'s> {
-    /// Segments whose source files are all live at the segment's level.
-    active: Vec<&'s Segment>,
-    /// File name -> (index into `active`, row offset).
-    covered: HashMap<String, (usize, i64)>,
-}
-
-fn coverage<'s>(split: &Split, segments: &[&'s Segment]) -> Coverage<'s> {
-    let live: HashMap<&str, &DataFileMeta> = split
-        .files_to_read()
-        .map(|f| (f.file_name.as_str(), f))
-        .collect();
-    let mut active = Vec::new();
-    let mut covered = HashMap::new();
-    for s in segments {
-        let matches = s.source.files.iter().all(|src| {
-            live.get(src.name.as_str())
-                .is_some_and(|f| f.row_count == src.row_count && f.level == s.source.level)
-        });
-        let already = s.source.files.iter().any(|f| covered.contains_key(&f.name));
-        if !matches || already {
-            continue;
-        }
-        let mut offset = 0;
-        for src in &s.source.files {
-            covered.insert(src.name.clone(), (active.len(), offset));
-            offset += src.row_count;
-        }
-        active.push(*s);
-    }
-    Coverage { active, covered }
-}
-
 /// A split read file by file.
 async fn search_split(
     t: &Target<'_>,
+    ctx: &SearchContext,
     split_index: usize,
     split: &Split,
-    segments: &[&Segment],
     top: &mut TopK,
     stats: &mut SearchStats,
 ) -> Result<()> {
-    let cover = coverage(split, segments);
+    let cover = &ctx.coverage[split_index];
     let dvs = split.deletion_vectors.as_deref();
     for file in split.files_to_read() {
         if !cover.covered.contains_key(&file.file_name) {
@@ -447,8 +403,8 @@ async fn search_split(
             measure(t, split_index, split, file, &all, top, stats).await?;
         }
     }
-    for segment in &cover.active {
-        search_segment(t, split_index, split, segment, dvs, top, stats).await?;
+    for &segment in &cover.active {
+        search_segment(t, ctx, split_index, split, segment, dvs, top, stats).await?;
     }
     Ok(())
 }
@@ -466,6 +422,13 @@ pub(crate) enum Positions {
     },
     /// These rows, ascending.
     Some(Vec<u64>),
+    /// The rows whose bit is set (those a filter passed), but those the
+    /// deletion vector marks: kept as the bitmap, which becomes a search's
+    /// row set word by word.
+    Passing {
+        mask: BooleanBuffer,
+        deleted: Option<Arc<DeletionVector>>,
+    },
 }
 
 impl Positions {
@@ -477,7 +440,30 @@ impl Positions {
                 rows - deleted.iter().take_while(|p| *p < rows).count() as u64
             }
             Positions::Some(p) => p.len() as u64,
+            Positions::Passing { mask, deleted } => {
+                let gone = deleted.as_ref().map_or(0, |d| {
+                    d.iter()
+                        .take_while(|p| *p < mask.len() as u64)
+                        .filter(|p| mask.value(*p as usize))
+                        .count()
+                });
+                (mask.count_set_bits() - gone) as u64
+            }
         }
+    }
+
+    /// The passing rows of a `Passing`, ascending.
+    fn passing(mask: &BooleanBuffer, deleted: Option<&DeletionVector>) -> Vec<u64> {
+        let mut deleted_rows = deleted.into_iter().flat_map(|d| d.iter()).peekable();
+        let mut out = Vec::with_capacity(mask.count_set_bits());
+        for pos in mask.set_indices() {
+            let pos = pos as u64;
+            while deleted_rows.next_if(|d| *d < pos).is_some() {}
+            if deleted_rows.next_if_eq(&pos).is_none() {
+                out.push(pos);
+            }
+        }
+        out
     }
 
     /// Adds the rows, shifted by `offset`, to an allow-list.
@@ -494,6 +480,37 @@ impl Positions {
                 }
             }
             Positions::Some(p) => allowed.extend(p.iter().map(|x| offset + x)),
+            Positions::Passing { mask, deleted } => allowed.extend(
+                Positions::passing(mask, deleted.as_deref())
+                    .into_iter()
+                    .map(|x| offset + x),
+            ),
+        }
+    }
+
+    /// Adds the rows, shifted by `offset`, to a row set.
+    fn add_to_rows(&self, allowed: &mut RowSet, offset: u64) {
+        match self {
+            Positions::All(n) => allowed.insert_range(offset..offset + n),
+            Positions::Live { rows, deleted } => {
+                let rows = *rows;
+                allowed.insert_range(offset..offset + rows);
+                for p in deleted.iter().take_while(|p| *p < rows) {
+                    allowed.remove(offset + p);
+                }
+            }
+            Positions::Some(p) => p.iter().for_each(|x| allowed.insert(offset + x)),
+            Positions::Passing { mask, deleted } => {
+                allowed.insert_bits(offset, mask);
+                let rows = mask.len() as u64;
+                for p in deleted
+                    .iter()
+                    .flat_map(|d| d.iter())
+                    .take_while(|p| *p < rows)
+                {
+                    allowed.remove(offset + p);
+                }
+            }
         }
     }
 
@@ -505,6 +522,9 @@ impl Positions {
                 (0..*rows).filter(|p| !deleted.is_deleted(*p)).collect(),
             )),
             Positions::Some(p) => Some(std::borrow::Cow::Borrowed(p.as_slice())),
+            Positions::Passing { mask, deleted } => Some(std::borrow::Cow::Owned(
+                Positions::passing(mask, deleted.as_deref()),
+            )),
         }
     }
 }
@@ -527,27 +547,22 @@ pub(crate) async fn allowed_positions(
             },
         });
     };
-    let batches = table
-        .read_file_columns(
-            &split.partition_path,
-            split.bucket,
-            file,
-            &filter.columns,
-            None,
-        )
-        .await?;
-    let mut out = Vec::new();
-    let mut pos = 0u64;
-    for batch in &batches {
-        let mask = Some((filter.eval)(batch)?);
-        for row in 0..batch.num_rows() {
-            if passed(&mask, row) && !deleted.is_some_and(|d| d.is_deleted(pos)) {
-                out.push(pos);
-            }
-            pos += 1;
-        }
-    }
-    Ok(Positions::Some(out))
+    let at = FileRef {
+        partition_path: &split.partition_path,
+        bucket: split.bucket,
+        file,
+    };
+    let batch = columns::read(table, &at, &filter.columns, None).await?;
+    let mask = (filter.eval)(&batch)?;
+    // A NULL is not a pass.
+    let mask = match mask.nulls() {
+        Some(nulls) => mask.values() & nulls.inner(),
+        None => mask.values().clone(),
+    };
+    Ok(Positions::Passing {
+        mask,
+        deleted: deleted.cloned(),
+    })
 }
 
 /// Measures the rows at `positions` of one file.
@@ -603,33 +618,87 @@ async fn measure(
     Ok(())
 }
 
+/// The rows a segment search may return, in the form its payload takes.
+enum AllowList {
+    Rows(Arc<RowSet>),
+    Roaring(RoaringTreemap),
+}
+
+impl AllowList {
+    fn len(&self) -> u64 {
+        match self {
+            AllowList::Rows(r) => r.len(),
+            AllowList::Roaring(r) => r.len(),
+        }
+    }
+
+    fn contains(&self, id: i64) -> bool {
+        match self {
+            AllowList::Rows(r) => r.contains(id),
+            AllowList::Roaring(r) => u64::try_from(id).is_ok_and(|id| r.contains(id)),
+        }
+    }
+}
+
 /// One segment: an allow-list of its live, passing rows, then the index
 /// (or exact measurement when few rows pass or the index falls short).
+#[allow(clippy::too_many_arguments)]
 async fn search_segment(
     t: &Target<'_>,
+    ctx: &SearchContext,
     split_index: usize,
     split: &Split,
-    segment: &Segment,
+    segment_index: usize,
     dvs: Option<&BucketVectors>,
     top: &mut TopK,
     stats: &mut SearchStats,
 ) -> Result<()> {
+    let segment = &ctx.segments[segment_index];
+    let spec = t
+        .index
+        .as_ref()
+        .ok_or_else(|| VectorError::Internal("segment search without an index".into()))?;
     let files: BTreeMap<&str, &DataFileMeta> = split
         .files_to_read()
         .map(|f| (f.file_name.as_str(), f))
         .collect();
     let mut sources: Vec<(&DataFileMeta, i64, Positions)> = Vec::new();
-    let mut allowed = RoaringTreemap::new();
     let mut offset = 0i64;
     for src in &segment.source.files {
         let file = files.get(src.name.as_str()).ok_or_else(|| {
             VectorError::Internal(format!("segment source {} vanished", src.name))
         })?;
         let positions = allowed_positions(t.table, t.req.filter.as_ref(), split, file, dvs).await?;
-        positions.add_to(&mut allowed, offset as u64);
         sources.push((file, offset, positions));
         offset += src.row_count;
     }
+    let rows = offset as u64;
+    let unfiltered = sources
+        .iter()
+        .all(|(_, _, p)| matches!(p, Positions::All(_)));
+    // Decoded L2 IVF-FLAT segments take a row set (see `payload`).
+    let allowed = if spec.index_type == "ivf-flat" && spec.metric == Metric::L2 {
+        let build = || {
+            let mut set = RowSet::empty(rows);
+            for (_, offset, positions) in &sources {
+                positions.add_to_rows(&mut set, *offset as u64);
+            }
+            set
+        };
+        // Without a filter the allowed rows are the live ones, the same
+        // for every search of this snapshot.
+        AllowList::Rows(if t.req.filter.is_none() {
+            ctx.live_rows(segment_index, build)
+        } else {
+            Arc::new(build())
+        })
+    } else {
+        let mut set = RoaringTreemap::new();
+        for (_, offset, positions) in &sources {
+            positions.add_to(&mut set, *offset as u64);
+        }
+        AllowList::Roaring(set)
+    };
     let wanted = (t.req.k as u64).min(allowed.len());
     if wanted == 0 {
         return Ok(());
@@ -638,37 +707,37 @@ async fn search_segment(
     // every vector as it is, so probing all its lists with the allow-list
     // measures each allowed row exactly, without decoding the pages that
     // hold them in the data files (a page per row when they are scattered).
-    let flat = t.index.as_ref().is_some_and(|s| s.index_type == "ivf-flat");
+    let flat = spec.index_type == "ivf-flat";
     let exact = allowed.len() < EXACT_BELOW;
-    let in_index = flat && allowed.len() * INDEX_VISITS_PER_ROW_READ >= offset as u64;
+    // A decoded segment (`AllowList::Rows`) measures allowed rows where
+    // they lie in memory, cheaper than any page read.
+    let decoded = matches!(allowed, AllowList::Rows(_));
+    let in_index = flat && (decoded || allowed.len() * INDEX_VISITS_PER_ROW_READ >= rows);
     if exact && !in_index {
         for (file, _, positions) in sources {
             measure(t, split_index, split, file, &positions, top, stats).await?;
         }
         return Ok(());
     }
-    let spec = t
-        .index
-        .as_ref()
-        .ok_or_else(|| VectorError::Internal("segment search without an index".into()))?;
-    let unfiltered = sources
-        .iter()
-        .all(|(_, _, p)| matches!(p, Positions::All(_)));
     let params = AnnParams {
         k: t.req.k,
         // Every list: the library probes at most all of them.
         width: if exact { Some(usize::MAX) } else { t.req.width },
-        filter: (!unfiltered).then_some(&allowed),
+        allowed: match &allowed {
+            _ if unfiltered => Allowed::All,
+            AllowList::Rows(r) => Allowed::Rows(r),
+            AllowList::Roaring(r) => Allowed::Roaring(r),
+        },
     };
     if exact {
         stats.exact_rows += allowed.len();
     }
-    let (ids, distances) = ann_search(t.table, segment, spec, &t.req.query, &params).await?;
+    let payload = open(t.table, segment).await?;
+    let found = ann_search(&payload, segment, spec, &t.req.query, &params)?;
     stats.segments += 1;
-    let hits: Vec<(i64, f32)> = ids
+    let hits: Vec<(i64, f32)> = found
         .into_iter()
-        .zip(distances)
-        .filter(|(id, d)| *id >= 0 && d.is_finite() && allowed.contains(*id as u64))
+        .filter(|(id, d)| *id >= 0 && d.is_finite() && allowed.contains(*id))
         .collect();
     if (hits.len() as u64) < wanted {
         // The index fell short of k passing rows: measure them all.
@@ -681,7 +750,7 @@ async fn search_segment(
         let at = sources.partition_point(|(_, o, _)| *o <= id) - 1;
         (at, (id - sources[at].1) as u64)
     };
-    if spec.index_type == "ivf-flat" {
+    if flat {
         // IVF-FLAT measures exactly (L2 squared): candidates as they are;
         // the winners are re-measured from their rows when read.
         for (id, d) in hits {
@@ -747,21 +816,14 @@ pub(crate) async fn fetch_file_rows<'r>(
             .iter()
             .find(|f| f.file_name == name)
             .ok_or_else(|| VectorError::Internal(format!("file {name} vanished")))?;
-        let batches = table
-            .read_file_columns(
-                &split.partition_path,
-                split.bucket,
-                file,
-                columns,
-                Some(&positions),
-            )
-            .await?;
-        let mut at = 0;
-        for b in &batches {
-            for row in 0..b.num_rows() {
-                fetched.insert((split_index, name.clone(), positions[at]), b.slice(row, 1));
-                at += 1;
-            }
+        let at = FileRef {
+            partition_path: &split.partition_path,
+            bucket: split.bucket,
+            file,
+        };
+        let batch = columns::read(table, &at, columns, Some(&positions)).await?;
+        for (row, pos) in positions.iter().enumerate().take(batch.num_rows()) {
+            fetched.insert((split_index, name.clone(), *pos), batch.slice(row, 1));
         }
     }
     Ok(fetched)

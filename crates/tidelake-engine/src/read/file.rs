@@ -695,6 +695,22 @@ impl Table {
         columns: &[String],
         positions: Option<&[u64]>,
     ) -> Result<Vec<RecordBatch>> {
+        self.stream_file_columns(partition_path, bucket, file, columns, positions)
+            .await?
+            .try_collect()
+            .await
+    }
+
+    /// [`Table::read_file_columns`] as a stream of batches, for readers of
+    /// large files that need not hold a whole column at once (index builds).
+    pub async fn stream_file_columns(
+        &self,
+        partition_path: &str,
+        bucket: i32,
+        file: &DataFileMeta,
+        columns: &[String],
+        positions: Option<&[u64]>,
+    ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
         let mut read = Vec::with_capacity(columns.len());
         for name in columns {
             let field = self
@@ -712,11 +728,10 @@ impl Table {
         let path = self
             .paths()
             .data_file(partition_path, bucket, &file.file_name);
-        let stream = match positions {
-            Some(p) => read_file_rows(self, &path, file, &read, 8192, p).await?,
-            None => read_data_file(self, &path, file, &read, 8192).await?,
-        };
-        stream.try_collect().await
+        match positions {
+            Some(p) => read_file_rows(self, &path, file, &read, 8192, p).await,
+            None => read_data_file(self, &path, file, &read, 8192).await,
+        }
     }
 
     /// The live entries of a snapshot's index manifest (none without one).

@@ -112,7 +112,7 @@ impl Table {
     /// with other files.
     ///
     /// [`SnapshotReader::latest_snapshot`]: crate::snapshots::SnapshotReader::latest_snapshot
-    pub(crate) async fn fresh_latest_snapshot(&self) -> Result<Option<Snapshot>> {
+    pub async fn fresh_latest_snapshot(&self) -> Result<Option<Snapshot>> {
         let dir = self.paths().snapshot_dir();
         if let Some(seen) = self.cache.latest_snapshot(&dir) {
             let id = seen.id;

@@ -166,3 +166,52 @@ fn chrono_now() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+/// Searches keep what they derive from a snapshot; a rollback followed by
+/// a commit writes `snapshot-N` again with other files, and the next search
+/// must see those, not the ones the number had before.
+#[tokio::test]
+async fn a_snapshot_written_again_after_a_rollback_is_searched_afresh() {
+    let (catalog, id, _dir) = table_with(&index_options("l2", 8, 1)).await;
+    let table = catalog.load_table(&id).await.unwrap();
+    let base = vectors(91, 500);
+    insert(&table, 0..500, &base).await;
+    let before = table
+        .snapshots()
+        .latest_snapshot_id()
+        .await
+        .unwrap()
+        .unwrap();
+    let far: Vec<f32> = base[0].iter().map(|x| x + 1000.0).collect();
+    let query = far.clone();
+    // Row 1000 right at the query, then searched (and its snapshot kept).
+    insert(&table, 1000..1001, std::slice::from_ref(&far)).await;
+    let first = table
+        .snapshots()
+        .latest_snapshot_id()
+        .await
+        .unwrap()
+        .unwrap();
+    let req = SearchRequest::new("emb", query.clone(), 1);
+    let got = found(&search(&table, &req).await.unwrap().batch);
+    assert_eq!(got[0].0, 1000);
+    // Rolled back, and another row written at the query: the same snapshot
+    // numbers again, other files.
+    table.rollback_to_snapshot(before).await.unwrap();
+    let table = catalog.load_table(&id).await.unwrap();
+    insert(&table, 2000..2001, std::slice::from_ref(&far)).await;
+    let again = table
+        .snapshots()
+        .latest_snapshot_id()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again, first, "the commit reuses the rolled-back number");
+    let got = found(&search(&table, &req).await.unwrap().batch);
+    assert_eq!(
+        got[0].0, 2000,
+        "the rewritten snapshot is searched, not the kept one"
+    );
+    let rows = logical(&table).await;
+    assert!(!rows.contains_key(&1000));
+}

@@ -57,7 +57,60 @@ pub fn read<T: Element>(path: &Path) -> Result<Npy<T>, String> {
     parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// The shape of a file's array, without reading its values.
+pub fn shape<T: Element>(path: &Path) -> Result<Vec<usize>, String> {
+    let (shape, _) = header_of::<T>(path)?;
+    Ok(shape)
+}
+
+/// Rows `rows` of a file's array (C order), read alone: the bench writes
+/// its table a chunk at a time without holding the whole input.
+pub fn read_rows<T: Element>(path: &Path, rows: std::ops::Range<usize>) -> Result<Vec<T>, String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let err = |e: std::io::Error| format!("{}: {e}", path.display());
+    let (shape, start) = header_of::<T>(path)?;
+    let row_len: usize = shape.iter().skip(1).product::<usize>().max(1);
+    if rows.end > shape.first().copied().unwrap_or(0) || rows.start > rows.end {
+        return Err(format!("{}: rows {rows:?} out of range", path.display()));
+    }
+    let size = std::mem::size_of::<T>();
+    let mut file = std::fs::File::open(path).map_err(err)?;
+    file.seek(SeekFrom::Start(
+        (start + rows.start * row_len * size) as u64,
+    ))
+    .map_err(err)?;
+    let mut bytes = vec![0u8; (rows.end - rows.start) * row_len * size];
+    file.read_exact(&mut bytes).map_err(err)?;
+    Ok(bytes.chunks_exact(size).map(T::from_le).collect())
+}
+
+/// A file's shape and the offset of its first value.
+fn header_of<T: Element>(path: &Path) -> Result<(Vec<usize>, usize), String> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(64 * 1024).read_to_end(&mut head))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    parse_header::<T>(&head).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 pub fn parse<T: Element>(bytes: &[u8]) -> Result<Npy<T>, String> {
+    let (shape, start) = parse_header::<T>(bytes)?;
+    let count: usize = shape.iter().product();
+    let size = std::mem::size_of::<T>();
+    let data = &bytes[start..];
+    if data.len() != count * size {
+        return Err(format!(
+            "{} data bytes for shape {shape:?} of {size}-byte values",
+            data.len()
+        ));
+    }
+    let values = data.chunks_exact(size).map(T::from_le).collect();
+    Ok(Npy { values, shape })
+}
+
+/// The shape in a file's header and the offset of its first value.
+fn parse_header<T: Element>(bytes: &[u8]) -> Result<(Vec<usize>, usize), String> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err("not a .npy file".into());
     }
@@ -98,17 +151,7 @@ pub fn parse<T: Element>(bytes: &[u8]) -> Result<Npy<T>, String> {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse::<usize>().map_err(|_| format!("bad shape '{s}'")))
         .collect::<Result<Vec<_>, _>>()?;
-    let count: usize = shape.iter().product();
-    let size = std::mem::size_of::<T>();
-    let data = &bytes[start + header_len..];
-    if data.len() != count * size {
-        return Err(format!(
-            "{} data bytes for shape {shape:?} of {size}-byte values",
-            data.len()
-        ));
-    }
-    let values = data.chunks_exact(size).map(T::from_le).collect();
-    Ok(Npy { values, shape })
+    Ok((shape, start + header_len))
 }
 
 #[cfg(test)]
@@ -143,5 +186,19 @@ mod tests {
         assert_eq!((b.values.clone(), b.row_len()), (vec![7, -1], 1));
         assert!(parse::<i32>(&file("<i8", "(2,)", &ids)).is_err());
         assert!(parse::<i64>(&file("<i8", "(3,)", &ids)).is_err());
+    }
+
+    #[test]
+    fn reads_rows_of_a_file_alone() {
+        let data: Vec<u8> = (0..12).flat_map(|x| (x as f32).to_le_bytes()).collect();
+        let dir = std::env::temp_dir().join(format!("npy-rows-{}", std::process::id()));
+        std::fs::write(&dir, file("<f4", "(4, 3)", &data)).unwrap();
+        assert_eq!(shape::<f32>(&dir).unwrap(), vec![4, 3]);
+        assert_eq!(
+            read_rows::<f32>(&dir, 1..3).unwrap(),
+            vec![3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+        );
+        assert!(read_rows::<f32>(&dir, 3..5).is_err());
+        std::fs::remove_file(&dir).unwrap();
     }
 }
