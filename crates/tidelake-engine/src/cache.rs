@@ -3,8 +3,9 @@
 //! catalog): decoded manifest lists and manifests, index manifests,
 //! deletion vectors (decoded per index file), Parquet footers of data files
 //! (with their page indexes), key indexes of data files for primary-key
-//! lookups, the decoded rows of the data files lookups meet often, and the
-//! latest snapshot of each table as last seen.
+//! lookups, the decoded rows of the data files lookups meet often, the
+//! latest snapshot of each table as last seen, and what the read path derives
+//! from one snapshot's metadata (the buckets lookups plan from).
 //!
 //! Why no invalidation is needed: every file cached here is named once
 //! and never rewritten (manifest lists, manifests and data files carry a
