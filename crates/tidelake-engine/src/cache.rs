@@ -416,7 +416,12 @@ impl MetadataCache {
         found
     }
 
-    pub(crate) fn put_derived<T: Any + Send + Sync>(&self, key: &str, value: Arc<T>, weight: usize) {
+    pub(crate) fn put_derived<T: Any + Send + Sync>(
+        &self,
+        key: &str,
+        value: Arc<T>,
+        weight: usize,
+    ) {
         self.derived
             .insert(key.to_string(), value, weight + key.len() + 64);
     }

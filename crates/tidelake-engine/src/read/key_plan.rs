@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tidelake_format::binary_row::{deserialize_binary_row, Datum};
+use tidelake_format::binary_row::Datum;
 use tidelake_format::bucket::bucket_of;
 use tidelake_format::manifest::DataFileMeta;
 use tidelake_format::snapshot::Snapshot;
@@ -32,9 +32,9 @@ use super::file::key_columns;
 use super::key::KeyFilter;
 use super::key_index::{key_rows, BucketFiles};
 use super::predicate::Predicate;
-use super::split::{PlannedKeyRead, Split};
+use super::split::{partition_location, PlannedKeyRead, Split};
 use crate::cache::{file_weight, PartitionFiles};
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 use crate::lsm::section_indices;
 use crate::stats::{decode_stats, ColumnStats};
 use crate::table::Table;
@@ -143,15 +143,7 @@ async fn planned_bucket(
         .filter(|e| e.bucket == bucket && (!input.skip_level0 || e.file.level > 0))
         .map(|e| e.file.clone())
         .collect();
-    let partition_values = deserialize_binary_row(&part.partition, &layout.partition_types)
-        .map_err(|e| EngineError::format(format!("partition of bucket {bucket}"), e))?;
-    let partition_path = tidelake_format::path::partition_path_with_legacy_name(
-        &layout.schema.partition_keys,
-        &partition_values,
-        &layout.partition_types,
-        &layout.options.partition_default_name,
-        layout.options.partition_legacy_name,
-    )?;
+    let (partition_values, partition_path) = partition_location(layout, &part.partition, bucket)?;
     let deletion_vectors = if layout.options.deletion_vectors_enabled && layout.is_primary_key() {
         let id = (part.partition.clone(), bucket);
         let names = files.iter().map(|f| f.file_name.clone()).collect();
@@ -175,7 +167,10 @@ async fn planned_bucket(
         })
         .collect();
     let sections = section_indices(&files, &layout.key_types);
-    let weight = files.iter().map(|f| file_weight(f) * 2 + 512).sum::<usize>();
+    let weight = files
+        .iter()
+        .map(|f| file_weight(f) * 2 + 512)
+        .sum::<usize>();
     let planned = Arc::new(PlannedBucket {
         partition: part.partition.clone(),
         partition_values,

@@ -21,7 +21,7 @@ use super::key_plan::{plan_key, KeyPlanInput};
 use super::merge::{merge_runs, MergeLayout, Pick};
 use super::predicate::Predicate;
 pub use super::split::Split;
-use super::split::{has_no_retractions, KeyRows};
+use super::split::{has_no_retractions, partition_location, KeyRows};
 use crate::error::{EngineError, Result};
 use crate::lsm::section_indices;
 use crate::options::MergeEngine;
@@ -362,15 +362,8 @@ impl ScanBuilder {
         let mut splits = Vec::with_capacity(groups.len());
         for ((partition, bucket), files) in groups {
             let deletion_vectors = vectors.remove(&(partition.clone(), bucket)).map(Arc::new);
-            let partition_values = deserialize_binary_row(&partition, &layout.partition_types)
-                .map_err(|e| EngineError::format(format!("partition of bucket {bucket}"), e))?;
-            let partition_path = tidelake_format::path::partition_path_with_legacy_name(
-                &layout.schema.partition_keys,
-                &partition_values,
-                &layout.partition_types,
-                &layout.options.partition_default_name,
-                layout.options.partition_legacy_name,
-            )?;
+            let (partition_values, partition_path) =
+                partition_location(&layout, &partition, bucket)?;
             splits.push(Split {
                 partition,
                 partition_values,
@@ -721,9 +714,10 @@ fn read_pk_split(
             let keys: Vec<String> = split
                 .files_to_read()
                 .map(|f| {
-                    let path = table
-                        .paths()
-                        .data_file(&split.partition_path, split.bucket, &f.file_name);
+                    let path =
+                        table
+                            .paths()
+                            .data_file(&split.partition_path, split.bucket, &f.file_name);
                     super::key_index::cache_key(&table, &path)
                 })
                 .collect();
