@@ -81,9 +81,13 @@ impl CacheConfig {
     }
 }
 
-/// A least-recently-used map bounded by the summed weight of its values.
-struct WeightedLru<K: Hash + Eq, V> {
+/// A least-recently-used map bounded by the summed weight (estimated bytes)
+/// of its values, safe to share between threads; the catalog's caches and
+/// those of crates above the engine (vector searches) are made of it.
+pub struct WeightedLru<K: Hash + Eq, V> {
     capacity: usize,
+    /// A value weighing more is not kept (nor anything in a disabled cache).
+    largest: usize,
     state: Mutex<LruState<K, V>>,
 }
 
@@ -93,9 +97,16 @@ struct LruState<K: Hash + Eq, V> {
 }
 
 impl<K: Hash + Eq, V: Clone> WeightedLru<K, V> {
-    fn new(capacity: usize) -> Self {
+    /// A cache of `capacity` in which one value may take at most half.
+    pub fn new(capacity: usize) -> Self {
+        Self::with_largest(capacity, capacity / 2)
+    }
+
+    /// A cache of `capacity` keeping no value heavier than `largest`.
+    pub fn with_largest(capacity: usize, largest: usize) -> Self {
         WeightedLru {
             capacity,
+            largest,
             state: Mutex::new(LruState {
                 map: LruCache::unbounded(),
                 weight: 0,
@@ -103,7 +114,7 @@ impl<K: Hash + Eq, V: Clone> WeightedLru<K, V> {
         }
     }
 
-    fn get<Q>(&self, key: &Q) -> Option<V>
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -114,9 +125,9 @@ impl<K: Hash + Eq, V: Clone> WeightedLru<K, V> {
         state.map.get(key).map(|(v, _)| v.clone())
     }
 
-    fn insert(&self, key: K, value: V, weight: usize) {
-        if weight > self.capacity / 2 {
-            // One value may not take most of the cache (nor a disabled one).
+    /// Keeps `value`, evicting the least recently used beyond the capacity.
+    pub fn insert(&self, key: K, value: V, weight: usize) {
+        if weight > self.largest {
             return;
         }
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -132,7 +143,8 @@ impl<K: Hash + Eq, V: Clone> WeightedLru<K, V> {
         }
     }
 
-    fn weight(&self) -> usize {
+    /// Estimated bytes held.
+    pub fn weight(&self) -> usize {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).weight
     }
 }
@@ -506,6 +518,16 @@ mod tests {
         // Replacing a key replaces its weight.
         lru.insert(3, 31, 10);
         assert_eq!(lru.weight(), 50);
+    }
+
+    #[test]
+    fn a_value_heavier_than_the_largest_allowed_is_not_kept() {
+        let lru: WeightedLru<&str, u32> = WeightedLru::with_largest(100, 25);
+        lru.insert("a", 1, 25);
+        lru.insert("b", 2, 26);
+        assert_eq!(lru.get("a"), Some(1));
+        assert_eq!(lru.get("b"), None);
+        assert_eq!(lru.weight(), 25);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! columns, bucket keys, partition columns, sequence fields and options.
 
 use arrow_schema::SchemaRef;
+use tidelake_format::binary_row::{deserialize_binary_row, Datum};
 use tidelake_format::schema::TableSchema;
 use tidelake_format::types::DataType;
 
@@ -26,6 +27,25 @@ pub(crate) struct TableLayout {
 }
 
 impl TableLayout {
+    /// A partition's values and its folder under the table (as its files
+    /// are stored), from its serialized row; `what` names it in an error.
+    pub(crate) fn partition_location(
+        &self,
+        partition: &[u8],
+        what: impl std::fmt::Display,
+    ) -> Result<(Vec<Datum>, String)> {
+        let values = deserialize_binary_row(partition, &self.partition_types)
+            .map_err(|e| EngineError::format(format!("partition of {what}"), e))?;
+        let path = tidelake_format::path::partition_path_with_legacy_name(
+            &self.schema.partition_keys,
+            &values,
+            &self.partition_types,
+            &self.options.partition_default_name,
+            self.options.partition_legacy_name,
+        )?;
+        Ok((values, path))
+    }
+
     /// Derives the layout and checks the options against the columns; the
     /// merge functions are checked by [`crate::table::checked_layout`].
     pub(crate) fn new(schema: TableSchema) -> Result<Self> {

@@ -78,7 +78,7 @@ mod write;
 #[cfg(test)]
 mod layers_test;
 
-pub use cache::{CacheConfig, MetadataCache};
+pub use cache::{CacheConfig, MetadataCache, WeightedLru};
 pub use catalog::{
     is_valid_name, Catalog, ColumnPosition, ColumnSpec, Identifier, SchemaChange, TableSpec,
     DEFAULT_DATABASE,

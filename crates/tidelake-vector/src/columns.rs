@@ -17,8 +17,8 @@ use datafusion::arrow::datatypes::{DataType, Schema};
 use tidelake_engine::Table;
 use tidelake_format::manifest::DataFileMeta;
 
-use crate::cache::WeightedLru;
 use crate::error::{Result, VectorError};
+use tidelake_engine::WeightedLru;
 
 /// Bytes of decoded columns kept (a column of more than a quarter of this
 /// is not kept).
@@ -26,7 +26,7 @@ const CACHED_COLUMN_BYTES: usize = 256 * 1024 * 1024;
 
 fn cache() -> &'static WeightedLru<String, ArrayRef> {
     static CACHE: OnceLock<WeightedLru<String, ArrayRef>> = OnceLock::new();
-    CACHE.get_or_init(|| WeightedLru::new(CACHED_COLUMN_BYTES))
+    CACHE.get_or_init(|| WeightedLru::with_largest(CACHED_COLUMN_BYTES, CACHED_COLUMN_BYTES / 4))
 }
 
 /// One data file of a bucket.

@@ -18,18 +18,18 @@ use tidelake_engine::{ScanPlan, Split, Table};
 use tidelake_format::manifest::DataFileMeta;
 use tidelake_format::snapshot::Snapshot;
 
-use crate::cache::WeightedLru;
 use crate::error::Result;
 use crate::flat::RowSet;
 use crate::layout::Segment;
 use crate::spec::VectorIndexSpec;
+use tidelake_engine::WeightedLru;
 
 /// Bytes of contexts kept (estimated: their row sets and file lists).
 const CACHED_CONTEXT_BYTES: usize = 128 * 1024 * 1024;
 
 fn cache() -> &'static WeightedLru<String, Arc<SearchContext>> {
     static CACHE: OnceLock<WeightedLru<String, Arc<SearchContext>>> = OnceLock::new();
-    CACHE.get_or_init(|| WeightedLru::new(CACHED_CONTEXT_BYTES))
+    CACHE.get_or_init(|| WeightedLru::with_largest(CACHED_CONTEXT_BYTES, CACHED_CONTEXT_BYTES / 4))
 }
 
 /// A snapshot as searches see it.

@@ -14,7 +14,6 @@
 //! scans, file reads and hooks only), wire protocols, the CLI.
 
 mod build;
-mod cache;
 mod columns;
 mod context;
 pub mod error;

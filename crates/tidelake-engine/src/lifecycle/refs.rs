@@ -6,7 +6,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use tidelake_format::binary_row::deserialize_binary_row;
 use tidelake_format::manifest::{read_index_manifest, FileKind, ManifestEntry};
 use tidelake_format::snapshot::Snapshot;
 use tidelake_store::StoreError;
@@ -88,16 +87,10 @@ impl<'a> RefWalker<'a> {
     /// `{partition path}bucket-{b}/{file}` relative to the table root.
     fn data_path(&mut self, entry: &ManifestEntry, file_name: &str) -> Result<String> {
         if !self.partition_dirs.contains_key(&entry.partition) {
-            let layout = &self.table.layout;
-            let values = deserialize_binary_row(&entry.partition, &layout.partition_types)
-                .map_err(|e| EngineError::format(format!("partition of {file_name}"), e))?;
-            let dir = tidelake_format::path::partition_path_with_legacy_name(
-                &layout.schema.partition_keys,
-                &values,
-                &layout.partition_types,
-                &layout.options.partition_default_name,
-                layout.options.partition_legacy_name,
-            )?;
+            let (_, dir) = self
+                .table
+                .layout
+                .partition_location(&entry.partition, file_name)?;
             self.partition_dirs.insert(entry.partition.clone(), dir);
         }
         let dir = &self.partition_dirs[&entry.partition];

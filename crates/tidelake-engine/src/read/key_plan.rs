@@ -32,7 +32,7 @@ use super::file::key_columns;
 use super::key::KeyFilter;
 use super::key_index::{key_rows, BucketFiles};
 use super::predicate::Predicate;
-use super::split::{partition_location, PlannedKeyRead, Split};
+use super::split::{PlannedKeyRead, Split};
 use crate::cache::{file_weight, PartitionFiles};
 use crate::error::Result;
 use crate::lsm::section_indices;
@@ -143,7 +143,8 @@ async fn planned_bucket(
         .filter(|e| e.bucket == bucket && (!input.skip_level0 || e.file.level > 0))
         .map(|e| e.file.clone())
         .collect();
-    let (partition_values, partition_path) = partition_location(layout, &part.partition, bucket)?;
+    let (partition_values, partition_path) =
+        layout.partition_location(&part.partition, format_args!("bucket {bucket}"))?;
     let deletion_vectors = if layout.options.deletion_vectors_enabled && layout.is_primary_key() {
         let id = (part.partition.clone(), bucket);
         let names = files.iter().map(|f| f.file_name.clone()).collect();

@@ -21,7 +21,7 @@ use super::key_plan::{plan_key, KeyPlanInput};
 use super::merge::{merge_runs, MergeLayout, Pick};
 use super::predicate::Predicate;
 pub use super::split::Split;
-use super::split::{has_no_retractions, partition_location, KeyRows};
+use super::split::{has_no_retractions, KeyRows};
 use crate::error::{EngineError, Result};
 use crate::lsm::section_indices;
 use crate::options::MergeEngine;
@@ -363,7 +363,7 @@ impl ScanBuilder {
         for ((partition, bucket), files) in groups {
             let deletion_vectors = vectors.remove(&(partition.clone(), bucket)).map(Arc::new);
             let (partition_values, partition_path) =
-                partition_location(&layout, &partition, bucket)?;
+                layout.partition_location(&partition, format_args!("bucket {bucket}"))?;
             splits.push(Split {
                 partition,
                 partition_values,

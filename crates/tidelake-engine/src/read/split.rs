@@ -4,14 +4,12 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use tidelake_format::binary_row::{deserialize_binary_row, Datum};
+use tidelake_format::binary_row::Datum;
 use tidelake_format::deletion_vector::DeletionVector;
 use tidelake_format::manifest::DataFileMeta;
 
 use super::deletion::BucketVectors;
 use super::key_index::KeyHits;
-use crate::error::{EngineError, Result};
-use crate::layout::TableLayout;
 
 /// The rows of a lookup's files that may hold its key (by the files' key
 /// indexes), by file name; files absent hold none.
@@ -93,23 +91,4 @@ impl Split {
 /// 0; a file that does (written otherwise) needs merging, as in Paimon.
 pub(crate) fn has_no_retractions(file: &DataFileMeta) -> bool {
     file.delete_row_count.unwrap_or(0) == 0
-}
-
-/// A partition's values and its folder under the table, from its
-/// serialized row (`bucket` names it in an error).
-pub(crate) fn partition_location(
-    layout: &TableLayout,
-    partition: &[u8],
-    bucket: i32,
-) -> Result<(Vec<Datum>, String)> {
-    let values = deserialize_binary_row(partition, &layout.partition_types)
-        .map_err(|e| EngineError::format(format!("partition of bucket {bucket}"), e))?;
-    let path = tidelake_format::path::partition_path_with_legacy_name(
-        &layout.schema.partition_keys,
-        &values,
-        &layout.partition_types,
-        &layout.options.partition_default_name,
-        layout.options.partition_legacy_name,
-    )?;
-    Ok((values, path))
 }

@@ -44,7 +44,6 @@ use arrow_array::{ArrayRef, Int8Array, RecordBatch, RecordBatchOptions};
 use arrow_schema::{DataType as ArrowType, Field, Schema, SchemaRef};
 use futures::stream::{self, BoxStream};
 use futures::{StreamExt, TryStreamExt};
-use tidelake_format::binary_row::deserialize_binary_row;
 use tidelake_format::manifest::{FileKind, ManifestEntry};
 use tidelake_format::snapshot::{CommitKind, Snapshot};
 
@@ -698,18 +697,9 @@ impl ChangeReader {
                 let table = table.clone();
                 let columns = columns.clone();
                 async move {
-                    let layout = &table.layout;
-                    let values = deserialize_binary_row(&entry.partition, &layout.partition_types)
-                        .map_err(|e| {
-                            EngineError::format(format!("partition of {}", entry.file.file_name), e)
-                        })?;
-                    let partition_path = tidelake_format::path::partition_path_with_legacy_name(
-                        &layout.schema.partition_keys,
-                        &values,
-                        &layout.partition_types,
-                        &layout.options.partition_default_name,
-                        layout.options.partition_legacy_name,
-                    )?;
+                    let (_, partition_path) = table
+                        .layout
+                        .partition_location(&entry.partition, &entry.file.file_name)?;
                     let path = table.paths().data_file(
                         &partition_path,
                         entry.bucket,
