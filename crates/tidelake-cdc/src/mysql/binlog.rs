@@ -10,9 +10,11 @@ use mysql_common::binlog::events::{
     Event, EventData, OptionalMetaExtractor, RowsEventData, TableMapEvent,
 };
 use mysql_common::binlog::row::BinlogRow;
+use mysql_common::io::ParseBuf;
 use mysql_common::packets::{GnoInterval, Sid, Tag};
 
 use super::position::{Gtid, GtidSet, MysqlGtid, TransactionGtid};
+use super::row_image::ImageLayout;
 use super::schema::{read_tables, MysqlTable};
 use super::types::from_binlog;
 use super::{connect, emit, source_err, table_err, BinlogPosition, Events, Flavor, MysqlConfig};
@@ -546,14 +548,17 @@ impl Reader<'_> {
             return Ok(true);
         };
         let slots: Vec<Option<usize>> = names.iter().map(|n| table.column_index(n)).collect();
-        let mut changes = Vec::new();
-        for row in rows.rows(tme) {
-            let (before, after) = row
-                .map_err(|e| table_err(&id, format!("decoding a row after {}: {e}", self.at())))?;
-            let image = |row: Option<BinlogRow>| -> Result<Option<Vec<CdcValue>>> {
-                row.map(|row| decode_row(table, &slots, row)).transpose()
-            };
-            let (before, after) = (image(before)?, image(after)?);
+        let images = match rows {
+            // Its after images start with JSON diff options: mysql_common
+            // reads those (and a diff is refused by from_binlog).
+            RowsEventData::PartialUpdateRowsEvent(_) => {
+                images_of_partial_update(table, &slots, tme, rows)
+            }
+            _ => row_images(table, &slots, tme, &extractor, rows),
+        }
+        .map_err(|e| table_err(&id, format!("decoding a row after {}: {e}", self.at())))?;
+        let mut changes = Vec::with_capacity(images.len() * 2);
+        for (before, after) in images {
             let mut push = |kind, values| {
                 changes.push(RowChange {
                     table: id.clone(),
@@ -582,24 +587,94 @@ impl Reader<'_> {
     }
 }
 
-/// A binlog row image as values of the table's columns (columns the image
-/// lacks are NULL; binlog columns the table no longer has are dropped).
-fn decode_row(
+/// A row's before and after image as values of the table's columns.
+type Images = (Option<Vec<CdcValue>>, Option<Vec<CdcValue>>);
+
+/// The row images of a rows event as values of the table's columns
+/// (columns an image lacks are NULL; binlog columns the table no longer
+/// has are dropped). `slots` maps binlog columns to the table's.
+fn row_images(
     table: &MysqlTable,
     slots: &[Option<usize>],
-    mut row: BinlogRow,
-) -> Result<Vec<CdcValue>> {
+    tme: &TableMapEvent<'_>,
+    extractor: &OptionalMetaExtractor<'_>,
+    rows: &RowsEventData<'_>,
+) -> std::result::Result<Vec<Images>, String> {
+    let layout = ImageLayout::new(tme, extractor)?;
+    let before: Option<Vec<bool>> = rows
+        .columns_before_image()
+        .map(|b| b.iter().by_vals().collect());
+    let after: Option<Vec<bool>> = rows
+        .columns_after_image()
+        .map(|b| b.iter().by_vals().collect());
+    let mut buf = ParseBuf(rows.rows_data());
+    let mut images = Vec::new();
+    while !buf.is_empty() {
+        let before = match &before {
+            Some(present) => Some(read_image(table, slots, &layout, &mut buf, present)?),
+            None => None,
+        };
+        let after = match &after {
+            Some(present) => Some(read_image(table, slots, &layout, &mut buf, present)?),
+            None => None,
+        };
+        images.push((before, after));
+    }
+    Ok(images)
+}
+
+/// One row image of the columns `present` marks, as values of the table's
+/// columns.
+fn read_image<'b>(
+    table: &MysqlTable,
+    slots: &[Option<usize>],
+    layout: &ImageLayout<'b>,
+    buf: &mut ParseBuf<'b>,
+    present: &[bool],
+) -> std::result::Result<Vec<CdcValue>, String> {
     let mut values = vec![CdcValue::Null; table.columns.len()];
-    for (binlog_index, slot) in slots.iter().enumerate() {
-        let Some(slot) = *slot else { continue };
-        let Some(value) = row.take(binlog_index) else {
-            continue;
+    layout.read(buf, present, |i, value| {
+        let Some(slot) = slots.get(i).copied().flatten() else {
+            return Ok(());
         };
         let column = &table.columns[slot];
-        values[slot] = from_binlog(&column.kind, value)
-            .map_err(|e| table_err(&table.id, format!("column {}: {e}", column.name)))?;
-    }
+        values[slot] =
+            from_binlog(&column.kind, value).map_err(|e| format!("column {}: {e}", column.name))?;
+        Ok(())
+    })?;
     Ok(values)
+}
+
+/// [`row_images`] of a MySQL PARTIAL_UPDATE_ROWS event, through
+/// mysql_common's `BinlogRow`.
+fn images_of_partial_update(
+    table: &MysqlTable,
+    slots: &[Option<usize>],
+    tme: &TableMapEvent<'_>,
+    rows: &RowsEventData<'_>,
+) -> std::result::Result<Vec<Images>, String> {
+    let image = |row: Option<BinlogRow>| -> std::result::Result<Option<Vec<CdcValue>>, String> {
+        let Some(mut row) = row else {
+            return Ok(None);
+        };
+        let mut values = vec![CdcValue::Null; table.columns.len()];
+        for (binlog_index, slot) in slots.iter().enumerate() {
+            let Some(slot) = *slot else { continue };
+            let Some(value) = row.take(binlog_index) else {
+                continue;
+            };
+            let column = &table.columns[slot];
+            values[slot] = from_binlog(&column.kind, value)
+                .map_err(|e| format!("column {}: {e}", column.name))?;
+        }
+        Ok(Some(values))
+    };
+    rows.rows(tme)
+        .map(|row| {
+            let (before, after) = row.map_err(|e| e.to_string())?;
+            Ok((image(before)?, image(after)?))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@
 mod binlog;
 pub mod gtid_set;
 pub mod position;
+mod row_image;
 mod schema;
 mod snapshot;
 pub mod types;

@@ -8,7 +8,7 @@ use mysql_async::{Conn, Row, Value};
 
 use super::position::GtidSet;
 use super::schema::{read_tables, MysqlTable};
-use super::types::{from_text, ColumnKind};
+use super::types::{from_binary, ColumnKind};
 use super::{emit, source_err, table_err, BinlogPosition, Events, Flavor, MysqlConfig};
 use crate::error::Result;
 use crate::event::SourceEvent;
@@ -218,7 +218,7 @@ fn quote(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
-/// Whether a column's text-protocol value is its value as text.
+/// Whether a column's value arrives as its text, to be copied as it is.
 fn is_text(kind: &ColumnKind) -> bool {
     matches!(
         kind,
@@ -255,8 +255,11 @@ async fn copy_table(conn: &mut Conn, table: &MysqlTable, tx: Events<'_>) -> Resu
         quote(&table.id.database),
         quote(&table.id.table)
     );
+    // The binary protocol (a prepared statement): numbers, dates and times
+    // arrive as numbers, which neither the server nor we format or parse
+    // as text, and hold no buffer of their own per value.
     let mut result = conn
-        .query_iter(sql)
+        .exec_iter(sql, ())
         .await
         .map_err(|e| table_err(&table.id, format!("snapshot read: {e}")))?;
     let mut rows = 0u64;
@@ -273,10 +276,7 @@ async fn copy_table(conn: &mut Conn, table: &MysqlTable, tx: Events<'_>) -> Resu
                 Some(Value::Bytes(bytes)) if is_text(&column.kind) => {
                     batch.push_str(i, &String::from_utf8_lossy(&bytes))
                 }
-                Some(Value::Bytes(bytes)) => {
-                    from_text(&column.kind, &bytes).and_then(|v| batch.push(i, v))
-                }
-                Some(other) => Err(format!("unexpected value {other:?}")),
+                Some(value) => from_binary(&column.kind, value).and_then(|v| batch.push(i, v)),
             };
             pushed.map_err(|e| table_err(&table.id, format!("column {}: {e}", column.name)))?;
         }

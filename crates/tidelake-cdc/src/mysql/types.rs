@@ -1,5 +1,6 @@
 //! MySQL/MariaDB column types mapped to Paimon's, and values decoded into
-//! [`CdcValue`]s from the text protocol (initial snapshot) and the binlog.
+//! [`CdcValue`]s from the binary protocol (initial snapshot), from text
+//! (strings and decimals there, and JSON messages) and from the binlog.
 //!
 //! The mapping follows Paimon's defaults for MySQL sources: TINYINT(1) and
 //! BIT(1) are BOOLEAN; unsigned integers widen one step (BIGINT UNSIGNED is
@@ -192,8 +193,8 @@ pub fn parse_members(column_type: &str) -> Vec<String> {
     members
 }
 
-/// Decodes a text-protocol value (the snapshot's `SELECT`, session time
-/// zone UTC).
+/// Decodes a value from its text (as the server prints it, session time
+/// zone UTC): the snapshot's strings and decimals, and JSON messages.
 pub fn from_text(kind: &ColumnKind, text: &[u8]) -> Result<CdcValue, String> {
     let s = || String::from_utf8_lossy(text);
     let parse_err = |what: &str| format!("cannot read {:?} as {what}", s());
@@ -261,6 +262,47 @@ pub fn from_text(kind: &ColumnKind, text: &[u8]) -> Result<CdcValue, String> {
         }
         ColumnKind::Time => CdcValue::Time(parse_time(&s()).ok_or_else(|| parse_err("a time"))?),
     })
+}
+
+/// Decodes a binary-protocol value (the snapshot's prepared `SELECT`,
+/// session time zone UTC). Numbers, dates and times arrive as numbers, so
+/// only strings, decimals and bits are read from text.
+pub fn from_binary(kind: &ColumnKind, value: Value) -> Result<CdcValue, String> {
+    Ok(match (kind, value) {
+        (_, Value::NULL) => CdcValue::Null,
+        // An instant read in UTC; zero is MySQL's zero timestamp.
+        (ColumnKind::Timestamp, Value::Date(y, mo, d, h, mi, s, us)) => {
+            match date_time_micros(y, mo, d, h, mi, s, us)? {
+                Some(micros) => CdcValue::TimestampUtc(micros),
+                None => CdcValue::Null,
+            }
+        }
+        (ColumnKind::Year, Value::Int(year)) => CdcValue::Int(year),
+        (ColumnKind::Year, Value::UInt(year)) => CdcValue::Int(year as i64),
+        // Text (a SET's members are comma-separated here, not a bit mask).
+        (kind, Value::Bytes(bytes)) => from_text(kind, &bytes)?,
+        (kind, value) => from_binlog(kind, BinlogValue::Value(value))?,
+    })
+}
+
+/// Microseconds since the epoch of a wall-clock date and time; `None` for
+/// a zero date.
+fn date_time_micros(
+    y: u16,
+    mo: u8,
+    d: u8,
+    h: u8,
+    mi: u8,
+    s: u8,
+    us: u32,
+) -> Result<Option<i64>, String> {
+    let Some(date) = NaiveDate::from_ymd_opt(y as i32, mo as u32, d as u32) else {
+        return Ok(None);
+    };
+    let Some(at) = date.and_hms_micro_opt(h as u32, mi as u32, s as u32, us) else {
+        return Err(format!("invalid time of day {h}:{mi}:{s}.{us}"));
+    };
+    Ok(Some(at.and_utc().timestamp_micros()))
 }
 
 /// A MySQL binary JSON value as MySQL prints it (what the snapshot reads):
@@ -350,17 +392,16 @@ pub fn from_binlog(kind: &ColumnKind, value: BinlogValue<'_>) -> Result<CdcValue
                 .collect();
             CdcValue::Array(chosen)
         }
-        (ColumnKind::Date | ColumnKind::DateTime, Value::Date(y, mo, d, h, mi, s, us)) => {
-            let Some(date) = NaiveDate::from_ymd_opt(y as i32, mo as u32, d as u32) else {
-                return Ok(CdcValue::Null); // zero date
-            };
-            if *kind == ColumnKind::Date {
-                CdcValue::Date(days_since_epoch(date))
-            } else {
-                let Some(ts) = date.and_hms_micro_opt(h as u32, mi as u32, s as u32, us) else {
-                    return Err(format!("invalid time of day {h}:{mi}:{s}.{us}"));
-                };
-                CdcValue::Timestamp(ts.and_utc().timestamp_micros())
+        (ColumnKind::Date, Value::Date(y, mo, d, ..)) => {
+            match NaiveDate::from_ymd_opt(y as i32, mo as u32, d as u32) {
+                Some(date) => CdcValue::Date(days_since_epoch(date)),
+                None => CdcValue::Null, // zero date
+            }
+        }
+        (ColumnKind::DateTime, Value::Date(y, mo, d, h, mi, s, us)) => {
+            match date_time_micros(y, mo, d, h, mi, s, us)? {
+                Some(micros) => CdcValue::Timestamp(micros),
+                None => CdcValue::Null, // zero date
             }
         }
         (ColumnKind::Timestamp, Value::Int(0)) => CdcValue::Null,
@@ -419,16 +460,67 @@ fn is_zero_date(text: &str) -> bool {
 }
 
 fn parse_date(text: &str) -> Option<i32> {
-    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+    let text = text.trim();
+    if let Some(date) = fixed_date(text.as_bytes()).filter(|_| text.len() == 10) {
+        return Some(days_since_epoch(date));
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .ok()
         .map(days_since_epoch)
 }
 
 fn parse_datetime(text: &str) -> Option<i64> {
     let text = text.trim();
+    if let Some(micros) = fixed_datetime(text.as_bytes()) {
+        return Some(micros);
+    }
     NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f")
         .ok()
         .map(|t| t.and_utc().timestamp_micros())
+}
+
+/// The decimal number `bytes` spells, all ASCII digits.
+fn digits(bytes: &[u8]) -> Option<u32> {
+    bytes.iter().try_fold(0u32, |n, b| {
+        b.is_ascii_digit()
+            .then(|| n.wrapping_mul(10) + u32::from(b - b'0'))
+    })
+}
+
+/// `YYYY-MM-DD` at the start of `text`, the layout the server prints, read
+/// without a format string: a copy reads millions, and chrono's
+/// `parse_from_str` costs several times more. `None` for anything else
+/// (zero dates among them), which the general parser then judges.
+fn fixed_date(text: &[u8]) -> Option<NaiveDate> {
+    if text.len() < 10 || text[4] != b'-' || text[7] != b'-' {
+        return None;
+    }
+    let year = digits(&text[0..4])?;
+    NaiveDate::from_ymd_opt(year as i32, digits(&text[5..7])?, digits(&text[8..10])?)
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.f{1,6}]` in microseconds since the epoch (see
+/// [`fixed_date`]).
+fn fixed_datetime(text: &[u8]) -> Option<i64> {
+    let date = fixed_date(text)?;
+    let time = text.get(10..)?;
+    if time.len() < 9 || time[0] != b' ' || time[3] != b':' || time[6] != b':' {
+        return None;
+    }
+    let (hour, minute, second) = (
+        digits(&time[1..3])?,
+        digits(&time[4..6])?,
+        digits(&time[7..9])?,
+    );
+    let micros = match &time[9..] {
+        [] => 0,
+        [b'.', fraction @ ..] if (1..=6).contains(&fraction.len()) => {
+            digits(fraction)? * 10u32.pow(6 - fraction.len() as u32)
+        }
+        _ => return None,
+    };
+    let at = date.and_hms_micro_opt(hour, minute, second, micros)?;
+    Some(at.and_utc().timestamp_micros())
 }
 
 /// `[-]HHH:MM:SS[.ffffff]` in microseconds.
@@ -525,6 +617,46 @@ mod tests {
             Ok(CdcValue::Null)
         );
         assert_eq!(parse_epoch_micros("12.5"), Some(12_500_000));
+    }
+
+    #[test]
+    fn fixed_layout_dates_agree_with_the_general_parser() {
+        let general = |text: &str| {
+            NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f")
+                .ok()
+                .map(|t| t.and_utc().timestamp_micros())
+        };
+        for text in [
+            "1970-01-01 00:00:00",
+            "2024-03-01 12:34:56.5",
+            "2024-02-29 23:59:59.999999",
+            "1000-01-01 00:00:00.000001",
+            "9999-12-31 23:59:59.12",
+        ] {
+            assert_eq!(fixed_datetime(text.as_bytes()), general(text), "{text}");
+            assert!(general(text).is_some(), "{text}");
+        }
+        // Not the fixed layout, or not a date: left to the general parser.
+        for text in [
+            "2023-02-29 00:00:00",
+            "0000-00-00 00:00:00",
+            "2024-03-01 24:00:00",
+            "2024-03-01T12:00:00",
+            "2024-03-01 12:00:00.1234567",
+            "2024-3-01 12:00:00",
+            "+024-03-01 12:00:00",
+        ] {
+            assert_eq!(fixed_datetime(text.as_bytes()), None, "{text}");
+        }
+        assert_eq!(
+            parse_datetime(" 2024-03-01 00:00:01 "),
+            Some(1_709_251_201_000_000)
+        );
+        assert_eq!(parse_date("2024-03-01"), Some(19_783));
+        assert_eq!(
+            from_text(&ColumnKind::DateTime, b"0000-00-00 00:00:00"),
+            Ok(CdcValue::Null)
+        );
     }
 
     #[test]
