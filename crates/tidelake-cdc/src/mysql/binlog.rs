@@ -14,7 +14,7 @@ use mysql_common::io::ParseBuf;
 use mysql_common::packets::{GnoInterval, Sid, Tag};
 
 use super::position::{Gtid, GtidSet, MysqlGtid, TransactionGtid};
-use super::row_image::ImageLayout;
+use super::row_image::{ImageColumns, ImageLayout};
 use super::schema::{read_tables, MysqlTable};
 use super::types::from_binlog;
 use super::{connect, emit, source_err, table_err, BinlogPosition, Events, Flavor, MysqlConfig};
@@ -601,21 +601,21 @@ fn row_images(
     rows: &RowsEventData<'_>,
 ) -> std::result::Result<Vec<Images>, String> {
     let layout = ImageLayout::new(tme, extractor)?;
-    let before: Option<Vec<bool>> = rows
+    let before = rows
         .columns_before_image()
-        .map(|b| b.iter().by_vals().collect());
-    let after: Option<Vec<bool>> = rows
+        .map(|b| ImageColumns::new(b.iter().by_vals()));
+    let after = rows
         .columns_after_image()
-        .map(|b| b.iter().by_vals().collect());
+        .map(|b| ImageColumns::new(b.iter().by_vals()));
     let mut buf = ParseBuf(rows.rows_data());
     let mut images = Vec::new();
     while !buf.is_empty() {
         let before = match &before {
-            Some(present) => Some(read_image(table, slots, &layout, &mut buf, present)?),
+            Some(image) => Some(read_image(table, slots, &layout, &mut buf, image)?),
             None => None,
         };
         let after = match &after {
-            Some(present) => Some(read_image(table, slots, &layout, &mut buf, present)?),
+            Some(image) => Some(read_image(table, slots, &layout, &mut buf, image)?),
             None => None,
         };
         images.push((before, after));
@@ -623,17 +623,17 @@ fn row_images(
     Ok(images)
 }
 
-/// One row image of the columns `present` marks, as values of the table's
+/// One row image of the columns `image` marks, as values of the table's
 /// columns.
 fn read_image<'b>(
     table: &MysqlTable,
     slots: &[Option<usize>],
     layout: &ImageLayout<'b>,
     buf: &mut ParseBuf<'b>,
-    present: &[bool],
+    image: &ImageColumns,
 ) -> std::result::Result<Vec<CdcValue>, String> {
     let mut values = vec![CdcValue::Null; table.columns.len()];
-    layout.read(buf, present, |i, value| {
+    layout.read(buf, image, |i, value| {
         let Some(slot) = slots.get(i).copied().flatten() else {
             return Ok(());
         };

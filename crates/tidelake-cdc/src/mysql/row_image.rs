@@ -20,6 +20,21 @@ struct ColumnCodec<'a> {
     unsigned: bool,
 }
 
+/// The columns a rows event's images hold (one of its two bitmaps), with
+/// their count: the size of each image's NULL bitmap.
+pub(crate) struct ImageColumns {
+    present: Vec<bool>,
+    count: usize,
+}
+
+impl ImageColumns {
+    pub fn new(bits: impl IntoIterator<Item = bool>) -> ImageColumns {
+        let present: Vec<bool> = bits.into_iter().collect();
+        let count = present.iter().filter(|p| **p).count();
+        ImageColumns { present, count }
+    }
+}
+
 /// How the values of a table's row images are laid out and read.
 pub(crate) struct ImageLayout<'a> {
     columns: Vec<ColumnCodec<'a>>,
@@ -52,22 +67,21 @@ impl<'a> ImageLayout<'a> {
         Ok(ImageLayout { columns })
     }
 
-    /// Reads one row image of the columns `present` marks from `buf`: its
+    /// Reads one row image of the columns `image` marks from `buf`: its
     /// NULL bitmap, then each non-NULL value, handed to `each` with the
     /// binlog column's index (NULLs are not handed on).
     pub fn read(
         &self,
         buf: &mut ParseBuf<'a>,
-        present: &[bool],
+        image: &ImageColumns,
         mut each: impl FnMut(usize, BinlogValue<'a>) -> Result<(), String>,
     ) -> Result<(), String> {
-        let in_image = present.iter().filter(|p| **p).count();
         let nulls = buf
-            .checked_eat(in_image.div_ceil(8))
+            .checked_eat(image.count.div_ceil(8))
             .ok_or("a row image ends inside its NULL bitmap")?;
         let mut image_index = 0;
         for (i, column) in self.columns.iter().enumerate() {
-            if !present.get(i).copied().unwrap_or(false) {
+            if !image.present.get(i).copied().unwrap_or(false) {
                 continue;
             }
             let is_null = nulls[image_index / 8] & (1 << (image_index % 8)) != 0;

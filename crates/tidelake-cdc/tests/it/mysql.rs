@@ -198,6 +198,26 @@ async fn mysql_streams_inserts_updates_deletes_and_resumes_without_loss_or_dupli
     assert!(resumed_from.0.starts_with("gtid=0-1-"), "{resumed_from}");
 }
 
+/// A fresh `db.t (id, v, s)` on `server` and a source past its (empty)
+/// copy: the connection, the source and the copy's position.
+pub async fn streaming_empty_table(
+    server: &str,
+    db: &str,
+    server_id: u32,
+) -> (Conn, MysqlSource, SourcePosition) {
+    let conn = fresh_database_on(
+        server,
+        db,
+        &["CREATE TABLE t (id INT PRIMARY KEY, v INT, s VARCHAR(20))"],
+    )
+    .await;
+    let mut src = source_on(server, db, server_id, StartMode::SnapshotThenStream).await;
+    let copy = read_until(&mut src, |e| commit_position(e).is_some()).await;
+    assert_eq!(changes(&copy), vec![]);
+    let at = commit_position(copy.last().unwrap()).unwrap();
+    (conn, src, at)
+}
+
 /// Inserts, updates and deletes streamed as such, one commit each source
 /// transaction; a second source resumed from the second commit's position
 /// delivers the third transaction again, exactly, then what came after.
@@ -207,15 +227,7 @@ pub async fn streams_and_resumes_without_loss_or_duplicate(
     server_id: u32,
 ) -> SourcePosition {
     let db = "cdc_it_stream";
-    let mut conn = fresh_database_on(
-        server,
-        db,
-        &["CREATE TABLE t (id INT PRIMARY KEY, v INT, s VARCHAR(20))"],
-    )
-    .await;
-    let mut first = source_on(server, db, server_id, StartMode::SnapshotThenStream).await;
-    let snapshot = read_until(&mut first, |e| commit_position(e).is_some()).await;
-    assert_eq!(changes(&snapshot), vec![]);
+    let (mut conn, mut first, _) = streaming_empty_table(server, db, server_id).await;
     conn.query_drop("INSERT INTO t VALUES (1, 10, 'a')")
         .await
         .unwrap();

@@ -13,13 +13,13 @@ use std::fs::File;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use tidelake_cdc::event::{ChangeKind, SourceEvent, SourcePosition};
-use tidelake_cdc::mysql::{BinlogPosition, MysqlSource, StartMode};
+use tidelake_cdc::mysql::{BinlogPosition, StartMode};
 use tidelake_cdc::ChangeSource;
 
 use crate::events::{is_change_of, read_until};
 use crate::mysql::{
     changes, commit_position, fresh_database_on, int, resume_at,
-    snapshot_under_concurrent_writes_equals_source, source_on,
+    snapshot_under_concurrent_writes_equals_source, source_on, streaming_empty_table,
     streams_and_resumes_without_loss_or_duplicate, type_mapping_golden,
 };
 use crate::mysql_sink::through_the_sink_snapshot_stream_and_restart;
@@ -48,21 +48,6 @@ async fn end_binlog_dumps(conn: &mut Conn) {
         // A dump may end by itself meanwhile.
         let _ = conn.query_drop(format!("KILL {id}")).await;
     }
-}
-
-/// A fresh `db.t (id, v, s)` and a source past its (empty) copy: the
-/// connection, the source and the copy's position.
-async fn streaming_empty_table(db: &str, server_id: u32) -> (Conn, MysqlSource, SourcePosition) {
-    let conn = fresh_database_on(
-        MYSQL,
-        db,
-        &["CREATE TABLE t (id INT PRIMARY KEY, v INT, s VARCHAR(20))"],
-    )
-    .await;
-    let mut src = source_on(MYSQL, db, server_id, StartMode::SnapshotThenStream).await;
-    let copy = read_until(&mut src, |e| commit_position(e).is_some()).await;
-    let at = commit_position(copy.last().unwrap()).unwrap();
-    (conn, src, at)
 }
 
 /// The error a source resumed from `position` (for table `t`) stops with.
@@ -133,7 +118,7 @@ async fn mysql9_through_the_sink_snapshot_stream_and_restart() {
 async fn mysql9_resumes_by_gtid_set_after_binlogs_are_purged() {
     let Some(_lock) = mysql().await else { return };
     let db = "cdc_it_purge";
-    let (mut conn, mut src, snapshot_at) = streaming_empty_table(db, 93_041).await;
+    let (mut conn, mut src, snapshot_at) = streaming_empty_table(MYSQL, db, 93_041).await;
     for sql in [
         "INSERT INTO t VALUES (1, 1, 'one')",
         "FLUSH BINARY LOGS",
@@ -244,7 +229,7 @@ async fn mysql9_refuses_positions_of_the_other_flavour() {
 async fn mysql9_resumes_a_file_and_offset_position_and_learns_the_gtid_set() {
     let Some(_lock) = mysql().await else { return };
     let db = "cdc_it_learn";
-    let (mut conn, mut src, _) = streaming_empty_table(db, 93_061).await;
+    let (mut conn, mut src, _) = streaming_empty_table(MYSQL, db, 93_061).await;
     conn.query_drop("INSERT INTO t VALUES (1, 1, 'one')")
         .await
         .unwrap();
@@ -284,7 +269,7 @@ async fn mysql9_resumes_a_file_and_offset_position_and_learns_the_gtid_set() {
 async fn mysql9_reads_compressed_transactions() {
     let Some(_lock) = mysql().await else { return };
     let db = "cdc_it_compressed";
-    let (mut conn, mut src, _) = streaming_empty_table(db, 93_071).await;
+    let (mut conn, mut src, _) = streaming_empty_table(MYSQL, db, 93_071).await;
     conn.query_drop("SET SESSION binlog_transaction_compression = ON")
         .await
         .unwrap();
@@ -314,7 +299,7 @@ async fn mysql9_reads_compressed_transactions() {
 async fn mysql9_tagged_gtids_are_tracked_and_resumed_from() {
     let Some(_lock) = mysql().await else { return };
     let db = "cdc_it_tagged";
-    let (mut conn, mut src, _) = streaming_empty_table(db, 93_081).await;
+    let (mut conn, mut src, _) = streaming_empty_table(MYSQL, db, 93_081).await;
     for sql in [
         "SET gtid_next = 'AUTOMATIC:tl_tag'",
         "INSERT INTO t VALUES (1, 1, 'one')",

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts};
+use mysql_async::Conn;
 use tidelake_cdc::mysql::{MysqlConfig, MysqlSource, StartMode};
 use tidelake_cdc::{CdcError, Pipeline, RunEnd, SinkConfig};
 use tidelake_engine::{Catalog, Identifier};
@@ -146,22 +146,15 @@ pub async fn through_the_sink_snapshot_stream_and_restart(server: &str, server_i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_large_transaction_ends_equal() {
     const LARGE_DB: &str = "cdc_it_large";
-    let mut conn = Conn::new(Opts::from_url("mysql://root@127.0.0.1:3306").unwrap())
-        .await
-        .unwrap();
-    conn.query_drop(format!("DROP DATABASE IF EXISTS {LARGE_DB}"))
-        .await
-        .unwrap();
-    conn.query_drop(format!("CREATE DATABASE {LARGE_DB}"))
-        .await
-        .unwrap();
-    conn.query_drop(format!("USE {LARGE_DB}")).await.unwrap();
-    conn.query_drop("CREATE TABLE items (id INT PRIMARY KEY, v VARCHAR(40), n BIGINT)")
-        .await
-        .unwrap();
-    conn.query_drop("INSERT INTO items SELECT seq, MD5(seq), seq * 10 FROM seq_1_to_200000")
-        .await
-        .unwrap();
+    let mut conn = fresh_database_on(
+        MARIADB,
+        LARGE_DB,
+        &[
+            "CREATE TABLE items (id INT PRIMARY KEY, v VARCHAR(40), n BIGINT)",
+            "INSERT INTO items SELECT seq, MD5(seq), seq * 10 FROM seq_1_to_200000",
+        ],
+    )
+    .await;
     let dir = KeptOnFailure::new("cdc-mysql-large");
     let catalog = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
     let running = start_on(&catalog, LARGE_DB, 92_011).await;
@@ -189,24 +182,17 @@ async fn mysql_large_transaction_ends_equal() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_table_never_committed_is_copied_again_on_resume() {
     const RESUME_DB: &str = "cdc_it_recopy";
-    let mut conn = Conn::new(Opts::from_url("mysql://root@127.0.0.1:3306").unwrap())
-        .await
-        .unwrap();
-    conn.query_drop(format!("DROP DATABASE IF EXISTS {RESUME_DB}"))
-        .await
-        .unwrap();
-    conn.query_drop(format!("CREATE DATABASE {RESUME_DB}"))
-        .await
-        .unwrap();
-    conn.query_drop(format!("USE {RESUME_DB}")).await.unwrap();
-    for sql in [
-        "CREATE TABLE items (id INT PRIMARY KEY, v VARCHAR(20), n BIGINT)",
-        "CREATE TABLE other (id INT PRIMARY KEY, w INT)",
-        "INSERT INTO items SELECT seq, CONCAT('v', seq), seq FROM seq_1_to_300",
-        "INSERT INTO other SELECT seq, seq FROM seq_1_to_200",
-    ] {
-        conn.query_drop(sql).await.unwrap();
-    }
+    let mut conn = fresh_database_on(
+        MARIADB,
+        RESUME_DB,
+        &[
+            "CREATE TABLE items (id INT PRIMARY KEY, v VARCHAR(20), n BIGINT)",
+            "CREATE TABLE other (id INT PRIMARY KEY, w INT)",
+            "INSERT INTO items SELECT seq, CONCAT('v', seq), seq FROM seq_1_to_300",
+            "INSERT INTO other SELECT seq, seq FROM seq_1_to_200",
+        ],
+    )
+    .await;
     let dir = KeptOnFailure::new("cdc-mysql-recopy");
     let catalog = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
     let running = start_on(&catalog, RESUME_DB, 92_021).await;
